@@ -1,0 +1,31 @@
+//! Sans-IO core of Socket Chatroom, shared by the server and every client.
+//!
+//! Nothing here opens a socket, spawns a thread or reads a clock: callers
+//! feed bytes (and, where time matters, `now`) in and act on the values that
+//! come out. That keeps every rule of the wire protocol testable in memory.
+//!
+//! # Layout
+//!
+//! - [`frame`]: length-delimited frames with a hard size limit.
+//! - [`crypto`]: the pre-shared Fernet key, the server's RSA identity and its
+//!   fingerprint, session key derivation and the sealed, sequenced frames.
+//! - [`handshake`]: the client and server handshake state machines.
+//! - [`message`]: the typed messages exchanged after the handshake, and the
+//!   rules for usernames and message text.
+//! - [`rate`]: the token bucket both ends use for the message rate.
+//! - [`error`]: the error types.
+//!
+//! The wire format is described in `docs/protocol.md` at the repository root.
+#![warn(missing_docs)]
+
+pub mod crypto;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod message;
+pub mod rate;
+
+pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
+
+/// The protocol version this build speaks. Both handshake hellos carry it.
+pub const PROTOCOL_VERSION: u16 = 1;

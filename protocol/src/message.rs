@@ -1,0 +1,392 @@
+//! Typed messages carried inside sealed frames, and the rules for names and
+//! text.
+//!
+//! Messages are JSON objects tagged by `"type"` (snake_case). Unknown types
+//! and unknown fields are decoding errors for the type and ignored for the
+//! fields, so a newer peer may add fields without breaking an older one.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Longest username, in Unicode scalar values.
+pub const MAX_USERNAME_CHARS: usize = 32;
+
+/// Identifier a client gives each chat message; strictly increasing within
+/// one session.
+pub type MessageId = u64;
+
+/// Messages from a client to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message after the handshake: who we are.
+    Login {
+        /// Protocol version the client speaks.
+        version: u16,
+        /// Requested username.
+        username: String,
+        /// The server password, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+    },
+    /// A chat message to the room.
+    Chat {
+        /// Client-chosen id, echoed in the ack or nack.
+        id: MessageId,
+        /// The text.
+        text: String,
+    },
+    /// Ask for the user list (answered with [`ServerMessage::Users`]).
+    Who,
+    /// Keepalive; answered with [`ServerMessage::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Answer to a server ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// Polite goodbye.
+    Quit,
+}
+
+/// Messages from the server to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Login accepted.
+    Welcome {
+        /// Protocol version the server speaks.
+        version: u16,
+        /// Our name as the server knows it.
+        you: String,
+        /// Everyone connected, us included, sorted case-insensitively.
+        users: Vec<String>,
+        /// The limits the client must stay inside.
+        limits: Limits,
+    },
+    /// Login refused; the server closes the connection after this.
+    Refused {
+        /// Machine-readable reason.
+        code: RefusalCode,
+        /// Human-readable reason, for the client to show verbatim.
+        reason: String,
+    },
+    /// A chat message from someone else.
+    Message {
+        /// Sender's name.
+        from: String,
+        /// The text.
+        text: String,
+        /// Server receive time, Unix milliseconds.
+        ts_ms: u64,
+    },
+    /// The message with this id was taken and handed to everyone connected.
+    Ack {
+        /// The message's id.
+        id: MessageId,
+    },
+    /// The message with this id was not taken.
+    Nack {
+        /// The message's id.
+        id: MessageId,
+        /// Why.
+        reason: NackReason,
+        /// For [`NackReason::RateLimited`]: when to try again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+        /// Human-readable detail.
+        detail: String,
+    },
+    /// Someone joined.
+    Joined {
+        /// Their name.
+        user: String,
+    },
+    /// Someone left.
+    Left {
+        /// Their name.
+        user: String,
+    },
+    /// Answer to [`ClientMessage::Who`].
+    Users {
+        /// Everyone connected, sorted case-insensitively.
+        users: Vec<String>,
+    },
+    /// Something the user should read (e.g. "you are being rate limited").
+    Notice {
+        /// The text.
+        text: String,
+    },
+    /// The client sent something the server could not understand; the
+    /// session goes on.
+    Error {
+        /// What was wrong.
+        detail: String,
+    },
+    /// Keepalive from the server.
+    Ping {
+        /// Echo it in a pong.
+        nonce: u64,
+    },
+    /// Answer to a client ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// The server is shutting down; the connection closes next. Not a kick:
+    /// a reconnecting client treats it like a lost connection.
+    Shutdown {
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// The server ends this session for cause; final.
+    Disconnect {
+        /// Why.
+        cause: DisconnectCause,
+        /// Human-readable detail.
+        detail: String,
+    },
+}
+
+/// Limits the server announces in its welcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest chat message, in UTF-8 bytes.
+    pub max_message_bytes: u32,
+    /// Sustained chat messages per second.
+    pub rate_per_sec: u32,
+    /// Messages that may be sent at once before the rate applies.
+    pub burst: u32,
+    /// Send something (a ping) at least this often, in seconds.
+    pub keepalive_secs: u32,
+    /// The server closes a session silent for this long, in seconds.
+    pub idle_timeout_secs: u32,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// Missing or wrong server password.
+    WrongPassword,
+    /// Someone has that name already (case-insensitively).
+    NameTaken,
+    /// The name breaks the rules ([`validate_username`]).
+    InvalidName,
+    /// The server is at its client limit.
+    ServerFull,
+    /// The client speaks another protocol version.
+    VersionMismatch,
+    /// The client sent something other than a login first.
+    ProtocolError,
+}
+
+/// Why a chat message was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NackReason {
+    /// Longer than the announced limit.
+    TooLarge,
+    /// Empty or holding control characters.
+    Invalid,
+    /// Over the rate; wait `retry_after_ms` and resend.
+    RateLimited,
+}
+
+/// Why the server ended a session for cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectCause {
+    /// Kept sending over the rate after being told.
+    Flooding,
+    /// Did not read fast enough; its outbound queue filled.
+    SlowReader,
+    /// Sent nothing for longer than the idle timeout.
+    IdleTimeout,
+    /// Broke the protocol.
+    ProtocolViolation,
+}
+
+/// Encodes a message for sealing.
+///
+/// # Panics
+///
+/// Never: these types always serialize.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    #[allow(clippy::expect_used)]
+    serde_json::to_vec(msg).expect("protocol messages always serialize")
+}
+
+/// Decodes a message from an opened frame.
+///
+/// # Errors
+///
+/// A description of what was wrong (invalid JSON or UTF-8, unknown type,
+/// missing field).
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// A message could not be decoded.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("undecodable message: {0}")]
+pub struct DecodeError(pub String);
+
+/// Why a username is not acceptable.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// Empty.
+    #[error("the name is empty")]
+    Empty,
+    /// Over [`MAX_USERNAME_CHARS`].
+    #[error("the name is longer than {MAX_USERNAME_CHARS} characters")]
+    TooLong,
+    /// Holds a control or bidirectional-override character.
+    #[error("the name contains a control or bidirectional-override character")]
+    ForbiddenCharacter,
+    /// Starts or ends with whitespace.
+    #[error("the name starts or ends with a space")]
+    SurroundingSpace,
+}
+
+/// Bidirectional formatting characters that can make text display in a
+/// different order than it is stored (the "Trojan Source" set) plus marks.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Checks a username: 1–32 Unicode scalar values, no control or bidi
+/// characters, no leading or trailing whitespace.
+///
+/// # Errors
+///
+/// The first rule broken.
+pub fn validate_username(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.chars().count() > MAX_USERNAME_CHARS {
+        return Err(NameError::TooLong);
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_bidi_control(c) || c == '\u{FEFF}')
+    {
+        return Err(NameError::ForbiddenCharacter);
+    }
+    if name.trim() != name {
+        return Err(NameError::SurroundingSpace);
+    }
+    Ok(())
+}
+
+/// The key under which names are compared for uniqueness.
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Why a chat text is not acceptable.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum TextError {
+    /// Longer than the limit.
+    #[error("message is {len} bytes, over the limit of {max}")]
+    TooLarge {
+        /// Its length in UTF-8 bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Empty or whitespace only.
+    #[error("message is empty")]
+    Empty,
+    /// Holds a control character other than newline or tab.
+    #[error("message contains a control character")]
+    ControlCharacter,
+}
+
+/// Checks a chat text against the size limit and content rules.
+///
+/// # Errors
+///
+/// The first rule broken.
+pub fn validate_text(text: &str, max_bytes: usize) -> Result<(), TextError> {
+    if text.len() > max_bytes {
+        return Err(TextError::TooLarge {
+            len: text.len(),
+            max: max_bytes,
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(TextError::ControlCharacter);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_rules() {
+        assert_eq!(validate_username("alice"), Ok(()));
+        assert_eq!(validate_username("Zoë 李"), Ok(()));
+        assert_eq!(validate_username(&"é".repeat(32)), Ok(()));
+        assert_eq!(validate_username(&"é".repeat(33)), Err(NameError::TooLong));
+        assert_eq!(validate_username(""), Err(NameError::Empty));
+        assert_eq!(validate_username(" bob"), Err(NameError::SurroundingSpace));
+        assert_eq!(
+            validate_username("bob\u{3000}"),
+            Err(NameError::SurroundingSpace)
+        );
+        assert_eq!(
+            validate_username("bo\x1b[31mb"),
+            Err(NameError::ForbiddenCharacter)
+        );
+        assert_eq!(
+            validate_username("admin\u{202E}nimda"),
+            Err(NameError::ForbiddenCharacter)
+        );
+        assert_eq!(name_key("ALICE"), name_key("alice"));
+    }
+
+    #[test]
+    fn texts_follow_the_rules() {
+        assert_eq!(validate_text("hi", 4), Ok(()));
+        assert_eq!(
+            validate_text("héllo", 5),
+            Err(TextError::TooLarge { len: 6, max: 5 })
+        );
+        assert_eq!(validate_text("  ", 10), Err(TextError::Empty));
+        assert_eq!(validate_text("a\x07", 10), Err(TextError::ControlCharacter));
+        assert_eq!(validate_text("two\nlines\t!", 20), Ok(()));
+    }
+
+    #[test]
+    fn messages_round_trip_and_unknown_types_fail_cleanly() {
+        let m = ClientMessage::Chat {
+            id: 7,
+            text: "hi".into(),
+        };
+        let bytes = encode(&m);
+        assert_eq!(decode::<ClientMessage>(&bytes), Ok(m));
+        assert!(decode::<ClientMessage>(br#"{"type":"teleport"}"#).is_err());
+        assert!(
+            decode::<ClientMessage>(b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xff\"}").is_err()
+        );
+        assert!(decode::<ClientMessage>(b"").is_err());
+        // Unknown fields are ignored (forward compatibility).
+        assert_eq!(
+            decode::<ClientMessage>(br#"{"type":"who","extra":1}"#),
+            Ok(ClientMessage::Who)
+        );
+    }
+}
