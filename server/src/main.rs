@@ -1,1 +1,271 @@
-fn main() {}
+//! `server`: the Socket Chatroom server.
+//!
+//! `main` only parses the command line, loads the configuration and keys,
+//! and starts the actors; see the modules for the rest:
+//!
+//! - [`config`]: the `[server]` table of `config.toml`.
+//! - [`keys`]: the key files (pre-shared key, RSA identity).
+//! - [`listener`]: accepts connections, starts sessions.
+//! - [`session`]: one actor per connection.
+//! - [`roster`]: who is here; text and presence fan-out.
+//! - [`signer`]: RSA signing on worker threads.
+//! - [`messages`]: messages between actors.
+
+mod config;
+mod keys;
+mod listener;
+mod messages;
+mod roster;
+mod session;
+mod signer;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use clap::{Parser, Subcommand};
+use protocol::message::Limits;
+use sha2::{Digest, Sha256};
+use slog::{Drain, Logger, info, o, warn};
+
+use crate::config::Config;
+use crate::listener::{Listener, StopAccepting};
+use crate::messages::ShutdownAll;
+use crate::roster::Roster;
+use crate::session::SessionConfig;
+use crate::signer::Signer;
+
+/// Socket Chatroom server: encrypted text chat over TCP.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (default: ./config.toml if it exists, else built-in defaults).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on, overriding `bind` in the file.
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<String>,
+    /// Detailed logging (same as `verbose = true`).
+    #[arg(long, short = 'v')]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new pre-shared key to the configured key file and print it.
+    GenKey,
+    /// Print the server identity's fingerprint (creating the identity if missing).
+    Fingerprint,
+}
+
+/// How `main` ends.
+enum Failure {
+    /// Usage or configuration: exit 2.
+    Config(String),
+    /// Anything at run time: exit 1.
+    Runtime(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => {
+            eprintln!("server: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn logger(verbose: bool) -> Logger {
+    let decorator = slog_term::TermDecorator::new().stderr().build();
+    let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    let level = if verbose {
+        slog::Level::Debug
+    } else {
+        slog::Level::Info
+    };
+    let drain = std::sync::Mutex::new(drain.filter_level(level)).fuse();
+    Logger::root(drain, o!())
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config_path = cli.config.clone().or_else(|| {
+        let p = PathBuf::from("config.toml");
+        p.exists().then_some(p)
+    });
+    let cfg = Config::load(config_path.as_deref(), cli.bind.as_deref(), cli.verbose)
+        .map_err(|e| Failure::Config(e.to_string()))?;
+    let key_err = |e: keys::KeyFileError| Failure::Runtime(e.to_string());
+    match cli.command {
+        Some(Command::GenKey) => {
+            let key = keys::generate_psk(&cfg.key_file).map_err(key_err)?;
+            eprintln!(
+                "server: wrote a new key to {}; restart the server to use it",
+                cfg.key_file.display()
+            );
+            println!("{key}");
+            return Ok(());
+        }
+        Some(Command::Fingerprint) => {
+            let (id, created) =
+                keys::load_or_create_identity(&cfg.identity_file).map_err(key_err)?;
+            if created {
+                eprintln!(
+                    "server: created a new identity in {}",
+                    cfg.identity_file.display()
+                );
+            }
+            println!("{}", id.fingerprint());
+            return Ok(());
+        }
+        None => {}
+    }
+
+    let log = logger(cfg.verbose);
+    let (psk, psk_created) = keys::load_or_create_psk(&cfg.key_file).map_err(key_err)?;
+    if psk_created {
+        info!(log, "created a new pre-shared key file"; "file" => %cfg.key_file.display());
+    }
+    let (identity, id_created) =
+        keys::load_or_create_identity(&cfg.identity_file).map_err(key_err)?;
+    if id_created {
+        info!(log, "created a new server identity"; "file" => %cfg.identity_file.display());
+    }
+    let std_listener = std::net::TcpListener::bind(cfg.bind)
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", cfg.bind)))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+    let local = std_listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    print_banner(
+        local,
+        &cfg,
+        config_path.as_deref(),
+        &identity.fingerprint().to_string(),
+    );
+    info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
+
+    let system = actix_rt::System::new();
+    system.block_on(serve(log, cfg, psk, identity, std_listener))
+}
+
+/// Prints where the server listens and a ready command line to join.
+fn print_banner(local: SocketAddr, cfg: &Config, config_path: Option<&Path>, fingerprint: &str) {
+    let shown = if local.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        local
+    };
+    let key_file = std::fs::canonicalize(&cfg.key_file).unwrap_or_else(|_| cfg.key_file.clone());
+    println!("Socket Chatroom server listening on {local}");
+    println!("Server identity: {fingerprint}");
+    println!("Join with (hand the key file and this fingerprint to your users):");
+    println!(
+        "  client-cli --server {shown} --key-file {} --fingerprint {fingerprint} --user YOUR_NAME",
+        key_file.display()
+    );
+    if let Some(p) = config_path {
+        println!("Configuration: {}", p.display());
+    }
+}
+
+async fn serve(
+    log: Logger,
+    cfg: Config,
+    psk: protocol::crypto::Psk,
+    identity: protocol::crypto::Identity,
+    std_listener: std::net::TcpListener,
+) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::from_std(std_listener)
+        .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let session_cfg = Arc::new(SessionConfig {
+        psk,
+        identity_der: identity.public_der().into(),
+        password_hash: cfg
+            .password
+            .as_ref()
+            .map(|p| Sha256::digest(p.as_bytes()).into()),
+        limits: Limits {
+            max_message_bytes: cfg.max_message_bytes,
+            rate_per_sec: cfg.rate_per_sec,
+            burst: cfg.rate_burst,
+            keepalive_secs: cfg.keepalive.as_secs() as u32,
+            idle_timeout_secs: cfg.idle_timeout.as_secs() as u32,
+        },
+        max_frame: cfg.max_frame_bytes as usize,
+        handshake_timeout: cfg.handshake_timeout,
+        idle_timeout: cfg.idle_timeout,
+        write_timeout: cfg.write_timeout,
+        flood_limit: cfg.flood_limit,
+        outbound_queue: cfg.outbound_queue as usize,
+        shutdown: shutdown_rx,
+    });
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
+    let roster = Roster::new(log.new(o!("actor" => "roster")), cfg.max_clients as usize).start();
+    let workers: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
+    let open = Arc::new(AtomicUsize::new(0));
+    let listener = Listener::new(
+        log.clone(),
+        listener,
+        session_cfg,
+        roster.clone(),
+        signer,
+        workers.clone(),
+        cfg.max_handshakes as usize,
+        open.clone(),
+    )
+    .start();
+
+    wait_for_signal(&log).await?;
+
+    listener.do_send(StopAccepting);
+    let told = roster
+        .send(ShutdownAll {
+            reason: "the server is shutting down".into(),
+        })
+        .await
+        .unwrap_or(0);
+    let _ = shutdown_tx.send(true);
+    info!(log, "shutting down"; "users_told" => told);
+    let deadline = Instant::now() + cfg.shutdown_grace;
+    while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = open.load(Ordering::SeqCst);
+    if left > 0 {
+        warn!(log, "connections still open at the shutdown deadline"; "count" => left);
+    }
+    for w in workers {
+        w.stop();
+    }
+    info!(log, "stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(log: &Logger) -> Result<(), Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Failure::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Failure::Runtime(format!("cannot watch SIGINT: {e}")))?;
+    tokio::select! {
+        _ = term.recv() => info!(log, "SIGTERM received"),
+        _ = int.recv() => info!(log, "SIGINT received"),
+    }
+    Ok(())
+}

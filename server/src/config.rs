@@ -1,0 +1,326 @@
+//! Server configuration: the `[server]` table of `config.toml`, validated.
+//!
+//! Precedence: built-in defaults < the file < command-line flags. Relative
+//! paths in the file resolve against the file's own directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration problem, phrased as one line naming the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped key.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong (names the key).
+        message: String,
+    },
+    /// A key has a value out of range.
+    #[error("{path}: server.{key}: {problem}")]
+    Invalid {
+        /// The file (or `--bind` for the flag).
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    /// The client's section; the server ignores it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    client: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    bind: Option<String>,
+    key_file: Option<PathBuf>,
+    identity_file: Option<PathBuf>,
+    password: Option<String>,
+    verbose: Option<bool>,
+    max_clients: Option<u32>,
+    max_handshakes: Option<u32>,
+    max_frame_bytes: Option<u32>,
+    max_message_bytes: Option<u32>,
+    handshake_timeout_secs: Option<u32>,
+    keepalive_secs: Option<u32>,
+    idle_timeout_secs: Option<u32>,
+    rate_per_sec: Option<u32>,
+    rate_burst: Option<u32>,
+    flood_limit: Option<u32>,
+    outbound_queue: Option<u32>,
+    write_timeout_secs: Option<u32>,
+    shutdown_grace_secs: Option<u32>,
+}
+
+/// The validated server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address and port for TCP.
+    pub bind: SocketAddr,
+    /// File holding the pre-shared Fernet key (created 0600 if missing).
+    pub key_file: PathBuf,
+    /// File holding the RSA identity key (created 0600 if missing).
+    pub identity_file: PathBuf,
+    /// Optional server password.
+    pub password: Option<String>,
+    /// Detailed logging.
+    pub verbose: bool,
+    /// Most users logged in at once.
+    pub max_clients: u32,
+    /// Most connections still in the handshake or login at once.
+    pub max_handshakes: u32,
+    /// Largest frame accepted, in bytes.
+    pub max_frame_bytes: u32,
+    /// Longest chat message, in UTF-8 bytes.
+    pub max_message_bytes: u32,
+    /// Time allowed from connect to login.
+    pub handshake_timeout: Duration,
+    /// Interval at which clients must send something.
+    pub keepalive: Duration,
+    /// Silence after which a session is closed.
+    pub idle_timeout: Duration,
+    /// Sustained messages per second per client.
+    pub rate_per_sec: u32,
+    /// Burst allowance per client.
+    pub rate_burst: u32,
+    /// Rate-limited messages within 10 s after which a client is disconnected.
+    pub flood_limit: u32,
+    /// Frames queued per client before it counts as a hopelessly slow reader.
+    pub outbound_queue: u32,
+    /// A write to a client stalled this long ends the session.
+    pub write_timeout: Duration,
+    /// How long shutdown waits for clients to be told and closed.
+    pub shutdown_grace: Duration,
+}
+
+/// Default TCP port.
+pub const DEFAULT_PORT: u16 = 7878;
+
+impl Config {
+    /// Loads `path` (or the defaults when `None`), then applies the flags.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the file, key and problem.
+    pub fn load(
+        path: Option<&Path>,
+        bind_flag: Option<&str>,
+        verbose_flag: bool,
+    ) -> Result<Self, ConfigError> {
+        let (raw, base, shown) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let raw: RawFile = toml::from_str(&text).map_err(|e| {
+                    let line = e.span().map_or(1, |s| {
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    });
+                    ConfigError::Parse {
+                        path: p.to_owned(),
+                        line,
+                        message: e.message().trim().to_owned(),
+                    }
+                })?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (raw, base, p.display().to_string())
+            }
+            None => (
+                RawFile::default(),
+                PathBuf::from("."),
+                "defaults".to_owned(),
+            ),
+        };
+        let s = raw.server;
+        let invalid = |key, problem: String| ConfigError::Invalid {
+            path: shown.clone(),
+            key,
+            problem,
+        };
+        let range = |key: &'static str, v: Option<u32>, default: u32, lo: u32, hi: u32| {
+            let v = v.unwrap_or(default);
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(key, format!("{v} is out of range {lo}..={hi}")))
+            }
+        };
+        let bind_text = bind_flag
+            .map(str::to_owned)
+            .or(s.bind)
+            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_PORT}"));
+        let bind: SocketAddr = bind_text.parse().map_err(|_| {
+            let key = "bind";
+            let where_ = if bind_flag.is_some() {
+                "--bind".to_owned()
+            } else {
+                shown.clone()
+            };
+            ConfigError::Invalid {
+                path: where_,
+                key,
+                problem: format!("{bind_text:?} is not IP:PORT (e.g. 0.0.0.0:{DEFAULT_PORT})"),
+            }
+        })?;
+        let resolve = |p: Option<PathBuf>, default: &str| {
+            let p = p.unwrap_or_else(|| PathBuf::from(default));
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        let password = match s.password {
+            Some(p) if p.is_empty() => None,
+            Some(p) if p.len() > 1024 => {
+                return Err(invalid("password", "longer than 1024 bytes".into()));
+            }
+            other => other,
+        };
+        let keepalive = range("keepalive_secs", s.keepalive_secs, 20, 1, 3600)?;
+        let idle = range("idle_timeout_secs", s.idle_timeout_secs, 60, 2, 86_400)?;
+        if idle <= keepalive {
+            return Err(invalid(
+                "idle_timeout_secs",
+                format!("{idle} must be greater than keepalive_secs ({keepalive})"),
+            ));
+        }
+        let max_frame = range(
+            "max_frame_bytes",
+            s.max_frame_bytes,
+            64 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        )?;
+        let max_message = range(
+            "max_message_bytes",
+            s.max_message_bytes,
+            4096,
+            1,
+            1024 * 1024,
+        )?;
+        // A sealed frame is base64 of (header + message + JSON), about 4/3 + 120 bytes.
+        if u64::from(max_message) * 2 + 512 > u64::from(max_frame) {
+            return Err(invalid(
+                "max_message_bytes",
+                format!(
+                    "{max_message} needs max_frame_bytes of at least {}",
+                    max_message * 2 + 512
+                ),
+            ));
+        }
+        Ok(Self {
+            bind,
+            key_file: resolve(s.key_file, "server.key"),
+            identity_file: resolve(s.identity_file, "server_identity.pem"),
+            password,
+            verbose: verbose_flag || s.verbose.unwrap_or(false),
+            max_clients: range("max_clients", s.max_clients, 1000, 1, 1_000_000)?,
+            max_handshakes: range("max_handshakes", s.max_handshakes, 256, 1, 1_000_000)?,
+            max_frame_bytes: max_frame,
+            max_message_bytes: max_message,
+            handshake_timeout: Duration::from_secs(
+                range(
+                    "handshake_timeout_secs",
+                    s.handshake_timeout_secs,
+                    10,
+                    1,
+                    600,
+                )?
+                .into(),
+            ),
+            keepalive: Duration::from_secs(keepalive.into()),
+            idle_timeout: Duration::from_secs(idle.into()),
+            rate_per_sec: range("rate_per_sec", s.rate_per_sec, 10, 1, 100_000)?,
+            rate_burst: range("rate_burst", s.rate_burst, 20, 1, 100_000)?,
+            flood_limit: range("flood_limit", s.flood_limit, 50, 1, 1_000_000)?,
+            outbound_queue: range("outbound_queue", s.outbound_queue, 1024, 16, 1_000_000)?,
+            write_timeout: Duration::from_secs(
+                range("write_timeout_secs", s.write_timeout_secs, 15, 1, 600)?.into(),
+            ),
+            shutdown_grace: Duration::from_secs(
+                range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into(),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, text).expect("write");
+        Config::load(Some(&p), None, false)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[server]\nkey_file = \"keys/k\"\n[client]\nuser = \"x\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&p), Some("127.0.0.1:0"), true).expect("valid");
+        assert_eq!(c.key_file, dir.path().join("keys/k"));
+        assert_eq!(c.identity_file, dir.path().join("server_identity.pem"));
+        assert_eq!(c.bind.to_string(), "127.0.0.1:0");
+        assert!(c.verbose);
+        assert_eq!(c.max_message_bytes, 4096);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load("[server]\nmax_clients = 0\n")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            e.contains("server.max_clients") && e.contains("out of range"),
+            "{e}"
+        );
+        let e = load("[server]\nmax_cleints = 5\n")
+            .expect_err("unknown")
+            .to_string();
+        assert!(e.contains("max_cleints") && e.contains(":2:"), "{e}");
+        let e = load("[server]\nbind = \"nowhere\"\n")
+            .expect_err("bad bind")
+            .to_string();
+        assert!(e.contains("server.bind"), "{e}");
+        let e = load("[server]\nkeepalive_secs = 30\nidle_timeout_secs = 30\n")
+            .expect_err("idle")
+            .to_string();
+        assert!(e.contains("idle_timeout_secs"), "{e}");
+        assert!(
+            !load("[server\n")
+                .expect_err("syntax")
+                .to_string()
+                .contains('\n')
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! The `Listener` actor: accepts TCP connections and starts one `Session`
+//! per connection on a pool of worker arbiters (one per core), capping the
+//! connections still in the handshake.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use slog::{Logger, debug, warn};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::roster::Roster;
+use crate::session::{CountGuard, Session, SessionConfig};
+use crate::signer::Signer;
+
+/// Accepts connections.
+pub struct Listener {
+    log: Logger,
+    listener: Option<TcpListener>,
+    cfg: Arc<SessionConfig>,
+    roster: Addr<Roster>,
+    signer: Addr<Signer>,
+    workers: Vec<ArbiterHandle>,
+    next_worker: usize,
+    next_id: u64,
+    max_handshakes: usize,
+    pending: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("next_id", &self.next_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    /// A listener on an already bound socket.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        log: Logger,
+        listener: TcpListener,
+        cfg: Arc<SessionConfig>,
+        roster: Addr<Roster>,
+        signer: Addr<Signer>,
+        workers: Vec<ArbiterHandle>,
+        max_handshakes: usize,
+        open: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            log,
+            listener: Some(listener),
+            cfg,
+            roster,
+            signer,
+            workers,
+            next_worker: 0,
+            next_id: 1,
+            max_handshakes,
+            pending: Arc::new(AtomicUsize::new(0)),
+            open,
+        }
+    }
+}
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(listener) = self.listener.take() else {
+            return ctx.stop();
+        };
+        let accepts = futures_util::stream::unfold(listener, |l| async move {
+            let r = l.accept().await;
+            if r.is_err() {
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Some((r, l))
+        });
+        ctx.add_stream(accepts);
+    }
+}
+
+impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
+    fn handle(&mut self, item: io::Result<(TcpStream, SocketAddr)>, _: &mut Context<Self>) {
+        let (stream, peer) = match item {
+            Ok(x) => x,
+            Err(e) => return warn!(self.log, "accept failed"; "error" => %e),
+        };
+        if self.pending.load(Ordering::SeqCst) >= self.max_handshakes {
+            debug!(self.log, "too many pending handshakes; dropping"; "peer" => %peer);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let Ok(std_stream) = stream.into_std() else {
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let pending = CountGuard::new(&self.pending);
+        let open = CountGuard::new(&self.open);
+        let (log, cfg, roster, signer) = (
+            self.log.clone(),
+            self.cfg.clone(),
+            self.roster.clone(),
+            self.signer.clone(),
+        );
+        let build = move |_: &mut Context<Session>| {
+            // Registers the socket with this worker's own reactor; a
+            // failure leaves no stream and the session stops at once.
+            let stream = TcpStream::from_std(std_stream).ok();
+            Session::new(id, stream, &log, cfg, roster, signer, pending, open)
+        };
+        if self.workers.is_empty() {
+            Session::create(build);
+        } else {
+            let worker = &self.workers[self.next_worker % self.workers.len()];
+            self.next_worker += 1;
+            Session::start_in_arbiter(worker, build);
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// Stop accepting connections (shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopAccepting;
+
+impl Handler<StopAccepting> for Listener {
+    type Result = ();
+    fn handle(&mut self, _: StopAccepting, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

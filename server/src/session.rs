@@ -1,0 +1,633 @@
+//! The `Session` actor: one per TCP connection. It runs the handshake,
+//! opens and seals every frame with its own session keys, enforces the
+//! limits (frame size, handshake deadline, idle timeout, message rate,
+//! outbound queue) and talks to the roster in typed messages.
+//!
+//! Writes go through a bounded queue to a writer task that batches frames
+//! into one `write` per wake-up; a full queue marks a hopelessly slow reader,
+//! who is disconnected rather than allowed to slow anyone else down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::{BufMut, Bytes, BytesMut};
+use protocol::PROTOCOL_VERSION;
+use protocol::crypto::{Opener, Psk, Sealer};
+use protocol::frame::{CodecError, FrameCodec};
+use protocol::handshake::{ServerHandshake, ServerStep};
+use protocol::message::{
+    self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage, TextError,
+};
+use protocol::rate::TokenBucket;
+use sha2::{Digest, Sha256};
+use slog::{Logger, debug, info, o, warn};
+use subtle::ConstantTimeEq;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::FramedRead;
+
+use crate::messages::{Broadcast, Join, JoinRefusal, Leave, ListUsers, SessionId, ToSession};
+use crate::roster::Roster;
+use crate::signer::{Sign, Signer};
+
+/// Settings every session shares.
+#[derive(Debug)]
+pub struct SessionConfig {
+    /// The pre-shared key.
+    pub psk: Psk,
+    /// The identity's public key (DER), sent in the handshake.
+    pub identity_der: Arc<[u8]>,
+    /// SHA-256 of the server password, if there is one.
+    pub password_hash: Option<[u8; 32]>,
+    /// Limits announced in the welcome and enforced here.
+    pub limits: Limits,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+    /// Time from connect to login.
+    pub handshake_timeout: Duration,
+    /// Silence after which a session is closed.
+    pub idle_timeout: Duration,
+    /// A stalled write this long ends the session.
+    pub write_timeout: Duration,
+    /// Rate-limited messages within [`FLOOD_WINDOW`] before a disconnect.
+    pub flood_limit: u32,
+    /// Frames queued before a reader counts as hopelessly slow.
+    pub outbound_queue: usize,
+    /// Flips to `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Window over which rate-limit violations are counted.
+pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// Decrements a shared counter when dropped.
+#[derive(Debug)]
+pub struct CountGuard(Arc<AtomicUsize>);
+
+impl CountGuard {
+    /// Increments `counter` for the guard's lifetime.
+    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+enum Phase {
+    Handshake(Box<ServerHandshake>),
+    Signing,
+    Login,
+    Chat,
+    Closed,
+}
+
+/// One connected peer.
+pub struct Session {
+    id: SessionId,
+    log: Logger,
+    cfg: Arc<SessionConfig>,
+    roster: Addr<Roster>,
+    signer: Addr<Signer>,
+    stream: Option<TcpStream>,
+    out: Option<mpsc::Sender<Bytes>>,
+    phase: Phase,
+    sealer: Option<Sealer>,
+    opener: Option<Opener>,
+    last_rx: Instant,
+    bucket: TokenBucket,
+    flood_start: Instant,
+    flood_count: u32,
+    last_id: Option<u64>,
+    /// Held while the session has not logged in (handshake cap).
+    pending: Option<CountGuard>,
+    /// Held by the writer task until the socket is closed.
+    open: Option<CountGuard>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writer task reports why it stopped.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct WriterFailed(String);
+
+impl Session {
+    /// A session for an accepted connection.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: SessionId,
+        stream: Option<TcpStream>,
+        log: &Logger,
+        cfg: Arc<SessionConfig>,
+        roster: Addr<Roster>,
+        signer: Addr<Signer>,
+        pending: CountGuard,
+        open: CountGuard,
+    ) -> Self {
+        let peer = stream
+            .as_ref()
+            .and_then(|s| s.peer_addr().ok())
+            .map_or_else(|| "?".to_owned(), |a| a.to_string());
+        let now = Instant::now();
+        let bucket = TokenBucket::new(f64::from(cfg.limits.rate_per_sec), cfg.limits.burst, now);
+        Self {
+            id,
+            log: log.new(o!("session" => id, "peer" => peer)),
+            cfg,
+            roster,
+            signer,
+            stream,
+            out: None,
+            phase: Phase::Closed,
+            sealer: None,
+            opener: None,
+            last_rx: now,
+            bucket,
+            flood_start: now,
+            flood_count: 0,
+            last_id: None,
+            pending: Some(pending),
+            open: Some(open),
+        }
+    }
+
+    /// Queues a frame payload for the writer. A full queue is a hopelessly
+    /// slow reader: the session ends at once.
+    fn queue(&mut self, ctx: &mut Context<Self>, payload: Bytes) {
+        let Some(out) = &self.out else { return };
+        match out.try_send(payload) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(self.log, "outbound queue full; disconnecting slow reader");
+                self.out = None;
+                self.phase = Phase::Closed;
+                ctx.stop();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.phase = Phase::Closed;
+                ctx.stop();
+            }
+        }
+    }
+
+    fn send_encoded(&mut self, ctx: &mut Context<Self>, encoded: &[u8]) {
+        let Some(sealer) = &mut self.sealer else {
+            return;
+        };
+        let token = sealer.seal(encoded);
+        self.queue(ctx, Bytes::from(token.into_bytes()));
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, msg: &ServerMessage) {
+        self.send_encoded(ctx, &message::encode(msg));
+    }
+
+    /// Stops reading, lets the writer flush what is queued, then closes.
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        self.out = None;
+        self.phase = Phase::Closed;
+        ctx.stop();
+    }
+
+    fn refuse(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String) {
+        info!(self.log, "login refused"; "code" => ?code, "reason" => &reason);
+        self.send(ctx, &ServerMessage::Refused { code, reason });
+        self.close(ctx);
+    }
+
+    fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
+        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
+        self.send(
+            ctx,
+            &ServerMessage::Disconnect {
+                cause,
+                detail: detail.to_owned(),
+            },
+        );
+        self.close(ctx);
+    }
+
+    fn on_handshake_frame(&mut self, ctx: &mut Context<Self>, frame: &[u8]) {
+        let Phase::Handshake(mut hs) = std::mem::replace(&mut self.phase, Phase::Signing) else {
+            return self.close(ctx);
+        };
+        match hs.receive(frame) {
+            Ok(ServerStep::Sign(req)) => {
+                debug!(self.log, "client passed the key check; signing");
+                self.signer
+                    .send(Sign(req.transcript))
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        let Ok(sig) = res else { return act.close(ctx) };
+                        match hs.finish(&sig) {
+                            Ok((reply, est)) => {
+                                act.queue(ctx, Bytes::from(reply));
+                                let (sealer, opener) = est.keys.server_text();
+                                act.sealer = Some(sealer);
+                                act.opener = Some(opener);
+                                act.phase = Phase::Login;
+                                debug!(act.log, "handshake complete");
+                            }
+                            Err(e) => {
+                                info!(act.log, "handshake failed"; "error" => %e);
+                                act.close(ctx);
+                            }
+                        }
+                    })
+                    .wait(ctx);
+            }
+            Ok(ServerStep::Reject { reply, reason }) => {
+                info!(self.log, "handshake refused"; "reason" => %reason);
+                self.queue(ctx, Bytes::from(reply));
+                self.close(ctx);
+            }
+            Err(e) => {
+                info!(self.log, "handshake failed"; "error" => %e);
+                self.close(ctx);
+            }
+        }
+    }
+
+    fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
+        let ClientMessage::Login {
+            version,
+            username,
+            password,
+        } = msg
+        else {
+            return self.refuse(
+                ctx,
+                RefusalCode::ProtocolError,
+                "the first message must be a login".into(),
+            );
+        };
+        if version != PROTOCOL_VERSION {
+            let reason = format!(
+                "protocol version mismatch: server speaks v{PROTOCOL_VERSION}, client v{version}"
+            );
+            return self.refuse(ctx, RefusalCode::VersionMismatch, reason);
+        }
+        if let Err(e) = message::validate_username(&username) {
+            return self.refuse(
+                ctx,
+                RefusalCode::InvalidName,
+                format!("invalid username: {e}"),
+            );
+        }
+        if let Some(expected) = &self.cfg.password_hash {
+            let given: [u8; 32] =
+                Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
+            if !bool::from(given.ct_eq(expected)) {
+                let reason = if password.is_none() {
+                    "this server requires a password"
+                } else {
+                    "wrong password"
+                };
+                return self.refuse(ctx, RefusalCode::WrongPassword, reason.into());
+            }
+        }
+        let join = Join {
+            id: self.id,
+            name: username.clone(),
+            mailbox: ctx.address().recipient(),
+        };
+        self.roster
+            .send(join)
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(Ok(users)) => {
+                    act.log = act.log.new(o!("user" => username.clone()));
+                    info!(act.log, "user joined"; "users" => users.len());
+                    act.pending = None;
+                    act.phase = Phase::Chat;
+                    let welcome = ServerMessage::Welcome {
+                        version: PROTOCOL_VERSION,
+                        you: username,
+                        users,
+                        limits: act.cfg.limits,
+                    };
+                    act.send(ctx, &welcome);
+                }
+                Ok(Err(JoinRefusal::NameTaken)) => {
+                    act.refuse(
+                        ctx,
+                        RefusalCode::NameTaken,
+                        format!("the name {username:?} is taken"),
+                    );
+                }
+                Ok(Err(JoinRefusal::ServerFull)) => {
+                    act.refuse(
+                        ctx,
+                        RefusalCode::ServerFull,
+                        "the server is full; try again later".into(),
+                    );
+                }
+                Err(_) => act.close(ctx),
+            })
+            .wait(ctx);
+    }
+
+    fn on_chat_message(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
+        match msg {
+            ClientMessage::Chat { id, text } => self.on_chat(ctx, id, text),
+            ClientMessage::Who => {
+                self.roster
+                    .send(ListUsers)
+                    .into_actor(self)
+                    .map(|res, act, ctx| {
+                        if let Ok(users) = res {
+                            act.send(ctx, &ServerMessage::Users { users });
+                        }
+                    })
+                    .spawn(ctx);
+            }
+            ClientMessage::Ping { nonce } => self.send(ctx, &ServerMessage::Pong { nonce }),
+            ClientMessage::Pong { .. } => {}
+            ClientMessage::Quit => {
+                debug!(self.log, "client quit");
+                self.close(ctx);
+            }
+            ClientMessage::Login { .. } => {
+                self.send(
+                    ctx,
+                    &ServerMessage::Error {
+                        detail: "already logged in".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, text: String) {
+        if self.last_id.is_some_and(|last| id <= last) {
+            // Already taken (a resend): acknowledge again, deliver once.
+            debug!(self.log, "duplicate message id"; "id" => id);
+            return self.send(ctx, &ServerMessage::Ack { id });
+        }
+        let max = self.cfg.limits.max_message_bytes as usize;
+        if let Err(e) = message::validate_text(&text, max) {
+            let reason = match e {
+                TextError::TooLarge { .. } => NackReason::TooLarge,
+                TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
+            };
+            return self.send(
+                ctx,
+                &ServerMessage::Nack {
+                    id,
+                    reason,
+                    retry_after_ms: None,
+                    detail: e.to_string(),
+                },
+            );
+        }
+        let now = Instant::now();
+        if let Err(wait) = self.bucket.take(now) {
+            if now.duration_since(self.flood_start) > FLOOD_WINDOW {
+                self.flood_start = now;
+                self.flood_count = 0;
+            }
+            self.flood_count += 1;
+            if self.flood_count > self.cfg.flood_limit {
+                return self.kick(
+                    ctx,
+                    DisconnectCause::Flooding,
+                    "kept sending over the rate limit",
+                );
+            }
+            if self.flood_count == 1 {
+                let l = self.cfg.limits;
+                let text = format!(
+                    "you are sending too fast (limit {} messages/s, burst {}); slow down",
+                    l.rate_per_sec, l.burst
+                );
+                self.send(ctx, &ServerMessage::Notice { text });
+            }
+            let retry = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            let detail = "over the message rate".to_owned();
+            return self.send(
+                ctx,
+                &ServerMessage::Nack {
+                    id,
+                    reason: NackReason::RateLimited,
+                    retry_after_ms: Some(retry),
+                    detail,
+                },
+            );
+        }
+        let ts_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.roster.do_send(Broadcast {
+            from: self.id,
+            text,
+            ts_ms,
+        });
+        self.last_id = Some(id);
+        self.send(ctx, &ServerMessage::Ack { id });
+    }
+}
+
+/// Writes queued frames, many per syscall, until the queue closes; then
+/// shuts the socket down. A stalled write ends it.
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    timeout: Duration,
+    failed: Recipient<WriterFailed>,
+    open: Option<CountGuard>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    let mut buf = BytesMut::new();
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        buf.clear();
+        for frame in batch.drain(..) {
+            buf.reserve(4 + frame.len());
+            buf.put_u32(frame.len() as u32);
+            buf.put_slice(&frame);
+        }
+        match tokio::time::timeout(timeout, w.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return failed.do_send(WriterFailed(format!("write failed: {e}"))),
+            Err(_) => {
+                return failed.do_send(WriterFailed("write stalled; peer not reading".into()));
+            }
+        }
+        if buf.capacity() > 1 << 20 {
+            buf = BytesMut::new();
+        }
+    }
+    let _ = tokio::time::timeout(timeout, w.shutdown()).await;
+    drop(open);
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.cfg.outbound_queue);
+        let Some(stream) = self.stream.take() else {
+            return ctx.stop();
+        };
+        let (r, w) = stream.into_split();
+        let (tx, rx) = mpsc::channel(self.cfg.outbound_queue);
+        self.out = Some(tx);
+        actix_rt::spawn(write_loop(
+            w,
+            rx,
+            self.cfg.write_timeout,
+            ctx.address().recipient(),
+            self.open.take(),
+        ));
+        ctx.add_stream(FramedRead::new(r, FrameCodec::new(self.cfg.max_frame)));
+
+        let (hs, hello) = ServerHandshake::new(self.cfg.psk.clone(), self.cfg.identity_der.clone());
+        self.phase = Phase::Handshake(Box::new(hs));
+        self.queue(ctx, Bytes::from(hello));
+
+        ctx.run_later(self.cfg.handshake_timeout, |act, ctx| {
+            if matches!(
+                act.phase,
+                Phase::Handshake(_) | Phase::Signing | Phase::Login
+            ) {
+                info!(act.log, "handshake deadline passed; closing");
+                act.close(ctx);
+            }
+        });
+        let tick =
+            (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        ctx.run_interval(tick, |act, ctx| {
+            if matches!(act.phase, Phase::Chat) && act.last_rx.elapsed() > act.cfg.idle_timeout {
+                act.kick(
+                    ctx,
+                    DisconnectCause::IdleTimeout,
+                    "no keepalive from the client",
+                );
+            }
+        });
+        let mut shutdown = self.cfg.shutdown.clone();
+        ctx.spawn(
+            async move {
+                let _ = shutdown.wait_for(|down| *down).await;
+            }
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                // Logged-in users are told by the roster; the rest just close.
+                if !matches!(act.phase, Phase::Chat) {
+                    act.close(ctx);
+                }
+            }),
+        );
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        if let Phase::Chat = self.phase {
+            self.phase = Phase::Closed;
+        }
+        self.roster.do_send(Leave { id: self.id });
+        self.out = None;
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<Bytes, CodecError>> for Session {
+    fn handle(&mut self, item: Result<Bytes, CodecError>, ctx: &mut Context<Self>) {
+        let frame = match item {
+            Ok(f) => f,
+            Err(e) => {
+                info!(self.log, "bad frame; closing"; "error" => %e);
+                if matches!(self.phase, Phase::Chat | Phase::Login) {
+                    return self.kick(ctx, DisconnectCause::ProtocolViolation, &e.to_string());
+                }
+                return self.close(ctx);
+            }
+        };
+        self.last_rx = Instant::now();
+        if matches!(self.phase, Phase::Handshake(_)) {
+            return self.on_handshake_frame(ctx, &frame);
+        }
+        let Some(opener) = &mut self.opener else {
+            return self.close(ctx);
+        };
+        let plain = match opener.open(&frame) {
+            Ok(p) => p,
+            Err(e) => {
+                info!(self.log, "frame rejected; closing"; "error" => %e);
+                return self.kick(ctx, DisconnectCause::ProtocolViolation, &e.to_string());
+            }
+        };
+        let msg = match message::decode::<ClientMessage>(&plain) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(self.log, "undecodable message"; "error" => %e);
+                if matches!(self.phase, Phase::Login) {
+                    return self.refuse(ctx, RefusalCode::ProtocolError, e.to_string());
+                }
+                // Counts against the rate, so garbage cannot be a free flood.
+                if self.bucket.take(Instant::now()).is_err() {
+                    return self.kick(
+                        ctx,
+                        DisconnectCause::Flooding,
+                        "undecodable messages over the rate",
+                    );
+                }
+                return self.send(
+                    ctx,
+                    &ServerMessage::Error {
+                        detail: e.to_string(),
+                    },
+                );
+            }
+        };
+        match self.phase {
+            Phase::Login => self.on_login(ctx, msg),
+            Phase::Chat => self.on_chat_message(ctx, msg),
+            _ => self.close(ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        debug!(self.log, "peer closed the connection");
+        self.close(ctx);
+    }
+}
+
+impl Handler<ToSession> for Session {
+    type Result = ();
+    fn handle(&mut self, msg: ToSession, ctx: &mut Context<Self>) {
+        match msg {
+            ToSession::Deliver(payload) => {
+                if matches!(self.phase, Phase::Chat) {
+                    self.send_encoded(ctx, &payload);
+                }
+            }
+            ToSession::Shutdown(payload) => {
+                self.send_encoded(ctx, &payload);
+                self.close(ctx);
+            }
+            ToSession::Kick(cause, detail) => self.kick(ctx, cause, detail),
+        }
+    }
+}
+
+impl Handler<WriterFailed> for Session {
+    type Result = ();
+    fn handle(&mut self, msg: WriterFailed, ctx: &mut Context<Self>) {
+        info!(self.log, "closing"; "reason" => msg.0);
+        self.close(ctx);
+    }
+}
