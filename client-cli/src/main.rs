@@ -1,1 +1,244 @@
-fn main() {}
+//! `client-cli`: the line-oriented Socket Chatroom client, a Unix filter.
+//!
+//! - `main.rs`: flags, configuration, exit codes.
+//! - [`line`]: stdin lines to messages and commands.
+//! - [`output`]: events to plain or JSON lines.
+
+mod line;
+mod output;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::Parser;
+use client_core::config::ClientConfig;
+use client_core::{Client, ConnectOptions, Event, Fingerprint, Trust};
+use slog::{Drain, Logger, debug, o};
+
+use crate::output::{Printer, Style, exit_code};
+
+/// Chat from a terminal or a script: each stdin line is a message, each
+/// stdout line an event.
+#[derive(Debug, Parser)]
+#[command(version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Client configuration file (its [client] table; default: the user's config dir).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Server address as HOST:PORT ([IPv6]:PORT for IPv6 literals).
+    #[arg(long, short = 's', value_name = "HOST:PORT")]
+    server: Option<String>,
+    /// Username (default: $USER).
+    #[arg(long, short = 'u', value_name = "NAME")]
+    user: Option<String>,
+    /// Server password.
+    #[arg(
+        long,
+        env = "CHATROOM_PASSWORD",
+        hide_env_values = true,
+        value_name = "P"
+    )]
+    password: Option<String>,
+    /// The server's pre-shared key (prefer CHATROOM_KEY or --key-file: flags show in `ps`).
+    #[arg(long, env = "CHATROOM_KEY", hide_env_values = true, value_name = "KEY")]
+    key: Option<String>,
+    /// Read the server's pre-shared key from this file.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Pin the server's identity (SHA256:...), as printed by the server.
+    #[arg(long, value_name = "SHA256:...")]
+    fingerprint: Option<String>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Ignore stdin; print events until the server closes the connection.
+    #[arg(long)]
+    listen: bool,
+    /// Debug logging on stderr.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version); \
+4 server identity mismatch; 5 cannot connect or connection lost (server shutdown included); 6 disconnected by the server for cause";
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let opts = match options(&cli) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("client-cli: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("client-cli: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli, opts)))
+}
+
+fn logger(verbose: bool) -> Logger {
+    let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+    let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    let level = if verbose {
+        slog::Level::Debug
+    } else {
+        slog::Level::Warning
+    };
+    Logger::root(drain.filter_level(level).fuse(), o!())
+}
+
+/// Merges defaults < config file < environment < flags.
+fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
+    let cfg = ClientConfig::load(cli.config.as_deref())?;
+    let server = cli.server.clone().or(cfg.server).ok_or_else(|| {
+        anyhow!("no server given: pass --server HOST:PORT or set `server` in the [client] table of a config file")
+    })?;
+    let user = cli
+        .user
+        .clone()
+        .or(cfg.user)
+        .or_else(|| std::env::var("USER").ok())
+        .ok_or_else(|| anyhow!("no username given: pass --user NAME"))?;
+    let key_text = match (&cli.key, &cli.key_file, cfg.key, cfg.key_file.as_ref()) {
+        (Some(k), _, _, _) => k.clone(),
+        (None, Some(f), _, _) | (None, None, None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read key file {}", f.display()))?,
+        (None, None, Some(k), _) => k,
+        (None, None, None, None) => {
+            return Err(anyhow!(
+                "no server key given: pass --key-file FILE, set CHATROOM_KEY, or set key_file in [client]"
+            ));
+        }
+    };
+    let key = client_core::protocol_key(&key_text).context("the server key")?;
+    let fingerprint = cli
+        .fingerprint
+        .clone()
+        .or(cfg.fingerprint)
+        .map(|f| f.parse::<Fingerprint>())
+        .transpose()
+        .context("--fingerprint")?;
+    let mut opts = ConnectOptions::new(server, user, key);
+    opts.password = cli.password.clone().or(cfg.password);
+    opts.fingerprint = fingerprint;
+    opts.known_servers = cfg.known_servers;
+    Ok(opts)
+}
+
+async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
+    let log = logger(cli.verbose);
+    let printer = Printer::new(
+        if cli.json { Style::Json } else { Style::Plain },
+        opts.server.clone(),
+    );
+    debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
+    let (client, mut events) = Client::connect(opts);
+    let mut stdin_task = None;
+    let mut signals = Signals::new();
+    let mut quitting = false;
+    loop {
+        let event = tokio::select! {
+            ev = events.recv() => ev,
+            () = signals.next() => {
+                if quitting {
+                    eprintln!("client-cli: interrupted again; exiting without waiting for acknowledgements");
+                    return 130;
+                }
+                quitting = true;
+                if std::io::stderr().is_terminal() {
+                    eprintln!("client-cli: leaving (press Ctrl-C again to exit at once)");
+                }
+                let c = client.clone();
+                tokio::spawn(async move { let _ = c.quit().await; });
+                continue;
+            }
+        };
+        let Some(event) = event else { return 5 };
+        match &event {
+            Event::Connected {
+                fingerprint, trust, ..
+            } => {
+                if *trust == Trust::FirstUse {
+                    eprintln!(
+                        "client-cli: first contact with {}; trusting its identity {fingerprint} from now on",
+                        printer_server(&printer)
+                    );
+                }
+                debug!(log, "connected"; "fingerprint" => %fingerprint, "trust" => ?trust);
+                if !cli.listen && stdin_task.is_none() {
+                    stdin_task = Some(tokio::spawn(line::pump_stdin(client.clone())));
+                }
+            }
+            Event::Acked(id) => debug!(log, "acknowledged"; "id" => id),
+            _ => {}
+        }
+        printer.print(&event);
+        if let Event::Disconnected { reason, .. } = &event {
+            if let Some(t) = stdin_task {
+                t.abort();
+            }
+            // Give stdout a moment to drain on a slow pipe before exiting.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            return exit_code(reason);
+        }
+    }
+}
+
+fn printer_server(p: &Printer) -> String {
+    p.server().to_owned()
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        let int = async {
+            match &mut self.int {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let term = async {
+            match &mut self.term {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! { () = int => {}, () = term => {} }
+    }
+}

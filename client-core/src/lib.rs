@@ -1,1 +1,39 @@
-//! x
+//! Headless Socket Chatroom client, shared by every front end.
+//!
+//! Call [`Client::connect`] inside a Tokio runtime: it returns a cloneable
+//! [`Client`] handle (commands in) and an [`Events`] stream (events out).
+//! The first event is [`Event::Connected`] or [`Event::Disconnected`]; the
+//! last is always [`Event::Disconnected`] with its [`DisconnectReason`].
+//!
+//! # Layout
+//!
+//! - [`client`]: the command handle and the event types.
+//! - [`connection`]: connect, handshake, pin check, login, and the session
+//!   loop (pacing, acks, keepalive).
+//! - [`known_servers`]: trust-on-first-use pinning of server identities.
+//! - [`config`]: the `[client]` table of a configuration file.
+//! - [`display`]: making other people's text safe to print.
+//! - [`error`]: the error type.
+//!
+//! No terminal or GUI types live here.
+
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod display;
+pub mod error;
+pub mod known_servers;
+
+pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, Trust};
+pub use error::ClientError;
+pub use protocol::crypto::{Fingerprint, Psk};
+
+/// Parses a server's pre-shared key (as in its key file).
+///
+/// # Errors
+///
+/// [`protocol::KeyError::InvalidPsk`] when it is not a Fernet key.
+pub fn protocol_key(text: &str) -> Result<Psk, protocol::KeyError> {
+    Psk::parse(text)
+}
+pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};

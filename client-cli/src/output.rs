@@ -1,0 +1,179 @@
+//! Rendering events as lines: plain text for people, JSON lines for
+//! programs. Other people's text never reaches the terminal raw.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Local, SecondsFormat, Utc};
+use client_core::display::escape_line;
+use client_core::{DisconnectReason, Event, Trust};
+use serde_json::{Value, json};
+
+/// Output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `[HH:MM:SS] <alice> text`, `* bob joined`, ...
+    Plain,
+    /// One JSON object per line (schema in the README).
+    Json,
+}
+
+/// Exit code for a disconnect reason (see the README's table).
+pub fn exit_code(reason: &DisconnectReason) -> u8 {
+    match reason {
+        DisconnectReason::Quit => 0,
+        DisconnectReason::Refused { .. }
+        | DisconnectReason::WrongKey
+        | DisconnectReason::VersionMismatch(_) => 3,
+        DisconnectReason::IdentityMismatch { .. } | DisconnectReason::BadServer(_) => 4,
+        DisconnectReason::ConnectFailed(_)
+        | DisconnectReason::Lost(_)
+        | DisconnectReason::ServerShutdown(_) => 5,
+        DisconnectReason::Kicked { .. } => 6,
+    }
+}
+
+fn reason_tag(reason: &DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::Quit => "quit",
+        DisconnectReason::Refused { .. } => "refused",
+        DisconnectReason::WrongKey => "wrong_key",
+        DisconnectReason::VersionMismatch(_) => "version_mismatch",
+        DisconnectReason::IdentityMismatch { .. } => "identity_mismatch",
+        DisconnectReason::BadServer(_) => "bad_server",
+        DisconnectReason::ConnectFailed(_) => "connect_failed",
+        DisconnectReason::Lost(_) => "lost",
+        DisconnectReason::ServerShutdown(_) => "server_shutdown",
+        DisconnectReason::Kicked { .. } => "kicked",
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Writes events to stdout (and diagnostics to stderr).
+#[derive(Debug)]
+pub struct Printer {
+    style: Style,
+    server: String,
+}
+
+impl Printer {
+    /// A printer for events from `server`.
+    pub fn new(style: Style, server: String) -> Self {
+        Self { style, server }
+    }
+
+    /// The server address as typed.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The JSON object for an event.
+    pub fn json(&self, event: &Event) -> Value {
+        let now = rfc3339(SystemTime::now());
+        match event {
+            Event::Connected {
+                me,
+                users,
+                fingerprint,
+                trust,
+                limits,
+            } => json!({
+                "event": "connected", "time": now, "server": self.server, "me": me, "users": users,
+                "fingerprint": fingerprint.to_string(),
+                "trust": match trust { Trust::Explicit => "explicit", Trust::Known => "known", Trust::FirstUse => "first_use" },
+                "max_message_bytes": limits.max_message_bytes,
+            }),
+            Event::Message { from, text, time } => {
+                json!({"event": "message", "time": rfc3339(*time), "from": from, "text": text})
+            }
+            Event::Joined(u) => json!({"event": "joined", "time": now, "user": u}),
+            Event::Left(u) => json!({"event": "left", "time": now, "user": u}),
+            Event::Users(users) => json!({"event": "users", "time": now, "users": users}),
+            Event::Notice(text) => json!({"event": "notice", "time": now, "text": text}),
+            Event::Acked(id) => json!({"event": "acked", "time": now, "id": id}),
+            Event::Rejected { id, reason, detail } => {
+                json!({"event": "rejected", "time": now, "id": id, "reason": enum_str(reason), "detail": detail})
+            }
+            Event::Disconnected { reason, unacked } => json!({
+                "event": "disconnected", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
+                "unacked": unacked, "exit_code": exit_code(reason),
+            }),
+        }
+    }
+
+    /// The plain line for an event on stdout, if it has one.
+    pub fn plain(&self, event: &Event) -> Option<String> {
+        let clock = |t: SystemTime| DateTime::<Local>::from(t).format("%H:%M:%S").to_string();
+        Some(match event {
+            Event::Connected { me, users, .. } => format!(
+                "* connected to {} as {}; {} here: {}",
+                escape_line(&self.server),
+                escape_line(me),
+                users.len(),
+                list(users)
+            ),
+            Event::Message { from, text, time } => format!(
+                "[{}] <{}> {}",
+                clock(*time),
+                escape_line(from),
+                escape_line(text)
+            ),
+            Event::Joined(u) => format!("* {} joined", escape_line(u)),
+            Event::Left(u) => format!("* {} left", escape_line(u)),
+            Event::Users(users) => format!("* {} here: {}", users.len(), list(users)),
+            Event::Notice(text) => format!("* notice: {}", escape_line(text)),
+            Event::Acked(_) | Event::Rejected { .. } | Event::Disconnected { .. } => return None,
+        })
+    }
+
+    /// Prints an event; diagnostics go to stderr.
+    pub fn print(&self, event: &Event) {
+        let mut out = std::io::stdout().lock();
+        match self.style {
+            Style::Json => {
+                let _ = writeln!(out, "{}", self.json(event));
+            }
+            Style::Plain => {
+                if let Some(line) = self.plain(event) {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        }
+        let _ = out.flush();
+        drop(out);
+        match event {
+            Event::Rejected { id, detail, .. } if self.style == Style::Plain => {
+                eprintln!(
+                    "client-cli: message #{id} not sent: {}",
+                    escape_line(detail)
+                );
+            }
+            Event::Disconnected { reason, unacked } => {
+                if !matches!(reason, DisconnectReason::Quit) {
+                    eprintln!("client-cli: {}", escape_line(&reason.to_string()));
+                }
+                if *unacked > 0 {
+                    eprintln!(
+                        "client-cli: {unacked} of your messages were not acknowledged by the server"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn list(users: &[String]) -> String {
+    users
+        .iter()
+        .map(|u| escape_line(u).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,308 @@
+//! The command handle and the events a front end sees.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use protocol::crypto::{Fingerprint, Psk};
+use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};
+use tokio::sync::mpsc;
+
+use crate::error::ClientError;
+
+/// How to reach and join a server.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `HOST:PORT` as the user typed it (DNS name, IPv4, or `[IPv6]:PORT`);
+    /// also the key under which the server's identity is pinned.
+    pub server: String,
+    /// Username to log in with.
+    pub username: String,
+    /// Server password, if it has one.
+    pub password: Option<String>,
+    /// The server's pre-shared key.
+    pub key: Psk,
+    /// An explicit identity pin; overrides (and updates) the known-servers file.
+    pub fingerprint: Option<Fingerprint>,
+    /// The known-servers file; `None` uses the default under the data dir.
+    pub known_servers: Option<PathBuf>,
+    /// How long connecting, the handshake and login may take.
+    pub connect_timeout: Duration,
+    /// Most chat messages waiting to be sent or acknowledged before
+    /// [`Client::send`] waits.
+    pub queue_limit: usize,
+}
+
+impl ConnectOptions {
+    /// Options with the defaults for everything but the essentials.
+    pub fn new(server: impl Into<String>, username: impl Into<String>, key: Psk) -> Self {
+        Self {
+            server: server.into(),
+            username: username.into(),
+            password: None,
+            key,
+            fingerprint: None,
+            known_servers: None,
+            connect_timeout: Duration::from_secs(15),
+            queue_limit: 256,
+        }
+    }
+}
+
+/// How the server's identity was trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// It matched an explicit `--fingerprint`.
+    Explicit,
+    /// It matched the known-servers file.
+    Known,
+    /// First contact: accepted and recorded (trust on first use).
+    FirstUse,
+}
+
+/// Why a connection ended (or never started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// We quit, after every message was acknowledged.
+    Quit,
+    /// The server refused the login.
+    Refused {
+        /// Machine-readable reason.
+        code: RefusalCode,
+        /// The server's words, to show verbatim.
+        reason: String,
+    },
+    /// The server refused our pre-shared key.
+    WrongKey,
+    /// The server speaks another protocol version.
+    VersionMismatch(String),
+    /// The server's identity is not the one pinned for this address.
+    IdentityMismatch {
+        /// The address as typed.
+        server: String,
+        /// The pinned fingerprint.
+        expected: Fingerprint,
+        /// What the server presented.
+        actual: Fingerprint,
+        /// Where the pin came from (`None`: the explicit `--fingerprint`).
+        known_servers: Option<PathBuf>,
+    },
+    /// The server failed the handshake in a way only an impostor or a broken
+    /// server would (bad signature, malformed frames).
+    BadServer(String),
+    /// Could not connect at all.
+    ConnectFailed(String),
+    /// The connection dropped.
+    Lost(String),
+    /// The server shut down (not a kick: reconnecting is fine).
+    ServerShutdown(String),
+    /// The server ended the session for cause; final.
+    Kicked {
+        /// Why.
+        cause: DisconnectCause,
+        /// The server's words.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Quit => write!(f, "disconnected"),
+            Self::Refused { reason, .. } => write!(f, "refused by the server: {reason}"),
+            Self::WrongKey => write!(f, "refused by the server: wrong server key"),
+            Self::VersionMismatch(m) => write!(f, "refused: {m}"),
+            Self::IdentityMismatch {
+                server,
+                expected,
+                actual,
+                known_servers,
+            } => {
+                write!(
+                    f,
+                    "SERVER IDENTITY CHANGED for {server}: expected {expected}, got {actual}. "
+                )?;
+                write!(
+                    f,
+                    "Someone may be impersonating the server, or its key was replaced. "
+                )?;
+                match known_servers {
+                    Some(p) => write!(
+                        f,
+                        "If the admin confirms the new fingerprint, connect once with --fingerprint {actual} (or remove the {server} line from {})",
+                        p.display()
+                    ),
+                    None => write!(
+                        f,
+                        "If the admin confirms the new fingerprint, pass --fingerprint {actual}"
+                    ),
+                }
+            }
+            Self::BadServer(m) => write!(f, "the server failed to prove its identity: {m}"),
+            Self::ConnectFailed(m) => write!(f, "cannot connect: {m}"),
+            Self::Lost(m) => write!(f, "connection lost: {m}"),
+            Self::ServerShutdown(m) => write!(f, "server shut down: {m}"),
+            Self::Kicked { detail, .. } => write!(f, "disconnected by the server: {detail}"),
+        }
+    }
+}
+
+/// What happens, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Logged in.
+    Connected {
+        /// Our name.
+        me: String,
+        /// Everyone here, us included.
+        users: Vec<String>,
+        /// The server's identity.
+        fingerprint: Fingerprint,
+        /// How it was trusted.
+        trust: Trust,
+        /// The server's limits.
+        limits: Limits,
+    },
+    /// A chat message from someone else.
+    Message {
+        /// Sender.
+        from: String,
+        /// Text (not sanitised: see [`crate::display`]).
+        text: String,
+        /// Server receive time.
+        time: SystemTime,
+    },
+    /// Someone joined.
+    Joined(String),
+    /// Someone left.
+    Left(String),
+    /// The user list (answer to [`Client::who`]).
+    Users(Vec<String>),
+    /// Something to tell the user.
+    Notice(String),
+    /// The server took our message and handed it to everyone.
+    Acked(MessageId),
+    /// The server refused our message (not for the rate: those are resent).
+    Rejected {
+        /// Which message.
+        id: MessageId,
+        /// Why.
+        reason: NackReason,
+        /// The server's words.
+        detail: String,
+    },
+    /// The end. `unacked` counts our messages never acknowledged.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+        /// Messages sent or queued but not acknowledged.
+        unacked: usize,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send { id: MessageId, text: String },
+    Who,
+    Quit,
+}
+
+/// Commands in. Cheap to clone; every clone drives the same connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+    next_id: Arc<AtomicU64>,
+    max_message: Arc<AtomicU64>,
+}
+
+/// Events out, in order. Also a [`futures_util::Stream`].
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` after [`Event::Disconnected`] has been read.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_util::Stream for Events {
+    type Item = Event;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Client {
+    /// Starts connecting; must be called inside a Tokio runtime. Progress
+    /// and the outcome arrive as events.
+    pub fn connect(opts: ConnectOptions) -> (Client, Events) {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let max_message = Arc::new(AtomicU64::new(u64::MAX));
+        let client = Client {
+            tx: cmd_tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+            max_message: max_message.clone(),
+        };
+        tokio::spawn(crate::connection::run(opts, cmd_rx, ev_tx, max_message));
+        (client, Events { rx: ev_rx })
+    }
+
+    /// Queues a chat message; returns its id. Waits while too many messages
+    /// are unacknowledged; paces itself to the server's rate (never drops).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::TooLarge`] over the server's announced size limit
+    /// (nothing is sent), [`ClientError::Invalid`] for empty or control
+    /// characters, [`ClientError::NotConnected`] after the end.
+    pub async fn send(&self, text: impl Into<String>) -> Result<MessageId, ClientError> {
+        let text = text.into();
+        let max = self.max_message.load(Ordering::Relaxed);
+        if text.len() as u64 > max {
+            return Err(ClientError::TooLarge {
+                len: text.len(),
+                max: max as usize,
+            });
+        }
+        if let Err(e) = protocol::message::validate_text(&text, usize::MAX) {
+            return Err(ClientError::Invalid(e.to_string()));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(Command::Send { id, text })
+            .await
+            .map_err(|_| ClientError::NotConnected)?;
+        Ok(id)
+    }
+
+    /// Asks for the user list ([`Event::Users`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn who(&self) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::Who)
+            .await
+            .map_err(|_| ClientError::NotConnected)
+    }
+
+    /// Leaves politely once every queued message has been acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn quit(&self) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::Quit)
+            .await
+            .map_err(|_| ClientError::NotConnected)
+    }
+}

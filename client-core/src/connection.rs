@@ -1,0 +1,375 @@
+//! One connection: connect, handshake, pin check, login, then the session
+//! loop that paces chat messages to the server's rate, tracks acks, answers
+//! pings and sends keepalives.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt as _};
+use protocol::HandshakeError;
+use protocol::PROTOCOL_VERSION;
+use protocol::crypto::{Fingerprint, Opener, Sealer};
+use protocol::frame::FrameCodec;
+use protocol::handshake::{ClientHandshake, ClientStep};
+use protocol::message::{self, ClientMessage, Limits, NackReason, ServerMessage};
+use protocol::rate::TokenBucket;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::client::{Command, ConnectOptions, DisconnectReason, Event, Trust};
+use crate::known_servers::{self, KnownServers, Lookup};
+
+/// Largest frame accepted from the server (user lists can be long).
+pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
+
+type Outcome<T> = Result<T, DisconnectReason>;
+
+struct Conn {
+    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    sealer: Option<Sealer>,
+    opener: Option<Opener>,
+}
+
+impl Conn {
+    async fn read_raw(&mut self) -> Outcome<bytes::Bytes> {
+        match self.reader.next().await {
+            Some(Ok(f)) => Ok(f),
+            Some(Err(e)) => Err(DisconnectReason::Lost(e.to_string())),
+            None => Err(DisconnectReason::Lost(
+                "the server closed the connection".into(),
+            )),
+        }
+    }
+
+    async fn write_raw(&mut self, frame: &[u8]) -> Outcome<()> {
+        self.writer
+            .send(frame)
+            .await
+            .map_err(|e| DisconnectReason::Lost(e.to_string()))
+    }
+
+    async fn send(&mut self, msg: &ClientMessage) -> Outcome<()> {
+        let Some(sealer) = &mut self.sealer else {
+            return Err(DisconnectReason::Lost("no session keys".into()));
+        };
+        let token = sealer.seal(&message::encode(msg));
+        self.write_raw(token.as_bytes()).await
+    }
+
+    fn open(&mut self, frame: &[u8]) -> Outcome<ServerMessage> {
+        let Some(opener) = &mut self.opener else {
+            return Err(DisconnectReason::Lost("no session keys".into()));
+        };
+        let plain = opener.open(frame).map_err(|e| {
+            DisconnectReason::Lost(format!("stream from the server is corrupt: {e}"))
+        })?;
+        message::decode(&plain).map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))
+    }
+}
+
+fn handshake_failure(e: HandshakeError) -> DisconnectReason {
+    match e {
+        HandshakeError::WrongKey => DisconnectReason::WrongKey,
+        HandshakeError::VersionMismatch { .. } => DisconnectReason::VersionMismatch(e.to_string()),
+        other => DisconnectReason::BadServer(other.to_string()),
+    }
+}
+
+/// Connects and logs in; returns the connection, the welcome's contents and
+/// how the identity was trusted.
+async fn establish(
+    opts: &ConnectOptions,
+) -> Outcome<(Conn, String, Vec<String>, Limits, Fingerprint, Trust)> {
+    let stream = TcpStream::connect(&opts.server)
+        .await
+        .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut conn = Conn {
+        reader: FramedRead::new(r, FrameCodec::new(MAX_SERVER_FRAME)),
+        writer: FramedWrite::new(w, FrameCodec::new(MAX_SERVER_FRAME)),
+        sealer: None,
+        opener: None,
+    };
+    let mut hs = ClientHandshake::new(opts.key.clone());
+    let established = loop {
+        let frame = conn.read_raw().await?;
+        match hs.receive(&frame).map_err(handshake_failure)? {
+            ClientStep::Send(reply) => conn.write_raw(&reply).await?,
+            ClientStep::Established(est) => break est,
+        }
+    };
+    let trust = check_pin(opts, established.fingerprint)?;
+    let (sealer, opener) = established.keys.client_text();
+    conn.sealer = Some(sealer);
+    conn.opener = Some(opener);
+    let login = ClientMessage::Login {
+        version: PROTOCOL_VERSION,
+        username: opts.username.clone(),
+        password: opts.password.clone(),
+    };
+    conn.send(&login).await?;
+    let frame = conn.read_raw().await?;
+    match conn.open(&frame)? {
+        ServerMessage::Welcome {
+            you, users, limits, ..
+        } => Ok((conn, you, users, limits, established.fingerprint, trust)),
+        ServerMessage::Refused { code, reason } => Err(DisconnectReason::Refused { code, reason }),
+        ServerMessage::Shutdown { reason } => Err(DisconnectReason::ServerShutdown(reason)),
+        other => Err(DisconnectReason::BadServer(format!(
+            "expected a welcome, got {other:?}"
+        ))),
+    }
+}
+
+/// Checks the server's identity against the explicit pin or the
+/// known-servers file (recording it on first use).
+fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
+    let file = opts
+        .known_servers
+        .clone()
+        .or_else(known_servers::default_path)
+        .map(KnownServers::new);
+    if let Some(expected) = opts.fingerprint {
+        if expected != actual {
+            return Err(DisconnectReason::IdentityMismatch {
+                server: opts.server.clone(),
+                expected,
+                actual,
+                known_servers: None,
+            });
+        }
+        // An explicit pin is the user's word: record it for next time.
+        if let Some(ks) = &file
+            && ks.lookup(&opts.server).ok() != Some(Lookup::Pinned(actual))
+        {
+            let _ = ks.pin(&opts.server, actual);
+        }
+        return Ok(Trust::Explicit);
+    }
+    let Some(ks) = file else {
+        return Err(DisconnectReason::BadServer(
+            "no data directory for known servers and no --fingerprint given; cannot verify the server".into(),
+        ));
+    };
+    match ks
+        .lookup(&opts.server)
+        .map_err(|e| DisconnectReason::BadServer(e.to_string()))?
+    {
+        Lookup::Pinned(expected) if expected == actual => Ok(Trust::Known),
+        Lookup::Pinned(expected) => Err(DisconnectReason::IdentityMismatch {
+            server: opts.server.clone(),
+            expected,
+            actual,
+            known_servers: Some(ks.path().to_owned()),
+        }),
+        Lookup::Unknown => {
+            ks.pin(&opts.server, actual)
+                .map_err(|e| DisconnectReason::BadServer(e.to_string()))?;
+            Ok(Trust::FirstUse)
+        }
+    }
+}
+
+/// Chat messages not yet acknowledged, in id order.
+#[derive(Default)]
+struct Outbox {
+    /// Not sent yet (or to be resent after a rate-limit nack).
+    pending: BTreeMap<u64, String>,
+    /// Sent, awaiting an ack.
+    inflight: BTreeMap<u64, String>,
+    /// Do not send before this (server said "retry after").
+    paused_until: Option<Instant>,
+}
+
+impl Outbox {
+    fn len(&self) -> usize {
+        self.pending.len() + self.inflight.len()
+    }
+}
+
+pub(crate) async fn run(
+    opts: ConnectOptions,
+    mut cmds: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    max_message: Arc<AtomicU64>,
+) {
+    let mut outbox = Outbox::default();
+    let reason = match tokio::time::timeout(opts.connect_timeout, establish(&opts)).await {
+        Err(_) => DisconnectReason::ConnectFailed(format!(
+            "{}: timed out after {:?}",
+            opts.server, opts.connect_timeout
+        )),
+        Ok(Err(reason)) => reason,
+        Ok(Ok((conn, me, users, limits, fingerprint, trust))) => {
+            max_message.store(u64::from(limits.max_message_bytes), Ordering::Relaxed);
+            let _ = events
+                .send(Event::Connected {
+                    me,
+                    users,
+                    fingerprint,
+                    trust,
+                    limits,
+                })
+                .await;
+            session(
+                conn,
+                limits,
+                opts.queue_limit,
+                &mut cmds,
+                &events,
+                &mut outbox,
+            )
+            .await
+        }
+    };
+    // Whatever was queued behind the end counts as not acknowledged too.
+    cmds.close();
+    let mut unacked = outbox.len();
+    while let Ok(cmd) = cmds.try_recv() {
+        if matches!(cmd, Command::Send { .. }) {
+            unacked += 1;
+        }
+    }
+    let _ = events.send(Event::Disconnected { reason, unacked }).await;
+}
+
+async fn session(
+    mut conn: Conn,
+    limits: Limits,
+    queue_limit: usize,
+    cmds: &mut mpsc::Receiver<Command>,
+    events: &mpsc::Sender<Event>,
+    outbox: &mut Outbox,
+) -> DisconnectReason {
+    let now = Instant::now();
+    let mut bucket = TokenBucket::new(f64::from(limits.rate_per_sec), limits.burst, now);
+    let keepalive = Duration::from_secs(u64::from(limits.keepalive_secs.max(1)));
+    let idle = Duration::from_secs(u64::from(limits.idle_timeout_secs.max(2)));
+    let (mut last_tx, mut last_rx) = (now, now);
+    let mut quitting = false;
+    let mut ping_nonce = 0u64;
+    loop {
+        // Send what the rate allows.
+        let mut now = Instant::now();
+        let mut next_send = None;
+        if outbox.paused_until.is_some_and(|t| t <= now) {
+            outbox.paused_until = None;
+        }
+        while let Some(entry) = outbox.pending.first_entry() {
+            if let Some(t) = outbox.paused_until {
+                next_send = Some(t);
+                break;
+            }
+            if let Err(wait) = bucket.take(now) {
+                next_send = Some(now + wait);
+                break;
+            }
+            let (id, text) = entry.remove_entry();
+            if let Err(r) = conn
+                .send(&ClientMessage::Chat {
+                    id,
+                    text: text.clone(),
+                })
+                .await
+            {
+                outbox.pending.insert(id, text);
+                return r;
+            }
+            outbox.inflight.insert(id, text);
+            now = Instant::now();
+            last_tx = now;
+        }
+        if quitting && outbox.len() == 0 {
+            let _ = conn.send(&ClientMessage::Quit).await;
+            let _ = SinkExt::<&[u8]>::close(&mut conn.writer).await;
+            return DisconnectReason::Quit;
+        }
+        let wake = [Some(last_tx + keepalive), Some(last_rx + idle), next_send]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + keepalive);
+        tokio::select! {
+            frame = conn.reader.next() => {
+                let frame = match frame {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => return DisconnectReason::Lost(e.to_string()),
+                    None => return DisconnectReason::Lost("the server closed the connection".into()),
+                };
+                last_rx = Instant::now();
+                let msg = match conn.open(&frame) {
+                    Ok(m) => m,
+                    Err(r) => return r,
+                };
+                let event = match msg {
+                    ServerMessage::Message { from, text, ts_ms } => {
+                        Some(Event::Message { from, text, time: UNIX_EPOCH + Duration::from_millis(ts_ms) })
+                    }
+                    ServerMessage::Joined { user } => Some(Event::Joined(user)),
+                    ServerMessage::Left { user } => Some(Event::Left(user)),
+                    ServerMessage::Users { users } => Some(Event::Users(users)),
+                    ServerMessage::Notice { text } => Some(Event::Notice(text)),
+                    ServerMessage::Error { detail } => Some(Event::Notice(format!("server: {detail}"))),
+                    ServerMessage::Ack { id } => outbox.inflight.remove(&id).map(|_| Event::Acked(id)),
+                    ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms, .. } => {
+                        if let Some(text) = outbox.inflight.remove(&id) {
+                            outbox.pending.insert(id, text);
+                        }
+                        let wait = Duration::from_millis(retry_after_ms.unwrap_or(100).min(60_000));
+                        outbox.paused_until = Some(Instant::now() + wait);
+                        None
+                    }
+                    ServerMessage::Nack { id, reason, detail, .. } => {
+                        outbox.inflight.remove(&id).map(|_| Event::Rejected { id, reason, detail })
+                    }
+                    ServerMessage::Ping { nonce } => {
+                        if let Err(r) = conn.send(&ClientMessage::Pong { nonce }).await {
+                            return r;
+                        }
+                        None
+                    }
+                    ServerMessage::Pong { .. } => None,
+                    ServerMessage::Shutdown { reason } => return DisconnectReason::ServerShutdown(reason),
+                    ServerMessage::Disconnect { cause, detail } => return DisconnectReason::Kicked { cause, detail },
+                    ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } => None,
+                };
+                if let Some(ev) = event {
+                    let _ = events.send(ev).await;
+                }
+            }
+            cmd = cmds.recv(), if !quitting && outbox.len() < queue_limit => {
+                match cmd {
+                    Some(Command::Send { id, text }) => {
+                        outbox.pending.insert(id, text);
+                    }
+                    Some(Command::Who) => {
+                        if let Err(r) = conn.send(&ClientMessage::Who).await {
+                            return r;
+                        }
+                        last_tx = Instant::now();
+                    }
+                    Some(Command::Quit) | None => quitting = true,
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if now.duration_since(last_rx) >= idle {
+                    return DisconnectReason::Lost(format!("no word from the server for {}s", idle.as_secs()));
+                }
+                if now.duration_since(last_tx) >= keepalive {
+                    ping_nonce += 1;
+                    if let Err(r) = conn.send(&ClientMessage::Ping { nonce: ping_nonce }).await {
+                        return r;
+                    }
+                    last_tx = now;
+                }
+            }
+        }
+    }
+}
