@@ -23,7 +23,8 @@ pub enum Input<'a> {
 }
 
 /// Help text for `/help`.
-pub const HELP: &str = "commands: /who (list users), /quit or !DISCONNECT (leave), /help; start a line with // to send a leading /";
+pub const HELP: &str =
+    "commands: /who (list users), /quit or !DISCONNECT (leave), /help; start a line with // to send a leading /";
 
 /// Parses one line (line endings already trimmed).
 pub fn parse(line: &str) -> Input<'_> {
@@ -92,10 +93,7 @@ mod tests {
     #[test]
     fn commands_and_escapes() {
         assert_eq!(parse("hello"), Input::Say("hello"));
-        assert_eq!(
-            parse("//quit is a command"),
-            Input::Say("/quit is a command")
-        );
+        assert_eq!(parse("//quit is a command"), Input::Say("/quit is a command"));
         assert_eq!(parse("//"), Input::Say("/"));
         assert_eq!(parse("/quit"), Input::Quit);
         assert_eq!(parse("!DISCONNECT"), Input::Quit);

@@ -35,12 +35,7 @@ struct Cli {
     #[arg(long, short = 'u', value_name = "NAME")]
     user: Option<String>,
     /// Server password.
-    #[arg(
-        long,
-        env = "CHATROOM_PASSWORD",
-        hide_env_values = true,
-        value_name = "P"
-    )]
+    #[arg(long, env = "CHATROOM_PASSWORD", hide_env_values = true, value_name = "P")]
     password: Option<String>,
     /// The server's pre-shared key (prefer CHATROOM_KEY or --key-file: flags show in `ps`).
     #[arg(long, env = "CHATROOM_KEY", hide_env_values = true, value_name = "KEY")]
@@ -81,11 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("client-cli: cannot start: {e}");
@@ -98,11 +89,7 @@ fn main() -> ExitCode {
 fn logger(verbose: bool) -> Logger {
     let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
-    let level = if verbose {
-        slog::Level::Debug
-    } else {
-        slog::Level::Warning
-    };
+    let level = if verbose { slog::Level::Debug } else { slog::Level::Warning };
     Logger::root(drain.filter_level(level).fuse(), o!())
 }
 
@@ -120,8 +107,9 @@ fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
         .ok_or_else(|| anyhow!("no username given: pass --user NAME"))?;
     let key_text = match (&cli.key, &cli.key_file, cfg.key, cfg.key_file.as_ref()) {
         (Some(k), _, _, _) => k.clone(),
-        (None, Some(f), _, _) | (None, None, None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read key file {}", f.display()))?,
+        (None, Some(f), _, _) | (None, None, None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read key file {}", f.display()))?
+        }
         (None, None, Some(k), _) => k,
         (None, None, None, None) => {
             return Err(anyhow!(
@@ -146,10 +134,7 @@ fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
 
 async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
     let log = logger(cli.verbose);
-    let printer = Printer::new(
-        if cli.json { Style::Json } else { Style::Plain },
-        opts.server.clone(),
-    );
+    let printer = Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone());
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
     let (client, mut events) = Client::connect(opts);
     let mut stdin_task = None;
@@ -174,9 +159,7 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
         };
         let Some(event) = event else { return 5 };
         match &event {
-            Event::Connected {
-                fingerprint, trust, ..
-            } => {
+            Event::Connected { fingerprint, trust, .. } => {
                 if *trust == Trust::FirstUse {
                     eprintln!(
                         "client-cli: first contact with {}; trusting its identity {fingerprint} from now on",
@@ -216,10 +199,7 @@ struct Signals {
 impl Signals {
     fn new() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
-        Self {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
-        }
+        Self { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
     }
 
     async fn next(&mut self) {

@@ -22,13 +22,9 @@ pub enum Style {
 pub fn exit_code(reason: &DisconnectReason) -> u8 {
     match reason {
         DisconnectReason::Quit => 0,
-        DisconnectReason::Refused { .. }
-        | DisconnectReason::WrongKey
-        | DisconnectReason::VersionMismatch(_) => 3,
+        DisconnectReason::Refused { .. } | DisconnectReason::WrongKey | DisconnectReason::VersionMismatch(_) => 3,
         DisconnectReason::IdentityMismatch { .. } | DisconnectReason::BadServer(_) => 4,
-        DisconnectReason::ConnectFailed(_)
-        | DisconnectReason::Lost(_)
-        | DisconnectReason::ServerShutdown(_) => 5,
+        DisconnectReason::ConnectFailed(_) | DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) => 5,
         DisconnectReason::Kicked { .. } => 6,
     }
 }
@@ -78,13 +74,7 @@ impl Printer {
     pub fn json(&self, event: &Event) -> Value {
         let now = rfc3339(SystemTime::now());
         match event {
-            Event::Connected {
-                me,
-                users,
-                fingerprint,
-                trust,
-                limits,
-            } => json!({
+            Event::Connected { me, users, fingerprint, trust, limits } => json!({
                 "event": "connected", "time": now, "server": self.server, "me": me, "users": users,
                 "fingerprint": fingerprint.to_string(),
                 "trust": match trust { Trust::Explicit => "explicit", Trust::Known => "known", Trust::FirstUse => "first_use" },
@@ -119,12 +109,9 @@ impl Printer {
                 users.len(),
                 list(users)
             ),
-            Event::Message { from, text, time } => format!(
-                "[{}] <{}> {}",
-                clock(*time),
-                escape_line(from),
-                escape_line(text)
-            ),
+            Event::Message { from, text, time } => {
+                format!("[{}] <{}> {}", clock(*time), escape_line(from), escape_line(text))
+            }
             Event::Joined(u) => format!("* {} joined", escape_line(u)),
             Event::Left(u) => format!("* {} left", escape_line(u)),
             Event::Users(users) => format!("* {} here: {}", users.len(), list(users)),
@@ -150,19 +137,14 @@ impl Printer {
         drop(out);
         match event {
             Event::Rejected { id, detail, .. } if self.style == Style::Plain => {
-                eprintln!(
-                    "client-cli: message #{id} not sent: {}",
-                    escape_line(detail)
-                );
+                eprintln!("client-cli: message #{id} not sent: {}", escape_line(detail));
             }
             Event::Disconnected { reason, unacked } => {
                 if !matches!(reason, DisconnectReason::Quit) {
                     eprintln!("client-cli: {}", escape_line(&reason.to_string()));
                 }
                 if *unacked > 0 {
-                    eprintln!(
-                        "client-cli: {unacked} of your messages were not acknowledged by the server"
-                    );
+                    eprintln!("client-cli: {unacked} of your messages were not acknowledged by the server");
                 }
             }
             _ => {}
@@ -171,9 +153,5 @@ impl Printer {
 }
 
 fn list(users: &[String]) -> String {
-    users
-        .iter()
-        .map(|u| escape_line(u).into_owned())
-        .collect::<Vec<_>>()
-        .join(", ")
+    users.iter().map(|u| escape_line(u).into_owned()).collect::<Vec<_>>().join(", ")
 }

@@ -115,30 +115,16 @@ impl std::fmt::Display for DisconnectReason {
             Self::Refused { reason, .. } => write!(f, "refused by the server: {reason}"),
             Self::WrongKey => write!(f, "refused by the server: wrong server key"),
             Self::VersionMismatch(m) => write!(f, "refused: {m}"),
-            Self::IdentityMismatch {
-                server,
-                expected,
-                actual,
-                known_servers,
-            } => {
-                write!(
-                    f,
-                    "SERVER IDENTITY CHANGED for {server}: expected {expected}, got {actual}. "
-                )?;
-                write!(
-                    f,
-                    "Someone may be impersonating the server, or its key was replaced. "
-                )?;
+            Self::IdentityMismatch { server, expected, actual, known_servers } => {
+                write!(f, "SERVER IDENTITY CHANGED for {server}: expected {expected}, got {actual}. ")?;
+                write!(f, "Someone may be impersonating the server, or its key was replaced. ")?;
                 match known_servers {
                     Some(p) => write!(
                         f,
                         "If the admin confirms the new fingerprint, connect once with --fingerprint {actual} (or remove the {server} line from {})",
                         p.display()
                     ),
-                    None => write!(
-                        f,
-                        "If the admin confirms the new fingerprint, pass --fingerprint {actual}"
-                    ),
+                    None => write!(f, "If the admin confirms the new fingerprint, pass --fingerprint {actual}"),
                 }
             }
             Self::BadServer(m) => write!(f, "the server failed to prove its identity: {m}"),
@@ -245,11 +231,7 @@ impl Client {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let max_message = Arc::new(AtomicU64::new(u64::MAX));
-        let client = Client {
-            tx: cmd_tx,
-            next_id: Arc::new(AtomicU64::new(1)),
-            max_message: max_message.clone(),
-        };
+        let client = Client { tx: cmd_tx, next_id: Arc::new(AtomicU64::new(1)), max_message: max_message.clone() };
         tokio::spawn(crate::connection::run(opts, cmd_rx, ev_tx, max_message));
         (client, Events { rx: ev_rx })
     }
@@ -266,19 +248,13 @@ impl Client {
         let text = text.into();
         let max = self.max_message.load(Ordering::Relaxed);
         if text.len() as u64 > max {
-            return Err(ClientError::TooLarge {
-                len: text.len(),
-                max: max as usize,
-            });
+            return Err(ClientError::TooLarge { len: text.len(), max: max as usize });
         }
         if let Err(e) = protocol::message::validate_text(&text, usize::MAX) {
             return Err(ClientError::Invalid(e.to_string()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tx
-            .send(Command::Send { id, text })
-            .await
-            .map_err(|_| ClientError::NotConnected)?;
+        self.tx.send(Command::Send { id, text }).await.map_err(|_| ClientError::NotConnected)?;
         Ok(id)
     }
 
@@ -288,10 +264,7 @@ impl Client {
     ///
     /// [`ClientError::NotConnected`] after the end.
     pub async fn who(&self) -> Result<(), ClientError> {
-        self.tx
-            .send(Command::Who)
-            .await
-            .map_err(|_| ClientError::NotConnected)
+        self.tx.send(Command::Who).await.map_err(|_| ClientError::NotConnected)
     }
 
     /// Leaves politely once every queued message has been acknowledged.
@@ -300,9 +273,6 @@ impl Client {
     ///
     /// [`ClientError::NotConnected`] after the end.
     pub async fn quit(&self) -> Result<(), ClientError> {
-        self.tx
-            .send(Command::Quit)
-            .await
-            .map_err(|_| ClientError::NotConnected)
+        self.tx.send(Command::Quit).await.map_err(|_| ClientError::NotConnected)
     }
 }

@@ -47,8 +47,7 @@ struct File {
 
 /// The default file: `$XDG_CONFIG_HOME/socket-chatroom/config.toml`.
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "socket-chatroom")
-        .map(|d| d.config_dir().join("config.toml"))
+    directories::ProjectDirs::from("", "", "socket-chatroom").map(|d| d.config_dir().join("config.toml"))
 }
 
 impl ClientConfig {
@@ -66,28 +65,16 @@ impl ClientConfig {
                 _ => return Ok(Self::default()),
             },
         };
-        let err = |message: String| ClientError::Config {
-            path: path.clone(),
-            message,
-        };
+        let err = |message: String| ClientError::Config { path: path.clone(), message };
         let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| err(e.message().trim().to_owned()))?;
-        let client = table
-            .get("client")
-            .cloned()
-            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+        let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.message().trim().to_owned()))?;
+        let client = table.get("client").cloned().unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
         let file = File {
-            client: client
-                .try_into()
-                .map_err(|e: toml::de::Error| err(format!("[client]: {}", e.message().trim())))?,
+            client: client.try_into().map_err(|e: toml::de::Error| err(format!("[client]: {}", e.message().trim())))?,
         };
         let mut cfg = file.client;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        for p in [&mut cfg.key_file, &mut cfg.known_servers]
-            .into_iter()
-            .flatten()
-        {
+        for p in [&mut cfg.key_file, &mut cfg.known_servers].into_iter().flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -104,18 +91,12 @@ mod tests {
     fn reads_only_the_client_table_and_resolves_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("config.toml");
-        std::fs::write(
-            &p,
-            "[server]\nbind = \"x\"\n[client]\nuser = \"al\"\nkey_file = \"k\"\n",
-        )
-        .expect("write");
+        std::fs::write(&p, "[server]\nbind = \"x\"\n[client]\nuser = \"al\"\nkey_file = \"k\"\n").expect("write");
         let c = ClientConfig::load(Some(&p)).expect("loads");
         assert_eq!(c.user.as_deref(), Some("al"));
         assert_eq!(c.key_file, Some(dir.path().join("k")));
         std::fs::write(&p, "[client]\nusr = \"al\"\n").expect("write");
-        let e = ClientConfig::load(Some(&p))
-            .expect_err("unknown key")
-            .to_string();
+        let e = ClientConfig::load(Some(&p)).expect_err("unknown key").to_string();
         assert!(e.contains("usr"), "{e}");
     }
 }

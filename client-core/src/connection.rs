@@ -40,17 +40,12 @@ impl Conn {
         match self.reader.next().await {
             Some(Ok(f)) => Ok(f),
             Some(Err(e)) => Err(DisconnectReason::Lost(e.to_string())),
-            None => Err(DisconnectReason::Lost(
-                "the server closed the connection".into(),
-            )),
+            None => Err(DisconnectReason::Lost("the server closed the connection".into())),
         }
     }
 
     async fn write_raw(&mut self, frame: &[u8]) -> Outcome<()> {
-        self.writer
-            .send(frame)
-            .await
-            .map_err(|e| DisconnectReason::Lost(e.to_string()))
+        self.writer.send(frame).await.map_err(|e| DisconnectReason::Lost(e.to_string()))
     }
 
     async fn send(&mut self, msg: &ClientMessage) -> Outcome<()> {
@@ -65,9 +60,9 @@ impl Conn {
         let Some(opener) = &mut self.opener else {
             return Err(DisconnectReason::Lost("no session keys".into()));
         };
-        let plain = opener.open(frame).map_err(|e| {
-            DisconnectReason::Lost(format!("stream from the server is corrupt: {e}"))
-        })?;
+        let plain = opener
+            .open(frame)
+            .map_err(|e| DisconnectReason::Lost(format!("stream from the server is corrupt: {e}")))?;
         message::decode(&plain).map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))
     }
 }
@@ -82,9 +77,7 @@ fn handshake_failure(e: HandshakeError) -> DisconnectReason {
 
 /// Connects and logs in; returns the connection, the welcome's contents and
 /// how the identity was trusted.
-async fn establish(
-    opts: &ConnectOptions,
-) -> Outcome<(Conn, String, Vec<String>, Limits, Fingerprint, Trust)> {
+async fn establish(opts: &ConnectOptions) -> Outcome<(Conn, String, Vec<String>, Limits, Fingerprint, Trust)> {
     let stream = TcpStream::connect(&opts.server)
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
@@ -116,25 +109,19 @@ async fn establish(
     conn.send(&login).await?;
     let frame = conn.read_raw().await?;
     match conn.open(&frame)? {
-        ServerMessage::Welcome {
-            you, users, limits, ..
-        } => Ok((conn, you, users, limits, established.fingerprint, trust)),
+        ServerMessage::Welcome { you, users, limits, .. } => {
+            Ok((conn, you, users, limits, established.fingerprint, trust))
+        }
         ServerMessage::Refused { code, reason } => Err(DisconnectReason::Refused { code, reason }),
         ServerMessage::Shutdown { reason } => Err(DisconnectReason::ServerShutdown(reason)),
-        other => Err(DisconnectReason::BadServer(format!(
-            "expected a welcome, got {other:?}"
-        ))),
+        other => Err(DisconnectReason::BadServer(format!("expected a welcome, got {other:?}"))),
     }
 }
 
 /// Checks the server's identity against the explicit pin or the
 /// known-servers file (recording it on first use).
 fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
-    let file = opts
-        .known_servers
-        .clone()
-        .or_else(known_servers::default_path)
-        .map(KnownServers::new);
+    let file = opts.known_servers.clone().or_else(known_servers::default_path).map(KnownServers::new);
     if let Some(expected) = opts.fingerprint {
         if expected != actual {
             return Err(DisconnectReason::IdentityMismatch {
@@ -157,10 +144,7 @@ fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
             "no data directory for known servers and no --fingerprint given; cannot verify the server".into(),
         ));
     };
-    match ks
-        .lookup(&opts.server)
-        .map_err(|e| DisconnectReason::BadServer(e.to_string()))?
-    {
+    match ks.lookup(&opts.server).map_err(|e| DisconnectReason::BadServer(e.to_string()))? {
         Lookup::Pinned(expected) if expected == actual => Ok(Trust::Known),
         Lookup::Pinned(expected) => Err(DisconnectReason::IdentityMismatch {
             server: opts.server.clone(),
@@ -169,8 +153,7 @@ fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
             known_servers: Some(ks.path().to_owned()),
         }),
         Lookup::Unknown => {
-            ks.pin(&opts.server, actual)
-                .map_err(|e| DisconnectReason::BadServer(e.to_string()))?;
+            ks.pin(&opts.server, actual).map_err(|e| DisconnectReason::BadServer(e.to_string()))?;
             Ok(Trust::FirstUse)
         }
     }
@@ -201,31 +184,14 @@ pub(crate) async fn run(
 ) {
     let mut outbox = Outbox::default();
     let reason = match tokio::time::timeout(opts.connect_timeout, establish(&opts)).await {
-        Err(_) => DisconnectReason::ConnectFailed(format!(
-            "{}: timed out after {:?}",
-            opts.server, opts.connect_timeout
-        )),
+        Err(_) => {
+            DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
+        }
         Ok(Err(reason)) => reason,
         Ok(Ok((conn, me, users, limits, fingerprint, trust))) => {
             max_message.store(u64::from(limits.max_message_bytes), Ordering::Relaxed);
-            let _ = events
-                .send(Event::Connected {
-                    me,
-                    users,
-                    fingerprint,
-                    trust,
-                    limits,
-                })
-                .await;
-            session(
-                conn,
-                limits,
-                opts.queue_limit,
-                &mut cmds,
-                &events,
-                &mut outbox,
-            )
-            .await
+            let _ = events.send(Event::Connected { me, users, fingerprint, trust, limits }).await;
+            session(conn, limits, opts.queue_limit, &mut cmds, &events, &mut outbox).await
         }
     };
     // Whatever was queued behind the end counts as not acknowledged too.
@@ -271,13 +237,7 @@ async fn session(
                 break;
             }
             let (id, text) = entry.remove_entry();
-            if let Err(r) = conn
-                .send(&ClientMessage::Chat {
-                    id,
-                    text: text.clone(),
-                })
-                .await
-            {
+            if let Err(r) = conn.send(&ClientMessage::Chat { id, text: text.clone() }).await {
                 outbox.pending.insert(id, text);
                 return r;
             }

@@ -11,8 +11,7 @@ use crate::error::ClientError;
 /// The default file: `$XDG_DATA_HOME/socket-chatroom/known_servers`
 /// (usually `~/.local/share/socket-chatroom/known_servers`).
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "socket-chatroom")
-        .map(|d| d.data_dir().join("known_servers"))
+    directories::ProjectDirs::from("", "", "socket-chatroom").map(|d| d.data_dir().join("known_servers"))
 }
 
 /// The known-servers file.
@@ -56,10 +55,7 @@ impl KnownServers {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> ClientError {
-        ClientError::KnownServers {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
+        ClientError::KnownServers { path: self.path.clone(), message: e.to_string() }
     }
 
     /// What is pinned for `address`.
@@ -70,9 +66,9 @@ impl KnownServers {
     pub fn lookup(&self, address: &str) -> Result<Lookup, ClientError> {
         match self.read()?.into_iter().find(|(a, _)| a == address) {
             None => Ok(Lookup::Unknown),
-            Some((_, f)) => Fingerprint::parse(&f)
-                .map(Lookup::Pinned)
-                .map_err(|e| self.err(format!("entry for {address}: {e}"))),
+            Some((_, f)) => {
+                Fingerprint::parse(&f).map(Lookup::Pinned).map_err(|e| self.err(format!("entry for {address}: {e}")))
+            }
         }
     }
 
@@ -85,10 +81,7 @@ impl KnownServers {
         let mut lines: Vec<String> = match std::fs::read_to_string(&self.path) {
             Ok(t) => t.lines().map(str::to_owned).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                vec![
-                    "# Socket Chatroom known servers: ADDRESS FINGERPRINT (trust on first use)"
-                        .to_owned(),
-                ]
+                vec!["# Socket Chatroom known servers: ADDRESS FINGERPRINT (trust on first use)".to_owned()]
             }
             Err(e) => return Err(self.err(e)),
         };
@@ -99,9 +92,7 @@ impl KnownServers {
         }
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = self
-            .path
-            .with_extension(format!("tmp.{}.{n}", std::process::id()));
+        let tmp = self.path.with_extension(format!("tmp.{}.{n}", std::process::id()));
         std::fs::write(&tmp, lines.join("\n") + "\n").map_err(|e| self.err(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.err(e))
     }

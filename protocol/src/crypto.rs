@@ -19,9 +19,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
 use hkdf::Hkdf;
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::pss::{Signature, SigningKey, VerifyingKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use sha2::{Digest, Sha256};
@@ -81,9 +79,7 @@ impl Psk {
         let text = text.trim();
         let raw = URL_SAFE.decode(text).map_err(|_| KeyError::InvalidPsk)?;
         let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::InvalidPsk)?;
-        Ok(Self {
-            fernet: fernet_from_bytes(&raw),
-        })
+        Ok(Self { fernet: fernet_from_bytes(&raw) })
     }
 
     /// Seals `data` into a token under the key.
@@ -103,9 +99,7 @@ impl Psk {
 
 fn open_token(fernet: &fernet::Fernet, token: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let token = std::str::from_utf8(token).map_err(|_| CryptoError::Unauthentic)?;
-    fernet
-        .decrypt_at_time(token, None, FERNET_STAMP)
-        .map_err(|_| CryptoError::Unauthentic)
+    fernet.decrypt_at_time(token, None, FERNET_STAMP).map_err(|_| CryptoError::Unauthentic)
 }
 
 /// SHA-256 fingerprint of a server's public key (DER SubjectPublicKeyInfo),
@@ -125,16 +119,9 @@ impl Fingerprint {
     ///
     /// [`KeyError::InvalidFingerprint`] for anything else.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let b64 = text
-            .trim()
-            .strip_prefix("SHA256:")
-            .ok_or(KeyError::InvalidFingerprint)?;
-        let raw = STANDARD_NO_PAD
-            .decode(b64)
-            .map_err(|_| KeyError::InvalidFingerprint)?;
-        Ok(Self(
-            raw.try_into().map_err(|_| KeyError::InvalidFingerprint)?,
-        ))
+        let b64 = text.trim().strip_prefix("SHA256:").ok_or(KeyError::InvalidFingerprint)?;
+        let raw = STANDARD_NO_PAD.decode(b64).map_err(|_| KeyError::InvalidFingerprint)?;
+        Ok(Self(raw.try_into().map_err(|_| KeyError::InvalidFingerprint)?))
     }
 }
 
@@ -167,9 +154,7 @@ pub struct Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identity")
-            .field("fingerprint", &self.fingerprint)
-            .finish_non_exhaustive()
+        f.debug_struct("Identity").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
     }
 }
 
@@ -180,23 +165,15 @@ impl Identity {
     ///
     /// [`KeyError::Rsa`] if the RSA library fails.
     pub fn generate() -> Result<Self, KeyError> {
-        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, IDENTITY_BITS)
-            .map_err(|e| KeyError::Rsa(e.to_string()))?;
+        let key =
+            rsa::PrivateKey::new(&mut getrandom::SysRng, IDENTITY_BITS).map_err(|e| KeyError::Rsa(e.to_string()))?;
         Self::from_key(key)
     }
 
     fn from_key(key: rsa::PrivateKey) -> Result<Self, KeyError> {
-        let public_der = key
-            .to_public_key()
-            .to_public_key_der()
-            .map_err(|e| KeyError::Rsa(e.to_string()))?
-            .into_vec();
+        let public_der = key.to_public_key().to_public_key_der().map_err(|e| KeyError::Rsa(e.to_string()))?.into_vec();
         let fingerprint = Fingerprint::of_der(&public_der);
-        Ok(Self {
-            signer: SigningKey::new(key),
-            public_der,
-            fingerprint,
-        })
+        Ok(Self { signer: SigningKey::new(key), public_der, fingerprint })
     }
 
     /// Parses a PKCS#8 PEM private key.
@@ -205,8 +182,7 @@ impl Identity {
     ///
     /// [`KeyError::InvalidIdentity`] if it is not one.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let key = rsa::PrivateKey::from_pkcs8_pem(pem)
-            .map_err(|e| KeyError::InvalidIdentity(e.to_string()))?;
+        let key = rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| KeyError::InvalidIdentity(e.to_string()))?;
         Self::from_key(key)
     }
 
@@ -216,11 +192,7 @@ impl Identity {
     ///
     /// [`KeyError::Rsa`] if encoding fails.
     pub fn to_pem(&self) -> Result<String, KeyError> {
-        let pem = self
-            .signer
-            .as_ref()
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| KeyError::Rsa(e.to_string()))?;
+        let pem = self.signer.as_ref().to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Rsa(e.to_string()))?;
         Ok(pem.to_string())
     }
 
@@ -248,9 +220,7 @@ pub(crate) fn verify_signature(public_der: &[u8], message: &[u8], signature: &[u
     let Ok(sig) = Signature::try_from(signature) else {
         return false;
     };
-    VerifyingKey::<Sha256>::new(key)
-        .verify(message, &sig)
-        .is_ok()
+    VerifyingKey::<Sha256>::new(key).verify(message, &sig).is_ok()
 }
 
 /// Keys of one session, expanded by HKDF-SHA256 from the X25519 shared
@@ -282,8 +252,7 @@ impl SessionKeys {
             let mut out = [0u8; 32];
             // 32 bytes is far below HKDF-SHA256's limit of 255 * 32.
             #[allow(clippy::expect_used)]
-            hk.expand(label, &mut out)
-                .expect("HKDF output length is valid");
+            hk.expand(label, &mut out).expect("HKDF output length is valid");
             out
         };
         Self {
@@ -315,19 +284,13 @@ pub struct Sealer {
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer")
-            .field("next", &self.next)
-            .finish_non_exhaustive()
+        f.debug_struct("Sealer").field("next", &self.next).finish_non_exhaustive()
     }
 }
 
 impl Sealer {
     fn new(key: &[u8; 32]) -> Self {
-        Self {
-            fernet: fernet_from_bytes(key),
-            next: 0,
-            scratch: Vec::new(),
-        }
+        Self { fernet: fernet_from_bytes(key), next: 0, scratch: Vec::new() }
     }
 
     /// Seals the next frame.
@@ -349,18 +312,13 @@ pub struct Opener {
 
 impl fmt::Debug for Opener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Opener")
-            .field("expected", &self.expected)
-            .finish_non_exhaustive()
+        f.debug_struct("Opener").field("expected", &self.expected).finish_non_exhaustive()
     }
 }
 
 impl Opener {
     fn new(key: &[u8; 32]) -> Self {
-        Self {
-            fernet: fernet_from_bytes(key),
-            expected: 0,
-        }
+        Self { fernet: fernet_from_bytes(key), expected: 0 }
     }
 
     /// Opens the next frame and returns its message.
@@ -379,10 +337,7 @@ impl Opener {
         seq.copy_from_slice(&plain[..8]);
         let got = u64::from_be_bytes(seq);
         if got != self.expected {
-            return Err(CryptoError::OutOfSequence {
-                expected: self.expected,
-                got,
-            });
+            return Err(CryptoError::OutOfSequence { expected: self.expected, got });
         }
         self.expected += 1;
         plain.drain(..8);
@@ -400,10 +355,7 @@ mod tests {
         assert_eq!(text.len(), 44);
         assert!(Psk::parse(&format!("{text}\n")).is_ok());
         assert_eq!(Psk::parse("short").err(), Some(KeyError::InvalidPsk));
-        assert_eq!(
-            Psk::parse(&URL_SAFE.encode([0u8; 31])).err(),
-            Some(KeyError::InvalidPsk)
-        );
+        assert_eq!(Psk::parse(&URL_SAFE.encode([0u8; 31])).err(), Some(KeyError::InvalidPsk));
     }
 
     #[test]
@@ -420,10 +372,7 @@ mod tests {
     fn fingerprint_round_trips_through_text() {
         let fp = Fingerprint::of_der(b"key");
         let text = fp.to_string();
-        assert!(
-            text.starts_with("SHA256:") && text.len() == 7 + 43,
-            "{text}"
-        );
+        assert!(text.starts_with("SHA256:") && text.len() == 7 + 43, "{text}");
         assert_eq!(Fingerprint::parse(&text), Ok(fp));
         assert!(Fingerprint::parse("MD5:abc").is_err());
         assert!(Fingerprint::parse("SHA256:abc").is_err());
@@ -438,20 +387,8 @@ mod tests {
         let f1 = seal.seal(b"one");
         let f2 = seal.seal(b"two");
         assert_eq!(open.open(f0.as_bytes()).as_deref(), Ok(&b"zero"[..]));
-        assert_eq!(
-            open.open(f0.as_bytes()),
-            Err(CryptoError::OutOfSequence {
-                expected: 1,
-                got: 0
-            })
-        );
-        assert_eq!(
-            open.open(f2.as_bytes()),
-            Err(CryptoError::OutOfSequence {
-                expected: 1,
-                got: 2
-            })
-        );
+        assert_eq!(open.open(f0.as_bytes()), Err(CryptoError::OutOfSequence { expected: 1, got: 0 }));
+        assert_eq!(open.open(f2.as_bytes()), Err(CryptoError::OutOfSequence { expected: 1, got: 2 }));
         assert_eq!(open.open(f1.as_bytes()).as_deref(), Ok(&b"one"[..]));
     }
 
@@ -461,9 +398,6 @@ mod tests {
         let (mut client_seal, mut client_open) = keys.client_text();
         // A client frame reflected back at the client does not open.
         let f = client_seal.seal(b"x");
-        assert_eq!(
-            client_open.open(f.as_bytes()),
-            Err(CryptoError::Unauthentic)
-        );
+        assert_eq!(client_open.open(f.as_bytes()), Err(CryptoError::Unauthentic));
     }
 }

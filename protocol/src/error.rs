@@ -41,9 +41,7 @@ pub enum CryptoError {
     Unauthentic,
     /// The frame authenticated but carries the wrong sequence number: it was
     /// replayed, reordered, or a frame before it was dropped.
-    #[error(
-        "frame out of sequence: expected #{expected}, got #{got} (replayed, reordered or dropped)"
-    )]
+    #[error("frame out of sequence: expected #{expected}, got #{got} (replayed, reordered or dropped)")]
     OutOfSequence {
         /// The sequence number the receiver expected next.
         expected: u64,

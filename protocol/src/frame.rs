@@ -68,10 +68,7 @@ impl FrameCodec {
     /// [`FrameError::TooLarge`] when the payload is longer than the limit.
     pub fn encode(&self, payload: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
         if payload.len() > self.max {
-            return Err(FrameError::TooLarge {
-                len: payload.len(),
-                max: self.max,
-            });
+            return Err(FrameError::TooLarge { len: payload.len(), max: self.max });
         }
         dst.reserve(HEADER_LEN + payload.len());
         dst.put_u32(payload.len() as u32);
@@ -145,10 +142,7 @@ mod tests {
             assert_eq!(codec.decode(&mut buf), Ok(None), "byte {i}");
             buf.put_u8(*b);
         }
-        assert_eq!(
-            codec.decode(&mut buf).ok().flatten().as_deref(),
-            Some(&b"hello"[..])
-        );
+        assert_eq!(codec.decode(&mut buf).ok().flatten().as_deref(), Some(&b"hello"[..]));
         assert!(buf.is_empty());
     }
 
@@ -159,26 +153,15 @@ mod tests {
         for p in [&b"a"[..], b"", b"bcd"] {
             buf.extend_from_slice(&frame(p));
         }
-        let got: Vec<Bytes> =
-            std::iter::from_fn(|| codec.decode(&mut buf).ok().flatten()).collect();
-        assert_eq!(
-            got,
-            vec![
-                Bytes::from_static(b"a"),
-                Bytes::new(),
-                Bytes::from_static(b"bcd")
-            ]
-        );
+        let got: Vec<Bytes> = std::iter::from_fn(|| codec.decode(&mut buf).ok().flatten()).collect();
+        assert_eq!(got, vec![Bytes::from_static(b"a"), Bytes::new(), Bytes::from_static(b"bcd")]);
     }
 
     #[test]
     fn oversized_frame_is_refused_from_its_header() {
         let codec = FrameCodec::new(16);
         let mut buf = BytesMut::from(&17u32.to_be_bytes()[..]);
-        assert_eq!(
-            codec.decode(&mut buf),
-            Err(FrameError::TooLarge { len: 17, max: 16 })
-        );
+        assert_eq!(codec.decode(&mut buf), Err(FrameError::TooLarge { len: 17, max: 16 }));
         let mut huge = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
         assert!(codec.decode(&mut huge).is_err());
         let mut out = BytesMut::new();
@@ -192,9 +175,6 @@ mod tests {
         let mut buf = BytesMut::new();
         codec.encode(&[7; 1024], &mut buf).expect("fits");
         assert_eq!(buf.len(), 1028);
-        assert_eq!(
-            codec.decode(&mut buf).ok().flatten().map(|b| b.len()),
-            Some(1024)
-        );
+        assert_eq!(codec.decode(&mut buf).ok().flatten().map(|b| b.len()), Some(1024));
     }
 }

@@ -59,11 +59,7 @@ fn build_transcript(
     t
 }
 
-fn derive(
-    secret: EphemeralSecret,
-    peer: &PublicKey,
-    transcript: &[u8],
-) -> Result<SessionKeys, HandshakeError> {
+fn derive(secret: EphemeralSecret, peer: &PublicKey, transcript: &[u8]) -> Result<SessionKeys, HandshakeError> {
     let shared = secret.diffie_hellman(peer);
     if !shared.was_contributory() {
         return Err(HandshakeError::WeakKey);
@@ -96,11 +92,7 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
     fn finish(self, what: &'static str) -> Result<(), HandshakeError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(HandshakeError::Malformed(what))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(HandshakeError::Malformed(what)) }
     }
 }
 
@@ -116,17 +108,8 @@ pub struct Established {
 // ---------------------------------------------------------------- client --
 
 enum ClientState {
-    AwaitHello {
-        psk: Psk,
-        secret: EphemeralSecret,
-    },
-    AwaitAuth {
-        psk: Psk,
-        secret: EphemeralSecret,
-        client_pub: [u8; 32],
-        challenge: [u8; 32],
-        nonce: [u8; 32],
-    },
+    AwaitHello { psk: Psk, secret: EphemeralSecret },
+    AwaitAuth { psk: Psk, secret: EphemeralSecret, client_pub: [u8; 32], challenge: [u8; 32], nonce: [u8; 32] },
     Done,
 }
 
@@ -142,9 +125,7 @@ impl std::fmt::Debug for ClientHandshake {
             ClientState::AwaitAuth { .. } => "await-auth",
             ClientState::Done => "done",
         };
-        f.debug_struct("ClientHandshake")
-            .field("state", &s)
-            .finish()
+        f.debug_struct("ClientHandshake").field("state", &s).finish()
     }
 }
 
@@ -161,12 +142,7 @@ pub enum ClientStep {
 impl ClientHandshake {
     /// A client that will prove it holds `psk`.
     pub fn new(psk: Psk) -> Self {
-        Self {
-            state: ClientState::AwaitHello {
-                psk,
-                secret: EphemeralSecret::random(),
-            },
-        }
+        Self { state: ClientState::AwaitHello { psk, secret: EphemeralSecret::random() } }
     }
 
     /// Feeds the server's next frame in.
@@ -186,10 +162,7 @@ impl ClientHandshake {
                 r.finish("server hello length")?;
                 debug_assert_eq!(frame.len(), SERVER_HELLO_LEN);
                 if version != PROTOCOL_VERSION {
-                    return Err(HandshakeError::VersionMismatch {
-                        ours: PROTOCOL_VERSION,
-                        theirs: version,
-                    });
+                    return Err(HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: version });
                 }
                 let nonce = random_bytes::<32>();
                 let client_pub = PublicKey::from(&secret).to_bytes();
@@ -199,38 +172,23 @@ impl ClientHandshake {
                 body.extend_from_slice(&nonce);
                 body.extend_from_slice(&client_pub);
                 let token = psk.seal(&body).into_bytes();
-                self.state = ClientState::AwaitAuth {
-                    psk,
-                    secret,
-                    client_pub,
-                    challenge,
-                    nonce,
-                };
+                self.state = ClientState::AwaitAuth { psk, secret, client_pub, challenge, nonce };
                 Ok(ClientStep::Send(token))
             }
-            ClientState::AwaitAuth {
-                psk,
-                secret,
-                client_pub,
-                challenge,
-                nonce,
-            } => {
+            ClientState::AwaitAuth { psk, secret, client_pub, challenge, nonce } => {
                 if frame == REFUSED_WRONG_KEY {
                     return Err(HandshakeError::WrongKey);
                 }
                 // A server that cannot seal under our key does not hold it.
-                let body = psk.open(frame).map_err(|_| {
-                    HandshakeError::Malformed("server auth is not sealed under the key")
-                })?;
+                let body = psk
+                    .open(frame)
+                    .map_err(|_| HandshakeError::Malformed("server auth is not sealed under the key"))?;
                 let mut r = Reader(&body);
                 match r.u8("server auth status")? {
                     AUTH_OK => {}
                     AUTH_VERSION_MISMATCH => {
                         let theirs = r.u16("server version")?;
-                        return Err(HandshakeError::VersionMismatch {
-                            ours: PROTOCOL_VERSION,
-                            theirs,
-                        });
+                        return Err(HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs });
                     }
                     _ => return Err(HandshakeError::Malformed("server auth status")),
                 }
@@ -240,22 +198,12 @@ impl ClientHandshake {
                 let sig_len = r.u16("signature length")? as usize;
                 let sig = r.take(sig_len, "signature")?;
                 r.finish("server auth length")?;
-                let transcript = build_transcript(
-                    PROTOCOL_VERSION,
-                    &challenge,
-                    &nonce,
-                    &client_pub,
-                    &server_pub,
-                    der,
-                );
+                let transcript = build_transcript(PROTOCOL_VERSION, &challenge, &nonce, &client_pub, &server_pub, der);
                 if !verify_signature(der, &transcript, sig) {
                     return Err(HandshakeError::BadSignature);
                 }
                 let keys = derive(secret, &PublicKey::from(server_pub), &transcript)?;
-                Ok(ClientStep::Established(Established {
-                    keys,
-                    fingerprint: Fingerprint::of_der(der),
-                }))
+                Ok(ClientStep::Established(Established { keys, fingerprint: Fingerprint::of_der(der) }))
             }
             ClientState::Done => Err(HandshakeError::Unexpected("done")),
         }
@@ -265,15 +213,8 @@ impl ClientHandshake {
 // ---------------------------------------------------------------- server --
 
 enum ServerState {
-    AwaitClientHello {
-        challenge: [u8; 32],
-    },
-    AwaitSignature {
-        secret: EphemeralSecret,
-        client_pub: [u8; 32],
-        server_pub: [u8; 32],
-        transcript: Vec<u8>,
-    },
+    AwaitClientHello { challenge: [u8; 32] },
+    AwaitSignature { secret: EphemeralSecret, client_pub: [u8; 32], server_pub: [u8; 32], transcript: Vec<u8> },
     Done,
 }
 
@@ -291,9 +232,7 @@ impl std::fmt::Debug for ServerHandshake {
             ServerState::AwaitSignature { .. } => "await-signature",
             ServerState::Done => "done",
         };
-        f.debug_struct("ServerHandshake")
-            .field("state", &s)
-            .finish()
+        f.debug_struct("ServerHandshake").field("state", &s).finish()
     }
 }
 
@@ -327,14 +266,7 @@ impl ServerHandshake {
         hello.extend_from_slice(MAGIC);
         hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         hello.extend_from_slice(&challenge);
-        (
-            Self {
-                psk,
-                identity_der,
-                state: ServerState::AwaitClientHello { challenge },
-            },
-            hello,
-        )
+        (Self { psk, identity_der, state: ServerState::AwaitClientHello { challenge } }, hello)
     }
 
     /// Feeds the client hello in. Only the PSK check and an X25519 key
@@ -344,17 +276,10 @@ impl ServerHandshake {
     ///
     /// [`HandshakeError::Unexpected`] when called twice.
     pub fn receive(&mut self, frame: &[u8]) -> Result<ServerStep, HandshakeError> {
-        let ServerState::AwaitClientHello { challenge } =
-            std::mem::replace(&mut self.state, ServerState::Done)
-        else {
+        let ServerState::AwaitClientHello { challenge } = std::mem::replace(&mut self.state, ServerState::Done) else {
             return Err(HandshakeError::Unexpected("client hello already received"));
         };
-        let reject = |reason| {
-            Ok(ServerStep::Reject {
-                reply: REFUSED_WRONG_KEY.to_vec(),
-                reason,
-            })
-        };
+        let reject = |reason| Ok(ServerStep::Reject { reply: REFUSED_WRONG_KEY.to_vec(), reason });
         let Ok(body) = self.psk.open(frame) else {
             return reject(HandshakeError::PskCheckFailed);
         };
@@ -380,28 +305,13 @@ impl ServerHandshake {
             body.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
             return Ok(ServerStep::Reject {
                 reply: self.psk.seal(&body).into_bytes(),
-                reason: HandshakeError::VersionMismatch {
-                    ours: PROTOCOL_VERSION,
-                    theirs: version,
-                },
+                reason: HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: version },
             });
         }
         let secret = EphemeralSecret::random();
         let server_pub = PublicKey::from(&secret).to_bytes();
-        let transcript = build_transcript(
-            version,
-            &challenge,
-            &nonce,
-            &client_pub,
-            &server_pub,
-            &self.identity_der,
-        );
-        self.state = ServerState::AwaitSignature {
-            secret,
-            client_pub,
-            server_pub,
-            transcript: transcript.clone(),
-        };
+        let transcript = build_transcript(version, &challenge, &nonce, &client_pub, &server_pub, &self.identity_der);
+        self.state = ServerState::AwaitSignature { secret, client_pub, server_pub, transcript: transcript.clone() };
         Ok(ServerStep::Sign(SignRequest { transcript }))
     }
 
@@ -413,12 +323,8 @@ impl ServerHandshake {
     /// [`HandshakeError::Unexpected`] out of order, [`HandshakeError::WeakKey`]
     /// for a degenerate client key.
     pub fn finish(&mut self, signature: &[u8]) -> Result<(Vec<u8>, Established), HandshakeError> {
-        let ServerState::AwaitSignature {
-            secret,
-            client_pub,
-            server_pub,
-            transcript,
-        } = std::mem::replace(&mut self.state, ServerState::Done)
+        let ServerState::AwaitSignature { secret, client_pub, server_pub, transcript } =
+            std::mem::replace(&mut self.state, ServerState::Done)
         else {
             return Err(HandshakeError::Unexpected("no signature requested"));
         };
@@ -431,12 +337,6 @@ impl ServerHandshake {
         body.extend_from_slice(&(signature.len() as u16).to_be_bytes());
         body.extend_from_slice(signature);
         let keys = derive(secret, &PublicKey::from(client_pub), &transcript)?;
-        Ok((
-            self.psk.seal(&body).into_bytes(),
-            Established {
-                keys,
-                fingerprint: Fingerprint::of_der(der),
-            },
-        ))
+        Ok((self.psk.seal(&body).into_bytes(), Established { keys, fingerprint: Fingerprint::of_der(der) }))
     }
 }

@@ -271,10 +271,7 @@ pub fn validate_username(name: &str) -> Result<(), NameError> {
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(NameError::TooLong);
     }
-    if name
-        .chars()
-        .any(|c| c.is_control() || is_bidi_control(c) || c == '\u{FEFF}')
-    {
+    if name.chars().any(|c| c.is_control() || is_bidi_control(c) || c == '\u{FEFF}') {
         return Err(NameError::ForbiddenCharacter);
     }
     if name.trim() != name {
@@ -314,18 +311,12 @@ pub enum TextError {
 /// The first rule broken.
 pub fn validate_text(text: &str, max_bytes: usize) -> Result<(), TextError> {
     if text.len() > max_bytes {
-        return Err(TextError::TooLarge {
-            len: text.len(),
-            max: max_bytes,
-        });
+        return Err(TextError::TooLarge { len: text.len(), max: max_bytes });
     }
     if text.trim().is_empty() {
         return Err(TextError::Empty);
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(TextError::ControlCharacter);
     }
     Ok(())
@@ -343,28 +334,16 @@ mod tests {
         assert_eq!(validate_username(&"é".repeat(33)), Err(NameError::TooLong));
         assert_eq!(validate_username(""), Err(NameError::Empty));
         assert_eq!(validate_username(" bob"), Err(NameError::SurroundingSpace));
-        assert_eq!(
-            validate_username("bob\u{3000}"),
-            Err(NameError::SurroundingSpace)
-        );
-        assert_eq!(
-            validate_username("bo\x1b[31mb"),
-            Err(NameError::ForbiddenCharacter)
-        );
-        assert_eq!(
-            validate_username("admin\u{202E}nimda"),
-            Err(NameError::ForbiddenCharacter)
-        );
+        assert_eq!(validate_username("bob\u{3000}"), Err(NameError::SurroundingSpace));
+        assert_eq!(validate_username("bo\x1b[31mb"), Err(NameError::ForbiddenCharacter));
+        assert_eq!(validate_username("admin\u{202E}nimda"), Err(NameError::ForbiddenCharacter));
         assert_eq!(name_key("ALICE"), name_key("alice"));
     }
 
     #[test]
     fn texts_follow_the_rules() {
         assert_eq!(validate_text("hi", 4), Ok(()));
-        assert_eq!(
-            validate_text("héllo", 5),
-            Err(TextError::TooLarge { len: 6, max: 5 })
-        );
+        assert_eq!(validate_text("héllo", 5), Err(TextError::TooLarge { len: 6, max: 5 }));
         assert_eq!(validate_text("  ", 10), Err(TextError::Empty));
         assert_eq!(validate_text("a\x07", 10), Err(TextError::ControlCharacter));
         assert_eq!(validate_text("two\nlines\t!", 20), Ok(()));
@@ -372,21 +351,13 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_unknown_types_fail_cleanly() {
-        let m = ClientMessage::Chat {
-            id: 7,
-            text: "hi".into(),
-        };
+        let m = ClientMessage::Chat { id: 7, text: "hi".into() };
         let bytes = encode(&m);
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(m));
         assert!(decode::<ClientMessage>(br#"{"type":"teleport"}"#).is_err());
-        assert!(
-            decode::<ClientMessage>(b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xff\"}").is_err()
-        );
+        assert!(decode::<ClientMessage>(b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xff\"}").is_err());
         assert!(decode::<ClientMessage>(b"").is_err());
         // Unknown fields are ignored (forward compatibility).
-        assert_eq!(
-            decode::<ClientMessage>(br#"{"type":"who","extra":1}"#),
-            Ok(ClientMessage::Who)
-        );
+        assert_eq!(decode::<ClientMessage>(br#"{"type":"who","extra":1}"#), Ok(ClientMessage::Who));
     }
 }

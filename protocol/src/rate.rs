@@ -16,12 +16,7 @@ impl TokenBucket {
     /// A full bucket.
     pub fn new(per_sec: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
-        Self {
-            per_sec: per_sec.max(0.001),
-            burst,
-            tokens: burst,
-            last: now,
-        }
+        Self { per_sec: per_sec.max(0.001), burst, tokens: burst, last: now }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -48,11 +43,7 @@ impl TokenBucket {
     /// How long until a token is available (zero if one is).
     pub fn wait_time(&mut self, now: Instant) -> Duration {
         self.refill(now);
-        if self.tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec)
-        }
+        if self.tokens >= 1.0 { Duration::ZERO } else { Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec) }
     }
 }
 

@@ -33,14 +33,7 @@ impl Server {
     fn new(psk: &Psk, identity: Identity) -> (Self, Vec<u8>) {
         let der: Arc<[u8]> = identity.public_der().into();
         let (hs, hello) = ServerHandshake::new(psk.clone(), der);
-        (
-            Self {
-                hs,
-                identity,
-                signs: Cell::new(0),
-            },
-            hello,
-        )
+        (Self { hs, identity, signs: Cell::new(0) }, hello)
     }
 
     /// Feeds the client hello; returns the reply and, on success, the keys.
@@ -93,15 +86,9 @@ fn success_yields_matching_keys_in_both_directions() {
     let mut p = connect();
     assert_eq!(p.fingerprint, identity(TEST_IDENTITY).fingerprint());
     let up = p.client.0.seal(b"hello server");
-    assert_eq!(
-        p.server.1.open(up.as_bytes()).as_deref(),
-        Ok(&b"hello server"[..])
-    );
+    assert_eq!(p.server.1.open(up.as_bytes()).as_deref(), Ok(&b"hello server"[..]));
     let down = p.server.0.seal(b"hello client");
-    assert_eq!(
-        p.client.1.open(down.as_bytes()).as_deref(),
-        Ok(&b"hello client"[..])
-    );
+    assert_eq!(p.client.1.open(down.as_bytes()).as_deref(), Ok(&b"hello client"[..]));
 }
 
 #[test]
@@ -112,11 +99,7 @@ fn wrong_psk_is_refused_in_plaintext_with_no_rsa_work() {
     let (reply, est) = server.on_client_hello(&ch);
     assert_eq!(est.err(), Some(HandshakeError::PskCheckFailed));
     assert_eq!(reply, REFUSED_WRONG_KEY);
-    assert_eq!(
-        server.signs.get(),
-        0,
-        "no RSA signature before the PSK gate"
-    );
+    assert_eq!(server.signs.get(), 0, "no RSA signature before the PSK gate");
     assert_eq!(client.receive(&reply).err(), Some(HandshakeError::WrongKey));
 }
 
@@ -167,15 +150,10 @@ fn signature_by_another_key_is_rejected() {
     let (mut hs, hello) = ServerHandshake::new(psk.clone(), real.public_der().into());
     let mut client = ClientHandshake::new(psk);
     let ch = client_hello(&mut client, &hello);
-    let ServerStep::Sign(req) = hs.receive(&ch).expect("hello") else {
-        panic!("should sign")
-    };
+    let ServerStep::Sign(req) = hs.receive(&ch).expect("hello") else { panic!("should sign") };
     let forged = identity(OTHER_IDENTITY).sign(&req.transcript);
     let (auth, _) = hs.finish(&forged).expect("finish");
-    assert_eq!(
-        client.receive(&auth).err(),
-        Some(HandshakeError::BadSignature)
-    );
+    assert_eq!(client.receive(&auth).err(), Some(HandshakeError::BadSignature));
 }
 
 #[test]
@@ -198,18 +176,10 @@ fn altered_or_truncated_server_frames_are_rejected() {
     let psk = psk();
     let (mut server, hello) = Server::new(&psk, identity(TEST_IDENTITY));
     // Truncated and altered hellos.
-    assert!(
-        ClientHandshake::new(psk.clone())
-            .receive(&hello[..hello.len() - 1])
-            .is_err()
-    );
+    assert!(ClientHandshake::new(psk.clone()).receive(&hello[..hello.len() - 1]).is_err());
     let mut bad_magic = hello.clone();
     bad_magic[0] ^= 1;
-    assert!(
-        ClientHandshake::new(psk.clone())
-            .receive(&bad_magic)
-            .is_err()
-    );
+    assert!(ClientHandshake::new(psk.clone()).receive(&bad_magic).is_err());
     let mut v2 = hello.clone();
     v2[5] = 2;
     assert!(matches!(
@@ -224,10 +194,7 @@ fn altered_or_truncated_server_frames_are_rejected() {
     let mid = altered.len() / 2;
     altered[mid] = if altered[mid] == b'A' { b'B' } else { b'A' };
     assert!(ClientHandshake::new(psk.clone()).receive(&hello).is_ok());
-    assert!(matches!(
-        client.receive(&altered),
-        Err(HandshakeError::Malformed(_))
-    ));
+    assert!(matches!(client.receive(&altered), Err(HandshakeError::Malformed(_))));
     let mut client2 = ClientHandshake::new(psk);
     let _ = client_hello(&mut client2, &hello);
     assert!(client2.receive(&auth[..auth.len() - 5]).is_err());
@@ -236,36 +203,19 @@ fn altered_or_truncated_server_frames_are_rejected() {
 #[test]
 fn frames_out_of_order_are_fatal() {
     let mut p = connect();
-    let f: Vec<String> = (0..4)
-        .map(|i| p.client.0.seal(format!("m{i}").as_bytes()))
-        .collect();
+    let f: Vec<String> = (0..4).map(|i| p.client.0.seal(format!("m{i}").as_bytes())).collect();
     let open = &mut p.server.1;
     assert!(open.open(f[0].as_bytes()).is_ok());
     // replayed
-    assert_eq!(
-        open.open(f[0].as_bytes()),
-        Err(CryptoError::OutOfSequence {
-            expected: 1,
-            got: 0
-        })
-    );
+    assert_eq!(open.open(f[0].as_bytes()), Err(CryptoError::OutOfSequence { expected: 1, got: 0 }));
     // reordered / dropped
-    assert_eq!(
-        open.open(f[2].as_bytes()),
-        Err(CryptoError::OutOfSequence {
-            expected: 1,
-            got: 2
-        })
-    );
+    assert_eq!(open.open(f[2].as_bytes()), Err(CryptoError::OutOfSequence { expected: 1, got: 2 }));
     // altered
     let mut altered = f[1].clone().into_bytes();
     altered[20] = if altered[20] == b'A' { b'B' } else { b'A' };
     assert_eq!(open.open(&altered), Err(CryptoError::Unauthentic));
     // truncated
-    assert_eq!(
-        open.open(&f[1].as_bytes()[..f[1].len() - 4]),
-        Err(CryptoError::Unauthentic)
-    );
+    assert_eq!(open.open(&f[1].as_bytes()[..f[1].len() - 4]), Err(CryptoError::Unauthentic));
     // the intact one still opens: nothing advanced on failure
     assert!(open.open(f[1].as_bytes()).is_ok());
 }
@@ -273,17 +223,11 @@ fn frames_out_of_order_are_fatal() {
 #[test]
 fn unknown_types_and_invalid_utf8_inside_a_valid_frame_are_decode_errors() {
     let mut p = connect();
-    for body in [
-        &br#"{"type":"teleport","to":"mars"}"#[..],
-        b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xc3\x28\"}",
-        b"\x00\x01",
-    ] {
+    for body in
+        [&br#"{"type":"teleport","to":"mars"}"#[..], b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xc3\x28\"}", b"\x00\x01"]
+    {
         let f = p.client.0.seal(body);
-        let opened = p
-            .server
-            .1
-            .open(f.as_bytes())
-            .expect("authentic frame opens");
+        let opened = p.server.1.open(f.as_bytes()).expect("authentic frame opens");
         assert!(message::decode::<ClientMessage>(&opened).is_err());
     }
 }

@@ -127,61 +127,30 @@ impl Config {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the file, key and problem.
-    pub fn load(
-        path: Option<&Path>,
-        bind_flag: Option<&str>,
-        verbose_flag: bool,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(path: Option<&Path>, bind_flag: Option<&str>, verbose_flag: bool) -> Result<Self, ConfigError> {
         let (raw, base, shown) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
                 let raw: RawFile = toml::from_str(&text).map_err(|e| {
-                    let line = e.span().map_or(1, |s| {
-                        text[..s.start.min(text.len())].lines().count().max(1)
-                    });
-                    ConfigError::Parse {
-                        path: p.to_owned(),
-                        line,
-                        message: e.message().trim().to_owned(),
-                    }
+                    let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].lines().count().max(1));
+                    ConfigError::Parse { path: p.to_owned(), line, message: e.message().trim().to_owned() }
                 })?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (raw, base, p.display().to_string())
             }
-            None => (
-                RawFile::default(),
-                PathBuf::from("."),
-                "defaults".to_owned(),
-            ),
+            None => (RawFile::default(), PathBuf::from("."), "defaults".to_owned()),
         };
         let s = raw.server;
-        let invalid = |key, problem: String| ConfigError::Invalid {
-            path: shown.clone(),
-            key,
-            problem,
-        };
+        let invalid = |key, problem: String| ConfigError::Invalid { path: shown.clone(), key, problem };
         let range = |key: &'static str, v: Option<u32>, default: u32, lo: u32, hi: u32| {
             let v = v.unwrap_or(default);
-            if (lo..=hi).contains(&v) {
-                Ok(v)
-            } else {
-                Err(invalid(key, format!("{v} is out of range {lo}..={hi}")))
-            }
+            if (lo..=hi).contains(&v) { Ok(v) } else { Err(invalid(key, format!("{v} is out of range {lo}..={hi}"))) }
         };
-        let bind_text = bind_flag
-            .map(str::to_owned)
-            .or(s.bind)
-            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_PORT}"));
+        let bind_text = bind_flag.map(str::to_owned).or(s.bind).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_PORT}"));
         let bind: SocketAddr = bind_text.parse().map_err(|_| {
             let key = "bind";
-            let where_ = if bind_flag.is_some() {
-                "--bind".to_owned()
-            } else {
-                shown.clone()
-            };
+            let where_ = if bind_flag.is_some() { "--bind".to_owned() } else { shown.clone() };
             ConfigError::Invalid {
                 path: where_,
                 key,
@@ -207,28 +176,13 @@ impl Config {
                 format!("{idle} must be greater than keepalive_secs ({keepalive})"),
             ));
         }
-        let max_frame = range(
-            "max_frame_bytes",
-            s.max_frame_bytes,
-            64 * 1024,
-            1024,
-            16 * 1024 * 1024,
-        )?;
-        let max_message = range(
-            "max_message_bytes",
-            s.max_message_bytes,
-            4096,
-            1,
-            1024 * 1024,
-        )?;
+        let max_frame = range("max_frame_bytes", s.max_frame_bytes, 64 * 1024, 1024, 16 * 1024 * 1024)?;
+        let max_message = range("max_message_bytes", s.max_message_bytes, 4096, 1, 1024 * 1024)?;
         // A sealed frame is base64 of (header + message + JSON), about 4/3 + 120 bytes.
         if u64::from(max_message) * 2 + 512 > u64::from(max_frame) {
             return Err(invalid(
                 "max_message_bytes",
-                format!(
-                    "{max_message} needs max_frame_bytes of at least {}",
-                    max_message * 2 + 512
-                ),
+                format!("{max_message} needs max_frame_bytes of at least {}", max_message * 2 + 512),
             ));
         }
         Ok(Self {
@@ -242,14 +196,7 @@ impl Config {
             max_frame_bytes: max_frame,
             max_message_bytes: max_message,
             handshake_timeout: Duration::from_secs(
-                range(
-                    "handshake_timeout_secs",
-                    s.handshake_timeout_secs,
-                    10,
-                    1,
-                    600,
-                )?
-                .into(),
+                range("handshake_timeout_secs", s.handshake_timeout_secs, 10, 1, 600)?.into(),
             ),
             keepalive: Duration::from_secs(keepalive.into()),
             idle_timeout: Duration::from_secs(idle.into()),
@@ -257,12 +204,8 @@ impl Config {
             rate_burst: range("rate_burst", s.rate_burst, 20, 1, 100_000)?,
             flood_limit: range("flood_limit", s.flood_limit, 50, 1, 1_000_000)?,
             outbound_queue: range("outbound_queue", s.outbound_queue, 1024, 16, 1_000_000)?,
-            write_timeout: Duration::from_secs(
-                range("write_timeout_secs", s.write_timeout_secs, 15, 1, 600)?.into(),
-            ),
-            shutdown_grace: Duration::from_secs(
-                range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into(),
-            ),
+            write_timeout: Duration::from_secs(range("write_timeout_secs", s.write_timeout_secs, 15, 1, 600)?.into()),
+            shutdown_grace: Duration::from_secs(range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into()),
         })
     }
 }
@@ -282,11 +225,7 @@ mod tests {
     fn defaults_and_relative_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("c.toml");
-        std::fs::write(
-            &p,
-            "[server]\nkey_file = \"keys/k\"\n[client]\nuser = \"x\"\n",
-        )
-        .expect("write");
+        std::fs::write(&p, "[server]\nkey_file = \"keys/k\"\n[client]\nuser = \"x\"\n").expect("write");
         let c = Config::load(Some(&p), Some("127.0.0.1:0"), true).expect("valid");
         assert_eq!(c.key_file, dir.path().join("keys/k"));
         assert_eq!(c.identity_file, dir.path().join("server_identity.pem"));
@@ -297,30 +236,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = load("[server]\nmax_clients = 0\n")
-            .expect_err("invalid")
-            .to_string();
-        assert!(
-            e.contains("server.max_clients") && e.contains("out of range"),
-            "{e}"
-        );
-        let e = load("[server]\nmax_cleints = 5\n")
-            .expect_err("unknown")
-            .to_string();
+        let e = load("[server]\nmax_clients = 0\n").expect_err("invalid").to_string();
+        assert!(e.contains("server.max_clients") && e.contains("out of range"), "{e}");
+        let e = load("[server]\nmax_cleints = 5\n").expect_err("unknown").to_string();
         assert!(e.contains("max_cleints") && e.contains(":2:"), "{e}");
-        let e = load("[server]\nbind = \"nowhere\"\n")
-            .expect_err("bad bind")
-            .to_string();
+        let e = load("[server]\nbind = \"nowhere\"\n").expect_err("bad bind").to_string();
         assert!(e.contains("server.bind"), "{e}");
-        let e = load("[server]\nkeepalive_secs = 30\nidle_timeout_secs = 30\n")
-            .expect_err("idle")
-            .to_string();
+        let e = load("[server]\nkeepalive_secs = 30\nidle_timeout_secs = 30\n").expect_err("idle").to_string();
         assert!(e.contains("idle_timeout_secs"), "{e}");
-        assert!(
-            !load("[server\n")
-                .expect_err("syntax")
-                .to_string()
-                .contains('\n')
-        );
+        assert!(!load("[server\n").expect_err("syntax").to_string().contains('\n'));
     }
 }

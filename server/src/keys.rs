@@ -39,10 +39,7 @@ pub enum KeyFileError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-    move |source| KeyFileError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| KeyFileError::Io { path: path.to_owned(), source }
 }
 
 /// Writes `contents` to `path` with mode 0600, atomically (temp file, rename).
@@ -62,9 +59,7 @@ pub fn write_secret(path: &Path, contents: &str) -> Result<(), KeyFileError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&tmp))?;
+    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
@@ -73,10 +68,7 @@ fn read_secret(path: &Path) -> Result<String, KeyFileError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyFileError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
     }
     std::fs::read_to_string(path).map_err(io_err(path))
 }
@@ -98,10 +90,7 @@ pub fn load_or_create_psk(path: &Path) -> Result<(Psk, bool), KeyFileError> {
         write_secret(path, &format!("{}\n", Psk::generate()))?;
     }
     let text = read_secret(path)?;
-    let psk = Psk::parse(&text).map_err(|source| KeyFileError::Invalid {
-        path: path.to_owned(),
-        source,
-    })?;
+    let psk = Psk::parse(&text).map_err(|source| KeyFileError::Invalid { path: path.to_owned(), source })?;
     Ok((psk, created))
 }
 
@@ -123,10 +112,7 @@ pub fn generate_psk(path: &Path) -> Result<String, KeyFileError> {
 ///
 /// Unreadable, too-open or invalid files, or a failed key generation.
 pub fn load_or_create_identity(path: &Path) -> Result<(Identity, bool), KeyFileError> {
-    let invalid = |source| KeyFileError::Invalid {
-        path: path.to_owned(),
-        source,
-    };
+    let invalid = |source| KeyFileError::Invalid { path: path.to_owned(), source };
     if !exists(path) {
         let id = Identity::generate().map_err(invalid)?;
         write_secret(path, &id.to_pem().map_err(invalid)?)?;

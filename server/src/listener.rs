@@ -33,9 +33,7 @@ pub struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener")
-            .field("next_id", &self.next_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Listener").field("next_id", &self.next_id).finish_non_exhaustive()
     }
 }
 
@@ -105,12 +103,7 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
         self.next_id += 1;
         let pending = CountGuard::new(&self.pending);
         let open = CountGuard::new(&self.open);
-        let (log, cfg, roster, signer) = (
-            self.log.clone(),
-            self.cfg.clone(),
-            self.roster.clone(),
-            self.signer.clone(),
-        );
+        let (log, cfg, roster, signer) = (self.log.clone(), self.cfg.clone(), self.roster.clone(), self.signer.clone());
         let build = move |_: &mut Context<Session>| {
             // Registers the socket with this worker's own reactor; a
             // failure leaves no stream and the session stops at once.

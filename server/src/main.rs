@@ -90,11 +90,7 @@ fn main() -> ExitCode {
 fn logger(verbose: bool) -> Logger {
     let decorator = slog_term::TermDecorator::new().stderr().build();
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
-    let level = if verbose {
-        slog::Level::Debug
-    } else {
-        slog::Level::Info
-    };
+    let level = if verbose { slog::Level::Debug } else { slog::Level::Info };
     let drain = std::sync::Mutex::new(drain.filter_level(level)).fuse();
     Logger::root(drain, o!())
 }
@@ -110,21 +106,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::GenKey) => {
             let key = keys::generate_psk(&cfg.key_file).map_err(key_err)?;
-            eprintln!(
-                "server: wrote a new key to {}; restart the server to use it",
-                cfg.key_file.display()
-            );
+            eprintln!("server: wrote a new key to {}; restart the server to use it", cfg.key_file.display());
             println!("{key}");
             return Ok(());
         }
         Some(Command::Fingerprint) => {
-            let (id, created) =
-                keys::load_or_create_identity(&cfg.identity_file).map_err(key_err)?;
+            let (id, created) = keys::load_or_create_identity(&cfg.identity_file).map_err(key_err)?;
             if created {
-                eprintln!(
-                    "server: created a new identity in {}",
-                    cfg.identity_file.display()
-                );
+                eprintln!("server: created a new identity in {}", cfg.identity_file.display());
             }
             println!("{}", id.fingerprint());
             return Ok(());
@@ -137,25 +126,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if psk_created {
         info!(log, "created a new pre-shared key file"; "file" => %cfg.key_file.display());
     }
-    let (identity, id_created) =
-        keys::load_or_create_identity(&cfg.identity_file).map_err(key_err)?;
+    let (identity, id_created) = keys::load_or_create_identity(&cfg.identity_file).map_err(key_err)?;
     if id_created {
         info!(log, "created a new server identity"; "file" => %cfg.identity_file.display());
     }
     let std_listener = std::net::TcpListener::bind(cfg.bind)
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", cfg.bind)))?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
-    let local = std_listener
-        .local_addr()
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
-    print_banner(
-        local,
-        &cfg,
-        config_path.as_deref(),
-        &identity.fingerprint().to_string(),
-    );
+    std_listener.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+    let local = std_listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
+    print_banner(local, &cfg, config_path.as_deref(), &identity.fingerprint().to_string());
     info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
 
     let system = actix_rt::System::new();
@@ -195,10 +174,7 @@ async fn serve(
     let session_cfg = Arc::new(SessionConfig {
         psk,
         identity_der: identity.public_der().into(),
-        password_hash: cfg
-            .password
-            .as_ref()
-            .map(|p| Sha256::digest(p.as_bytes()).into()),
+        password_hash: cfg.password.as_ref().map(|p| Sha256::digest(p.as_bytes()).into()),
         limits: Limits {
             max_message_bytes: cfg.max_message_bytes,
             rate_per_sec: cfg.rate_per_sec,
@@ -234,12 +210,7 @@ async fn serve(
     wait_for_signal(&log).await?;
 
     listener.do_send(StopAccepting);
-    let told = roster
-        .send(ShutdownAll {
-            reason: "the server is shutting down".into(),
-        })
-        .await
-        .unwrap_or(0);
+    let told = roster.send(ShutdownAll { reason: "the server is shutting down".into() }).await.unwrap_or(0);
     let _ = shutdown_tx.send(true);
     info!(log, "shutting down"; "users_told" => told);
     let deadline = Instant::now() + cfg.shutdown_grace;
@@ -259,10 +230,9 @@ async fn serve(
 
 async fn wait_for_signal(log: &Logger) -> Result<(), Failure> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| Failure::Runtime(format!("cannot watch SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| Failure::Runtime(format!("cannot watch SIGINT: {e}")))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Failure::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::Runtime(format!("cannot watch SIGINT: {e}")))?;
     tokio::select! {
         _ = term.recv() => info!(log, "SIGTERM received"),
         _ = int.recv() => info!(log, "SIGINT received"),

@@ -1,9 +1,8 @@
 //! Messages that more than one actor speaks. All are plain data except a
 //! session's registration, which carries its own mailbox.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
+use bytes::Bytes;
 use protocol::message::DisconnectCause;
 
 /// Identifies one TCP session for the life of the server process.
@@ -15,9 +14,9 @@ pub type SessionId = u64;
 pub enum ToSession {
     /// Seal and send this encoded [`protocol::message::ServerMessage`]; one
     /// copy is shared by every recipient.
-    Deliver(Arc<[u8]>),
+    Deliver(Bytes),
     /// The server is shutting down: send this encoded message, then close.
-    Shutdown(Arc<[u8]>),
+    Shutdown(Bytes),
     /// End the session for cause.
     Kick(DisconnectCause, &'static str),
 }

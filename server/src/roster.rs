@@ -2,16 +2,14 @@
 //! of text and presence fan-out.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use actix::dev::SendError;
 use actix::prelude::*;
+use bytes::Bytes;
 use protocol::message::{self, DisconnectCause, ServerMessage, name_key};
 use slog::{Logger, debug, info, warn};
 
-use crate::messages::{
-    Broadcast, Count, Join, JoinRefusal, Leave, ListUsers, SessionId, ShutdownAll, ToSession,
-};
+use crate::messages::{Broadcast, Count, Join, JoinRefusal, Leave, ListUsers, SessionId, ShutdownAll, ToSession};
 
 struct Member {
     name: String,
@@ -29,21 +27,14 @@ pub struct Roster {
 
 impl std::fmt::Debug for Roster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Roster")
-            .field("members", &self.members.len())
-            .finish()
+        f.debug_struct("Roster").field("members", &self.members.len()).finish()
     }
 }
 
 impl Roster {
     /// An empty roster admitting at most `max_clients` users.
     pub fn new(log: Logger, max_clients: usize) -> Self {
-        Self {
-            log,
-            max_clients,
-            members: HashMap::new(),
-            names: HashMap::new(),
-        }
+        Self { log, max_clients, members: HashMap::new(), names: HashMap::new() }
     }
 
     fn users(&self) -> Vec<String> {
@@ -55,7 +46,7 @@ impl Roster {
     /// Sends one shared encoded message to everyone but `except`. A full
     /// mailbox means a hopelessly slow reader: it is kicked, never waited for.
     fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) {
-        let payload: Arc<[u8]> = message::encode(msg).into();
+        let payload = Bytes::from(message::encode(msg));
         for (id, m) in &self.members {
             if Some(*id) == except {
                 continue;
@@ -64,10 +55,7 @@ impl Roster {
                 Ok(()) | Err(SendError::Closed(_)) => {}
                 Err(SendError::Full(_)) => {
                     warn!(self.log, "session mailbox full; disconnecting slow reader"; "session" => id);
-                    m.mailbox.do_send(ToSession::Kick(
-                        DisconnectCause::SlowReader,
-                        "you did not read fast enough",
-                    ));
+                    m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
                 }
             }
         }
@@ -88,21 +76,9 @@ impl Handler<Join> for Roster {
         if self.members.len() >= self.max_clients {
             return Err(JoinRefusal::ServerFull);
         }
-        self.fan_out(
-            &ServerMessage::Joined {
-                user: msg.name.clone(),
-            },
-            None,
-        );
+        self.fan_out(&ServerMessage::Joined { user: msg.name.clone() }, None);
         self.names.insert(key.clone(), msg.id);
-        self.members.insert(
-            msg.id,
-            Member {
-                name: msg.name,
-                key,
-                mailbox: msg.mailbox,
-            },
-        );
+        self.members.insert(msg.id, Member { name: msg.name, key, mailbox: msg.mailbox });
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len());
         Ok(self.users())
     }
@@ -125,11 +101,7 @@ impl Handler<Broadcast> for Roster {
         let Some(from) = self.members.get(&msg.from) else {
             return;
         };
-        let out = ServerMessage::Message {
-            from: from.name.clone(),
-            text: msg.text,
-            ts_ms: msg.ts_ms,
-        };
+        let out = ServerMessage::Message { from: from.name.clone(), text: msg.text, ts_ms: msg.ts_ms };
         self.fan_out(&out, Some(msg.from));
     }
 }
@@ -151,8 +123,7 @@ impl Handler<Count> for Roster {
 impl Handler<ShutdownAll> for Roster {
     type Result = usize;
     fn handle(&mut self, msg: ShutdownAll, _: &mut Context<Self>) -> usize {
-        let payload: Arc<[u8]> =
-            message::encode(&ServerMessage::Shutdown { reason: msg.reason }).into();
+        let payload = Bytes::from(message::encode(&ServerMessage::Shutdown { reason: msg.reason }));
         for m in self.members.values() {
             m.mailbox.do_send(ToSession::Shutdown(payload.clone()));
         }

@@ -3,9 +3,13 @@
 //! limits (frame size, handshake deadline, idle timeout, message rate,
 //! outbound queue) and talks to the roster in typed messages.
 //!
-//! Writes go through a bounded queue to a writer task that batches frames
-//! into one `write` per wake-up; a full queue marks a hopelessly slow reader,
-//! who is disconnected rather than allowed to slow anyone else down.
+//! Writes go through a bounded queue to a writer task that seals and batches
+//! frames into one `write` per wake-up; a full queue marks a hopelessly slow
+//! reader, who is disconnected rather than allowed to slow anyone else down.
+//! A disconnect for cause travels on a separate "last word" channel that
+//! overtakes the queue, so even a slow reader learns why it was dropped:
+//! because the writer seals, skipping queued frames keeps sequence numbers
+//! consecutive.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +31,7 @@ use subtle::ConstantTimeEq;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
 use crate::messages::{Broadcast, Join, JoinRefusal, Leave, ListUsers, SessionId, ToSession};
@@ -98,9 +102,9 @@ pub struct Session {
     roster: Addr<Roster>,
     signer: Addr<Signer>,
     stream: Option<TcpStream>,
-    out: Option<mpsc::Sender<Bytes>>,
+    out: Option<mpsc::Sender<Out>>,
+    last_word: Option<oneshot::Sender<Bytes>>,
     phase: Phase,
-    sealer: Option<Sealer>,
     opener: Option<Opener>,
     last_rx: Instant,
     bucket: TokenBucket,
@@ -115,9 +119,7 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("Session").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -139,10 +141,7 @@ impl Session {
         pending: CountGuard,
         open: CountGuard,
     ) -> Self {
-        let peer = stream
-            .as_ref()
-            .and_then(|s| s.peer_addr().ok())
-            .map_or_else(|| "?".to_owned(), |a| a.to_string());
+        let peer = stream.as_ref().and_then(|s| s.peer_addr().ok()).map_or_else(|| "?".to_owned(), |a| a.to_string());
         let now = Instant::now();
         let bucket = TokenBucket::new(f64::from(cfg.limits.rate_per_sec), cfg.limits.burst, now);
         Self {
@@ -153,8 +152,8 @@ impl Session {
             signer,
             stream,
             out: None,
+            last_word: None,
             phase: Phase::Closed,
-            sealer: None,
             opener: None,
             last_rx: now,
             bucket,
@@ -166,17 +165,15 @@ impl Session {
         }
     }
 
-    /// Queues a frame payload for the writer. A full queue is a hopelessly
-    /// slow reader: the session ends at once.
-    fn queue(&mut self, ctx: &mut Context<Self>, payload: Bytes) {
+    /// Queues an item for the writer. A full queue is a hopelessly slow
+    /// reader: the session ends at once.
+    fn queue(&mut self, ctx: &mut Context<Self>, item: Out) {
         let Some(out) = &self.out else { return };
-        match out.try_send(payload) {
+        match out.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 warn!(self.log, "outbound queue full; disconnecting slow reader");
-                self.out = None;
-                self.phase = Phase::Closed;
-                ctx.stop();
+                self.kick(ctx, DisconnectCause::SlowReader, "you did not read fast enough");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.phase = Phase::Closed;
@@ -185,16 +182,13 @@ impl Session {
         }
     }
 
-    fn send_encoded(&mut self, ctx: &mut Context<Self>, encoded: &[u8]) {
-        let Some(sealer) = &mut self.sealer else {
-            return;
-        };
-        let token = sealer.seal(encoded);
-        self.queue(ctx, Bytes::from(token.into_bytes()));
+    /// Queues an encoded message to be sealed and sent.
+    fn send_encoded(&mut self, ctx: &mut Context<Self>, encoded: Bytes) {
+        self.queue(ctx, Out::Message(encoded));
     }
 
     fn send(&mut self, ctx: &mut Context<Self>, msg: &ServerMessage) {
-        self.send_encoded(ctx, &message::encode(msg));
+        self.send_encoded(ctx, Bytes::from(message::encode(msg)));
     }
 
     /// Stops reading, lets the writer flush what is queued, then closes.
@@ -210,15 +204,13 @@ impl Session {
         self.close(ctx);
     }
 
+    /// Ends the session for cause; the reason overtakes anything queued.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
         info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
-        self.send(
-            ctx,
-            &ServerMessage::Disconnect {
-                cause,
-                detail: detail.to_owned(),
-            },
-        );
+        if let Some(tx) = self.last_word.take() {
+            let msg = ServerMessage::Disconnect { cause, detail: detail.to_owned() };
+            let _ = tx.send(Bytes::from(message::encode(&msg)));
+        }
         self.close(ctx);
     }
 
@@ -236,9 +228,9 @@ impl Session {
                         let Ok(sig) = res else { return act.close(ctx) };
                         match hs.finish(&sig) {
                             Ok((reply, est)) => {
-                                act.queue(ctx, Bytes::from(reply));
+                                act.queue(ctx, Out::Raw(Bytes::from(reply)));
                                 let (sealer, opener) = est.keys.server_text();
-                                act.sealer = Some(sealer);
+                                act.queue(ctx, Out::StartSealing(Box::new(sealer)));
                                 act.opener = Some(opener);
                                 act.phase = Phase::Login;
                                 debug!(act.log, "handshake complete");
@@ -253,7 +245,7 @@ impl Session {
             }
             Ok(ServerStep::Reject { reply, reason }) => {
                 info!(self.log, "handshake refused"; "reason" => %reason);
-                self.queue(ctx, Bytes::from(reply));
+                self.queue(ctx, Out::Raw(Bytes::from(reply)));
                 self.close(ctx);
             }
             Err(e) => {
@@ -264,48 +256,24 @@ impl Session {
     }
 
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
-        let ClientMessage::Login {
-            version,
-            username,
-            password,
-        } = msg
-        else {
-            return self.refuse(
-                ctx,
-                RefusalCode::ProtocolError,
-                "the first message must be a login".into(),
-            );
+        let ClientMessage::Login { version, username, password } = msg else {
+            return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
         };
         if version != PROTOCOL_VERSION {
-            let reason = format!(
-                "protocol version mismatch: server speaks v{PROTOCOL_VERSION}, client v{version}"
-            );
+            let reason = format!("protocol version mismatch: server speaks v{PROTOCOL_VERSION}, client v{version}");
             return self.refuse(ctx, RefusalCode::VersionMismatch, reason);
         }
         if let Err(e) = message::validate_username(&username) {
-            return self.refuse(
-                ctx,
-                RefusalCode::InvalidName,
-                format!("invalid username: {e}"),
-            );
+            return self.refuse(ctx, RefusalCode::InvalidName, format!("invalid username: {e}"));
         }
         if let Some(expected) = &self.cfg.password_hash {
-            let given: [u8; 32] =
-                Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
+            let given: [u8; 32] = Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
             if !bool::from(given.ct_eq(expected)) {
-                let reason = if password.is_none() {
-                    "this server requires a password"
-                } else {
-                    "wrong password"
-                };
+                let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
                 return self.refuse(ctx, RefusalCode::WrongPassword, reason.into());
             }
         }
-        let join = Join {
-            id: self.id,
-            name: username.clone(),
-            mailbox: ctx.address().recipient(),
-        };
+        let join = Join { id: self.id, name: username.clone(), mailbox: ctx.address().recipient() };
         self.roster
             .send(join)
             .into_actor(self)
@@ -324,18 +292,10 @@ impl Session {
                     act.send(ctx, &welcome);
                 }
                 Ok(Err(JoinRefusal::NameTaken)) => {
-                    act.refuse(
-                        ctx,
-                        RefusalCode::NameTaken,
-                        format!("the name {username:?} is taken"),
-                    );
+                    act.refuse(ctx, RefusalCode::NameTaken, format!("the name {username:?} is taken"));
                 }
                 Ok(Err(JoinRefusal::ServerFull)) => {
-                    act.refuse(
-                        ctx,
-                        RefusalCode::ServerFull,
-                        "the server is full; try again later".into(),
-                    );
+                    act.refuse(ctx, RefusalCode::ServerFull, "the server is full; try again later".into());
                 }
                 Err(_) => act.close(ctx),
             })
@@ -363,12 +323,7 @@ impl Session {
                 self.close(ctx);
             }
             ClientMessage::Login { .. } => {
-                self.send(
-                    ctx,
-                    &ServerMessage::Error {
-                        detail: "already logged in".into(),
-                    },
-                );
+                self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
         }
     }
@@ -385,15 +340,7 @@ impl Session {
                 TextError::TooLarge { .. } => NackReason::TooLarge,
                 TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
             };
-            return self.send(
-                ctx,
-                &ServerMessage::Nack {
-                    id,
-                    reason,
-                    retry_after_ms: None,
-                    detail: e.to_string(),
-                },
-            );
+            return self.send(ctx, &ServerMessage::Nack { id, reason, retry_after_ms: None, detail: e.to_string() });
         }
         let now = Instant::now();
         if let Err(wait) = self.bucket.take(now) {
@@ -403,11 +350,7 @@ impl Session {
             }
             self.flood_count += 1;
             if self.flood_count > self.cfg.flood_limit {
-                return self.kick(
-                    ctx,
-                    DisconnectCause::Flooding,
-                    "kept sending over the rate limit",
-                );
+                return self.kick(ctx, DisconnectCause::Flooding, "kept sending over the rate limit");
             }
             if self.flood_count == 1 {
                 let l = self.cfg.limits;
@@ -421,51 +364,82 @@ impl Session {
             let detail = "over the message rate".to_owned();
             return self.send(
                 ctx,
-                &ServerMessage::Nack {
-                    id,
-                    reason: NackReason::RateLimited,
-                    retry_after_ms: Some(retry),
-                    detail,
-                },
+                &ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms: Some(retry), detail },
             );
         }
-        let ts_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.roster.do_send(Broadcast {
-            from: self.id,
-            text,
-            ts_ms,
-        });
+        let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.roster.do_send(Broadcast { from: self.id, text, ts_ms });
         self.last_id = Some(id);
         self.send(ctx, &ServerMessage::Ack { id });
     }
 }
 
-/// Writes queued frames, many per syscall, until the queue closes; then
-/// shuts the socket down. A stalled write ends it.
+/// What the session hands its writer.
+#[derive(Debug)]
+enum Out {
+    /// A plaintext handshake frame, sent as is.
+    Raw(Bytes),
+    /// From now on, seal messages with this.
+    StartSealing(Box<Sealer>),
+    /// An encoded message to seal and send.
+    Message(Bytes),
+}
+
+fn put_frame(buf: &mut BytesMut, payload: &[u8]) {
+    buf.reserve(4 + payload.len());
+    buf.put_u32(payload.len() as u32);
+    buf.put_slice(payload);
+}
+
+/// Seals and writes queued items, many per syscall, until the queue closes;
+/// then shuts the socket down. A last word overtakes the queue. A stalled
+/// write ends it.
 async fn write_loop(
     mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Out>,
+    mut last_word: oneshot::Receiver<Bytes>,
     timeout: Duration,
     failed: Recipient<WriterFailed>,
     open: Option<CountGuard>,
 ) {
     let mut batch = Vec::with_capacity(64);
     let mut buf = BytesMut::new();
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    let mut sealer: Option<Box<Sealer>> = None;
+    let mut last_word_pending = true;
+    loop {
         buf.clear();
-        for frame in batch.drain(..) {
-            buf.reserve(4 + frame.len());
-            buf.put_u32(frame.len() as u32);
-            buf.put_slice(&frame);
+        tokio::select! {
+            biased;
+            word = &mut last_word, if last_word_pending => {
+                last_word_pending = false;
+                let Ok(word) = word else { continue };
+                if let Some(s) = &mut sealer {
+                    put_frame(&mut buf, s.seal(&word).as_bytes());
+                    let _ = tokio::time::timeout(timeout, w.write_all(&buf)).await;
+                }
+                break;
+            }
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for item in batch.drain(..) {
+                    match item {
+                        Out::Raw(frame) => put_frame(&mut buf, &frame),
+                        Out::StartSealing(s) => sealer = Some(s),
+                        Out::Message(m) => {
+                            if let Some(s) = &mut sealer {
+                                put_frame(&mut buf, s.seal(&m).as_bytes());
+                            }
+                        }
+                    }
+                }
+            }
         }
         match tokio::time::timeout(timeout, w.write_all(&buf)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return failed.do_send(WriterFailed(format!("write failed: {e}"))),
-            Err(_) => {
-                return failed.do_send(WriterFailed("write stalled; peer not reading".into()));
-            }
+            Err(_) => return failed.do_send(WriterFailed("write stalled; peer not reading".into())),
         }
         if buf.capacity() > 1 << 20 {
             buf = BytesMut::new();
@@ -485,38 +459,27 @@ impl Actor for Session {
         };
         let (r, w) = stream.into_split();
         let (tx, rx) = mpsc::channel(self.cfg.outbound_queue);
+        let (word_tx, word_rx) = oneshot::channel();
         self.out = Some(tx);
-        actix_rt::spawn(write_loop(
-            w,
-            rx,
-            self.cfg.write_timeout,
-            ctx.address().recipient(),
-            self.open.take(),
-        ));
+        self.last_word = Some(word_tx);
+        let failed = ctx.address().recipient();
+        actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take()));
         ctx.add_stream(FramedRead::new(r, FrameCodec::new(self.cfg.max_frame)));
 
         let (hs, hello) = ServerHandshake::new(self.cfg.psk.clone(), self.cfg.identity_der.clone());
         self.phase = Phase::Handshake(Box::new(hs));
-        self.queue(ctx, Bytes::from(hello));
+        self.queue(ctx, Out::Raw(Bytes::from(hello)));
 
         ctx.run_later(self.cfg.handshake_timeout, |act, ctx| {
-            if matches!(
-                act.phase,
-                Phase::Handshake(_) | Phase::Signing | Phase::Login
-            ) {
+            if matches!(act.phase, Phase::Handshake(_) | Phase::Signing | Phase::Login) {
                 info!(act.log, "handshake deadline passed; closing");
                 act.close(ctx);
             }
         });
-        let tick =
-            (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        let tick = (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
         ctx.run_interval(tick, |act, ctx| {
             if matches!(act.phase, Phase::Chat) && act.last_rx.elapsed() > act.cfg.idle_timeout {
-                act.kick(
-                    ctx,
-                    DisconnectCause::IdleTimeout,
-                    "no keepalive from the client",
-                );
+                act.kick(ctx, DisconnectCause::IdleTimeout, "no keepalive from the client");
             }
         });
         let mut shutdown = self.cfg.shutdown.clone();
@@ -579,18 +542,9 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                 }
                 // Counts against the rate, so garbage cannot be a free flood.
                 if self.bucket.take(Instant::now()).is_err() {
-                    return self.kick(
-                        ctx,
-                        DisconnectCause::Flooding,
-                        "undecodable messages over the rate",
-                    );
+                    return self.kick(ctx, DisconnectCause::Flooding, "undecodable messages over the rate");
                 }
-                return self.send(
-                    ctx,
-                    &ServerMessage::Error {
-                        detail: e.to_string(),
-                    },
-                );
+                return self.send(ctx, &ServerMessage::Error { detail: e.to_string() });
             }
         };
         match self.phase {
@@ -612,11 +566,11 @@ impl Handler<ToSession> for Session {
         match msg {
             ToSession::Deliver(payload) => {
                 if matches!(self.phase, Phase::Chat) {
-                    self.send_encoded(ctx, &payload);
+                    self.send_encoded(ctx, payload);
                 }
             }
             ToSession::Shutdown(payload) => {
-                self.send_encoded(ctx, &payload);
+                self.send_encoded(ctx, payload);
                 self.close(ctx);
             }
             ToSession::Kick(cause, detail) => self.kick(ctx, cause, detail),
