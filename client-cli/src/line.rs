@@ -31,8 +31,8 @@ pub fn parse(line: &str) -> Input<'_> {
     if line.trim().is_empty() {
         return Input::Nothing;
     }
-    if let Some(rest) = line.strip_prefix("//") {
-        return Input::Say(&line[1..=rest.len()]);
+    if line.starts_with("//") {
+        return Input::Say(&line[1..]);
     }
     if line.trim() == "!DISCONNECT" {
         return Input::Quit;
@@ -94,6 +94,7 @@ mod tests {
     fn commands_and_escapes() {
         assert_eq!(parse("hello"), Input::Say("hello"));
         assert_eq!(parse("//quit is a command"), Input::Say("/quit is a command"));
+        assert_eq!(parse("//slash at the end"), Input::Say("/slash at the end"));
         assert_eq!(parse("//"), Input::Say("/"));
         assert_eq!(parse("/quit"), Input::Quit);
         assert_eq!(parse("!DISCONNECT"), Input::Quit);

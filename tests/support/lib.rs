@@ -1,1 +1,415 @@
-//! x
+//! Helpers for the end-to-end tests: start the real `server` binary on
+//! `127.0.0.1:0` with a temporary config and HOME, drive real `client-cli`
+//! processes through pipes, and speak the protocol from a raw socket.
+//!
+//! Every wait has a generous deadline and fails with what was seen so far;
+//! nothing sleeps blindly.
+
+#![allow(missing_debug_implementations, clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use protocol::crypto::{Opener, Psk, Sealer};
+use protocol::frame::FrameCodec;
+use protocol::handshake::{ClientHandshake, ClientStep};
+use protocol::message::{self, ClientMessage, ServerMessage};
+
+/// How long any single expected event may take on a loaded machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The checked-in identity the test server uses (no key generation per test).
+pub const TEST_IDENTITY: &str = include_str!("../fixtures/test_identity.pem");
+/// A second identity, for "the server's key changed".
+pub const OTHER_IDENTITY: &str = include_str!("../fixtures/other_identity.pem");
+
+/// Directory holding the workspace's binaries: `CHATROOM_BIN_DIR`, or the
+/// profile directory this test binary was built into.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CHATROOM_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// Path of a workspace binary; panics with how to build it when missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} not found: run `cargo build --workspace --bins` first (or use scripts/test.sh)", p.display());
+    p
+}
+
+/// Writes a secret file with mode 0600.
+pub fn write_secret(path: &Path, contents: &str) {
+    std::fs::write(path, contents).expect("write secret");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+/// A child process whose stdout lines are collected by a thread.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    name: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped stdio.
+    pub fn spawn(name: &str, mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr piped");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("stderr lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdin = child.stdin.take();
+        Self { child, stdin, lines: rx, seen: Vec::new(), stderr, name: name.to_owned() }
+    }
+
+    /// Writes one line to stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes stdin (EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// Every stdout line seen so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    fn report(&self, what: &str) -> String {
+        format!("{}: {what}\n--- stdout so far:\n{}\n--- stderr:\n{}", self.name, self.seen.join("\n"), self.stderr())
+    }
+
+    /// Waits for a stdout line matching `pred` (lines before it are kept in
+    /// [`Proc::seen`]); panics after [`DEADLINE`].
+    pub fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("{}", self.report(&format!("timed out waiting for {what}"))),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{}", self.report(&format!("stdout closed while waiting for {what}")))
+                }
+            }
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn expect_contains(&mut self, needle: &str) -> String {
+        self.expect(&format!("a line containing {needle:?}"), |l| l.contains(needle))
+    }
+
+    /// Waits for the process to exit; returns its exit code. Reads the rest
+    /// of stdout into [`Proc::seen`].
+    pub fn wait(&mut self) -> i32 {
+        self.close_stdin();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Drain what is left of stdout.
+                let drain_end = Instant::now() + Duration::from_secs(5);
+                while let Ok(line) = self.lines.recv_timeout(drain_end.saturating_duration_since(Instant::now())) {
+                    self.seen.push(line);
+                }
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("{}", self.report("did not exit in time"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running server in a temporary directory, with a temporary HOME for
+/// the clients it is used with.
+pub struct TestServer {
+    /// The server process.
+    pub proc: Proc,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its pre-shared key.
+    pub key: String,
+    /// Its identity fingerprint.
+    pub fingerprint: String,
+    /// Temporary directory holding config, keys and `home/`.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with the default config.
+    pub fn start() -> Self {
+        Self::with_config("")
+    }
+
+    /// A server whose `[server]` table has `extra` appended.
+    pub fn with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_secret(&dir.path().join("identity.pem"), TEST_IDENTITY);
+        std::fs::create_dir_all(dir.path().join("home")).expect("home");
+        let config = format!(
+            "[server]\nbind = \"127.0.0.1:0\"\nkey_file = \"server.key\"\nidentity_file = \"identity.pem\"\nshutdown_grace_secs = 10\n{extra}\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).expect("config");
+        Self::launch(dir)
+    }
+
+    /// Starts the server on an existing directory (config.toml inside).
+    pub fn launch(dir: tempfile::TempDir) -> Self {
+        let mut cmd = Command::new(bin("server"));
+        cmd.arg("--config").arg(dir.path().join("config.toml")).current_dir(dir.path());
+        let mut proc = Proc::spawn("server", cmd);
+        let line = proc.expect_contains("listening on ");
+        let addr: SocketAddr =
+            line.rsplit(' ').next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let fp_line = proc.expect_contains("Server identity: ");
+        let fingerprint = fp_line.trim_start_matches("Server identity: ").trim().to_owned();
+        let key = std::fs::read_to_string(dir.path().join("server.key")).expect("key file").trim().to_owned();
+        Self { proc, addr, key, fingerprint, dir }
+    }
+
+    /// The clients' HOME.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A `client-cli` command for `user` against this server, with the key
+    /// in the environment and HOME pointing at the temporary home.
+    pub fn cli(&self, user: &str) -> Command {
+        let mut cmd = Command::new(bin("client-cli"));
+        cmd.arg("--server").arg(self.addr.to_string()).arg("--user").arg(user);
+        cmd.env("CHATROOM_KEY", &self.key).env("HOME", self.home());
+        for v in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "CHATROOM_PASSWORD"] {
+            cmd.env_remove(v);
+        }
+        cmd
+    }
+
+    /// Starts `client-cli` for `user` with extra args.
+    pub fn spawn_cli(&self, user: &str, args: &[&str]) -> Proc {
+        let mut cmd = self.cli(user);
+        cmd.args(args);
+        Proc::spawn(&format!("client-cli {user}"), cmd)
+    }
+
+    /// Starts a listening client and waits until it is connected.
+    pub fn listener(&self, user: &str) -> Proc {
+        let mut p = self.spawn_cli(user, &["--listen"]);
+        p.expect_contains("* connected to");
+        p
+    }
+
+    /// Logs a raw client in.
+    pub fn raw(&self, name: &str) -> RawClient {
+        RawClient::login(self.addr, &self.key, name, None).unwrap_or_else(|e| panic!("raw login {name}: {e:?}"))
+    }
+}
+
+/// Why a raw receive ended without a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Nothing within the deadline.
+    Timeout,
+    /// The server closed the connection.
+    Closed,
+    /// Anything else.
+    Other(String),
+}
+
+/// A protocol client on a blocking socket, for tests that need to misbehave.
+pub struct RawClient {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: BytesMut,
+    codec: FrameCodec,
+    sealer: Option<Sealer>,
+    opener: Option<Opener>,
+}
+
+impl RawClient {
+    /// Connects without doing anything else.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self { stream, buf: BytesMut::new(), codec: FrameCodec::new(16 << 20), sealer: None, opener: None }
+    }
+
+    /// Reads one frame.
+    pub fn recv_frame(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(f) = self.codec.decode(&mut self.buf).map_err(|e| RecvError::Other(e.to_string()))? {
+                return Ok(f.to_vec());
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RecvError::Timeout);
+            }
+            self.stream.set_read_timeout(Some(left)).map_err(|e| RecvError::Other(e.to_string()))?;
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(RecvError::Closed),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Err(RecvError::Timeout);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Err(RecvError::Closed),
+                Err(e) => return Err(RecvError::Other(e.to_string())),
+            }
+        }
+    }
+
+    /// Writes one frame.
+    pub fn send_frame(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        let mut b = BytesMut::new();
+        FrameCodec::new(usize::MAX).encode(payload, &mut b).map_err(std::io::Error::other)?;
+        self.stream.write_all(&b)
+    }
+
+    /// Writes raw bytes.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Runs the handshake with `key`.
+    pub fn handshake(addr: SocketAddr, key: &str) -> Result<Self, String> {
+        let mut c = Self::connect(addr);
+        let mut hs = ClientHandshake::new(Psk::parse(key).map_err(|e| e.to_string())?);
+        loop {
+            let frame = c.recv_frame(DEADLINE).map_err(|e| format!("{e:?}"))?;
+            match hs.receive(&frame).map_err(|e| e.to_string())? {
+                ClientStep::Send(reply) => c.send_frame(&reply).map_err(|e| e.to_string())?,
+                ClientStep::Established(est) => {
+                    let (s, o) = est.keys.client_text();
+                    c.sealer = Some(s);
+                    c.opener = Some(o);
+                    return Ok(c);
+                }
+            }
+        }
+    }
+
+    /// Handshake and login; returns the welcome's user list, or the refusal.
+    pub fn login(addr: SocketAddr, key: &str, name: &str, password: Option<&str>) -> Result<Self, ServerMessage> {
+        let mut c = Self::handshake(addr, key).map_err(|detail| ServerMessage::Error { detail })?;
+        c.send(&ClientMessage::Login {
+            version: protocol::PROTOCOL_VERSION,
+            username: name.to_owned(),
+            password: password.map(str::to_owned),
+        });
+        match c.recv(DEADLINE) {
+            Ok(ServerMessage::Welcome { .. }) => Ok(c),
+            Ok(other) => Err(other),
+            Err(e) => Err(ServerMessage::Error { detail: format!("{e:?}") }),
+        }
+    }
+
+    /// Seals and sends a message.
+    pub fn send(&mut self, msg: &ClientMessage) {
+        let token = self.sealer.as_mut().expect("handshake done").seal(&message::encode(msg));
+        let _ = self.send_frame(token.as_bytes());
+    }
+
+    /// Seals and sends arbitrary bytes as a message body.
+    pub fn send_sealed_bytes(&mut self, body: &[u8]) {
+        let token = self.sealer.as_mut().expect("handshake done").seal(body);
+        let _ = self.send_frame(token.as_bytes());
+    }
+
+    /// Receives one message.
+    pub fn recv(&mut self, timeout: Duration) -> Result<ServerMessage, RecvError> {
+        let frame = self.recv_frame(timeout)?;
+        let plain = self.opener.as_mut().expect("handshake done").open(&frame).map_err(|e| RecvError::Other(e.to_string()))?;
+        message::decode(&plain).map_err(|e| RecvError::Other(e.to_string()))
+    }
+
+    /// Receives until `pred` holds (skipping other messages).
+    pub fn recv_until(&mut self, what: &str, pred: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
+        let end = Instant::now() + DEADLINE;
+        let mut skipped = Vec::new();
+        loop {
+            match self.recv(end.saturating_duration_since(Instant::now())) {
+                Ok(m) if pred(&m) => return m,
+                Ok(m) => skipped.push(m),
+                Err(e) => panic!("waiting for {what}: {e:?}; skipped {skipped:?}"),
+            }
+        }
+    }
+
+    /// Waits until the server closes the connection (reading and dropping
+    /// whatever comes first).
+    pub fn expect_closed(&mut self) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match self.recv_frame(end.saturating_duration_since(Instant::now())) {
+                Ok(_) => {}
+                Err(RecvError::Closed) => return,
+                Err(RecvError::Other(_)) => return,
+                Err(RecvError::Timeout) => panic!("server did not close the connection"),
+            }
+        }
+    }
+}
