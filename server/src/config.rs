@@ -121,6 +121,25 @@ pub struct Config {
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 7878;
 
+/// One line for a TOML error: file, line, and the key when the error sits
+/// on a `key = value` line.
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let start = e.span().map_or(0, |s| s.start.min(text.len()));
+    let line = text[..start].matches('\n').count() + 1;
+    let mut message = e.message().trim().replace('\n', " ");
+    let here = text.lines().nth(line - 1).unwrap_or("");
+    if let Some((key, _)) = here.split_once('=') {
+        let table = text.lines().take(line).filter(|l| l.trim_start().starts_with('[')).last();
+        let table = table.map(|t| t.trim().trim_matches(|c| c == '[' || c == ']').to_owned());
+        let key = key.trim();
+        message = match table {
+            Some(t) if !t.is_empty() => format!("{t}.{key}: {message}"),
+            _ => format!("{key}: {message}"),
+        };
+    }
+    ConfigError::Parse { path: path.to_owned(), line, message }
+}
+
 impl Config {
     /// Loads `path` (or the defaults when `None`), then applies the flags.
     ///
@@ -132,10 +151,7 @@ impl Config {
             Some(p) => {
                 let text =
                     std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
-                let raw: RawFile = toml::from_str(&text).map_err(|e| {
-                    let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].lines().count().max(1));
-                    ConfigError::Parse { path: p.to_owned(), line, message: e.message().trim().to_owned() }
-                })?;
+                let raw: RawFile = toml::from_str(&text).map_err(|e| parse_error(p, &text, &e))?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (raw, base, p.display().to_string())
             }
