@@ -86,7 +86,7 @@ fn commands_escape_and_who() {
     c.send("//slash at the start");
     listener.expect_contains("<cmd> /slash at the start");
     c.send("/who");
-    c.expect(&"a user list", |l| l.contains("2 here:") && l.contains("cmd") && l.contains("listener"));
+    c.expect("a user list", |l| l.contains("2 here:") && l.contains("cmd") && l.contains("listener"));
     c.send("/nonsense");
     c.send("!DISCONNECT");
     assert_eq!(c.wait(), 0);
@@ -104,7 +104,7 @@ fn oversized_line_is_refused_not_cut_and_control_characters_are_refused() {
     c.send(&"x".repeat(101));
     c.send("red \x1b[31m alert");
     c.send(&"y".repeat(100));
-    listener.expect(&"the 100-byte line", |l| l.ends_with(&"y".repeat(100)));
+    listener.expect("the 100-byte line", |l| l.ends_with(&"y".repeat(100)));
     assert_eq!(c.wait(), 0);
     let err = c.stderr();
     assert!(err.contains("101 bytes, over the server's limit of 100"), "{err}");

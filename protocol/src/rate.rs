@@ -58,7 +58,7 @@ mod tests {
         for _ in 0..3 {
             assert!(b.take(t0).is_ok());
         }
-        let wait = b.take(t0).err().expect("empty after the burst");
+        let wait = b.take(t0).expect_err("empty after the burst");
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
         assert!(b.take(t0 + Duration::from_millis(500)).is_ok());
         assert!(b.take(t0 + Duration::from_millis(500)).is_err());

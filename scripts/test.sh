@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh Debian machine with Rust:
+# installs the system packages the build needs when they are missing, builds
+# the binaries once, then runs unit, protocol and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v kill >/dev/null 2>&1 || need+=(procps)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "test.sh: installing ${need[*]}" >&2
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${need[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "test.sh: Rust (cargo) is required: https://rustup.rs" >&2
+  exit 1
+fi
+
+# One build of the binaries the end-to-end tests start, then the tests, in
+# the same profile and target directory (dependencies are built once).
+cargo build --locked --workspace --bins
+cargo test --locked --workspace "$@"
