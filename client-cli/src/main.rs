@@ -158,6 +158,7 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
             }
         };
         let Some(event) = event else { return 5 };
+        printer.print(&event);
         match &event {
             Event::Connected { fingerprint, trust, .. } => {
                 if *trust == Trust::FirstUse {
@@ -174,7 +175,6 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
             Event::Acked(id) => debug!(log, "acknowledged"; "id" => id),
             _ => {}
         }
-        printer.print(&event);
         if let Event::Disconnected { reason, .. } = &event {
             if let Some(t) = stdin_task {
                 t.abort();
