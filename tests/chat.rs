@@ -142,10 +142,29 @@ fn other_peoples_escape_sequences_are_not_printed_raw() {
     let mut raw = server.raw("mallory");
     raw.send(&protocol::message::ClientMessage::Chat { id: 1, text: "abc\u{202E}fed\x1b[2J".into() });
     let nack = raw.recv_until("a nack", |m| matches!(m, protocol::message::ServerMessage::Nack { .. }));
-    assert!(matches!(nack, protocol::message::ServerMessage::Nack { reason: protocol::message::NackReason::Invalid, .. }));
+    assert!(matches!(
+        nack,
+        protocol::message::ServerMessage::Nack { reason: protocol::message::NackReason::Invalid, .. }
+    ));
     raw.send(&protocol::message::ClientMessage::Chat { id: 2, text: "abc\u{202E}fed".into() });
     let line = listener.expect_contains("<mallory>");
     assert!(line.contains("abc\\u{202E}fed"), "{line:?}");
     assert!(!line.contains('\u{202E}') && !line.contains('\x1b'));
     let _ = DEADLINE;
+}
+
+#[test]
+fn dns_names_work_and_pins_are_keyed_by_the_address_as_typed() {
+    let server = TestServer::start();
+    let by_name = format!("localhost:{}", server.addr.port());
+    let mut listener = server.listener("listener");
+    let mut c = socket_chatroom_tests::Proc::spawn("named", server.cli_at(&by_name, "named"));
+    c.expect_contains("* connected to localhost:");
+    c.send("via DNS");
+    listener.expect_contains("<named> via DNS");
+    assert_eq!(c.wait(), 0, "{}", c.stderr());
+    let known =
+        std::fs::read_to_string(server.home().join(".local/share/socket-chatroom/known_servers")).expect("pins");
+    assert!(known.contains(&format!("{by_name} {}", server.fingerprint)), "{known}");
+    assert!(known.contains(&format!("{} {}", server.addr, server.fingerprint)), "{known}");
 }

@@ -119,13 +119,7 @@ fn cannot_connect_exits_5_and_usage_errors_exit_2() {
     let server = TestServer::start();
     // A port nothing listens on: bind, learn it, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let out = std::process::Command::new(socket_chatroom_tests::bin("client-cli"))
-        .args(["--server", &format!("127.0.0.1:{port}"), "--user", "alice"])
-        .env("CHATROOM_KEY", &server.key)
-        .env("HOME", server.home())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run");
+    let out = server.cli_at(&format!("127.0.0.1:{port}"), "alice").stdin(Stdio::null()).output().expect("run");
     let (code, err) = (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned());
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("cannot connect"), "{err}");
@@ -139,13 +133,23 @@ fn cannot_connect_exits_5_and_usage_errors_exit_2() {
 }
 
 #[test]
-fn server_shutdown_exits_5_with_unacked_count() {
-    let mut server = TestServer::start();
+fn server_shutdown_exits_5_and_reports_unacknowledged_messages() {
+    let mut server = TestServer::with_config("rate_per_sec = 1\nrate_burst = 1");
     let mut listener = server.listener("listener");
+    let mut talker = server.spawn_cli("talker", &[]);
+    talker.expect_contains("* connected to");
+    for i in 0..5 {
+        talker.send(&format!("line {i}"));
+    }
+    // The first goes at once; the rest wait for the rate (1 per second).
+    listener.expect_contains("<talker> line 0");
     server.proc.signal("TERM");
     assert_eq!(server.proc.wait(), 0, "graceful shutdown exits 0: {}", server.proc.stderr());
     assert_eq!(listener.wait(), 5);
     assert!(listener.stderr().contains("server shut down"), "{}", listener.stderr());
+    assert_eq!(talker.wait(), 5);
+    let err = talker.stderr();
+    assert!(err.contains("of your messages were not acknowledged"), "{err}");
 }
 
 #[test]

@@ -116,7 +116,9 @@ fn reader_that_never_reads_does_not_delay_the_others() {
         }
         let mut got = 0;
         while got < 16 {
-            match watcher.recv_until("a message", |m| matches!(m, ServerMessage::Message { .. } | ServerMessage::Left { .. })) {
+            match watcher
+                .recv_until("a message", |m| matches!(m, ServerMessage::Message { .. } | ServerMessage::Left { .. }))
+            {
                 ServerMessage::Left { user } => {
                     assert_eq!(user, "never");
                     left = true;

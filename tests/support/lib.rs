@@ -44,7 +44,11 @@ pub fn bin_dir() -> PathBuf {
 /// Path of a workspace binary; panics with how to build it when missing.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} not found: run `cargo build --workspace --bins` first (or use scripts/test.sh)", p.display());
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace --bins` first (or use scripts/test.sh)",
+        p.display()
+    );
     p
 }
 
@@ -239,8 +243,13 @@ impl TestServer {
     /// A `client-cli` command for `user` against this server, with the key
     /// in the environment and HOME pointing at the temporary home.
     pub fn cli(&self, user: &str) -> Command {
+        self.cli_at(&self.addr.to_string(), user)
+    }
+
+    /// As [`TestServer::cli`], with the server address spelled as given.
+    pub fn cli_at(&self, server: &str, user: &str) -> Command {
         let mut cmd = Command::new(bin("client-cli"));
-        cmd.arg("--server").arg(self.addr.to_string()).arg("--user").arg(user);
+        cmd.arg("--server").arg(server).arg("--user").arg(user);
         cmd.env("CHATROOM_KEY", &self.key).env("HOME", self.home());
         for v in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "CHATROOM_PASSWORD"] {
             cmd.env_remove(v);
@@ -382,7 +391,8 @@ impl RawClient {
     /// Receives one message.
     pub fn recv(&mut self, timeout: Duration) -> Result<ServerMessage, RecvError> {
         let frame = self.recv_frame(timeout)?;
-        let plain = self.opener.as_mut().expect("handshake done").open(&frame).map_err(|e| RecvError::Other(e.to_string()))?;
+        let plain =
+            self.opener.as_mut().expect("handshake done").open(&frame).map_err(|e| RecvError::Other(e.to_string()))?;
         message::decode(&plain).map_err(|e| RecvError::Other(e.to_string()))
     }
 
