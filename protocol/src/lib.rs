@@ -13,6 +13,7 @@
 //! - [`message`]: the typed messages exchanged after the handshake, and the
 //!   rules for usernames and message text.
 //! - [`rate`]: the token bucket both ends use for the message rate.
+//! - [`voice`]: encrypted UDP voice packets and the replay window.
 //! - [`error`]: the error types.
 //!
 //! The wire format is described in `docs/protocol.md` at the repository root.
@@ -24,6 +25,7 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 pub mod rate;
+pub mod voice;
 
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
