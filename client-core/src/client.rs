@@ -180,6 +180,25 @@ pub enum Event {
         /// The server's words.
         detail: String,
     },
+    /// We are in voice.
+    VoiceJoined,
+    /// Who is in voice (names, sorted).
+    VoiceUsers(Vec<String>),
+    /// A speaker started or stopped talking.
+    Talking {
+        /// Who.
+        user: String,
+        /// Started (`true`) or stopped.
+        talking: bool,
+    },
+    /// Voice counters (every 2 s while in voice).
+    VoiceStats(crate::voice::VoiceStats),
+    /// The WAV file given as input has been played to the end.
+    VoiceInputEnded,
+    /// We left voice (final counters).
+    VoiceLeft(crate::voice::VoiceStats),
+    /// Voice could not start or failed (devices, server).
+    VoiceError(String),
     /// The end. `unacked` counts our messages never acknowledged.
     Disconnected {
         /// Why.
@@ -194,6 +213,8 @@ pub(crate) enum Command {
     Send { id: MessageId, text: String },
     Who,
     Quit,
+    JoinVoice(Box<crate::voice::VoiceOptions>),
+    LeaveVoice,
 }
 
 /// Commands in. Cheap to clone; every clone drives the same connection.
@@ -265,6 +286,25 @@ impl Client {
     /// [`ClientError::NotConnected`] after the end.
     pub async fn who(&self) -> Result<(), ClientError> {
         self.tx.send(Command::Who).await.map_err(|_| ClientError::NotConnected)
+    }
+
+    /// Enters voice with these devices and settings ([`Event::VoiceJoined`]
+    /// or [`Event::VoiceError`] follows).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn join_voice(&self, options: crate::voice::VoiceOptions) -> Result<(), ClientError> {
+        self.tx.send(Command::JoinVoice(Box::new(options))).await.map_err(|_| ClientError::NotConnected)
+    }
+
+    /// Leaves voice ([`Event::VoiceLeft`] follows).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn leave_voice(&self) -> Result<(), ClientError> {
+        self.tx.send(Command::LeaveVoice).await.map_err(|_| ClientError::NotConnected)
     }
 
     /// Leaves politely once every queued message has been acknowledged.

@@ -22,6 +22,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event, Trust};
 use crate::known_servers::{self, KnownServers, Lookup};
+use crate::voice::{Engine, EngineEvent, VoiceOptions};
 
 /// Largest frame accepted from the server (user lists can be long).
 pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
@@ -33,6 +34,8 @@ struct Conn {
     writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
     sealer: Option<Sealer>,
     opener: Option<Opener>,
+    keys: Option<protocol::crypto::SessionKeys>,
+    peer: std::net::SocketAddr,
 }
 
 impl Conn {
@@ -82,12 +85,15 @@ async fn establish(opts: &ConnectOptions) -> Outcome<(Conn, String, Vec<String>,
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
     let (r, w) = stream.into_split();
     let mut conn = Conn {
         reader: FramedRead::new(r, FrameCodec::new(MAX_SERVER_FRAME)),
         writer: FramedWrite::new(w, FrameCodec::new(MAX_SERVER_FRAME)),
         sealer: None,
         opener: None,
+        keys: None,
+        peer,
     };
     let mut hs = ClientHandshake::new(opts.key.clone());
     let established = loop {
@@ -101,6 +107,7 @@ async fn establish(opts: &ConnectOptions) -> Outcome<(Conn, String, Vec<String>,
     let (sealer, opener) = established.keys.client_text();
     conn.sealer = Some(sealer);
     conn.opener = Some(opener);
+    conn.keys = Some(established.keys.clone());
     let login = ClientMessage::Login {
         version: PROTOCOL_VERSION,
         username: opts.username.clone(),
@@ -220,6 +227,9 @@ async fn session(
     let (mut last_tx, mut last_rx) = (now, now);
     let mut quitting = false;
     let mut ping_nonce = 0u64;
+    let mut voice = Voice::default();
+    let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         // Send what the rate allows.
         let mut now = Instant::now();
@@ -294,10 +304,41 @@ async fn session(
                         }
                         None
                     }
-                    ServerMessage::Pong { .. } => None,
+                    ServerMessage::Pong { nonce } => {
+                        if nonce == ping_nonce && let Some(sent) = voice.ping_sent.take() {
+                            voice.rtt_ms = sent.elapsed().as_millis() as u64;
+                        }
+                        None
+                    }
                     ServerMessage::Shutdown { reason } => return DisconnectReason::ServerShutdown(reason),
                     ServerMessage::Disconnect { cause, detail } => return DisconnectReason::Kicked { cause, detail },
                     ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } => None,
+                    ServerMessage::VoiceJoined { voice_id, udp_port, epoch } => {
+                        let ev = voice.on_joined(&conn, voice_id, udp_port, epoch, &engine_tx);
+                        if matches!(ev, Some(Event::VoiceError(_)))
+                            && let Err(r) = conn.send(&ClientMessage::VoiceLeave).await
+                        {
+                            return r;
+                        }
+                        ev
+                    }
+                    ServerMessage::VoiceLeft => None,
+                    ServerMessage::VoiceUsers { users } => {
+                        voice.names = users.iter().map(|u| (u.voice_id, u.name.clone())).collect();
+                        Some(Event::VoiceUsers(users.into_iter().map(|u| u.name).collect()))
+                    }
+                    ServerMessage::VoiceChallenge { challenge } => {
+                        if let Some(e) = &voice.engine {
+                            e.prove(&challenge);
+                        }
+                        None
+                    }
+                    ServerMessage::VoiceFeedback { loss_permille, burst_x10 } => {
+                        if let Some(e) = &voice.engine {
+                            e.feedback(loss_permille, burst_x10);
+                        }
+                        None
+                    }
                 };
                 if let Some(ev) = event {
                     let _ = events.send(ev).await;
@@ -315,6 +356,42 @@ async fn session(
                         last_tx = Instant::now();
                     }
                     Some(Command::Quit) | None => quitting = true,
+                    Some(Command::JoinVoice(options)) => {
+                        voice.pending = Some(*options);
+                        if let Err(r) = conn.send(&ClientMessage::VoiceJoin).await {
+                            return r;
+                        }
+                    }
+                    Some(Command::LeaveVoice) => {
+                        if let Some(stats) = voice.stop() {
+                            let _ = events.send(Event::VoiceLeft(stats)).await;
+                        }
+                        if let Err(r) = conn.send(&ClientMessage::VoiceLeave).await {
+                            return r;
+                        }
+                    }
+                }
+            }
+            Some(ev) = engine_rx.recv() => {
+                let event = match ev {
+                    EngineEvent::Talking(id, talking) => {
+                        voice.names.get(&id).map(|user| Event::Talking { user: user.clone(), talking })
+                    }
+                    EngineEvent::InputEnded => Some(Event::VoiceInputEnded),
+                    EngineEvent::Report { speaker, loss_permille, burst_x10 } => {
+                        if let Err(r) = conn.send(&ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 }).await {
+                            return r;
+                        }
+                        None
+                    }
+                };
+                if let Some(ev) = event {
+                    let _ = events.send(ev).await;
+                }
+            }
+            _ = stats_tick.tick(), if voice.engine.is_some() => {
+                if let Some(stats) = voice.stats() {
+                    let _ = events.send(Event::VoiceStats(stats)).await;
                 }
             }
             () = tokio::time::sleep_until(wake.into()) => {
@@ -324,6 +401,7 @@ async fn session(
                 }
                 if now.duration_since(last_tx) >= keepalive {
                     ping_nonce += 1;
+                    voice.ping_sent = Some(Instant::now());
                     if let Err(r) = conn.send(&ClientMessage::Ping { nonce: ping_nonce }).await {
                         return r;
                     }
@@ -331,5 +409,50 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// Voice state of a connection.
+#[derive(Default)]
+struct Voice {
+    pending: Option<VoiceOptions>,
+    engine: Option<Engine>,
+    names: std::collections::HashMap<u32, String>,
+    ping_sent: Option<Instant>,
+    rtt_ms: u64,
+}
+
+impl Voice {
+    fn on_joined(
+        &mut self,
+        conn: &Conn,
+        voice_id: u32,
+        udp_port: u16,
+        epoch: u32,
+        engine_tx: &mpsc::UnboundedSender<EngineEvent>,
+    ) -> Option<Event> {
+        let options = self.pending.take()?;
+        let keys = conn.keys.as_ref()?;
+        self.engine = None;
+        let server = std::net::SocketAddr::new(conn.peer.ip(), udp_port);
+        match Engine::start(server, voice_id, protocol::voice::voice_keys(keys, epoch), &options, engine_tx.clone()) {
+            Ok(engine) => {
+                self.engine = Some(engine);
+                Some(Event::VoiceJoined)
+            }
+            Err(e) => Some(Event::VoiceError(e.to_string())),
+        }
+    }
+
+    fn stats(&self) -> Option<crate::voice::VoiceStats> {
+        let mut s = self.engine.as_ref()?.stats();
+        s.rtt_ms = self.rtt_ms;
+        Some(s)
+    }
+
+    fn stop(&mut self) -> Option<crate::voice::VoiceStats> {
+        let stats = self.stats();
+        self.engine = None;
+        stats
     }
 }

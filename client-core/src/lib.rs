@@ -17,12 +17,14 @@
 //!
 //! No terminal or GUI types live here.
 
+pub mod audio;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod display;
 pub mod error;
 pub mod known_servers;
+pub mod voice;
 
 pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, Trust};
 pub use error::ClientError;

@@ -50,6 +50,19 @@ pub enum ClientMessage {
     },
     /// Polite goodbye.
     Quit,
+    /// Enter voice; answered with [`ServerMessage::VoiceJoined`].
+    VoiceJoin,
+    /// Leave voice; answered with [`ServerMessage::VoiceLeft`].
+    VoiceLeave,
+    /// Loss this listener sees from one speaker, for the speaker's encoder.
+    VoiceReport {
+        /// The speaker's voice id.
+        speaker: u32,
+        /// Packets lost before recovery, per mille, over the last report period.
+        loss_permille: u16,
+        /// Mean length of loss bursts, in packets, times 10 (10 = single losses).
+        burst_x10: u16,
+    },
 }
 
 /// Messages from the server to a client.
@@ -149,6 +162,44 @@ pub enum ServerMessage {
         /// Human-readable detail.
         detail: String,
     },
+    /// Voice entered: where to send and under which keys.
+    VoiceJoined {
+        /// Our voice id (the header id of our packets).
+        voice_id: u32,
+        /// UDP port of the relay, on the server's address.
+        udp_port: u16,
+        /// Key context: this join's keys are [`crate::voice::voice_keys`]`(keys, epoch)`.
+        epoch: u32,
+    },
+    /// Voice left.
+    VoiceLeft,
+    /// Who is in voice (pushed on every change, and after login).
+    VoiceUsers {
+        /// Members, sorted by name.
+        users: Vec<VoiceUser>,
+    },
+    /// Our packets arrive from a new address: echo this from it in a
+    /// [`crate::voice::Kind::Proof`] packet to move the stream there.
+    VoiceChallenge {
+        /// The challenge, 16 bytes.
+        challenge: [u8; 16],
+    },
+    /// The loss listeners see from us; the encoder adapts its protection.
+    VoiceFeedback {
+        /// Worst listener's loss, per mille.
+        loss_permille: u16,
+        /// Mean burst length times 10.
+        burst_x10: u16,
+    },
+}
+
+/// A member of voice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceUser {
+    /// Username.
+    pub name: String,
+    /// Voice id (the header id of their relayed packets).
+    pub voice_id: u32,
 }
 
 /// Limits the server announces in its welcome.

@@ -75,6 +75,7 @@ struct RawServer {
     outbound_queue: Option<u32>,
     write_timeout_secs: Option<u32>,
     shutdown_grace_secs: Option<u32>,
+    voice_port: Option<u16>,
 }
 
 /// The validated server configuration.
@@ -116,6 +117,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// How long shutdown waits for clients to be told and closed.
     pub shutdown_grace: Duration,
+    /// UDP port for voice; 0 means the TCP port's number.
+    pub voice_port: u16,
 }
 
 /// Default TCP port.
@@ -222,6 +225,7 @@ impl Config {
             outbound_queue: range("outbound_queue", s.outbound_queue, 1024, 16, 1_000_000)?,
             write_timeout: Duration::from_secs(range("write_timeout_secs", s.write_timeout_secs, 15, 1, 600)?.into()),
             shutdown_grace: Duration::from_secs(range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into()),
+            voice_port: s.voice_port.unwrap_or(0),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`session`]: one actor per connection.
 //! - [`roster`]: who is here; text and presence fan-out.
 //! - [`signer`]: RSA signing on worker threads.
+//! - [`voice_relay`]: the UDP voice relay.
 //! - [`messages`]: messages between actors.
 
 mod config;
@@ -18,6 +19,7 @@ mod messages;
 mod roster;
 mod session;
 mod signer;
+mod voice_relay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use crate::messages::ShutdownAll;
 use crate::roster::Roster;
 use crate::session::SessionConfig;
 use crate::signer::Signer;
+use crate::voice_relay::VoiceRelay;
 
 /// Socket Chatroom server: encrypted text chat over TCP.
 #[derive(Debug, Parser)]
@@ -134,15 +137,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", cfg.bind)))?;
     std_listener.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
     let local = std_listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
-    print_banner(local, &cfg, config_path.as_deref(), &identity.fingerprint().to_string());
+    let voice_addr = SocketAddr::new(local.ip(), if cfg.voice_port == 0 { local.port() } else { cfg.voice_port });
+    let udp = std::net::UdpSocket::bind(voice_addr)
+        .map_err(|e| Failure::Runtime(format!("cannot listen for voice on UDP {voice_addr}: {e}")))?;
+    udp.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+    print_banner(local, voice_addr, &cfg, config_path.as_deref(), &identity.fingerprint().to_string());
     info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
 
     let system = actix_rt::System::new();
-    system.block_on(serve(log, cfg, psk, identity, std_listener))
+    system.block_on(serve(log, cfg, psk, identity, std_listener, udp))
 }
 
 /// Prints where the server listens and a ready command line to join.
-fn print_banner(local: SocketAddr, cfg: &Config, config_path: Option<&Path>, fingerprint: &str) {
+fn print_banner(local: SocketAddr, voice: SocketAddr, cfg: &Config, config_path: Option<&Path>, fingerprint: &str) {
     let shown = if local.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
     } else {
@@ -150,6 +157,7 @@ fn print_banner(local: SocketAddr, cfg: &Config, config_path: Option<&Path>, fin
     };
     let key_file = std::fs::canonicalize(&cfg.key_file).unwrap_or_else(|_| cfg.key_file.clone());
     println!("Socket Chatroom server listening on {local}");
+    println!("Voice relay on UDP {voice}");
     println!("Server identity: {fingerprint}");
     println!("Join with (hand the key file and this fingerprint to your users):");
     println!(
@@ -167,7 +175,11 @@ async fn serve(
     psk: protocol::crypto::Psk,
     identity: protocol::crypto::Identity,
     std_listener: std::net::TcpListener,
+    udp: std::net::UdpSocket,
 ) -> Result<(), Failure> {
+    let udp =
+        tokio::net::UdpSocket::from_std(udp).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+    let voice_port = udp.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?.port();
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -189,10 +201,17 @@ async fn serve(
         flood_limit: cfg.flood_limit,
         outbound_queue: cfg.outbound_queue as usize,
         shutdown: shutdown_rx,
+        voice_port: Some(voice_port),
     });
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
-    let roster = Roster::new(log.new(o!("actor" => "roster")), cfg.max_clients as usize).start();
+    let roster_log = log.new(o!("actor" => "roster"));
+    let relay_log = log.new(o!("actor" => "voice-relay"));
+    let max_clients = cfg.max_clients as usize;
+    let roster = Roster::create(move |ctx| {
+        let relay = VoiceRelay::new(relay_log, udp, ctx.address().recipient()).start();
+        Roster::new(roster_log, max_clients, Some(relay))
+    });
     let workers: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
     let open = Arc::new(AtomicUsize::new(0));
     let listener = Listener::new(

@@ -80,3 +80,67 @@ pub struct ShutdownAll {
 #[derive(Debug, Message)]
 #[rtype(result = "usize")]
 pub struct Count;
+
+/// Session → roster: enter voice with this join's keys. Returns the voice
+/// id, or `None` if the session is not logged in.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<u32>")]
+pub struct VoiceJoin {
+    /// The session.
+    pub id: SessionId,
+    /// Client → server key of this join.
+    pub up_key: [u8; 32],
+    /// Server → client key of this join.
+    pub down_key: [u8; 32],
+}
+
+/// Session → roster: leave voice (idempotent).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct VoiceLeave {
+    /// The session.
+    pub id: SessionId,
+}
+
+/// Session → roster: loss a listener sees from a speaker.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct VoiceReport {
+    /// The speaker's voice id.
+    pub speaker: u32,
+    /// Loss per mille.
+    pub loss_permille: u16,
+    /// Mean burst length × 10.
+    pub burst_x10: u16,
+}
+
+/// Roster → relay: a voice member and its keys.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RelayAdd {
+    /// Voice id.
+    pub voice_id: u32,
+    /// Client → server key.
+    pub up_key: [u8; 32],
+    /// Server → client key.
+    pub down_key: [u8; 32],
+}
+
+/// Roster → relay: forget a voice member.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RelayRemove {
+    /// Voice id.
+    pub voice_id: u32,
+}
+
+/// Relay → roster: packets for this member arrive from a new address; send
+/// it this challenge over its TCP session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AddressChallenge {
+    /// Voice id.
+    pub voice_id: u32,
+    /// The challenge to echo from the new address.
+    pub challenge: [u8; 16],
+}

@@ -1,15 +1,19 @@
 //! The `Roster` actor: who is connected under which name, and the only path
 //! of text and presence fan-out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use actix::dev::SendError;
 use actix::prelude::*;
 use bytes::Bytes;
-use protocol::message::{self, DisconnectCause, ServerMessage, name_key};
+use protocol::message::{self, DisconnectCause, ServerMessage, VoiceUser, name_key};
 use slog::{Logger, debug, info, warn};
 
-use crate::messages::{Broadcast, Count, Join, JoinRefusal, Leave, ListUsers, SessionId, ShutdownAll, ToSession};
+use crate::messages::{
+    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Leave, ListUsers, RelayAdd, RelayRemove, SessionId,
+    ShutdownAll, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+};
+use crate::voice_relay::VoiceRelay;
 
 struct Member {
     name: String,
@@ -23,6 +27,11 @@ pub struct Roster {
     max_clients: usize,
     members: HashMap<SessionId, Member>,
     names: HashMap<String, SessionId>,
+    relay: Option<Addr<VoiceRelay>>,
+    /// Who is in voice: session → voice id, and back.
+    voice: BTreeMap<SessionId, u32>,
+    voice_ids: HashMap<u32, SessionId>,
+    next_voice_id: u32,
 }
 
 impl std::fmt::Debug for Roster {
@@ -33,8 +42,36 @@ impl std::fmt::Debug for Roster {
 
 impl Roster {
     /// An empty roster admitting at most `max_clients` users.
-    pub fn new(log: Logger, max_clients: usize) -> Self {
-        Self { log, max_clients, members: HashMap::new(), names: HashMap::new() }
+    pub fn new(log: Logger, max_clients: usize, relay: Option<Addr<VoiceRelay>>) -> Self {
+        Self {
+            log,
+            max_clients,
+            members: HashMap::new(),
+            names: HashMap::new(),
+            relay,
+            voice: BTreeMap::new(),
+            voice_ids: HashMap::new(),
+            next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
+        }
+    }
+
+    fn voice_users(&self) -> ServerMessage {
+        let mut users: Vec<VoiceUser> = self
+            .voice
+            .iter()
+            .filter_map(|(sid, vid)| self.members.get(sid).map(|m| VoiceUser { name: m.name.clone(), voice_id: *vid }))
+            .collect();
+        users.sort_by_cached_key(|u| name_key(&u.name));
+        ServerMessage::VoiceUsers { users }
+    }
+
+    fn leave_voice(&mut self, id: SessionId) -> bool {
+        let Some(vid) = self.voice.remove(&id) else { return false };
+        self.voice_ids.remove(&vid);
+        if let Some(relay) = &self.relay {
+            relay.do_send(RelayRemove { voice_id: vid });
+        }
+        true
     }
 
     fn users(&self) -> Vec<String> {
@@ -78,6 +115,10 @@ impl Handler<Join> for Roster {
         }
         self.fan_out(&ServerMessage::Joined { user: msg.name.clone() }, None);
         self.names.insert(key.clone(), msg.id);
+        if !self.voice.is_empty() {
+            let payload = Bytes::from(message::encode(&self.voice_users()));
+            msg.mailbox.do_send(ToSession::Deliver(payload));
+        }
         self.members.insert(msg.id, Member { name: msg.name, key, mailbox: msg.mailbox });
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len());
         Ok(self.users())
@@ -87,8 +128,12 @@ impl Handler<Join> for Roster {
 impl Handler<Leave> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        let was_in_voice = self.leave_voice(msg.id);
         if let Some(m) = self.members.remove(&msg.id) {
             self.names.remove(&m.key);
+            if was_in_voice {
+                self.fan_out(&self.voice_users(), None);
+            }
             info!(self.log, "user left"; "user" => &m.name, "users" => self.members.len());
             self.fan_out(&ServerMessage::Left { user: m.name }, None);
         }
@@ -128,5 +173,55 @@ impl Handler<ShutdownAll> for Roster {
             m.mailbox.do_send(ToSession::Shutdown(payload.clone()));
         }
         self.members.len()
+    }
+}
+
+impl Handler<VoiceJoin> for Roster {
+    type Result = Option<u32>;
+    fn handle(&mut self, msg: VoiceJoin, _: &mut Context<Self>) -> Option<u32> {
+        let relay = self.relay.clone()?;
+        if !self.members.contains_key(&msg.id) {
+            return None;
+        }
+        self.leave_voice(msg.id);
+        let mut vid = self.next_voice_id;
+        while vid == 0 || self.voice_ids.contains_key(&vid) {
+            vid = vid.wrapping_add(1);
+        }
+        self.next_voice_id = vid.wrapping_add(1);
+        relay.do_send(RelayAdd { voice_id: vid, up_key: msg.up_key, down_key: msg.down_key });
+        self.voice.insert(msg.id, vid);
+        self.voice_ids.insert(vid, msg.id);
+        info!(self.log, "voice joined"; "session" => msg.id, "voice_id" => vid, "in_voice" => self.voice.len());
+        self.fan_out(&self.voice_users(), None);
+        Some(vid)
+    }
+}
+
+impl Handler<VoiceLeave> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: VoiceLeave, _: &mut Context<Self>) {
+        if self.leave_voice(msg.id) {
+            info!(self.log, "voice left"; "session" => msg.id, "in_voice" => self.voice.len());
+            self.fan_out(&self.voice_users(), None);
+        }
+    }
+}
+
+impl Handler<VoiceReport> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: VoiceReport, _: &mut Context<Self>) {
+        let Some(m) = self.voice_ids.get(&msg.speaker).and_then(|sid| self.members.get(sid)) else { return };
+        let fb = ServerMessage::VoiceFeedback { loss_permille: msg.loss_permille, burst_x10: msg.burst_x10 };
+        let _ = m.mailbox.try_send(ToSession::Deliver(Bytes::from(message::encode(&fb))));
+    }
+}
+
+impl Handler<AddressChallenge> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: AddressChallenge, _: &mut Context<Self>) {
+        let Some(m) = self.voice_ids.get(&msg.voice_id).and_then(|sid| self.members.get(sid)) else { return };
+        let c = ServerMessage::VoiceChallenge { challenge: msg.challenge };
+        let _ = m.mailbox.try_send(ToSession::Deliver(Bytes::from(message::encode(&c))));
     }
 }

@@ -34,7 +34,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
-use crate::messages::{Broadcast, Join, JoinRefusal, Leave, ListUsers, SessionId, ToSession};
+use crate::messages::{
+    Broadcast, Join, JoinRefusal, Leave, ListUsers, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+};
 use crate::roster::Roster;
 use crate::signer::{Sign, Signer};
 
@@ -63,6 +65,8 @@ pub struct SessionConfig {
     pub outbound_queue: usize,
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// UDP port of the voice relay (`None`: voice is off).
+    pub voice_port: Option<u16>,
 }
 
 /// Window over which rate-limit violations are counted.
@@ -106,6 +110,9 @@ pub struct Session {
     last_word: Option<oneshot::Sender<Bytes>>,
     phase: Phase,
     opener: Option<Opener>,
+    /// The handshake's keys, for deriving each voice join's keys.
+    keys: Option<protocol::crypto::SessionKeys>,
+    voice_epoch: u32,
     last_rx: Instant,
     bucket: TokenBucket,
     flood_start: Instant,
@@ -154,6 +161,8 @@ impl Session {
             out: None,
             last_word: None,
             phase: Phase::Closed,
+            keys: None,
+            voice_epoch: 0,
             opener: None,
             last_rx: now,
             bucket,
@@ -232,6 +241,7 @@ impl Session {
                                 let (sealer, opener) = est.keys.server_text();
                                 act.queue(ctx, Out::StartSealing(Box::new(sealer)));
                                 act.opener = Some(opener);
+                                act.keys = Some(est.keys);
                                 act.phase = Phase::Login;
                                 debug!(act.log, "handshake complete");
                             }
@@ -325,7 +335,36 @@ impl Session {
             ClientMessage::Login { .. } => {
                 self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
+            ClientMessage::VoiceJoin => self.on_voice_join(ctx),
+            ClientMessage::VoiceLeave => {
+                self.roster.do_send(VoiceLeave { id: self.id });
+                self.send(ctx, &ServerMessage::VoiceLeft);
+            }
+            ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
+                self.roster.do_send(VoiceReport { speaker, loss_permille, burst_x10 });
+            }
         }
+    }
+
+    fn on_voice_join(&mut self, ctx: &mut Context<Self>) {
+        let (Some(port), Some(keys)) = (self.cfg.voice_port, &self.keys) else {
+            return self.send(ctx, &ServerMessage::Error { detail: "voice is not enabled on this server".into() });
+        };
+        // A fresh key pair for every join, so packet counters may restart.
+        self.voice_epoch += 1;
+        let epoch = self.voice_epoch;
+        let (up_key, down_key) = protocol::voice::voice_keys(keys, epoch);
+        self.roster
+            .send(VoiceJoin { id: self.id, up_key, down_key })
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(Some(voice_id)) => {
+                    debug!(act.log, "voice joined"; "voice_id" => voice_id);
+                    act.send(ctx, &ServerMessage::VoiceJoined { voice_id, udp_port: port, epoch });
+                }
+                _ => act.send(ctx, &ServerMessage::Error { detail: "could not join voice".into() }),
+            })
+            .wait(ctx);
     }
 
     fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, text: String) {

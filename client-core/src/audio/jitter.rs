@@ -1,0 +1,286 @@
+//! Per-speaker adaptive jitter buffer.
+//!
+//! Frames are kept by the speaker's sequence number and played out one per
+//! 20 ms tick once `target` frames are buffered. The target follows the
+//! measured jitter (grows on jitter, shrinks when calm, bounded). A missing
+//! frame is recovered, in order of preference, from a redundant copy that
+//! arrived in a later packet (already in the buffer), from Opus in-band FEC
+//! in the next packet, or by Opus loss concealment. After a few frames with
+//! nothing to play the speaker is considered silent and the buffer goes idle.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Frames of concealment before a speaker is treated as silent.
+const MAX_CONCEAL: u32 = 3;
+/// Bounds of the target depth, in 20 ms frames.
+const MIN_TARGET: usize = 2;
+const MAX_TARGET: usize = 8;
+
+/// What to play for a speaker this tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Play {
+    /// Nothing: the speaker is silent.
+    Idle,
+    /// Decode this frame.
+    Frame(Vec<u8>),
+    /// The frame is lost; recover it with in-band FEC from this (next) frame.
+    Fec(Vec<u8>),
+    /// The frame is lost; conceal it.
+    Conceal,
+}
+
+/// Counters for one speaker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Frames received as primaries.
+    pub received: u64,
+    /// Frames filled from a redundant copy.
+    pub recovered_red: u64,
+    /// Frames recovered by FEC.
+    pub recovered_fec: u64,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Frames that arrived after their play time.
+    pub late: u64,
+    /// Frames played whose primary copy never arrived (loss before recovery).
+    pub missing: u64,
+    /// Runs of consecutive missing frames (for the mean burst length).
+    pub loss_runs: u64,
+}
+
+/// One speaker's buffer.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    frames: BTreeMap<u32, (Vec<u8>, bool)>,
+    next: Option<u32>,
+    playing: bool,
+    conceal_run: u32,
+    last_missing: bool,
+    target: usize,
+    /// Smoothed jitter in ms (RFC 3550 style).
+    jitter_ms: f64,
+    last_transit: Option<f64>,
+    epoch: Instant,
+    buffering_since: Option<Instant>,
+    /// Counters.
+    pub stats: JitterStats,
+}
+
+impl Default for JitterBuffer {
+    fn default() -> Self {
+        Self::new(Instant::now())
+    }
+}
+
+impl JitterBuffer {
+    /// An empty, idle buffer.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            frames: BTreeMap::new(),
+            next: None,
+            playing: false,
+            conceal_run: 0,
+            last_missing: false,
+            target: 2,
+            jitter_ms: 0.0,
+            last_transit: None,
+            epoch: now,
+            buffering_since: None,
+            stats: JitterStats::default(),
+        }
+    }
+
+    /// Current target depth in frames.
+    pub fn target(&self) -> usize {
+        self.target
+    }
+
+    /// Frames buffered now.
+    pub fn depth(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Adds a packet: its primary frame `seq` and redundant copies of
+    /// `seq-1`, `seq-2`... (`frames` newest first).
+    pub fn push(&mut self, seq: u32, frames: &[&[u8]], now: Instant) {
+        // Jitter: variation of (arrival - send time), send time = seq * 20 ms.
+        let transit = now.duration_since(self.epoch).as_secs_f64() * 1000.0 - f64::from(seq) * 20.0;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs();
+            if d < 1000.0 {
+                self.jitter_ms += (d - self.jitter_ms) / 16.0;
+            }
+        }
+        self.last_transit = Some(transit);
+        self.retarget();
+        for (i, f) in frames.iter().enumerate() {
+            let s = seq.wrapping_sub(i as u32);
+            if self.next.is_some_and(|n| seq_lt(s, n)) {
+                if i == 0 {
+                    self.stats.late += 1;
+                }
+                continue;
+            }
+            if i == 0 {
+                self.stats.received += 1;
+                self.frames.insert(s, (f.to_vec(), true));
+            } else {
+                self.frames.entry(s).or_insert_with(|| (f.to_vec(), false));
+            }
+        }
+        if !self.playing && self.buffering_since.is_none() {
+            self.buffering_since = Some(now);
+        }
+        // Bounded: never hold more than a few seconds.
+        while self.frames.len() > 150 {
+            self.frames.pop_first();
+        }
+    }
+
+    fn note_missing(&mut self, missing: bool) {
+        if missing {
+            self.stats.missing += 1;
+            if !self.last_missing {
+                self.stats.loss_runs += 1;
+            }
+        }
+        self.last_missing = missing;
+    }
+
+    fn retarget(&mut self) {
+        let want = ((self.jitter_ms * 2.0) / 20.0).ceil() as usize + 1;
+        self.target = want.clamp(MIN_TARGET, MAX_TARGET);
+    }
+
+    /// What to play for this 20 ms tick.
+    pub fn pop(&mut self, now: Instant) -> Play {
+        if !self.playing {
+            let Some(since) = self.buffering_since else { return Play::Idle };
+            let waited = now.duration_since(since).as_millis() as usize;
+            if self.frames.len() < self.target && waited < self.target * 20 {
+                return Play::Idle;
+            }
+            let Some((&first, _)) = self.frames.first_key_value() else {
+                self.buffering_since = None;
+                return Play::Idle;
+            };
+            self.playing = true;
+            self.next = Some(first);
+            self.conceal_run = 0;
+        }
+        // Shrink when calm: drop the oldest frame if far above target.
+        if self.frames.len() > self.target + 3 {
+            if let Some((s, _)) = self.frames.pop_first() {
+                self.next = Some(s.wrapping_add(1));
+            }
+        }
+        let Some(n) = self.next else { return Play::Idle };
+        self.next = Some(n.wrapping_add(1));
+        if let Some((frame, primary)) = self.frames.remove(&n) {
+            self.conceal_run = 0;
+            if !primary {
+                self.stats.recovered_red += 1;
+            }
+            self.note_missing(!primary);
+            return Play::Frame(frame);
+        }
+        if self.frames.is_empty() {
+            self.conceal_run += 1;
+            if self.conceal_run > MAX_CONCEAL {
+                self.playing = false;
+                self.next = None;
+                self.buffering_since = None;
+                self.last_missing = false;
+                return Play::Idle;
+            }
+            // The speaker may simply have stopped: not counted as loss.
+            self.stats.concealed += 1;
+            return Play::Conceal;
+        }
+        self.note_missing(true);
+        if let Some((next, _)) = self.frames.get(&n.wrapping_add(1)) {
+            self.stats.recovered_fec += 1;
+            return Play::Fec(next.clone());
+        }
+        self.stats.concealed += 1;
+        Play::Conceal
+    }
+}
+
+/// Sequence comparison with wrap-around.
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn tick(t0: Instant, i: u32) -> Instant {
+        t0 + Duration::from_millis(u64::from(i) * 20)
+    }
+
+    #[test]
+    fn plays_in_order_and_recovers_losses() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        // Packets 0..10, packet 4 lost (but its copy rides in 5), 7 lost with no copy.
+        let mut played = Vec::new();
+        for i in 0..10u32 {
+            let now = tick(t0, i);
+            let f = [i as u8];
+            let prev = [(i as u8).wrapping_sub(1)];
+            match i {
+                4 | 7 => {}
+                5 => jb.push(i, &[&f, &prev], now),
+                _ => jb.push(i, &[&f], now),
+            }
+            played.push(jb.pop(now));
+        }
+        for i in 10..14u32 {
+            played.push(jb.pop(tick(t0, i)));
+        }
+        let frames: Vec<Play> = played.into_iter().filter(|p| *p != Play::Idle).collect();
+        assert_eq!(frames[4], Play::Frame(vec![4]), "the redundant copy filled frame 4: {frames:?}");
+        assert_eq!(frames[7], Play::Fec(vec![8]), "FEC from the next frame: {frames:?}");
+        assert_eq!(jb.stats.recovered_red, 1);
+        assert_eq!(jb.stats.recovered_fec, 1);
+        assert!(frames[..10].iter().enumerate().all(|(i, p)| i == 7 || *p == Play::Frame(vec![i as u8])), "{frames:?}");
+    }
+
+    #[test]
+    fn goes_idle_after_the_speaker_stops_and_bounds_its_size() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        for i in 0..3u32 {
+            jb.push(i, &[&[1]], tick(t0, i));
+        }
+        let outs: Vec<Play> = (0..12).map(|i| jb.pop(tick(t0, 3 + i))).collect();
+        assert_eq!(outs.iter().filter(|p| matches!(p, Play::Frame(_))).count(), 3);
+        assert!(outs.iter().filter(|p| **p == Play::Conceal).count() <= MAX_CONCEAL as usize);
+        assert_eq!(outs.last(), Some(&Play::Idle));
+        for i in 0..1000u32 {
+            jb.push(i + 100, &[&[0]], t0);
+        }
+        assert!(jb.depth() <= 150);
+    }
+
+    #[test]
+    fn target_grows_with_jitter_and_stays_bounded() {
+        let t0 = Instant::now();
+        let mut calm = JitterBuffer::new(t0);
+        for i in 0..50u32 {
+            calm.push(i, &[&[0]], tick(t0, i));
+        }
+        let mut jittery = JitterBuffer::new(t0);
+        for i in 0..50u32 {
+            let wobble = if i % 2 == 0 { 0 } else { 45 };
+            jittery.push(i, &[&[0]], tick(t0, i) + Duration::from_millis(wobble));
+        }
+        assert_eq!(calm.target(), MIN_TARGET, "waits one frame for FEC or a repeat");
+        assert!(jittery.target() > calm.target() && jittery.target() <= MAX_TARGET, "{}", jittery.target());
+    }
+}

@@ -1,0 +1,379 @@
+//! The voice engine of one voice join: three threads around one UDP socket.
+//!
+//! - **send**: capture ring → 48 kHz mono → [`SendPipeline`] → seal → UDP;
+//!   keepalives while silent; applies loss feedback to the encoder.
+//! - **receive**: UDP → open (replay window) → the speaker's jitter buffer.
+//! - **mix**: every 20 ms, each speaker's next frame (decoded, recovered by
+//!   redundancy or FEC, or concealed) → mix → limiter → playback ring; loss
+//!   reports for the speakers and talking indicators go to the connection.
+//!
+//! None of these is a real-time audio callback (those only copy to and from
+//! the rings), so they may lock the speakers table, which only they share.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
+use tokio::sync::mpsc;
+
+use crate::audio::device::{Capture, Input, Output, Playback, open_capture, open_playback};
+use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
+use crate::audio::mixer::{Limiter, add};
+use crate::audio::pipeline::{Decoder, SendConfig, SendPipeline};
+use crate::audio::resample::{Resampler, Upsampler};
+use crate::audio::{AudioError, FRAME, RATE};
+
+/// What a voice join uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceOptions {
+    /// Microphone or WAV file.
+    pub input: Input,
+    /// Speakers, WAV file, or nowhere.
+    pub output: Output,
+    /// Send pipeline settings.
+    pub send: SendConfig,
+}
+
+impl Default for VoiceOptions {
+    fn default() -> Self {
+        Self { input: Input::Device(None), output: Output::Device(None), send: SendConfig::default() }
+    }
+}
+
+/// Counters a user can see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VoiceStats {
+    /// Voice packets sent.
+    pub sent: u64,
+    /// Voice packets received.
+    pub received: u64,
+    /// Frames whose primary copy was lost.
+    pub lost: u64,
+    /// Lost frames filled from a redundant copy.
+    pub recovered_redundancy: u64,
+    /// Lost frames recovered by Opus in-band FEC.
+    pub recovered_fec: u64,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Packets that arrived too late to play.
+    pub late: u64,
+    /// Deepest jitter buffer right now, in 20 ms frames.
+    pub jitter_depth: u64,
+    /// Packets dropped as forged or replayed.
+    pub dropped: u64,
+    /// Round-trip time to the server (TCP ping), ms.
+    pub rtt_ms: u64,
+}
+
+/// What the engine tells the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EngineEvent {
+    Talking(u32, bool),
+    InputEnded,
+    Report { speaker: u32, loss_permille: u16, burst_x10: u16 },
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+    dropped: AtomicU64,
+    depth: AtomicU64,
+}
+
+struct Speaker {
+    jb: JitterBuffer,
+    decoder: Decoder,
+    talking: bool,
+    reported: JitterStats,
+}
+
+type Speakers = Arc<Mutex<HashMap<u32, Speaker>>>;
+
+/// A running voice join. Dropping it stops the threads.
+pub(crate) struct Engine {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    socket: Arc<UdpSocket>,
+    sealer: Arc<Mutex<VoiceSealer>>,
+    voice_id: u32,
+    feedback: Arc<AtomicU32>,
+    counters: Arc<Counters>,
+    speakers: Speakers,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("voice_id", &self.voice_id).finish_non_exhaustive()
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, AudioError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| AudioError::Device(format!("cannot start {name}: {e}")))
+}
+
+impl Engine {
+    /// Opens the devices and the socket and starts the threads.
+    pub(crate) fn start(
+        server: SocketAddr,
+        voice_id: u32,
+        keys: ([u8; 32], [u8; 32]),
+        options: &VoiceOptions,
+        events: mpsc::UnboundedSender<EngineEvent>,
+    ) -> Result<Self, AudioError> {
+        let capture = open_capture(&options.input)?;
+        let playback = open_playback(&options.output)?;
+        let bind: SocketAddr = if server.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
+            .parse()
+            .map_err(|_| AudioError::Device("bad bind address".into()))?;
+        let socket = UdpSocket::bind(bind).map_err(|e| AudioError::Device(format!("cannot open a UDP socket: {e}")))?;
+        socket.connect(server).map_err(|e| AudioError::Device(format!("cannot reach {server} over UDP: {e}")))?;
+        socket.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| AudioError::Device(e.to_string()))?;
+        let socket = Arc::new(socket);
+        let sealer = Arc::new(Mutex::new(VoiceSealer::new(&keys.0, Direction::Up)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let feedback = Arc::new(AtomicU32::new(0));
+        let counters = Arc::new(Counters::default());
+        let speakers: Speakers = Arc::new(Mutex::new(HashMap::new()));
+        let pipeline = SendPipeline::new(options.send)?;
+
+        let mut threads = Vec::new();
+        {
+            let (stop, socket, sealer, feedback, counters, events) =
+                (stop.clone(), socket.clone(), sealer.clone(), feedback.clone(), counters.clone(), events.clone());
+            threads.push(spawn("voice-send", move || {
+                send_loop(capture, pipeline, &socket, &sealer, voice_id, &stop, &feedback, &counters, &events);
+            })?);
+        }
+        {
+            let (stop, socket, counters, speakers) = (stop.clone(), socket.clone(), counters.clone(), speakers.clone());
+            let opener = VoiceOpener::new(&keys.1, Direction::Down);
+            threads.push(spawn("voice-recv", move || recv_loop(&socket, opener, &stop, &counters, &speakers))?);
+        }
+        {
+            let (stop, speakers, counters) = (stop.clone(), speakers.clone(), counters.clone());
+            threads.push(spawn("voice-mix", move || mix_loop(playback, &speakers, &stop, &counters, &events))?);
+        }
+        Ok(Self { stop, threads, socket, sealer, voice_id, feedback, counters, speakers })
+    }
+
+    /// Echoes an address challenge from our socket.
+    pub(crate) fn prove(&self, challenge: &[u8; 16]) {
+        let mut pkt = Vec::new();
+        if let Ok(mut s) = self.sealer.lock() {
+            s.seal(Kind::Proof, self.voice_id, challenge, &mut pkt);
+        }
+        let _ = self.socket.send(&pkt);
+    }
+
+    /// Applies a loss report for our stream.
+    pub(crate) fn feedback(&self, loss_permille: u16, burst_x10: u16) {
+        self.feedback.store((u32::from(loss_permille) << 16) | u32::from(burst_x10) | (1 << 15), Ordering::Relaxed);
+    }
+
+    /// Current counters.
+    pub(crate) fn stats(&self) -> VoiceStats {
+        let mut s = VoiceStats {
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            received: self.counters.received.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            jitter_depth: self.counters.depth.load(Ordering::Relaxed),
+            ..VoiceStats::default()
+        };
+        if let Ok(speakers) = self.speakers.lock() {
+            for sp in speakers.values() {
+                let j = sp.jb.stats;
+                s.lost += j.missing;
+                s.recovered_redundancy += j.recovered_red;
+                s.recovered_fec += j.recovered_fec;
+                s.concealed += j.concealed;
+                s.late += j.late;
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_loop(
+    mut capture: Capture,
+    mut pipeline: SendPipeline,
+    socket: &UdpSocket,
+    sealer: &Mutex<VoiceSealer>,
+    voice_id: u32,
+    stop: &AtomicBool,
+    feedback: &AtomicU32,
+    counters: &Counters,
+    events: &mpsc::UnboundedSender<EngineEvent>,
+) {
+    let Ok(mut resampler) = Resampler::new(capture.rate, RATE, capture.channels) else { return };
+    let mut raw = Vec::with_capacity(4096);
+    let mut mono: Vec<f32> = Vec::with_capacity(4 * FRAME);
+    let (mut body, mut pkt) = (Vec::new(), Vec::new());
+    let mut last_send = Instant::now() - Duration::from_secs(10);
+    let mut applied_feedback = 0;
+    let mut ended_told = false;
+    while !stop.load(Ordering::SeqCst) {
+        raw.clear();
+        while let Ok(s) = capture.ring.pop() {
+            raw.push(s);
+            if raw.len() >= 4096 {
+                break;
+            }
+        }
+        resampler.process(&raw, &mut mono);
+        let fb = feedback.load(Ordering::Relaxed);
+        if fb != applied_feedback {
+            applied_feedback = fb;
+            let _ = pipeline.set_feedback((fb >> 16) as u16, (fb & 0x7fff) as u16);
+        }
+        while mono.len() >= FRAME {
+            let frame: Vec<f32> = mono.drain(..FRAME).collect();
+            let Ok(packets) = pipeline.process(&frame) else { continue };
+            for out in packets {
+                let frames: Vec<&[u8]> = out.frames.iter().map(Vec::as_slice).collect();
+                voice::encode_voice_body(out.seq, &frames, &mut body);
+                if let Ok(mut s) = sealer.lock() {
+                    s.seal(Kind::Voice, voice_id, &body, &mut pkt);
+                }
+                if socket.send(&pkt).is_ok() {
+                    counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                last_send = Instant::now();
+            }
+        }
+        if last_send.elapsed() >= Duration::from_millis(500) {
+            if let Ok(mut s) = sealer.lock() {
+                s.seal(Kind::Keepalive, voice_id, &[], &mut pkt);
+            }
+            let _ = socket.send(&pkt);
+            last_send = Instant::now();
+        }
+        if !ended_told && capture.ended.load(Ordering::SeqCst) && capture.ring.is_empty() && mono.len() < FRAME {
+            ended_told = true;
+            let _ = events.send(EngineEvent::InputEnded);
+        }
+        if raw.is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn recv_loop(socket: &UdpSocket, mut opener: VoiceOpener, stop: &AtomicBool, counters: &Counters, speakers: &Speakers) {
+    let mut buf = vec![0u8; 1500];
+    let mut body = Vec::with_capacity(1500);
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(n) = socket.recv(&mut buf) else { continue };
+        let Ok(header) = opener.open(&buf[..n], &mut body) else {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        if header.kind != Kind::Voice {
+            continue;
+        }
+        let Some(vb) = voice::decode_voice_body(&body) else { continue };
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let Ok(mut map) = speakers.lock() else { return };
+        let entry = match map.entry(header.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let Ok(decoder) = Decoder::new() else { continue };
+                v.insert(Speaker {
+                    jb: JitterBuffer::new(now),
+                    decoder,
+                    talking: false,
+                    reported: JitterStats::default(),
+                })
+            }
+        };
+        entry.jb.push(vb.seq, &vb.frames, now);
+    }
+}
+
+fn mix_loop(
+    mut playback: Playback,
+    speakers: &Speakers,
+    stop: &AtomicBool,
+    counters: &Counters,
+    events: &mpsc::UnboundedSender<EngineEvent>,
+) {
+    let Ok(mut up) = Upsampler::new(playback.rate, playback.channels) else { return };
+    let mut limiter = Limiter::default();
+    let (mut mix, mut frame, mut out) = (vec![0.0f32; FRAME], vec![0.0f32; FRAME], Vec::with_capacity(4 * FRAME));
+    let start = Instant::now();
+    let mut tick: u32 = 0;
+    let mut last_report = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        tick += 1;
+        let due = start + Duration::from_millis(20) * tick;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let now = Instant::now();
+        mix.fill(0.0);
+        let report = now.duration_since(last_report) >= Duration::from_secs(2);
+        {
+            let Ok(mut map) = speakers.lock() else { return };
+            let mut depth = 0;
+            for (id, sp) in map.iter_mut() {
+                let play = sp.jb.pop(now);
+                let talking = !matches!(play, Play::Idle);
+                match play {
+                    Play::Idle => {}
+                    Play::Frame(f) => sp.decoder.frame(&f, &mut frame),
+                    Play::Fec(next) => sp.decoder.fec(&next, &mut frame),
+                    Play::Conceal => sp.decoder.conceal(&mut frame),
+                }
+                if talking {
+                    add(&mut mix, &frame, 1.0);
+                }
+                if talking != sp.talking {
+                    sp.talking = talking;
+                    let _ = events.send(EngineEvent::Talking(*id, talking));
+                }
+                depth = depth.max(sp.jb.depth());
+                if report {
+                    let (now_s, before) = (sp.jb.stats, sp.reported);
+                    let played = (now_s.received + now_s.missing).saturating_sub(before.received + before.missing);
+                    let missing = now_s.missing - before.missing;
+                    let runs = now_s.loss_runs - before.loss_runs;
+                    if played >= 10 {
+                        let loss_permille = (missing * 1000 / played).min(1000) as u16;
+                        let burst_x10 = if runs == 0 { 10 } else { (missing * 10 / runs).min(1000) as u16 };
+                        let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });
+                    }
+                    sp.reported = now_s;
+                }
+            }
+            counters.depth.store(depth as u64, Ordering::Relaxed);
+        }
+        if report {
+            last_report = now;
+        }
+        limiter.process(&mut mix);
+        out.clear();
+        up.process(&mix, &mut out);
+        for s in &out {
+            if playback.ring.push(*s).is_err() {
+                break;
+            }
+        }
+    }
+}
