@@ -3,9 +3,11 @@
 //! - `main.rs`: flags, configuration, exit codes.
 //! - [`line`]: stdin lines to messages and commands.
 //! - [`output`]: events to plain or JSON lines.
+//! - [`voice`]: the headless voice client (`--voice`).
 
 mod line;
 mod output;
+mod voice;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -14,7 +16,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
+use client_core::audio::device::{Input, Output};
+use client_core::audio::pipeline::SendConfig;
 use client_core::config::ClientConfig;
+use client_core::voice::VoiceOptions;
 use client_core::{Client, ConnectOptions, Event, Fingerprint, Trust};
 use slog::{Drain, Logger, debug, o};
 
@@ -55,6 +60,33 @@ struct Cli {
     /// Debug logging on stderr.
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// Voice only: join, enter voice, print roster and talking events; stdin is not read.
+    #[arg(long)]
+    voice: bool,
+    /// Voice input: a device name, "default", FILE.wav (played in real time), or "null" (listen only).
+    #[arg(long, value_name = "DEVICE|FILE.wav", default_value = "default")]
+    input: String,
+    /// Voice output: a device name, "default", FILE.wav (records the room), or "null".
+    #[arg(long, value_name = "DEVICE|FILE.wav", default_value = "default")]
+    output: String,
+    /// Leave voice and exit after this many seconds in voice.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// List audio devices and exit.
+    #[arg(long)]
+    list_devices: bool,
+    /// Turn noise suppression off.
+    #[arg(long)]
+    no_denoise: bool,
+    /// Never add loss protection (FEC, repeated frames), whatever listeners report.
+    #[arg(long)]
+    no_protection: bool,
+    /// Opus bitrate on a clean link, bits per second.
+    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(i32).range(6_000..=128_000))]
+    bitrate: i32,
+    /// Voice activation: speech probability (0-1) that opens the microphone; 0 always transmits.
+    #[arg(long, default_value_t = 0.5)]
+    vad_threshold: f32,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version); \
@@ -69,6 +101,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.list_devices {
+        return list_devices();
+    }
     let opts = match options(&cli) {
         Ok(o) => o,
         Err(e) => {
@@ -137,6 +172,22 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
     let printer = Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone());
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
     let (client, mut events) = Client::connect(opts);
+    if cli.voice {
+        let input = Input::parse(&cli.input);
+        let wav_input = matches!(input, Input::Wav(_));
+        let options = VoiceOptions {
+            input,
+            output: Output::parse(&cli.output),
+            send: SendConfig {
+                denoise: !cli.no_denoise,
+                vad_threshold: cli.vad_threshold,
+                bitrate: cli.bitrate,
+                protect: !cli.no_protection,
+            },
+        };
+        let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
+        return voice::run(client, events, printer, options, duration, wav_input).await;
+    }
     let mut stdin_task = None;
     let mut signals = Signals::new();
     let mut quitting = false;
@@ -186,23 +237,43 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
     }
 }
 
+fn list_devices() -> ExitCode {
+    match client_core::audio::device::list_devices() {
+        Ok((inputs, outputs)) => {
+            println!("input devices:");
+            for d in inputs {
+                println!("  {d}");
+            }
+            println!("output devices:");
+            for d in outputs {
+                println!("  {d}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("client-cli: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn printer_server(p: &Printer) -> String {
     p.server().to_owned()
 }
 
 /// SIGINT and SIGTERM as one stream.
-struct Signals {
+pub(crate) struct Signals {
     int: Option<tokio::signal::unix::Signal>,
     term: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
         Self { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
     }
 
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         let int = async {
             match &mut self.int {
                 Some(s) => {

@@ -91,6 +91,15 @@ impl Printer {
             Event::Rejected { id, reason, detail } => {
                 json!({"event": "rejected", "time": now, "id": id, "reason": enum_str(reason), "detail": detail})
             }
+            Event::VoiceJoined => json!({"event": "voice_joined", "time": now}),
+            Event::VoiceUsers(users) => json!({"event": "voice_users", "time": now, "users": users}),
+            Event::Talking { user, talking } => {
+                json!({"event": "talking", "time": now, "user": user, "talking": talking})
+            }
+            Event::VoiceStats(stats) => json!({"event": "voice_stats", "time": now, "stats": stats}),
+            Event::VoiceInputEnded => json!({"event": "voice_input_ended", "time": now}),
+            Event::VoiceLeft(stats) => json!({"event": "voice_left", "time": now, "stats": stats}),
+            Event::VoiceError(detail) => json!({"event": "voice_error", "time": now, "detail": detail}),
             Event::Disconnected { reason, unacked } => json!({
                 "event": "disconnected", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
                 "unacked": unacked, "exit_code": exit_code(reason),
@@ -116,7 +125,17 @@ impl Printer {
             Event::Left(u) => format!("* {} left", escape_line(u)),
             Event::Users(users) => format!("* {} here: {}", users.len(), list(users)),
             Event::Notice(text) => format!("* notice: {}", escape_line(text)),
-            Event::Acked(_) | Event::Rejected { .. } | Event::Disconnected { .. } => return None,
+            Event::VoiceJoined => "* you joined voice".to_owned(),
+            Event::VoiceUsers(users) => format!("* in voice ({}): {}", users.len(), list(users)),
+            Event::Talking { user, talking: true } => format!("* {} is talking", escape_line(user)),
+            Event::Talking { user, talking: false } => format!("* {} stopped talking", escape_line(user)),
+            Event::VoiceLeft(_) => "* you left voice".to_owned(),
+            Event::Acked(_)
+            | Event::Rejected { .. }
+            | Event::Disconnected { .. }
+            | Event::VoiceStats(_)
+            | Event::VoiceInputEnded
+            | Event::VoiceError(_) => return None,
         })
     }
 
@@ -139,6 +158,19 @@ impl Printer {
             Event::Rejected { id, detail, .. } if self.style == Style::Plain => {
                 eprintln!("client-cli: message #{id} not sent: {}", escape_line(detail));
             }
+            Event::VoiceError(detail) => eprintln!("client-cli: voice: {}", escape_line(detail)),
+            Event::VoiceLeft(s) => eprintln!(
+                "client-cli: voice: sent {} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} dropped {}",
+                s.sent,
+                s.received,
+                s.lost,
+                s.recovered_redundancy + s.recovered_fec,
+                s.recovered_redundancy,
+                s.recovered_fec,
+                s.concealed,
+                s.late,
+                s.dropped
+            ),
             Event::Disconnected { reason, unacked } => {
                 if !matches!(reason, DisconnectReason::Quit) {
                     eprintln!("client-cli: {}", escape_line(&reason.to_string()));

@@ -27,6 +27,9 @@ use crate::audio::pipeline::{Decoder, SendConfig, SendPipeline};
 use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::{AudioError, FRAME, RATE};
 
+/// How often listeners report the loss they see to each speaker.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
 /// What a voice join uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VoiceOptions {
@@ -45,7 +48,7 @@ impl Default for VoiceOptions {
 }
 
 /// Counters a user can see.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VoiceStats {
     /// Voice packets sent.
     pub sent: u64,
@@ -328,7 +331,7 @@ fn mix_loop(
         }
         let now = Instant::now();
         mix.fill(0.0);
-        let report = now.duration_since(last_report) >= Duration::from_secs(2);
+        let report = now.duration_since(last_report) >= REPORT_EVERY;
         {
             let Ok(mut map) = speakers.lock() else { return };
             let mut depth = 0;

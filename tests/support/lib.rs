@@ -7,6 +7,8 @@
 
 #![allow(missing_debug_implementations, clippy::unwrap_used)]
 
+pub mod audio;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;

@@ -19,6 +19,8 @@ pub enum Input {
     Device(Option<String>),
     /// A WAV file, played in real time.
     Wav(PathBuf),
+    /// No microphone: listen only (keepalives keep the stream alive).
+    Null,
 }
 
 /// Where the room's audio goes.
@@ -37,6 +39,8 @@ impl Input {
     pub fn parse(s: &str) -> Self {
         if s.to_ascii_lowercase().ends_with(".wav") {
             Self::Wav(PathBuf::from(s))
+        } else if s == "null" {
+            Self::Null
         } else if s == "default" {
             Self::Device(None)
         } else {
@@ -120,6 +124,17 @@ pub fn open_capture(input: &Input) -> Result<Capture, AudioError> {
     match input {
         Input::Wav(path) => super::wav::capture(path),
         Input::Device(name) => cpal_capture(name.as_deref()),
+        Input::Null => {
+            let (_prod, cons) = rtrb::RingBuffer::<f32>::new(1);
+            let stop = Arc::new(AtomicBool::new(false));
+            Ok(Capture {
+                rate: super::RATE,
+                channels: 1,
+                ring: cons,
+                ended: Arc::new(AtomicBool::new(false)),
+                _guard: Guard { stop, thread: None },
+            })
+        }
     }
 }
 

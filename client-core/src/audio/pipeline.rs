@@ -30,11 +30,13 @@ pub struct SendConfig {
     pub vad_threshold: f32,
     /// Opus bitrate on a clean link, bits per second.
     pub bitrate: i32,
+    /// Follow loss reports with FEC and redundancy (off: never protect).
+    pub protect: bool,
 }
 
 impl Default for SendConfig {
     fn default() -> Self {
-        Self { denoise: true, vad_threshold: 0.5, bitrate: 32_000 }
+        Self { denoise: true, vad_threshold: 0.5, bitrate: 32_000, protect: true }
     }
 }
 
@@ -146,7 +148,8 @@ impl SendPipeline {
     ///
     /// [`AudioError::Codec`] if Opus refuses the settings.
     pub fn set_feedback(&mut self, loss_permille: u16, burst_x10: u16) -> Result<(), AudioError> {
-        let p = Protection::for_loss(loss_permille, burst_x10);
+        let p =
+            if self.config.protect { Protection::for_loss(loss_permille, burst_x10) } else { Protection::default() };
         if p == self.protection {
             return Ok(());
         }
