@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v kill >/dev/null 2>&1 || need+=(procps)
+# Voice: cmake builds the bundled libopus; cpal's ALSA backend needs its headers.
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

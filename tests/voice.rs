@@ -2,6 +2,7 @@
 //! relay and a second `client-cli --voice`, judged with numbers.
 
 use socket_chatroom_tests::audio::{align, read_wav, speech_like, write_wav};
+use socket_chatroom_tests::proxy::{Loss, LossyProxy};
 use socket_chatroom_tests::{Proc, TestServer};
 
 /// Plays `source` from one voice client into the room while another records;
@@ -31,10 +32,58 @@ fn a_wav_played_into_the_room_is_recorded_by_another_client() {
     let (recording, stats) = play_and_record(&server, &source, &[]);
     let m = align(&source, &recording, 6.0);
     eprintln!("clean link: {m:?}; {stats}");
-    assert!(m.correlation > 0.6, "recording does not match the source: {m:?}");
+    assert!(m.correlation > 0.8, "recording does not match the source: {m:?}");
+    assert!(m.segmental > 0.85, "{m:?}");
     assert!((0.5..1.6).contains(&m.level_ratio), "level changed: {m:?}");
     assert!(m.delay_ms > 0.0, "{m:?}");
     // The recording is a continuous timeline that holds the whole source.
     assert!(recording.len() >= source.len(), "{} < {}", recording.len(), source.len());
     let _ = Proc::spawn;
+}
+
+/// Parses "recovered N" from the listener's final counters line.
+fn recovered(stats: &str) -> u64 {
+    stats
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[0] == "recovered")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or_else(|| panic!("no counters in {stats}"))
+}
+
+fn lossy_run(loss: Loss, protect: bool, seed: u64) -> (f64, u64, String) {
+    let mut proxy = LossyProxy::bind();
+    let server = TestServer::with_config(&format!("voice_public_port = {}", proxy.port()));
+    proxy.start(server.addr, loss, 20, seed);
+    let source = speech_like(6.0);
+    let args: &[&str] = if protect { &[] } else { &["--no-protection"] };
+    let (recording, stats) = play_and_record(&server, &source, args);
+    let m = align(&source, &recording, 6.0);
+    eprintln!(
+        "{loss:?} protect={protect}: {m:?}; dropped {} of {}; {stats}",
+        proxy.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        proxy.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    (m.segmental, recovered(&stats), stats)
+}
+
+#[test]
+fn random_loss_is_recovered_and_protection_pays() {
+    let loss = Loss::Random(0.10);
+    let (with, rec_with, stats) = lossy_run(loss, true, 7);
+    let (without, rec_without, _) = lossy_run(loss, false, 7);
+    assert!(rec_with > 0, "nothing recovered with protection on: {stats}");
+    assert_eq!(rec_without, 0, "nothing to recover from without protection");
+    assert!(with > without + 0.04, "protection did not pay: {with:.3} vs {without:.3}");
+    assert!(with > 0.72, "{with:.3}");
+}
+
+#[test]
+fn bursty_loss_is_recovered_and_protection_pays() {
+    let loss = Loss::Bursty { rate: 0.10, mean_burst: 3.0 };
+    let (with, rec_with, stats) = lossy_run(loss, true, 11);
+    let (without, _, _) = lossy_run(loss, false, 11);
+    assert!(rec_with > 0, "nothing recovered with protection on: {stats}");
+    assert!(with > without + 0.04, "protection did not pay: {with:.3} vs {without:.3}");
 }

@@ -251,7 +251,7 @@ fn send_loop(
             let Ok(packets) = pipeline.process(&frame) else { continue };
             for out in packets {
                 let frames: Vec<&[u8]> = out.frames.iter().map(Vec::as_slice).collect();
-                voice::encode_voice_body(out.seq, &frames, &mut body);
+                voice::encode_voice_body(out.seq, out.fec, &frames, &mut body);
                 if let Ok(mut s) = sealer.lock() {
                     s.seal(Kind::Voice, voice_id, &body, &mut pkt);
                 }
@@ -306,7 +306,7 @@ fn recv_loop(socket: &UdpSocket, mut opener: VoiceOpener, stop: &AtomicBool, cou
                 })
             }
         };
-        entry.jb.push(vb.seq, &vb.frames, now);
+        entry.jb.push(vb.seq, vb.fec, &vb.frames, now);
     }
 }
 

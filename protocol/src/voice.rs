@@ -16,9 +16,10 @@
 //! - Replay: a sliding window of 128 counters ([`ReplayWindow`]).
 //!
 //! Bodies by kind:
-//! - [`Kind::Voice`]: `seq u32 | n u8 | n × (len u16 | opus bytes)`; the first
-//!   frame is `seq`, the next ones are `seq-1`, `seq-2` repeated for loss
-//!   recovery (RED-style). The relay forwards this body unchanged.
+//! - [`Kind::Voice`]: `seq u32 | flags u8 | n u8 | n × (len u16 | opus bytes)`;
+//!   the first frame is `seq`, the next ones are `seq-1`, `seq-2` repeated
+//!   for loss recovery (RED-style). Flag bit 0: the frames carry Opus in-band
+//!   FEC for the frame before them. The relay forwards this body unchanged.
 //! - [`Kind::Keepalive`]: empty. Keeps a listener's address alive.
 //! - [`Kind::Proof`]: a 16-byte challenge the server sent over TCP, echoed
 //!   from a new address to move the stream there.
@@ -258,14 +259,17 @@ impl ReplayWindow {
 pub struct VoiceBody<'a> {
     /// Sequence number of the first frame.
     pub seq: u32,
+    /// The frames carry in-band FEC for their predecessors.
+    pub fec: bool,
     /// Frames, newest first.
     pub frames: Vec<&'a [u8]>,
 }
 
 /// Encodes a voice body into `out` (cleared first).
-pub fn encode_voice_body(seq: u32, frames: &[&[u8]], out: &mut Vec<u8>) {
+pub fn encode_voice_body(seq: u32, fec: bool, frames: &[&[u8]], out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&seq.to_be_bytes());
+    out.push(u8::from(fec));
     let n = frames.len().min(MAX_FRAMES);
     out.push(n as u8);
     for f in &frames[..n] {
@@ -277,18 +281,19 @@ pub fn encode_voice_body(seq: u32, frames: &[&[u8]], out: &mut Vec<u8>) {
 /// Decodes a voice body; `None` if malformed.
 pub fn decode_voice_body(body: &[u8]) -> Option<VoiceBody<'_>> {
     let seq = u32::from_be_bytes(body.get(..4)?.try_into().ok()?);
-    let n = *body.get(4)? as usize;
+    let fec = *body.get(4)? & 1 == 1;
+    let n = *body.get(5)? as usize;
     if n == 0 || n > MAX_FRAMES {
         return None;
     }
-    let mut rest = &body[5..];
+    let mut rest = &body[6..];
     let mut frames = Vec::with_capacity(n);
     for _ in 0..n {
         let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
         frames.push(rest.get(2..2 + len)?);
         rest = &rest[2 + len..];
     }
-    rest.is_empty().then_some(VoiceBody { seq, frames })
+    rest.is_empty().then_some(VoiceBody { seq, fec, frames })
 }
 
 #[cfg(test)]
@@ -346,13 +351,14 @@ mod tests {
     #[test]
     fn voice_bodies_round_trip_and_reject_garbage() {
         let mut out = Vec::new();
-        encode_voice_body(9, &[b"new", b"old", b"older"], &mut out);
+        encode_voice_body(9, true, &[b"new", b"old", b"older"], &mut out);
         let b = decode_voice_body(&out).expect("decodes");
         assert_eq!(b.seq, 9);
+        assert!(b.fec);
         assert_eq!(b.frames, vec![&b"new"[..], b"old", b"older"]);
         assert!(decode_voice_body(&out[..out.len() - 1]).is_none());
-        assert!(decode_voice_body(&[0, 0, 0, 1, 0]).is_none());
-        assert!(decode_voice_body(&[0, 0, 0, 1, 9]).is_none());
+        assert!(decode_voice_body(&[0, 0, 0, 1, 0, 0]).is_none());
+        assert!(decode_voice_body(&[0, 0, 0, 1, 0, 9]).is_none());
     }
 
     #[test]

@@ -76,6 +76,7 @@ struct RawServer {
     write_timeout_secs: Option<u32>,
     shutdown_grace_secs: Option<u32>,
     voice_port: Option<u16>,
+    voice_public_port: Option<u16>,
 }
 
 /// The validated server configuration.
@@ -119,6 +120,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// UDP port for voice; 0 means the TCP port's number.
     pub voice_port: u16,
+    /// UDP port clients are told to send voice to, when a port forward maps
+    /// another public port to `voice_port`; 0 means `voice_port` itself.
+    pub voice_public_port: u16,
 }
 
 /// Default TCP port.
@@ -226,6 +230,7 @@ impl Config {
             write_timeout: Duration::from_secs(range("write_timeout_secs", s.write_timeout_secs, 15, 1, 600)?.into()),
             shutdown_grace: Duration::from_secs(range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into()),
             voice_port: s.voice_port.unwrap_or(0),
+            voice_public_port: s.voice_public_port.unwrap_or(0),
         })
     }
 }

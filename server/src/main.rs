@@ -179,7 +179,8 @@ async fn serve(
 ) -> Result<(), Failure> {
     let udp =
         tokio::net::UdpSocket::from_std(udp).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
-    let voice_port = udp.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?.port();
+    let bound_port = udp.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?.port();
+    let voice_port = if cfg.voice_public_port == 0 { bound_port } else { cfg.voice_public_port };
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);

@@ -13,12 +13,12 @@ pub fn speech_like(secs: f64) -> Vec<f32> {
     let n = (secs * RATE as f64) as usize;
     let mut out = vec![0.0f32; n];
     let mut phase = 0.0f64;
+    let syllables = Syllables::new(secs);
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for (i, s) in out.iter_mut().enumerate() {
         let t = i as f64 / RATE as f64;
         // 4 syllables per second: 180 ms voiced, 70 ms pause, smooth edges.
-        let syl = (t * 4.0).fract();
-        let env = if syl < 0.72 { (std::f64::consts::PI * syl / 0.72).sin().powf(0.6) } else { 0.0 };
+        let env = syllables.envelope(t);
         let f0 = 120.0 + 40.0 * (t * 1.3).sin() + 25.0 * (t * 4.0 * std::f64::consts::PI).sin();
         phase += f0 / RATE as f64;
         let mut v = 0.0;
@@ -39,6 +39,34 @@ pub fn speech_like(secs: f64) -> Vec<f32> {
         *s = (0.22 * env * v + 0.01 * env * noise) as f32;
     }
     out
+}
+
+/// Irregular syllable timing (so alignment has one answer): voiced spans of
+/// 120-340 ms separated by 40-200 ms pauses, from a fixed sequence.
+struct Syllables {
+    spans: Vec<(f64, f64)>,
+}
+
+impl Syllables {
+    fn new(secs: f64) -> Self {
+        let mut spans = Vec::new();
+        let (mut t, mut x) = (0.05f64, 0x9E37_79B9u64);
+        while t < secs {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let len = 0.12 + 0.22 * ((x >> 33) as f64 / (1u64 << 31) as f64);
+            let gap = 0.04 + 0.16 * ((x & 0xffff) as f64 / 65536.0);
+            spans.push((t, len));
+            t += len + gap;
+        }
+        Self { spans }
+    }
+
+    fn envelope(&self, t: f64) -> f64 {
+        let i = self.spans.partition_point(|(start, _)| *start <= t);
+        let Some((start, len)) = i.checked_sub(1).map(|i| self.spans[i]) else { return 0.0 };
+        let x = (t - start) / len;
+        if x < 1.0 { (std::f64::consts::PI * x).sin().powf(0.6) } else { 0.0 }
+    }
 }
 
 /// White noise (deterministic), RMS `rms`.
@@ -102,6 +130,10 @@ fn corr(a: &[f32], b: &[f32]) -> f64 {
 /// How a recording compares with its source.
 #[derive(Debug, Clone, Copy)]
 pub struct Match {
+    /// Mean, over 200 ms segments of the source that hold sound, of the best
+    /// correlation with the recording within ±60 ms of the overall delay: a
+    /// quality score that tolerates the jitter buffer moving the delay.
+    pub segmental: f64,
     /// Where the source starts in the recording, ms.
     pub delay_ms: f64,
     /// Correlation coefficient of the aligned signals.
@@ -140,10 +172,46 @@ pub fn align(source: &[f32], recording: &[f32], max_delay_s: f64) -> Match {
     let rec = &recording[lag.min(recording.len())..];
     let n = source.len().min(rec.len());
     Match {
+        segmental: segmental(source, recording, lag),
         delay_ms: lag as f64 * 1000.0 / RATE as f64,
         correlation: corr(&source[..n], &rec[..n]),
         level_ratio: rms(&rec[..n]) / rms(&source[..n]),
     }
+}
+
+fn segmental(source: &[f32], recording: &[f32], lag: usize) -> f64 {
+    let seg = RATE / 5;
+    let reach = RATE * 6 / 100;
+    let dec = |x: &[f32]| x.iter().step_by(4).copied().collect::<Vec<f32>>();
+    let mut scores = Vec::new();
+    for start in (0..source.len().saturating_sub(seg)).step_by(seg) {
+        let s = &source[start..start + seg];
+        if rms(s) < 0.02 {
+            continue;
+        }
+        let centre = start + lag;
+        let lo = centre.saturating_sub(reach);
+        let hi = (centre + reach).min(recording.len().saturating_sub(seg));
+        if lo > hi {
+            scores.push(0.0);
+            continue;
+        }
+        // Coarse: every 4th lag on every 4th sample; then refine.
+        let sd = dec(s);
+        let mut best = (lo, f64::MIN);
+        for l in (lo..=hi).step_by(4) {
+            let c = corr(&sd, &dec(&recording[l..l + seg]));
+            if c > best.1 {
+                best = (l, c);
+            }
+        }
+        let mut fine = f64::MIN;
+        for l in best.0.saturating_sub(4)..=(best.0 + 4).min(hi) {
+            fine = fine.max(corr(s, &recording[l..l + seg]));
+        }
+        scores.push(fine.max(0.0));
+    }
+    if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 }
 }
 
 /// SNR in dB of `noisy` against `clean` (same alignment), with the best

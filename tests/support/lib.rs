@@ -8,6 +8,7 @@
 #![allow(missing_debug_implementations, clippy::unwrap_used)]
 
 pub mod audio;
+pub mod proxy;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

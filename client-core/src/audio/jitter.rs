@@ -52,7 +52,8 @@ pub struct JitterStats {
 /// One speaker's buffer.
 #[derive(Debug)]
 pub struct JitterBuffer {
-    frames: BTreeMap<u32, (Vec<u8>, bool)>,
+    /// seq → (frame, arrived as primary, carries FEC for seq-1).
+    frames: BTreeMap<u32, (Vec<u8>, bool, bool)>,
     next: Option<u32>,
     playing: bool,
     conceal_run: u32,
@@ -102,8 +103,9 @@ impl JitterBuffer {
     }
 
     /// Adds a packet: its primary frame `seq` and redundant copies of
-    /// `seq-1`, `seq-2`... (`frames` newest first).
-    pub fn push(&mut self, seq: u32, frames: &[&[u8]], now: Instant) {
+    /// `seq-1`, `seq-2`... (`frames` newest first); `fec` says whether the
+    /// frames carry in-band FEC for their predecessors.
+    pub fn push(&mut self, seq: u32, fec: bool, frames: &[&[u8]], now: Instant) {
         // Jitter: variation of (arrival - send time), send time = seq * 20 ms.
         let transit = now.duration_since(self.epoch).as_secs_f64() * 1000.0 - f64::from(seq) * 20.0;
         if let Some(last) = self.last_transit {
@@ -124,9 +126,9 @@ impl JitterBuffer {
             }
             if i == 0 {
                 self.stats.received += 1;
-                self.frames.insert(s, (f.to_vec(), true));
+                self.frames.insert(s, (f.to_vec(), true, fec));
             } else {
-                self.frames.entry(s).or_insert_with(|| (f.to_vec(), false));
+                self.frames.entry(s).or_insert_with(|| (f.to_vec(), false, fec));
             }
         }
         if !self.playing && self.buffering_since.is_none() {
@@ -177,7 +179,7 @@ impl JitterBuffer {
         }
         let Some(n) = self.next else { return Play::Idle };
         self.next = Some(n.wrapping_add(1));
-        if let Some((frame, primary)) = self.frames.remove(&n) {
+        if let Some((frame, primary, _)) = self.frames.remove(&n) {
             self.conceal_run = 0;
             if !primary {
                 self.stats.recovered_red += 1;
@@ -199,7 +201,7 @@ impl JitterBuffer {
             return Play::Conceal;
         }
         self.note_missing(true);
-        if let Some((next, _)) = self.frames.get(&n.wrapping_add(1)) {
+        if let Some((next, _, true)) = self.frames.get(&n.wrapping_add(1)) {
             self.stats.recovered_fec += 1;
             return Play::Fec(next.clone());
         }
@@ -235,8 +237,8 @@ mod tests {
             let prev = [(i as u8).wrapping_sub(1)];
             match i {
                 4 | 7 => {}
-                5 => jb.push(i, &[&f, &prev], now),
-                _ => jb.push(i, &[&f], now),
+                5 => jb.push(i, true, &[&f, &prev], now),
+                _ => jb.push(i, true, &[&f], now),
             }
             played.push(jb.pop(now));
         }
@@ -256,14 +258,14 @@ mod tests {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(t0);
         for i in 0..3u32 {
-            jb.push(i, &[&[1]], tick(t0, i));
+            jb.push(i, false, &[&[1]], tick(t0, i));
         }
         let outs: Vec<Play> = (0..12).map(|i| jb.pop(tick(t0, 3 + i))).collect();
         assert_eq!(outs.iter().filter(|p| matches!(p, Play::Frame(_))).count(), 3);
         assert!(outs.iter().filter(|p| **p == Play::Conceal).count() <= MAX_CONCEAL as usize);
         assert_eq!(outs.last(), Some(&Play::Idle));
         for i in 0..1000u32 {
-            jb.push(i + 100, &[&[0]], t0);
+            jb.push(i + 100, false, &[&[0]], t0);
         }
         assert!(jb.depth() <= 150);
     }
@@ -273,12 +275,12 @@ mod tests {
         let t0 = Instant::now();
         let mut calm = JitterBuffer::new(t0);
         for i in 0..50u32 {
-            calm.push(i, &[&[0]], tick(t0, i));
+            calm.push(i, false, &[&[0]], tick(t0, i));
         }
         let mut jittery = JitterBuffer::new(t0);
         for i in 0..50u32 {
             let wobble = if i % 2 == 0 { 0 } else { 45 };
-            jittery.push(i, &[&[0]], tick(t0, i) + Duration::from_millis(wobble));
+            jittery.push(i, false, &[&[0]], tick(t0, i) + Duration::from_millis(wobble));
         }
         assert_eq!(calm.target(), MIN_TARGET, "waits one frame for FEC or a repeat");
         assert!(jittery.target() > calm.target() && jittery.target() <= MAX_TARGET, "{}", jittery.target());

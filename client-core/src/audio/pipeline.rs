@@ -72,6 +72,8 @@ impl Protection {
 pub struct Outgoing {
     /// Sequence number of the first frame.
     pub seq: u32,
+    /// The frames carry in-band FEC.
+    pub fec: bool,
     /// Frames, newest first (primary, then repeats).
     pub frames: Vec<Vec<u8>>,
 }
@@ -222,7 +224,7 @@ impl SendPipeline {
         frames.extend(self.history.iter().take(self.protection.redundancy).cloned());
         self.history.push_front(frame);
         self.history.truncate(2);
-        Outgoing { seq, frames }
+        Outgoing { seq, fec: self.protection.fec, frames }
     }
 }
 
