@@ -258,6 +258,13 @@ fn server_command_line_gen_key_fingerprint_and_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_message_bytes") && err.trim().lines().count() == 1, "{err}");
 
+    // A config holding a password that others can read is refused, naming the fix.
+    std::fs::write(&cfg, "[server]\nbind = \"127.0.0.1:0\"\npassword = \"pw\"\n").expect("config");
+    let out = server_cmd(dir.path()).arg("--config").arg(&cfg).output().expect("open config");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600") && err.contains("password"), "{err}");
+
     // A key file others can read is refused, naming the fix.
     std::fs::write(&cfg, "[server]\nbind = \"127.0.0.1:0\"\nkey_file = \"keys/server.key\"\n").expect("config");
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -279,4 +286,55 @@ fn idle_client_is_disconnected_after_the_idle_timeout() {
     let mut bob = server.raw("bob");
     bob.send(&ClientMessage::Chat { id: 1, text: "still there?".into() });
     alive.expect_contains("<bob> still there?");
+}
+
+#[test]
+fn ids_out_of_order_are_each_delivered_once() {
+    let server = TestServer::start();
+    let mut alice = server.listener("alice");
+    let mut raw = server.raw("raw");
+    for (id, text) in [(5, "five"), (3, "three"), (5, "five again"), (4, "four")] {
+        raw.send(&ClientMessage::Chat { id, text: text.into() });
+        let m = raw.recv_until("an ack", |m| matches!(m, ServerMessage::Ack { .. } | ServerMessage::Nack { .. }));
+        assert_eq!(m, ServerMessage::Ack { id });
+    }
+    for text in ["five", "three", "four"] {
+        alice.expect_contains(&format!("<raw> {text}"));
+    }
+    raw.send(&ClientMessage::Chat { id: 6, text: "end".into() });
+    alice.expect_contains("<raw> end");
+    assert!(!alice.seen().iter().any(|l| l.contains("five again")), "a resent id is delivered once");
+}
+
+#[test]
+fn idle_connections_cannot_lock_newcomers_out() {
+    let server = TestServer::with_config("max_handshakes = 16\nhandshake_timeout_secs = 60");
+    // Far more idle connections than the handshake cap, never speaking.
+    let idle: Vec<RawClient> = (0..64).map(|_| RawClient::connect(server.addr)).collect();
+    let mut c = server.spawn_cli("newcomer", &[]);
+    c.expect_contains("* connected to");
+    c.close_stdin();
+    assert_eq!(c.wait(), 0, "{}", c.stderr());
+    drop(idle);
+}
+
+#[test]
+fn piped_who_is_answered_and_bad_utf8_lines_are_skipped() {
+    let server = TestServer::start();
+    let mut listener = server.listener("listener");
+    let mut cmd = server.cli("piper");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, b"first\n\xff\xfe broken\n/who\nlast\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("2 here:"), "the /who answer arrives before exit: {stdout}");
+    assert!(stderr.contains("line 2 is not valid UTF-8"), "{stderr}");
+    listener.expect_contains("<piper> first");
+    listener.expect_contains("<piper> last");
 }

@@ -5,6 +5,8 @@ use std::io::IsTerminal as _;
 use client_core::{Client, ClientError};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
+use crate::output::Printer;
+
 /// What one input line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Input<'a> {
@@ -47,22 +49,32 @@ pub fn parse(line: &str) -> Input<'_> {
 }
 
 /// Reads stdin until EOF or a quit command, sending each line; then asks
-/// the client to quit once everything is acknowledged.
-pub async fn pump_stdin(client: Client) {
+/// the client to quit once everything is acknowledged. A line that is not
+/// UTF-8, too large or holds control characters is refused with a note and
+/// the rest goes on.
+pub async fn pump_stdin(client: Client, printer: std::sync::Arc<Printer>) {
     if std::io::stdin().is_terminal() {
         eprintln!("client-cli: type a message and press Enter; /help for commands");
     }
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut input = BufReader::new(tokio::io::stdin());
+    let mut raw = Vec::new();
+    let mut number = 0u64;
     loop {
-        let line = match lines.next_line().await {
-            Ok(Some(l)) => l,
-            Ok(None) => break,
+        raw.clear();
+        match input.read_until(b'\n', &mut raw).await {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
                 eprintln!("client-cli: cannot read stdin: {e}");
                 break;
             }
+        }
+        number += 1;
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            printer.refused_locally("invalid", &format!("input line {number} is not valid UTF-8"));
+            continue;
         };
-        let line = line.trim_end_matches('\r');
+        let line = line.trim_end_matches('\n').trim_end_matches('\r');
         let result = match parse(line) {
             Input::Say(text) => client.send(text).await.map(|_| ()),
             Input::Who => client.who().await,
@@ -80,7 +92,8 @@ pub async fn pump_stdin(client: Client) {
         match result {
             Ok(()) => {}
             Err(ClientError::NotConnected) => return,
-            Err(e) => eprintln!("client-cli: line not sent: {e}"),
+            Err(e @ ClientError::TooLarge { .. }) => printer.refused_locally("too_large", &e.to_string()),
+            Err(e) => printer.refused_locally("invalid", &e.to_string()),
         }
     }
     let _ = client.quit().await;

@@ -118,7 +118,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    ExitCode::from(runtime.block_on(run(cli, opts)))
+    let code = runtime.block_on(run(cli, opts));
+    // The stdin reader may be blocked in read(2) forever (`tail -f | client-cli`):
+    // do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
 }
 
 fn logger(verbose: bool) -> Logger {
@@ -169,7 +173,8 @@ fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
 
 async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
     let log = logger(cli.verbose);
-    let printer = Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone());
+    let printer =
+        std::sync::Arc::new(Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone()));
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
     let (client, mut events) = Client::connect(opts);
     if cli.voice {
@@ -220,7 +225,7 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
                 }
                 debug!(log, "connected"; "fingerprint" => %fingerprint, "trust" => ?trust);
                 if !cli.listen && stdin_task.is_none() {
-                    stdin_task = Some(tokio::spawn(line::pump_stdin(client.clone())));
+                    stdin_task = Some(tokio::spawn(line::pump_stdin(client.clone(), printer.clone())));
                 }
             }
             Event::Acked(id) => debug!(log, "acknowledged"; "id" => id),

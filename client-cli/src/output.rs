@@ -24,6 +24,7 @@ pub fn exit_code(reason: &DisconnectReason) -> u8 {
         DisconnectReason::Quit => 0,
         DisconnectReason::Refused { .. } | DisconnectReason::WrongKey | DisconnectReason::VersionMismatch(_) => 3,
         DisconnectReason::IdentityMismatch { .. } | DisconnectReason::BadServer(_) => 4,
+        DisconnectReason::Local(_) => 2,
         DisconnectReason::ConnectFailed(_) | DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) => 5,
         DisconnectReason::Kicked { .. } => 6,
     }
@@ -38,6 +39,7 @@ fn reason_tag(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::IdentityMismatch { .. } => "identity_mismatch",
         DisconnectReason::BadServer(_) => "bad_server",
         DisconnectReason::ConnectFailed(_) => "connect_failed",
+        DisconnectReason::Local(_) => "local_error",
         DisconnectReason::Lost(_) => "lost",
         DisconnectReason::ServerShutdown(_) => "server_shutdown",
         DisconnectReason::Kicked { .. } => "kicked",
@@ -137,6 +139,18 @@ impl Printer {
             | Event::VoiceInputEnded
             | Event::VoiceError(_) => return None,
         })
+    }
+
+    /// Reports a line refused before sending (too large, control
+    /// characters, not UTF-8): stderr, and a `rejected` event in JSON mode.
+    pub fn refused_locally(&self, reason: &str, detail: &str) {
+        eprintln!("client-cli: line not sent: {detail}");
+        if self.style == Style::Json {
+            let v = json!({"event": "rejected", "time": rfc3339(SystemTime::now()), "id": null, "reason": reason, "detail": detail});
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{v}");
+            let _ = out.flush();
+        }
     }
 
     /// Prints an event; diagnostics go to stderr.

@@ -17,7 +17,7 @@ const TAIL: Duration = Duration::from_secs(1);
 pub async fn run(
     client: Client,
     mut events: Events,
-    printer: Printer,
+    printer: std::sync::Arc<Printer>,
     options: VoiceOptions,
     duration: Option<Duration>,
     wav_input: bool,

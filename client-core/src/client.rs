@@ -95,6 +95,8 @@ pub enum DisconnectReason {
     BadServer(String),
     /// Could not connect at all.
     ConnectFailed(String),
+    /// A local problem (the known-servers file cannot be read or written).
+    Local(String),
     /// The connection dropped.
     Lost(String),
     /// The server shut down (not a kick: reconnecting is fine).
@@ -129,6 +131,7 @@ impl std::fmt::Display for DisconnectReason {
             }
             Self::BadServer(m) => write!(f, "the server failed to prove its identity: {m}"),
             Self::ConnectFailed(m) => write!(f, "cannot connect: {m}"),
+            Self::Local(m) => write!(f, "{m}"),
             Self::Lost(m) => write!(f, "connection lost: {m}"),
             Self::ServerShutdown(m) => write!(f, "server shut down: {m}"),
             Self::Kicked { detail, .. } => write!(f, "disconnected by the server: {detail}"),

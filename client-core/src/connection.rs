@@ -147,11 +147,11 @@ fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
         return Ok(Trust::Explicit);
     }
     let Some(ks) = file else {
-        return Err(DisconnectReason::BadServer(
+        return Err(DisconnectReason::Local(
             "no data directory for known servers and no --fingerprint given; cannot verify the server".into(),
         ));
     };
-    match ks.lookup(&opts.server).map_err(|e| DisconnectReason::BadServer(e.to_string()))? {
+    match ks.lookup(&opts.server).map_err(|e| DisconnectReason::Local(e.to_string()))? {
         Lookup::Pinned(expected) if expected == actual => Ok(Trust::Known),
         Lookup::Pinned(expected) => Err(DisconnectReason::IdentityMismatch {
             server: opts.server.clone(),
@@ -160,7 +160,7 @@ fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
             known_servers: Some(ks.path().to_owned()),
         }),
         Lookup::Unknown => {
-            ks.pin(&opts.server, actual).map_err(|e| DisconnectReason::BadServer(e.to_string()))?;
+            ks.pin(&opts.server, actual).map_err(|e| DisconnectReason::Local(e.to_string()))?;
             Ok(Trust::FirstUse)
         }
     }
@@ -226,6 +226,7 @@ async fn session(
     let idle = Duration::from_secs(u64::from(limits.idle_timeout_secs.max(2)));
     let (mut last_tx, mut last_rx) = (now, now);
     let mut quitting = false;
+    let mut who_pending = 0usize;
     let mut ping_nonce = 0u64;
     let mut voice = Voice::default();
     let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
@@ -255,7 +256,7 @@ async fn session(
             now = Instant::now();
             last_tx = now;
         }
-        if quitting && outbox.len() == 0 {
+        if quitting && outbox.len() == 0 && who_pending == 0 {
             let _ = conn.send(&ClientMessage::Quit).await;
             let _ = SinkExt::<&[u8]>::close(&mut conn.writer).await;
             return DisconnectReason::Quit;
@@ -283,9 +284,16 @@ async fn session(
                     }
                     ServerMessage::Joined { user } => Some(Event::Joined(user)),
                     ServerMessage::Left { user } => Some(Event::Left(user)),
-                    ServerMessage::Users { users } => Some(Event::Users(users)),
+                    ServerMessage::Users { users } => {
+                        who_pending = who_pending.saturating_sub(1);
+                        Some(Event::Users(users))
+                    }
                     ServerMessage::Notice { text } => Some(Event::Notice(text)),
-                    ServerMessage::Error { detail } => Some(Event::Notice(format!("server: {detail}"))),
+                    ServerMessage::Error { detail } => {
+                        // A refused request (e.g. `who` over the rate) gets no answer.
+                        who_pending = who_pending.saturating_sub(1);
+                        Some(Event::Notice(format!("server: {detail}")))
+                    }
                     ServerMessage::Ack { id } => outbox.inflight.remove(&id).map(|_| Event::Acked(id)),
                     ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms, .. } => {
                         if let Some(text) = outbox.inflight.remove(&id) {
@@ -353,6 +361,7 @@ async fn session(
                         if let Err(r) = conn.send(&ClientMessage::Who).await {
                             return r;
                         }
+                        who_pending += 1;
                         last_tx = Instant::now();
                     }
                     Some(Command::Quit) | None => quitting = true,

@@ -19,7 +19,7 @@ pub enum ClientError {
         max: usize,
     },
     /// A message is empty or holds control characters.
-    #[error("message not sent: {0}")]
+    #[error("{0}")]
     Invalid(String),
     /// The configuration file could not be read or parsed.
     #[error("{path}: {message}")]

@@ -359,7 +359,7 @@ fn mix_loop(
                     let runs = now_s.loss_runs - before.loss_runs;
                     if played >= 10 {
                         let loss_permille = (missing * 1000 / played).min(1000) as u16;
-                        let burst_x10 = if runs == 0 { 10 } else { (missing * 10 / runs).min(1000) as u16 };
+                        let burst_x10 = (missing * 10).checked_div(runs).map_or(10, |b| b.min(1000) as u16);
                         let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });
                     }
                     sp.reported = now_s;

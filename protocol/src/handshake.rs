@@ -214,7 +214,7 @@ impl ClientHandshake {
 
 enum ServerState {
     AwaitClientHello { challenge: [u8; 32] },
-    AwaitSignature { secret: EphemeralSecret, client_pub: [u8; 32], server_pub: [u8; 32], transcript: Vec<u8> },
+    AwaitSignature { keys: SessionKeys },
     Done,
 }
 
@@ -223,6 +223,7 @@ pub struct ServerHandshake {
     psk: Psk,
     identity_der: std::sync::Arc<[u8]>,
     state: ServerState,
+    server_pub: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerHandshake {
@@ -266,7 +267,7 @@ impl ServerHandshake {
         hello.extend_from_slice(MAGIC);
         hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         hello.extend_from_slice(&challenge);
-        (Self { psk, identity_der, state: ServerState::AwaitClientHello { challenge } }, hello)
+        (Self { psk, identity_der, state: ServerState::AwaitClientHello { challenge }, server_pub: [0; 32] }, hello)
     }
 
     /// Feeds the client hello in. Only the PSK check and an X25519 key
@@ -311,7 +312,13 @@ impl ServerHandshake {
         let secret = EphemeralSecret::random();
         let server_pub = PublicKey::from(&secret).to_bytes();
         let transcript = build_transcript(version, &challenge, &nonce, &client_pub, &server_pub, &self.identity_der);
-        self.state = ServerState::AwaitSignature { secret, client_pub, server_pub, transcript: transcript.clone() };
+        // A degenerate client key is refused before any RSA work.
+        let keys = match derive(secret, &PublicKey::from(client_pub), &transcript) {
+            Ok(k) => k,
+            Err(e) => return reject(e),
+        };
+        self.server_pub = server_pub;
+        self.state = ServerState::AwaitSignature { keys };
         Ok(ServerStep::Sign(SignRequest { transcript }))
     }
 
@@ -320,14 +327,12 @@ impl ServerHandshake {
     ///
     /// # Errors
     ///
-    /// [`HandshakeError::Unexpected`] out of order, [`HandshakeError::WeakKey`]
-    /// for a degenerate client key.
+    /// [`HandshakeError::Unexpected`] out of order.
     pub fn finish(&mut self, signature: &[u8]) -> Result<(Vec<u8>, Established), HandshakeError> {
-        let ServerState::AwaitSignature { secret, client_pub, server_pub, transcript } =
-            std::mem::replace(&mut self.state, ServerState::Done)
-        else {
+        let ServerState::AwaitSignature { keys } = std::mem::replace(&mut self.state, ServerState::Done) else {
             return Err(HandshakeError::Unexpected("no signature requested"));
         };
+        let server_pub = self.server_pub;
         let der = &self.identity_der;
         let mut body = Vec::with_capacity(1 + 32 + 4 + der.len() + signature.len());
         body.push(AUTH_OK);
@@ -336,7 +341,6 @@ impl ServerHandshake {
         body.extend_from_slice(der);
         body.extend_from_slice(&(signature.len() as u16).to_be_bytes());
         body.extend_from_slice(signature);
-        let keys = derive(secret, &PublicKey::from(client_pub), &transcript)?;
         Ok((self.psk.seal(&body).into_bytes(), Established { keys, fingerprint: Fingerprint::of_der(der) }))
     }
 }

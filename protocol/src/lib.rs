@@ -12,6 +12,7 @@
 //! - [`handshake`]: the client and server handshake state machines.
 //! - [`message`]: the typed messages exchanged after the handshake, and the
 //!   rules for usernames and message text.
+//! - [`delivery`]: which message ids a sender has had settled (resends).
 //! - [`rate`]: the token bucket both ends use for the message rate.
 //! - [`voice`]: encrypted UDP voice packets and the replay window.
 //! - [`error`]: the error types.
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod crypto;
+pub mod delivery;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -295,8 +295,8 @@ pub enum NameError {
     /// Over [`MAX_USERNAME_CHARS`].
     #[error("the name is longer than {MAX_USERNAME_CHARS} characters")]
     TooLong,
-    /// Holds a control or bidirectional-override character.
-    #[error("the name contains a control or bidirectional-override character")]
+    /// Holds a control, bidirectional-override or invisible character.
+    #[error("the name contains a control, bidirectional-override or invisible character")]
     ForbiddenCharacter,
     /// Starts or ends with whitespace.
     #[error("the name starts or ends with a space")]
@@ -322,7 +322,7 @@ pub fn validate_username(name: &str) -> Result<(), NameError> {
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(NameError::TooLong);
     }
-    if name.chars().any(|c| c.is_control() || is_bidi_control(c) || c == '\u{FEFF}') {
+    if name.chars().any(|c| c.is_control() || is_bidi_control(c) || is_invisible(c)) {
         return Err(NameError::ForbiddenCharacter);
     }
     if name.trim() != name {
@@ -331,9 +331,20 @@ pub fn validate_username(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The key under which names are compared for uniqueness.
+/// Invisible formatting characters that would let two names look the same
+/// (zero-width spaces and joiners, soft hyphen, word joiner, BOM, ...).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{205F}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// The key under which names are compared for uniqueness: compatibility
+/// normalisation (NFKC, so fullwidth "ａ" is "a") and lower case.
 pub fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    use unicode_normalization::UnicodeNormalization as _;
+    name.nfkc().collect::<String>().to_lowercase()
 }
 
 /// Why a chat text is not acceptable.
@@ -389,6 +400,9 @@ mod tests {
         assert_eq!(validate_username("bo\x1b[31mb"), Err(NameError::ForbiddenCharacter));
         assert_eq!(validate_username("admin\u{202E}nimda"), Err(NameError::ForbiddenCharacter));
         assert_eq!(name_key("ALICE"), name_key("alice"));
+        assert_eq!(name_key("ａｌｉｃｅ"), name_key("alice"));
+        assert_eq!(validate_username("ali\u{200B}ce"), Err(NameError::ForbiddenCharacter));
+        assert_eq!(validate_username("a\u{00AD}b"), Err(NameError::ForbiddenCharacter));
     }
 
     #[test]

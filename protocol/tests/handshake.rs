@@ -231,3 +231,17 @@ fn unknown_types_and_invalid_utf8_inside_a_valid_frame_are_decode_errors() {
         assert!(message::decode::<ClientMessage>(&opened).is_err());
     }
 }
+
+#[test]
+fn weak_client_key_is_refused_before_any_rsa_work() {
+    let psk = psk();
+    let (mut server, hello) = Server::new(&psk, identity(TEST_IDENTITY));
+    // A client that holds the key but sends the all-zero (small-order) point.
+    let mut body = chatroom_protocol::PROTOCOL_VERSION.to_be_bytes().to_vec();
+    body.extend_from_slice(&hello[6..38]);
+    body.extend_from_slice(&[9; 32]);
+    body.extend_from_slice(&[0; 32]);
+    let (_, est) = server.on_client_hello(psk.seal(&body).as_bytes());
+    assert_eq!(est.err(), Some(HandshakeError::WeakKey));
+    assert_eq!(server.signs.get(), 0);
+}

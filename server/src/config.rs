@@ -128,6 +128,26 @@ pub struct Config {
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 7878;
 
+/// A config file that holds the server password must be private.
+fn check_secret_config(path: &Path, text: &str) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let holds_password = text
+        .lines()
+        .any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "password" && !matches!(v.trim(), "\"\"" | "''")));
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    if holds_password && mode & 0o077 != 0 {
+        return Err(ConfigError::Invalid {
+            path: path.display().to_string(),
+            key: "password",
+            problem: format!(
+                "the file holds a password but others can read it (mode {mode:04o}); run: chmod 600 {}",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// One line for a TOML error: file, line, and the key when the error sits
 /// on a `key = value` line.
 fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
@@ -158,6 +178,7 @@ impl Config {
             Some(p) => {
                 let text =
                     std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                check_secret_config(p, &text)?;
                 let raw: RawFile = toml::from_str(&text).map_err(|e| parse_error(p, &text, &e))?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (raw, base, p.display().to_string())
@@ -201,11 +222,13 @@ impl Config {
         }
         let max_frame = range("max_frame_bytes", s.max_frame_bytes, 64 * 1024, 1024, 16 * 1024 * 1024)?;
         let max_message = range("max_message_bytes", s.max_message_bytes, 4096, 1, 1024 * 1024)?;
-        // A sealed frame is base64 of (header + message + JSON), about 4/3 + 120 bytes.
-        if u64::from(max_message) * 2 + 512 > u64::from(max_frame) {
+        // Worst case for a legal message: JSON escaping doubles it (quotes,
+        // backslashes, newlines), then Fernet adds ~73 bytes and base64 4/3.
+        let needed = (u64::from(max_message) * 2 + 300) * 4 / 3 + 64;
+        if needed > u64::from(max_frame) {
             return Err(invalid(
                 "max_message_bytes",
-                format!("{max_message} needs max_frame_bytes of at least {}", max_message * 2 + 512),
+                format!("{max_message} needs max_frame_bytes of at least {needed}"),
             ));
         }
         Ok(Self {

@@ -2,16 +2,18 @@
 //! per connection on a pool of worker arbiters (one per core), capping the
 //! connections still in the handshake.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use slog::{Logger, debug, warn};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::messages::ToSession;
 use crate::roster::Roster;
 use crate::session::{CountGuard, Session, SessionConfig};
 use crate::signer::Signer;
@@ -28,6 +30,8 @@ pub struct Listener {
     next_id: u64,
     max_handshakes: usize,
     pending: Arc<AtomicUsize>,
+    /// Recent connections, oldest first, for evicting stale handshakes.
+    recent: VecDeque<(Instant, Recipient<ToSession>)>,
     open: Arc<AtomicUsize>,
 }
 
@@ -61,6 +65,7 @@ impl Listener {
             next_id: 1,
             max_handshakes,
             pending: Arc::new(AtomicUsize::new(0)),
+            recent: VecDeque::new(),
             open,
         }
     }
@@ -91,9 +96,18 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             Ok(x) => x,
             Err(e) => return warn!(self.log, "accept failed"; "error" => %e),
         };
+        // Entries past the handshake deadline have logged in or are gone.
+        let deadline = self.cfg.handshake_timeout;
+        while self.recent.front().is_some_and(|(at, _)| at.elapsed() > deadline) {
+            self.recent.pop_front();
+        }
         if self.pending.load(Ordering::SeqCst) >= self.max_handshakes {
-            debug!(self.log, "too many pending handshakes; dropping"; "peer" => %peer);
-            return;
+            // Full: the oldest pending handshake gives way, so a flood of idle
+            // connections cannot lock newcomers out.
+            debug!(self.log, "too many pending handshakes; evicting the oldest"; "peer" => %peer);
+            if let Some((_, oldest)) = self.recent.pop_front() {
+                oldest.do_send(ToSession::Evict);
+            }
         }
         let _ = stream.set_nodelay(true);
         let Ok(std_stream) = stream.into_std() else {
@@ -110,13 +124,14 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             let stream = TcpStream::from_std(std_stream).ok();
             Session::new(id, stream, &log, cfg, roster, signer, pending, open)
         };
-        if self.workers.is_empty() {
-            Session::create(build);
+        let addr = if self.workers.is_empty() {
+            Session::create(build)
         } else {
             let worker = &self.workers[self.next_worker % self.workers.len()];
             self.next_worker += 1;
-            Session::start_in_arbiter(worker, build);
-        }
+            Session::start_in_arbiter(worker, build)
+        };
+        self.recent.push_back((Instant::now(), addr.recipient()));
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}

@@ -141,11 +141,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let udp = std::net::UdpSocket::bind(voice_addr)
         .map_err(|e| Failure::Runtime(format!("cannot listen for voice on UDP {voice_addr}: {e}")))?;
     udp.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
-    print_banner(local, voice_addr, &cfg, config_path.as_deref(), &identity.fingerprint().to_string());
-    info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
-
     let system = actix_rt::System::new();
-    system.block_on(serve(log, cfg, psk, identity, std_listener, udp))
+    system.block_on(async move {
+        // Watch the signals before announcing readiness, so a prompt SIGTERM
+        // is a clean shutdown and not a kill.
+        let signals = Signals::install()?;
+        print_banner(local, voice_addr, &cfg, config_path.as_deref(), &identity.fingerprint().to_string());
+        info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
+        serve(log, cfg, psk, identity, std_listener, udp, signals).await
+    })
 }
 
 /// Prints where the server listens and a ready command line to join.
@@ -176,6 +180,7 @@ async fn serve(
     identity: protocol::crypto::Identity,
     std_listener: std::net::TcpListener,
     udp: std::net::UdpSocket,
+    signals: Signals,
 ) -> Result<(), Failure> {
     let udp =
         tokio::net::UdpSocket::from_std(udp).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
@@ -227,7 +232,7 @@ async fn serve(
     )
     .start();
 
-    wait_for_signal(&log).await?;
+    signals.wait(&log).await;
 
     listener.do_send(StopAccepting);
     let told = roster.send(ShutdownAll { reason: "the server is shutting down".into() }).await.unwrap_or(0);
@@ -248,14 +253,25 @@ async fn serve(
     Ok(())
 }
 
-async fn wait_for_signal(log: &Logger) -> Result<(), Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| Failure::Runtime(format!("cannot watch SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::Runtime(format!("cannot watch SIGINT: {e}")))?;
-    tokio::select! {
-        _ = term.recv() => info!(log, "SIGTERM received"),
-        _ = int.recv() => info!(log, "SIGINT received"),
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term =
+            signal(SignalKind::terminate()).map_err(|e| Failure::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+        let int = signal(SignalKind::interrupt()).map_err(|e| Failure::Runtime(format!("cannot watch SIGINT: {e}")))?;
+        Ok(Self { term, int })
     }
-    Ok(())
+
+    async fn wait(mut self, log: &Logger) {
+        tokio::select! {
+            _ = self.term.recv() => info!(log, "SIGTERM received"),
+            _ = self.int.recv() => info!(log, "SIGINT received"),
+        }
+    }
 }

@@ -19,6 +19,9 @@ pub enum ToSession {
     Shutdown(Bytes),
     /// End the session for cause.
     Kick(DisconnectCause, &'static str),
+    /// Too many connections are in the handshake: close this one if it has
+    /// not logged in yet (the oldest gives way to newcomers).
+    Evict,
 }
 
 /// Why the roster refused a join.
@@ -28,6 +31,8 @@ pub enum JoinRefusal {
     NameTaken,
     /// `max_clients` users are logged in.
     ServerFull,
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
 /// Session → roster: log this session in under `name`.

@@ -28,6 +28,7 @@ pub struct Roster {
     members: HashMap<SessionId, Member>,
     names: HashMap<String, SessionId>,
     relay: Option<Addr<VoiceRelay>>,
+    shutting_down: bool,
     /// Who is in voice: session → voice id, and back.
     voice: BTreeMap<SessionId, u32>,
     voice_ids: HashMap<u32, SessionId>,
@@ -49,6 +50,7 @@ impl Roster {
             members: HashMap::new(),
             names: HashMap::new(),
             relay,
+            shutting_down: false,
             voice: BTreeMap::new(),
             voice_ids: HashMap::new(),
             next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
@@ -106,6 +108,9 @@ impl Actor for Roster {
 impl Handler<Join> for Roster {
     type Result = Result<Vec<String>, JoinRefusal>;
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return Err(JoinRefusal::ShuttingDown);
+        }
         let key = name_key(&msg.name);
         if self.names.contains_key(&key) {
             return Err(JoinRefusal::NameTaken);
@@ -168,6 +173,7 @@ impl Handler<Count> for Roster {
 impl Handler<ShutdownAll> for Roster {
     type Result = usize;
     fn handle(&mut self, msg: ShutdownAll, _: &mut Context<Self>) -> usize {
+        self.shutting_down = true;
         let payload = Bytes::from(message::encode(&ServerMessage::Shutdown { reason: msg.reason }));
         for m in self.members.values() {
             m.mailbox.do_send(ToSession::Shutdown(payload.clone()));

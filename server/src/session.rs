@@ -117,7 +117,11 @@ pub struct Session {
     bucket: TokenBucket,
     flood_start: Instant,
     flood_count: u32,
-    last_id: Option<u64>,
+    /// Chat ids settled (taken or finally refused).
+    ledger: protocol::delivery::Ledger,
+    /// Lowest id nacked for the rate and not yet resent: later ids wait too,
+    /// so messages are delivered in the order they were sent.
+    blocked_from: Option<u64>,
     /// Held while the session has not logged in (handshake cap).
     pending: Option<CountGuard>,
     /// Held by the writer task until the socket is closed.
@@ -168,7 +172,8 @@ impl Session {
             bucket,
             flood_start: now,
             flood_count: 0,
-            last_id: None,
+            ledger: protocol::delivery::Ledger::new(),
+            blocked_from: None,
             pending: Some(pending),
             open: Some(open),
         }
@@ -254,7 +259,8 @@ impl Session {
                     .wait(ctx);
             }
             Ok(ServerStep::Reject { reply, reason }) => {
-                info!(self.log, "handshake refused"; "reason" => %reason);
+                // Debug, not info: a flood of bad handshakes must not flood the log.
+                debug!(self.log, "handshake refused"; "reason" => %reason);
                 self.queue(ctx, Out::Raw(Bytes::from(reply)));
                 self.close(ctx);
             }
@@ -307,6 +313,10 @@ impl Session {
                 Ok(Err(JoinRefusal::ServerFull)) => {
                     act.refuse(ctx, RefusalCode::ServerFull, "the server is full; try again later".into());
                 }
+                Ok(Err(JoinRefusal::ShuttingDown)) => {
+                    act.send(ctx, &ServerMessage::Shutdown { reason: "the server is shutting down".into() });
+                    act.close(ctx);
+                }
                 Err(_) => act.close(ctx),
             })
             .wait(ctx);
@@ -315,6 +325,12 @@ impl Session {
     fn on_chat_message(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
         match msg {
             ClientMessage::Chat { id, text } => self.on_chat(ctx, id, text),
+            ClientMessage::Who | ClientMessage::Ping { .. } if self.bucket.take(Instant::now()).is_err() => {
+                // Requests cost a token too, so they cannot be a free flood.
+                if self.note_flood(ctx, Instant::now()) {
+                    self.send(ctx, &ServerMessage::Error { detail: "too many requests; slow down".into() });
+                }
+            }
             ClientMessage::Who => {
                 self.roster
                     .send(ListUsers)
@@ -368,8 +384,8 @@ impl Session {
     }
 
     fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, text: String) {
-        if self.last_id.is_some_and(|last| id <= last) {
-            // Already taken (a resend): acknowledge again, deliver once.
+        if self.ledger.is_settled(id) {
+            // A resend of something already settled: answer again, deliver once.
             debug!(self.log, "duplicate message id"; "id" => id);
             return self.send(ctx, &ServerMessage::Ack { id });
         }
@@ -379,25 +395,18 @@ impl Session {
                 TextError::TooLarge { .. } => NackReason::TooLarge,
                 TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
             };
+            self.settle(ctx, id);
             return self.send(ctx, &ServerMessage::Nack { id, reason, retry_after_ms: None, detail: e.to_string() });
         }
         let now = Instant::now();
-        if let Err(wait) = self.bucket.take(now) {
-            if now.duration_since(self.flood_start) > FLOOD_WINDOW {
-                self.flood_start = now;
-                self.flood_count = 0;
-            }
-            self.flood_count += 1;
-            if self.flood_count > self.cfg.flood_limit {
-                return self.kick(ctx, DisconnectCause::Flooding, "kept sending over the rate limit");
-            }
-            if self.flood_count == 1 {
-                let l = self.cfg.limits;
-                let text = format!(
-                    "you are sending too fast (limit {} messages/s, burst {}); slow down",
-                    l.rate_per_sec, l.burst
-                );
-                self.send(ctx, &ServerMessage::Notice { text });
+        let over_rate = match self.blocked_from {
+            Some(b) if id > b => Err(self.bucket.wait_time(now).max(Duration::from_millis(1))),
+            _ => self.bucket.take(now),
+        };
+        if let Err(wait) = over_rate {
+            self.blocked_from = Some(self.blocked_from.map_or(id, |b| b.min(id)));
+            if !self.note_flood(ctx, now) {
+                return;
             }
             let retry = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             let detail = "over the message rate".to_owned();
@@ -406,10 +415,40 @@ impl Session {
                 &ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms: Some(retry), detail },
             );
         }
+        if self.blocked_from == Some(id) {
+            self.blocked_from = None;
+        }
         let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.roster.do_send(Broadcast { from: self.id, text, ts_ms });
-        self.last_id = Some(id);
+        self.settle(ctx, id);
         self.send(ctx, &ServerMessage::Ack { id });
+    }
+
+    fn settle(&mut self, ctx: &mut Context<Self>, id: u64) {
+        if self.ledger.settle(id).is_err() {
+            self.kick(ctx, DisconnectCause::ProtocolViolation, "too many message ids skipped");
+        }
+    }
+
+    /// Counts one request over the rate; tells the client once, and returns
+    /// `false` after disconnecting a client that keeps flooding.
+    fn note_flood(&mut self, ctx: &mut Context<Self>, now: Instant) -> bool {
+        if now.duration_since(self.flood_start) > FLOOD_WINDOW {
+            self.flood_start = now;
+            self.flood_count = 0;
+        }
+        self.flood_count += 1;
+        if self.flood_count > self.cfg.flood_limit {
+            self.kick(ctx, DisconnectCause::Flooding, "kept sending over the rate limit");
+            return false;
+        }
+        if self.flood_count == 1 {
+            let l = self.cfg.limits;
+            let text =
+                format!("you are sending too fast (limit {} messages/s, burst {}); slow down", l.rate_per_sec, l.burst);
+            self.send(ctx, &ServerMessage::Notice { text });
+        }
+        true
     }
 }
 
@@ -511,7 +550,7 @@ impl Actor for Session {
 
         ctx.run_later(self.cfg.handshake_timeout, |act, ctx| {
             if matches!(act.phase, Phase::Handshake(_) | Phase::Signing | Phase::Login) {
-                info!(act.log, "handshake deadline passed; closing");
+                debug!(act.log, "handshake deadline passed; closing");
                 act.close(ctx);
             }
         });
@@ -613,6 +652,12 @@ impl Handler<ToSession> for Session {
                 self.close(ctx);
             }
             ToSession::Kick(cause, detail) => self.kick(ctx, cause, detail),
+            ToSession::Evict => {
+                if !matches!(self.phase, Phase::Chat) {
+                    debug!(self.log, "evicted: too many pending handshakes");
+                    self.close(ctx);
+                }
+            }
         }
     }
 }

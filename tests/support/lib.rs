@@ -220,7 +220,8 @@ impl TestServer {
         let config = format!(
             "[server]\nbind = \"127.0.0.1:0\"\nkey_file = \"server.key\"\nidentity_file = \"identity.pem\"\nshutdown_grace_secs = 10\n{extra}\n"
         );
-        std::fs::write(dir.path().join("config.toml"), config).expect("config");
+        // 0600: it may hold a password.
+        write_secret(&dir.path().join("config.toml"), &config);
         Self::launch(dir)
     }
 

@@ -172,10 +172,10 @@ impl JitterBuffer {
             self.conceal_run = 0;
         }
         // Shrink when calm: drop the oldest frame if far above target.
-        if self.frames.len() > self.target + 3 {
-            if let Some((s, _)) = self.frames.pop_first() {
-                self.next = Some(s.wrapping_add(1));
-            }
+        if self.frames.len() > self.target + 3
+            && let Some((s, _)) = self.frames.pop_first()
+        {
+            self.next = Some(s.wrapping_add(1));
         }
         let Some(n) = self.next else { return Play::Idle };
         self.next = Some(n.wrapping_add(1));

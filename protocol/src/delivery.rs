@@ -1,0 +1,82 @@
+//! Which chat message ids a server has settled for one sender, so a resent
+//! message is acknowledged again but delivered only once, whatever order
+//! ids arrive in.
+//!
+//! "Settled" means taken (delivered) or finally refused (too large,
+//! invalid); rate-limited messages are not settled, since the client resends
+//! them. Memory stays small: everything below `floor` is settled, and only
+//! the settled ids above it are kept.
+
+use std::collections::BTreeSet;
+
+/// Most ids kept above the floor before the sender counts as abusive.
+pub const MAX_SPARSE: usize = 10_000;
+
+/// Settled ids of one sender.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Every id below this is settled (ids start at 1; 0 is never used).
+    floor: u64,
+    /// Settled ids at or above `floor`.
+    sparse: BTreeSet<u64>,
+}
+
+impl Ledger {
+    /// An empty ledger (ids start at 1).
+    pub fn new() -> Self {
+        Self { floor: 1, sparse: BTreeSet::new() }
+    }
+
+    /// Whether `id` has been settled.
+    pub fn is_settled(&self, id: u64) -> bool {
+        id < self.floor || self.sparse.contains(&id)
+    }
+
+    /// Records `id` as settled.
+    ///
+    /// # Errors
+    ///
+    /// When more than [`MAX_SPARSE`] ids sit above a gap: the sender is
+    /// skipping ids on purpose.
+    pub fn settle(&mut self, id: u64) -> Result<(), usize> {
+        if id < self.floor {
+            return Ok(());
+        }
+        self.sparse.insert(id);
+        while self.sparse.first() == Some(&self.floor) {
+            self.sparse.pop_first();
+            self.floor += 1;
+        }
+        if self.sparse.len() > MAX_SPARSE { Err(self.sparse.len()) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_ids_are_each_taken_once() {
+        let mut l = Ledger::new();
+        for id in [5, 3, 1, 2, 4] {
+            assert!(!l.is_settled(id), "{id}");
+            l.settle(id).expect("bounded");
+            assert!(l.is_settled(id));
+        }
+        assert_eq!(l.floor, 6);
+        assert!(l.sparse.is_empty());
+        assert!(!l.is_settled(7));
+        l.settle(7).expect("bounded");
+        assert!(l.is_settled(7) && !l.is_settled(6));
+    }
+
+    #[test]
+    fn skipping_ids_forever_is_bounded() {
+        let mut l = Ledger::new();
+        let mut failed = false;
+        for id in (2..).step_by(2).take(MAX_SPARSE + 1) {
+            failed |= l.settle(id).is_err();
+        }
+        assert!(failed);
+    }
+}
