@@ -87,3 +87,60 @@ fn bursty_loss_is_recovered_and_protection_pays() {
     assert!(rec_with > 0, "nothing recovered with protection on: {stats}");
     assert!(with > without + 0.04, "protection did not pay: {with:.3} vs {without:.3}");
 }
+
+/// Runs `input` through the send pipeline and a decoder, as a microphone's
+/// audio would go, and returns what a listener would hear.
+fn through_pipeline(input: &[f32], denoise: bool) -> Vec<f32> {
+    use client_core::audio::pipeline::{Decoder, SendConfig, SendPipeline};
+    let mut p =
+        SendPipeline::new(SendConfig { denoise, vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
+    let mut d = Decoder::new().expect("decoder");
+    let mut out = Vec::with_capacity(input.len());
+    let mut frame = vec![0.0; client_core::audio::FRAME];
+    for chunk in input.chunks_exact(client_core::audio::FRAME) {
+        for pkt in p.process(chunk).expect("process") {
+            d.frame(&pkt.frames[0], &mut frame);
+            out.extend_from_slice(&frame);
+        }
+    }
+    out
+}
+
+/// SNR as a listener hears it: power where the source speaks over power
+/// where it is silent (what is left there is noise), 20 ms windows.
+fn speech_to_pause_snr_db(clean: &[f32], out: &[f32]) -> f64 {
+    let (mut speech, mut ns, mut pause, mut np) = (0.0f64, 0usize, 0.0f64, 0usize);
+    for (c, o) in clean.chunks(960).zip(out.chunks(960)) {
+        let rms = |x: &[f32]| (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+        let p = rms(o).powi(2);
+        match rms(c) {
+            r if r > 0.03 => (speech, ns) = (speech + p, ns + 1),
+            r if r < 0.001 => (pause, np) = (pause + p, np + 1),
+            _ => {}
+        }
+    }
+    assert!(ns > 10 && np > 10, "signal has both speech and pauses");
+    10.0 * ((speech / ns as f64) / (pause / np as f64).max(1e-12)).log10()
+}
+
+#[test]
+fn noise_suppression_raises_the_snr_of_noisy_speech() {
+    use socket_chatroom_tests::audio::white_noise;
+    let clean = speech_like(4.0);
+    let noise = white_noise(clean.len(), 0.02, 42);
+    let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(c, n)| c + n).collect();
+    let input_snr = speech_to_pause_snr_db(&clean, &noisy);
+    let measure = |denoise: bool| {
+        let out = through_pipeline(&noisy, denoise);
+        let m = align(&clean, &out, 0.2);
+        let lag = (m.delay_ms * 48.0).round() as usize;
+        (speech_to_pause_snr_db(&clean, &out[lag..]), m.level_ratio)
+    };
+    let ((off, _), (on, level_on)) = (measure(false), measure(true));
+    eprintln!(
+        "input SNR {input_snr:.1} dB; after the pipeline: denoise off {off:.1} dB, on {on:.1} dB (level {level_on:.2})"
+    );
+    assert!(on > off + 6.0, "noise suppression did not help: {on:.1} dB vs {off:.1} dB");
+    assert!(on > input_snr + 6.0, "{on:.1} dB vs input {input_snr:.1} dB");
+    assert!(level_on > 0.5, "speech survives: level {level_on:.2}");
+}

@@ -353,8 +353,12 @@ impl Session {
             }
             ClientMessage::VoiceJoin => self.on_voice_join(ctx),
             ClientMessage::VoiceLeave => {
-                self.roster.do_send(VoiceLeave { id: self.id });
-                self.send(ctx, &ServerMessage::VoiceLeft);
+                // Answer once the roster has told the relay to stop.
+                self.roster
+                    .send(VoiceLeave { id: self.id })
+                    .into_actor(self)
+                    .map(|_, act, ctx| act.send(ctx, &ServerMessage::VoiceLeft))
+                    .wait(ctx);
             }
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
                 self.roster.do_send(VoiceReport { speaker, loss_permille, burst_x10 });

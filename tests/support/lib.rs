@@ -300,6 +300,7 @@ pub struct RawClient {
     codec: FrameCodec,
     sealer: Option<Sealer>,
     opener: Option<Opener>,
+    keys: Option<protocol::crypto::SessionKeys>,
 }
 
 impl RawClient {
@@ -307,7 +308,7 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
-        Self { stream, buf: BytesMut::new(), codec: FrameCodec::new(16 << 20), sealer: None, opener: None }
+        Self { stream, buf: BytesMut::new(), codec: FrameCodec::new(16 << 20), sealer: None, opener: None, keys: None }
     }
 
     /// Reads one frame.
@@ -359,6 +360,7 @@ impl RawClient {
                     let (s, o) = est.keys.client_text();
                     c.sealer = Some(s);
                     c.opener = Some(o);
+                    c.keys = Some(est.keys);
                     return Ok(c);
                 }
             }
@@ -413,6 +415,16 @@ impl RawClient {
         }
     }
 
+    /// Enters voice; returns the UDP side, bound on loopback.
+    pub fn join_voice(&mut self) -> RawVoice {
+        self.send(&ClientMessage::VoiceJoin);
+        let m = self.recv_until("voice joined", |m| matches!(m, ServerMessage::VoiceJoined { .. }));
+        let ServerMessage::VoiceJoined { voice_id, udp_port, epoch } = m else { unreachable!() };
+        let keys = protocol::voice::voice_keys(self.keys.as_ref().expect("handshake done"), epoch);
+        let server = SocketAddr::new(self.stream.peer_addr().expect("peer").ip(), udp_port);
+        RawVoice::new(server, voice_id, epoch, keys)
+    }
+
     /// Waits until the server closes the connection (reading and dropping
     /// whatever comes first).
     pub fn expect_closed(&mut self) {
@@ -423,6 +435,105 @@ impl RawClient {
                 Err(RecvError::Closed) => return,
                 Err(RecvError::Other(_)) => return,
                 Err(RecvError::Timeout) => panic!("server did not close the connection"),
+            }
+        }
+    }
+}
+
+/// The UDP side of a raw client in voice.
+pub struct RawVoice {
+    /// The socket (bound on loopback; swap it to simulate a new address).
+    pub socket: std::net::UdpSocket,
+    /// Where the relay is.
+    pub server: SocketAddr,
+    /// Our voice id.
+    pub id: u32,
+    /// The join's key context.
+    pub epoch: u32,
+    sealer: protocol::voice::VoiceSealer,
+    opener: protocol::voice::VoiceOpener,
+    seq: u32,
+}
+
+impl RawVoice {
+    fn new(server: SocketAddr, id: u32, epoch: u32, keys: ([u8; 32], [u8; 32])) -> Self {
+        use protocol::voice::{Direction, VoiceOpener, VoiceSealer};
+        Self {
+            socket: Self::fresh_socket(),
+            server,
+            id,
+            epoch,
+            sealer: VoiceSealer::new(&keys.0, Direction::Up),
+            opener: VoiceOpener::new(&keys.1, Direction::Down),
+            seq: 0,
+        }
+    }
+
+    /// A new loopback socket (a "new address").
+    pub fn fresh_socket() -> std::net::UdpSocket {
+        std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp")
+    }
+
+    /// Seals a packet of `kind` with `body` (not sent).
+    pub fn seal(&mut self, kind: protocol::voice::Kind, body: &[u8]) -> Vec<u8> {
+        let mut pkt = Vec::new();
+        self.sealer.seal(kind, self.id, body, &mut pkt);
+        pkt
+    }
+
+    /// A sealed voice packet carrying `frame` (not sent).
+    pub fn voice_packet(&mut self, frame: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        protocol::voice::encode_voice_body(self.seq, false, &[frame], &mut body);
+        self.seq += 1;
+        self.seal(protocol::voice::Kind::Voice, &body)
+    }
+
+    /// Sends raw bytes to the relay from our socket.
+    pub fn send_raw(&self, pkt: &[u8]) {
+        self.socket.send_to(pkt, self.server).expect("send udp");
+    }
+
+    /// Sends a keepalive (proves our address).
+    pub fn keepalive(&mut self) {
+        let pkt = self.seal(protocol::voice::Kind::Keepalive, &[]);
+        self.send_raw(&pkt);
+    }
+
+    /// Sends a voice frame.
+    pub fn say(&mut self, frame: &[u8]) {
+        let pkt = self.voice_packet(frame);
+        self.send_raw(&pkt);
+    }
+
+    /// Receives one authentic relayed packet: (speaker id, speaker seq, first frame).
+    pub fn recv(&mut self, timeout: Duration) -> Option<(u32, u32, Vec<u8>)> {
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 2048];
+        let mut body = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.socket.set_read_timeout(Some(left)).expect("timeout");
+            let Ok(n) = self.socket.recv(&mut buf) else { return None };
+            let Ok(h) = self.opener.open(&buf[..n], &mut body) else { continue };
+            let vb = protocol::voice::decode_voice_body(&body)?;
+            return Some((h.id, vb.seq, vb.frames[0].to_vec()));
+        }
+    }
+
+    /// Receives until a packet whose frame is `frame`; panics after [`DEADLINE`].
+    /// Returns the frames seen before it.
+    pub fn expect_frame(&mut self, frame: &[u8]) -> Vec<Vec<u8>> {
+        let end = Instant::now() + DEADLINE;
+        let mut before = Vec::new();
+        loop {
+            match self.recv(end.saturating_duration_since(Instant::now())) {
+                Some((_, _, f)) if f == frame => return before,
+                Some((_, _, f)) => before.push(f),
+                None => panic!("frame {:?} never arrived; saw {before:?}", String::from_utf8_lossy(frame)),
             }
         }
     }
