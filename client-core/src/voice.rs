@@ -28,7 +28,7 @@ use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::{AudioError, FRAME, RATE};
 
 /// How often listeners report the loss they see to each speaker.
-const REPORT_EVERY: Duration = Duration::from_secs(1);
+const REPORT_EVERY: Duration = Duration::from_millis(500);
 
 /// What a voice join uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,7 +357,7 @@ fn mix_loop(
                     let played = (now_s.received + now_s.missing).saturating_sub(before.received + before.missing);
                     let missing = now_s.missing - before.missing;
                     let runs = now_s.loss_runs - before.loss_runs;
-                    if played >= 10 {
+                    if played >= 5 {
                         let loss_permille = (missing * 1000 / played).min(1000) as u16;
                         let burst_x10 = (missing * 10).checked_div(runs).map_or(10, |b| b.min(1000) as u16);
                         let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });

@@ -17,7 +17,7 @@
 //!
 //! Bodies by kind:
 //! - [`Kind::Voice`]: `seq u32 | flags u8 | n u8 | n × (len u16 | opus bytes)`;
-//!   the first frame is `seq`, the next ones are `seq-1`, `seq-2` repeated
+//!   the first frame is `seq`, the next ones are `seq-1`, `seq-2`, `seq-3` repeated
 //!   for loss recovery (RED-style). Flag bit 0: the frames carry Opus in-band
 //!   FEC for the frame before them. The relay forwards this body unchanged.
 //! - [`Kind::Keepalive`]: empty. Keeps a listener's address alive.
@@ -37,8 +37,8 @@ pub const HEADER_LEN: usize = 13;
 pub const TAG_LEN: usize = 16;
 /// Largest packet either side accepts; anything longer is dropped unread.
 pub const MAX_PACKET: usize = 1200;
-/// Most frames one voice packet may carry (the primary and two repeats).
-pub const MAX_FRAMES: usize = 3;
+/// Most frames one voice packet may carry (the primary and three repeats).
+pub const MAX_FRAMES: usize = 4;
 
 /// Packet kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,7 +39,7 @@ pub struct JitterStats {
     pub recovered_red: u64,
     /// Frames recovered by FEC.
     pub recovered_fec: u64,
-    /// Frames concealed.
+    /// Frames concealed (lost, late, or the speaker paused).
     pub concealed: u64,
     /// Frames that arrived after their play time.
     pub late: u64,
@@ -58,6 +58,10 @@ pub struct JitterBuffer {
     playing: bool,
     conceal_run: u32,
     last_missing: bool,
+    /// Current run of missing frames, and averages of loss and run length.
+    missing_run: u32,
+    loss_avg: f64,
+    burst_avg: f64,
     target: usize,
     /// Smoothed jitter in ms (RFC 3550 style).
     jitter_ms: f64,
@@ -83,6 +87,9 @@ impl JitterBuffer {
             playing: false,
             conceal_run: 0,
             last_missing: false,
+            missing_run: 0,
+            loss_avg: 0.0,
+            burst_avg: 1.0,
             target: 2,
             jitter_ms: 0.0,
             last_transit: None,
@@ -141,17 +148,28 @@ impl JitterBuffer {
     }
 
     fn note_missing(&mut self, missing: bool) {
+        self.loss_avg += (if missing { 1.0 } else { 0.0 } - self.loss_avg) / 50.0;
         if missing {
             self.stats.missing += 1;
+            self.missing_run += 1;
             if !self.last_missing {
                 self.stats.loss_runs += 1;
             }
+        } else if self.missing_run > 0 {
+            self.burst_avg += (f64::from(self.missing_run) - self.burst_avg) / 8.0;
+            self.missing_run = 0;
         }
         self.last_missing = missing;
+        self.retarget();
     }
 
+    /// Deep enough for the measured jitter and, while packets are being
+    /// lost, for the repeats of a typical loss burst to arrive.
     fn retarget(&mut self) {
-        let want = ((self.jitter_ms * 2.0) / 20.0).ceil() as usize + 1;
+        let mut want = ((self.jitter_ms * 2.0) / 20.0).ceil() as usize + 1;
+        if self.loss_avg > 0.01 {
+            want = want.max(self.burst_avg.ceil() as usize + 1);
+        }
         self.target = want.clamp(MIN_TARGET, MAX_TARGET);
     }
 
@@ -178,8 +196,8 @@ impl JitterBuffer {
             self.next = Some(s.wrapping_add(1));
         }
         let Some(n) = self.next else { return Play::Idle };
-        self.next = Some(n.wrapping_add(1));
         if let Some((frame, primary, _)) = self.frames.remove(&n) {
+            self.next = Some(n.wrapping_add(1));
             self.conceal_run = 0;
             if !primary {
                 self.stats.recovered_red += 1;
@@ -196,10 +214,14 @@ impl JitterBuffer {
                 self.last_missing = false;
                 return Play::Idle;
             }
-            // The speaker may simply have stopped: not counted as loss.
+            // Underrun: the speaker stopped, or this frame is late. Wait for
+            // it rather than skip it (this is how the delay grows with
+            // jitter); not counted as loss.
             self.stats.concealed += 1;
             return Play::Conceal;
         }
+        // A later frame is here but this one is not: it is lost.
+        self.next = Some(n.wrapping_add(1));
         self.note_missing(true);
         if let Some((next, _, true)) = self.frames.get(&n.wrapping_add(1)) {
             self.stats.recovered_fec += 1;

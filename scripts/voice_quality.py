@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Scores the whole voice pipeline as users hear it (DESIGN.md, "Voice quality targets").
+
+Speech from espeak-ng goes through `client-cli --voice` (noise suppression
+and voice activation on, the defaults), the server's relay and a second
+`client-cli --voice` that records the room. A UDP proxy between the clients
+and the relay applies loss both ways (random, or Gilbert-Elliott bursts with
+a mean of 3 packets) and up to 20 ms of jitter. The recording is aligned
+with the source and scored with PESQ wide-band (ITU-T P.862.2).
+
+Usage: scripts/voice-quality.sh  (sets up a venv with numpy, scipy, pesq)
+"""
+import os, random, select, signal, socket, subprocess, sys, tempfile, threading, time, wave
+
+import numpy as np
+from scipy.signal import resample_poly
+from pesq import pesq
+
+BIN = os.environ.get("CHATROOM_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "target", "debug"))
+
+
+def read_wav(path):
+    with wave.open(path) as w:
+        assert w.getnchannels() == 1
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64) / 32768, w.getframerate()
+
+
+class Proxy:
+    """Lossy UDP proxy: one upstream socket per client address."""
+
+    def __init__(self, loss, burst, jitter_ms, seed):
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.loss, self.burst, self.jitter = loss, burst, jitter_ms / 1000
+        self.rng = random.Random(seed)
+        self.bad = {"up": False, "down": False}
+        self.dropped = self.sent = 0
+        self.stop = False
+        self.queue = []
+        self.lock = threading.Lock()
+
+    def port(self):
+        return self.front.getsockname()[1]
+
+    def drop(self, direction):
+        if self.loss <= 0:
+            return False
+        if self.burst <= 1:
+            return self.rng.random() < self.loss
+        r = 1 / self.burst
+        p = self.loss * r / (1 - self.loss)
+        u = self.rng.random()
+        self.bad[direction] = (u >= r) if self.bad[direction] else (u < p)
+        return self.bad[direction]
+
+    def schedule(self, direction, data, sock, addr):
+        if self.drop(direction):
+            self.dropped += 1
+            return
+        with self.lock:
+            self.queue.append((time.monotonic() + self.rng.random() * self.jitter, data, sock, addr))
+
+    def run(self, upstream):
+        ups = {}
+        def pump():
+            while not self.stop:
+                socks = [self.front] + list(ups.values())
+                ready, _, _ = select.select(socks, [], [], 0.002)
+                for s in ready:
+                    data, addr = s.recvfrom(2048)
+                    if s is self.front:
+                        if addr not in ups:
+                            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            u.bind(("127.0.0.1", 0))
+                            u.connect(upstream)
+                            ups[addr] = u
+                        self.schedule("up", data, ups[addr], None)
+                    else:
+                        client = next(a for a, u in ups.items() if u is s)
+                        self.schedule("down", data, self.front, client)
+                now = time.monotonic()
+                with self.lock:
+                    due = [q for q in self.queue if q[0] <= now]
+                    self.queue = [q for q in self.queue if q[0] > now]
+                for _, data, sock, addr in due:
+                    (sock.sendto(data, addr) if addr else sock.send(data))
+                    self.sent += 1
+        self.thread = threading.Thread(target=pump, daemon=True)
+        self.thread.start()
+
+
+def run_link(name, loss, burst, source48, workdir, seed=1):
+    proxy = Proxy(loss, burst, 20, seed)
+    cfg = os.path.join(workdir, f"{name}.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[server]\nbind = "127.0.0.1:0"\nkey_file = "server.key"\nidentity_file = "identity.pem"\nvoice_public_port = {proxy.port()}\n')
+    os.chmod(cfg, 0o600)
+    srv = subprocess.Popen([os.path.join(BIN, "server"), "--config", cfg], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    addr = None
+    for line in srv.stdout:
+        if "listening on" in line:
+            addr = line.split()[-1]
+            break
+    host, port = addr.rsplit(":", 1)
+    proxy.run((host, int(port)))
+    env = dict(os.environ, HOME=workdir)
+    env["CHATROOM_KEY"] = open(os.path.join(workdir, "server.key")).read().strip()
+    rec = os.path.join(workdir, f"{name}-rec.wav")
+    cli = os.path.join(BIN, "client-cli")
+    listener = subprocess.Popen([cli, "--server", addr, "--user", "listener", "--voice", "--input", "null", "--output", rec],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in listener.stdout:
+        if "you joined voice" in line:
+            break
+    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--input", source48, "--output", "null"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    time.sleep(0.5)
+    listener.send_signal(signal.SIGINT)
+    _, err = listener.communicate(timeout=30)
+    srv.send_signal(signal.SIGTERM)
+    srv.wait(timeout=30)
+    proxy.stop = True
+    counters = [l for l in err.splitlines() if "voice: sent" in l]
+    return rec, (counters[-1].split("voice: ")[1] if counters else "?"), proxy.dropped, talker.returncode
+
+
+def score(source_path, rec_path):
+    src, rate = read_wav(source_path)
+    rec, rate2 = read_wav(rec_path)
+    assert rate == rate2 == 48000
+    n = len(src) + len(rec)
+    xc = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(src, n)), n)
+    lag = int(np.argmax(xc[: len(rec) - len(src) // 2]))
+    aligned = rec[lag : lag + len(src)]
+    aligned = np.pad(aligned, (0, len(src) - len(aligned)))
+    ref16 = resample_poly(src, 1, 3)
+    deg16 = resample_poly(aligned, 1, 3)
+    return pesq(16000, ref16, deg16, "wb"), lag / 48
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="voice-quality-")
+    fixture = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "test_identity.pem")
+    with open(fixture) as f, open(os.path.join(work, "identity.pem"), "w") as g:
+        g.write(f.read())
+    os.chmod(os.path.join(work, "identity.pem"), 0o600)
+    text = ("The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
+            "It is easy to tell the depth of a well. These days a chicken leg is a rare dish.")
+    raw = os.path.join(work, "speech-raw.wav")
+    src = os.path.join(work, "speech.wav")
+    subprocess.run(["espeak-ng", "-s", "150", "-w", raw, text], check=True)
+    subprocess.run(["sox", raw, "-r", "48000", "-c", "1", "-b", "16", src, "norm", "-3"], check=True)
+    links = [("clean", 0.0, 1), ("random-5", 0.05, 1), ("random-10", 0.10, 1), ("bursty-10", 0.10, 3)]
+    if len(sys.argv) > 1:
+        links = [l for l in links if l[0] in sys.argv[1:]]
+    print(f"{'link':<10} {'PESQ-WB':>8} {'delay':>8}  counters (listener)")
+    for name, loss, burst in links:
+        rec, counters, dropped, rc = run_link(name, loss, burst, src, work)
+        mos, delay = score(src, rec)
+        print(f"{name:<10} {mos:8.2f} {delay:6.0f}ms  proxy dropped {dropped}; {counters}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
