@@ -5,7 +5,7 @@ Speech from espeak-ng goes through `client-cli --voice` (noise suppression
 and voice activation on, the defaults), the server's relay and a second
 `client-cli --voice` that records the room. A UDP proxy between the clients
 and the relay applies loss both ways (random, or Gilbert-Elliott bursts with
-a mean of 3 packets) and up to 20 ms of jitter. The recording is aligned
+a mean of 3 packets) and, with --jitter MS, random extra delay. The recording is aligned
 with the source and scored with PESQ wide-band (ITU-T P.862.2).
 
 Usage: scripts/voice-quality.sh  (sets up a venv with numpy, scipy, pesq)
@@ -89,8 +89,8 @@ class Proxy:
         self.thread.start()
 
 
-def run_link(name, loss, burst, source48, workdir, seed=1):
-    proxy = Proxy(loss, burst, 20, seed)
+def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1):
+    proxy = Proxy(loss, burst, jitter_ms, seed)
     cfg = os.path.join(workdir, f"{name}.toml")
     with open(cfg, "w") as f:
         f.write(f'[server]\nbind = "127.0.0.1:0"\nkey_file = "server.key"\nidentity_file = "identity.pem"\nvoice_public_port = {proxy.port()}\n')
@@ -150,12 +150,18 @@ def main():
     src = os.path.join(work, "speech.wav")
     subprocess.run(["espeak-ng", "-s", "150", "-w", raw, text], check=True)
     subprocess.run(["sox", raw, "-r", "48000", "-c", "1", "-b", "16", src, "norm", "-3"], check=True)
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 (default: all)")
+    ap.add_argument("--jitter", type=float, default=0.0, help="extra random delay per packet, ms (default 0)")
+    args = ap.parse_args()
     links = [("clean", 0.0, 1), ("random-5", 0.05, 1), ("random-10", 0.10, 1), ("bursty-10", 0.10, 3)]
-    if len(sys.argv) > 1:
-        links = [l for l in links if l[0] in sys.argv[1:]]
+    if args.links:
+        links = [l for l in links if l[0] in args.links]
+    print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied both ways")
     print(f"{'link':<10} {'PESQ-WB':>8} {'delay':>8}  counters (listener)")
     for name, loss, burst in links:
-        rec, counters, dropped, rc = run_link(name, loss, burst, src, work)
+        rec, counters, dropped, rc = run_link(name, loss, burst, src, work, args.jitter)
         mos, delay = score(src, rec)
         print(f"{name:<10} {mos:8.2f} {delay:6.0f}ms  proxy dropped {dropped}; {counters}", flush=True)
 
