@@ -189,6 +189,7 @@ async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
                 bitrate: cli.bitrate,
                 protect: !cli.no_protection,
             },
+            push_to_talk: None,
         };
         let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
         return voice::run(client, events, printer, options, duration, wav_input).await;

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::audio::device::{Capture, Input, Output, Playback, open_capture, open_playback};
 use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
 use crate::audio::mixer::{Limiter, add};
-use crate::audio::pipeline::{Decoder, SendConfig, SendPipeline};
+use crate::audio::pipeline::{Decoder, PushToTalk, SendConfig, SendPipeline};
 use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::{AudioError, FRAME, RATE};
 
@@ -39,11 +39,18 @@ pub struct VoiceOptions {
     pub output: Output,
     /// Send pipeline settings.
     pub send: SendConfig,
+    /// A push-to-talk key; `None` uses voice activation.
+    pub push_to_talk: Option<PushToTalk>,
 }
 
 impl Default for VoiceOptions {
     fn default() -> Self {
-        Self { input: Input::Device(None), output: Output::Device(None), send: SendConfig::default() }
+        Self {
+            input: Input::Device(None),
+            output: Output::Device(None),
+            send: SendConfig::default(),
+            push_to_talk: None,
+        }
     }
 }
 
@@ -145,7 +152,8 @@ impl Engine {
         let feedback = Arc::new(AtomicU32::new(0));
         let counters = Arc::new(Counters::default());
         let speakers: Speakers = Arc::new(Mutex::new(HashMap::new()));
-        let pipeline = SendPipeline::new(options.send)?;
+        let mut pipeline = SendPipeline::new(options.send)?;
+        pipeline.set_push_to_talk(options.push_to_talk.clone());
 
         let mut threads = Vec::new();
         {

@@ -46,6 +46,34 @@ impl Default for SendConfig {
     }
 }
 
+/// A push-to-talk key shared with a front end: while pressed, the
+/// microphone is open regardless of voice activity; while released, closed.
+#[derive(Debug, Clone, Default)]
+pub struct PushToTalk(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl PushToTalk {
+    /// A released key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Presses (`true`) or releases the key.
+    pub fn set(&self, pressed: bool) {
+        self.0.store(pressed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the key is pressed.
+    pub fn pressed(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for PushToTalk {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// Frames of hangover after speech stops (300 ms).
 const HANGOVER: u32 = 15;
 
@@ -89,6 +117,7 @@ pub struct Outgoing {
 /// Processes captured frames into packets.
 pub struct SendPipeline {
     config: SendConfig,
+    push_to_talk: Option<PushToTalk>,
     denoise: Box<DenoiseState<'static>>,
     encoder: opus::Encoder,
     protection: Protection,
@@ -131,6 +160,7 @@ impl SendPipeline {
         encoder.set_packet_loss_perc(0).map_err(codec)?;
         Ok(Self {
             config,
+            push_to_talk: None,
             denoise: DenoiseState::new(),
             encoder,
             protection: Protection::default(),
@@ -145,6 +175,12 @@ impl SendPipeline {
             speech_prob: 0.0,
             level: 0.0,
         })
+    }
+
+    /// Uses a push-to-talk key instead of voice activation (`None`: voice
+    /// activation).
+    pub fn set_push_to_talk(&mut self, key: Option<PushToTalk>) {
+        self.push_to_talk = key;
     }
 
     /// The protection in force.
@@ -204,7 +240,10 @@ impl SendPipeline {
         let n = self.encoder.encode_float(&self.cleaned, &mut self.packet).map_err(codec)?;
         let encoded = self.packet[..n].to_vec();
 
-        let speech = self.config.vad_threshold <= 0.0 || prob >= self.config.vad_threshold;
+        let speech = match &self.push_to_talk {
+            Some(key) => key.pressed(),
+            None => self.config.vad_threshold <= 0.0 || prob >= self.config.vad_threshold,
+        };
         if speech {
             self.hang = HANGOVER;
         } else {
@@ -301,6 +340,18 @@ mod tests {
         assert_eq!(first.len(), 1, "no pre-roll before the first frame");
         let second = always.process(&tone(FRAME, 0.3)).expect("ok");
         assert_eq!(second[0].seq, 1);
+    }
+
+    #[test]
+    fn push_to_talk_overrides_voice_activation() {
+        let mut p = SendPipeline::new(SendConfig { vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
+        let key = PushToTalk::new();
+        p.set_push_to_talk(Some(key.clone()));
+        for _ in 0..20 {
+            assert!(p.process(&tone(FRAME, 0.3)).expect("ok").is_empty(), "released: closed");
+        }
+        key.set(true);
+        assert!(!p.process(&tone(FRAME, 0.3)).expect("ok").is_empty(), "pressed: open");
     }
 
     #[test]
