@@ -26,5 +26,16 @@ fi
 
 # One build of the binaries the end-to-end tests start, then the tests, in
 # the same profile and target directory (dependencies are built once).
+# Benches are timing loops, not tests: `cargo bench` runs them.
 cargo build --locked --workspace --bins
-cargo test --locked --workspace "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+echo
+echo "$passed passed, $failed failed"
+exit "$status"
