@@ -17,8 +17,9 @@
 //! | ≥ 4 %, single losses | 2 | 21 kb/s |
 //! | bursts (mean run ≥ 1.5 packets) | 3 | 16 kb/s |
 //!
-//! so a clean link keeps full quality, and the
-//! total stays at or under 64 kb/s with redundancy on.
+//! so a clean link keeps full quality, and the total stays at or under
+//! 64 kb/s with redundancy on. Until the first report arrives (half a second
+//! into speech) one repeat is sent, so the first words are protected too.
 
 use std::collections::VecDeque;
 
@@ -158,12 +159,15 @@ impl SendPipeline {
         encoder.set_bitrate(Bitrate::Bits(config.bitrate)).map_err(codec)?;
         encoder.set_inband_fec(false).map_err(codec)?;
         encoder.set_packet_loss_perc(0).map_err(codec)?;
+        // Until the first loss report arrives (within a second), assume a
+        // lossy link: one repeat costs bandwidth, not quality.
+        let protection = if config.protect { Protection::for_loss(10, 10) } else { Protection::default() };
         Ok(Self {
             config,
             push_to_talk: None,
             denoise: DenoiseState::new(),
             encoder,
-            protection: Protection::default(),
+            protection,
             hang: 0,
             open: false,
             preroll: None,
@@ -357,6 +361,11 @@ mod tests {
     #[test]
     fn protection_follows_reported_loss_and_adds_redundancy() {
         assert_eq!(Protection::for_loss(0, 10), Protection::default());
+        let fresh = SendPipeline::new(SendConfig::default()).expect("pipeline");
+        assert_eq!(fresh.protection().redundancy, 1, "protected until the first report");
+        let mut clean = SendPipeline::new(SendConfig::default()).expect("pipeline");
+        clean.set_feedback(0, 10).expect("feedback");
+        assert_eq!(clean.protection(), Protection::default(), "a clean report turns it off");
         assert_eq!(Protection::for_loss(20, 10).redundancy, 1);
         assert_eq!(Protection::for_loss(50, 10).redundancy, 2);
         assert_eq!(Protection::for_loss(50, 30).redundancy, 3);
