@@ -93,6 +93,8 @@ struct Counters {
     received: AtomicU64,
     dropped: AtomicU64,
     depth: AtomicU64,
+    /// Counters of speakers forgotten since.
+    retired: Mutex<JitterStats>,
 }
 
 struct Speaker {
@@ -100,7 +102,11 @@ struct Speaker {
     decoder: Decoder,
     talking: bool,
     reported: JitterStats,
+    last_heard: Instant,
 }
+
+/// A speaker not heard from for this long is forgotten (its decoder freed).
+const FORGET_AFTER: Duration = Duration::from_secs(30);
 
 type Speakers = Arc<Mutex<HashMap<u32, Speaker>>>;
 
@@ -198,9 +204,9 @@ impl Engine {
             jitter_depth: self.counters.depth.load(Ordering::Relaxed),
             ..VoiceStats::default()
         };
+        let retired = self.counters.retired.lock().map(|r| *r).unwrap_or_default();
         if let Ok(speakers) = self.speakers.lock() {
-            for sp in speakers.values() {
-                let j = sp.jb.stats;
+            for j in speakers.values().map(|sp| sp.jb.stats).chain(std::iter::once(retired)) {
                 s.lost += j.missing;
                 s.recovered_redundancy += j.recovered_red;
                 s.recovered_fec += j.recovered_fec;
@@ -311,9 +317,11 @@ fn recv_loop(socket: &UdpSocket, mut opener: VoiceOpener, stop: &AtomicBool, cou
                     decoder,
                     talking: false,
                     reported: JitterStats::default(),
+                    last_heard: now,
                 })
             }
         };
+        entry.last_heard = now;
         entry.jb.push(vb.seq, vb.fec, &vb.frames, now);
     }
 }
@@ -374,6 +382,18 @@ fn mix_loop(
                 }
             }
             counters.depth.store(depth as u64, Ordering::Relaxed);
+            map.retain(|_, sp| {
+                let keep = sp.talking || now.duration_since(sp.last_heard) < FORGET_AFTER;
+                if !keep && let Ok(mut r) = counters.retired.lock() {
+                    let j = sp.jb.stats;
+                    r.missing += j.missing;
+                    r.recovered_red += j.recovered_red;
+                    r.recovered_fec += j.recovered_fec;
+                    r.concealed += j.concealed;
+                    r.late += j.late;
+                }
+                keep
+            });
         }
         if report {
             last_report = now;
