@@ -124,7 +124,11 @@ fn leaving_stops_relaying_and_rejoining_uses_new_keys() {
     let server = TestServer::start();
     let (mut s_tcp, mut speaker, mut l_tcp, mut listener) = pair(&server);
     let (old_id, old_epoch) = (speaker.id, speaker.epoch);
-    let old_packet = speaker.voice_packet(b"from the old join");
+    let old_packet = {
+        // A fresh join's first packet (counter 0) under the old keys.
+        let mut fresh = RawVoice::clone_keys_for_test(&speaker);
+        fresh.voice_packet(b"from the old join")
+    };
     speaker.say(b"before leaving");
     listener.expect_frame(b"before leaving");
     // The listener leaves: nothing more reaches it.
@@ -140,6 +144,11 @@ fn leaving_stops_relaying_and_rejoining_uses_new_keys() {
     let mut speaker2 = s_tcp.join_voice();
     assert!(speaker2.epoch > old_epoch && speaker2.id != old_id);
     speaker2.send_raw(&old_packet);
+    // The old join's first packet, relabelled with the new id: same counter
+    // (0), so under a reused key it would open; under the new key it is forged.
+    let mut relabelled = old_packet.clone();
+    relabelled[1..5].copy_from_slice(&speaker2.id.to_be_bytes());
+    speaker2.send_raw(&relabelled);
     for i in 0.. {
         speaker2.say(format!("rejoined {i}").as_bytes());
         if let Some((id, _, f)) = listener.recv(Duration::from_millis(200)) {

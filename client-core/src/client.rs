@@ -218,6 +218,7 @@ pub(crate) enum Command {
     Quit,
     JoinVoice(Box<crate::voice::VoiceOptions>),
     LeaveVoice,
+    SetGain { user: String, gain: f32 },
 }
 
 /// Commands in. Cheap to clone; every clone drives the same connection.
@@ -299,6 +300,16 @@ impl Client {
     /// [`ClientError::NotConnected`] after the end.
     pub async fn join_voice(&self, options: crate::voice::VoiceOptions) -> Result<(), ClientError> {
         self.tx.send(Command::JoinVoice(Box::new(options))).await.map_err(|_| ClientError::NotConnected)
+    }
+
+    /// Sets how loud `user` plays for us (1.0 as sent, 0.0 mutes them; at
+    /// most 4.0). Kept across their voice leaves and joins.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn set_gain(&self, user: impl Into<String>, gain: f32) -> Result<(), ClientError> {
+        self.tx.send(Command::SetGain { user: user.into(), gain }).await.map_err(|_| ClientError::NotConnected)
     }
 
     /// Leaves voice ([`Event::VoiceLeft`] follows).

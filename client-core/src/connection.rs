@@ -22,7 +22,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event, Trust};
 use crate::known_servers::{self, KnownServers, Lookup};
-use crate::voice::{Engine, EngineEvent, VoiceOptions};
+use crate::voice::{Devices, Engine, EngineEvent, VoiceOptions};
 
 /// Largest frame accepted from the server (user lists can be long).
 pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
@@ -314,7 +314,7 @@ async fn session(
                     }
                     ServerMessage::Pong { nonce } => {
                         if nonce == ping_nonce && let Some(sent) = voice.ping_sent.take() {
-                            voice.rtt_ms = sent.elapsed().as_millis() as u64;
+                            voice.rtt_us = sent.elapsed().as_micros() as u64;
                         }
                         None
                     }
@@ -333,6 +333,7 @@ async fn session(
                     ServerMessage::VoiceLeft => None,
                     ServerMessage::VoiceUsers { users } => {
                         voice.names = users.iter().map(|u| (u.voice_id, u.name.clone())).collect();
+                        voice.apply_gains();
                         Some(Event::VoiceUsers(users.into_iter().map(|u| u.name).collect()))
                     }
                     ServerMessage::VoiceChallenge { challenge } => {
@@ -366,11 +367,23 @@ async fn session(
                     }
                     Some(Command::Quit) | None => quitting = true,
                     Some(Command::JoinVoice(options)) => {
-                        voice.pending = Some(*options);
-                        if let Err(r) = conn.send(&ClientMessage::VoiceJoin).await {
-                            return r;
+                        if voice.engine.is_some() || voice.pending.is_some() {
+                            let _ = events.send(Event::Notice("already in voice".into())).await;
+                        } else {
+                            match Devices::open(&options) {
+                                Ok(devices) => {
+                                    voice.pending = Some((*options, devices));
+                                    if let Err(r) = conn.send(&ClientMessage::VoiceJoin).await {
+                                        return r;
+                                    }
+                                }
+                                Err(e) => {
+                                    let _ = events.send(Event::VoiceError(e.to_string())).await;
+                                }
+                            }
                         }
                     }
+                    Some(Command::SetGain { user, gain }) => voice.set_gain(user, gain),
                     Some(Command::LeaveVoice) => {
                         if let Some(stats) = voice.stop() {
                             let _ = events.send(Event::VoiceLeft(stats)).await;
@@ -402,6 +415,13 @@ async fn session(
                 if let Some(stats) = voice.stats() {
                     let _ = events.send(Event::VoiceStats(stats)).await;
                 }
+                // A ping per report keeps the round-trip time current.
+                ping_nonce += 1;
+                voice.ping_sent = Some(Instant::now());
+                if let Err(r) = conn.send(&ClientMessage::Ping { nonce: ping_nonce }).await {
+                    return r;
+                }
+                last_tx = Instant::now();
             }
             () = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
@@ -424,11 +444,12 @@ async fn session(
 /// Voice state of a connection.
 #[derive(Default)]
 struct Voice {
-    pending: Option<VoiceOptions>,
+    pending: Option<(VoiceOptions, Devices)>,
     engine: Option<Engine>,
     names: std::collections::HashMap<u32, String>,
+    gains: std::collections::HashMap<String, f32>,
     ping_sent: Option<Instant>,
-    rtt_ms: u64,
+    rtt_us: u64,
 }
 
 impl Voice {
@@ -440,28 +461,45 @@ impl Voice {
         epoch: u32,
         engine_tx: &mpsc::UnboundedSender<EngineEvent>,
     ) -> Option<Event> {
-        let options = self.pending.take()?;
+        let (options, devices) = self.pending.take()?;
         let keys = conn.keys.as_ref()?;
         self.engine = None;
         let server = std::net::SocketAddr::new(conn.peer.ip(), udp_port);
-        match Engine::start(server, voice_id, protocol::voice::voice_keys(keys, epoch), &options, engine_tx.clone()) {
+        let keys = protocol::voice::voice_keys(keys, epoch);
+        match Engine::start(server, voice_id, keys, devices, &options, engine_tx.clone()) {
             Ok(engine) => {
                 self.engine = Some(engine);
+                self.apply_gains();
                 Some(Event::VoiceJoined)
             }
             Err(e) => Some(Event::VoiceError(e.to_string())),
         }
     }
 
+    fn set_gain(&mut self, user: String, gain: f32) {
+        self.gains.insert(user, gain);
+        self.apply_gains();
+    }
+
+    fn apply_gains(&self) {
+        let Some(engine) = &self.engine else { return };
+        for (id, name) in &self.names {
+            if let Some(g) = self.gains.get(name) {
+                engine.set_gain(*id, *g);
+            }
+        }
+    }
+
     fn stats(&self) -> Option<crate::voice::VoiceStats> {
         let mut s = self.engine.as_ref()?.stats();
-        s.rtt_ms = self.rtt_ms;
+        s.rtt_us = self.rtt_us;
         Some(s)
     }
 
     fn stop(&mut self) -> Option<crate::voice::VoiceStats> {
         let stats = self.stats();
         self.engine = None;
+        self.pending = None;
         stats
     }
 }

@@ -69,14 +69,14 @@ pub struct VoiceStats {
     pub recovered_fec: u64,
     /// Frames concealed.
     pub concealed: u64,
-    /// Packets that arrived too late to play.
+    /// Frames that arrived too late to play, or were skipped to cut delay.
     pub late: u64,
     /// Deepest jitter buffer right now, in 20 ms frames.
     pub jitter_depth: u64,
     /// Packets dropped as forged or replayed.
     pub dropped: u64,
-    /// Round-trip time to the server (TCP ping), ms.
-    pub rtt_ms: u64,
+    /// Round-trip time to the server (TCP ping every 2 s in voice), µs.
+    pub rtt_us: u64,
 }
 
 /// What the engine tells the connection.
@@ -120,6 +120,27 @@ pub(crate) struct Engine {
     feedback: Arc<AtomicU32>,
     counters: Arc<Counters>,
     speakers: Speakers,
+    gains: Arc<Mutex<HashMap<u32, f32>>>,
+}
+
+/// Opened audio endpoints, waiting for the server to confirm the join.
+pub(crate) struct Devices {
+    capture: Capture,
+    playback: Playback,
+}
+
+impl std::fmt::Debug for Devices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devices").finish_non_exhaustive()
+    }
+}
+
+impl Devices {
+    /// Opens the input and output of `options` (before asking the server,
+    /// so a missing sound card never shows up as a join and a leave).
+    pub(crate) fn open(options: &VoiceOptions) -> Result<Self, AudioError> {
+        Ok(Self { capture: open_capture(&options.input)?, playback: open_playback(&options.output)? })
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -141,44 +162,66 @@ impl Engine {
         server: SocketAddr,
         voice_id: u32,
         keys: ([u8; 32], [u8; 32]),
+        devices: Devices,
         options: &VoiceOptions,
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> Result<Self, AudioError> {
-        let capture = open_capture(&options.input)?;
-        let playback = open_playback(&options.output)?;
+        let Devices { capture, playback } = devices;
         let bind: SocketAddr = if server.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
             .parse()
             .map_err(|_| AudioError::Device("bad bind address".into()))?;
         let socket = UdpSocket::bind(bind).map_err(|e| AudioError::Device(format!("cannot open a UDP socket: {e}")))?;
         socket.connect(server).map_err(|e| AudioError::Device(format!("cannot reach {server} over UDP: {e}")))?;
         socket.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| AudioError::Device(e.to_string()))?;
-        let socket = Arc::new(socket);
-        let sealer = Arc::new(Mutex::new(VoiceSealer::new(&keys.0, Direction::Up)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let feedback = Arc::new(AtomicU32::new(0));
-        let counters = Arc::new(Counters::default());
-        let speakers: Speakers = Arc::new(Mutex::new(HashMap::new()));
         let mut pipeline = SendPipeline::new(options.send)?;
         pipeline.set_push_to_talk(options.push_to_talk.clone());
-
-        let mut threads = Vec::new();
+        // Built before any thread starts: if one fails to start, dropping
+        // the engine stops and joins those already running.
+        let mut engine = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            socket: Arc::new(socket),
+            sealer: Arc::new(Mutex::new(VoiceSealer::new(&keys.0, Direction::Up))),
+            voice_id,
+            feedback: Arc::new(AtomicU32::new(0)),
+            counters: Arc::new(Counters::default()),
+            speakers: Arc::new(Mutex::new(HashMap::new())),
+            gains: Arc::new(Mutex::new(HashMap::new())),
+        };
         {
-            let (stop, socket, sealer, feedback, counters, events) =
-                (stop.clone(), socket.clone(), sealer.clone(), feedback.clone(), counters.clone(), events.clone());
-            threads.push(spawn("voice-send", move || {
+            let (stop, socket, sealer, feedback, counters, events) = (
+                engine.stop.clone(),
+                engine.socket.clone(),
+                engine.sealer.clone(),
+                engine.feedback.clone(),
+                engine.counters.clone(),
+                events.clone(),
+            );
+            engine.threads.push(spawn("voice-send", move || {
                 send_loop(capture, pipeline, &socket, &sealer, voice_id, &stop, &feedback, &counters, &events);
             })?);
         }
         {
-            let (stop, socket, counters, speakers) = (stop.clone(), socket.clone(), counters.clone(), speakers.clone());
+            let (stop, socket, counters, speakers) =
+                (engine.stop.clone(), engine.socket.clone(), engine.counters.clone(), engine.speakers.clone());
             let opener = VoiceOpener::new(&keys.1, Direction::Down);
-            threads.push(spawn("voice-recv", move || recv_loop(&socket, opener, &stop, &counters, &speakers))?);
+            engine.threads.push(spawn("voice-recv", move || recv_loop(&socket, opener, &stop, &counters, &speakers))?);
         }
         {
-            let (stop, speakers, counters) = (stop.clone(), speakers.clone(), counters.clone());
-            threads.push(spawn("voice-mix", move || mix_loop(playback, &speakers, &stop, &counters, &events))?);
+            let (stop, speakers, counters, gains) =
+                (engine.stop.clone(), engine.speakers.clone(), engine.counters.clone(), engine.gains.clone());
+            engine.threads.push(spawn("voice-mix", move || {
+                mix_loop(playback, &speakers, &gains, &stop, &counters, &events);
+            })?);
         }
-        Ok(Self { stop, threads, socket, sealer, voice_id, feedback, counters, speakers })
+        Ok(engine)
+    }
+
+    /// Sets a speaker's playback gain (1.0 = as sent; 0 mutes them).
+    pub(crate) fn set_gain(&self, voice_id: u32, gain: f32) {
+        if let Ok(mut g) = self.gains.lock() {
+            g.insert(voice_id, gain.clamp(0.0, 4.0));
+        }
     }
 
     /// Echoes an address challenge from our socket.
@@ -211,7 +254,7 @@ impl Engine {
                 s.recovered_redundancy += j.recovered_red;
                 s.recovered_fec += j.recovered_fec;
                 s.concealed += j.concealed;
-                s.late += j.late;
+                s.late += j.late + j.skipped;
             }
         }
         s
@@ -243,7 +286,7 @@ fn send_loop(
     let mut raw = Vec::with_capacity(4096);
     let mut mono: Vec<f32> = Vec::with_capacity(4 * FRAME);
     let (mut body, mut pkt) = (Vec::new(), Vec::new());
-    let mut last_send = Instant::now() - Duration::from_secs(10);
+    let mut last_send: Option<Instant> = None;
     let mut applied_feedback = 0;
     let mut ended_told = false;
     while !stop.load(Ordering::SeqCst) {
@@ -272,15 +315,15 @@ fn send_loop(
                 if socket.send(&pkt).is_ok() {
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
-                last_send = Instant::now();
+                last_send = Some(Instant::now());
             }
         }
-        if last_send.elapsed() >= Duration::from_millis(500) {
+        if last_send.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
             if let Ok(mut s) = sealer.lock() {
                 s.seal(Kind::Keepalive, voice_id, &[], &mut pkt);
             }
             let _ = socket.send(&pkt);
-            last_send = Instant::now();
+            last_send = Some(Instant::now());
         }
         if !ended_told && capture.ended.load(Ordering::SeqCst) && capture.ring.is_empty() && mono.len() < FRAME {
             ended_told = true;
@@ -313,7 +356,7 @@ fn recv_loop(socket: &UdpSocket, mut opener: VoiceOpener, stop: &AtomicBool, cou
             std::collections::hash_map::Entry::Vacant(v) => {
                 let Ok(decoder) = Decoder::new() else { continue };
                 v.insert(Speaker {
-                    jb: JitterBuffer::new(now),
+                    jb: JitterBuffer::new(),
                     decoder,
                     talking: false,
                     reported: JitterStats::default(),
@@ -329,6 +372,7 @@ fn recv_loop(socket: &UdpSocket, mut opener: VoiceOpener, stop: &AtomicBool, cou
 fn mix_loop(
     mut playback: Playback,
     speakers: &Speakers,
+    gains: &Mutex<HashMap<u32, f32>>,
     stop: &AtomicBool,
     counters: &Counters,
     events: &mpsc::UnboundedSender<EngineEvent>,
@@ -361,7 +405,8 @@ fn mix_loop(
                     Play::Conceal => sp.decoder.conceal(&mut frame),
                 }
                 if talking {
-                    add(&mut mix, &frame, 1.0);
+                    let gain = gains.lock().ok().and_then(|g| g.get(id).copied()).unwrap_or(1.0);
+                    add(&mut mix, &frame, gain);
                 }
                 if talking != sp.talking {
                     sp.talking = talking;
@@ -390,7 +435,7 @@ fn mix_loop(
                     r.recovered_red += j.recovered_red;
                     r.recovered_fec += j.recovered_fec;
                     r.concealed += j.concealed;
-                    r.late += j.late;
+                    r.late += j.late + j.skipped;
                 }
                 keep
             });

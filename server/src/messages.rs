@@ -111,6 +111,8 @@ pub struct VoiceLeave {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct VoiceReport {
+    /// The reporting session (must be in voice).
+    pub from: SessionId,
     /// The speaker's voice id.
     pub speaker: u32,
     /// Loss per mille.

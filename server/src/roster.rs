@@ -2,6 +2,7 @@
 //! of text and presence fan-out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -33,7 +34,12 @@ pub struct Roster {
     voice: BTreeMap<SessionId, u32>,
     voice_ids: HashMap<u32, SessionId>,
     next_voice_id: u32,
+    /// Latest loss report per speaker (voice id) and listener (session).
+    reports: HashMap<u32, HashMap<SessionId, (u16, u16, Instant)>>,
 }
+
+/// Reports older than this no longer count towards a speaker's protection.
+const REPORT_TTL: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Roster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,6 +60,7 @@ impl Roster {
             voice: BTreeMap::new(),
             voice_ids: HashMap::new(),
             next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
+            reports: HashMap::new(),
         }
     }
 
@@ -70,6 +77,10 @@ impl Roster {
     fn leave_voice(&mut self, id: SessionId) -> bool {
         let Some(vid) = self.voice.remove(&id) else { return false };
         self.voice_ids.remove(&vid);
+        self.reports.remove(&vid);
+        for per_speaker in self.reports.values_mut() {
+            per_speaker.remove(&id);
+        }
         if let Some(relay) = &self.relay {
             relay.do_send(RelayRemove { voice_id: vid });
         }
@@ -217,8 +228,23 @@ impl Handler<VoiceLeave> for Roster {
 impl Handler<VoiceReport> for Roster {
     type Result = ();
     fn handle(&mut self, msg: VoiceReport, _: &mut Context<Self>) {
-        let Some(m) = self.voice_ids.get(&msg.speaker).and_then(|sid| self.members.get(sid)) else { return };
-        let fb = ServerMessage::VoiceFeedback { loss_permille: msg.loss_permille, burst_x10: msg.burst_x10 };
+        // Only voice members report, and only about another member.
+        if !self.voice.contains_key(&msg.from) {
+            return;
+        }
+        let Some(&speaker_session) = self.voice_ids.get(&msg.speaker) else { return };
+        if speaker_session == msg.from {
+            return;
+        }
+        let now = Instant::now();
+        let reports = self.reports.entry(msg.speaker).or_default();
+        reports.insert(msg.from, (msg.loss_permille, msg.burst_x10, now));
+        reports.retain(|_, (_, _, at)| now.duration_since(*at) < REPORT_TTL);
+        // The speaker protects for its worst listener.
+        let (loss_permille, burst_x10) =
+            reports.values().fold((0, 10), |(l, b), (rl, rb, _)| (l.max(*rl), if *rl > 0 { b.max(*rb) } else { b }));
+        let Some(m) = self.members.get(&speaker_session) else { return };
+        let fb = ServerMessage::VoiceFeedback { loss_permille, burst_x10 };
         let _ = m.mailbox.try_send(ToSession::Deliver(Bytes::from(message::encode(&fb))));
     }
 }

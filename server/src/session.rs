@@ -115,6 +115,8 @@ pub struct Session {
     voice_epoch: u32,
     last_rx: Instant,
     bucket: TokenBucket,
+    /// Budget for voice loss reports.
+    report_bucket: TokenBucket,
     flood_start: Instant,
     flood_count: u32,
     /// Chat ids settled (taken or finally refused).
@@ -170,6 +172,7 @@ impl Session {
             opener: None,
             last_rx: now,
             bucket,
+            report_bucket: TokenBucket::new(20.0, 40, now),
             flood_start: now,
             flood_count: 0,
             ledger: protocol::delivery::Ledger::new(),
@@ -325,7 +328,9 @@ impl Session {
     fn on_chat_message(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
         match msg {
             ClientMessage::Chat { id, text } => self.on_chat(ctx, id, text),
-            ClientMessage::Who | ClientMessage::Ping { .. } if self.bucket.take(Instant::now()).is_err() => {
+            ClientMessage::Who | ClientMessage::Ping { .. } | ClientMessage::VoiceJoin | ClientMessage::VoiceLeave
+                if self.bucket.take(Instant::now()).is_err() =>
+            {
                 // Requests cost a token too, so they cannot be a free flood.
                 if self.note_flood(ctx, Instant::now()) {
                     self.send(ctx, &ServerMessage::Error { detail: "too many requests; slow down".into() });
@@ -361,7 +366,12 @@ impl Session {
                     .wait(ctx);
             }
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
-                self.roster.do_send(VoiceReport { speaker, loss_permille, burst_x10 });
+                // Reports have their own small budget (a listener sends two
+                // per second per speaker); the excess is dropped.
+                if self.report_bucket.take(Instant::now()).is_ok() {
+                    let loss_permille = loss_permille.min(1000);
+                    self.roster.do_send(VoiceReport { from: self.id, speaker, loss_permille, burst_x10 });
+                }
             }
         }
     }

@@ -1,6 +1,11 @@
 //! The `VoiceRelay` actor: owns the UDP socket, authenticates every voice
 //! packet, and re-encrypts it for each other voice member.
 //!
+//! Each member may send at most 120 packets/s from its proven address, and
+//! the relay authenticates at most 20 packets/s for it from any other
+//! address (checked before the cryptography, so a flood of forged packets
+//! carrying a known id cannot starve the others).
+//!
 //! It learns a member's address only from an authenticated packet, and
 //! moves it only when the member echoes, from the new address, a challenge
 //! sent over its TCP session (so a replayed or spoofed packet cannot
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use protocol::crypto::random_bytes;
+use protocol::rate::TokenBucket;
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use slog::{Logger, debug, info};
 use tokio::net::UdpSocket;
@@ -39,6 +45,8 @@ pub struct RelayStats {
     pub replayed: u64,
     /// Authentic packets from an address not (yet) proven.
     pub unproven: u64,
+    /// Packets over a member's rate (from its address or from elsewhere).
+    pub over_rate: u64,
     /// Sends dropped because the socket was full.
     pub send_full: u64,
 }
@@ -48,7 +56,18 @@ struct Member {
     sealer: VoiceSealer,
     addr: Option<SocketAddr>,
     challenge: Option<(SocketAddr, [u8; 16], Instant)>,
+    /// Packets from the proven address (50 voice packets/s plus keepalives
+    /// in normal use).
+    rate: TokenBucket,
+    /// Packets from any other address, checked *before* authentication so a
+    /// flood of forged packets with a known id costs little.
+    stranger_rate: TokenBucket,
 }
+
+/// Packets per second a member may send from its proven address.
+const MEMBER_RATE: f64 = 120.0;
+/// Packets per second the relay authenticates for a member from elsewhere.
+const STRANGER_RATE: f64 = 20.0;
 
 /// The relay.
 pub struct VoiceRelay {
@@ -95,6 +114,12 @@ impl VoiceRelay {
             self.stats.unknown += 1;
             return;
         };
+        let now = Instant::now();
+        let bucket = if member.addr == Some(from) { &mut member.rate } else { &mut member.stranger_rate };
+        if bucket.take(now).is_err() {
+            self.stats.over_rate += 1;
+            return;
+        }
         match member.opener.open(packet, &mut self.body) {
             Ok(_) => {}
             Err(voice::Drop::Forged) => return self.stats.forged += 1,
@@ -161,7 +186,7 @@ impl Actor for VoiceRelay {
                 let s = act.stats;
                 debug!(act.log, "voice relay"; "in" => s.voice_in, "sent" => s.sent, "malformed" => s.malformed,
                     "unknown" => s.unknown, "forged" => s.forged, "replayed" => s.replayed,
-                    "unproven" => s.unproven, "send_full" => s.send_full);
+                    "unproven" => s.unproven, "over_rate" => s.over_rate, "send_full" => s.send_full);
                 act.logged = s;
             }
         });
@@ -190,6 +215,8 @@ impl Handler<RelayAdd> for VoiceRelay {
                 sealer: VoiceSealer::new(&msg.down_key, Direction::Down),
                 addr: None,
                 challenge: None,
+                rate: TokenBucket::new(MEMBER_RATE, 60, Instant::now()),
+                stranger_rate: TokenBucket::new(STRANGER_RATE, 20, Instant::now()),
             },
         );
     }

@@ -452,6 +452,7 @@ pub struct RawVoice {
     pub epoch: u32,
     sealer: protocol::voice::VoiceSealer,
     opener: protocol::voice::VoiceOpener,
+    keys: ([u8; 32], [u8; 32]),
     seq: u32,
 }
 
@@ -465,8 +466,15 @@ impl RawVoice {
             epoch,
             sealer: VoiceSealer::new(&keys.0, Direction::Up),
             opener: VoiceOpener::new(&keys.1, Direction::Down),
+            keys,
             seq: 0,
         }
+    }
+
+    /// A copy of `v`'s keys with counters back at 0, as a careless
+    /// implementation reusing a join's keys would have.
+    pub fn clone_keys_for_test(v: &RawVoice) -> RawVoice {
+        RawVoice::new(v.server, v.id, v.epoch, v.keys)
     }
 
     /// A new loopback socket (a "new address").

@@ -47,6 +47,8 @@ pub struct JitterStats {
     pub missing: u64,
     /// Runs of consecutive missing frames (for the mean burst length).
     pub loss_runs: u64,
+    /// Frames dropped to bring the delay back down.
+    pub skipped: u64,
 }
 
 /// One speaker's buffer.
@@ -63,10 +65,10 @@ pub struct JitterBuffer {
     loss_avg: f64,
     burst_avg: f64,
     target: usize,
-    /// Smoothed jitter in ms (RFC 3550 style).
+    /// Smoothed jitter in ms (RFC 3550 style, over arrival spacing).
     jitter_ms: f64,
-    last_transit: Option<f64>,
-    epoch: Instant,
+    /// Arrival time and sequence number of the newest packet.
+    last_arrival: Option<(Instant, u32)>,
     buffering_since: Option<Instant>,
     /// Counters.
     pub stats: JitterStats,
@@ -74,13 +76,13 @@ pub struct JitterBuffer {
 
 impl Default for JitterBuffer {
     fn default() -> Self {
-        Self::new(Instant::now())
+        Self::new()
     }
 }
 
 impl JitterBuffer {
     /// An empty, idle buffer.
-    pub fn new(now: Instant) -> Self {
+    pub fn new() -> Self {
         Self {
             frames: BTreeMap::new(),
             next: None,
@@ -92,8 +94,7 @@ impl JitterBuffer {
             burst_avg: 1.0,
             target: 2,
             jitter_ms: 0.0,
-            last_transit: None,
-            epoch: now,
+            last_arrival: None,
             buffering_since: None,
             stats: JitterStats::default(),
         }
@@ -113,15 +114,21 @@ impl JitterBuffer {
     /// `seq-1`, `seq-2`... (`frames` newest first); `fec` says whether the
     /// frames carry in-band FEC for their predecessors.
     pub fn push(&mut self, seq: u32, fec: bool, frames: &[&[u8]], now: Instant) {
-        // Jitter: variation of (arrival - send time), send time = seq * 20 ms.
-        let transit = now.duration_since(self.epoch).as_secs_f64() * 1000.0 - f64::from(seq) * 20.0;
-        if let Some(last) = self.last_transit {
-            let d = (transit - last).abs();
-            if d < 1000.0 {
+        // Jitter: how far arrival spacing strays from 20 ms per frame, within
+        // a talk spurt. The sequence number does not advance while the
+        // speaker's gate is closed, so a pause is not jitter: arrivals more
+        // than 300 ms apart start a new reference.
+        if let Some((last_at, last_seq)) = self.last_arrival {
+            let gap_ms = now.saturating_duration_since(last_at).as_secs_f64() * 1000.0;
+            let dseq = seq.wrapping_sub(last_seq) as i32;
+            if (1..=10).contains(&dseq) && gap_ms < 300.0 {
+                let d = (gap_ms - 20.0 * f64::from(dseq)).abs();
                 self.jitter_ms += (d - self.jitter_ms) / 16.0;
             }
         }
-        self.last_transit = Some(transit);
+        if self.last_arrival.is_none_or(|(_, last)| seq_lt(last, seq)) {
+            self.last_arrival = Some((now, seq));
+        }
         self.retarget();
         for (i, f) in frames.iter().enumerate() {
             let s = seq.wrapping_sub(i as u32);
@@ -193,6 +200,7 @@ impl JitterBuffer {
         if self.frames.len() > self.target + 3
             && let Some((s, _)) = self.frames.pop_first()
         {
+            self.stats.skipped += 1;
             self.next = Some(s.wrapping_add(1));
         }
         let Some(n) = self.next else { return Play::Idle };
@@ -250,7 +258,7 @@ mod tests {
     #[test]
     fn plays_in_order_and_recovers_losses() {
         let t0 = Instant::now();
-        let mut jb = JitterBuffer::new(t0);
+        let mut jb = JitterBuffer::new();
         // Packets 0..10, packet 4 lost (but its copy rides in 5), 7 lost with no copy.
         let mut played = Vec::new();
         for i in 0..10u32 {
@@ -278,7 +286,7 @@ mod tests {
     #[test]
     fn goes_idle_after_the_speaker_stops_and_bounds_its_size() {
         let t0 = Instant::now();
-        let mut jb = JitterBuffer::new(t0);
+        let mut jb = JitterBuffer::new();
         for i in 0..3u32 {
             jb.push(i, false, &[&[1]], tick(t0, i));
         }
@@ -293,13 +301,30 @@ mod tests {
     }
 
     #[test]
+    fn pauses_between_talk_spurts_are_not_jitter() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        let mut t = t0;
+        let mut seq = 0;
+        for _spurt in 0..5 {
+            for _ in 0..25 {
+                jb.push(seq, false, &[&[0]], t);
+                seq += 1;
+                t += Duration::from_millis(20);
+            }
+            t += Duration::from_millis(700); // the speaker pauses; seq does not advance
+        }
+        assert_eq!(jb.target(), MIN_TARGET, "jitter {} ms", jb.jitter_ms);
+    }
+
+    #[test]
     fn target_grows_with_jitter_and_stays_bounded() {
         let t0 = Instant::now();
-        let mut calm = JitterBuffer::new(t0);
+        let mut calm = JitterBuffer::new();
         for i in 0..50u32 {
             calm.push(i, false, &[&[0]], tick(t0, i));
         }
-        let mut jittery = JitterBuffer::new(t0);
+        let mut jittery = JitterBuffer::new();
         for i in 0..50u32 {
             let wobble = if i % 2 == 0 { 0 } else { 45 };
             jittery.push(i, false, &[&[0]], tick(t0, i) + Duration::from_millis(wobble));

@@ -301,10 +301,13 @@ impl Decoder {
         Ok(Self { inner: opus::Decoder::new(RATE, Channels::Mono).map_err(codec)? })
     }
 
-    /// Decodes `frame` into `out` (960 samples). Garbage yields silence.
+    /// Decodes `frame` into `out` (960 samples). Garbage yields silence; a
+    /// shorter frame (a sender using 2.5–10 ms frames) is padded with silence.
     pub fn frame(&mut self, frame: &[u8], out: &mut [f32]) {
-        if self.inner.decode_float(frame, out, false).is_err() {
-            out.fill(0.0);
+        match self.inner.decode_float(frame, out, false) {
+            Ok(n) if n < out.len() => out[n..].fill(0.0),
+            Ok(_) => {}
+            Err(_) => out.fill(0.0),
         }
     }
 

@@ -1,9 +1,10 @@
 //! WAV files as audio endpoints, paced in real time like a device.
 //!
 //! Capture reads the file in 10 ms steps on a fixed schedule. Playback
-//! writes 48 kHz mono 16-bit every 10 ms whether or not anyone spoke
-//! (silence when the ring is empty), so the recording is a continuous
-//! timeline from the moment it was opened.
+//! writes, as 48 kHz mono 16-bit, exactly what the mixer produces: the mixer
+//! emits one 20 ms frame per tick on a fixed schedule, silence included, and
+//! never skips a tick, so the recording is a continuous timeline from the
+//! moment voice was joined, even if a thread is delayed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -94,26 +95,21 @@ pub(super) fn playback(path: Option<&Path>) -> Result<Playback, AudioError> {
     let (prod, mut cons) = rtrb::RingBuffer::<f32>::new(RATE as usize * 2);
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
-    let step = RATE as usize / 100;
     let thread = std::thread::Builder::new()
         .name("wav-playback".into())
         .spawn(move || {
-            // Start 40 ms late so the mixer's 20 ms ticks always stay ahead.
-            let start = Instant::now() + Duration::from_millis(40);
-            let mut i: u32 = 0;
-            while !stop2.load(Ordering::SeqCst) {
-                i += 1;
-                let due = start + STEP * i;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                for _ in 0..step {
-                    let s = cons.pop().unwrap_or(0.0);
-                    if let Some(w) = &mut writer {
+            let mut drain = |writer: &mut Option<hound::WavWriter<_>>| {
+                while let Ok(s) = cons.pop() {
+                    if let Some(w) = writer {
                         let _ = w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16);
                     }
                 }
+            };
+            while !stop2.load(Ordering::SeqCst) {
+                drain(&mut writer);
+                std::thread::sleep(STEP);
             }
+            drain(&mut writer);
             if let Some(w) = writer {
                 let _ = w.finalize();
             }
