@@ -370,7 +370,14 @@ async fn session(
                         if voice.engine.is_some() || voice.pending.is_some() {
                             let _ = events.send(Event::Notice("already in voice".into())).await;
                         } else {
-                            match Devices::open(&options) {
+                            // Opening devices reads files and talks to the sound
+                            // system: off the async threads.
+                            let opened = {
+                                let options = options.clone();
+                                tokio::task::spawn_blocking(move || Devices::open(&options)).await
+                            };
+                            let opened = opened.unwrap_or_else(|e| Err(crate::audio::AudioError::Device(e.to_string())));
+                            match opened {
                                 Ok(devices) => {
                                     voice.pending = Some((*options, devices));
                                     if let Err(r) = conn.send(&ClientMessage::VoiceJoin).await {
@@ -498,7 +505,10 @@ impl Voice {
 
     fn stop(&mut self) -> Option<crate::voice::VoiceStats> {
         let stats = self.stats();
-        self.engine = None;
+        // Stopping joins the engine's threads: off the async threads.
+        if let Some(engine) = self.engine.take() {
+            tokio::task::spawn_blocking(move || drop(engine));
+        }
         self.pending = None;
         stats
     }
