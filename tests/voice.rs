@@ -145,3 +145,10 @@ fn noise_suppression_raises_the_snr_of_noisy_speech() {
     assert!(on > input_snr + 6.0, "{on:.1} dB vs input {input_snr:.1} dB");
     assert!(level_on > 0.5, "speech survives: level {level_on:.2}");
 }
+
+#[test]
+fn five_percent_loss_is_recovered() {
+    let (with, recovered, stats) = lossy_run(Loss::Random(0.05), true, 5);
+    assert!(recovered > 0, "nothing recovered: {stats}");
+    assert!(with > 0.78, "{with:.3}");
+}

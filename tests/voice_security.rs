@@ -195,3 +195,22 @@ fn one_speaker_reaches_fifty_listeners() {
     }
     panic!("only {} of 50 listeners heard the speaker", heard.iter().filter(|h| **h).count());
 }
+
+#[test]
+fn a_member_cannot_relay_faster_than_its_rate() {
+    let server = TestServer::start();
+    let (_s, mut speaker, _l, mut listener) = pair(&server);
+    // 400 authentic packets at once: far over 120 packets/s (burst 60).
+    let start = std::time::Instant::now();
+    for i in 0..400 {
+        speaker.say(format!("burst {i}").as_bytes());
+    }
+    let sending = start.elapsed().as_secs_f64();
+    let mut relayed = 0;
+    while listener.recv(QUIET).is_some() {
+        relayed += 1;
+    }
+    let allowed = 60.0 + 120.0 * (sending + 0.1);
+    assert!(f64::from(relayed) <= allowed, "{relayed} relayed in {sending:.3} s; at most {allowed:.0} allowed");
+    assert!(relayed >= 50, "the burst allowance still gets through: {relayed}");
+}
