@@ -8,14 +8,17 @@
 //! 2.51 at 10 % loss both ways), because its bits come out of the primary
 //! frame. The receiver still decodes FEC when a sender's packets carry it.
 //!
-//! Protection levels (chosen from the worst listener's reported loss):
+//! Protection levels (chosen from the worst listener's reported loss).
+//! Repeats come from a second Opus encoder, so the primary frame can keep
+//! its full bitrate while cheaper copies protect it:
 //!
-//! | reported loss | earlier frames repeated in each packet | bitrate of each frame |
-//! |---|---|---|
-//! | < 1 % | 0 | the configured bitrate (default 32 kb/s) |
-//! | 1–4 %, single losses | 1 | 32 kb/s |
-//! | ≥ 4 %, single losses | 2 | 21 kb/s |
-//! | bursts (mean run ≥ 1.5 packets) | 3 | 16 kb/s |
+//! | reported loss | earlier frames repeated in each packet | primary | each repeat |
+//! |---|---|---|---|
+//! | < 1 % | 0 | configured (default 32 kb/s) | – |
+//! | 1–4 %, single losses | 1 | 32 kb/s | 16 kb/s |
+//! | 4–12 %, single losses | 2 | 32 kb/s | 16 kb/s |
+//! | ≥ 12 %, single losses | 2 | 21 kb/s | the primary itself |
+//! | bursts (mean run ≥ 1.5 packets) | 3 | 16 kb/s | the primary itself |
 //!
 //! so a clean link keeps full quality, and the total stays at or under
 //! 64 kb/s with redundancy on. Until the first report arrives (half a second
@@ -87,19 +90,32 @@ pub struct Protection {
     pub loss_pct: i32,
     /// Earlier frames repeated in each packet.
     pub redundancy: usize,
+    /// Bitrate of the primary frame (`None`: the configured one).
+    pub primary_bps: Option<i32>,
+    /// Bitrate of the repeated copies; 0: repeat the primary frames
+    /// themselves (a copy from another encoder decodes with a seam, which is
+    /// worth it only while repeats are the exception).
+    pub repeat_bps: i32,
 }
 
 impl Protection {
-    /// The protection for a reported loss (per mille) and mean burst length (× 10).
+    /// The protection for a reported loss (per mille) and mean burst length
+    /// (× 10). Up to 12 % the primary keeps full quality and the repeats are
+    /// cheaper copies; beyond, recovered frames are so common that all get
+    /// the same bitrate. Every level stays within 64 kb/s.
     pub fn for_loss(loss_permille: u16, burst_x10: u16) -> Self {
+        let level =
+            |redundancy, primary_bps, repeat_bps| Self { fec: false, loss_pct: 0, redundancy, primary_bps, repeat_bps };
         if loss_permille < 10 {
             Self::default()
         } else if burst_x10 >= 15 {
-            Self { fec: false, loss_pct: 0, redundancy: 3 }
+            level(3, Some(16_000), 0)
+        } else if loss_permille >= 120 {
+            level(2, Some(21_000), 0)
         } else if loss_permille >= 40 {
-            Self { fec: false, loss_pct: 0, redundancy: 2 }
+            level(2, None, 16_000)
         } else {
-            Self { fec: false, loss_pct: 0, redundancy: 1 }
+            level(1, None, 16_000)
         }
     }
 }
@@ -121,11 +137,14 @@ pub struct SendPipeline {
     push_to_talk: Option<PushToTalk>,
     denoise: Box<DenoiseState<'static>>,
     encoder: opus::Encoder,
+    /// A second encoder for the repeated copies, at a lower bitrate, so the
+    /// primary keeps full quality while protection is on.
+    repeat_encoder: opus::Encoder,
     protection: Protection,
     hang: u32,
     open: bool,
-    /// Last encoded frame while the gate was closed (pre-roll).
-    preroll: Option<Vec<u8>>,
+    /// Last encoded frame (primary, repeat copy) while the gate was closed.
+    preroll: Option<(Vec<u8>, Option<Vec<u8>>)>,
     /// Recently sent frames, newest first, for redundancy.
     history: VecDeque<Vec<u8>>,
     seq: u32,
@@ -159,6 +178,8 @@ impl SendPipeline {
         encoder.set_bitrate(Bitrate::Bits(config.bitrate)).map_err(codec)?;
         encoder.set_inband_fec(false).map_err(codec)?;
         encoder.set_packet_loss_perc(0).map_err(codec)?;
+        let mut repeat_encoder = opus::Encoder::new(RATE, Channels::Mono, Application::Voip).map_err(codec)?;
+        repeat_encoder.set_bitrate(Bitrate::Bits(16_000.min(config.bitrate))).map_err(codec)?;
         // Until the first loss report arrives (within a second), assume a
         // lossy link: one repeat costs bandwidth, not quality.
         let protection = if config.protect { Protection::for_loss(10, 10) } else { Protection::default() };
@@ -167,6 +188,7 @@ impl SendPipeline {
             push_to_talk: None,
             denoise: DenoiseState::new(),
             encoder,
+            repeat_encoder,
             protection,
             hang: 0,
             open: false,
@@ -204,13 +226,11 @@ impl SendPipeline {
             return Ok(());
         }
         self.protection = p;
-        let bitrate = match p.redundancy {
-            0 => self.config.bitrate,
-            1 => self.config.bitrate.min(32_000),
-            2 => self.config.bitrate.min(21_000),
-            _ => self.config.bitrate.min(16_000),
-        };
-        self.encoder.set_bitrate(Bitrate::Bits(bitrate)).map_err(codec)?;
+        let primary = p.primary_bps.map_or(self.config.bitrate, |b| b.min(self.config.bitrate));
+        self.encoder.set_bitrate(Bitrate::Bits(primary)).map_err(codec)?;
+        if p.repeat_bps > 0 {
+            self.repeat_encoder.set_bitrate(Bitrate::Bits(p.repeat_bps.min(primary))).map_err(codec)?;
+        }
         self.encoder.set_inband_fec(p.fec).map_err(codec)?;
         self.encoder.set_packet_loss_perc(p.loss_pct).map_err(codec)
     }
@@ -242,7 +262,14 @@ impl SendPipeline {
         self.speech_prob = prob;
         self.level = (self.cleaned.iter().map(|s| s * s).sum::<f32>() / FRAME as f32).sqrt();
         let n = self.encoder.encode_float(&self.cleaned, &mut self.packet).map_err(codec)?;
-        let encoded = self.packet[..n].to_vec();
+        let primary = self.packet[..n].to_vec();
+        let repeat = if self.protection.redundancy > 0 && self.protection.repeat_bps > 0 {
+            let n = self.repeat_encoder.encode_float(&self.cleaned, &mut self.packet).map_err(codec)?;
+            Some(self.packet[..n].to_vec())
+        } else {
+            None
+        };
+        let encoded = (primary, repeat);
 
         let speech = match &self.push_to_talk {
             Some(key) => key.pressed(),
@@ -268,13 +295,15 @@ impl SendPipeline {
         Ok(out)
     }
 
-    fn packetize(&mut self, frame: Vec<u8>) -> Outgoing {
+    fn packetize(&mut self, (primary, repeat): (Vec<u8>, Option<Vec<u8>>)) -> Outgoing {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         let mut frames = Vec::with_capacity(1 + self.protection.redundancy);
-        frames.push(frame.clone());
+        frames.push(primary.clone());
         frames.extend(self.history.iter().take(self.protection.redundancy).cloned());
-        self.history.push_front(frame);
+        // Later packets repeat the low-bitrate copy (or, unprotected, the
+        // primary itself, in case protection starts next frame).
+        self.history.push_front(repeat.unwrap_or(primary));
         self.history.truncate(3);
         Outgoing { seq, fec: self.protection.fec, frames }
     }
