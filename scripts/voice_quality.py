@@ -107,13 +107,16 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1):
     env["CHATROOM_KEY"] = open(os.path.join(workdir, "server.key")).read().strip()
     rec = os.path.join(workdir, f"{name}-rec.wav")
     cli = os.path.join(BIN, "client-cli")
-    listener = subprocess.Popen([cli, "--server", addr, "--user", "listener", "--voice", "--input", "null", "--output", rec],
+    listener = subprocess.Popen([cli, "--server", addr, "--user", "listener", "--voice", "--json", "--input", "null", "--output", rec],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t_listener = None
     for line in listener.stdout:
-        if "you joined voice" in line:
+        if '"voice_joined"' in line:
+            t_listener = joined_at(line)
             break
-    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--input", source48, "--output", "null"],
+    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--json", "--input", source48, "--output", "null"],
                             env=env, capture_output=True, text=True, timeout=120)
+    t_talker = next((joined_at(l) for l in talker.stdout.splitlines() if '"voice_joined"' in l), None)
     time.sleep(0.5)
     listener.send_signal(signal.SIGINT)
     _, err = listener.communicate(timeout=30)
@@ -121,7 +124,17 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1):
     srv.wait(timeout=30)
     proxy.stop = True
     counters = [l for l in err.splitlines() if "voice: sent" in l]
-    return rec, (counters[-1].split("voice: ")[1] if counters else "?"), proxy.dropped, talker.returncode
+    # The recording starts when the listener joined, the source when the
+    # talker joined (both engines start right before the event is printed).
+    offset = (t_talker - t_listener) if (t_talker and t_listener) else None
+    return rec, (counters[-1].split("voice: ")[1] if counters else "?"), proxy.dropped, offset
+
+
+def joined_at(line):
+    import json
+    from datetime import datetime
+    t = json.loads(line)["time"]
+    return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
 
 
 def score(source_path, rec_path):
@@ -159,11 +172,14 @@ def main():
     if args.links:
         links = [l for l in links if l[0] in args.links]
     print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied both ways")
-    print(f"{'link':<10} {'PESQ-WB':>8} {'delay':>8}  counters (listener)")
+    print(f"{'link':<10} {'PESQ-WB':>8} {'latency':>8}  counters (listener)")
     for name, loss, burst in links:
-        rec, counters, dropped, rc = run_link(name, loss, burst, src, work, args.jitter)
+        rec, counters, dropped, offset = run_link(name, loss, burst, src, work, args.jitter)
         mos, delay = score(src, rec)
-        print(f"{name:<10} {mos:8.2f} {delay:6.0f}ms  proxy dropped {dropped}; {counters}", flush=True)
+        # Capture-to-playback latency: where the source sits in the recording,
+        # minus how much later the talker joined (±5 ms: event timestamps).
+        latency = f"{delay - offset * 1000:6.0f}ms" if offset is not None else "     ?"
+        print(f"{name:<10} {mos:8.2f} {latency}  proxy dropped {dropped}; {counters}", flush=True)
 
 
 if __name__ == "__main__":
