@@ -156,7 +156,7 @@ fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
             ));
         }
     };
-    let key = client_core::protocol_key(&key_text).context("the server key")?;
+    let key = client_core::Psk::parse(&key_text).context("the server key")?;
     let fingerprint = cli
         .fingerprint
         .clone()

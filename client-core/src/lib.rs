@@ -29,13 +29,4 @@ pub mod voice;
 pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, Trust};
 pub use error::ClientError;
 pub use protocol::crypto::{Fingerprint, Psk};
-
-/// Parses a server's pre-shared key (as in its key file).
-///
-/// # Errors
-///
-/// [`protocol::KeyError::InvalidPsk`] when it is not a Fernet key.
-pub fn protocol_key(text: &str) -> Result<Psk, protocol::KeyError> {
-    Psk::parse(text)
-}
 pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};

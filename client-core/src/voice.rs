@@ -79,6 +79,17 @@ pub struct VoiceStats {
     pub rtt_us: u64,
 }
 
+impl VoiceStats {
+    /// Adds one speaker's jitter-buffer counters.
+    fn add_jitter(&mut self, j: &JitterStats) {
+        self.lost += j.missing;
+        self.recovered_redundancy += j.recovered_red;
+        self.recovered_fec += j.recovered_fec;
+        self.concealed += j.concealed;
+        self.late += j.late + j.skipped;
+    }
+}
+
 /// What the engine tells the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EngineEvent {
@@ -94,7 +105,7 @@ struct Counters {
     dropped: AtomicU64,
     depth: AtomicU64,
     /// Counters of speakers forgotten since.
-    retired: Mutex<JitterStats>,
+    retired: Mutex<VoiceStats>,
 }
 
 struct Speaker {
@@ -240,21 +251,15 @@ impl Engine {
 
     /// Current counters.
     pub(crate) fn stats(&self) -> VoiceStats {
-        let mut s = VoiceStats {
-            sent: self.counters.sent.load(Ordering::Relaxed),
-            received: self.counters.received.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            jitter_depth: self.counters.depth.load(Ordering::Relaxed),
-            ..VoiceStats::default()
-        };
-        let retired = self.counters.retired.lock().map(|r| *r).unwrap_or_default();
+        // Counters of forgotten speakers, then the live ones.
+        let mut s = self.counters.retired.lock().map(|r| *r).unwrap_or_default();
+        s.sent = self.counters.sent.load(Ordering::Relaxed);
+        s.received = self.counters.received.load(Ordering::Relaxed);
+        s.dropped = self.counters.dropped.load(Ordering::Relaxed);
+        s.jitter_depth = self.counters.depth.load(Ordering::Relaxed);
         if let Ok(speakers) = self.speakers.lock() {
-            for j in speakers.values().map(|sp| sp.jb.stats).chain(std::iter::once(retired)) {
-                s.lost += j.missing;
-                s.recovered_redundancy += j.recovered_red;
-                s.recovered_fec += j.recovered_fec;
-                s.concealed += j.concealed;
-                s.late += j.late + j.skipped;
+            for sp in speakers.values() {
+                s.add_jitter(&sp.jb.stats);
             }
         }
         s
@@ -308,7 +313,8 @@ fn send_loop(
             let Ok(packets) = pipeline.process(&frame) else { continue };
             for out in packets {
                 let frames: Vec<&[u8]> = out.frames.iter().map(Vec::as_slice).collect();
-                voice::encode_voice_body(out.seq, out.fec, &frames, &mut body);
+                // Our encoder never uses in-band FEC (see `audio::pipeline`).
+                voice::encode_voice_body(out.seq, false, &frames, &mut body);
                 if let Ok(mut s) = sealer.lock() {
                     s.seal(Kind::Voice, voice_id, &body, &mut pkt);
                 }
@@ -430,12 +436,7 @@ fn mix_loop(
             map.retain(|_, sp| {
                 let keep = sp.talking || now.duration_since(sp.last_heard) < FORGET_AFTER;
                 if !keep && let Ok(mut r) = counters.retired.lock() {
-                    let j = sp.jb.stats;
-                    r.missing += j.missing;
-                    r.recovered_red += j.recovered_red;
-                    r.recovered_fec += j.recovered_fec;
-                    r.concealed += j.concealed;
-                    r.late += j.late + j.skipped;
+                    r.add_jitter(&sp.jb.stats);
                 }
                 keep
             });

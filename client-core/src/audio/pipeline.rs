@@ -84,10 +84,6 @@ const HANGOVER: u32 = 15;
 /// The loss protection in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Protection {
-    /// Opus in-band FEC on.
-    pub fec: bool,
-    /// Expected loss given to the encoder, percent.
-    pub loss_pct: i32,
     /// Earlier frames repeated in each packet.
     pub redundancy: usize,
     /// Bitrate of the primary frame (`None`: the configured one).
@@ -104,8 +100,7 @@ impl Protection {
     /// cheaper copies; beyond, recovered frames are so common that all get
     /// the same bitrate. Every level stays within 64 kb/s.
     pub fn for_loss(loss_permille: u16, burst_x10: u16) -> Self {
-        let level =
-            |redundancy, primary_bps, repeat_bps| Self { fec: false, loss_pct: 0, redundancy, primary_bps, repeat_bps };
+        let level = |redundancy, primary_bps, repeat_bps| Self { redundancy, primary_bps, repeat_bps };
         if loss_permille < 10 {
             Self::default()
         } else if burst_x10 >= 15 {
@@ -125,8 +120,6 @@ impl Protection {
 pub struct Outgoing {
     /// Sequence number of the first frame.
     pub seq: u32,
-    /// The frames carry in-band FEC.
-    pub fec: bool,
     /// Frames, newest first (primary, then repeats).
     pub frames: Vec<Vec<u8>>,
 }
@@ -231,8 +224,7 @@ impl SendPipeline {
         if p.repeat_bps > 0 {
             self.repeat_encoder.set_bitrate(Bitrate::Bits(p.repeat_bps.min(primary))).map_err(codec)?;
         }
-        self.encoder.set_inband_fec(p.fec).map_err(codec)?;
-        self.encoder.set_packet_loss_perc(p.loss_pct).map_err(codec)
+        Ok(())
     }
 
     /// Runs one 20 ms frame (48 kHz mono, ±1.0) through the pipeline;
@@ -305,7 +297,7 @@ impl SendPipeline {
         // primary itself, in case protection starts next frame).
         self.history.push_front(repeat.unwrap_or(primary));
         self.history.truncate(3);
-        Outgoing { seq, fec: self.protection.fec, frames }
+        Outgoing { seq, frames }
     }
 }
 
