@@ -63,12 +63,12 @@ struct Cli {
     /// Voice only: join, enter voice, print roster and talking events; stdin is not read.
     #[arg(long)]
     voice: bool,
-    /// Voice input: a device name, "default", FILE.wav (played in real time), or "null" (listen only).
-    #[arg(long, value_name = "DEVICE|FILE.wav", default_value = "default")]
-    input: String,
-    /// Voice output: a device name, "default", FILE.wav (records the room), or "null".
-    #[arg(long, value_name = "DEVICE|FILE.wav", default_value = "default")]
-    output: String,
+    /// Voice input: a device name, "default", FILE.wav (played in real time), or "null" (listen only) [config: input; default: default].
+    #[arg(long, value_name = "DEVICE|FILE.wav")]
+    input: Option<String>,
+    /// Voice output: a device name, "default", FILE.wav (records the room), or "null" [config: output; default: default].
+    #[arg(long, value_name = "DEVICE|FILE.wav")]
+    output: Option<String>,
     /// Leave voice and exit after this many seconds in voice.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -81,12 +81,12 @@ struct Cli {
     /// Never add loss protection (FEC, repeated frames), whatever listeners report.
     #[arg(long)]
     no_protection: bool,
-    /// Opus bitrate on a clean link, bits per second.
-    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(i32).range(6_000..=128_000))]
-    bitrate: i32,
-    /// Voice activation: speech probability (0-1) that opens the microphone; 0 always transmits.
-    #[arg(long, default_value_t = 0.5)]
-    vad_threshold: f32,
+    /// Opus bitrate on a clean link, bits per second [config: bitrate; default: 32000].
+    #[arg(long, value_parser = clap::value_parser!(i32).range(6_000..=128_000))]
+    bitrate: Option<i32>,
+    /// Voice activation: speech probability (0-1) that opens the microphone; 0 always transmits [config: vad_threshold; default: 0.5].
+    #[arg(long)]
+    vad_threshold: Option<f32>,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version); \
@@ -104,7 +104,7 @@ fn main() -> ExitCode {
     if cli.list_devices {
         return list_devices();
     }
-    let opts = match options(&cli) {
+    let (opts, voice_cfg) = match options(&cli) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("client-cli: {e:#}");
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(run(cli, opts));
+    let code = runtime.block_on(run(cli, opts, voice_cfg));
     // The stdin reader may be blocked in read(2) forever (`tail -f | client-cli`):
     // do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -132,9 +132,11 @@ fn logger(verbose: bool) -> Logger {
     Logger::root(drain.filter_level(level).fuse(), o!())
 }
 
-/// Merges defaults < config file < environment < flags.
-fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
+/// Merges defaults < config file < environment < flags; also returns the
+/// file's table for the voice settings.
+fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
     let cfg = ClientConfig::load(cli.config.as_deref())?;
+    let voice_cfg = cfg.clone();
     let server = cli.server.clone().or(cfg.server).ok_or_else(|| {
         anyhow!("no server given: pass --server HOST:PORT or set `server` in the [client] table of a config file")
     })?;
@@ -168,28 +170,29 @@ fn options(cli: &Cli) -> anyhow::Result<ConnectOptions> {
     opts.password = cli.password.clone().or(cfg.password);
     opts.fingerprint = fingerprint;
     opts.known_servers = cfg.known_servers;
-    Ok(opts)
+    Ok((opts, voice_cfg))
 }
 
-async fn run(cli: Cli, opts: ConnectOptions) -> u8 {
+async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
     let log = logger(cli.verbose);
     let printer =
         std::sync::Arc::new(Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone()));
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
     let (client, mut events) = Client::connect(opts);
     if cli.voice {
-        let input = Input::parse(&cli.input);
+        let input = Input::parse(cli.input.as_deref().or(voice_cfg.input.as_deref()).unwrap_or("default"));
         let wav_input = matches!(input, Input::Wav(_));
+        let defaults = SendConfig::default();
         let options = VoiceOptions {
             input,
-            output: Output::parse(&cli.output),
+            output: Output::parse(cli.output.as_deref().or(voice_cfg.output.as_deref()).unwrap_or("default")),
             send: SendConfig {
-                denoise: !cli.no_denoise,
-                vad_threshold: cli.vad_threshold,
-                bitrate: cli.bitrate,
+                denoise: !cli.no_denoise && voice_cfg.denoise.unwrap_or(defaults.denoise),
+                vad_threshold: cli.vad_threshold.or(voice_cfg.vad_threshold).unwrap_or(defaults.vad_threshold),
+                bitrate: cli.bitrate.or(voice_cfg.bitrate).unwrap_or(defaults.bitrate),
                 protect: !cli.no_protection,
             },
-            push_to_talk: None,
+            ..VoiceOptions::default()
         };
         let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
         return voice::run(client, events, printer, options, duration, wav_input).await;

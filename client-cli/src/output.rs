@@ -23,7 +23,9 @@ pub fn exit_code(reason: &DisconnectReason) -> u8 {
     match reason {
         DisconnectReason::Quit => 0,
         DisconnectReason::Refused { .. } | DisconnectReason::WrongKey | DisconnectReason::VersionMismatch(_) => 3,
-        DisconnectReason::IdentityMismatch { .. } | DisconnectReason::BadServer(_) => 4,
+        DisconnectReason::IdentityMismatch { .. }
+        | DisconnectReason::UnknownServer { .. }
+        | DisconnectReason::BadServer(_) => 4,
         DisconnectReason::Local(_) => 2,
         DisconnectReason::ConnectFailed(_) | DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) => 5,
         DisconnectReason::Kicked { .. } => 6,
@@ -37,6 +39,7 @@ fn reason_tag(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::WrongKey => "wrong_key",
         DisconnectReason::VersionMismatch(_) => "version_mismatch",
         DisconnectReason::IdentityMismatch { .. } => "identity_mismatch",
+        DisconnectReason::UnknownServer { .. } => "unknown_server",
         DisconnectReason::BadServer(_) => "bad_server",
         DisconnectReason::ConnectFailed(_) => "connect_failed",
         DisconnectReason::Local(_) => "local_error",

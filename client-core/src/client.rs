@@ -34,6 +34,20 @@ pub struct ConnectOptions {
     /// Most chat messages waiting to be sent or acknowledged before
     /// [`Client::send`] waits.
     pub queue_limit: usize,
+    /// What to do with a server seen for the first time.
+    pub first_use: FirstUse,
+}
+
+/// What to do when a server's identity is neither pinned nor given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirstUse {
+    /// Trust it and record it (trust on first use; what a script wants).
+    #[default]
+    Trust,
+    /// Stop with [`DisconnectReason::UnknownServer`] before logging in, so a
+    /// front end can show the fingerprint and ask; connecting again with
+    /// [`ConnectOptions::fingerprint`] set records the user's answer.
+    Ask,
 }
 
 impl ConnectOptions {
@@ -48,6 +62,7 @@ impl ConnectOptions {
             known_servers: None,
             connect_timeout: Duration::from_secs(15),
             queue_limit: 256,
+            first_use: FirstUse::Trust,
         }
     }
 }
@@ -90,6 +105,14 @@ pub enum DisconnectReason {
         /// Where the pin came from (`None`: the explicit `--fingerprint`).
         known_servers: Option<PathBuf>,
     },
+    /// First contact with this server and [`FirstUse::Ask`]: nothing was
+    /// sent past the handshake; ask the user whether to trust `fingerprint`.
+    UnknownServer {
+        /// The address as typed.
+        server: String,
+        /// What the server presented.
+        fingerprint: Fingerprint,
+    },
     /// The server failed the handshake in a way only an impostor or a broken
     /// server would (bad signature, malformed frames).
     BadServer(String),
@@ -128,6 +151,9 @@ impl std::fmt::Display for DisconnectReason {
                     ),
                     None => write!(f, "If the admin confirms the new fingerprint, pass --fingerprint {actual}"),
                 }
+            }
+            Self::UnknownServer { server, fingerprint } => {
+                write!(f, "first contact with {server}: its identity is {fingerprint}; not trusted yet")
             }
             Self::BadServer(m) => write!(f, "the server failed to prove its identity: {m}"),
             Self::ConnectFailed(m) => write!(f, "cannot connect: {m}"),

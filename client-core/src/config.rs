@@ -10,17 +10,27 @@
 //! fingerprint = "SHA256:..."
 //! password = "..."
 //! known_servers = "/path/to/known_servers"
+//! input = "default"              # voice: device name, FILE.wav or "null"
+//! output = "default"
+//! denoise = true
+//! vad_threshold = 0.5            # 0 transmits always
+//! bitrate = 32000
+//! push_to_talk = "F1"            # client-iced only; unset: voice activation
 //! ```
+//!
+//! [`ClientConfig::save`] writes the table back (the GUI's "remember me"
+//! and settings), keeping the file's other tables, readable only by the
+//! user.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;
 
 /// The `[client]` table. Relative paths are resolved against the file's
 /// directory when loaded.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// `HOST:PORT` of the server.
@@ -37,6 +47,18 @@ pub struct ClientConfig {
     pub fingerprint: Option<String>,
     /// Where to keep known server identities.
     pub known_servers: Option<PathBuf>,
+    /// Voice input: a device name, `default`, `FILE.wav` or `null`.
+    pub input: Option<String>,
+    /// Voice output: a device name, `default`, `FILE.wav` or `null`.
+    pub output: Option<String>,
+    /// Noise suppression on the microphone (default on).
+    pub denoise: Option<bool>,
+    /// Speech probability at which voice activation opens (0..1).
+    pub vad_threshold: Option<f32>,
+    /// Opus bitrate on a clean link, bits per second.
+    pub bitrate: Option<i32>,
+    /// The GUI's push-to-talk key (a key name such as `F1` or `Space`).
+    pub push_to_talk: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +103,54 @@ impl ClientConfig {
         }
         Ok(cfg)
     }
+
+    /// Writes this table as the `[client]` of `path` (other tables are
+    /// kept), replacing the file atomically with one only the user can read
+    /// (0600 on Unix), since it may hold a password or key. Unset keys are
+    /// left out.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] if the existing file is not TOML or the file
+    /// cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), ClientError> {
+        let err = |message: String| ClientError::Config { path: path.to_owned(), message };
+        let mut table: toml::Table = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| err(e.message().trim().to_owned()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let client = toml::Table::try_from(self).map_err(|e| err(e.to_string()))?;
+        table.insert("client".into(), toml::Value::Table(client));
+        let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let tmp = path.with_extension("toml.tmp");
+        write_private(&tmp, text.as_bytes()).map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Creates (or truncates) `path` readable only by its owner and writes `bytes`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    // The mode only applies to a new file; tighten an old one too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -98,5 +168,36 @@ mod tests {
         std::fs::write(&p, "[client]\nusr = \"al\"\n").expect("write");
         let e = ClientConfig::load(Some(&p)).expect_err("unknown key").to_string();
         assert!(e.contains("usr"), "{e}");
+    }
+
+    #[test]
+    fn save_keeps_other_tables_round_trips_and_is_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("sub").join("config.toml");
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, "[server]\nbind = \"x\"\n[client]\nuser = \"old\"\n").expect("write");
+        let cfg = ClientConfig {
+            server: Some("127.0.0.1:7878".into()),
+            user: Some("alice".into()),
+            password: Some("pw".into()),
+            denoise: Some(false),
+            vad_threshold: Some(0.25),
+            push_to_talk: Some("F1".into()),
+            ..ClientConfig::default()
+        };
+        cfg.save(&p).expect("saves");
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert!(text.contains("bind = \"x\""), "{text}");
+        assert!(!text.contains("old"), "{text}");
+        assert_eq!(ClientConfig::load(Some(&p)).expect("loads"), cfg);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::write(&p, "not toml [").expect("write");
+        assert!(cfg.save(&p).is_err(), "a broken file is not overwritten");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "not toml [");
     }
 }

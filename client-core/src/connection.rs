@@ -20,7 +20,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::client::{Command, ConnectOptions, DisconnectReason, Event, Trust};
+use crate::client::{Command, ConnectOptions, DisconnectReason, Event, FirstUse, Trust};
 use crate::known_servers::{self, KnownServers, Lookup};
 use crate::voice::{Devices, Engine, EngineEvent, VoiceOptions};
 
@@ -159,6 +159,9 @@ fn check_pin(opts: &ConnectOptions, actual: Fingerprint) -> Outcome<Trust> {
             actual,
             known_servers: Some(ks.path().to_owned()),
         }),
+        Lookup::Unknown if opts.first_use == FirstUse::Ask => {
+            Err(DisconnectReason::UnknownServer { server: opts.server.clone(), fingerprint: actual })
+        }
         Lookup::Unknown => {
             ks.pin(&opts.server, actual).map_err(|e| DisconnectReason::Local(e.to_string()))?;
             Ok(Trust::FirstUse)

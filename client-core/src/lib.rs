@@ -26,7 +26,7 @@ pub mod error;
 pub mod known_servers;
 pub mod voice;
 
-pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, Trust};
+pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Trust};
 pub use error::ClientError;
 pub use protocol::crypto::{Fingerprint, Psk};
 pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};

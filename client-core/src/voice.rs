@@ -41,6 +41,79 @@ pub struct VoiceOptions {
     pub send: SendConfig,
     /// A push-to-talk key; `None` uses voice activation.
     pub push_to_talk: Option<PushToTalk>,
+    /// Mute, deafen and the input meter, shared with the front end.
+    pub controls: VoiceControls,
+}
+
+/// Live switches and meters of a voice join, shared with a front end
+/// (cheap to clone; every clone is the same set). Only atomics: reading or
+/// setting them never blocks the audio threads.
+#[derive(Debug, Clone, Default)]
+pub struct VoiceControls(Arc<ControlsInner>);
+
+#[derive(Debug, Default)]
+struct ControlsInner {
+    muted: AtomicBool,
+    deafened: AtomicBool,
+    transmitting: AtomicBool,
+    level: AtomicU32,
+    speech: AtomicU32,
+}
+
+impl VoiceControls {
+    /// Unmuted, undeafened, silent.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Mutes (`true`) or unmutes the microphone: nothing is sent while muted.
+    pub fn set_muted(&self, muted: bool) {
+        self.0.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Whether the microphone is muted.
+    pub fn muted(&self) -> bool {
+        self.0.muted.load(Ordering::Relaxed)
+    }
+
+    /// Deafens (`true`): the room is not played (the front end usually
+    /// mutes too, as other clients do).
+    pub fn set_deafened(&self, deafened: bool) {
+        self.0.deafened.store(deafened, Ordering::Relaxed);
+    }
+
+    /// Whether playback is silenced.
+    pub fn deafened(&self) -> bool {
+        self.0.deafened.load(Ordering::Relaxed)
+    }
+
+    /// Whether our last frame was sent (gate open, not muted).
+    pub fn transmitting(&self) -> bool {
+        self.0.transmitting.load(Ordering::Relaxed)
+    }
+
+    /// RMS level of the last captured frame after noise suppression, 0..1.
+    pub fn input_level(&self) -> f32 {
+        f32::from_bits(self.0.level.load(Ordering::Relaxed))
+    }
+
+    /// Speech probability of the last captured frame, 0..1 (what the voice
+    /// activation threshold is compared with).
+    pub fn speech_probability(&self) -> f32 {
+        f32::from_bits(self.0.speech.load(Ordering::Relaxed))
+    }
+
+    fn meter(&self, level: f32, speech: f32, transmitting: bool) {
+        self.0.level.store(level.to_bits(), Ordering::Relaxed);
+        self.0.speech.store(speech.to_bits(), Ordering::Relaxed);
+        self.0.transmitting.store(transmitting, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for VoiceControls {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Default for VoiceOptions {
@@ -50,6 +123,7 @@ impl Default for VoiceOptions {
             output: Output::Device(None),
             send: SendConfig::default(),
             push_to_talk: None,
+            controls: VoiceControls::default(),
         }
     }
 }
@@ -200,6 +274,7 @@ impl Engine {
             gains: Arc::new(Mutex::new(HashMap::new())),
         };
         {
+            let controls = options.controls.clone();
             let (stop, socket, sealer, feedback, counters, events) = (
                 engine.stop.clone(),
                 engine.socket.clone(),
@@ -209,7 +284,14 @@ impl Engine {
                 events.clone(),
             );
             engine.threads.push(spawn("voice-send", move || {
-                send_loop(capture, pipeline, &socket, &sealer, voice_id, &stop, &feedback, &counters, &events);
+                let shared = SendShared {
+                    socket: &socket,
+                    sealer: &sealer,
+                    stop: &stop,
+                    feedback: &feedback,
+                    counters: &counters,
+                };
+                send_loop(capture, pipeline, voice_id, &shared, &controls, &events);
             })?);
         }
         {
@@ -219,10 +301,15 @@ impl Engine {
             engine.threads.push(spawn("voice-recv", move || recv_loop(&socket, opener, &stop, &counters, &speakers))?);
         }
         {
-            let (stop, speakers, counters, gains) =
-                (engine.stop.clone(), engine.speakers.clone(), engine.counters.clone(), engine.gains.clone());
+            let (stop, speakers, counters, gains, controls) = (
+                engine.stop.clone(),
+                engine.speakers.clone(),
+                engine.counters.clone(),
+                engine.gains.clone(),
+                options.controls.clone(),
+            );
             engine.threads.push(spawn("voice-mix", move || {
-                mix_loop(playback, &speakers, &gains, &stop, &counters, &events);
+                mix_loop(playback, &speakers, &gains, &controls, &stop, &counters, &events);
             })?);
         }
         Ok(engine)
@@ -275,18 +362,25 @@ impl Drop for Engine {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the send thread shares with the engine.
+#[derive(Clone, Copy)]
+struct SendShared<'a> {
+    socket: &'a UdpSocket,
+    sealer: &'a Mutex<VoiceSealer>,
+    stop: &'a AtomicBool,
+    feedback: &'a AtomicU32,
+    counters: &'a Counters,
+}
+
 fn send_loop(
     mut capture: Capture,
     mut pipeline: SendPipeline,
-    socket: &UdpSocket,
-    sealer: &Mutex<VoiceSealer>,
     voice_id: u32,
-    stop: &AtomicBool,
-    feedback: &AtomicU32,
-    counters: &Counters,
+    shared: &SendShared<'_>,
+    controls: &VoiceControls,
     events: &mpsc::UnboundedSender<EngineEvent>,
 ) {
+    let SendShared { socket, sealer, stop, feedback, counters } = *shared;
     let Ok(mut resampler) = Resampler::new(capture.rate, RATE, capture.channels) else { return };
     let mut raw = Vec::with_capacity(4096);
     let mut mono: Vec<f32> = Vec::with_capacity(4 * FRAME);
@@ -310,7 +404,11 @@ fn send_loop(
         }
         while mono.len() >= FRAME {
             let frame: Vec<f32> = mono.drain(..FRAME).collect();
-            let Ok(packets) = pipeline.process(&frame) else { continue };
+            let Ok(mut packets) = pipeline.process(&frame) else { continue };
+            if controls.muted() {
+                packets.clear();
+            }
+            controls.meter(pipeline.level, pipeline.speech_prob, !packets.is_empty());
             for out in packets {
                 let frames: Vec<&[u8]> = out.frames.iter().map(Vec::as_slice).collect();
                 // Our encoder never uses in-band FEC (see `audio::pipeline`).
@@ -379,6 +477,7 @@ fn mix_loop(
     mut playback: Playback,
     speakers: &Speakers,
     gains: &Mutex<HashMap<u32, f32>>,
+    controls: &VoiceControls,
     stop: &AtomicBool,
     counters: &Counters,
     events: &mpsc::UnboundedSender<EngineEvent>,
@@ -443,6 +542,9 @@ fn mix_loop(
         }
         if report {
             last_report = now;
+        }
+        if controls.deafened() {
+            mix.fill(0.0);
         }
         limiter.process(&mut mix);
         out.clear();
