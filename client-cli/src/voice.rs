@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use client_core::audio::device::{Input, Output};
 use client_core::voice::VoiceOptions;
 use client_core::{Client, DisconnectReason, Event, Events};
 
@@ -26,6 +27,7 @@ pub async fn run(
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut leaving = false;
     let mut voice_failed = false;
+    let uses_device = matches!(options.input, Input::Device(_)) || matches!(options.output, Output::Device(_));
     let mut pending_options = Some(options);
     loop {
         let sleep = async {
@@ -69,6 +71,9 @@ pub async fn run(
                 deadline = Some(tokio::time::Instant::now() + TAIL);
             }
             Event::VoiceError(_) => {
+                if uses_device {
+                    eprintln!("client-cli: on a machine without a sound card use --input/--output FILE.wav (or null)");
+                }
                 voice_failed = true;
                 leaving = true;
                 let _ = client.quit().await;

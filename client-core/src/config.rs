@@ -188,7 +188,7 @@ mod tests {
         cfg.save(&p).expect("saves");
         let text = std::fs::read_to_string(&p).expect("read");
         assert!(text.contains("bind = \"x\""), "{text}");
-        assert!(!text.contains("old"), "{text}");
+        assert!(!text.contains("\"old\""), "{text}");
         assert_eq!(ClientConfig::load(Some(&p)).expect("loads"), cfg);
         #[cfg(unix)]
         {

@@ -209,7 +209,9 @@ fn find_device(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioErr
             }
             .map_err(|e| AudioError::Device(format!("cannot list audio devices: {e}")))?;
             devices.into_iter().find(|d| d.description().is_ok_and(|desc| desc.name() == name)).ok_or_else(|| {
-                AudioError::Device(format!("no audio {what} device named {name:?} (see --list-devices)"))
+                AudioError::Device(format!(
+                    "no audio {what} device named {name:?} (list the devices to see their names)"
+                ))
             })
         }
     }

@@ -25,7 +25,7 @@ pub const DENOISE_FRAME: usize = 480;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AudioError {
     /// No usable device (for example, no sound card).
-    #[error("{0} (on a machine without a sound card use --input/--output FILE.wav)")]
+    #[error("{0}")]
     Device(String),
     /// A WAV file could not be read or written.
     #[error("{path}: {message}")]

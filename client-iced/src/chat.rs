@@ -1,0 +1,550 @@
+//! The chat screen: the log, the input, the user and voice lists, the voice
+//! bar, and the connection-lost banner.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::SystemTime;
+
+use client_core::display::escape_line;
+use client_core::voice::VoiceStats;
+use client_core::{Event, Fingerprint, MessageId};
+use iced::widget::{button, column, container, progress_bar, row, scrollable, text, text_input, toggler, tooltip};
+use iced::{Alignment, Element, Fill, Length};
+
+use crate::style;
+
+/// Id of the message input.
+pub const INPUT: &str = "message";
+/// Id of the log's scrollable.
+pub const LOG: &str = "log";
+/// Entries kept in the log; older ones are dropped.
+pub const LOG_LIMIT: usize = 5000;
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Local time, `HH:MM`.
+    pub time: String,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// Kinds of log lines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A chat message.
+    Chat {
+        /// Sender.
+        from: String,
+        /// Text, made safe to show.
+        text: String,
+        /// Ours, with its delivery state.
+        own: Option<(Own, Delivery)>,
+    },
+    /// Join, leave, voice changes and server notices.
+    Notice(String),
+    /// Something went wrong.
+    Error(String),
+}
+
+/// Which of our messages a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Own {
+    /// Being queued; numbered locally.
+    Local(u64),
+    /// Queued with this id.
+    Id(MessageId),
+}
+
+/// Where one of our messages stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// Sent, not yet acknowledged.
+    Pending,
+    /// The server handed it to everyone.
+    Delivered,
+    /// Not delivered, and why.
+    Failed(String),
+}
+
+/// Where voice stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voice {
+    /// Not in voice.
+    Off,
+    /// Asked to join.
+    Joining,
+    /// In voice.
+    On,
+}
+
+/// The chat screen's state.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    /// Our name.
+    pub me: String,
+    /// The address as typed.
+    pub server: String,
+    /// The server's identity.
+    pub fingerprint: Fingerprint,
+    /// The log, oldest first.
+    pub log: VecDeque<Entry>,
+    /// The message being typed.
+    pub input: String,
+    /// Everyone here.
+    pub users: Vec<String>,
+    /// Everyone in voice.
+    pub voice_users: Vec<String>,
+    /// Who is talking now.
+    pub talking: HashSet<String>,
+    /// Our voice state.
+    pub voice: Voice,
+    /// Microphone muted.
+    pub muted: bool,
+    /// Playback silenced.
+    pub deafened: bool,
+    /// Push-to-talk key name, if that mode is on.
+    pub push_to_talk: Option<String>,
+    /// Our input level (0..1) and whether we are transmitting.
+    pub meter: (f32, bool),
+    /// Latest voice counters.
+    pub stats: Option<VoiceStats>,
+    /// The connection-lost banner.
+    pub banner: Option<String>,
+    /// Longest message the server takes, bytes.
+    pub max_message: usize,
+    /// Answers for ids not yet known to the log.
+    early: std::collections::HashMap<MessageId, Delivery>,
+}
+
+/// What the user did on this screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Input edited.
+    Input(String),
+    /// Enter or Send.
+    Send,
+    /// Disconnect pressed.
+    Disconnect,
+    /// Connect Voice / Disconnect Voice.
+    Voice(bool),
+    /// Mute toggled.
+    Mute(bool),
+    /// Deafen toggled.
+    Deafen(bool),
+    /// Settings opened.
+    Settings,
+    /// Reconnect now (from the banner).
+    ReconnectNow,
+    /// Stop reconnecting (from the banner).
+    GiveUp,
+}
+
+/// Local time as `HH:MM`.
+pub fn clock(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t).format("%H:%M").to_string()
+}
+
+impl Chat {
+    /// A fresh screen after logging in.
+    pub fn new(me: String, server: String, fingerprint: Fingerprint, users: Vec<String>, max_message: usize) -> Self {
+        let mut chat = Self {
+            me,
+            server,
+            fingerprint,
+            log: VecDeque::new(),
+            input: String::new(),
+            users,
+            voice_users: Vec::new(),
+            talking: HashSet::new(),
+            voice: Voice::Off,
+            muted: false,
+            deafened: false,
+            push_to_talk: None,
+            meter: (0.0, false),
+            stats: None,
+            banner: None,
+            max_message,
+            early: std::collections::HashMap::new(),
+        };
+        chat.users.sort_by_key(|u| u.to_lowercase());
+        let n = chat.users.len();
+        chat.notice(format!("Connected to {} as {} — {n} here.", chat.server, chat.me));
+        chat
+    }
+
+    /// Adds a line now.
+    pub fn push(&mut self, kind: Kind) {
+        self.push_at(SystemTime::now(), kind);
+    }
+
+    fn push_at(&mut self, t: SystemTime, kind: Kind) {
+        if self.log.len() >= LOG_LIMIT {
+            self.log.pop_front();
+        }
+        self.log.push_back(Entry { time: clock(t), kind });
+    }
+
+    /// Adds a notice.
+    pub fn notice(&mut self, s: impl Into<String>) {
+        self.push(Kind::Notice(s.into()));
+    }
+
+    /// Adds an error line.
+    pub fn error(&mut self, s: impl Into<String>) {
+        self.push(Kind::Error(s.into()));
+    }
+
+    /// Shows our own message as being sent; `local` numbers it until
+    /// [`Chat::queued`] gives its id.
+    pub fn sending(&mut self, local: u64, text: &str) {
+        let own = Some((Own::Local(local), Delivery::Pending));
+        self.push(Kind::Chat { from: self.me.clone(), text: text.to_owned(), own });
+    }
+
+    /// Our message `local` was queued as `id` (or refused before sending).
+    pub fn queued(&mut self, local: u64, result: Result<MessageId, String>) {
+        for e in self.log.iter_mut().rev() {
+            if let Kind::Chat { own: Some((who, state)), .. } = &mut e.kind
+                && *who == Own::Local(local)
+            {
+                match result {
+                    Ok(id) => {
+                        *who = Own::Id(id);
+                        if let Some(d) = self.early.remove(&id) {
+                            *state = d;
+                        }
+                    }
+                    Err(why) => *state = Delivery::Failed(why),
+                }
+                return;
+            }
+        }
+    }
+
+    fn set_delivery(&mut self, id: MessageId, d: Delivery) {
+        for e in self.log.iter_mut().rev() {
+            if let Kind::Chat { own: Some((who, state)), .. } = &mut e.kind
+                && *who == Own::Id(id)
+            {
+                *state = d;
+                return;
+            }
+        }
+        // The answer came before we learnt the id (bounded: ids we sent).
+        if self.early.len() < 4096 {
+            self.early.insert(id, d);
+        }
+    }
+
+    /// Marks every pending message of ours as not delivered.
+    pub fn fail_pending(&mut self, why: &str) {
+        for e in &mut self.log {
+            if let Kind::Chat { own: Some((_, state)), .. } = &mut e.kind
+                && *state == Delivery::Pending
+            {
+                *state = Delivery::Failed(why.to_owned());
+            }
+        }
+    }
+
+    /// Applies a client-core event (all but connect and disconnect).
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Message { from, text, time } => {
+                let text = escape_line(&text).into_owned();
+                let from = escape_line(&from).into_owned();
+                self.push_at(time, Kind::Chat { from, text, own: None });
+            }
+            Event::Joined(u) => {
+                self.notice(format!("{} joined", escape_line(&u)));
+                if !self.users.contains(&u) {
+                    self.users.push(u);
+                    self.users.sort_by_key(|u| u.to_lowercase());
+                }
+            }
+            Event::Left(u) => {
+                self.notice(format!("{} left", escape_line(&u)));
+                self.users.retain(|x| *x != u);
+                self.talking.remove(&u);
+            }
+            Event::Users(mut users) => {
+                users.sort_by_key(|u| u.to_lowercase());
+                self.users = users;
+            }
+            Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
+            Event::Acked(id) => self.set_delivery(id, Delivery::Delivered),
+            Event::Rejected { id, detail, .. } => {
+                self.set_delivery(id, Delivery::Failed(escape_line(&detail).into_owned()));
+            }
+            Event::VoiceJoined => {
+                self.voice = Voice::On;
+                self.notice("You joined voice.");
+            }
+            Event::VoiceUsers(users) => {
+                self.talking.retain(|u| users.contains(u));
+                self.voice_users = users;
+            }
+            Event::Talking { user, talking } => {
+                if talking {
+                    self.talking.insert(user);
+                } else {
+                    self.talking.remove(&user);
+                }
+            }
+            Event::VoiceStats(s) => self.stats = Some(s),
+            Event::VoiceLeft(_) => {
+                self.voice = Voice::Off;
+                self.talking.clear();
+                self.meter = (0.0, false);
+                self.notice("You left voice.");
+            }
+            Event::VoiceError(e) => {
+                self.voice = Voice::Off;
+                self.error(format!("Voice: {}. Choose another microphone or speakers in Settings.", escape_line(&e)));
+            }
+            Event::VoiceInputEnded | Event::Connected { .. } | Event::Disconnected { .. } => {}
+        }
+    }
+
+    /// The screen.
+    pub fn view(&self) -> Element<'_, Message> {
+        let header = row![
+            column![
+                text(format!("{} @ {}", self.me, self.server)).size(18),
+                text(self.fingerprint.to_string()).size(11).style(style::muted),
+            ]
+            .width(Fill),
+            button("Settings").on_press(Message::Settings).style(button::secondary),
+            button("Disconnect").on_press(Message::Disconnect).style(button::danger),
+        ]
+        .spacing(8)
+        .align_y(Alignment::Center);
+
+        let log = scrollable(column(self.log.iter().map(entry)).spacing(4).padding([4, 12]))
+            .id(LOG)
+            .anchor_bottom()
+            .height(Fill)
+            .width(Fill);
+        let too_long = self.input.len() > self.max_message;
+        let input = text_input("Type a message — Enter sends; !DISCONNECT or /quit leaves", &self.input)
+            .id(INPUT)
+            .padding(8)
+            .on_input(Message::Input)
+            .on_submit(Message::Send);
+        let mut compose =
+            row![input, button("Send").padding([8, 18]).on_press_maybe((!too_long).then_some(Message::Send))]
+                .spacing(8)
+                .align_y(Alignment::Center);
+        if too_long {
+            compose =
+                compose.push(text(format!("{}/{} bytes", self.input.len(), self.max_message)).style(style::error_text));
+        }
+
+        let main = column![container(log).height(Fill).style(style::panel), compose].spacing(8).width(Fill);
+        let side = column![self.users_panel(), self.voice_panel()].spacing(8).width(240);
+        let mut page = column![header].spacing(8).padding(12);
+        if let Some(b) = &self.banner {
+            page = page.push(
+                container(
+                    row![
+                        text(b.clone()).width(Fill),
+                        button("Reconnect now").on_press(Message::ReconnectNow),
+                        button("Cancel").on_press(Message::GiveUp).style(button::secondary),
+                    ]
+                    .spacing(8)
+                    .align_y(Alignment::Center),
+                )
+                .padding(8)
+                .width(Fill)
+                .style(style::warning_box),
+            );
+        }
+        page.push(row![main, side].spacing(8).height(Fill)).into()
+    }
+
+    fn users_panel(&self) -> Element<'_, Message> {
+        let names = column(self.users.iter().map(|u| {
+            let label = text(escape_line(u).into_owned()).size(14).wrapping(text::Wrapping::None);
+            let label = if *u == self.me { label.style(style::own) } else { label };
+            container(label).clip(true).width(Fill).into()
+        }))
+        .spacing(2);
+        container(
+            column![
+                text(format!("Users ({})", self.users.len())).size(15),
+                scrollable(names).height(Fill).width(Fill),
+            ]
+            .spacing(6),
+        )
+        .padding(8)
+        .height(Length::FillPortion(3))
+        .width(Fill)
+        .style(style::panel)
+        .into()
+    }
+
+    fn voice_panel(&self) -> Element<'_, Message> {
+        let names = column(self.voice_users.iter().map(|u| {
+            let talking = self.talking.contains(u) || (*u == self.me && self.meter.1);
+            let dot = text(if talking { "●" } else { "○" }).size(14);
+            let dot = if talking { dot.style(style::talking) } else { dot.style(style::muted) };
+            let mut name = escape_line(u).into_owned();
+            if *u == self.me {
+                if self.deafened {
+                    name.push_str("  (deafened)");
+                } else if self.muted {
+                    name.push_str("  (muted)");
+                }
+            }
+            container(row![dot, text(name).size(14).wrapping(text::Wrapping::None)].spacing(6))
+                .clip(true)
+                .width(Fill)
+                .into()
+        }))
+        .spacing(2);
+        let join = match self.voice {
+            Voice::Off => button("Connect Voice").on_press(Message::Voice(true)),
+            Voice::Joining => button("Joining…"),
+            Voice::On => button("Disconnect Voice").on_press(Message::Voice(false)).style(button::secondary),
+        };
+        let mut controls = column![join.width(Fill)].spacing(6);
+        if self.voice == Voice::On {
+            controls = controls.push(
+                row![
+                    toggler(self.muted).label("Mute").on_toggle(Message::Mute).size(16),
+                    toggler(self.deafened).label("Deafen").on_toggle(Message::Deafen).size(16),
+                ]
+                .spacing(10),
+            );
+            let mode = match &self.push_to_talk {
+                Some(k) => format!("Push to talk: hold {k}"),
+                None => "Voice activation".to_owned(),
+            };
+            let (level, sending) = self.meter;
+            // The meter reads in dBFS from -60 to 0.
+            let db = if level > 0.0 { (20.0 * level.log10()).clamp(-60.0, 0.0) } else { -60.0 };
+            controls = controls.push(text(mode).size(12).style(style::muted));
+            controls = controls.push(tooltip(
+                progress_bar(-60.0..=0.0, db).girth(8),
+                text(if sending { "transmitting" } else { "input level" }),
+                tooltip::Position::Top,
+            ));
+            if let Some(s) = &self.stats {
+                let lost = if s.lost > 0 {
+                    format!(", lost {} (recovered {})", s.lost, s.recovered_redundancy + s.recovered_fec)
+                } else {
+                    String::new()
+                };
+                controls = controls.push(
+                    text(format!("rtt {} ms, sent {}, received {}{lost}", s.rtt_us / 1000, s.sent, s.received))
+                        .size(11)
+                        .style(style::muted),
+                );
+            }
+        }
+        container(
+            column![
+                text(format!("Voice ({})", self.voice_users.len())).size(15),
+                scrollable(names).height(Fill).width(Fill),
+                controls,
+            ]
+            .spacing(6),
+        )
+        .padding(8)
+        .height(Length::FillPortion(2))
+        .width(Fill)
+        .style(style::panel)
+        .into()
+    }
+}
+
+fn entry(e: &Entry) -> Element<'_, crate::chat::Message> {
+    let time = text(e.time.clone()).size(12).style(style::muted);
+    let body: Element<'_, Message> = match &e.kind {
+        Kind::Chat { from, text: body, own } => {
+            let name = text(format!("{from}:")).size(14);
+            let name = if own.is_some() { name.style(style::own) } else { name.style(style::name) };
+            let mut line = row![name, text(body.clone()).size(14).width(Fill)].spacing(6);
+            match own {
+                Some((_, Delivery::Pending)) => line = line.push(text("sending…").size(11).style(style::muted)),
+                Some((_, Delivery::Failed(why))) => {
+                    line = line.push(text(format!("not delivered: {why}")).size(11).style(style::error_text));
+                }
+                _ => {}
+            }
+            line.into()
+        }
+        Kind::Notice(n) => text(n.clone()).size(13).style(style::muted).width(Fill).into(),
+        Kind::Error(m) => text(m.clone()).size(13).style(style::error_text).width(Fill).into(),
+    };
+    row![time, body].spacing(8).align_y(Alignment::Start).into()
+}
+
+/// Whether `line` asks to leave (`!DISCONNECT` as in the original app, or `/quit`).
+pub fn is_quit(line: &str) -> bool {
+    let l = line.trim();
+    l == "!DISCONNECT" || l.eq_ignore_ascii_case("/quit")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat() -> Chat {
+        let fp = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().expect("fingerprint");
+        Chat::new("me".into(), "h:1".into(), fp, vec!["zed".into(), "me".into(), "Amy".into()], 100)
+    }
+
+    #[test]
+    fn roster_changes_keep_the_list_sorted_and_logged() {
+        let mut c = chat();
+        assert_eq!(c.users, ["Amy", "me", "zed"]);
+        c.apply(Event::Joined("bob".into()));
+        c.apply(Event::Left("zed".into()));
+        assert_eq!(c.users, ["Amy", "bob", "me"]);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "zed left"));
+    }
+
+    #[test]
+    fn own_messages_follow_their_delivery() {
+        let mut c = chat();
+        c.sending(1, "hi");
+        c.sending(2, "there");
+        c.sending(3, "too long");
+        c.apply(Event::Acked(7));
+        c.queued(1, Ok(7));
+        c.queued(2, Ok(8));
+        c.queued(3, Err("too long".into()));
+        c.fail_pending("connection lost");
+        let states: Vec<_> = c
+            .log
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Chat { own: Some((_, d)), .. } => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [Delivery::Delivered, Delivery::Failed("connection lost".into()), Delivery::Failed("too long".into())]
+        );
+    }
+
+    #[test]
+    fn others_text_is_escaped_and_the_log_is_bounded() {
+        let mut c = chat();
+        c.apply(Event::Message { from: "e\u{202e}ve".into(), text: "a\u{1b}[2Jb".into(), time: SystemTime::now() });
+        let Kind::Chat { from, text, .. } = &c.log.back().expect("line").kind else { panic!("chat line") };
+        assert!(!from.contains('\u{202e}') && !text.contains('\u{1b}'), "{from:?} {text:?}");
+        for i in 0..LOG_LIMIT + 10 {
+            c.notice(format!("{i}"));
+        }
+        assert_eq!(c.log.len(), LOG_LIMIT);
+    }
+
+    #[test]
+    fn quit_commands() {
+        assert!(is_quit("!DISCONNECT") && is_quit(" /quit ") && is_quit("/QUIT"));
+        assert!(!is_quit("!disconnect now") && !is_quit("quit"));
+    }
+}

@@ -1,0 +1,245 @@
+//! The settings dialog: devices, noise suppression, voice activation or
+//! push-to-talk, bitrate. Saved to the client config file.
+
+use client_core::audio::{device::Input, device::Output, pipeline::SendConfig};
+use client_core::config::ClientConfig;
+use client_core::voice::VoiceOptions;
+use iced::widget::{button, column, container, pick_list, progress_bar, row, slider, space, text, toggler};
+use iced::{Alignment, Element, Fill};
+
+use crate::style;
+
+/// The default device's name in the lists.
+pub const DEFAULT_DEVICE: &str = "default";
+/// Push-to-talk off: voice activation.
+pub const VOICE_ACTIVATION: &str = "Off (voice activation)";
+/// Keys offered for push-to-talk.
+pub const PTT_KEYS: [&str; 13] =
+    [VOICE_ACTIVATION, "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"];
+/// Bitrates offered, bits per second.
+pub const BITRATES: [u32; 6] = [16_000, 24_000, 32_000, 48_000, 64_000, 96_000];
+
+/// Voice settings, as stored in `[client]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Voice {
+    /// Input device name, `default`, or a WAV file.
+    pub input: String,
+    /// Output device name, `default`, or a WAV file.
+    pub output: String,
+    /// Noise suppression.
+    pub denoise: bool,
+    /// Voice activation threshold (speech probability).
+    pub vad_threshold: f32,
+    /// Opus bitrate.
+    pub bitrate: u32,
+    /// Push-to-talk key, if that mode is on.
+    pub push_to_talk: Option<String>,
+}
+
+impl Voice {
+    /// Reads the voice keys of a config (defaults for unset ones).
+    pub fn from_config(c: &ClientConfig) -> Self {
+        let d = SendConfig::default();
+        Self {
+            input: c.input.clone().unwrap_or_else(|| DEFAULT_DEVICE.into()),
+            output: c.output.clone().unwrap_or_else(|| DEFAULT_DEVICE.into()),
+            denoise: c.denoise.unwrap_or(d.denoise),
+            vad_threshold: c.vad_threshold.unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
+            bitrate: c.bitrate.and_then(|b| u32::try_from(b).ok()).unwrap_or(32_000).clamp(6_000, 128_000),
+            push_to_talk: c.push_to_talk.clone().filter(|k| PTT_KEYS[1..].contains(&k.as_str())),
+        }
+    }
+
+    /// Writes them into a config.
+    pub fn store(&self, c: &mut ClientConfig) {
+        c.input = Some(self.input.clone());
+        c.output = Some(self.output.clone());
+        c.denoise = Some(self.denoise);
+        c.vad_threshold = Some(self.vad_threshold);
+        c.bitrate = i32::try_from(self.bitrate).ok();
+        c.push_to_talk = self.push_to_talk.clone();
+    }
+
+    /// What a voice join uses (controls and push-to-talk are added by the caller).
+    pub fn options(&self) -> VoiceOptions {
+        VoiceOptions {
+            input: Input::parse(&self.input),
+            output: Output::parse(&self.output),
+            send: SendConfig {
+                denoise: self.denoise,
+                vad_threshold: self.vad_threshold,
+                bitrate: i32::try_from(self.bitrate).unwrap_or(32_000),
+                protect: true,
+            },
+            ..VoiceOptions::default()
+        }
+    }
+}
+
+/// The open dialog.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// Being edited.
+    pub voice: Voice,
+    /// Input devices found (`None` while listing).
+    pub inputs: Option<Vec<String>>,
+    /// Output devices found.
+    pub outputs: Option<Vec<String>>,
+    /// Listing or saving failed.
+    pub error: Option<String>,
+    /// The live speech probability while in voice (for the threshold).
+    pub speech: Option<f32>,
+}
+
+/// What the user did in the dialog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Devices listed (inputs, outputs) or why not.
+    Devices(Result<(Vec<String>, Vec<String>), String>),
+    /// Input chosen.
+    Input(String),
+    /// Output chosen.
+    Output(String),
+    /// Noise suppression toggled.
+    Denoise(bool),
+    /// Threshold moved.
+    Threshold(f32),
+    /// Bitrate chosen.
+    Bitrate(u32),
+    /// Push-to-talk key chosen.
+    PushToTalk(String),
+    /// Save and close.
+    Save,
+    /// Close without saving (or Escape).
+    Cancel,
+}
+
+/// What the application should do after a [`Message`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing more.
+    None,
+    /// Save these and close.
+    Save(Voice),
+    /// Close.
+    Close,
+}
+
+/// Lists devices (blocking: call off the UI thread).
+pub fn list_devices() -> Result<(Vec<String>, Vec<String>), String> {
+    client_core::audio::device::list_devices().map_err(|e| e.to_string())
+}
+
+impl Dialog {
+    /// Opens with the current settings.
+    pub fn new(voice: Voice) -> Self {
+        Self { voice, inputs: None, outputs: None, error: None, speech: None }
+    }
+
+    /// Applies a message.
+    pub fn update(&mut self, message: Message) -> Action {
+        match message {
+            Message::Devices(Ok((i, o))) => {
+                self.inputs = Some(i);
+                self.outputs = Some(o);
+            }
+            Message::Devices(Err(e)) => {
+                self.inputs = Some(Vec::new());
+                self.outputs = Some(Vec::new());
+                self.error = Some(format!("Cannot list audio devices: {e}"));
+            }
+            Message::Input(d) => self.voice.input = d,
+            Message::Output(d) => self.voice.output = d,
+            Message::Denoise(b) => self.voice.denoise = b,
+            Message::Threshold(t) => self.voice.vad_threshold = t.clamp(0.0, 1.0),
+            Message::Bitrate(b) => self.voice.bitrate = b,
+            Message::PushToTalk(k) => self.voice.push_to_talk = (k != VOICE_ACTIVATION).then_some(k),
+            Message::Save => return Action::Save(self.voice.clone()),
+            Message::Cancel => return Action::Close,
+        }
+        Action::None
+    }
+
+    /// The dialog.
+    pub fn view(&self) -> Element<'_, Message> {
+        let choices = |found: &Option<Vec<String>>, current: &str| -> Vec<String> {
+            let mut v = vec![DEFAULT_DEVICE.to_owned()];
+            v.extend(found.iter().flatten().cloned());
+            if !v.iter().any(|d| d == current) {
+                v.push(current.to_owned());
+            }
+            v
+        };
+        let inputs = choices(&self.inputs, &self.voice.input);
+        let outputs = choices(&self.outputs, &self.voice.output);
+        let listing = if self.inputs.is_none() { " (listing devices…)" } else { "" };
+        let ptt = self.voice.push_to_talk.clone().unwrap_or_else(|| VOICE_ACTIVATION.to_owned());
+        let ptt_keys: Vec<String> = PTT_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        let mut threshold = column![
+            row![
+                text("Voice activation threshold"),
+                space::horizontal(),
+                text(format!("{:.2}", self.voice.vad_threshold)),
+            ],
+            slider(0.0..=1.0, self.voice.vad_threshold, Message::Threshold).step(0.05),
+        ]
+        .spacing(4);
+        if let Some(p) = self.speech {
+            threshold =
+                threshold.push(row![text("speech now").size(12), progress_bar(0.0..=1.0, p).girth(6)].spacing(8));
+        }
+        let mut body = column![
+            text("Settings").size(22),
+            text(format!("Microphone{listing}")),
+            pick_list(inputs, Some(self.voice.input.clone()), Message::Input).width(Fill),
+            text("Speakers"),
+            pick_list(outputs, Some(self.voice.output.clone()), Message::Output).width(Fill),
+            toggler(self.voice.denoise).label("Noise suppression").on_toggle(Message::Denoise),
+            text("Push to talk"),
+            pick_list(ptt_keys, Some(ptt), Message::PushToTalk).width(Fill),
+            threshold,
+            row![
+                text("Bitrate (clean link)"),
+                space::horizontal(),
+                pick_list(BITRATES, Some(self.voice.bitrate), Message::Bitrate)
+            ]
+            .align_y(Alignment::Center),
+            text("Changes apply the next time you connect voice.").size(12).style(style::muted),
+        ]
+        .spacing(10);
+        if let Some(e) = &self.error {
+            body = body.push(container(text(e.clone())).padding(8).width(Fill).style(style::error_box));
+        }
+        body = body.push(
+            row![
+                space::horizontal(),
+                button("Cancel").on_press(Message::Cancel).style(button::secondary),
+                button("Save").on_press(Message::Save),
+            ]
+            .spacing(10),
+        );
+        container(body).padding(20).max_width(480).style(style::card).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_config_and_sanitises() {
+        let mut c =
+            ClientConfig { vad_threshold: Some(7.0), push_to_talk: Some("Meta".into()), ..ClientConfig::default() };
+        let v = Voice::from_config(&c);
+        assert_eq!((v.vad_threshold, v.push_to_talk.as_deref(), v.input.as_str()), (1.0, None, DEFAULT_DEVICE));
+        let mut d = Dialog::new(v);
+        d.update(Message::PushToTalk("F2".into()));
+        d.update(Message::Bitrate(48_000));
+        let Action::Save(v) = d.update(Message::Save) else { panic!("saves") };
+        v.store(&mut c);
+        assert_eq!(Voice::from_config(&c), v);
+        assert_eq!(v.options().send.bitrate, 48_000);
+        d.update(Message::PushToTalk(VOICE_ACTIVATION.into()));
+        assert_eq!(d.voice.push_to_talk, None);
+    }
+}
