@@ -180,6 +180,15 @@ impl Connect {
         Ok(Request { server: server.to_owned(), username: username.to_owned(), password, key })
     }
 
+    /// The field to start typing in: the first empty one, else the key
+    /// (Enter there connects).
+    pub fn first_focus(&self) -> &'static str {
+        [(ids::SERVER, &self.server), (ids::USERNAME, &self.username), (ids::KEY, &self.key)]
+            .into_iter()
+            .find(|(_, v)| v.trim().is_empty())
+            .map_or(ids::KEY, |(id, _)| id)
+    }
+
     /// Records how an attempt ended before logging in.
     pub fn failed(&mut self, reason: &DisconnectReason) {
         self.status = match reason {

@@ -102,11 +102,19 @@ impl std::fmt::Debug for App {
 
 /// The iced application, ready to `run()` (or to drive in tests).
 pub fn app(options: Options) -> iced::Application<impl iced::Program<State = App, Message = Message, Theme = Theme>> {
-    iced::application(move || App::new(&options), App::update, App::view)
-        .title(App::title)
-        .subscription(App::subscription)
-        .theme(|_: &App| style::theme())
-        .window_size((1024.0, 700.0))
+    iced::application(
+        move || {
+            let app = App::new(&options);
+            let focus = app.connect.first_focus();
+            (app, operation::focus(focus))
+        },
+        App::update,
+        App::view,
+    )
+    .title(App::title)
+    .subscription(App::subscription)
+    .theme(|_: &App| style::theme())
+    .window_size((1024.0, 700.0))
 }
 
 impl App {
@@ -184,7 +192,11 @@ impl App {
         match message {
             Message::Connect(m) => match self.connect.update(m) {
                 connect::Action::None => Task::none(),
-                connect::Action::Connect(r) => self.start(r, None),
+                connect::Action::Connect(r) => {
+                    // A fingerprint in the config file is the user's explicit pin.
+                    let pin = self.config.fingerprint.as_deref().and_then(|f| f.parse().ok());
+                    self.start(r, pin)
+                }
                 connect::Action::Trust(r, fp) => self.start(r, Some(fp)),
                 connect::Action::Cancel => {
                     self.attempt = None;
@@ -561,6 +573,34 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_dismisses_the_trust_prompt_and_a_bad_config_is_reported() {
+        let dir = std::env::temp_dir().join(format!("client-iced-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[client]\nsever = \"typo\"\n").expect("write");
+        let mut app = App::new(&Options { config_path: Some(path) });
+        assert!(
+            matches!(&app.connect.status, connect::Status::Error(e) if e.contains("sever")),
+            "{:?}",
+            app.connect.status
+        );
+        let fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().expect("fp");
+        app.connect.status = connect::Status::Trust { server: "h:1".into(), fingerprint };
+        let escape = keyboard::Event::KeyPressed {
+            key: keyboard::Key::Named(Named::Escape),
+            modified_key: keyboard::Key::Named(Named::Escape),
+            physical_key: keyboard::key::Physical::Unidentified(keyboard::key::NativeCode::Unidentified),
+            location: keyboard::Location::Standard,
+            modifiers: keyboard::Modifiers::empty(),
+            text: None,
+            repeat: false,
+        };
+        let _ = app.update(Message::Key(escape));
+        assert_eq!(app.connect.status, connect::Status::Idle);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn backoff_doubles_to_a_cap() {
