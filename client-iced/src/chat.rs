@@ -8,7 +8,7 @@ use client_core::display::escape_line;
 use client_core::voice::VoiceStats;
 use client_core::{Event, Fingerprint, MessageId};
 use iced::widget::{button, column, container, progress_bar, row, scrollable, text, text_input, toggler, tooltip};
-use iced::{Alignment, Element, Fill, Length};
+use iced::{Alignment, Element, Fill};
 
 use crate::style;
 
@@ -364,9 +364,16 @@ impl Chat {
 
     fn users_panel(&self) -> Element<'_, Message> {
         let names = column(self.users.iter().map(|u| {
-            let label = text(escape_line(u).into_owned()).size(14).wrapping(text::Wrapping::None);
+            let shown = escape_line(u).into_owned();
+            let label = text(shown.clone()).size(14).wrapping(text::Wrapping::None);
             let label = if *u == self.me { label.style(style::own) } else { label };
-            container(label).clip(true).width(Fill).into()
+            // Long names are clipped; hovering shows them whole.
+            tooltip(
+                container(label).clip(true).width(Fill),
+                container(text(shown)).padding(4).style(style::card),
+                tooltip::Position::Left,
+            )
+            .into()
         }))
         .spacing(2);
         container(
@@ -377,7 +384,7 @@ impl Chat {
             .spacing(6),
         )
         .padding(8)
-        .height(Length::FillPortion(3))
+        .height(Fill)
         .width(Fill)
         .style(style::panel)
         .into()
@@ -442,16 +449,16 @@ impl Chat {
                 );
             }
         }
+        // As tall as its contents (the user list takes the rest), up to a point.
         container(
             column![
                 text(format!("Voice ({})", self.voice_users.len())).size(15),
-                scrollable(names).height(Fill).width(Fill),
+                container(scrollable(names).width(Fill)).max_height(180),
                 controls,
             ]
             .spacing(6),
         )
         .padding(8)
-        .height(Length::FillPortion(2))
         .width(Fill)
         .style(style::panel)
         .into()
