@@ -104,33 +104,65 @@ impl ClientConfig {
         Ok(cfg)
     }
 
-    /// Writes this table as the `[client]` of `path` (other tables are
-    /// kept), replacing the file atomically with one only the user can read
-    /// (0600 on Unix), since it may hold a password or key. Unset keys are
-    /// left out.
+    /// Writes this table as the `[client]` of `path`: set keys are updated
+    /// in place, unset ones removed; other tables, comments and layout are
+    /// kept. The file is replaced atomically by one only the user can read
+    /// (0600 on Unix), since it may hold a password or key.
     ///
     /// # Errors
     ///
-    /// [`ClientError::Config`] if the existing file is not TOML or the file
-    /// cannot be written.
+    /// [`ClientError::Config`] if the existing file is not TOML (it is then
+    /// left alone) or cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
         let err = |message: String| ClientError::Config { path: path.to_owned(), message };
-        let mut table: toml::Table = match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| err(e.message().trim().to_owned()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        let mut doc: toml_edit::DocumentMut = match std::fs::read_to_string(path) {
+            Ok(text) => text.parse().map_err(|e: toml_edit::TomlError| err(e.message().trim().to_owned()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml_edit::DocumentMut::new(),
             Err(e) => return Err(err(e.to_string())),
         };
-        let client = toml::Table::try_from(self).map_err(|e| err(e.to_string()))?;
-        table.insert("client".into(), toml::Value::Table(client));
-        let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
+        let values = toml::Table::try_from(self).map_err(|e| err(e.to_string()))?;
+        let table = doc
+            .entry("client")
+            .or_insert_with(toml_edit::table)
+            .as_table_mut()
+            .ok_or_else(|| err("`client` is not a table".into()))?;
+        for key in KEYS {
+            match values.get(*key) {
+                Some(toml::Value::String(v)) => table[*key] = toml_edit::value(v.as_str()),
+                Some(toml::Value::Integer(v)) => table[*key] = toml_edit::value(*v),
+                Some(toml::Value::Float(v)) => table[*key] = toml_edit::value(*v),
+                Some(toml::Value::Boolean(v)) => table[*key] = toml_edit::value(*v),
+                Some(other) => return Err(err(format!("{key}: cannot write a {}", other.type_str()))),
+                None => {
+                    table.remove(key);
+                }
+            }
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
         let tmp = path.with_extension("toml.tmp");
-        write_private(&tmp, text.as_bytes()).map_err(|e| err(e.to_string()))?;
+        write_private(&tmp, doc.to_string().as_bytes()).map_err(|e| err(e.to_string()))?;
         std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
     }
 }
+
+/// Every key of [`ClientConfig`], as written.
+const KEYS: &[&str] = &[
+    "server",
+    "user",
+    "password",
+    "key",
+    "key_file",
+    "fingerprint",
+    "known_servers",
+    "input",
+    "output",
+    "denoise",
+    "vad_threshold",
+    "bitrate",
+    "push_to_talk",
+];
 
 /// Creates (or truncates) `path` readable only by its owner and writes `bytes`.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -175,7 +207,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("sub").join("config.toml");
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&p, "[server]\nbind = \"x\"\n[client]\nuser = \"old\"\n").expect("write");
+        std::fs::write(&p, "# mine\n[server]\nbind = \"x\"\n[client]\n# who I am\nuser = \"old\"\nkey = \"k\"\n")
+            .expect("write");
         let cfg = ClientConfig {
             server: Some("127.0.0.1:7878".into()),
             user: Some("alice".into()),
@@ -187,8 +220,8 @@ mod tests {
         };
         cfg.save(&p).expect("saves");
         let text = std::fs::read_to_string(&p).expect("read");
-        assert!(text.contains("bind = \"x\""), "{text}");
-        assert!(!text.contains("\"old\""), "{text}");
+        assert!(text.contains("bind = \"x\"") && text.contains("# mine") && text.contains("# who I am"), "{text}");
+        assert!(!text.contains("\"old\"") && !text.contains("key ="), "{text}");
         assert_eq!(ClientConfig::load(Some(&p)).expect("loads"), cfg);
         #[cfg(unix)]
         {
@@ -196,6 +229,20 @@ mod tests {
             let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+        let all = ClientConfig {
+            key: Some("k".into()),
+            key_file: Some("/f".into()),
+            fingerprint: Some("f".into()),
+            known_servers: Some("/k".into()),
+            input: Some("i".into()),
+            output: Some("o".into()),
+            bitrate: Some(1),
+            ..cfg.clone()
+        };
+        let written = toml::Table::try_from(&all).expect("serializes");
+        assert_eq!(written.len(), KEYS.len(), "KEYS lists every field");
+        all.save(&p).expect("saves");
+        assert_eq!(ClientConfig::load(Some(&p)).expect("loads"), all);
         std::fs::write(&p, "not toml [").expect("write");
         assert!(cfg.save(&p).is_err(), "a broken file is not overwritten");
         assert_eq!(std::fs::read_to_string(&p).expect("read"), "not toml [");
