@@ -60,6 +60,18 @@ pub enum Message {
     Key(keyboard::Event),
 }
 
+/// Keys no widget took, and Escape always (a focused field takes it to
+/// unfocus, but it should still close the dialog on top).
+fn key_event(event: iced::Event, status: iced::event::Status, _window: iced::window::Id) -> Option<Message> {
+    match event {
+        iced::Event::Keyboard(k) => {
+            let escape = matches!(&k, keyboard::Event::KeyPressed { key: keyboard::Key::Named(Named::Escape), .. });
+            (status == iced::event::Status::Ignored || escape).then_some(Message::Key(k))
+        }
+        _ => None,
+    }
+}
+
 /// Reconnection in progress.
 #[derive(Debug, Clone, Copy)]
 struct Reconnect {
@@ -177,7 +189,7 @@ impl App {
 
     /// The events the application listens to.
     pub fn subscription(&self) -> Subscription<Message> {
-        let mut subs = vec![keyboard::listen().map(Message::Key)];
+        let mut subs = vec![iced::event::listen_with(key_event)];
         if let Some(a) = &self.attempt {
             subs.push(connection::subscription(a).map(|(id, u)| Message::Core(id, u)));
         }
