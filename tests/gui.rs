@@ -157,7 +157,7 @@ fn connect_trust_chat_voice_and_quit() {
     assert!(
         g.find(|c| matches!(c, Candidate::TextInput { state, .. } if state.text() == "gui").then_some(())).is_some()
     );
-    g.type_into(client_iced::connect::ids::KEY, &server.key);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
 
     // First contact: the fingerprint is shown and nothing is pinned yet.
@@ -171,7 +171,7 @@ fn connect_trust_chat_voice_and_quit() {
     assert!(pins.contains(&server.fingerprint), "{pins}");
 
     // Send with Enter; bob receives it; the GUI marks it delivered.
-    g.type_into(client_iced::chat::INPUT, "hello from the gui");
+    g.type_into(client_iced::screen::chat::INPUT, "hello from the gui");
     g.press(Key::Enter);
     wait_line(&mut bob, "<gui> hello from the gui");
     g.wait_until("delivery", |g| g.text_containing("sending…").is_none().then_some(()));
@@ -192,7 +192,7 @@ fn connect_trust_chat_voice_and_quit() {
     g.wait_for_text("Voice (0)");
 
     // `!DISCONNECT` leaves, like the original app; the form comes back.
-    g.type_into(client_iced::chat::INPUT, "!DISCONNECT");
+    g.type_into(client_iced::screen::chat::INPUT, "!DISCONNECT");
     g.press(Key::Enter);
     wait_line(&mut bob, "* gui left");
     g.wait_for_text("Remember password and key on this computer");
@@ -211,14 +211,14 @@ fn refusals_are_shown_in_place() {
     // Wrong key.
     let config = client_config(dir.path(), &server, "gui", "");
     let mut g = gui(&config);
-    g.type_into(client_iced::connect::ids::KEY, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    g.type_into(client_iced::screen::connect::ids::KEY, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     g.click("Connect");
     g.wait_for_text("Wrong server key");
 
     // Name taken (the identity is trusted explicitly this time).
     let config = client_config(dir.path(), &server, "bob", &format!("fingerprint = \"{}\"\n", server.fingerprint));
     let mut g = gui(&config);
-    g.type_into(client_iced::connect::ids::KEY, &server.key);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
     g.wait_for_text("That username is taken");
     assert!(g.text_containing("First connection to this server").is_none(), "a configured fingerprint is a pin");
@@ -230,7 +230,7 @@ fn refusals_are_shown_in_place() {
     let path = dir.path().join("unreachable.toml");
     socket_chatroom_tests::write_secret(&path, &format!("[client]\nserver = \"{addr}\"\nuser = \"gui\"\n"));
     let mut g = gui(&path);
-    g.type_into(client_iced::connect::ids::KEY, &server.key);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
     g.wait_for_text("Cannot reach the server");
 
@@ -239,7 +239,7 @@ fn refusals_are_shown_in_place() {
     std::fs::write(dir.path().join("known_servers"), format!("{} {wrong}\n", server.addr)).expect("pin");
     let config = client_config(dir.path(), &server, "gui", "");
     let mut g = gui(&config);
-    g.type_into(client_iced::connect::ids::KEY, &server.key);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
     g.wait_for_text("SERVER IDENTITY CHANGED");
     assert!(g.text_containing(&format!("Expected: {wrong}")).is_some(), "{}", g.texts());
@@ -253,7 +253,7 @@ fn remember_me_stores_secrets_privately_and_refills_the_form() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = client_config(dir.path(), &server, "gui", &format!("fingerprint = \"{}\"\n", server.fingerprint));
     let mut g = gui(&config);
-    g.type_into(client_iced::connect::ids::KEY, &server.key);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Remember password and key on this computer");
     g.click("Connect");
     g.wait_for_text("Users (1)");
@@ -275,7 +275,7 @@ fn a_lost_connection_shows_a_banner_and_reconnects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = client_config(dir.path(), &server, "gui", &format!("fingerprint = \"{}\"\n", server.fingerprint));
     let mut g = gui(&config);
-    g.type_into(client_iced::connect::ids::KEY, &server.key);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
     g.wait_for_text("Users (1)");
 

@@ -465,7 +465,7 @@ impl Chat {
     }
 }
 
-fn entry(e: &Entry) -> Element<'_, crate::chat::Message> {
+fn entry(e: &Entry) -> Element<'_, Message> {
     let time = text(e.time.clone()).size(12).style(style::muted);
     let body: Element<'_, Message> = match &e.kind {
         Kind::Chat { from, text: body, own } => {

@@ -39,7 +39,7 @@ pub enum Update {
 }
 
 /// The subscription running `attempt`; its items carry the attempt's id.
-pub fn subscription(attempt: &Attempt) -> Subscription<(u64, Update)> {
+pub fn connection(attempt: &Attempt) -> Subscription<(u64, Update)> {
     Subscription::run_with(attempt.clone(), run)
 }
 

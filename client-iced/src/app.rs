@@ -1,0 +1,614 @@
+//! The application: routes messages between the screens, owns the
+//! connection (through [`crate::subscription`]), reconnects with back-off,
+//! drives voice, and saves the user's choices to the client config file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_core::audio::pipeline::PushToTalk;
+use client_core::config::ClientConfig;
+use client_core::voice::VoiceControls;
+use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, RefusalCode};
+use iced::keyboard::{self, key::Named};
+use iced::widget::operation;
+use iced::{Element, Subscription, Task, Theme};
+
+use crate::screen::chat::{self, Chat, Voice};
+use crate::screen::connect::{self, Connect};
+use crate::screen::settings;
+use crate::style;
+use crate::subscription::{self, Attempt, Update};
+
+/// How the application starts.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The client config file: read at start, written by remember-me and
+    /// settings (`None`: nothing is saved).
+    pub config_path: Option<PathBuf>,
+}
+
+/// Everything that happens.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// On the connect screen.
+    Connect(connect::Message),
+    /// On the chat screen.
+    Chat(chat::Message),
+    /// In the settings dialog.
+    Settings(settings::Message),
+    /// From the connection with this attempt id.
+    Core(u64, Update),
+    /// A chat message was queued (local number, id) or refused locally.
+    Sent(u64, Result<MessageId, String>),
+    /// A command could not be given (the connection ended meanwhile).
+    Failed(String),
+    /// The reconnection timer of this generation fired.
+    Retry(u64),
+    /// Refresh the meters.
+    Tick,
+    /// A key no widget took.
+    Key(keyboard::Event),
+}
+
+/// Keys no widget took, and Escape always (a focused field takes it to
+/// unfocus, but it should still close the dialog on top).
+fn key_event(event: iced::Event, status: iced::event::Status, _window: iced::window::Id) -> Option<Message> {
+    match event {
+        iced::Event::Keyboard(k) => {
+            let escape = matches!(&k, keyboard::Event::KeyPressed { key: keyboard::Key::Named(Named::Escape), .. });
+            (status == iced::event::Status::Ignored || escape).then_some(Message::Key(k))
+        }
+        _ => None,
+    }
+}
+
+/// Reconnection in progress.
+#[derive(Debug, Clone, Copy)]
+struct Reconnect {
+    tries: u32,
+    generation: u64,
+}
+
+/// Delay before reconnection try `n` (1-based): 1, 2, 4, 8, 16, then 30 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64.checked_shl(n.saturating_sub(1)).unwrap_or(u64::MAX).min(30))
+}
+
+/// The application.
+pub struct App {
+    config_path: Option<PathBuf>,
+    config: ClientConfig,
+    connect: Connect,
+    chat: Option<Chat>,
+    dialog: Option<settings::Dialog>,
+    voice: settings::Voice,
+    attempt: Option<Attempt>,
+    client: Option<Client>,
+    /// What the session was opened with, for reconnecting.
+    request: Option<(connect::Request, Option<Fingerprint>)>,
+    reconnect: Option<Reconnect>,
+    counter: u64,
+    /// Rejoin voice after a reconnection.
+    voice_wanted: bool,
+    controls: VoiceControls,
+    push_to_talk: Option<PushToTalk>,
+    /// Local numbers of chat messages being queued.
+    local_sends: u64,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("connected", &self.chat.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// The iced application, ready to `run()` (or to drive in tests).
+pub fn app(options: Options) -> iced::Application<impl iced::Program<State = App, Message = Message, Theme = Theme>> {
+    iced::application(
+        move || {
+            let app = App::new(&options);
+            let focus = app.connect.first_focus();
+            (app, operation::focus(focus))
+        },
+        App::update,
+        App::view,
+    )
+    .title(App::title)
+    .subscription(App::subscription)
+    .theme(|_: &App| style::theme())
+    .window_size((1024.0, 700.0))
+}
+
+impl App {
+    /// Starts on the connect screen, filled from the config file.
+    pub fn new(options: &Options) -> Self {
+        let (config, load_error) = match &options.config_path {
+            Some(p) if p.exists() => match ClientConfig::load(Some(p)) {
+                Ok(c) => (c, None),
+                Err(e) => (ClientConfig::default(), Some(e.to_string())),
+            },
+            _ => (ClientConfig::default(), None),
+        };
+        let key = config.key.clone().or_else(|| {
+            config.key_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).map(|k| k.trim().to_owned())
+        });
+        let connect = Connect {
+            server: config.server.clone().unwrap_or_default(),
+            username: config.user.clone().unwrap_or_default(),
+            password: config.password.clone().unwrap_or_default(),
+            key: key.unwrap_or_default(),
+            remember: config.key.is_some() || config.password.is_some(),
+            status: load_error.map(connect::Status::Error).unwrap_or_default(),
+        };
+        Self {
+            config_path: options.config_path.clone(),
+            voice: settings::Voice::from_config(&config),
+            config,
+            connect,
+            chat: None,
+            dialog: None,
+            attempt: None,
+            client: None,
+            request: None,
+            reconnect: None,
+            counter: 0,
+            voice_wanted: false,
+            controls: VoiceControls::new(),
+            push_to_talk: None,
+            local_sends: 0,
+        }
+    }
+
+    /// The window title.
+    pub fn title(&self) -> String {
+        match &self.chat {
+            Some(c) => format!("{} @ {} — Socket Chatroom", c.me, c.server),
+            None => "Socket Chatroom".to_owned(),
+        }
+    }
+
+    /// The chat screen's state, once logged in.
+    pub fn chat(&self) -> Option<&Chat> {
+        self.chat.as_ref()
+    }
+
+    /// The connect screen's state.
+    pub fn connect_form(&self) -> &Connect {
+        &self.connect
+    }
+
+    /// The events the application listens to.
+    pub fn subscription(&self) -> Subscription<Message> {
+        let mut subs = vec![iced::event::listen_with(key_event)];
+        if let Some(a) = &self.attempt {
+            subs.push(subscription::connection(a).map(|(id, u)| Message::Core(id, u)));
+        }
+        if self.chat.as_ref().is_some_and(|c| c.voice == Voice::On) {
+            subs.push(iced::time::every(Duration::from_millis(100)).map(|_| Message::Tick));
+        }
+        Subscription::batch(subs)
+    }
+
+    /// Applies a message.
+    pub fn update(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::Connect(m) => match self.connect.update(m) {
+                connect::Action::None => Task::none(),
+                connect::Action::Connect(r) => {
+                    // A fingerprint in the config file is the user's explicit pin.
+                    let pin = self.config.fingerprint.as_deref().and_then(|f| f.parse().ok());
+                    self.start(r, pin)
+                }
+                connect::Action::Trust(r, fp) => self.start(r, Some(fp)),
+                connect::Action::Cancel => {
+                    self.attempt = None;
+                    self.client = None;
+                    Task::none()
+                }
+            },
+            Message::Chat(m) => self.chat_message(m),
+            Message::Settings(m) => self.settings_message(m),
+            Message::Core(id, u) => self.core(id, u),
+            Message::Sent(local, result) => {
+                if let Some(chat) = &mut self.chat {
+                    chat.queued(local, result);
+                }
+                Task::none()
+            }
+            Message::Failed(e) => {
+                if let Some(chat) = &mut self.chat {
+                    chat.error(e);
+                }
+                Task::none()
+            }
+            Message::Retry(generation) => match self.reconnect {
+                Some(r) if r.generation == generation => self.retry(),
+                _ => Task::none(),
+            },
+            Message::Tick => {
+                let speech = self.controls.speech_probability();
+                if let Some(chat) = &mut self.chat {
+                    chat.meter = (self.controls.input_level(), self.controls.transmitting());
+                }
+                if let Some(d) = &mut self.dialog {
+                    d.speech = Some(speech);
+                }
+                Task::none()
+            }
+            Message::Key(e) => self.key(e),
+        }
+    }
+
+    fn key(&mut self, event: keyboard::Event) -> Task<Message> {
+        match event {
+            keyboard::Event::KeyPressed { key: keyboard::Key::Named(named), modifiers, .. } => {
+                if self.ptt_key(named) {
+                    if let Some(p) = &self.push_to_talk {
+                        p.set(true);
+                    }
+                    return Task::none();
+                }
+                match named {
+                    Named::Tab if modifiers.shift() => operation::focus_previous(),
+                    Named::Tab => operation::focus_next(),
+                    Named::Escape if self.dialog.is_some() => {
+                        self.dialog = None;
+                        Task::none()
+                    }
+                    Named::Escape if self.chat.is_none() => self.update(Message::Connect(connect::Message::Cancel)),
+                    _ => Task::none(),
+                }
+            }
+            keyboard::Event::KeyReleased { key: keyboard::Key::Named(named), .. } if self.ptt_key(named) => {
+                if let Some(p) = &self.push_to_talk {
+                    p.set(false);
+                }
+                Task::none()
+            }
+            _ => Task::none(),
+        }
+    }
+
+    fn ptt_key(&self, named: Named) -> bool {
+        self.push_to_talk.is_some()
+            && self.chat.as_ref().and_then(|c| c.push_to_talk.as_deref()) == Some(format!("{named:?}").as_str())
+    }
+
+    /// Opens a connection for `request`, pinning `fingerprint` if given.
+    fn start(&mut self, request: connect::Request, fingerprint: Option<Fingerprint>) -> Task<Message> {
+        let mut options = ConnectOptions::new(request.server.clone(), request.username.clone(), request.key.clone());
+        options.password = request.password.clone();
+        options.fingerprint = fingerprint;
+        options.known_servers = self.config.known_servers.clone();
+        options.first_use = FirstUse::Ask;
+        self.counter += 1;
+        self.attempt = Some(Attempt { id: self.counter, options: Arc::new(options) });
+        self.client = None;
+        self.request = Some((request, fingerprint));
+        Task::none()
+    }
+
+    fn retry(&mut self) -> Task<Message> {
+        let Some((request, fp)) = self.request.clone() else { return Task::none() };
+        if let Some(chat) = &mut self.chat {
+            chat.banner = Some("Connection lost. Reconnecting…".into());
+        }
+        self.start(request, fp)
+    }
+
+    fn core(&mut self, id: u64, update: Update) -> Task<Message> {
+        if self.attempt.as_ref().map(|a| a.id) != Some(id) {
+            return Task::none();
+        }
+        let event = match update {
+            Update::Started(client) => {
+                self.client = Some(client);
+                return Task::none();
+            }
+            Update::Event(e) => e,
+        };
+        match event {
+            Event::Connected { me, users, fingerprint, limits, .. } => {
+                self.reconnect = None;
+                if let Some((_, fp)) = &mut self.request {
+                    // Reconnections insist on the identity we logged in to.
+                    *fp = Some(fingerprint);
+                }
+                if let Some(chat) = &mut self.chat {
+                    chat.banner = None;
+                    chat.apply(Event::Users(users));
+                    chat.notice("Reconnected.");
+                    if self.voice_wanted {
+                        return self.join_voice();
+                    }
+                    return Task::none();
+                }
+                self.connect.status = connect::Status::Idle;
+                let server = self.request.as_ref().map(|(r, _)| r.server.clone()).unwrap_or_default();
+                let mut chat = Chat::new(me, server, fingerprint, users, limits.max_message_bytes as usize);
+                if let Err(e) = self.remember() {
+                    chat.error(format!("Could not save your settings: {e}"));
+                }
+                self.chat = Some(chat);
+                operation::focus(chat::INPUT)
+            }
+            Event::Disconnected { reason, .. } => self.disconnected(reason),
+            Event::VoiceError(_) => {
+                self.voice_wanted = false;
+                self.apply(event);
+                Task::none()
+            }
+            other => {
+                self.apply(other);
+                Task::none()
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        if let Some(chat) = &mut self.chat {
+            chat.apply(event);
+        }
+    }
+
+    fn disconnected(&mut self, reason: DisconnectReason) -> Task<Message> {
+        self.attempt = None;
+        self.client = None;
+        self.push_to_talk = None;
+        let Some(chat) = &mut self.chat else {
+            if reason != DisconnectReason::Quit {
+                self.connect.failed(&reason);
+            }
+            return Task::none();
+        };
+        chat.voice = Voice::Off;
+        chat.voice_users.clear();
+        chat.talking.clear();
+        chat.fail_pending(&reason.to_string());
+        let retry = match &reason {
+            DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) | DisconnectReason::ConnectFailed(_) => {
+                true
+            }
+            // Our old session may still hold the name until the server notices it is gone.
+            DisconnectReason::Refused { code: RefusalCode::NameTaken, .. } => self.reconnect.is_some(),
+            _ => false,
+        };
+        if !retry {
+            self.chat = None;
+            self.reconnect = None;
+            self.voice_wanted = false;
+            self.connect.status = connect::Status::Idle;
+            if reason != DisconnectReason::Quit {
+                self.connect.failed(&reason);
+            }
+            return Task::none();
+        }
+        let tries = self.reconnect.map_or(0, |r| r.tries) + 1;
+        self.counter += 1;
+        let generation = self.counter;
+        self.reconnect = Some(Reconnect { tries, generation });
+        let delay = backoff(tries);
+        chat.banner =
+            Some(format!("{}. Reconnecting in {} s (try {tries})…", connect::describe(&reason), delay.as_secs()));
+        if tries == 1 {
+            chat.error(connect::describe(&reason));
+        }
+        Task::perform(tokio::time::sleep(delay), move |()| Message::Retry(generation))
+    }
+
+    fn chat_message(&mut self, m: chat::Message) -> Task<Message> {
+        let Some(chat) = &mut self.chat else { return Task::none() };
+        match m {
+            chat::Message::Input(s) => chat.input = s,
+            chat::Message::Send => {
+                let line = chat.input.trim_end().to_owned();
+                if chat::is_quit(&line) {
+                    chat.input.clear();
+                    return self.chat_message(chat::Message::Disconnect);
+                }
+                if line.trim().is_empty() {
+                    return Task::none();
+                }
+                let Some(client) = self.client.clone() else {
+                    chat.error("Not connected: the message was not sent (it is still in the input).");
+                    return Task::none();
+                };
+                chat.input.clear();
+                self.local_sends += 1;
+                let local = self.local_sends;
+                chat.sending(local, &line);
+                return Task::perform(async move { client.send(line).await.map_err(|e| e.to_string()) }, move |r| {
+                    Message::Sent(local, r)
+                });
+            }
+            chat::Message::Disconnect => {
+                self.voice_wanted = false;
+                self.reconnect = None;
+                return match self.client.clone() {
+                    Some(client) => Task::perform(async move { client.quit().await }, |r| match r {
+                        Ok(()) => Message::Tick,
+                        Err(e) => Message::Failed(e.to_string()),
+                    }),
+                    None => {
+                        self.attempt = None;
+                        self.chat = None;
+                        Task::none()
+                    }
+                };
+            }
+            chat::Message::Voice(true) => {
+                self.voice_wanted = true;
+                return self.join_voice();
+            }
+            chat::Message::Voice(false) => {
+                self.voice_wanted = false;
+                if let Some(client) = self.client.clone() {
+                    return Task::perform(async move { client.leave_voice().await }, |r| match r {
+                        Ok(()) => Message::Tick,
+                        Err(e) => Message::Failed(e.to_string()),
+                    });
+                }
+            }
+            chat::Message::Mute(b) => {
+                chat.muted = b;
+                self.controls.set_muted(b || chat.deafened);
+            }
+            chat::Message::Deafen(b) => {
+                chat.deafened = b;
+                self.controls.set_deafened(b);
+                self.controls.set_muted(b || chat.muted);
+            }
+            chat::Message::Settings => return self.open_settings(),
+            chat::Message::ReconnectNow => {
+                if self.reconnect.is_some() && self.attempt.is_none() {
+                    return self.retry();
+                }
+            }
+            chat::Message::GiveUp => {
+                self.reconnect = None;
+                self.attempt = None;
+                self.chat = None;
+                self.voice_wanted = false;
+            }
+        }
+        Task::none()
+    }
+
+    fn join_voice(&mut self) -> Task<Message> {
+        let (Some(client), Some(chat)) = (self.client.clone(), &mut self.chat) else { return Task::none() };
+        if chat.voice != Voice::Off {
+            return Task::none();
+        }
+        let mut options = self.voice.options();
+        self.controls = VoiceControls::new();
+        self.controls.set_deafened(chat.deafened);
+        self.controls.set_muted(chat.muted || chat.deafened);
+        options.controls = self.controls.clone();
+        self.push_to_talk = self.voice.push_to_talk.as_ref().map(|_| PushToTalk::new());
+        options.push_to_talk = self.push_to_talk.clone();
+        chat.push_to_talk = self.voice.push_to_talk.clone();
+        chat.voice = Voice::Joining;
+        Task::perform(async move { client.join_voice(options).await }, |r| match r {
+            Ok(()) => Message::Tick,
+            Err(e) => Message::Failed(e.to_string()),
+        })
+    }
+
+    fn open_settings(&mut self) -> Task<Message> {
+        self.dialog = Some(settings::Dialog::new(self.voice.clone()));
+        Task::perform(
+            async {
+                tokio::task::spawn_blocking(settings::list_devices)
+                    .await
+                    .unwrap_or_else(|e| Err(format!("device listing failed: {e}")))
+            },
+            |r| Message::Settings(settings::Message::Devices(r)),
+        )
+    }
+
+    fn settings_message(&mut self, m: settings::Message) -> Task<Message> {
+        let Some(dialog) = &mut self.dialog else { return Task::none() };
+        match dialog.update(m) {
+            settings::Action::None => {}
+            settings::Action::Close => self.dialog = None,
+            settings::Action::Save(voice) => {
+                let mut config = self.config.clone();
+                voice.store(&mut config);
+                match self.save(&config) {
+                    Ok(()) => {
+                        self.config = config;
+                        self.voice = voice;
+                        self.dialog = None;
+                    }
+                    Err(e) => {
+                        if let Some(d) = &mut self.dialog {
+                            d.error = Some(format!("Could not save: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        Task::none()
+    }
+
+    /// Stores server and name, and the secrets only if asked to.
+    fn remember(&mut self) -> Result<(), String> {
+        let Some((request, _)) = &self.request else { return Ok(()) };
+        let mut config = self.config.clone();
+        config.server = Some(request.server.clone());
+        config.user = Some(request.username.clone());
+        if self.connect.remember {
+            config.password = request.password.clone();
+            config.key = Some(self.connect.key.trim().to_owned());
+        } else {
+            config.password = None;
+            config.key = None;
+        }
+        if config == self.config {
+            return Ok(());
+        }
+        self.save(&config)?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn save(&self, config: &ClientConfig) -> Result<(), String> {
+        match &self.config_path {
+            Some(p) => config.save(p).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// The window's contents.
+    pub fn view(&self) -> Element<'_, Message> {
+        let base = match &self.chat {
+            Some(c) => c.view().map(Message::Chat),
+            None => self.connect.view().map(Message::Connect),
+        };
+        match &self.dialog {
+            Some(d) => style::modal(base, d.view().map(Message::Settings)),
+            None => base,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_dismisses_the_trust_prompt_and_a_bad_config_is_reported() {
+        let dir = std::env::temp_dir().join(format!("client-iced-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[client]\nsever = \"typo\"\n").expect("write");
+        let mut app = App::new(&Options { config_path: Some(path) });
+        assert!(
+            matches!(&app.connect.status, connect::Status::Error(e) if e.contains("sever")),
+            "{:?}",
+            app.connect.status
+        );
+        let fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().expect("fp");
+        app.connect.status = connect::Status::Trust { server: "h:1".into(), fingerprint };
+        let escape = keyboard::Event::KeyPressed {
+            key: keyboard::Key::Named(Named::Escape),
+            modified_key: keyboard::Key::Named(Named::Escape),
+            physical_key: keyboard::key::Physical::Unidentified(keyboard::key::NativeCode::Unidentified),
+            location: keyboard::Location::Standard,
+            modifiers: keyboard::Modifiers::empty(),
+            text: None,
+            repeat: false,
+        };
+        let _ = app.update(Message::Key(escape));
+        assert_eq!(app.connect.status, connect::Status::Idle);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let s: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(s, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(200).as_secs(), 30);
+    }
+}
