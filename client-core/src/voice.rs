@@ -404,10 +404,8 @@ fn send_loop(
         }
         while mono.len() >= FRAME {
             let frame: Vec<f32> = mono.drain(..FRAME).collect();
-            let Ok(mut packets) = pipeline.process(&frame) else { continue };
-            if controls.muted() {
-                packets.clear();
-            }
+            pipeline.set_muted(controls.muted());
+            let Ok(packets) = pipeline.process(&frame) else { continue };
             controls.meter(pipeline.level, pipeline.speech_prob, !packets.is_empty());
             for out in packets {
                 let frames: Vec<&[u8]> = out.frames.iter().map(Vec::as_slice).collect();

@@ -13,6 +13,7 @@ use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, 
 use iced::keyboard::{self, key::Named};
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme};
+use slog::{Logger, debug, info, o, warn};
 
 use crate::screen::chat::{self, Chat, Voice};
 use crate::screen::connect::{self, Connect};
@@ -20,12 +21,23 @@ use crate::screen::settings;
 use crate::style;
 use crate::subscription::{self, Attempt, Update};
 
+/// How long a polite quit may wait for the server's acknowledgements.
+const QUIT_DEADLINE: Duration = Duration::from_secs(5);
+
 /// How the application starts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// The client config file: read at start, written by remember-me and
     /// settings (`None`: nothing is saved).
     pub config_path: Option<PathBuf>,
+    /// Where the client logs (connection changes, never secrets).
+    pub log: Logger,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { config_path: None, log: Logger::root(slog::Discard, o!()) }
+    }
 }
 
 /// Everything that happens.
@@ -39,26 +51,38 @@ pub enum Message {
     Settings(settings::Message),
     /// From the connection with this attempt id.
     Core(u64, Update),
-    /// A chat message was queued (local number, id) or refused locally.
-    Sent(u64, Result<MessageId, String>),
-    /// A command could not be given (the connection ended meanwhile).
-    Failed(String),
+    /// Chat message `local` of attempt `attempt` was queued (its id) or refused.
+    Sent {
+        /// The attempt it was given to.
+        attempt: u64,
+        /// Its local number.
+        local: u64,
+        /// Its id, or why it was refused.
+        result: Result<MessageId, String>,
+    },
+    /// A command was handed to the connection (`Err`: it had ended).
+    Done(Result<(), String>),
     /// The reconnection timer of this generation fired.
     Retry(u64),
+    /// The quit of this attempt took too long.
+    QuitTimeout(u64),
     /// Refresh the meters.
     Tick,
-    /// A key no widget took.
+    /// A key no widget took (and Escape).
     Key(keyboard::Event),
+    /// The window lost the keyboard focus.
+    Unfocused,
 }
 
-/// Keys no widget took, and Escape always (a focused field takes it to
-/// unfocus, but it should still close the dialog on top).
+/// Keys no widget took, Escape always (a focused field takes it to unfocus,
+/// but it should still close the dialog on top), and focus loss.
 fn key_event(event: iced::Event, status: iced::event::Status, _window: iced::window::Id) -> Option<Message> {
     match event {
         iced::Event::Keyboard(k) => {
             let escape = matches!(&k, keyboard::Event::KeyPressed { key: keyboard::Key::Named(Named::Escape), .. });
             (status == iced::event::Status::Ignored || escape).then_some(Message::Key(k))
         }
+        iced::Event::Window(iced::window::Event::Unfocused) => Some(Message::Unfocused),
         _ => None,
     }
 }
@@ -77,8 +101,11 @@ pub fn backoff(n: u32) -> Duration {
 
 /// The application.
 pub struct App {
+    log: Logger,
     config_path: Option<PathBuf>,
     config: ClientConfig,
+    /// The config file could not be read: never overwrite it.
+    config_broken: bool,
     connect: Connect,
     chat: Option<Chat>,
     dialog: Option<settings::Dialog>,
@@ -88,6 +115,8 @@ pub struct App {
     /// What the session was opened with, for reconnecting.
     request: Option<(connect::Request, Option<Fingerprint>)>,
     reconnect: Option<Reconnect>,
+    /// The user asked to leave: whatever ends the session is final.
+    quitting: bool,
     counter: u64,
     /// Rejoin voice after a reconnection.
     voice_wanted: bool,
@@ -126,7 +155,7 @@ impl App {
         let (config, load_error) = match &options.config_path {
             Some(p) if p.exists() => match ClientConfig::load(Some(p)) {
                 Ok(c) => (c, None),
-                Err(e) => (ClientConfig::default(), Some(e.to_string())),
+                Err(e) => (ClientConfig::default(), Some(format!("{e}. Fix it to have your settings saved."))),
             },
             _ => (ClientConfig::default(), None),
         };
@@ -139,12 +168,14 @@ impl App {
             password: config.password.clone().unwrap_or_default(),
             key: key.unwrap_or_default(),
             remember: config.key.is_some() || config.password.is_some(),
-            status: load_error.map(connect::Status::Error).unwrap_or_default(),
+            status: load_error.clone().map(connect::Status::Error).unwrap_or_default(),
         };
         Self {
+            log: options.log.clone(),
             config_path: options.config_path.clone(),
             voice: settings::Voice::from_config(&config),
             config,
+            config_broken: load_error.is_some(),
             connect,
             chat: None,
             dialog: None,
@@ -152,6 +183,7 @@ impl App {
             client: None,
             request: None,
             reconnect: None,
+            quitting: false,
             counter: 0,
             voice_wanted: false,
             controls: VoiceControls::new(),
@@ -178,6 +210,10 @@ impl App {
         &self.connect
     }
 
+    fn attempt_id(&self) -> Option<u64> {
+        self.attempt.as_ref().map(|a| a.id)
+    }
+
     /// The events the application listens to.
     pub fn subscription(&self) -> Subscription<Message> {
         let mut subs = vec![iced::event::listen_with(key_event)];
@@ -185,7 +221,7 @@ impl App {
             subs.push(subscription::connection(a).map(|(id, u)| Message::Core(id, u)));
         }
         if self.chat.as_ref().is_some_and(|c| c.voice == Voice::On) {
-            subs.push(iced::time::every(Duration::from_millis(100)).map(|_| Message::Tick));
+            subs.push(iced::time::every(Duration::from_millis(150)).map(|_| Message::Tick));
         }
         Subscription::batch(subs)
     }
@@ -196,36 +232,56 @@ impl App {
             Message::Connect(m) => match self.connect.update(m) {
                 connect::Action::None => Task::none(),
                 connect::Action::Connect(r) => {
-                    // A fingerprint in the config file is the user's explicit pin.
-                    let pin = self.config.fingerprint.as_deref().and_then(|f| f.parse().ok());
+                    // A fingerprint in the config file is the user's explicit
+                    // pin for the server in the config file, and only for it.
+                    let pin = (self.config.server.as_deref() == Some(r.server.as_str()))
+                        .then(|| self.config.fingerprint.as_deref().and_then(|f| f.parse().ok()))
+                        .flatten();
                     self.start(r, pin)
                 }
-                connect::Action::Trust(r, fp) => self.start(r, Some(fp)),
+                connect::Action::Trust(r, fp) => {
+                    info!(self.log, "server trusted by the user"; "server" => &r.server, "fingerprint" => fp.to_string());
+                    self.start(r, Some(fp))
+                }
                 connect::Action::Cancel => {
                     self.attempt = None;
                     self.client = None;
                     Task::none()
                 }
+                connect::Action::Settings => self.open_settings(),
             },
             Message::Chat(m) => self.chat_message(m),
             Message::Settings(m) => self.settings_message(m),
             Message::Core(id, u) => self.core(id, u),
-            Message::Sent(local, result) => {
+            Message::Sent { attempt, local, result } => {
+                let current = self.attempt_id() == Some(attempt);
                 if let Some(chat) = &mut self.chat {
-                    chat.queued(local, result);
+                    if current {
+                        chat.queued(local, result);
+                    } else {
+                        chat.queued(local, Err("connection lost".into()));
+                    }
                 }
                 Task::none()
             }
-            Message::Failed(e) => {
+            Message::Done(Ok(())) => Task::none(),
+            Message::Done(Err(e)) => {
                 if let Some(chat) = &mut self.chat {
                     chat.error(e);
                 }
                 Task::none()
             }
             Message::Retry(generation) => match self.reconnect {
-                Some(r) if r.generation == generation => self.retry(),
+                Some(r) if r.generation == generation && self.attempt.is_none() => self.retry(),
                 _ => Task::none(),
             },
+            Message::QuitTimeout(id) => {
+                if self.quitting && self.attempt_id() == Some(id) {
+                    warn!(self.log, "the server did not confirm our quit in time; leaving anyway");
+                    return self.disconnected(DisconnectReason::Quit);
+                }
+                Task::none()
+            }
             Message::Tick => {
                 let speech = self.controls.speech_probability();
                 if let Some(chat) = &mut self.chat {
@@ -237,6 +293,13 @@ impl App {
                 Task::none()
             }
             Message::Key(e) => self.key(e),
+            Message::Unfocused => {
+                // A key released in another window never reaches us.
+                if let Some(p) = &self.push_to_talk {
+                    p.set(false);
+                }
+                Task::none()
+            }
         }
     }
 
@@ -283,8 +346,10 @@ impl App {
         options.known_servers = self.config.known_servers.clone();
         options.first_use = FirstUse::Ask;
         self.counter += 1;
+        info!(self.log, "connecting"; "server" => &request.server, "user" => &request.username, "attempt" => self.counter);
         self.attempt = Some(Attempt { id: self.counter, options: Arc::new(options) });
         self.client = None;
+        self.quitting = false;
         self.request = Some((request, fingerprint));
         Task::none()
     }
@@ -294,22 +359,41 @@ impl App {
         if let Some(chat) = &mut self.chat {
             chat.banner = Some("Connection lost. Reconnecting…".into());
         }
-        self.start(request, fp)
+        let task = self.start(request, fp);
+        // Any timer still running for the previous wait is now stale.
+        if let Some(r) = &mut self.reconnect {
+            r.generation = self.counter;
+        }
+        task
     }
 
     fn core(&mut self, id: u64, update: Update) -> Task<Message> {
-        if self.attempt.as_ref().map(|a| a.id) != Some(id) {
+        if self.attempt_id() != Some(id) {
             return Task::none();
         }
-        let event = match update {
+        match update {
             Update::Started(client) => {
                 self.client = Some(client);
-                return Task::none();
+                Task::none()
             }
-            Update::Event(e) => e,
-        };
+            Update::Events(events) => {
+                let mut tasks = Vec::new();
+                for e in events {
+                    // An event may end this attempt; the rest are then stale.
+                    if self.attempt_id() != Some(id) {
+                        break;
+                    }
+                    tasks.push(self.event(e));
+                }
+                Task::batch(tasks)
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) -> Task<Message> {
         match event {
-            Event::Connected { me, users, fingerprint, limits, .. } => {
+            Event::Connected { me, users, fingerprint, limits, trust } => {
+                info!(self.log, "connected"; "me" => &me, "users" => users.len(), "trust" => format!("{trust:?}"));
                 self.reconnect = None;
                 if let Some((_, fp)) = &mut self.request {
                     // Reconnections insist on the identity we logged in to.
@@ -317,6 +401,7 @@ impl App {
                 }
                 if let Some(chat) = &mut self.chat {
                     chat.banner = None;
+                    chat.max_message = limits.max_message_bytes as usize;
                     chat.apply(Event::Users(users));
                     chat.notice("Reconnected.");
                     if self.voice_wanted {
@@ -333,13 +418,18 @@ impl App {
                 self.chat = Some(chat);
                 operation::focus(chat::INPUT)
             }
-            Event::Disconnected { reason, .. } => self.disconnected(reason),
-            Event::VoiceError(_) => {
+            Event::Disconnected { reason, unacked } => {
+                info!(self.log, "disconnected"; "reason" => reason.to_string(), "unacked" => unacked);
+                self.disconnected(reason)
+            }
+            Event::VoiceError(e) => {
+                warn!(self.log, "voice failed"; "error" => &e);
                 self.voice_wanted = false;
-                self.apply(event);
+                self.apply(Event::VoiceError(e));
                 Task::none()
             }
             other => {
+                debug!(self.log, "event"; "event" => format!("{other:?}").chars().take(200).collect::<String>());
                 self.apply(other);
                 Task::none()
             }
@@ -356,30 +446,33 @@ impl App {
         self.attempt = None;
         self.client = None;
         self.push_to_talk = None;
+        let quitting = std::mem::take(&mut self.quitting);
         let Some(chat) = &mut self.chat else {
             if reason != DisconnectReason::Quit {
                 self.connect.failed(&reason);
             }
-            return Task::none();
+            // The trust question is answered with the buttons, not by typing on.
+            return if matches!(self.connect.status, connect::Status::Trust { .. }) { unfocus() } else { Task::none() };
         };
         chat.voice = Voice::Off;
         chat.voice_users.clear();
         chat.talking.clear();
         chat.fail_pending(&reason.to_string());
-        let retry = match &reason {
-            DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) | DisconnectReason::ConnectFailed(_) => {
-                true
-            }
-            // Our old session may still hold the name until the server notices it is gone.
-            DisconnectReason::Refused { code: RefusalCode::NameTaken, .. } => self.reconnect.is_some(),
-            _ => false,
-        };
+        let retry = !quitting
+            && match &reason {
+                DisconnectReason::Lost(_)
+                | DisconnectReason::ServerShutdown(_)
+                | DisconnectReason::ConnectFailed(_) => true,
+                // Our old session may hold the name until the server notices it is gone.
+                DisconnectReason::Refused { code: RefusalCode::NameTaken, .. } => self.reconnect.is_some(),
+                _ => false,
+            };
         if !retry {
             self.chat = None;
             self.reconnect = None;
             self.voice_wanted = false;
             self.connect.status = connect::Status::Idle;
-            if reason != DisconnectReason::Quit {
+            if reason != DisconnectReason::Quit && !quitting {
                 self.connect.failed(&reason);
             }
             return Task::none();
@@ -389,6 +482,7 @@ impl App {
         let generation = self.counter;
         self.reconnect = Some(Reconnect { tries, generation });
         let delay = backoff(tries);
+        info!(self.log, "reconnecting"; "in_secs" => delay.as_secs(), "try" => tries);
         chat.banner =
             Some(format!("{}. Reconnecting in {} s (try {tries})…", connect::describe(&reason), delay.as_secs()));
         if tries == 1 {
@@ -398,19 +492,22 @@ impl App {
     }
 
     fn chat_message(&mut self, m: chat::Message) -> Task<Message> {
+        let attempt_id = self.attempt_id();
         let Some(chat) = &mut self.chat else { return Task::none() };
         match m {
             chat::Message::Input(s) => chat.input = s,
+            chat::Message::Send if self.dialog.is_some() => {}
             chat::Message::Send => {
                 let line = chat.input.trim_end().to_owned();
                 if chat::is_quit(&line) {
                     chat.input.clear();
                     return self.chat_message(chat::Message::Disconnect);
                 }
-                if line.trim().is_empty() {
+                if line.trim().is_empty() || line.len() > chat.max_message {
+                    // Too long: the counter beside the input says so; keep the text.
                     return Task::none();
                 }
-                let Some(client) = self.client.clone() else {
+                let (Some(client), Some(attempt)) = (self.client.clone(), attempt_id) else {
                     chat.error("Not connected: the message was not sent (it is still in the input).");
                     return Task::none();
                 };
@@ -418,20 +515,32 @@ impl App {
                 self.local_sends += 1;
                 let local = self.local_sends;
                 chat.sending(local, &line);
-                return Task::perform(async move { client.send(line).await.map_err(|e| e.to_string()) }, move |r| {
-                    Message::Sent(local, r)
-                });
+                return Task::perform(
+                    async move { client.send(line).await.map_err(|e| e.to_string()) },
+                    move |result| Message::Sent { attempt, local, result },
+                );
+            }
+            chat::Message::Resend(text) => {
+                if chat.input.is_empty() {
+                    chat.input = text;
+                }
+                return operation::focus(chat::INPUT);
             }
             chat::Message::Disconnect => {
                 self.voice_wanted = false;
                 self.reconnect = None;
-                return match self.client.clone() {
-                    Some(client) => Task::perform(async move { client.quit().await }, |r| match r {
-                        Ok(()) => Message::Tick,
-                        Err(e) => Message::Failed(e.to_string()),
-                    }),
-                    None => {
+                return match (self.client.clone(), attempt_id) {
+                    (Some(client), Some(id)) => {
+                        self.quitting = true;
+                        chat.banner = Some("Leaving…".into());
+                        Task::batch([
+                            Task::perform(async move { client.quit().await.map_err(|e| e.to_string()) }, Message::Done),
+                            Task::perform(tokio::time::sleep(QUIT_DEADLINE), move |()| Message::QuitTimeout(id)),
+                        ])
+                    }
+                    _ => {
                         self.attempt = None;
+                        self.client = None;
                         self.chat = None;
                         Task::none()
                     }
@@ -443,11 +552,14 @@ impl App {
             }
             chat::Message::Voice(false) => {
                 self.voice_wanted = false;
+                if chat.voice == Voice::Joining {
+                    chat.voice = Voice::Off;
+                }
                 if let Some(client) = self.client.clone() {
-                    return Task::perform(async move { client.leave_voice().await }, |r| match r {
-                        Ok(()) => Message::Tick,
-                        Err(e) => Message::Failed(e.to_string()),
-                    });
+                    return Task::perform(
+                        async move { client.leave_voice().await.map_err(|e| e.to_string()) },
+                        Message::Done,
+                    );
                 }
             }
             chat::Message::Mute(b) => {
@@ -468,6 +580,7 @@ impl App {
             chat::Message::GiveUp => {
                 self.reconnect = None;
                 self.attempt = None;
+                self.client = None;
                 self.chat = None;
                 self.voice_wanted = false;
             }
@@ -489,22 +602,21 @@ impl App {
         options.push_to_talk = self.push_to_talk.clone();
         chat.push_to_talk = self.voice.push_to_talk.clone();
         chat.voice = Voice::Joining;
-        Task::perform(async move { client.join_voice(options).await }, |r| match r {
-            Ok(()) => Message::Tick,
-            Err(e) => Message::Failed(e.to_string()),
-        })
+        Task::perform(async move { client.join_voice(options).await.map_err(|e| e.to_string()) }, Message::Done)
     }
 
     fn open_settings(&mut self) -> Task<Message> {
         self.dialog = Some(settings::Dialog::new(self.voice.clone()));
-        Task::perform(
+        let list = Task::perform(
             async {
                 tokio::task::spawn_blocking(settings::list_devices)
                     .await
                     .unwrap_or_else(|e| Err(format!("device listing failed: {e}")))
             },
             |r| Message::Settings(settings::Message::Devices(r)),
-        )
+        );
+        // Nothing under the dialog keeps the keyboard.
+        Task::batch([unfocus(), list])
     }
 
     fn settings_message(&mut self, m: settings::Message) -> Task<Message> {
@@ -554,6 +666,9 @@ impl App {
     }
 
     fn save(&self, config: &ClientConfig) -> Result<(), String> {
+        if self.config_broken {
+            return Err("the config file has an error (shown at start); fix it first".into());
+        }
         match &self.config_path {
             Some(p) => config.save(p).map_err(|e| e.to_string()),
             None => Ok(()),
@@ -573,6 +688,11 @@ impl App {
     }
 }
 
+/// Takes the keyboard focus from every field.
+fn unfocus<T: Send + 'static>() -> Task<T> {
+    operation::focus(iced::widget::Id::new("no-such-field"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,12 +703,14 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("c.toml");
         std::fs::write(&path, "[client]\nsever = \"typo\"\n").expect("write");
-        let mut app = App::new(&Options { config_path: Some(path) });
+        let mut app = App::new(&Options { config_path: Some(path), ..Options::default() });
         assert!(
             matches!(&app.connect.status, connect::Status::Error(e) if e.contains("sever")),
             "{:?}",
             app.connect.status
         );
+        assert!(app.save(&ClientConfig::default()).is_err(), "a file that did not load is never overwritten");
+        assert_eq!(std::fs::read_to_string(dir.join("c.toml")).expect("read"), "[client]\nsever = \"typo\"\n");
         let fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().expect("fp");
         app.connect.status = connect::Status::Trust { server: "h:1".into(), fingerprint };
         let escape = keyboard::Event::KeyPressed {

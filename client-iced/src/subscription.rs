@@ -34,8 +34,9 @@ impl Hash for Attempt {
 pub enum Update {
     /// The command handle, before any event.
     Started(Client),
-    /// An event of client-core.
-    Event(Event),
+    /// Events of client-core, in order: whatever arrived together, so a
+    /// burst of chat costs the window one update, not one per line.
+    Events(Vec<Event>),
 }
 
 /// The subscription running `attempt`; its items carry the attempt's id.
@@ -50,7 +51,7 @@ fn run(attempt: &Attempt) -> BoxStream<'static, (u64, Update)> {
     stream::once(async move { Client::connect((*options).clone()) })
         .flat_map(move |(client, events)| {
             stream::once(async move { (id, Update::Started(client)) })
-                .chain(events.map(move |e| (id, Update::Event(e))))
+                .chain(events.ready_chunks(256).map(move |e| (id, Update::Events(e))))
                 .chain(stream::pending())
         })
         .boxed()

@@ -128,6 +128,7 @@ pub struct Outgoing {
 pub struct SendPipeline {
     config: SendConfig,
     push_to_talk: Option<PushToTalk>,
+    muted: bool,
     denoise: Box<DenoiseState<'static>>,
     encoder: opus::Encoder,
     /// A second encoder for the repeated copies, at a lower bitrate, so the
@@ -179,6 +180,7 @@ impl SendPipeline {
         Ok(Self {
             config,
             push_to_talk: None,
+            muted: false,
             denoise: DenoiseState::new(),
             encoder,
             repeat_encoder,
@@ -200,6 +202,12 @@ impl SendPipeline {
     /// activation).
     pub fn set_push_to_talk(&mut self, key: Option<PushToTalk>) {
         self.push_to_talk = key;
+    }
+
+    /// Mutes (`true`): the gate closes at once (no hangover) and nothing
+    /// captured while muted is ever sent, not as pre-roll, not as a repeat.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
     }
 
     /// The protection in force.
@@ -263,6 +271,13 @@ impl SendPipeline {
         };
         let encoded = (primary, repeat);
 
+        if self.muted {
+            self.hang = 0;
+            self.open = false;
+            self.preroll = None;
+            self.history.clear();
+            return Ok(Vec::new());
+        }
         let speech = match &self.push_to_talk {
             Some(key) => key.pressed(),
             None => self.config.vad_threshold <= 0.0 || prob >= self.config.vad_threshold,
@@ -368,6 +383,21 @@ mod tests {
         assert_eq!(first.len(), 1, "no pre-roll before the first frame");
         let second = always.process(&tone(FRAME, 0.3)).expect("ok");
         assert_eq!(second[0].seq, 1);
+    }
+
+    #[test]
+    fn muting_closes_the_gate_at_once_and_sends_nothing_from_the_muted_time() {
+        let mut p = SendPipeline::new(SendConfig { vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
+        assert!(!p.process(&tone(FRAME, 0.3)).expect("ok").is_empty(), "always transmitting");
+        p.set_muted(true);
+        for _ in 0..5 {
+            assert!(p.process(&tone(FRAME, 0.3)).expect("ok").is_empty(), "muted: nothing, no hangover");
+        }
+        p.set_muted(false);
+        let out = p.process(&tone(FRAME, 0.3)).expect("ok");
+        assert_eq!(out.len(), 1, "no pre-roll from the muted time");
+        assert_eq!(out[0].seq, 1, "no sequence gap: muted frames were never numbered");
+        assert_eq!(out[0].frames.len(), 1, "no repeats from before the mute either");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const INPUT: &str = "message";
 /// Id of the log's scrollable.
 pub const LOG: &str = "log";
 /// Entries kept in the log; older ones are dropped.
-pub const LOG_LIMIT: usize = 5000;
+pub const LOG_LIMIT: usize = 2000;
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +53,8 @@ pub enum Own {
     Local(u64),
     /// Queued with this id.
     Id(MessageId),
+    /// Of a connection that has ended (ids start again on the next one).
+    Past,
 }
 
 /// Where one of our messages stands.
@@ -137,6 +139,8 @@ pub enum Message {
     ReconnectNow,
     /// Stop reconnecting (from the banner).
     GiveUp,
+    /// Put a message that was not delivered back into the input.
+    Resend(String),
 }
 
 /// Local time as `HH:MM`.
@@ -236,15 +240,20 @@ impl Chat {
         }
     }
 
-    /// Marks every pending message of ours as not delivered.
+    /// The connection ended: our messages still pending are not delivered,
+    /// and none of this connection's ids may match a later one's.
     pub fn fail_pending(&mut self, why: &str) {
         for e in &mut self.log {
-            if let Kind::Chat { own: Some((_, state)), .. } = &mut e.kind
-                && *state == Delivery::Pending
-            {
-                *state = Delivery::Failed(why.to_owned());
+            if let Kind::Chat { own: Some((who, state)), .. } = &mut e.kind {
+                if *state == Delivery::Pending {
+                    *state = Delivery::Failed(why.to_owned());
+                }
+                if matches!(who, Own::Id(_)) {
+                    *who = Own::Past;
+                }
             }
         }
+        self.early.clear();
     }
 
     /// Applies a client-core event (all but connect and disconnect).
@@ -411,7 +420,7 @@ impl Chat {
         .spacing(2);
         let join = match self.voice {
             Voice::Off => button("Connect Voice").on_press(Message::Voice(true)),
-            Voice::Joining => button("Joining…"),
+            Voice::Joining => button("Joining… (cancel)").on_press(Message::Voice(false)),
             Voice::On => button("Disconnect Voice").on_press(Message::Voice(false)).style(button::secondary),
         };
         let mut controls = column![join.width(Fill)].spacing(6);
@@ -476,6 +485,12 @@ fn entry(e: &Entry) -> Element<'_, Message> {
                 Some((_, Delivery::Pending)) => line = line.push(text("sending…").size(11).style(style::muted)),
                 Some((_, Delivery::Failed(why))) => {
                     line = line.push(text(format!("not delivered: {why}")).size(11).style(style::error_text));
+                    line = line.push(
+                        button(text("edit & resend").size(11))
+                            .padding([1, 6])
+                            .style(button::secondary)
+                            .on_press(Message::Resend(body.clone())),
+                    );
                 }
                 _ => {}
             }
@@ -535,6 +550,26 @@ mod tests {
             states,
             [Delivery::Delivered, Delivery::Failed("connection lost".into()), Delivery::Failed("too long".into())]
         );
+    }
+
+    #[test]
+    fn ids_of_an_ended_connection_never_match_the_next_ones() {
+        let mut c = chat();
+        c.sending(1, "old");
+        c.queued(1, Ok(1));
+        c.fail_pending("connection lost");
+        c.sending(2, "new");
+        c.apply(Event::Acked(1)); // the new connection's id 1, before we learn it
+        c.queued(2, Ok(1));
+        let states: Vec<_> = c
+            .log
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Chat { text, own: Some((_, d)), .. } => Some((text.as_str(), d.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(states, [("old", Delivery::Failed("connection lost".into())), ("new", Delivery::Delivered)]);
     }
 
     #[test]

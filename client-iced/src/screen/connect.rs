@@ -2,6 +2,7 @@
 //! in place; the first-contact trust prompt and the changed-identity
 //! refusal.
 
+use client_core::display::escape_line;
 use client_core::{DisconnectReason, Fingerprint, Psk, RefusalCode};
 use iced::widget::{button, center, checkbox, column, container, row, space, text, text_input};
 use iced::{Alignment, Element, Fill, Length};
@@ -21,7 +22,7 @@ pub mod ids {
 }
 
 /// The form and what happened to the last attempt.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Connect {
     /// `HOST:PORT`.
     pub server: String,
@@ -35,6 +36,17 @@ pub struct Connect {
     pub remember: bool,
     /// Where the last attempt stands.
     pub status: Status,
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("remember", &self.remember)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the last attempt stands.
@@ -86,6 +98,8 @@ pub enum Message {
     Cancel,
     /// Trust the first-contact fingerprint.
     Trust,
+    /// Open the audio settings.
+    Settings,
 }
 
 /// What the application should do after a [`Message`].
@@ -99,10 +113,12 @@ pub enum Action {
     Cancel,
     /// Connect again, pinning this fingerprint.
     Trust(Request, Fingerprint),
+    /// Open the audio settings.
+    Settings,
 }
 
 /// A checked form.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     /// `HOST:PORT`, trimmed.
     pub server: String,
@@ -114,6 +130,15 @@ pub struct Request {
     pub key: Psk,
 }
 
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connect {
     /// Applies a message.
     pub fn update(&mut self, message: Message) -> Action {
@@ -123,6 +148,7 @@ impl Connect {
             Message::Password(s) => self.password = s,
             Message::Key(s) => self.key = s,
             Message::Remember(r) => self.remember = r,
+            Message::Settings => return Action::Settings,
             Message::Submit => {
                 if self.status == Status::Connecting || matches!(self.status, Status::Trust { .. }) {
                     return Action::None;
@@ -208,6 +234,7 @@ impl Connect {
     /// The screen.
     pub fn view(&self) -> Element<'_, Message> {
         let connecting = self.status == Status::Connecting;
+        let asking = matches!(self.status, Status::Trust { .. });
         let field = |label: &'static str, id: &'static str, placeholder: &'static str, value: &str| {
             let input = text_input(placeholder, value).id(id).padding(8).on_submit(Message::Submit);
             (label, input)
@@ -216,7 +243,7 @@ impl Connect {
         let (l2, user) = field("Username", ids::USERNAME, "your name in the room", &self.username);
         let (l3, pass) = field("Password", ids::PASSWORD, "only if the server has one", &self.password);
         let (l4, key) = field("Server key", ids::KEY, "paste the key from the server's admin", &self.key);
-        let editable = !connecting;
+        let editable = !connecting && !asking;
         let server = server.on_input_maybe(editable.then_some(Message::Server));
         let user = user.on_input_maybe(editable.then_some(Message::Username));
         let pass = pass.secure(true).on_input_maybe(editable.then_some(Message::Password));
@@ -229,7 +256,11 @@ impl Connect {
         let buttons = if connecting {
             row![text("Connecting…"), space::horizontal(), button("Cancel").on_press(Message::Cancel)]
         } else {
-            row![space::horizontal(), button("Connect").padding([8, 24]).on_press(Message::Submit)]
+            row![
+                button("Audio settings").on_press(Message::Settings).style(button::text),
+                space::horizontal(),
+                button("Connect").padding([8, 24]).on_press(Message::Submit)
+            ]
         }
         .align_y(Alignment::Center);
         let mut form = column![
@@ -330,10 +361,11 @@ pub fn describe(reason: &DisconnectReason) -> String {
         DisconnectReason::Refused { code: RefusalCode::ServerFull, .. } => {
             "The server is full; try again later.".into()
         }
-        DisconnectReason::Refused { reason, .. } => format!("Refused by the server: {reason}"),
+        DisconnectReason::Refused { reason, .. } => format!("Refused by the server: {}", escape_line(reason)),
         DisconnectReason::ConnectFailed(m) => format!("Cannot reach the server: {m}"),
         other => {
-            let s = other.to_string();
+            // Kick and shutdown texts come from the server.
+            let s = escape_line(&other.to_string()).into_owned();
             let mut c = s.chars();
             c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
         }
