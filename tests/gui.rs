@@ -293,10 +293,7 @@ fn a_lost_connection_shows_a_banner_and_reconnects() {
     g.wait_for_text("Reconnecting in");
 
     // It comes back on the same address: the GUI reconnects by itself.
-    let cfg = server_dir.path().join("config.toml");
-    let text = std::fs::read_to_string(&cfg).expect("server config").replace("127.0.0.1:0", &addr.to_string());
-    socket_chatroom_tests::write_secret(&cfg, &text);
-    let _server = TestServer::launch(server_dir);
+    let _server = TestServer::relaunch_at(server_dir, addr);
     // Back-off may be long by now; the banner's button tries at once (or
     // the attempt already under way finds the server up).
     if g.text_containing("Reconnect now").is_some() {

@@ -135,8 +135,9 @@ fn cannot_connect_exits_5_and_usage_errors_exit_2() {
 #[test]
 fn server_shutdown_exits_5_and_reports_unacknowledged_messages() {
     let mut server = TestServer::with_config("rate_per_sec = 1\nrate_burst = 1");
-    let mut listener = server.listener("listener");
-    let mut talker = server.spawn_cli("talker", &[]);
+    let mut listener = server.spawn_cli("listener", &["--listen", "--reconnect", "0"]);
+    listener.expect_contains("* connected to");
+    let mut talker = server.spawn_cli("talker", &["--reconnect", "0"]);
     talker.expect_contains("* connected to");
     for i in 0..5 {
         talker.send(&format!("line {i}"));

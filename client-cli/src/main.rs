@@ -84,6 +84,9 @@ struct Cli {
     /// Opus bitrate on a clean link, bits per second [config: bitrate; default: 32000].
     #[arg(long, value_parser = clap::value_parser!(i32).range(6_000..=128_000))]
     bitrate: Option<i32>,
+    /// Reconnect this many times after a lost connection or a server shutdown before giving up (exit 5); 0 never reconnects.
+    #[arg(long, value_name = "TRIES", default_value_t = 10)]
+    reconnect: u32,
     /// Voice activation: speech probability (0-1) that opens the microphone; 0 always transmits [config: vad_threshold; default: 0.5].
     #[arg(long)]
     vad_threshold: Option<f32>,
@@ -170,6 +173,7 @@ fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
     opts.password = cli.password.clone().or(cfg.password);
     opts.fingerprint = fingerprint;
     opts.known_servers = cfg.known_servers;
+    opts.reconnect = client_core::Reconnect { attempts: cli.reconnect, ..client_core::Reconnect::default() };
     Ok((opts, voice_cfg))
 }
 

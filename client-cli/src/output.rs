@@ -105,6 +105,10 @@ impl Printer {
             Event::VoiceInputEnded => json!({"event": "voice_input_ended", "time": now}),
             Event::VoiceLeft(stats) => json!({"event": "voice_left", "time": now, "stats": stats}),
             Event::VoiceError(detail) => json!({"event": "voice_error", "time": now, "detail": detail}),
+            Event::Reconnecting { reason, attempt, delay } => json!({
+                "event": "reconnecting", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
+                "attempt": attempt, "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            }),
             Event::Disconnected { reason, unacked } => json!({
                 "event": "disconnected", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
                 "unacked": unacked, "exit_code": exit_code(reason),
@@ -135,6 +139,11 @@ impl Printer {
             Event::Talking { user, talking: true } => format!("* {} is talking", escape_line(user)),
             Event::Talking { user, talking: false } => format!("* {} stopped talking", escape_line(user)),
             Event::VoiceLeft(_) => "* you left voice".to_owned(),
+            Event::Reconnecting { reason, attempt, delay } => format!(
+                "* {}; reconnecting in {:.1} s (try {attempt})",
+                escape_line(&reason.to_string()),
+                delay.as_secs_f64()
+            ),
             Event::Acked(_)
             | Event::Rejected { .. }
             | Event::Disconnected { .. }

@@ -36,6 +36,44 @@ pub struct ConnectOptions {
     pub queue_limit: usize,
     /// What to do with a server seen for the first time.
     pub first_use: FirstUse,
+    /// Reconnecting after a lost connection or a server shutdown.
+    pub reconnect: Reconnect,
+}
+
+/// When to reconnect after a lost connection or a server shutdown (never
+/// after a refusal, a kick or a changed identity, and never before the
+/// first login succeeded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Tries before giving up (0: never reconnect).
+    pub attempts: u32,
+    /// Longest wait between tries (they start at about 1 s and double).
+    pub max_delay: Duration,
+}
+
+impl Reconnect {
+    /// Never reconnect.
+    pub const NEVER: Self = Self { attempts: 0, max_delay: Duration::from_secs(30) };
+    /// Keep trying.
+    pub const FOREVER: Self = Self { attempts: u32::MAX, max_delay: Duration::from_secs(30) };
+
+    /// The wait before try `n` (1-based): exponential from 1 s up to
+    /// `max_delay`, each drawn between half and all of that (jitter, so
+    /// clients of a restarted server do not all come back at once).
+    pub fn delay(&self, n: u32, random: u16) -> Duration {
+        let cap = Duration::from_secs(1u64.checked_shl(n.saturating_sub(1).min(32)).unwrap_or(u64::MAX))
+            .min(self.max_delay)
+            .max(Duration::from_millis(100));
+        let half = cap / 2;
+        half + half.mul_f64(f64::from(random) / f64::from(u16::MAX))
+    }
+}
+
+impl Default for Reconnect {
+    /// Ten tries, about three minutes in all.
+    fn default() -> Self {
+        Self { attempts: 10, max_delay: Duration::from_secs(30) }
+    }
 }
 
 /// What to do when a server's identity is neither pinned nor given.
@@ -63,6 +101,7 @@ impl ConnectOptions {
             connect_timeout: Duration::from_secs(15),
             queue_limit: 256,
             first_use: FirstUse::Trust,
+            reconnect: Reconnect::default(),
         }
     }
 }
@@ -228,6 +267,18 @@ pub enum Event {
     VoiceLeft(crate::voice::VoiceStats),
     /// Voice could not start or failed (devices, server).
     VoiceError(String),
+    /// The connection dropped; trying again after `delay`. Chat messages
+    /// not yet acknowledged, and those sent meanwhile, are resent with the
+    /// same ids once [`Event::Connected`] comes again (the server delivers
+    /// each once); voice is rejoined.
+    Reconnecting {
+        /// Why the connection ended.
+        reason: DisconnectReason,
+        /// Which try comes next (1-based).
+        attempt: u32,
+        /// The wait before it.
+        delay: Duration,
+    },
     /// The end. `unacked` counts our messages never acknowledged.
     Disconnected {
         /// Why.
@@ -245,6 +296,7 @@ pub(crate) enum Command {
     JoinVoice(Box<crate::voice::VoiceOptions>),
     LeaveVoice,
     SetGain { user: String, gain: f32 },
+    ReconnectNow,
 }
 
 /// Commands in. Cheap to clone; every clone drives the same connection.
@@ -345,6 +397,16 @@ impl Client {
     /// [`ClientError::NotConnected`] after the end.
     pub async fn leave_voice(&self) -> Result<(), ClientError> {
         self.tx.send(Command::LeaveVoice).await.map_err(|_| ClientError::NotConnected)
+    }
+
+    /// While reconnecting ([`Event::Reconnecting`]), tries at once instead
+    /// of waiting out the delay; otherwise does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn reconnect_now(&self) -> Result<(), ClientError> {
+        self.tx.send(Command::ReconnectNow).await.map_err(|_| ClientError::NotConnected)
     }
 
     /// Leaves politely once every queued message has been acknowledged.

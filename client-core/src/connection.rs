@@ -78,9 +78,19 @@ fn handshake_failure(e: HandshakeError) -> DisconnectReason {
     }
 }
 
-/// Connects and logs in; returns the connection, the welcome's contents and
-/// how the identity was trusted.
-async fn establish(opts: &ConnectOptions) -> Outcome<(Conn, String, Vec<String>, Limits, Fingerprint, Trust)> {
+/// A logged-in connection and what the welcome said.
+struct Established {
+    conn: Conn,
+    me: String,
+    users: Vec<String>,
+    limits: Limits,
+    fingerprint: Fingerprint,
+    trust: Trust,
+    resume: Option<String>,
+}
+
+/// Connects and logs in (presenting `resume`, the previous session's token).
+async fn establish(opts: &ConnectOptions, resume: Option<String>) -> Outcome<Established> {
     let stream = TcpStream::connect(&opts.server)
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
@@ -112,12 +122,13 @@ async fn establish(opts: &ConnectOptions) -> Outcome<(Conn, String, Vec<String>,
         version: PROTOCOL_VERSION,
         username: opts.username.clone(),
         password: opts.password.clone(),
+        resume,
     };
     conn.send(&login).await?;
     let frame = conn.read_raw().await?;
     match conn.open(&frame)? {
-        ServerMessage::Welcome { you, users, limits, .. } => {
-            Ok((conn, you, users, limits, established.fingerprint, trust))
+        ServerMessage::Welcome { you, users, limits, resume, .. } => {
+            Ok(Established { conn, me: you, users, limits, fingerprint: established.fingerprint, trust, resume })
         }
         ServerMessage::Refused { code, reason } => Err(DisconnectReason::Refused { code, reason }),
         ServerMessage::Shutdown { reason } => Err(DisconnectReason::ServerShutdown(reason)),
@@ -186,22 +197,78 @@ impl Outbox {
     }
 }
 
+/// What outlives one connection: the user's intent and settings.
+#[derive(Default)]
+struct Carry {
+    /// Voice options of the join in force, to rejoin after reconnecting.
+    voice: Option<VoiceOptions>,
+    /// Per-user playback gains.
+    gains: std::collections::HashMap<String, f32>,
+    /// The user asked to leave (once the outbox is acknowledged).
+    quitting: bool,
+}
+
+/// Whether a connection that ended this way is worth trying again.
+fn retryable(reason: &DisconnectReason) -> bool {
+    matches!(
+        reason,
+        DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) | DisconnectReason::ConnectFailed(_)
+    )
+}
+
 pub(crate) async fn run(
-    opts: ConnectOptions,
+    mut opts: ConnectOptions,
     mut cmds: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     max_message: Arc<AtomicU64>,
 ) {
     let mut outbox = Outbox::default();
-    let reason = match tokio::time::timeout(opts.connect_timeout, establish(&opts)).await {
-        Err(_) => {
-            DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
+    let mut carry = Carry::default();
+    let mut resume = None;
+    let mut logged_in = false;
+    let mut attempt = 0u32;
+    let reason = loop {
+        let reason = match tokio::time::timeout(opts.connect_timeout, establish(&opts, resume.take())).await {
+            Err(_) => {
+                DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
+            }
+            Ok(Err(reason)) => reason,
+            Ok(Ok(est)) => {
+                attempt = 0;
+                if !logged_in {
+                    // Reconnections accept this identity and no other.
+                    opts.fingerprint = Some(est.fingerprint);
+                    logged_in = true;
+                }
+                resume = est.resume;
+                max_message.store(u64::from(est.limits.max_message_bytes), Ordering::Relaxed);
+                // Whatever was in flight when the last connection died goes
+                // again, with the same ids.
+                let inflight = std::mem::take(&mut outbox.inflight);
+                outbox.pending.extend(inflight);
+                let connected = Event::Connected {
+                    me: est.me,
+                    users: est.users,
+                    fingerprint: est.fingerprint,
+                    trust: est.trust,
+                    limits: est.limits,
+                };
+                let _ = events.send(connected).await;
+                session(est.conn, est.limits, opts.queue_limit, &mut cmds, &events, &mut outbox, &mut carry).await
+            }
+        };
+        if !(logged_in && retryable(&reason) && attempt < opts.reconnect.attempts) || cmds.is_closed() {
+            break reason;
         }
-        Ok(Err(reason)) => reason,
-        Ok(Ok((conn, me, users, limits, fingerprint, trust))) => {
-            max_message.store(u64::from(limits.max_message_bytes), Ordering::Relaxed);
-            let _ = events.send(Event::Connected { me, users, fingerprint, trust, limits }).await;
-            session(conn, limits, opts.queue_limit, &mut cmds, &events, &mut outbox).await
+        if carry.quitting && outbox.len() == 0 {
+            break reason;
+        }
+        attempt += 1;
+        let jitter = u16::from_le_bytes(protocol::crypto::random_bytes::<2>());
+        let delay = opts.reconnect.delay(attempt, jitter);
+        let _ = events.send(Event::Reconnecting { reason: reason.clone(), attempt, delay }).await;
+        if !wait_offline(delay, opts.queue_limit, &mut cmds, &events, &mut outbox, &mut carry).await {
+            break reason;
         }
     };
     // Whatever was queued behind the end counts as not acknowledged too.
@@ -215,6 +282,47 @@ pub(crate) async fn run(
     let _ = events.send(Event::Disconnected { reason, unacked }).await;
 }
 
+/// Waits `delay` while disconnected, still taking commands: messages are
+/// queued (up to `queue_limit`, then senders wait), voice intent and gains
+/// are kept. Returns `false` to stop reconnecting (every handle dropped, or
+/// a quit with nothing left to deliver).
+async fn wait_offline(
+    delay: Duration,
+    queue_limit: usize,
+    cmds: &mut mpsc::Receiver<Command>,
+    events: &mpsc::Sender<Event>,
+    outbox: &mut Outbox,
+    carry: &mut Carry,
+) -> bool {
+    let until = tokio::time::Instant::now() + delay;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return true,
+            cmd = cmds.recv(), if outbox.len() < queue_limit => match cmd {
+                None => return false,
+                Some(Command::Quit) => {
+                    carry.quitting = true;
+                    if outbox.len() == 0 {
+                        return false;
+                    }
+                }
+                Some(Command::Send { id, text }) => {
+                    outbox.pending.insert(id, text);
+                }
+                Some(Command::Who) => {
+                    let _ = events.send(Event::Notice("not connected; reconnecting".into())).await;
+                }
+                Some(Command::JoinVoice(options)) => carry.voice = Some(*options),
+                Some(Command::LeaveVoice) => carry.voice = None,
+                Some(Command::SetGain { user, gain }) => {
+                    carry.gains.insert(user, gain);
+                }
+                Some(Command::ReconnectNow) => return true,
+            },
+        }
+    }
+}
+
 async fn session(
     mut conn: Conn,
     limits: Limits,
@@ -222,16 +330,36 @@ async fn session(
     cmds: &mut mpsc::Receiver<Command>,
     events: &mpsc::Sender<Event>,
     outbox: &mut Outbox,
+    carry: &mut Carry,
 ) -> DisconnectReason {
     let now = Instant::now();
     let mut bucket = TokenBucket::new(f64::from(limits.rate_per_sec), limits.burst, now);
     let keepalive = Duration::from_secs(u64::from(limits.keepalive_secs.max(1)));
     let idle = Duration::from_secs(u64::from(limits.idle_timeout_secs.max(2)));
     let (mut last_tx, mut last_rx) = (now, now);
-    let mut quitting = false;
     let mut who_pending = 0usize;
     let mut ping_nonce = 0u64;
-    let mut voice = Voice::default();
+    let mut voice = Voice { gains: carry.gains.clone(), ..Voice::default() };
+    if let Some(options) = carry.voice.clone() {
+        // Back after a lost connection: into voice again, unless a WAV file
+        // is involved (a recording would start over; so would a file played).
+        let wav = matches!(options.input, crate::audio::device::Input::Wav(_))
+            || matches!(options.output, crate::audio::device::Output::Wav(_));
+        if wav {
+            carry.voice = None;
+            let _ = events
+                .send(Event::VoiceError(
+                    "voice was not rejoined after reconnecting: a WAV file would start over".into(),
+                ))
+                .await;
+        } else {
+            match voice.join(&mut conn, options, events).await {
+                Err(r) => return r,
+                Ok(joined) if !joined => carry.voice = None,
+                Ok(_) => {}
+            }
+        }
+    }
     let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(2));
     loop {
@@ -259,7 +387,7 @@ async fn session(
             now = Instant::now();
             last_tx = now;
         }
-        if quitting && outbox.len() == 0 && who_pending == 0 {
+        if carry.quitting && outbox.len() == 0 && who_pending == 0 {
             let _ = conn.send(&ClientMessage::Quit).await;
             let _ = SinkExt::<&[u8]>::close(&mut conn.writer).await;
             return DisconnectReason::Quit;
@@ -326,10 +454,11 @@ async fn session(
                     ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } => None,
                     ServerMessage::VoiceJoined { voice_id, udp_port, epoch } => {
                         let ev = voice.on_joined(&conn, voice_id, udp_port, epoch, &engine_tx);
-                        if matches!(ev, Some(Event::VoiceError(_)))
-                            && let Err(r) = conn.send(&ClientMessage::VoiceLeave).await
-                        {
-                            return r;
+                        if matches!(ev, Some(Event::VoiceError(_))) {
+                            carry.voice = None;
+                            if let Err(r) = conn.send(&ClientMessage::VoiceLeave).await {
+                                return r;
+                            }
                         }
                         ev
                     }
@@ -356,7 +485,7 @@ async fn session(
                     let _ = events.send(ev).await;
                 }
             }
-            cmd = cmds.recv(), if !quitting && outbox.len() < queue_limit => {
+            cmd = cmds.recv(), if !carry.quitting && outbox.len() < queue_limit => {
                 match cmd {
                     Some(Command::Send { id, text }) => {
                         outbox.pending.insert(id, text);
@@ -368,33 +497,26 @@ async fn session(
                         who_pending += 1;
                         last_tx = Instant::now();
                     }
-                    Some(Command::Quit) | None => quitting = true,
+                    Some(Command::Quit) | None => carry.quitting = true,
                     Some(Command::JoinVoice(options)) => {
                         if voice.engine.is_some() || voice.pending.is_some() {
                             let _ = events.send(Event::Notice("already in voice".into())).await;
                         } else {
-                            // Opening devices reads files and talks to the sound
-                            // system: off the async threads.
-                            let opened = {
-                                let options = options.clone();
-                                tokio::task::spawn_blocking(move || Devices::open(&options)).await
-                            };
-                            let opened = opened.unwrap_or_else(|e| Err(crate::audio::AudioError::Device(e.to_string())));
-                            match opened {
-                                Ok(devices) => {
-                                    voice.pending = Some((*options, devices));
-                                    if let Err(r) = conn.send(&ClientMessage::VoiceJoin).await {
-                                        return r;
-                                    }
-                                }
-                                Err(e) => {
-                                    let _ = events.send(Event::VoiceError(e.to_string())).await;
-                                }
+                            carry.voice = Some((*options).clone());
+                            match voice.join(&mut conn, *options, events).await {
+                                Err(r) => return r,
+                                Ok(joined) if !joined => carry.voice = None,
+                                Ok(_) => {}
                             }
                         }
                     }
-                    Some(Command::SetGain { user, gain }) => voice.set_gain(user, gain),
+                    Some(Command::SetGain { user, gain }) => {
+                        carry.gains.insert(user.clone(), gain);
+                        voice.set_gain(user, gain);
+                    }
+                    Some(Command::ReconnectNow) => {}
                     Some(Command::LeaveVoice) => {
+                        carry.voice = None;
                         if let Some(stats) = voice.stop() {
                             let _ = events.send(Event::VoiceLeft(stats)).await;
                         }
@@ -463,6 +585,27 @@ struct Voice {
 }
 
 impl Voice {
+    /// Opens the devices and asks the server to join (a device failure is
+    /// reported as [`Event::VoiceError`]; only a dead connection is an error).
+    async fn join(&mut self, conn: &mut Conn, options: VoiceOptions, events: &mpsc::Sender<Event>) -> Outcome<bool> {
+        // Opening devices reads files and talks to the sound system: off
+        // the async threads.
+        let opened = {
+            let options = options.clone();
+            tokio::task::spawn_blocking(move || Devices::open(&options)).await
+        };
+        match opened.unwrap_or_else(|e| Err(crate::audio::AudioError::Device(e.to_string()))) {
+            Ok(devices) => {
+                self.pending = Some((options, devices));
+                conn.send(&ClientMessage::VoiceJoin).await.map(|()| true)
+            }
+            Err(e) => {
+                let _ = events.send(Event::VoiceError(e.to_string())).await;
+                Ok(false)
+            }
+        }
+    }
+
     fn on_joined(
         &mut self,
         conn: &Conn,

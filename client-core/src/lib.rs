@@ -4,6 +4,8 @@
 //! [`Client`] handle (commands in) and an [`Events`] stream (events out).
 //! The first event is [`Event::Connected`] or [`Event::Disconnected`]; the
 //! last is always [`Event::Disconnected`] with its [`DisconnectReason`].
+//! In between, a lost connection shows as [`Event::Reconnecting`] and, once
+//! back, [`Event::Connected`] again (see [`Reconnect`]).
 //!
 //! # Layout
 //!
@@ -26,7 +28,7 @@ pub mod error;
 pub mod known_servers;
 pub mod voice;
 
-pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Trust};
+pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Reconnect, Trust};
 pub use error::ClientError;
 pub use protocol::crypto::{Fingerprint, Psk};
 pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};

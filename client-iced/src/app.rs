@@ -1,5 +1,5 @@
 //! The application: routes messages between the screens, owns the
-//! connection (through [`crate::subscription`]), reconnects with back-off,
+//! connection (through [`crate::subscription`]; client-core reconnects),
 //! drives voice, and saves the user's choices to the client config file.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use client_core::audio::pipeline::PushToTalk;
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceControls;
-use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, RefusalCode};
+use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect};
 use iced::keyboard::{self, key::Named};
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme};
@@ -62,8 +62,6 @@ pub enum Message {
     },
     /// A command was handed to the connection (`Err`: it had ended).
     Done(Result<(), String>),
-    /// The reconnection timer of this generation fired.
-    Retry(u64),
     /// The quit of this attempt took too long.
     QuitTimeout(u64),
     /// Refresh the meters.
@@ -87,18 +85,6 @@ fn key_event(event: iced::Event, status: iced::event::Status, _window: iced::win
     }
 }
 
-/// Reconnection in progress.
-#[derive(Debug, Clone, Copy)]
-struct Reconnect {
-    tries: u32,
-    generation: u64,
-}
-
-/// Delay before reconnection try `n` (1-based): 1, 2, 4, 8, 16, then 30 s.
-pub fn backoff(n: u32) -> Duration {
-    Duration::from_secs(1u64.checked_shl(n.saturating_sub(1)).unwrap_or(u64::MAX).min(30))
-}
-
 /// The application.
 pub struct App {
     log: Logger,
@@ -112,14 +98,11 @@ pub struct App {
     voice: settings::Voice,
     attempt: Option<Attempt>,
     client: Option<Client>,
-    /// What the session was opened with, for reconnecting.
+    /// What the session was opened with.
     request: Option<(connect::Request, Option<Fingerprint>)>,
-    reconnect: Option<Reconnect>,
     /// The user asked to leave: whatever ends the session is final.
     quitting: bool,
     counter: u64,
-    /// Rejoin voice after a reconnection.
-    voice_wanted: bool,
     controls: VoiceControls,
     push_to_talk: Option<PushToTalk>,
     /// Local numbers of chat messages being queued.
@@ -182,10 +165,8 @@ impl App {
             attempt: None,
             client: None,
             request: None,
-            reconnect: None,
             quitting: false,
             counter: 0,
-            voice_wanted: false,
             controls: VoiceControls::new(),
             push_to_talk: None,
             local_sends: 0,
@@ -271,10 +252,6 @@ impl App {
                 }
                 Task::none()
             }
-            Message::Retry(generation) => match self.reconnect {
-                Some(r) if r.generation == generation && self.attempt.is_none() => self.retry(),
-                _ => Task::none(),
-            },
             Message::QuitTimeout(id) => {
                 if self.quitting && self.attempt_id() == Some(id) {
                     warn!(self.log, "the server did not confirm our quit in time; leaving anyway");
@@ -333,6 +310,12 @@ impl App {
         }
     }
 
+    fn push_to_talk_release(&self) {
+        if let Some(p) = &self.push_to_talk {
+            p.set(false);
+        }
+    }
+
     fn ptt_key(&self, named: Named) -> bool {
         self.push_to_talk.is_some()
             && self.chat.as_ref().and_then(|c| c.push_to_talk.as_deref()) == Some(format!("{named:?}").as_str())
@@ -345,6 +328,7 @@ impl App {
         options.fingerprint = fingerprint;
         options.known_servers = self.config.known_servers.clone();
         options.first_use = FirstUse::Ask;
+        options.reconnect = Reconnect::FOREVER;
         self.counter += 1;
         info!(self.log, "connecting"; "server" => &request.server, "user" => &request.username, "attempt" => self.counter);
         self.attempt = Some(Attempt { id: self.counter, options: Arc::new(options) });
@@ -352,19 +336,6 @@ impl App {
         self.quitting = false;
         self.request = Some((request, fingerprint));
         Task::none()
-    }
-
-    fn retry(&mut self) -> Task<Message> {
-        let Some((request, fp)) = self.request.clone() else { return Task::none() };
-        if let Some(chat) = &mut self.chat {
-            chat.banner = Some("Connection lost. Reconnecting…".into());
-        }
-        let task = self.start(request, fp);
-        // Any timer still running for the previous wait is now stale.
-        if let Some(r) = &mut self.reconnect {
-            r.generation = self.counter;
-        }
-        task
     }
 
     fn core(&mut self, id: u64, update: Update) -> Task<Message> {
@@ -394,19 +365,13 @@ impl App {
         match event {
             Event::Connected { me, users, fingerprint, limits, trust } => {
                 info!(self.log, "connected"; "me" => &me, "users" => users.len(), "trust" => format!("{trust:?}"));
-                self.reconnect = None;
-                if let Some((_, fp)) = &mut self.request {
-                    // Reconnections insist on the identity we logged in to.
-                    *fp = Some(fingerprint);
-                }
                 if let Some(chat) = &mut self.chat {
+                    // Back after a lost connection (client-core resends what
+                    // was not acknowledged and rejoins voice).
                     chat.banner = None;
                     chat.max_message = limits.max_message_bytes as usize;
                     chat.apply(Event::Users(users));
                     chat.notice("Reconnected.");
-                    if self.voice_wanted {
-                        return self.join_voice();
-                    }
                     return Task::none();
                 }
                 self.connect.status = connect::Status::Idle;
@@ -424,8 +389,23 @@ impl App {
             }
             Event::VoiceError(e) => {
                 warn!(self.log, "voice failed"; "error" => &e);
-                self.voice_wanted = false;
                 self.apply(Event::VoiceError(e));
+                Task::none()
+            }
+            Event::Reconnecting { reason, attempt, delay } => {
+                info!(self.log, "reconnecting"; "reason" => reason.to_string(), "try" => attempt, "in_ms" => delay.as_millis() as u64);
+                self.push_to_talk_release();
+                if let Some(chat) = &mut self.chat {
+                    if attempt == 1 {
+                        chat.error(connect::describe(&reason));
+                    }
+                    chat.offline();
+                    chat.banner = Some(format!(
+                        "{}. Reconnecting in {:.0} s (try {attempt})…",
+                        connect::describe(&reason),
+                        delay.as_secs_f64().ceil()
+                    ));
+                }
                 Task::none()
             }
             other => {
@@ -447,48 +427,23 @@ impl App {
         self.client = None;
         self.push_to_talk = None;
         let quitting = std::mem::take(&mut self.quitting);
-        let Some(chat) = &mut self.chat else {
-            if reason != DisconnectReason::Quit {
-                self.connect.failed(&reason);
-            }
+        if let Some(mut chat) = self.chat.take() {
+            chat.fail_pending(&reason.to_string());
+        } else if reason != DisconnectReason::Quit {
+            self.connect.failed(&reason);
             // The trust question is answered with the buttons, not by typing on.
-            return if matches!(self.connect.status, connect::Status::Trust { .. }) { unfocus() } else { Task::none() };
-        };
-        chat.voice = Voice::Off;
-        chat.voice_users.clear();
-        chat.talking.clear();
-        chat.fail_pending(&reason.to_string());
-        let retry = !quitting
-            && match &reason {
-                DisconnectReason::Lost(_)
-                | DisconnectReason::ServerShutdown(_)
-                | DisconnectReason::ConnectFailed(_) => true,
-                // Our old session may hold the name until the server notices it is gone.
-                DisconnectReason::Refused { code: RefusalCode::NameTaken, .. } => self.reconnect.is_some(),
-                _ => false,
-            };
-        if !retry {
-            self.chat = None;
-            self.reconnect = None;
-            self.voice_wanted = false;
-            self.connect.status = connect::Status::Idle;
-            if reason != DisconnectReason::Quit && !quitting {
-                self.connect.failed(&reason);
+            if matches!(self.connect.status, connect::Status::Trust { .. }) {
+                return unfocus();
             }
             return Task::none();
         }
-        let tries = self.reconnect.map_or(0, |r| r.tries) + 1;
-        self.counter += 1;
-        let generation = self.counter;
-        self.reconnect = Some(Reconnect { tries, generation });
-        let delay = backoff(tries);
-        info!(self.log, "reconnecting"; "in_secs" => delay.as_secs(), "try" => tries);
-        chat.banner =
-            Some(format!("{}. Reconnecting in {} s (try {tries})…", connect::describe(&reason), delay.as_secs()));
-        if tries == 1 {
-            chat.error(connect::describe(&reason));
+        // The end of a session: back to the form, saying why unless the
+        // user asked for it.
+        self.connect.status = connect::Status::Idle;
+        if reason != DisconnectReason::Quit && !quitting {
+            self.connect.failed(&reason);
         }
-        Task::perform(tokio::time::sleep(delay), move |()| Message::Retry(generation))
+        Task::none()
     }
 
     fn chat_message(&mut self, m: chat::Message) -> Task<Message> {
@@ -527,8 +482,6 @@ impl App {
                 return operation::focus(chat::INPUT);
             }
             chat::Message::Disconnect => {
-                self.voice_wanted = false;
-                self.reconnect = None;
                 return match (self.client.clone(), attempt_id) {
                     (Some(client), Some(id)) => {
                         self.quitting = true;
@@ -546,12 +499,8 @@ impl App {
                     }
                 };
             }
-            chat::Message::Voice(true) => {
-                self.voice_wanted = true;
-                return self.join_voice();
-            }
+            chat::Message::Voice(true) => return self.join_voice(),
             chat::Message::Voice(false) => {
-                self.voice_wanted = false;
                 if chat.voice == Voice::Joining {
                     chat.voice = Voice::Off;
                 }
@@ -573,16 +522,19 @@ impl App {
             }
             chat::Message::Settings => return self.open_settings(),
             chat::Message::ReconnectNow => {
-                if self.reconnect.is_some() && self.attempt.is_none() {
-                    return self.retry();
+                if let Some(client) = self.client.clone() {
+                    return Task::perform(
+                        async move { client.reconnect_now().await.map_err(|e| e.to_string()) },
+                        Message::Done,
+                    );
                 }
             }
             chat::Message::GiveUp => {
-                self.reconnect = None;
+                // Dropping the handle and the event stream ends the connection task.
+                chat.fail_pending("you stopped reconnecting");
                 self.attempt = None;
                 self.client = None;
                 self.chat = None;
-                self.voice_wanted = false;
             }
         }
         Task::none()
@@ -725,12 +677,5 @@ mod tests {
         let _ = app.update(Message::Key(escape));
         assert_eq!(app.connect.status, connect::Status::Idle);
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn backoff_doubles_to_a_cap() {
-        let s: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(s, [1, 2, 4, 8, 16, 30, 30, 30]);
-        assert_eq!(backoff(200).as_secs(), 30);
     }
 }

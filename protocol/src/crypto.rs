@@ -38,7 +38,12 @@ fn fernet_from_bytes(key: &[u8; 32]) -> fernet::Fernet {
     fernet::Fernet::new(&URL_SAFE.encode(key)).expect("32-byte key is a valid Fernet key")
 }
 
-/// Fills `buf` from the operating system's CSPRNG.
+/// A fresh secret resume token (192 random bits, base64).
+pub fn resume_token() -> String {
+    STANDARD_NO_PAD.encode(random_bytes::<24>())
+}
+
+/// `N` bytes from the operating system's CSPRNG.
 ///
 /// # Panics
 ///

@@ -28,6 +28,11 @@ pub enum ClientMessage {
         /// The server password, if it has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
+        /// The resume token of our previous session under this name (from
+        /// its welcome): lets us take the name back at once after a lost
+        /// connection, with the ids the server already took from us.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// A chat message to the room.
     Chat {
@@ -79,6 +84,10 @@ pub enum ServerMessage {
         users: Vec<String>,
         /// The limits the client must stay inside.
         limits: Limits,
+        /// A secret for taking this name back after a lost connection
+        /// ([`ClientMessage::Login::resume`]); a new one every login.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Login refused; the server closes the connection after this.
     Refused {

@@ -61,7 +61,12 @@ fn message_decoders_never_panic() {
     let mut rng = Rng(42);
     let valid = [
         message::encode(&ClientMessage::Chat { id: 7, text: "hello".into() }),
-        message::encode(&ClientMessage::Login { version: 1, username: "alice".into(), password: Some("pw".into()) }),
+        message::encode(&ClientMessage::Login {
+            version: 1,
+            username: "alice".into(),
+            password: Some("pw".into()),
+            resume: None,
+        }),
         message::encode(&ServerMessage::VoiceJoined { voice_id: 9, udp_port: 7878, epoch: 1 }),
     ];
     for i in 0..20_000 {

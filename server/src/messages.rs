@@ -22,7 +22,15 @@ pub enum ToSession {
     /// Too many connections are in the handshake: close this one if it has
     /// not logged in yet (the oldest gives way to newcomers).
     Evict,
+    /// The same user logged in again with this session's resume token (its
+    /// connection is presumably dead): close without a word.
+    Replaced,
 }
+
+/// The chat ids a user's sessions have settled, handed from a session to the
+/// one resuming it. Only one live session holds it at a time, so the lock is
+/// never contended.
+pub type SharedLedger = std::sync::Arc<std::sync::Mutex<protocol::delivery::Ledger>>;
 
 /// Why the roster refused a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +45,31 @@ pub enum JoinRefusal {
 
 /// Session → roster: log this session in under `name`.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<String>, JoinRefusal>")]
+#[rtype(result = "Result<Joined, JoinRefusal>")]
 pub struct Join {
     /// The session.
     pub id: SessionId,
     /// Requested (already validated) name.
     pub name: String,
+    /// The resume token the client presented, if any.
+    pub resume: Option<String>,
+    /// The session's own (empty) ledger, used unless one is resumed.
+    pub ledger: SharedLedger,
     /// Where to deliver messages for this session.
     pub mailbox: Recipient<ToSession>,
+}
+
+/// The roster's answer to a successful [`Join`].
+#[derive(Debug)]
+pub struct Joined {
+    /// Everyone here, sorted.
+    pub users: Vec<String>,
+    /// The new resume token for this session.
+    pub resume: String,
+    /// The ledger to use: the resumed session's, or the one given.
+    pub ledger: SharedLedger,
+    /// Whether an earlier session of this user was resumed.
+    pub resumed: bool,
 }
 
 /// Session → roster: this session has ended (idempotent).
@@ -53,6 +78,8 @@ pub struct Join {
 pub struct Leave {
     /// The session.
     pub id: SessionId,
+    /// It may be resumed (it did not quit and was not kicked).
+    pub resumable: bool,
 }
 
 /// Session → roster: a chat message taken from `from`.

@@ -11,8 +11,8 @@ use protocol::message::{self, DisconnectCause, ServerMessage, VoiceUser, name_ke
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
-    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Leave, ListUsers, RelayAdd, RelayRemove, SessionId,
-    ShutdownAll, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, RelayAdd, RelayRemove, SessionId,
+    SharedLedger, ShutdownAll, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::voice_relay::VoiceRelay;
 
@@ -20,6 +20,26 @@ struct Member {
     name: String,
     key: String,
     mailbox: Recipient<ToSession>,
+    /// The secret that lets this user take the name back.
+    resume: String,
+    ledger: SharedLedger,
+}
+
+/// A session that ended without quitting, kept for a while so its user can
+/// resume with the ids the server already took.
+struct Gone {
+    key: String,
+    ledger: SharedLedger,
+    at: Instant,
+}
+
+/// How long an ended session can be resumed.
+const RESUME_TTL: Duration = Duration::from_secs(600);
+
+/// Whether two tokens are equal, in time independent of where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Who is here.
@@ -36,6 +56,8 @@ pub struct Roster {
     next_voice_id: u32,
     /// Latest loss report per speaker (voice id) and listener (session).
     reports: HashMap<u32, HashMap<SessionId, (u16, u16, Instant)>>,
+    /// Ended sessions that may still be resumed, by resume token.
+    gone: HashMap<String, Gone>,
 }
 
 /// Reports older than this no longer count towards a speaker's protection.
@@ -61,6 +83,17 @@ impl Roster {
             voice_ids: HashMap::new(),
             next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
             reports: HashMap::new(),
+            gone: HashMap::new(),
+        }
+    }
+
+    /// Forgets resumable sessions past their time, and the oldest beyond
+    /// `max_clients` of them.
+    fn prune_gone(&mut self, now: Instant) {
+        self.gone.retain(|_, g| now.duration_since(g.at) < RESUME_TTL);
+        while self.gone.len() > self.max_clients {
+            let Some(oldest) = self.gone.iter().min_by_key(|(_, g)| g.at).map(|(t, _)| t.clone()) else { break };
+            self.gone.remove(&oldest);
         }
     }
 
@@ -117,27 +150,61 @@ impl Actor for Roster {
 }
 
 impl Handler<Join> for Roster {
-    type Result = Result<Vec<String>, JoinRefusal>;
+    type Result = Result<Joined, JoinRefusal>;
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
             return Err(JoinRefusal::ShuttingDown);
         }
+        let now = Instant::now();
+        self.prune_gone(now);
         let key = name_key(&msg.name);
-        if self.names.contains_key(&key) {
-            return Err(JoinRefusal::NameTaken);
+        let mut ledger = msg.ledger;
+        let mut resumed = false;
+        let mut took_over = false;
+        if let Some(&old) = self.names.get(&key) {
+            // Taken: only by this user's own earlier session, proven by its token.
+            let owns = self.members.get(&old).zip(msg.resume.as_deref()).is_some_and(|(m, t)| same_token(&m.resume, t));
+            if !owns {
+                return Err(JoinRefusal::NameTaken);
+            }
+            if self.leave_voice(old) {
+                self.fan_out(&self.voice_users(), Some(old));
+            }
+            self.names.remove(&key);
+            if let Some(m) = self.members.remove(&old) {
+                m.mailbox.do_send(ToSession::Replaced);
+                ledger = m.ledger;
+            }
+            resumed = true;
+            took_over = true;
+            info!(self.log, "session resumed"; "user" => &msg.name, "replaces" => old);
+        } else if let Some(token) = msg.resume.as_deref()
+            && let Some(g) = self.gone.remove(token)
+            && g.key == key
+        {
+            // (A token presented under another name is spent all the same.)
+            ledger = g.ledger;
+            resumed = true;
         }
         if self.members.len() >= self.max_clients {
             return Err(JoinRefusal::ServerFull);
         }
-        self.fan_out(&ServerMessage::Joined { user: msg.name.clone() }, None);
+        // A user taking over their own live session never left, as far as
+        // the others can tell.
+        if !took_over {
+            self.fan_out(&ServerMessage::Joined { user: msg.name.clone() }, None);
+        }
         self.names.insert(key.clone(), msg.id);
         if !self.voice.is_empty() {
             let payload = Bytes::from(message::encode(&self.voice_users()));
             msg.mailbox.do_send(ToSession::Deliver(payload));
         }
-        self.members.insert(msg.id, Member { name: msg.name, key, mailbox: msg.mailbox });
-        debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len());
-        Ok(self.users())
+        let resume = protocol::crypto::resume_token();
+        let member =
+            Member { name: msg.name, key, mailbox: msg.mailbox, resume: resume.clone(), ledger: ledger.clone() };
+        self.members.insert(msg.id, member);
+        debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len(), "resumed" => resumed);
+        Ok(Joined { users: self.users(), resume, ledger, resumed })
     }
 }
 
@@ -147,6 +214,11 @@ impl Handler<Leave> for Roster {
         let was_in_voice = self.leave_voice(msg.id);
         if let Some(m) = self.members.remove(&msg.id) {
             self.names.remove(&m.key);
+            if msg.resumable {
+                let now = Instant::now();
+                self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });
+                self.prune_gone(now);
+            }
             if was_in_voice {
                 self.fan_out(&self.voice_users(), None);
             }

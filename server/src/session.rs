@@ -35,7 +35,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
 use crate::messages::{
-    Broadcast, Join, JoinRefusal, Leave, ListUsers, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    Broadcast, Join, JoinRefusal, Joined, Leave, ListUsers, SessionId, SharedLedger, ToSession, VoiceJoin, VoiceLeave,
+    VoiceReport,
 };
 use crate::roster::Roster;
 use crate::signer::{Sign, Signer};
@@ -119,8 +120,9 @@ pub struct Session {
     report_bucket: TokenBucket,
     flood_start: Instant,
     flood_count: u32,
-    /// Chat ids settled (taken or finally refused).
-    ledger: protocol::delivery::Ledger,
+    /// Chat ids settled (taken or finally refused); shared with a session
+    /// that resumes this one.
+    ledger: SharedLedger,
     /// Lowest id nacked for the rate and not yet resent: later ids wait too,
     /// so messages are delivered in the order they were sent.
     blocked_from: Option<u64>,
@@ -128,6 +130,8 @@ pub struct Session {
     pending: Option<CountGuard>,
     /// Held by the writer task until the socket is closed.
     open: Option<CountGuard>,
+    /// The user may take this session over again (no quit, no kick).
+    resumable: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -175,10 +179,11 @@ impl Session {
             report_bucket: TokenBucket::new(20.0, 40, now),
             flood_start: now,
             flood_count: 0,
-            ledger: protocol::delivery::Ledger::new(),
+            ledger: SharedLedger::default(),
             blocked_from: None,
             pending: Some(pending),
             open: Some(open),
+            resumable: true,
         }
     }
 
@@ -224,6 +229,7 @@ impl Session {
     /// Ends the session for cause; the reason overtakes anything queued.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
         info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
+        self.resumable = false;
         if let Some(tx) = self.last_word.take() {
             let msg = ServerMessage::Disconnect { cause, detail: detail.to_owned() };
             let _ = tx.send(Bytes::from(message::encode(&msg)));
@@ -275,7 +281,7 @@ impl Session {
     }
 
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
-        let ClientMessage::Login { version, username, password } = msg else {
+        let ClientMessage::Login { version, username, password, resume } = msg else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
         };
         if version != PROTOCOL_VERSION {
@@ -292,21 +298,29 @@ impl Session {
                 return self.refuse(ctx, RefusalCode::WrongPassword, reason.into());
             }
         }
-        let join = Join { id: self.id, name: username.clone(), mailbox: ctx.address().recipient() };
+        let join = Join {
+            id: self.id,
+            name: username.clone(),
+            resume,
+            ledger: self.ledger.clone(),
+            mailbox: ctx.address().recipient(),
+        };
         self.roster
             .send(join)
             .into_actor(self)
             .map(move |res, act, ctx| match res {
-                Ok(Ok(users)) => {
+                Ok(Ok(Joined { users, resume, ledger, resumed })) => {
                     act.log = act.log.new(o!("user" => username.clone()));
-                    info!(act.log, "user joined"; "users" => users.len());
+                    info!(act.log, "user joined"; "users" => users.len(), "resumed" => resumed);
                     act.pending = None;
                     act.phase = Phase::Chat;
+                    act.ledger = ledger;
                     let welcome = ServerMessage::Welcome {
                         version: PROTOCOL_VERSION,
                         you: username,
                         users,
                         limits: act.cfg.limits,
+                        resume: Some(resume),
                     };
                     act.send(ctx, &welcome);
                 }
@@ -351,6 +365,7 @@ impl Session {
             ClientMessage::Pong { .. } => {}
             ClientMessage::Quit => {
                 debug!(self.log, "client quit");
+                self.resumable = false;
                 self.close(ctx);
             }
             ClientMessage::Login { .. } => {
@@ -398,7 +413,7 @@ impl Session {
     }
 
     fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, text: String) {
-        if self.ledger.is_settled(id) {
+        if self.ledger.lock().is_ok_and(|l| l.is_settled(id)) {
             // A resend of something already settled: answer again, deliver once.
             debug!(self.log, "duplicate message id"; "id" => id);
             return self.send(ctx, &ServerMessage::Ack { id });
@@ -439,7 +454,8 @@ impl Session {
     }
 
     fn settle(&mut self, ctx: &mut Context<Self>, id: u64) {
-        if self.ledger.settle(id).is_err() {
+        let settled = self.ledger.lock().map(|mut l| l.settle(id).is_ok()).unwrap_or(false);
+        if !settled {
             self.kick(ctx, DisconnectCause::ProtocolViolation, "too many message ids skipped");
         }
     }
@@ -593,7 +609,7 @@ impl Actor for Session {
         if let Phase::Chat = self.phase {
             self.phase = Phase::Closed;
         }
-        self.roster.do_send(Leave { id: self.id });
+        self.roster.do_send(Leave { id: self.id, resumable: self.resumable });
         self.out = None;
         Running::Stop
     }
@@ -666,6 +682,12 @@ impl Handler<ToSession> for Session {
                 self.close(ctx);
             }
             ToSession::Kick(cause, detail) => self.kick(ctx, cause, detail),
+            ToSession::Replaced => {
+                info!(self.log, "replaced by the same user's new connection");
+                self.resumable = false;
+                self.phase = Phase::Closed;
+                self.close(ctx);
+            }
             ToSession::Evict => {
                 if !matches!(self.phase, Phase::Chat) {
                     debug!(self.log, "evicted: too many pending handshakes");

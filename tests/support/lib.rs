@@ -239,6 +239,15 @@ impl TestServer {
         Self { proc, addr, key, fingerprint, dir }
     }
 
+    /// Starts a new server process on `dir` (keys, identity and config of
+    /// an earlier one) listening on `addr` again, as after a restart.
+    pub fn relaunch_at(dir: tempfile::TempDir, addr: SocketAddr) -> Self {
+        let cfg = dir.path().join("config.toml");
+        let text = std::fs::read_to_string(&cfg).expect("server config").replace("127.0.0.1:0", &addr.to_string());
+        write_secret(&cfg, &text);
+        Self::launch(dir)
+    }
+
     /// The clients' HOME.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
@@ -301,6 +310,8 @@ pub struct RawClient {
     sealer: Option<Sealer>,
     opener: Option<Opener>,
     keys: Option<protocol::crypto::SessionKeys>,
+    /// The resume token from the welcome.
+    pub resume: Option<String>,
 }
 
 impl RawClient {
@@ -308,7 +319,15 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
-        Self { stream, buf: BytesMut::new(), codec: FrameCodec::new(16 << 20), sealer: None, opener: None, keys: None }
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            codec: FrameCodec::new(16 << 20),
+            sealer: None,
+            opener: None,
+            keys: None,
+            resume: None,
+        }
     }
 
     /// Reads one frame.
@@ -369,14 +388,29 @@ impl RawClient {
 
     /// Handshake and login; returns the welcome's user list, or the refusal.
     pub fn login(addr: SocketAddr, key: &str, name: &str, password: Option<&str>) -> Result<Self, ServerMessage> {
+        Self::login_resuming(addr, key, name, password, None)
+    }
+
+    /// As [`RawClient::login`], presenting a resume token.
+    pub fn login_resuming(
+        addr: SocketAddr,
+        key: &str,
+        name: &str,
+        password: Option<&str>,
+        resume: Option<String>,
+    ) -> Result<Self, ServerMessage> {
         let mut c = Self::handshake(addr, key).map_err(|detail| ServerMessage::Error { detail })?;
         c.send(&ClientMessage::Login {
             version: protocol::PROTOCOL_VERSION,
             username: name.to_owned(),
             password: password.map(str::to_owned),
+            resume,
         });
         match c.recv(DEADLINE) {
-            Ok(ServerMessage::Welcome { .. }) => Ok(c),
+            Ok(ServerMessage::Welcome { resume, .. }) => {
+                c.resume = resume;
+                Ok(c)
+            }
             Ok(other) => Err(other),
             Err(e) => Err(ServerMessage::Error { detail: format!("{e:?}") }),
         }

@@ -256,6 +256,15 @@ impl Chat {
         self.early.clear();
     }
 
+    /// The connection dropped (client-core is reconnecting): nobody is
+    /// known to be in voice until it is back.
+    pub fn offline(&mut self) {
+        self.voice = Voice::Off;
+        self.voice_users.clear();
+        self.talking.clear();
+        self.meter = (0.0, false);
+    }
+
     /// Applies a client-core event (all but connect and disconnect).
     pub fn apply(&mut self, event: Event) {
         match event {
@@ -311,7 +320,10 @@ impl Chat {
                 self.voice = Voice::Off;
                 self.error(format!("Voice: {}. Choose another microphone or speakers in Settings.", escape_line(&e)));
             }
-            Event::VoiceInputEnded | Event::Connected { .. } | Event::Disconnected { .. } => {}
+            Event::VoiceInputEnded
+            | Event::Connected { .. }
+            | Event::Disconnected { .. }
+            | Event::Reconnecting { .. } => {}
         }
     }
 
