@@ -49,6 +49,9 @@ cat >"$T/server.toml" <<EOF
 bind = "127.0.0.1:0"
 key_file = "server.key"
 identity_file = "identity.pem"
+# Every user of this demo comes from 127.0.0.1.
+max_clients_per_address = 1000
+max_handshakes_per_address = 1000
 EOF
 (cd "$T" && exec "$BIN/server" --config server.toml >server.log 2>&1) &
 PIDS+=($!)

@@ -238,6 +238,8 @@ pub enum RefusalCode {
     InvalidName,
     /// The server is at its client limit.
     ServerFull,
+    /// Too many users are logged in from the client's IP address.
+    AddressFull,
     /// The client speaks another protocol version.
     VersionMismatch,
     /// The client sent something other than a login first.

@@ -64,6 +64,8 @@ struct RawServer {
     verbose: Option<bool>,
     max_clients: Option<u32>,
     max_handshakes: Option<u32>,
+    max_handshakes_per_address: Option<u32>,
+    max_clients_per_address: Option<u32>,
     max_frame_bytes: Option<u32>,
     max_message_bytes: Option<u32>,
     handshake_timeout_secs: Option<u32>,
@@ -96,6 +98,10 @@ pub struct Config {
     pub max_clients: u32,
     /// Most connections still in the handshake or login at once.
     pub max_handshakes: u32,
+    /// Most of those from one IP address (more are closed at once).
+    pub max_handshakes_per_address: u32,
+    /// Most users logged in from one IP address.
+    pub max_clients_per_address: u32,
     /// Largest frame accepted, in bytes.
     pub max_frame_bytes: u32,
     /// Longest chat message, in UTF-8 bytes.
@@ -239,6 +245,14 @@ impl Config {
             verbose: verbose_flag || s.verbose.unwrap_or(false),
             max_clients: range("max_clients", s.max_clients, 1000, 1, 1_000_000)?,
             max_handshakes: range("max_handshakes", s.max_handshakes, 256, 1, 1_000_000)?,
+            max_handshakes_per_address: range(
+                "max_handshakes_per_address",
+                s.max_handshakes_per_address,
+                16,
+                1,
+                1_000_000,
+            )?,
+            max_clients_per_address: range("max_clients_per_address", s.max_clients_per_address, 64, 1, 1_000_000)?,
             max_frame_bytes: max_frame,
             max_message_bytes: max_message,
             handshake_timeout: Duration::from_secs(

@@ -94,6 +94,16 @@ pub fn load_or_create_psk(path: &Path) -> Result<(Psk, bool), KeyFileError> {
     Ok((psk, created))
 }
 
+/// Loads the PSK from an existing file (a reload after `gen-key`).
+///
+/// # Errors
+///
+/// Missing, unreadable, too-open or invalid files.
+pub fn load_psk(path: &Path) -> Result<Psk, KeyFileError> {
+    let text = read_secret(path)?;
+    Psk::parse(&text).map_err(|source| KeyFileError::Invalid { path: path.to_owned(), source })
+}
+
 /// Writes a new PSK to `path` and returns its text form.
 ///
 /// # Errors

@@ -2,9 +2,9 @@
 //! per connection on a pool of worker arbiters (one per core), capping the
 //! connections still in the handshake.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -29,10 +29,21 @@ pub struct Listener {
     next_worker: usize,
     next_id: u64,
     max_handshakes: usize,
+    max_handshakes_per_address: usize,
     pending: Arc<AtomicUsize>,
+    /// Pending handshakes per source address, and that address's recent
+    /// connections (oldest first).
+    by_ip: HashMap<IpAddr, PerAddress>,
     /// Recent connections, oldest first, for evicting stale handshakes.
     recent: VecDeque<(Instant, Recipient<ToSession>)>,
     open: Arc<AtomicUsize>,
+}
+
+/// One source address's handshakes.
+#[derive(Default)]
+struct PerAddress {
+    pending: Arc<AtomicUsize>,
+    recent: VecDeque<(Instant, Recipient<ToSession>)>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -51,7 +62,7 @@ impl Listener {
         roster: Addr<Roster>,
         signer: Addr<Signer>,
         workers: Vec<ArbiterHandle>,
-        max_handshakes: usize,
+        max_handshakes: (usize, usize),
         open: Arc<AtomicUsize>,
     ) -> Self {
         Self {
@@ -63,8 +74,10 @@ impl Listener {
             workers,
             next_worker: 0,
             next_id: 1,
-            max_handshakes,
+            max_handshakes: max_handshakes.0,
+            max_handshakes_per_address: max_handshakes.1,
             pending: Arc::new(AtomicUsize::new(0)),
+            by_ip: HashMap::new(),
             recent: VecDeque::new(),
             open,
         }
@@ -101,7 +114,25 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
         while self.recent.front().is_some_and(|(at, _)| at.elapsed() > deadline) {
             self.recent.pop_front();
         }
-        if self.pending.load(Ordering::SeqCst) >= self.max_handshakes {
+        // One address may only hold so many handshakes: beyond that its own
+        // oldest gives way, so a flood from one place churns its own
+        // connections and cannot push anyone else's out.
+        if self.by_ip.len() > 4 * self.max_handshakes {
+            self.by_ip.retain(|_, a| a.pending.load(Ordering::SeqCst) > 0);
+        }
+        let here = self.by_ip.entry(peer.ip()).or_default();
+        while here.recent.front().is_some_and(|(at, _)| at.elapsed() > deadline) {
+            here.recent.pop_front();
+        }
+        let over_address = here.pending.load(Ordering::SeqCst) >= self.max_handshakes_per_address;
+        if over_address {
+            debug!(self.log, "too many pending handshakes from one address; evicting its oldest"; "peer" => %peer);
+            if let Some((_, oldest)) = here.recent.pop_front() {
+                oldest.do_send(ToSession::Evict);
+            }
+        }
+        let here_pending = here.pending.clone();
+        if !over_address && self.pending.load(Ordering::SeqCst) >= self.max_handshakes {
             // Full: the oldest pending handshake gives way, so a flood of idle
             // connections cannot lock newcomers out.
             debug!(self.log, "too many pending handshakes; evicting the oldest"; "peer" => %peer);
@@ -115,7 +146,7 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let pending = CountGuard::new(&self.pending);
+        let pending = vec![CountGuard::new(&self.pending), CountGuard::new(&here_pending)];
         let open = CountGuard::new(&self.open);
         let (log, cfg, roster, signer) = (self.log.clone(), self.cfg.clone(), self.roster.clone(), self.signer.clone());
         let build = move |_: &mut Context<Session>| {
@@ -131,7 +162,11 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             self.next_worker += 1;
             Session::start_in_arbiter(worker, build)
         };
-        self.recent.push_back((Instant::now(), addr.recipient()));
+        let recipient: Recipient<ToSession> = addr.recipient();
+        if let Some(a) = self.by_ip.get_mut(&peer.ip()) {
+            a.recent.push_back((Instant::now(), recipient.clone()));
+        }
+        self.recent.push_back((Instant::now(), recipient));
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}

@@ -109,7 +109,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::GenKey) => {
             let key = keys::generate_psk(&cfg.key_file).map_err(key_err)?;
-            eprintln!("server: wrote a new key to {}; restart the server to use it", cfg.key_file.display());
+            eprintln!(
+                "server: wrote a new key to {}; send the running server SIGHUP (kill -HUP <pid>) to use it for new connections",
+                cfg.key_file.display()
+            );
             println!("{key}");
             return Ok(());
         }
@@ -189,8 +192,9 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let psk = Arc::new(std::sync::RwLock::new(psk));
     let session_cfg = Arc::new(SessionConfig {
-        psk,
+        psk: psk.clone(),
         identity_der: identity.public_der().into(),
         password_hash: cfg.password.as_ref().map(|p| Sha256::digest(p.as_bytes()).into()),
         limits: Limits {
@@ -213,10 +217,10 @@ async fn serve(
     let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
     let roster_log = log.new(o!("actor" => "roster"));
     let relay_log = log.new(o!("actor" => "voice-relay"));
-    let max_clients = cfg.max_clients as usize;
+    let (max_clients, max_per_ip) = (cfg.max_clients as usize, cfg.max_clients_per_address as usize);
     let roster = Roster::create(move |ctx| {
         let relay = VoiceRelay::new(relay_log, udp, ctx.address().recipient()).start();
-        Roster::new(roster_log, max_clients, Some(relay))
+        Roster::new(roster_log, max_clients, max_per_ip, Some(relay))
     });
     let workers: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
     let open = Arc::new(AtomicUsize::new(0));
@@ -227,12 +231,12 @@ async fn serve(
         roster.clone(),
         signer,
         workers.clone(),
-        cfg.max_handshakes as usize,
+        (cfg.max_handshakes as usize, cfg.max_handshakes_per_address as usize),
         open.clone(),
     )
     .start();
 
-    signals.wait(&log).await;
+    signals.wait(&log, || reload_key(&log, &cfg.key_file, &psk)).await;
 
     listener.do_send(StopAccepting);
     let told = roster.send(ShutdownAll { reason: "the server is shutting down".into() }).await.unwrap_or(0);
@@ -249,14 +253,31 @@ async fn serve(
     for w in workers {
         w.stop();
     }
-    info!(log, "stopped");
+    info!(log, "stopped"; "rsa_signatures" => crate::signer::SIGNATURES.load(Ordering::Relaxed));
     Ok(())
 }
 
-/// SIGTERM and SIGINT.
+/// SIGHUP: reads the key file again (after `server gen-key`); new
+/// connections need the new key, connected users stay. A bad file keeps the
+/// old key and says why.
+fn reload_key(log: &Logger, path: &std::path::Path, psk: &std::sync::RwLock<protocol::crypto::Psk>) {
+    match keys::load_psk(path) {
+        Ok(new) => match psk.write() {
+            Ok(mut p) => {
+                *p = new;
+                info!(log, "reloaded the pre-shared key; new connections need the new key"; "file" => %path.display());
+            }
+            Err(_) => warn!(log, "cannot reload the pre-shared key: lock poisoned"),
+        },
+        Err(e) => warn!(log, "key file not reloaded; keeping the current key"; "error" => %e),
+    }
+}
+
+/// SIGTERM and SIGINT (stop), SIGHUP (reload the key).
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -265,13 +286,18 @@ impl Signals {
         let term =
             signal(SignalKind::terminate()).map_err(|e| Failure::Runtime(format!("cannot watch SIGTERM: {e}")))?;
         let int = signal(SignalKind::interrupt()).map_err(|e| Failure::Runtime(format!("cannot watch SIGINT: {e}")))?;
-        Ok(Self { term, int })
+        let hup = signal(SignalKind::hangup()).map_err(|e| Failure::Runtime(format!("cannot watch SIGHUP: {e}")))?;
+        Ok(Self { term, int, hup })
     }
 
-    async fn wait(mut self, log: &Logger) {
-        tokio::select! {
-            _ = self.term.recv() => info!(log, "SIGTERM received"),
-            _ = self.int.recv() => info!(log, "SIGINT received"),
+    /// Returns on SIGTERM or SIGINT; calls `on_hup` for each SIGHUP.
+    async fn wait(mut self, log: &Logger, on_hup: impl Fn()) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return info!(log, "SIGTERM received"),
+                _ = self.int.recv() => return info!(log, "SIGINT received"),
+                _ = self.hup.recv() => on_hup(),
+            }
         }
     }
 }

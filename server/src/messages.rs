@@ -39,6 +39,8 @@ pub enum JoinRefusal {
     NameTaken,
     /// `max_clients` users are logged in.
     ServerFull,
+    /// `max_clients_per_address` users are logged in from this address.
+    AddressFull,
     /// The server is shutting down.
     ShuttingDown,
 }
@@ -53,6 +55,8 @@ pub struct Join {
     pub name: String,
     /// The resume token the client presented, if any.
     pub resume: Option<String>,
+    /// The client's IP address (for the per-address cap).
+    pub ip: Option<std::net::IpAddr>,
     /// The session's own (empty) ledger, used unless one is resumed.
     pub ledger: SharedLedger,
     /// Where to deliver messages for this session.

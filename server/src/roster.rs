@@ -22,6 +22,7 @@ struct Member {
     mailbox: Recipient<ToSession>,
     /// The secret that lets this user take the name back.
     resume: String,
+    ip: Option<std::net::IpAddr>,
     ledger: SharedLedger,
 }
 
@@ -58,6 +59,9 @@ pub struct Roster {
     reports: HashMap<u32, HashMap<SessionId, (u16, u16, Instant)>>,
     /// Ended sessions that may still be resumed, by resume token.
     gone: HashMap<String, Gone>,
+    /// Users logged in per address, and the cap.
+    per_ip: HashMap<std::net::IpAddr, usize>,
+    max_per_ip: usize,
 }
 
 /// Reports older than this no longer count towards a speaker's protection.
@@ -71,7 +75,7 @@ impl std::fmt::Debug for Roster {
 
 impl Roster {
     /// An empty roster admitting at most `max_clients` users.
-    pub fn new(log: Logger, max_clients: usize, relay: Option<Addr<VoiceRelay>>) -> Self {
+    pub fn new(log: Logger, max_clients: usize, max_per_ip: usize, relay: Option<Addr<VoiceRelay>>) -> Self {
         Self {
             log,
             max_clients,
@@ -84,7 +88,23 @@ impl Roster {
             next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
             reports: HashMap::new(),
             gone: HashMap::new(),
+            per_ip: HashMap::new(),
+            max_per_ip,
         }
+    }
+
+    fn remove_member(&mut self, id: SessionId) -> Option<Member> {
+        let m = self.members.remove(&id)?;
+        self.names.remove(&m.key);
+        if let Some(ip) = m.ip
+            && let Some(n) = self.per_ip.get_mut(&ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        Some(m)
     }
 
     /// Forgets resumable sessions past their time, and the oldest beyond
@@ -170,8 +190,7 @@ impl Handler<Join> for Roster {
             if self.leave_voice(old) {
                 self.fan_out(&self.voice_users(), Some(old));
             }
-            self.names.remove(&key);
-            if let Some(m) = self.members.remove(&old) {
+            if let Some(m) = self.remove_member(old) {
                 m.mailbox.do_send(ToSession::Replaced);
                 ledger = m.ledger;
             }
@@ -189,6 +208,11 @@ impl Handler<Join> for Roster {
         if self.members.len() >= self.max_clients {
             return Err(JoinRefusal::ServerFull);
         }
+        if let Some(ip) = msg.ip
+            && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip
+        {
+            return Err(JoinRefusal::AddressFull);
+        }
         // A user taking over their own live session never left, as far as
         // the others can tell.
         if !took_over {
@@ -200,8 +224,17 @@ impl Handler<Join> for Roster {
             msg.mailbox.do_send(ToSession::Deliver(payload));
         }
         let resume = protocol::crypto::resume_token();
-        let member =
-            Member { name: msg.name, key, mailbox: msg.mailbox, resume: resume.clone(), ledger: ledger.clone() };
+        if let Some(ip) = msg.ip {
+            *self.per_ip.entry(ip).or_default() += 1;
+        }
+        let member = Member {
+            name: msg.name,
+            key,
+            mailbox: msg.mailbox,
+            resume: resume.clone(),
+            ledger: ledger.clone(),
+            ip: msg.ip,
+        };
         self.members.insert(msg.id, member);
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len(), "resumed" => resumed);
         Ok(Joined { users: self.users(), resume, ledger, resumed })
@@ -212,8 +245,7 @@ impl Handler<Leave> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
         let was_in_voice = self.leave_voice(msg.id);
-        if let Some(m) = self.members.remove(&msg.id) {
-            self.names.remove(&m.key);
+        if let Some(m) = self.remove_member(msg.id) {
             if msg.resumable {
                 let now = Instant::now();
                 self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });

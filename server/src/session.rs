@@ -44,8 +44,9 @@ use crate::signer::{Sign, Signer};
 /// Settings every session shares.
 #[derive(Debug)]
 pub struct SessionConfig {
-    /// The pre-shared key.
-    pub psk: Psk,
+    /// The pre-shared key; replaced on SIGHUP (new connections use the new
+    /// one, connected users are not affected).
+    pub psk: Arc<std::sync::RwLock<Psk>>,
     /// The identity's public key (DER), sent in the handshake.
     pub identity_der: Arc<[u8]>,
     /// SHA-256 of the server password, if there is one.
@@ -126,12 +127,14 @@ pub struct Session {
     /// Lowest id nacked for the rate and not yet resent: later ids wait too,
     /// so messages are delivered in the order they were sent.
     blocked_from: Option<u64>,
-    /// Held while the session has not logged in (handshake cap).
-    pending: Option<CountGuard>,
+    /// Held while the session has not logged in (the handshake caps,
+    /// overall and for its address).
+    pending: Vec<CountGuard>,
     /// Held by the writer task until the socket is closed.
     open: Option<CountGuard>,
     /// The user may take this session over again (no quit, no kick).
     resumable: bool,
+    peer_ip: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Session {
@@ -155,10 +158,12 @@ impl Session {
         cfg: Arc<SessionConfig>,
         roster: Addr<Roster>,
         signer: Addr<Signer>,
-        pending: CountGuard,
+        pending: Vec<CountGuard>,
         open: CountGuard,
     ) -> Self {
-        let peer = stream.as_ref().and_then(|s| s.peer_addr().ok()).map_or_else(|| "?".to_owned(), |a| a.to_string());
+        let peer_addr = stream.as_ref().and_then(|s| s.peer_addr().ok());
+        let peer_ip = peer_addr.map(|a| a.ip());
+        let peer = peer_addr.map_or_else(|| "?".to_owned(), |a| a.to_string());
         let now = Instant::now();
         let bucket = TokenBucket::new(f64::from(cfg.limits.rate_per_sec), cfg.limits.burst, now);
         Self {
@@ -181,9 +186,10 @@ impl Session {
             flood_count: 0,
             ledger: SharedLedger::default(),
             blocked_from: None,
-            pending: Some(pending),
+            pending,
             open: Some(open),
             resumable: true,
+            peer_ip,
         }
     }
 
@@ -302,6 +308,7 @@ impl Session {
             id: self.id,
             name: username.clone(),
             resume,
+            ip: self.peer_ip,
             ledger: self.ledger.clone(),
             mailbox: ctx.address().recipient(),
         };
@@ -312,7 +319,7 @@ impl Session {
                 Ok(Ok(Joined { users, resume, ledger, resumed })) => {
                     act.log = act.log.new(o!("user" => username.clone()));
                     info!(act.log, "user joined"; "users" => users.len(), "resumed" => resumed);
-                    act.pending = None;
+                    act.pending.clear();
                     act.phase = Phase::Chat;
                     act.ledger = ledger;
                     let welcome = ServerMessage::Welcome {
@@ -326,6 +333,10 @@ impl Session {
                 }
                 Ok(Err(JoinRefusal::NameTaken)) => {
                     act.refuse(ctx, RefusalCode::NameTaken, format!("the name {username:?} is taken"));
+                }
+                Ok(Err(JoinRefusal::AddressFull)) => {
+                    let reason = "too many users are logged in from your address".into();
+                    act.refuse(ctx, RefusalCode::AddressFull, reason);
                 }
                 Ok(Err(JoinRefusal::ServerFull)) => {
                     act.refuse(ctx, RefusalCode::ServerFull, "the server is full; try again later".into());
@@ -574,7 +585,11 @@ impl Actor for Session {
         actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take()));
         ctx.add_stream(FramedRead::new(r, FrameCodec::new(self.cfg.max_frame)));
 
-        let (hs, hello) = ServerHandshake::new(self.cfg.psk.clone(), self.cfg.identity_der.clone());
+        let psk = match self.cfg.psk.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let (hs, hello) = ServerHandshake::new(psk, self.cfg.identity_der.clone());
         self.phase = Phase::Handshake(Box::new(hs));
         self.queue(ctx, Out::Raw(Bytes::from(hello)));
 

@@ -1,8 +1,14 @@
 //! RSA signing on a pool of worker threads (an actix `SyncArbiter`), so a
 //! burst of handshakes never stalls the sessions that are already chatting.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use actix::prelude::*;
 use protocol::crypto::Identity;
+
+/// RSA signatures made since the process started (reported at shutdown:
+/// what an unauthenticated flood could make the server spend).
+pub static SIGNATURES: AtomicU64 = AtomicU64::new(0);
 
 /// Signs handshake transcripts with the server identity.
 #[derive(Debug)]
@@ -29,6 +35,7 @@ pub struct Sign(pub Vec<u8>);
 impl Handler<Sign> for Signer {
     type Result = MessageResult<Sign>;
     fn handle(&mut self, msg: Sign, _: &mut SyncContext<Self>) -> Self::Result {
+        SIGNATURES.fetch_add(1, Ordering::Relaxed);
         MessageResult(self.identity.sign(&msg.0))
     }
 }

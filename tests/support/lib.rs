@@ -319,6 +319,22 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
+        Self::connect_stream(stream)
+    }
+
+    /// Connects from the loopback address `from` (127.0.0.2 and up play
+    /// other hosts).
+    pub fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<Self> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(from, 0).into())?;
+        socket.connect_timeout(&addr.into(), DEADLINE)?;
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true)?;
+        Ok(Self::connect_stream(stream))
+    }
+
+    fn connect_stream(stream: TcpStream) -> Self {
         Self {
             stream,
             buf: BytesMut::new(),
@@ -328,6 +344,12 @@ impl RawClient {
             keys: None,
             resume: None,
         }
+    }
+
+    /// Handshake and login from the loopback address `from`.
+    pub fn login_from(from: std::net::IpAddr, addr: SocketAddr, key: &str, name: &str) -> Result<Self, ServerMessage> {
+        let c = Self::connect_from(from, addr).map_err(|e| ServerMessage::Error { detail: e.to_string() })?;
+        c.finish_login(key, name, None, None)
     }
 
     /// Reads one frame.
@@ -369,18 +391,22 @@ impl RawClient {
 
     /// Runs the handshake with `key`.
     pub fn handshake(addr: SocketAddr, key: &str) -> Result<Self, String> {
-        let mut c = Self::connect(addr);
+        Self::connect(addr).do_handshake(key)
+    }
+
+    /// Runs the client handshake on this connection.
+    pub fn do_handshake(mut self, key: &str) -> Result<Self, String> {
         let mut hs = ClientHandshake::new(Psk::parse(key).map_err(|e| e.to_string())?);
         loop {
-            let frame = c.recv_frame(DEADLINE).map_err(|e| format!("{e:?}"))?;
+            let frame = self.recv_frame(DEADLINE).map_err(|e| format!("{e:?}"))?;
             match hs.receive(&frame).map_err(|e| e.to_string())? {
-                ClientStep::Send(reply) => c.send_frame(&reply).map_err(|e| e.to_string())?,
+                ClientStep::Send(reply) => self.send_frame(&reply).map_err(|e| e.to_string())?,
                 ClientStep::Established(est) => {
                     let (s, o) = est.keys.client_text();
-                    c.sealer = Some(s);
-                    c.opener = Some(o);
-                    c.keys = Some(est.keys);
-                    return Ok(c);
+                    self.sealer = Some(s);
+                    self.opener = Some(o);
+                    self.keys = Some(est.keys);
+                    return Ok(self);
                 }
             }
         }
@@ -399,7 +425,18 @@ impl RawClient {
         password: Option<&str>,
         resume: Option<String>,
     ) -> Result<Self, ServerMessage> {
-        let mut c = Self::handshake(addr, key).map_err(|detail| ServerMessage::Error { detail })?;
+        Self::connect(addr).finish_login(key, name, password, resume)
+    }
+
+    /// Handshake and login on this connection.
+    pub fn finish_login(
+        self,
+        key: &str,
+        name: &str,
+        password: Option<&str>,
+        resume: Option<String>,
+    ) -> Result<Self, ServerMessage> {
+        let mut c = self.do_handshake(key).map_err(|detail| ServerMessage::Error { detail })?;
         c.send(&ClientMessage::Login {
             version: protocol::PROTOCOL_VERSION,
             username: name.to_owned(),
