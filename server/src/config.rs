@@ -308,4 +308,34 @@ mod tests {
         assert!(e.contains("idle_timeout_secs"), "{e}");
         assert!(!load("[server\n").expect_err("syntax").to_string().contains('\n'));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any value for any key: a config or a one-line error naming the
+        /// key, never a panic.
+        #[test]
+        fn any_value_for_any_key_is_taken_or_named(
+            key in proptest::sample::select(vec![
+                "bind", "max_clients", "max_handshakes", "max_handshakes_per_address", "max_clients_per_address",
+                "max_frame_bytes", "max_message_bytes", "handshake_timeout_secs", "keepalive_secs",
+                "idle_timeout_secs", "rate_per_sec", "rate_burst", "flood_limit", "outbound_queue",
+                "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",
+            ]),
+            value in proptest::prop_oneof![
+                proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+                "\\PC{0,20}".prop_map(|s| format!("{s:?}")),
+                proptest::bool::ANY.prop_map(|b| b.to_string()),
+            ],
+        ) {
+            let text = format!("[server]\n{key} = {value}\n");
+            if let Err(e) = load(&text) {
+                let e = e.to_string();
+                prop_assert!(!e.contains('\n'), "{}", e);
+                prop_assert!(e.contains(key) || e.contains("TOML") || e.contains("expected"), "{}: {}", text, e);
+            }
+        }
+    }
 }
