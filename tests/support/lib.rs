@@ -40,8 +40,9 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    // target/<profile>/deps/<test> (a test) or target/<profile>/<bin> -> target/<profile>
+    let dir = exe.parent().expect("target dir");
+    if dir.file_name().is_some_and(|n| n == "deps") { dir.parent().unwrap_or(dir) } else { dir }.to_path_buf()
 }
 
 /// Path of a workspace binary; panics with how to build it when missing.

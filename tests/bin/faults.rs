@@ -1,0 +1,297 @@
+//! `faults`: measures how the server holds up under abuse and faults, for
+//! the figures in the README. Each scenario starts its own server (debug
+//! build of the tests' binaries unless `CHATROOM_BIN_DIR` points elsewhere)
+//! on loopback; attackers come from 127.0.0.2 and up, users from 127.0.0.1.
+//!
+//! ```sh
+//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart]
+//! ```
+//!
+//! Every loop is bounded in count and time. One JSON line per scenario on
+//! stdout, a human summary on stderr.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use protocol::message::{ClientMessage, ServerMessage};
+use socket_chatroom_tests::{RawClient, RecvError, TestServer};
+
+fn host(a: u8, b: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, a, b))
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rsa_signatures(server: &mut TestServer) -> Option<u64> {
+    server.proc.signal("TERM");
+    server.proc.wait();
+    let log = server.proc.stderr();
+    let i = log.rfind("rsa_signatures: ")? + "rsa_signatures: ".len();
+    log[i..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Four attacker threads open connections and send a first frame that is
+/// not a token under the key, for 5 s; meanwhile 20 users log in, one
+/// after the other.
+fn wrong_key() {
+    let mut server = TestServer::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let attackers: Vec<_> = (2..6u8)
+        .map(|n| {
+            let (stop, attempts, addr) = (stop.clone(), attempts.clone(), server.addr);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(30) {
+                    let Ok(mut c) = RawClient::connect_from(host(0, n), addr) else { continue };
+                    let _ = c.recv_frame(Duration::from_secs(5));
+                    let _ = c.send_frame(b"gAAAAABnot-a-token-under-this-key");
+                    let _ = c.recv_frame(Duration::from_secs(5));
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut joins = Vec::new();
+    let mut failed = 0;
+    for i in 0..20 {
+        let t = Instant::now();
+        match RawClient::login(server.addr, &server.key, &format!("user{i}"), None) {
+            Ok(c) => {
+                joins.push(t.elapsed().as_secs_f64() * 1000.0);
+                drop(c);
+            }
+            Err(_) => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let window = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    for a in attackers {
+        let _ = a.join();
+    }
+    let n = attempts.load(Ordering::Relaxed);
+    let signs = rsa_signatures(&mut server);
+    let (p50, max) = (percentile(&mut joins.clone(), 0.5), percentile(&mut joins, 1.0));
+    println!(
+        r#"{{"scenario":"wrong_key_flood","bad_handshakes":{n},"per_sec":{:.0},"user_join_ms_p50":{p50:.1},"user_join_ms_max":{max:.1},"users_failed":{failed},"rsa_signatures":{},"users":20}}"#,
+        n as f64 / window,
+        signs.map_or(-1, |s| s as i64)
+    );
+    eprintln!(
+        "wrong-key flood: {n} bad handshakes ({:.0}/s); 20 users joined, p50 {p50:.1} ms, max {max:.1} ms, {failed} failed; RSA signatures {} (the users' own)",
+        n as f64 / window,
+        signs.map_or("?".into(), |s| s.to_string())
+    );
+}
+
+/// 5,000 connections that never start the handshake, from 500 addresses;
+/// then a user logs in; then the deadline reaps them.
+fn idle() {
+    let server = TestServer::with_config("handshake_timeout_secs = 10");
+    let t = Instant::now();
+    let mut idle = Vec::new();
+    'open: for a in 1..=20u8 {
+        for b in 1..=25u8 {
+            for _ in 0..10 {
+                match RawClient::connect_from(host(a, b), server.addr) {
+                    Ok(c) => idle.push(c),
+                    Err(e) => {
+                        eprintln!("idle: stopped opening at {}: {e}", idle.len());
+                        break 'open;
+                    }
+                }
+            }
+        }
+    }
+    let opened = idle.len();
+    let open_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let user = RawClient::login(server.addr, &server.key, "user", None);
+    let join_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let mut reaped = 0;
+    for c in &mut idle {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            match c.recv_frame(end.saturating_duration_since(Instant::now())) {
+                Ok(_) => {}
+                Err(RecvError::Closed | RecvError::Other(_)) => {
+                    reaped += 1;
+                    break;
+                }
+                Err(RecvError::Timeout) => break,
+            }
+        }
+    }
+    let reap_s = t.elapsed().as_secs_f64();
+    println!(
+        r#"{{"scenario":"idle_connections","opened":{opened},"open_secs":{open_s:.1},"user_ok":{},"user_join_ms":{join_ms:.1},"reaped":{reaped},"reaped_within_secs":{reap_s:.1}}}"#,
+        user.is_ok()
+    );
+    eprintln!(
+        "idle connections: {opened} opened in {open_s:.1} s; a user joined in {join_ms:.1} ms ({}); {reaped} reaped within {reap_s:.1} s",
+        if user.is_ok() { "ok" } else { "FAILED" }
+    );
+}
+
+/// 20 listeners, one user chatting at 5 msg/s with timestamps; 10 s
+/// baseline, then 10 s with a client flooding as fast as it can.
+fn flooder() {
+    let server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let base = Instant::now();
+    let lat: Arc<Mutex<Vec<(f64, f64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let listeners: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = RawClient::login(server.addr, &server.key, &format!("l{i}"), None).expect("listener");
+            let (lat, stop) = (lat.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(ServerMessage::Message { from, text, .. }) = c.recv(Duration::from_millis(200))
+                        && from == "talker"
+                        && let Ok(sent_us) = text.parse::<u64>()
+                    {
+                        let now = base.elapsed().as_micros() as f64;
+                        if let Ok(mut l) = lat.lock() {
+                            l.push((sent_us as f64 / 1e6, (now - sent_us as f64) / 1000.0));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut talker = RawClient::login(server.addr, &server.key, "talker", None).expect("talker");
+    let flood_from = 10.0;
+    let flooding = Arc::new(AtomicBool::new(false));
+    let flood_sent = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (addr, key, flooding, flood_sent) = (server.addr, server.key.clone(), flooding.clone(), flood_sent.clone());
+        std::thread::spawn(move || {
+            while !flooding.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // A persistent abuser: floods, is disconnected, comes back, for 10 s.
+            let (t, mut kicks, mut id) = (Instant::now(), 0u64, 0u64);
+            while t.elapsed() < Duration::from_secs(10) {
+                let Ok(mut f) = RawClient::login(addr, &key, "flooder", None) else { continue };
+                'flood: while t.elapsed() < Duration::from_secs(10) {
+                    id += 1;
+                    f.send(&ClientMessage::Chat { id, text: "spam".into() });
+                    flood_sent.fetch_add(1, Ordering::Relaxed);
+                    // Every 50 messages, read what came back; a disconnect ends this round.
+                    if id % 50 == 0 {
+                        loop {
+                            match f.recv(Duration::from_millis(1)) {
+                                Ok(ServerMessage::Disconnect { .. }) | Err(RecvError::Closed) => {
+                                    kicks += 1;
+                                    break 'flood;
+                                }
+                                Ok(_) => {}
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            }
+            kicks
+        })
+    };
+    for i in 1..=100u64 {
+        if base.elapsed().as_secs_f64() >= flood_from && !flooding.load(Ordering::SeqCst) {
+            flooding.store(true, Ordering::SeqCst);
+        }
+        let now_us = base.elapsed().as_micros() as u64;
+        talker.send(&ClientMessage::Chat { id: i, text: now_us.to_string() });
+        let _ = talker.recv(Duration::from_millis(1));
+        let next = Duration::from_millis(200 * i);
+        if let Some(wait) = next.checked_sub(base.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for l in listeners {
+        let _ = l.join();
+    }
+    let kicks = flood.join().unwrap_or(0);
+    let all = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut before: Vec<f64> = all.iter().filter(|(t, _)| *t < flood_from).map(|(_, l)| *l).collect();
+    let mut during: Vec<f64> = all.iter().filter(|(t, _)| *t >= flood_from).map(|(_, l)| *l).collect();
+    let (b99, d99) = (percentile(&mut before, 0.99), percentile(&mut during, 0.99));
+    let sent = flood_sent.load(Ordering::Relaxed);
+    println!(
+        r#"{{"scenario":"flooder","deliveries":{},"p99_ms_before":{b99:.2},"p99_ms_during":{d99:.2},"flood_messages":{sent},"flooder_disconnects":{kicks}}}"#,
+        all.len()
+    );
+    eprintln!(
+        "flooder: others' p99 {b99:.2} ms before, {d99:.2} ms during ({:.1}x); the flooder sent {sent} messages and was disconnected for flooding {kicks} times",
+        d99 / b99
+    );
+}
+
+/// 20 `client-cli --listen` users and 2 in voice; `kill -9` the server,
+/// start it again on the same address; how long until all are back.
+fn restart() {
+    let server = TestServer::start();
+    let mut clients: Vec<_> = (0..20).map(|i| server.spawn_cli(&format!("u{i:02}"), &["--listen"])).collect();
+    for c in &mut clients {
+        c.expect_contains("* connected to");
+    }
+    let mut voice: Vec<_> = (0..2)
+        .map(|i| server.spawn_cli(&format!("v{i}"), &["--voice", "--input", "null", "--output", "null"]))
+        .collect();
+    for v in &mut voice {
+        v.expect_contains("* you joined voice");
+    }
+    let TestServer { mut proc, addr, dir, .. } = server;
+    proc.signal("KILL");
+    proc.wait();
+    for c in clients.iter_mut().chain(voice.iter_mut()) {
+        c.expect_contains("reconnecting in");
+    }
+    let t = Instant::now();
+    let _server = TestServer::relaunch_at(dir, addr);
+    let up = t.elapsed().as_secs_f64();
+    let mut back = Vec::new();
+    for c in &mut clients {
+        c.expect_contains("* connected to");
+        back.push(t.elapsed().as_secs_f64());
+    }
+    for v in &mut voice {
+        v.expect_contains("* you joined voice");
+        back.push(t.elapsed().as_secs_f64());
+    }
+    let last = back.iter().copied().fold(0.0, f64::max);
+    println!(r#"{{"scenario":"kill9_restart","clients":22,"server_up_secs":{up:.2},"all_back_secs":{last:.2}}}"#);
+    eprintln!(
+        "kill -9 and restart: server up in {up:.2} s; all 20 users and 2 voice users back {last:.2} s after the restart began"
+    );
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args().skip(1).collect();
+    let all = ["wrong-key", "idle", "flooder", "restart"];
+    let run: Vec<&str> = if which.is_empty() { all.to_vec() } else { which.iter().map(String::as_str).collect() };
+    for w in run {
+        match w {
+            "wrong-key" => wrong_key(),
+            "idle" => idle(),
+            "flooder" => flooder(),
+            "restart" => restart(),
+            other => {
+                eprintln!("faults: unknown scenario {other:?}; one of {all:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
