@@ -4,7 +4,7 @@
 //! on loopback; attackers come from 127.0.0.2 and up, users from 127.0.0.1.
 //!
 //! ```sh
-//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart]
+//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart|soak[=MINUTES]]
 //! ```
 //!
 //! Every loop is bounded in count and time. One JSON line per scenario on
@@ -278,11 +278,170 @@ fn restart() {
     );
 }
 
+/// `minutes` of 200 users chatting (one message every 10 s each, so 20/s
+/// and 4,000 deliveries/s) and 10 in voice (two talking at 50 packets/s);
+/// the server's RSS sampled every minute; at the end, every acknowledged
+/// message must have reached every user (all stay connected throughout).
+fn soak(minutes: u64) {
+    let mut server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let pid = server.proc.child.id();
+    let rss = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    };
+    let users = 200usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    // received[i][j]: messages user i got from user j; acked[j]: messages of j acknowledged.
+    let received: Arc<Vec<Vec<AtomicU64>>> =
+        Arc::new((0..users).map(|_| (0..users).map(|_| AtomicU64::new(0)).collect()).collect());
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..users).map(|_| AtomicU64::new(0)).collect());
+    let broken = Arc::new(AtomicU64::new(0));
+    // Nobody sends before everyone is in: "lost" counts only users connected throughout.
+    let go = Arc::new(std::sync::Barrier::new(users + 1));
+    let mut threads = Vec::new();
+    for i in 0..users {
+        let mut c = RawClient::login(server.addr, &server.key, &format!("s{i:03}"), None).expect("login");
+        let (stop, received, acked, broken, go) =
+            (stop.clone(), received.clone(), acked.clone(), broken.clone(), go.clone());
+        threads.push(std::thread::spawn(move || {
+            go.wait();
+            // Spread the senders over the 10 s period.
+            let mut next = Instant::now() + Duration::from_millis(50 * i as u64);
+            let mut id = 0u64;
+            let mut last_ping = Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                if Instant::now() >= next {
+                    id += 1;
+                    c.send(&ClientMessage::Chat { id, text: format!("m{id}") });
+                    next += Duration::from_secs(10);
+                }
+                if last_ping.elapsed() > Duration::from_secs(15) {
+                    c.send(&ClientMessage::Ping { nonce: 1 });
+                    last_ping = Instant::now();
+                }
+                match c.recv(Duration::from_millis(50)) {
+                    Ok(ServerMessage::Message { from, .. }) => {
+                        if let Some(j) = from.strip_prefix('s').and_then(|n| n.parse::<usize>().ok())
+                            && j < received[i].len()
+                        {
+                            received[i][j].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(ServerMessage::Ack { .. }) => {
+                        acked[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(ServerMessage::Disconnect { .. }) | Err(RecvError::Closed) => {
+                        broken.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            // Drain what is still on its way.
+            let drain = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < drain {
+                match c.recv(Duration::from_millis(100)) {
+                    Ok(ServerMessage::Message { from, .. }) => {
+                        if let Some(j) = from.strip_prefix('s').and_then(|n| n.parse::<usize>().ok())
+                            && j < received[i].len()
+                        {
+                            received[i][j].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(ServerMessage::Ack { .. }) => {
+                        acked[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(_) => {}
+                }
+            }
+        }));
+    }
+    // Voice: 10 members (separate names), two talking.
+    let mut voice_threads = Vec::new();
+    for k in 0..10 {
+        let mut c = RawClient::login(server.addr, &server.key, &format!("voice{k}"), None).expect("voice login");
+        let mut v = c.join_voice();
+        let stop = stop.clone();
+        voice_threads.push(std::thread::spawn(move || {
+            let frame = [0x55u8; 80];
+            let mut n = 0u64;
+            let t0 = Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                if k < 2 {
+                    v.say(&frame);
+                } else if n % 25 == 0 {
+                    v.keepalive();
+                }
+                while v.recv(Duration::from_millis(1)).is_some() {}
+                let _ = c.recv(Duration::from_millis(1));
+                if n % 750 == 0 {
+                    c.send(&ClientMessage::Ping { nonce: n });
+                }
+                if let Some(wait) = (Duration::from_millis(20) * n as u32).checked_sub(t0.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }));
+    }
+    go.wait();
+    let end = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut samples = vec![rss()];
+    eprintln!("soak: {users} users chatting, 10 in voice; RSS {} KiB at start", samples[0]);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_secs(60).min(end.saturating_duration_since(Instant::now())));
+        samples.push(rss());
+        eprintln!("soak: minute {}: RSS {} KiB", samples.len() - 1, samples[samples.len() - 1]);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in threads.into_iter().chain(voice_threads) {
+        let _ = t.join();
+    }
+    let mut lost = 0u64;
+    let mut delivered = 0u64;
+    for i in 0..users {
+        for j in 0..users {
+            if i == j {
+                continue;
+            }
+            let (a, r) = (acked[j].load(Ordering::Relaxed), received[i][j].load(Ordering::Relaxed));
+            delivered += r;
+            lost += a.saturating_sub(r);
+        }
+    }
+    let acked_total: u64 = acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+    // Flatness over the run after the first minute's warm-up.
+    let steady = if samples.len() > 2 { &samples[1..] } else { &samples[..] };
+    let (lo, hi) = (steady.iter().copied().min().unwrap_or(0), steady.iter().copied().max().unwrap_or(0));
+    let mean = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
+    let spread = if mean > 0.0 { (hi - lo) as f64 / mean * 100.0 } else { 0.0 };
+    let signs = rsa_signatures(&mut server);
+    println!(
+        r#"{{"scenario":"soak","minutes":{minutes},"users":{users},"voice":10,"acked":{acked_total},"deliveries":{delivered},"lost":{lost},"broken_sessions":{},"rss_kib":{samples:?},"rss_spread_pct":{spread:.1},"rsa_signatures":{}}}"#,
+        broken.load(Ordering::Relaxed),
+        signs.map_or(-1, |s| s as i64)
+    );
+    eprintln!(
+        "soak: {minutes} min, {acked_total} messages acknowledged, {delivered} deliveries, {lost} lost, {} sessions broken; RSS after warm-up {lo}-{hi} KiB (spread {spread:.1} % of the mean)",
+        broken.load(Ordering::Relaxed)
+    );
+}
+
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let all = ["wrong-key", "idle", "flooder", "restart"];
     let run: Vec<&str> = if which.is_empty() { all.to_vec() } else { which.iter().map(String::as_str).collect() };
     for w in run {
+        if let Some(m) = w.strip_prefix("soak") {
+            // `soak` (60 minutes) or `soak=MINUTES`.
+            let minutes = m.strip_prefix('=').and_then(|m| m.parse().ok()).unwrap_or(60);
+            soak(minutes);
+            continue;
+        }
         match w {
             "wrong-key" => wrong_key(),
             "idle" => idle(),
