@@ -57,3 +57,38 @@ fn giving_up_exits_5_and_says_so() {
     assert_eq!(alice.wait(), 5, "{}", alice.stderr());
     assert!(alice.stderr().contains("cannot connect"), "{}", alice.stderr());
 }
+
+#[test]
+fn a_dropped_link_resumes_at_once_and_a_message_whose_ack_was_lost_is_delivered_once() {
+    use socket_chatroom_tests::tcp_proxy::TcpProxy;
+    let server = TestServer::start();
+    let mut bob = server.spawn_cli("bob", &["--listen"]);
+    bob.expect_contains("* connected to");
+    let proxy = TcpProxy::start(server.addr);
+    let mut alice = server.spawn_cli_at(&proxy.addr.to_string(), "alice", &["--json"]);
+    alice.expect_contains(r#""event":"connected""#);
+    bob.expect_contains("* alice joined");
+    alice.send("one");
+    bob.expect_contains("<alice> one");
+    alice.expect("ack 1", |l| l.contains(r#""event":"acked""#) && l.contains(r#""id":1"#));
+
+    // The server takes message 2 and delivers it, but its ack never arrives;
+    // then the link drops on alice's side only. The server still holds her
+    // old session, name and all.
+    proxy.freeze();
+    alice.send("the ack of this one is lost");
+    bob.expect_contains("<alice> the ack of this one is lost");
+    proxy.cut_clients();
+    alice.expect_contains(r#""event":"reconnecting""#);
+
+    // Back at once with her resume token (no name_taken), message 2 resent
+    // with its id: acknowledged, not delivered again; nobody saw her leave.
+    alice.expect_contains(r#""event":"connected""#);
+    alice.expect("ack 2", |l| l.contains(r#""event":"acked""#) && l.contains(r#""id":2"#));
+    assert!(proxy.links() >= 2);
+    alice.send("three");
+    bob.expect_contains("<alice> three");
+    let seen = bob.seen().join("\n");
+    assert_eq!(seen.matches("the ack of this one is lost").count(), 1, "{seen}");
+    assert!(!seen.contains("alice left") && seen.matches("alice joined").count() == 1, "{seen}");
+}

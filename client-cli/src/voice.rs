@@ -27,6 +27,7 @@ pub async fn run(
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut leaving = false;
     let mut voice_failed = false;
+    let mut reconnected = false;
     let uses_device = matches!(options.input, Input::Device(_)) || matches!(options.output, Output::Device(_));
     let mut pending_options = Some(options);
     loop {
@@ -63,15 +64,20 @@ pub async fn run(
                 }
             }
             Event::VoiceJoined => {
-                if let Some(d) = duration {
+                // Counted from the first join: a rejoin after reconnecting
+                // does not start it over.
+                if let Some(d) = duration
+                    && deadline.is_none()
+                {
                     deadline = Some(tokio::time::Instant::now() + d);
                 }
             }
+            Event::Reconnecting { .. } => reconnected = true,
             Event::VoiceInputEnded if wav_input && duration.is_none() => {
                 deadline = Some(tokio::time::Instant::now() + TAIL);
             }
             Event::VoiceError(_) => {
-                if uses_device {
+                if uses_device && !reconnected {
                     eprintln!("client-cli: on a machine without a sound card use --input/--output FILE.wav (or null)");
                 }
                 voice_failed = true;
@@ -80,7 +86,9 @@ pub async fn run(
             }
             Event::Disconnected { reason, .. } => {
                 if voice_failed && matches!(reason, DisconnectReason::Quit) {
-                    return 2;
+                    // Voice that could not come back after a lost connection
+                    // is a lost connection; voice that never started is local.
+                    return if reconnected { 5 } else { 2 };
                 }
                 return exit_code(reason);
             }

@@ -89,8 +89,9 @@ struct Established {
     resume: Option<String>,
 }
 
-/// Connects and logs in (presenting `resume`, the previous session's token).
-async fn establish(opts: &ConnectOptions, resume: Option<String>) -> Outcome<Established> {
+/// Connects and logs in (presenting `resume`, the previous session's
+/// token, and `first_id`, the lowest chat id still to be sent).
+async fn establish(opts: &ConnectOptions, resume: Option<String>, first_id: u64) -> Outcome<Established> {
     let stream = TcpStream::connect(&opts.server)
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
@@ -123,6 +124,7 @@ async fn establish(opts: &ConnectOptions, resume: Option<String>) -> Outcome<Est
         username: opts.username.clone(),
         password: opts.password.clone(),
         resume,
+        first_id: Some(first_id),
     };
     conn.send(&login).await?;
     let frame = conn.read_raw().await?;
@@ -189,6 +191,9 @@ struct Outbox {
     inflight: BTreeMap<u64, String>,
     /// Do not send before this (server said "retry after").
     paused_until: Option<Instant>,
+    /// Ids the server has answered for good (acked or finally refused):
+    /// its floor is the lowest id this client may still send.
+    settled: protocol::delivery::Ledger,
 }
 
 impl Outbox {
@@ -208,12 +213,27 @@ struct Carry {
     quitting: bool,
 }
 
-/// Whether a connection that ended this way is worth trying again.
+/// Whether a connection that ended this way is worth trying again (after a
+/// first login). `name_taken` is: the server may hold our old session
+/// until it notices it is dead, if it could not be resumed.
 fn retryable(reason: &DisconnectReason) -> bool {
     matches!(
         reason,
-        DisconnectReason::Lost(_) | DisconnectReason::ServerShutdown(_) | DisconnectReason::ConnectFailed(_)
+        DisconnectReason::Lost(_)
+            | DisconnectReason::ServerShutdown(_)
+            | DisconnectReason::ConnectFailed(_)
+            | DisconnectReason::Refused { code: protocol::message::RefusalCode::NameTaken, .. }
     )
+}
+
+/// How a wait between tries ended.
+enum Offline {
+    /// Try again.
+    Retry,
+    /// The user quit with nothing left to deliver.
+    Quit,
+    /// Every handle was dropped.
+    Abandoned,
 }
 
 pub(crate) async fn run(
@@ -228,7 +248,12 @@ pub(crate) async fn run(
     let mut logged_in = false;
     let mut attempt = 0u32;
     let reason = loop {
-        let reason = match tokio::time::timeout(opts.connect_timeout, establish(&opts, resume.take())).await {
+        // The token is kept until a welcome brings the next one: a failed
+        // try must not lose it.
+        let first_id = outbox.settled.floor();
+        let attempt_result =
+            tokio::time::timeout(opts.connect_timeout, establish(&opts, resume.clone(), first_id)).await;
+        let reason = match attempt_result {
             Err(_) => {
                 DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
             }
@@ -261,14 +286,17 @@ pub(crate) async fn run(
             break reason;
         }
         if carry.quitting && outbox.len() == 0 {
-            break reason;
+            // Nothing was left to deliver: the quit is what ends it.
+            break DisconnectReason::Quit;
         }
         attempt += 1;
         let jitter = u16::from_le_bytes(protocol::crypto::random_bytes::<2>());
         let delay = opts.reconnect.delay(attempt, jitter);
         let _ = events.send(Event::Reconnecting { reason: reason.clone(), attempt, delay }).await;
-        if !wait_offline(delay, opts.queue_limit, &mut cmds, &events, &mut outbox, &mut carry).await {
-            break reason;
+        match wait_offline(delay, opts.queue_limit, &mut cmds, &events, &mut outbox, &mut carry).await {
+            Offline::Retry => {}
+            Offline::Quit => break DisconnectReason::Quit,
+            Offline::Abandoned => break reason,
         }
     };
     // Whatever was queued behind the end counts as not acknowledged too.
@@ -284,8 +312,7 @@ pub(crate) async fn run(
 
 /// Waits `delay` while disconnected, still taking commands: messages are
 /// queued (up to `queue_limit`, then senders wait), voice intent and gains
-/// are kept. Returns `false` to stop reconnecting (every handle dropped, or
-/// a quit with nothing left to deliver).
+/// are kept.
 async fn wait_offline(
     delay: Duration,
     queue_limit: usize,
@@ -293,17 +320,17 @@ async fn wait_offline(
     events: &mpsc::Sender<Event>,
     outbox: &mut Outbox,
     carry: &mut Carry,
-) -> bool {
+) -> Offline {
     let until = tokio::time::Instant::now() + delay;
     loop {
         tokio::select! {
-            () = tokio::time::sleep_until(until) => return true,
+            () = tokio::time::sleep_until(until) => return Offline::Retry,
             cmd = cmds.recv(), if outbox.len() < queue_limit => match cmd {
-                None => return false,
+                None => return Offline::Abandoned,
                 Some(Command::Quit) => {
                     carry.quitting = true;
                     if outbox.len() == 0 {
-                        return false;
+                        return Offline::Quit;
                     }
                 }
                 Some(Command::Send { id, text }) => {
@@ -317,7 +344,7 @@ async fn wait_offline(
                 Some(Command::SetGain { user, gain }) => {
                     carry.gains.insert(user, gain);
                 }
-                Some(Command::ReconnectNow) => return true,
+                Some(Command::ReconnectNow) => return Offline::Retry,
             },
         }
     }
@@ -425,7 +452,10 @@ async fn session(
                         who_pending = who_pending.saturating_sub(1);
                         Some(Event::Notice(format!("server: {detail}")))
                     }
-                    ServerMessage::Ack { id } => outbox.inflight.remove(&id).map(|_| Event::Acked(id)),
+                    ServerMessage::Ack { id } => {
+                        let _ = outbox.settled.settle(id);
+                        outbox.inflight.remove(&id).map(|_| Event::Acked(id))
+                    }
                     ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms, .. } => {
                         if let Some(text) = outbox.inflight.remove(&id) {
                             outbox.pending.insert(id, text);
@@ -435,6 +465,7 @@ async fn session(
                         None
                     }
                     ServerMessage::Nack { id, reason, detail, .. } => {
+                        let _ = outbox.settled.settle(id);
                         outbox.inflight.remove(&id).map(|_| Event::Rejected { id, reason, detail })
                     }
                     ServerMessage::Ping { nonce } => {

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 pub const MAX_SPARSE: usize = 10_000;
 
 /// Settled ids of one sender.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Ledger {
     /// Every id below this is settled (ids start at 1; 0 is never used).
     floor: u64,
@@ -21,10 +21,27 @@ pub struct Ledger {
     sparse: BTreeSet<u64>,
 }
 
+impl Default for Ledger {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Ledger {
     /// An empty ledger (ids start at 1).
     pub fn new() -> Self {
         Self { floor: 1, sparse: BTreeSet::new() }
+    }
+
+    /// A ledger for a sender whose ids start at `first` (all below count
+    /// as settled).
+    pub fn starting_at(first: u64) -> Self {
+        Self { floor: first.max(1), sparse: BTreeSet::new() }
+    }
+
+    /// The lowest id not settled yet.
+    pub fn floor(&self) -> u64 {
+        self.floor
     }
 
     /// Whether `id` has been settled.
@@ -54,6 +71,17 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_and_starting_at_compact() {
+        let mut l = Ledger::default();
+        l.settle(1).expect("bounded");
+        assert_eq!((l.floor(), l.sparse.len()), (2, 0));
+        let mut l = Ledger::starting_at(100);
+        assert!(l.is_settled(99) && !l.is_settled(100));
+        l.settle(100).expect("bounded");
+        assert_eq!((l.floor(), l.sparse.len()), (101, 0));
+    }
 
     #[test]
     fn out_of_order_ids_are_each_taken_once() {

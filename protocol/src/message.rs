@@ -33,6 +33,11 @@ pub enum ClientMessage {
         /// connection, with the ids the server already took from us.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// The lowest chat id this client may still send (its ids keep
+        /// counting across reconnections): a server that cannot resume
+        /// starts its ledger there, treating lower ids as settled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_id: Option<MessageId>,
     },
     /// A chat message to the room.
     Chat {

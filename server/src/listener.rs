@@ -39,6 +39,18 @@ pub struct Listener {
     open: Arc<AtomicUsize>,
 }
 
+/// The "address" the per-address caps count: an IPv4 address, or an IPv6
+/// /64 (one host usually holds a whole /64); IPv4-mapped IPv6 counts as IPv4.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !0xFFFF_FFFF_FFFF_FFFFu128)),
+        },
+    }
+}
+
 /// One source address's handshakes.
 #[derive(Default)]
 struct PerAddress {
@@ -120,7 +132,8 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
         if self.by_ip.len() > 4 * self.max_handshakes {
             self.by_ip.retain(|_, a| a.pending.load(Ordering::SeqCst) > 0);
         }
-        let here = self.by_ip.entry(peer.ip()).or_default();
+        let group = address_group(peer.ip());
+        let here = self.by_ip.entry(group).or_default();
         while here.recent.front().is_some_and(|(at, _)| at.elapsed() > deadline) {
             here.recent.pop_front();
         }
@@ -163,7 +176,7 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             Session::start_in_arbiter(worker, build)
         };
         let recipient: Recipient<ToSession> = addr.recipient();
-        if let Some(a) = self.by_ip.get_mut(&peer.ip()) {
+        if let Some(a) = self.by_ip.get_mut(&group) {
             a.recent.push_back((Instant::now(), recipient.clone()));
         }
         self.recent.push_back((Instant::now(), recipient));
@@ -181,5 +194,21 @@ impl Handler<StopAccepting> for Listener {
     type Result = ();
     fn handle(&mut self, _: StopAccepting, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(address_group(a), address_group(b));
+        assert_ne!(address_group(a), address_group(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(address_group(mapped), "192.0.2.7".parse::<IpAddr>().expect("ip"));
     }
 }

@@ -59,6 +59,8 @@ pub struct Roster {
     reports: HashMap<u32, HashMap<SessionId, (u16, u16, Instant)>>,
     /// Ended sessions that may still be resumed, by resume token.
     gone: HashMap<String, Gone>,
+    /// Sessions replaced by a resume, until they end: old → new.
+    replaced: HashMap<SessionId, SessionId>,
     /// Users logged in per address, and the cap.
     per_ip: HashMap<std::net::IpAddr, usize>,
     max_per_ip: usize,
@@ -90,6 +92,7 @@ impl Roster {
             gone: HashMap::new(),
             per_ip: HashMap::new(),
             max_per_ip,
+            replaced: HashMap::new(),
         }
     }
 
@@ -178,15 +181,32 @@ impl Handler<Join> for Roster {
         let now = Instant::now();
         self.prune_gone(now);
         let key = name_key(&msg.name);
+        // Decide everything first; change nothing until every check passed.
+        let takeover = match self.names.get(&key) {
+            // Taken: only by this user's own earlier session, proven by its token.
+            Some(&old) => {
+                let owns =
+                    self.members.get(&old).zip(msg.resume.as_deref()).is_some_and(|(m, t)| same_token(&m.resume, t));
+                if !owns {
+                    return Err(JoinRefusal::NameTaken);
+                }
+                Some(old)
+            }
+            None => None,
+        };
+        let freed_ip = takeover.and_then(|old| self.members.get(&old)).and_then(|m| m.ip);
+        if self.members.len() - usize::from(takeover.is_some()) >= self.max_clients {
+            return Err(JoinRefusal::ServerFull);
+        }
+        if let Some(ip) = msg.ip {
+            let here = self.per_ip.get(&ip).copied().unwrap_or(0) - usize::from(freed_ip == Some(ip));
+            if here >= self.max_per_ip {
+                return Err(JoinRefusal::AddressFull);
+            }
+        }
         let mut ledger = msg.ledger;
         let mut resumed = false;
-        let mut took_over = false;
-        if let Some(&old) = self.names.get(&key) {
-            // Taken: only by this user's own earlier session, proven by its token.
-            let owns = self.members.get(&old).zip(msg.resume.as_deref()).is_some_and(|(m, t)| same_token(&m.resume, t));
-            if !owns {
-                return Err(JoinRefusal::NameTaken);
-            }
+        if let Some(old) = takeover {
             if self.leave_voice(old) {
                 self.fan_out(&self.voice_users(), Some(old));
             }
@@ -194,25 +214,18 @@ impl Handler<Join> for Roster {
                 m.mailbox.do_send(ToSession::Replaced);
                 ledger = m.ledger;
             }
+            // What the old session still takes counts as the new one's.
+            self.replaced.insert(old, msg.id);
             resumed = true;
-            took_over = true;
             info!(self.log, "session resumed"; "user" => &msg.name, "replaces" => old);
         } else if let Some(token) = msg.resume.as_deref()
+            && self.gone.get(token).is_some_and(|g| g.key == key)
             && let Some(g) = self.gone.remove(token)
-            && g.key == key
         {
-            // (A token presented under another name is spent all the same.)
             ledger = g.ledger;
             resumed = true;
         }
-        if self.members.len() >= self.max_clients {
-            return Err(JoinRefusal::ServerFull);
-        }
-        if let Some(ip) = msg.ip
-            && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip
-        {
-            return Err(JoinRefusal::AddressFull);
-        }
+        let took_over = takeover.is_some();
         // A user taking over their own live session never left, as far as
         // the others can tell.
         if !took_over {
@@ -244,10 +257,14 @@ impl Handler<Join> for Roster {
 impl Handler<Leave> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.replaced.remove(&msg.id);
         let was_in_voice = self.leave_voice(msg.id);
         if let Some(m) = self.remove_member(msg.id) {
             if msg.resumable {
                 let now = Instant::now();
+                // One resumable session per name: logging in and out cannot
+                // push everyone else's out.
+                self.gone.retain(|_, g| g.key != m.key);
                 self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });
                 self.prune_gone(now);
             }
@@ -263,11 +280,14 @@ impl Handler<Leave> for Roster {
 impl Handler<Broadcast> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
-        let Some(from) = self.members.get(&msg.from) else {
+        // A session replaced by its user's new one may still have taken a
+        // message (and acknowledged it): deliver it as the new one's.
+        let id = self.replaced.get(&msg.from).copied().unwrap_or(msg.from);
+        let Some(from) = self.members.get(&id) else {
             return;
         };
         let out = ServerMessage::Message { from: from.name.clone(), text: msg.text, ts_ms: msg.ts_ms };
-        self.fan_out(&out, Some(msg.from));
+        self.fan_out(&out, Some(id));
     }
 }
 

@@ -162,7 +162,7 @@ impl Session {
         open: CountGuard,
     ) -> Self {
         let peer_addr = stream.as_ref().and_then(|s| s.peer_addr().ok());
-        let peer_ip = peer_addr.map(|a| a.ip());
+        let peer_ip = peer_addr.map(|a| crate::listener::address_group(a.ip()));
         let peer = peer_addr.map_or_else(|| "?".to_owned(), |a| a.to_string());
         let now = Instant::now();
         let bucket = TokenBucket::new(f64::from(cfg.limits.rate_per_sec), cfg.limits.burst, now);
@@ -233,9 +233,16 @@ impl Session {
     }
 
     /// Ends the session for cause; the reason overtakes anything queued.
+    /// Final (not resumable) except for an idle timeout, which is what a
+    /// silently dead connection looks like.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
         info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
-        self.resumable = false;
+        if cause != DisconnectCause::IdleTimeout {
+            self.resumable = false;
+            // Out of the roster now, so nobody can take this session over
+            // between the kick and the end of the actor.
+            self.roster.do_send(Leave { id: self.id, resumable: false });
+        }
         if let Some(tx) = self.last_word.take() {
             let msg = ServerMessage::Disconnect { cause, detail: detail.to_owned() };
             let _ = tx.send(Bytes::from(message::encode(&msg)));
@@ -287,7 +294,7 @@ impl Session {
     }
 
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
-        let ClientMessage::Login { version, username, password, resume } = msg else {
+        let ClientMessage::Login { version, username, password, resume, first_id } = msg else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
         };
         if version != PROTOCOL_VERSION {
@@ -303,6 +310,11 @@ impl Session {
                 let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
                 return self.refuse(ctx, RefusalCode::WrongPassword, reason.into());
             }
+        }
+        if let Some(first) = first_id
+            && let Ok(mut l) = self.ledger.lock()
+        {
+            *l = protocol::delivery::Ledger::starting_at(first);
         }
         let join = Join {
             id: self.id,
@@ -634,6 +646,11 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
     fn handle(&mut self, item: Result<Bytes, CodecError>, ctx: &mut Context<Self>) {
         let frame = match item {
             Ok(f) => f,
+            // A reset or a frame cut short is a lost connection (resumable).
+            Err(CodecError::Io(e)) => {
+                info!(self.log, "connection lost"; "error" => %e);
+                return self.close(ctx);
+            }
             Err(e) => {
                 info!(self.log, "bad frame; closing"; "error" => %e);
                 if matches!(self.phase, Phase::Chat | Phase::Login) {

@@ -189,7 +189,7 @@ fn flooder() {
                     f.send(&ClientMessage::Chat { id, text: "spam".into() });
                     flood_sent.fetch_add(1, Ordering::Relaxed);
                     // Every 50 messages, read what came back; a disconnect ends this round.
-                    if id % 50 == 0 {
+                    if id.is_multiple_of(50) {
                         loop {
                             match f.recv(Duration::from_millis(1)) {
                                 Ok(ServerMessage::Disconnect { .. }) | Err(RecvError::Closed) => {
@@ -375,12 +375,12 @@ fn soak(minutes: u64) {
                 n += 1;
                 if k < 2 {
                     v.say(&frame);
-                } else if n % 25 == 0 {
+                } else if n.is_multiple_of(25) {
                     v.keepalive();
                 }
                 while v.recv(Duration::from_millis(1)).is_some() {}
                 let _ = c.recv(Duration::from_millis(1));
-                if n % 750 == 0 {
+                if n.is_multiple_of(750) {
                     c.send(&ClientMessage::Ping { nonce: n });
                 }
                 if let Some(wait) = (Duration::from_millis(20) * n as u32).checked_sub(t0.elapsed()) {

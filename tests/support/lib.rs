@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod proxy;
+pub mod tcp_proxy;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -278,6 +279,14 @@ impl TestServer {
         Proc::spawn(&format!("client-cli {user}"), cmd)
     }
 
+    /// Starts `client-cli` for `user` against `server` (another address for
+    /// this server, e.g. a proxy) with extra args.
+    pub fn spawn_cli_at(&self, server: &str, user: &str, args: &[&str]) -> Proc {
+        let mut cmd = self.cli_at(server, user);
+        cmd.args(args);
+        Proc::spawn(&format!("client-cli {user}"), cmd)
+    }
+
     /// Starts a listening client and waits until it is connected.
     pub fn listener(&self, user: &str) -> Proc {
         let mut p = self.spawn_cli(user, &["--listen"]);
@@ -443,6 +452,7 @@ impl RawClient {
             username: name.to_owned(),
             password: password.map(str::to_owned),
             resume,
+            first_id: None,
         });
         match c.recv(DEADLINE) {
             Ok(ServerMessage::Welcome { resume, .. }) => {
