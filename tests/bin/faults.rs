@@ -415,8 +415,8 @@ fn soak(minutes: u64) {
         }
     }
     let acked_total: u64 = acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-    // Flatness over the run after the first minute's warm-up.
-    let steady = if samples.len() > 2 { &samples[1..] } else { &samples[..] };
+    // Flatness after five minutes of warm-up (allocator arenas, queues).
+    let steady = if samples.len() > 6 { &samples[5..] } else { &samples[..] };
     let (lo, hi) = (steady.iter().copied().min().unwrap_or(0), steady.iter().copied().max().unwrap_or(0));
     let mean = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
     let spread = if mean > 0.0 { (hi - lo) as f64 / mean * 100.0 } else { 0.0 };
@@ -427,7 +427,7 @@ fn soak(minutes: u64) {
         signs.map_or(-1, |s| s as i64)
     );
     eprintln!(
-        "soak: {minutes} min, {acked_total} messages acknowledged, {delivered} deliveries, {lost} lost, {} sessions broken; RSS after warm-up {lo}-{hi} KiB (spread {spread:.1} % of the mean)",
+        "soak: {minutes} min, {acked_total} messages acknowledged, {delivered} deliveries, {lost} lost, {} sessions broken; RSS after 5 minutes {lo}-{hi} KiB (spread {spread:.1} % of the mean)",
         broken.load(Ordering::Relaxed)
     );
 }
