@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scores the whole voice pipeline as users hear it (DESIGN.md, "Voice quality targets").
+"""Scores the whole voice pipeline as users hear it (the design's "Voice quality targets", quoted in the README).
 
 Speech from espeak-ng goes through `client-cli --voice` (noise suppression
 and voice activation on, the defaults), the server's relay and a second

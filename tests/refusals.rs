@@ -22,6 +22,11 @@ fn wrong_key_exits_3() {
     let (code, err) = exit_of(&server, "alice", &[], &[("CHATROOM_KEY", &wrong)]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("wrong server key"), "{err}");
+    // A flag beats the environment: the right key file wins over a stale CHATROOM_KEY.
+    let file = server.dir.path().join("server.key");
+    let (code, err) =
+        exit_of(&server, "alice", &["--key-file", file.to_str().expect("utf8")], &[("CHATROOM_KEY", &wrong)]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -43,9 +43,9 @@ struct Cli {
     #[arg(long, env = "CHATROOM_PASSWORD", hide_env_values = true, value_name = "P")]
     password: Option<String>,
     /// The server's pre-shared key (prefer CHATROOM_KEY or --key-file: flags show in `ps`).
-    #[arg(long, env = "CHATROOM_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", conflicts_with = "key_file")]
     key: Option<String>,
-    /// Read the server's pre-shared key from this file.
+    /// Read the server's pre-shared key from this file (read again before each reconnection, so a rotated key is picked up).
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// Pin the server's identity (SHA256:...), as printed by the server.
@@ -54,7 +54,7 @@ struct Cli {
     /// Print events as JSON lines.
     #[arg(long)]
     json: bool,
-    /// Ignore stdin; print events until the server closes the connection.
+    /// Ignore stdin; print events (reconnecting after a lost connection) until killed or reconnecting gives up.
     #[arg(long)]
     listen: bool,
     /// Debug logging on stderr.
@@ -149,13 +149,17 @@ fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
         .or(cfg.user)
         .or_else(|| std::env::var("USER").ok())
         .ok_or_else(|| anyhow!("no username given: pass --user NAME"))?;
-    let key_text = match (&cli.key, &cli.key_file, cfg.key, cfg.key_file.as_ref()) {
-        (Some(k), _, _, _) => k.clone(),
-        (None, Some(f), _, _) | (None, None, None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read key file {}", f.display()))?
-        }
-        (None, None, Some(k), _) => k,
-        (None, None, None, None) => {
+    // Flags beat the environment, which beats the file.
+    let env_key = std::env::var("CHATROOM_KEY").ok().filter(|k| !k.trim().is_empty());
+    let read =
+        |f: &PathBuf| std::fs::read_to_string(f).with_context(|| format!("cannot read key file {}", f.display()));
+    let (key_text, key_file) = match (&cli.key, &cli.key_file, env_key, cfg.key, cfg.key_file) {
+        (Some(k), ..) => (k.clone(), None),
+        (None, Some(f), ..) => (read(f)?, Some(f.clone())),
+        (None, None, Some(k), ..) => (k, None),
+        (None, None, None, Some(k), _) => (k, None),
+        (None, None, None, None, Some(f)) => (read(&f)?, Some(f)),
+        (None, None, None, None, None) => {
             return Err(anyhow!(
                 "no server key given: pass --key-file FILE, set CHATROOM_KEY, or set key_file in [client]"
             ));
@@ -173,6 +177,7 @@ fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
     opts.password = cli.password.clone().or(cfg.password);
     opts.fingerprint = fingerprint;
     opts.known_servers = cfg.known_servers;
+    opts.key_file = key_file;
     opts.reconnect = client_core::Reconnect { attempts: cli.reconnect, ..client_core::Reconnect::default() };
     Ok((opts, voice_cfg))
 }

@@ -25,6 +25,10 @@ pub struct ConnectOptions {
     pub password: Option<String>,
     /// The server's pre-shared key.
     pub key: Psk,
+    /// The file `key` came from, if any: read again before each
+    /// reconnection, so a key rotated on the server (`gen-key` + SIGHUP)
+    /// and handed out in the same file is picked up.
+    pub key_file: Option<PathBuf>,
     /// An explicit identity pin; overrides (and updates) the known-servers file.
     pub fingerprint: Option<Fingerprint>,
     /// The known-servers file; `None` uses the default under the data dir.
@@ -96,6 +100,7 @@ impl ConnectOptions {
             username: username.into(),
             password: None,
             key,
+            key_file: None,
             fingerprint: None,
             known_servers: None,
             connect_timeout: Duration::from_secs(15),
@@ -181,7 +186,7 @@ impl std::fmt::Display for DisconnectReason {
             Self::VersionMismatch(m) => write!(f, "refused: {m}"),
             Self::IdentityMismatch { server, expected, actual, known_servers } => {
                 write!(f, "SERVER IDENTITY CHANGED for {server}: expected {expected}, got {actual}. ")?;
-                write!(f, "Someone may be impersonating the server, or its key was replaced. ")?;
+                write!(f, "Someone may be impersonating the server, or its identity key was replaced. ")?;
                 match known_servers {
                     Some(p) => write!(
                         f,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use futures_util::{SinkExt, StreamExt as _};
 use protocol::HandshakeError;
 use protocol::PROTOCOL_VERSION;
-use protocol::crypto::{Fingerprint, Opener, Sealer};
+use protocol::crypto::{Fingerprint, Opener, Psk, Sealer};
 use protocol::frame::FrameCodec;
 use protocol::handshake::{ClientHandshake, ClientStep};
 use protocol::message::{self, ClientMessage, Limits, NackReason, ServerMessage};
@@ -248,6 +248,12 @@ pub(crate) async fn run(
     let mut logged_in = false;
     let mut attempt = 0u32;
     let reason = loop {
+        if logged_in
+            && let Some(f) = &opts.key_file
+            && let Some(k) = std::fs::read_to_string(f).ok().and_then(|t| Psk::parse(&t).ok())
+        {
+            opts.key = k;
+        }
         // The token is kept until a welcome brings the next one: a failed
         // try must not lose it.
         let first_id = outbox.settled.floor();
