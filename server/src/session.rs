@@ -443,6 +443,11 @@ impl Session {
         }
         let max = self.cfg.limits.max_message_bytes as usize;
         if let Err(e) = message::validate_text(&text, max) {
+            // Refused messages cost a token too, so they cannot be a free flood.
+            let now = Instant::now();
+            if self.bucket.take(now).is_err() && !self.note_flood(ctx, now) {
+                return;
+            }
             let reason = match e {
                 TextError::TooLarge { .. } => NackReason::TooLarge,
                 TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
