@@ -329,6 +329,13 @@ impl App {
         options.known_servers = self.config.known_servers.clone();
         options.first_use = FirstUse::Ask;
         options.reconnect = Reconnect::FOREVER;
+        // A key that came from the config's key file is read again from it
+        // before each reconnection (the server's key may be rotated).
+        options.key_file = self
+            .config
+            .key_file
+            .clone()
+            .filter(|f| std::fs::read_to_string(f).is_ok_and(|k| k.trim() == self.connect.key.trim()));
         self.counter += 1;
         info!(self.log, "connecting"; "server" => &request.server, "user" => &request.username, "attempt" => self.counter);
         self.attempt = Some(Attempt { id: self.counter, options: Arc::new(options) });
