@@ -235,13 +235,10 @@ impl App {
             Message::Settings(m) => self.settings_message(m),
             Message::Core(id, u) => self.core(id, u),
             Message::Sent { attempt, local, result } => {
-                let current = self.attempt_id() == Some(attempt);
-                if let Some(chat) = &mut self.chat {
-                    if current {
-                        chat.queued(local, result);
-                    } else {
-                        chat.queued(local, Err("connection lost".into()));
-                    }
+                if self.attempt_id() == Some(attempt)
+                    && let Some(chat) = &mut self.chat
+                {
+                    chat.queued(local, result);
                 }
                 Task::none()
             }
@@ -434,9 +431,7 @@ impl App {
         self.client = None;
         self.push_to_talk = None;
         let quitting = std::mem::take(&mut self.quitting);
-        if let Some(mut chat) = self.chat.take() {
-            chat.fail_pending(&reason.to_string());
-        } else if reason != DisconnectReason::Quit {
+        if self.chat.take().is_none() && reason != DisconnectReason::Quit {
             self.connect.failed(&reason);
             // The trust question is answered with the buttons, not by typing on.
             if matches!(self.connect.status, connect::Status::Trust { .. }) {
@@ -538,7 +533,6 @@ impl App {
             }
             chat::Message::GiveUp => {
                 // Dropping the handle and the event stream ends the connection task.
-                chat.fail_pending("you stopped reconnecting");
                 self.attempt = None;
                 self.client = None;
                 self.chat = None;

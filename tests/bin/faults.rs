@@ -308,6 +308,20 @@ fn soak(minutes: u64) {
         let (stop, received, acked, broken, go) =
             (stop.clone(), received.clone(), acked.clone(), broken.clone(), go.clone());
         threads.push(std::thread::spawn(move || {
+            // Counts a message received from user j, or an ack of ours.
+            let tally = |m: &ServerMessage| match m {
+                ServerMessage::Message { from, .. } => {
+                    if let Some(j) = from.strip_prefix('s').and_then(|n| n.parse::<usize>().ok())
+                        && j < received[i].len()
+                    {
+                        received[i][j].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                ServerMessage::Ack { .. } => {
+                    acked[i].fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            };
             go.wait();
             // Spread the senders over the 10 s period.
             let mut next = Instant::now() + Duration::from_millis(50 * i as u64);
@@ -324,39 +338,19 @@ fn soak(minutes: u64) {
                     last_ping = Instant::now();
                 }
                 match c.recv(Duration::from_millis(50)) {
-                    Ok(ServerMessage::Message { from, .. }) => {
-                        if let Some(j) = from.strip_prefix('s').and_then(|n| n.parse::<usize>().ok())
-                            && j < received[i].len()
-                        {
-                            received[i][j].fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Ok(ServerMessage::Ack { .. }) => {
-                        acked[i].fetch_add(1, Ordering::Relaxed);
-                    }
                     Ok(ServerMessage::Disconnect { .. }) | Err(RecvError::Closed) => {
                         broken.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
-                    _ => {}
+                    Ok(m) => tally(&m),
+                    Err(_) => {}
                 }
             }
             // Drain what is still on its way.
             let drain = Instant::now() + Duration::from_secs(5);
             while Instant::now() < drain {
-                match c.recv(Duration::from_millis(100)) {
-                    Ok(ServerMessage::Message { from, .. }) => {
-                        if let Some(j) = from.strip_prefix('s').and_then(|n| n.parse::<usize>().ok())
-                            && j < received[i].len()
-                        {
-                            received[i][j].fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Ok(ServerMessage::Ack { .. }) => {
-                        acked[i].fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(_) => {}
-                    Err(_) => {}
+                if let Ok(m) = c.recv(Duration::from_millis(100)) {
+                    tally(&m);
                 }
             }
         }));

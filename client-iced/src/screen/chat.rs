@@ -53,8 +53,6 @@ pub enum Own {
     Local(u64),
     /// Queued with this id.
     Id(MessageId),
-    /// Of a connection that has ended (ids start again on the next one).
-    Past,
 }
 
 /// Where one of our messages stands.
@@ -238,22 +236,6 @@ impl Chat {
         if self.early.len() < 4096 {
             self.early.insert(id, d);
         }
-    }
-
-    /// The connection ended: our messages still pending are not delivered,
-    /// and none of this connection's ids may match a later one's.
-    pub fn fail_pending(&mut self, why: &str) {
-        for e in &mut self.log {
-            if let Kind::Chat { own: Some((who, state)), .. } = &mut e.kind {
-                if *state == Delivery::Pending {
-                    *state = Delivery::Failed(why.to_owned());
-                }
-                if matches!(who, Own::Id(_)) {
-                    *who = Own::Past;
-                }
-            }
-        }
-        self.early.clear();
     }
 
     /// The connection dropped (client-core is reconnecting): nobody is
@@ -549,7 +531,6 @@ mod tests {
         c.queued(1, Ok(7));
         c.queued(2, Ok(8));
         c.queued(3, Err("too long".into()));
-        c.fail_pending("connection lost");
         let states: Vec<_> = c
             .log
             .iter()
@@ -558,30 +539,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            states,
-            [Delivery::Delivered, Delivery::Failed("connection lost".into()), Delivery::Failed("too long".into())]
-        );
-    }
-
-    #[test]
-    fn ids_of_an_ended_connection_never_match_the_next_ones() {
-        let mut c = chat();
-        c.sending(1, "old");
-        c.queued(1, Ok(1));
-        c.fail_pending("connection lost");
-        c.sending(2, "new");
-        c.apply(Event::Acked(1)); // the new connection's id 1, before we learn it
-        c.queued(2, Ok(1));
-        let states: Vec<_> = c
-            .log
-            .iter()
-            .filter_map(|e| match &e.kind {
-                Kind::Chat { text, own: Some((_, d)), .. } => Some((text.as_str(), d.clone())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(states, [("old", Delivery::Failed("connection lost".into())), ("new", Delivery::Delivered)]);
+        assert_eq!(states, [Delivery::Delivered, Delivery::Pending, Delivery::Failed("too long".into())]);
     }
 
     #[test]
