@@ -7,80 +7,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt as _};
-use protocol::HandshakeError;
+use futures_util::StreamExt as _;
 use protocol::PROTOCOL_VERSION;
-use protocol::crypto::{Fingerprint, Opener, Psk, Sealer};
-use protocol::frame::FrameCodec;
-use protocol::handshake::{ClientHandshake, ClientStep};
-use protocol::message::{self, ClientMessage, Limits, NackReason, ServerMessage};
+use protocol::crypto::{Fingerprint, Psk};
+use protocol::message::{ClientMessage, Limits, NackReason, ServerMessage};
 use protocol::rate::TokenBucket;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event, FirstUse, Trust};
 use crate::known_servers::{self, KnownServers, Lookup};
+use crate::link::Link;
 use crate::voice::{Devices, Engine, EngineEvent, VoiceOptions};
 
-/// Largest frame accepted from the server (user lists can be long).
-pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
+pub use crate::link::MAX_SERVER_FRAME;
 
 type Outcome<T> = Result<T, DisconnectReason>;
 
-struct Conn {
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
-    writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
-    sealer: Option<Sealer>,
-    opener: Option<Opener>,
-    keys: Option<protocol::crypto::SessionKeys>,
-    peer: std::net::SocketAddr,
-}
-
-impl Conn {
-    async fn read_raw(&mut self) -> Outcome<bytes::Bytes> {
-        match self.reader.next().await {
-            Some(Ok(f)) => Ok(f),
-            Some(Err(e)) => Err(DisconnectReason::Lost(e.to_string())),
-            None => Err(DisconnectReason::Lost("the server closed the connection".into())),
-        }
-    }
-
-    async fn write_raw(&mut self, frame: &[u8]) -> Outcome<()> {
-        self.writer.send(frame).await.map_err(|e| DisconnectReason::Lost(e.to_string()))
-    }
-
-    async fn send(&mut self, msg: &ClientMessage) -> Outcome<()> {
-        let Some(sealer) = &mut self.sealer else {
-            return Err(DisconnectReason::Lost("no session keys".into()));
-        };
-        let token = sealer.seal(&message::encode(msg));
-        self.write_raw(token.as_bytes()).await
-    }
-
-    fn open(&mut self, frame: &[u8]) -> Outcome<ServerMessage> {
-        let Some(opener) = &mut self.opener else {
-            return Err(DisconnectReason::Lost("no session keys".into()));
-        };
-        let plain = opener
-            .open(frame)
-            .map_err(|e| DisconnectReason::Lost(format!("stream from the server is corrupt: {e}")))?;
-        message::decode(&plain).map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))
-    }
-}
-
-fn handshake_failure(e: HandshakeError) -> DisconnectReason {
-    match e {
-        HandshakeError::WrongKey => DisconnectReason::WrongKey,
-        HandshakeError::VersionMismatch { .. } => DisconnectReason::VersionMismatch(e.to_string()),
-        other => DisconnectReason::BadServer(other.to_string()),
-    }
-}
-
 /// A logged-in connection and what the welcome said.
 struct Established {
-    conn: Conn,
+    conn: Link,
     me: String,
     users: Vec<String>,
     limits: Limits,
@@ -96,29 +42,9 @@ async fn establish(opts: &ConnectOptions, resume: Option<String>, first_id: u64)
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
     let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
-    let (r, w) = stream.into_split();
-    let mut conn = Conn {
-        reader: FramedRead::new(r, FrameCodec::new(MAX_SERVER_FRAME)),
-        writer: FramedWrite::new(w, FrameCodec::new(MAX_SERVER_FRAME)),
-        sealer: None,
-        opener: None,
-        keys: None,
-        peer,
-    };
-    let mut hs = ClientHandshake::new(opts.key.clone());
-    let established = loop {
-        let frame = conn.read_raw().await?;
-        match hs.receive(&frame).map_err(handshake_failure)? {
-            ClientStep::Send(reply) => conn.write_raw(&reply).await?,
-            ClientStep::Established(est) => break est,
-        }
-    };
-    let trust = check_pin(opts, established.fingerprint)?;
-    let (sealer, opener) = established.keys.client_text();
-    conn.sealer = Some(sealer);
-    conn.opener = Some(opener);
-    conn.keys = Some(established.keys.clone());
+    let mut conn = Link::handshake(stream, &opts.key).await?;
+    let fingerprint = conn.fingerprint();
+    let trust = check_pin(opts, fingerprint)?;
     let login = ClientMessage::Login {
         version: PROTOCOL_VERSION,
         username: opts.username.clone(),
@@ -126,14 +52,10 @@ async fn establish(opts: &ConnectOptions, resume: Option<String>, first_id: u64)
         resume,
         first_id: Some(first_id),
     };
-    conn.send(&login).await?;
-    let frame = conn.read_raw().await?;
-    match conn.open(&frame)? {
+    match conn.login(&login).await? {
         ServerMessage::Welcome { you, users, limits, resume, .. } => {
-            Ok(Established { conn, me: you, users, limits, fingerprint: established.fingerprint, trust, resume })
+            Ok(Established { conn, me: you, users, limits, fingerprint, trust, resume })
         }
-        ServerMessage::Refused { code, reason } => Err(DisconnectReason::Refused { code, reason }),
-        ServerMessage::Shutdown { reason } => Err(DisconnectReason::ServerShutdown(reason)),
         other => Err(DisconnectReason::BadServer(format!("expected a welcome, got {other:?}"))),
     }
 }
@@ -357,7 +279,7 @@ async fn wait_offline(
 }
 
 async fn session(
-    mut conn: Conn,
+    mut conn: Link,
     limits: Limits,
     queue_limit: usize,
     cmds: &mut mpsc::Receiver<Command>,
@@ -422,7 +344,7 @@ async fn session(
         }
         if carry.quitting && outbox.len() == 0 && who_pending == 0 {
             let _ = conn.send(&ClientMessage::Quit).await;
-            let _ = SinkExt::<&[u8]>::close(&mut conn.writer).await;
+            conn.tx.close().await;
             return DisconnectReason::Quit;
         }
         let wake = [Some(last_tx + keepalive), Some(last_rx + idle), next_send]
@@ -431,14 +353,14 @@ async fn session(
             .min()
             .unwrap_or(now + keepalive);
         tokio::select! {
-            frame = conn.reader.next() => {
+            frame = conn.rx.reader.next() => {
                 let frame = match frame {
                     Some(Ok(f)) => f,
                     Some(Err(e)) => return DisconnectReason::Lost(e.to_string()),
                     None => return DisconnectReason::Lost("the server closed the connection".into()),
                 };
                 last_rx = Instant::now();
-                let msg = match conn.open(&frame) {
+                let msg = match conn.rx.open_frame(&frame) {
                     Ok(m) => m,
                     Err(r) => return r,
                 };
@@ -624,7 +546,7 @@ struct Voice {
 impl Voice {
     /// Opens the devices and asks the server to join (a device failure is
     /// reported as [`Event::VoiceError`]; only a dead connection is an error).
-    async fn join(&mut self, conn: &mut Conn, options: VoiceOptions, events: &mpsc::Sender<Event>) -> Outcome<bool> {
+    async fn join(&mut self, conn: &mut Link, options: VoiceOptions, events: &mpsc::Sender<Event>) -> Outcome<bool> {
         // Opening devices reads files and talks to the sound system: off
         // the async threads.
         let opened = {
@@ -645,14 +567,14 @@ impl Voice {
 
     fn on_joined(
         &mut self,
-        conn: &Conn,
+        conn: &Link,
         voice_id: u32,
         udp_port: u16,
         epoch: u32,
         engine_tx: &mpsc::UnboundedSender<EngineEvent>,
     ) -> Option<Event> {
         let (options, devices) = self.pending.take()?;
-        let keys = conn.keys.as_ref()?;
+        let keys = &conn.keys;
         self.engine = None;
         let server = std::net::SocketAddr::new(conn.peer.ip(), udp_port);
         let keys = protocol::voice::voice_keys(keys, epoch);

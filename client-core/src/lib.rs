@@ -26,6 +26,7 @@ pub mod connection;
 pub mod display;
 pub mod error;
 pub mod known_servers;
+pub mod link;
 pub mod voice;
 
 pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Reconnect, Trust};

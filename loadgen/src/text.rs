@@ -1,0 +1,128 @@
+//! The `text` workload: N clients, S of them sending at R messages/s each
+//! for D seconds; everyone else receives.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+use crate::clients::{self, Pace, Shared, Target};
+use crate::procfs::CpuMark;
+use crate::report::{num, opt, show};
+use crate::stats::expected_deliveries;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct TextLoad {
+    /// Clients connected.
+    pub clients: usize,
+    /// How many of them send.
+    pub senders: usize,
+    /// Messages per second per sender.
+    pub rate: f64,
+    /// Seconds of sending.
+    pub seconds: f64,
+    /// Most seconds to wait for deliveries after the last send.
+    pub drain: f64,
+    /// Connections in flight while connecting.
+    pub in_flight: usize,
+}
+
+/// Runs the workload; returns the run's figures.
+pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::Result<Map<String, Value>> {
+    let shared = Arc::new(Shared::default());
+    let (go_tx, go) = watch::channel(false);
+    let (stop_tx, stop) = watch::channel(false);
+    let senders = load.senders.min(load.clients);
+    let prefix = format!("t{}_", std::process::id() % 100_000);
+    let connects = {
+        let (go, stop, shared, load) = (go.clone(), stop.clone(), shared.clone(), load.clone());
+        clients::connect_many(target, load.clients, load.in_flight, &prefix, move |i, c| {
+            let pace = if i < senders {
+                // Senders spread evenly over one period, so the load is steady.
+                let offset = Duration::from_secs_f64(i as f64 / senders as f64 / load.rate.max(1e-3));
+                Pace::Rate { sender: i as u32, rate: load.rate, seconds: load.seconds, offset }
+            } else {
+                Pace::Idle
+            };
+            let client = clients::start(c, pace, &go, &stop, &shared);
+            async move { Ok(client) }
+        })
+        .await
+    };
+    let n = connects.ok.len();
+    eprintln!("text: {n}/{} connected in {:.2} s", load.clients, connects.seconds);
+    if let Some(e) = connects.errors.first() {
+        eprintln!("text: {} failed to connect, e.g. {e}", connects.errors.len());
+    }
+    // Let the join storm settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let before = CpuMark::now(server_pid);
+    let _ = go_tx.send(true);
+    let per_sender = (load.rate * load.seconds).ceil() as u64;
+    let senders_ok = shared.senders.load(Ordering::Relaxed);
+    let sending = Duration::from_secs_f64(load.seconds + 1.0 + load.seconds * 0.2);
+    clients::wait_for_count(&shared.sent, per_sender * senders_ok, sending).await;
+    let send_done = before.to(&CpuMark::now(0)).wall;
+    let drain = Duration::from_secs_f64(load.drain);
+    let sent = shared.sent.load(Ordering::Relaxed);
+    clients::wait_for_count(&shared.acked, sent, drain).await;
+    let acked = shared.acked.load(Ordering::Relaxed);
+    let expected = expected_deliveries(acked, n);
+    clients::wait_for_count(&shared.received, expected, drain).await;
+    let after = CpuMark::now(server_pid);
+    let _ = stop_tx.send(true);
+    let done = clients::finish(connects.ok).await;
+
+    let span = before.to(&after);
+    let delivered = done.tally.received;
+    let lat = &done.latency;
+    let deliveries_per_s = delivered as f64 / send_done.max(1e-9);
+    eprintln!(
+        "text: {sent} sent ({acked} acked, {} refused), {delivered}/{expected} delivered, lost {}, {:.0} deliveries/s; \
+         latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms; server {} µs/delivery ({} % of a core)",
+        shared.nacked.load(Ordering::Relaxed),
+        expected.saturating_sub(delivered),
+        deliveries_per_s,
+        lat.quantile_ms(0.5),
+        lat.quantile_ms(0.99),
+        lat.max() as f64 / 1000.0,
+        show(span.server_us_per(delivered), 2),
+        show(span.server_pct(), 1),
+    );
+    for e in &done.errors {
+        eprintln!("text: a connection ended early: {e}");
+    }
+    let json = json!({
+        "workload": "text",
+        "clients": n,
+        "connect_errors": connects.errors.len(),
+        "senders": senders,
+        "rate_per_sender": load.rate,
+        "duration_s": load.seconds,
+        "sources": target.sources.len(),
+        "sent": sent,
+        "acked": acked,
+        "nacked": shared.nacked.load(Ordering::Relaxed),
+        "send_rate": num(sent as f64 / send_done.max(1e-9), 1),
+        "expected": expected,
+        "delivered": delivered,
+        "lost": expected.saturating_sub(delivered),
+        "duplicates": done.tally.duplicates,
+        "deliveries_per_s": num(deliveries_per_s, 0),
+        "latency_samples": lat.count(),
+        "lat_p50_ms": num(lat.quantile_ms(0.5), 3),
+        "lat_p99_ms": num(lat.quantile_ms(0.99), 3),
+        "lat_max_ms": num(lat.max() as f64 / 1000.0, 3),
+        "server_cpu_s": opt(span.server, 2),
+        "server_cpu_pct": opt(span.server_pct(), 1),
+        "server_us_per_delivery": opt(span.server_us_per(delivered), 3),
+        "loadgen_cpu_pct": opt(span.me_pct(), 1),
+        "window_s": num(span.wall, 2),
+        "broken": shared.broken.load(Ordering::Relaxed),
+    });
+    Ok(json.as_object().cloned().unwrap_or_default())
+}
