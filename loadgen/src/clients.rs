@@ -65,7 +65,8 @@ pub struct Connected {
 /// Connects, checks the identity and logs in as `name` from `source`.
 pub async fn connect_one(target: &Target, source: IpAddr, name: &str) -> Result<Connected, String> {
     let work = async {
-        let stream = link::dial(target.server, Some(source)).await.map_err(|e| format!("connect from {source}: {e}"))?;
+        let stream =
+            link::dial(target.server, Some(source)).await.map_err(|e| format!("connect from {source}: {e}"))?;
         let mut link = Link::handshake(stream, &target.key).await.map_err(|e| e.to_string())?;
         {
             let mut pin = target.pin.lock().map_err(|_| "pin lock poisoned".to_owned())?;
@@ -131,7 +132,8 @@ where
             then(i, c).await.map(|v| (v, us))
         }));
     }
-    let mut out = Connects { ok: Vec::with_capacity(n), errors: Vec::new(), latency: Histogram::default(), seconds: 0.0 };
+    let mut out =
+        Connects { ok: Vec::with_capacity(n), errors: Vec::new(), latency: Histogram::default(), seconds: 0.0 };
     for h in handles {
         match h.await {
             Ok(Ok((v, us))) => {
@@ -177,7 +179,11 @@ pub struct ReaderReport {
 }
 
 /// Reads until `stop`: counts marked messages, acks and nacks.
-pub fn spawn_reader(mut rx: LinkReader, mut stop: watch::Receiver<bool>, shared: Arc<Shared>) -> JoinHandle<ReaderReport> {
+pub fn spawn_reader(
+    mut rx: LinkReader,
+    mut stop: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+) -> JoinHandle<ReaderReport> {
     tokio::spawn(async move {
         let mut report = ReaderReport::default();
         loop {
@@ -322,7 +328,13 @@ pub struct Client {
 }
 
 /// Splits a connection and starts its reader and writer.
-pub fn start(c: Connected, pace: Pace, go: &watch::Receiver<bool>, stop: &watch::Receiver<bool>, shared: &Arc<Shared>) -> Client {
+pub fn start(
+    c: Connected,
+    pace: Pace,
+    go: &watch::Receiver<bool>,
+    stop: &watch::Receiver<bool>,
+    shared: &Arc<Shared>,
+) -> Client {
     let keepalive = Duration::from_secs(u64::from(c.limits.keepalive_secs.max(1)));
     if !matches!(pace, Pace::Idle) {
         shared.senders.fetch_add(1, Ordering::Relaxed);

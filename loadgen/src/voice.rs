@@ -97,7 +97,8 @@ fn spawn_member(
         let mut buf = vec![0u8; voice::MAX_PACKET + 64];
         let mut keepalive = tokio::time::interval(Duration::from_secs(1));
         // Speakers spread over the 20 ms frame period.
-        let offset = speaker.map_or(Duration::ZERO, |(i, _)| Duration::from_micros(20_000 * u64::from(i) / speakers.max(1) as u64));
+        let offset = speaker
+            .map_or(Duration::ZERO, |(i, _)| Duration::from_micros(20_000 * u64::from(i) / speakers.max(1) as u64));
         let mut frames = tokio::time::interval_at(tokio::time::Instant::now() + offset, Duration::from_millis(20));
         frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut seq = 0u64;
@@ -162,7 +163,8 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
     let total = load.listeners + load.speakers;
     let prefix = format!("v{}_", std::process::id() % 100_000);
     let connects = {
-        let (go, stop, text_shared, shared, phase) = (go.clone(), stop.clone(), text_shared.clone(), shared.clone(), phase);
+        let (go, stop, text_shared, shared, phase) =
+            (go.clone(), stop.clone(), text_shared.clone(), shared.clone(), phase);
         let load = load.clone();
         clients::connect_many(target, total, load.in_flight, &prefix, move |i, mut c| {
             let (go, stop, text_shared, shared, phase) =
@@ -175,7 +177,8 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
                 let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await.map_err(|e| format!("udp bind: {e}"))?;
                 socket.connect(relay).await.map_err(|e| format!("udp connect to {relay} (server {server}): {e}"))?;
                 let speaker = (i < load.speakers).then_some((i as u32, i));
-                let member = spawn_member(socket, voice_id, up, down, speaker, load.payload, load.speakers, phase, shared);
+                let member =
+                    spawn_member(socket, voice_id, up, down, speaker, load.payload, load.speakers, phase, shared);
                 let client = clients::start(c, Pace::Idle, &go, &stop, &text_shared);
                 Ok((client, member))
             }
@@ -193,7 +196,10 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
     let _ = phase_tx.send(WARMUP);
     let all_ready = clients::wait_for_count(&shared.ready, n as u64, Duration::from_secs(10)).await;
     if !all_ready {
-        eprintln!("voice: only {}/{n} members heard every speaker in the warm-up", shared.ready.load(Ordering::Relaxed));
+        eprintln!(
+            "voice: only {}/{n} members heard every speaker in the warm-up",
+            shared.ready.load(Ordering::Relaxed)
+        );
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 

@@ -282,9 +282,8 @@ impl SessionKeys {
 /// Seals the frames of one direction: each is a Fernet token of an 8-byte
 /// big-endian sequence number followed by the message.
 pub struct Sealer {
-    fernet: fernet::Fernet,
+    tokens: crate::token::TokenSealer,
     next: u64,
-    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Sealer {
@@ -295,16 +294,27 @@ impl fmt::Debug for Sealer {
 
 impl Sealer {
     fn new(key: &[u8; 32]) -> Self {
-        Self { fernet: fernet_from_bytes(key), next: 0, scratch: Vec::new() }
+        Self { tokens: crate::token::TokenSealer::new(key), next: 0 }
     }
 
     /// Seals the next frame.
     pub fn seal(&mut self, message: &[u8]) -> String {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&self.next.to_be_bytes());
-        self.scratch.extend_from_slice(message);
+        let mut out = Vec::with_capacity(Self::sealed_len(message.len()));
+        self.seal_into(message, &mut out);
+        // Base64 is ASCII.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the next frame's token to `out` ([`Sealer::sealed_len`] bytes).
+    pub fn seal_into(&mut self, message: &[u8], out: &mut Vec<u8>) {
+        let seq = self.next.to_be_bytes();
         self.next += 1;
-        self.fernet.encrypt_at_time(&self.scratch, FERNET_STAMP)
+        self.tokens.seal_into(FERNET_STAMP, &[&seq, message], out);
+    }
+
+    /// Length of the token sealing a message of `message_len` bytes.
+    pub fn sealed_len(message_len: usize) -> usize {
+        crate::token::token_len(8 + message_len)
     }
 }
 

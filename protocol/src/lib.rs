@@ -27,6 +27,7 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 pub mod rate;
+pub mod token;
 pub mod voice;
 
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};

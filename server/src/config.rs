@@ -75,6 +75,7 @@ struct RawServer {
     rate_burst: Option<u32>,
     flood_limit: Option<u32>,
     outbound_queue: Option<u32>,
+    session_threads: Option<u32>,
     write_timeout_secs: Option<u32>,
     shutdown_grace_secs: Option<u32>,
     voice_port: Option<u16>,
@@ -120,6 +121,9 @@ pub struct Config {
     pub flood_limit: u32,
     /// Frames queued per client before it counts as a hopelessly slow reader.
     pub outbound_queue: u32,
+    /// Threads that run the sessions (0: one fewer than the cores, at
+    /// least one; the roster and voice relay have a thread of their own).
+    pub session_threads: u32,
     /// A write to a client stalled this long ends the session.
     pub write_timeout: Duration,
     /// How long shutdown waits for clients to be told and closed.
@@ -264,6 +268,7 @@ impl Config {
             rate_burst: range("rate_burst", s.rate_burst, 20, 1, 100_000)?,
             flood_limit: range("flood_limit", s.flood_limit, 50, 1, 1_000_000)?,
             outbound_queue: range("outbound_queue", s.outbound_queue, 1024, 16, 1_000_000)?,
+            session_threads: range("session_threads", s.session_threads, 0, 0, 1024)?,
             write_timeout: Duration::from_secs(range("write_timeout_secs", s.write_timeout_secs, 15, 1, 600)?.into()),
             shutdown_grace: Duration::from_secs(range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into()),
             voice_port: s.voice_port.unwrap_or(0),
@@ -322,7 +327,7 @@ mod tests {
                 "bind", "max_clients", "max_handshakes", "max_handshakes_per_address", "max_clients_per_address",
                 "max_frame_bytes", "max_message_bytes", "handshake_timeout_secs", "keepalive_secs",
                 "idle_timeout_secs", "rate_per_sec", "rate_burst", "flood_limit", "outbound_queue",
-                "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",
+                "session_threads", "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",
             ]),
             value in proptest::prop_oneof![
                 proptest::num::i64::ANY.prop_map(|n| n.to_string()),

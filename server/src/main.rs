@@ -222,7 +222,14 @@ async fn serve(
         let relay = VoiceRelay::new(relay_log, udp, ctx.address().recipient()).start();
         Roster::new(roster_log, max_clients, max_per_ip, Some(relay))
     });
-    let workers: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
+    // Sessions get the cores the roster (this thread) leaves: a broadcast
+    // wakes fewer threads, and the roster is never preempted by its own
+    // sessions (measured: 2.9 against 5.6 µs per delivery on 2 cores).
+    let session_threads = match cfg.session_threads {
+        0 => cores.saturating_sub(1).max(1),
+        n => n as usize,
+    };
+    let workers: Vec<ArbiterHandle> = (0..session_threads).map(|_| Arbiter::new().handle()).collect();
     let open = Arc::new(AtomicUsize::new(0));
     let listener = Listener::new(
         log.clone(),

@@ -8,13 +8,46 @@ use protocol::message::DisconnectCause;
 /// Identifies one TCP session for the life of the server process.
 pub type SessionId = u64;
 
+/// What a session's writer task takes, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A plaintext handshake frame, sent as is.
+    Raw(Bytes),
+    /// From now on, seal messages with this.
+    StartSealing(Box<protocol::crypto::Sealer>),
+    /// An encoded [`protocol::message::ServerMessage`] to seal and send.
+    Message(Bytes),
+}
+
+/// A session's outbound queue. The roster delivers through it directly,
+/// with no actor hop per recipient: the session's writer seals and sends
+/// what it finds there in order, many messages per system call.
+#[derive(Debug, Clone)]
+pub struct Outbox(pub tokio::sync::mpsc::Sender<Outbound>);
+
+/// Why a delivery did not go into an [`Outbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The queue is full: a hopelessly slow reader.
+    Full,
+    /// The session has ended.
+    Closed,
+}
+
+impl Outbox {
+    /// Queues an encoded message without waiting.
+    pub fn deliver(&self, payload: Bytes) -> Result<(), Undelivered> {
+        self.0.try_send(Outbound::Message(payload)).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => Undelivered::Full,
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => Undelivered::Closed,
+        })
+    }
+}
+
 /// Roster → session.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub enum ToSession {
-    /// Seal and send this encoded [`protocol::message::ServerMessage`]; one
-    /// copy is shared by every recipient.
-    Deliver(Bytes),
     /// The server is shutting down: send this encoded message, then close.
     Shutdown(Bytes),
     /// End the session for cause.
@@ -59,17 +92,19 @@ pub struct Join {
     pub ip: Option<std::net::IpAddr>,
     /// The session's own (empty) ledger, used unless one is resumed.
     pub ledger: SharedLedger,
-    /// Where to deliver messages for this session.
+    /// Where to send the session orders (kick, shutdown, replaced).
     pub mailbox: Recipient<ToSession>,
+    /// Where to deliver messages for this session; the welcome goes first.
+    pub outbox: Outbox,
+    /// The limits the welcome announces.
+    pub limits: protocol::message::Limits,
 }
 
 /// The roster's answer to a successful [`Join`].
 #[derive(Debug)]
 pub struct Joined {
-    /// Everyone here, sorted.
-    pub users: Vec<String>,
-    /// The new resume token for this session.
-    pub resume: String,
+    /// How many users are here now.
+    pub users: usize,
     /// The ledger to use: the resumed session's, or the one given.
     pub ledger: SharedLedger,
     /// Whether an earlier session of this user was resumed.

@@ -4,15 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use actix::dev::SendError;
 use actix::prelude::*;
 use bytes::Bytes;
 use protocol::message::{self, DisconnectCause, ServerMessage, VoiceUser, name_key};
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
-    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, RelayAdd, RelayRemove, SessionId,
-    SharedLedger, ShutdownAll, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove,
+    SessionId, SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::voice_relay::VoiceRelay;
 
@@ -20,6 +19,7 @@ struct Member {
     name: String,
     key: String,
     mailbox: Recipient<ToSession>,
+    outbox: Outbox,
     /// The secret that lets this user take the name back.
     resume: String,
     ip: Option<std::net::IpAddr>,
@@ -48,7 +48,8 @@ pub struct Roster {
     log: Logger,
     max_clients: usize,
     members: HashMap<SessionId, Member>,
-    names: HashMap<String, SessionId>,
+    /// Name keys (case-folded) in order: the user list comes sorted.
+    names: BTreeMap<String, SessionId>,
     relay: Option<Addr<VoiceRelay>>,
     shutting_down: bool,
     /// Who is in voice: session → voice id, and back.
@@ -82,7 +83,7 @@ impl Roster {
             log,
             max_clients,
             members: HashMap::new(),
-            names: HashMap::new(),
+            names: BTreeMap::new(),
             relay,
             shutting_down: false,
             voice: BTreeMap::new(),
@@ -144,9 +145,7 @@ impl Roster {
     }
 
     fn users(&self) -> Vec<String> {
-        let mut users: Vec<String> = self.members.values().map(|m| m.name.clone()).collect();
-        users.sort_by_cached_key(|n| name_key(n));
-        users
+        self.names.values().filter_map(|id| self.members.get(id)).map(|m| m.name.clone()).collect()
     }
 
     /// Sends one shared encoded message to everyone but `except`. A full
@@ -157,9 +156,9 @@ impl Roster {
             if Some(*id) == except {
                 continue;
             }
-            match m.mailbox.try_send(ToSession::Deliver(payload.clone())) {
-                Ok(()) | Err(SendError::Closed(_)) => {}
-                Err(SendError::Full(_)) => {
+            match m.outbox.deliver(payload.clone()) {
+                Ok(()) | Err(Undelivered::Closed) => {}
+                Err(Undelivered::Full) => {
                     warn!(self.log, "session mailbox full; disconnecting slow reader"; "session" => id);
                     m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
                 }
@@ -231,26 +230,37 @@ impl Handler<Join> for Roster {
         if !took_over {
             self.fan_out(&ServerMessage::Joined { user: msg.name.clone() }, None);
         }
-        self.names.insert(key.clone(), msg.id);
-        if !self.voice.is_empty() {
-            let payload = Bytes::from(message::encode(&self.voice_users()));
-            msg.mailbox.do_send(ToSession::Deliver(payload));
-        }
         let resume = protocol::crypto::resume_token();
         if let Some(ip) = msg.ip {
             *self.per_ip.entry(ip).or_default() += 1;
         }
+        self.names.insert(key.clone(), msg.id);
+        let outbox = msg.outbox.clone();
         let member = Member {
-            name: msg.name,
+            name: msg.name.clone(),
             key,
             mailbox: msg.mailbox,
+            outbox: msg.outbox,
             resume: resume.clone(),
             ledger: ledger.clone(),
             ip: msg.ip,
         };
         self.members.insert(msg.id, member);
+        // The welcome goes first into the new session's queue: nothing the
+        // roster delivers can overtake it.
+        let welcome = ServerMessage::Welcome {
+            version: protocol::PROTOCOL_VERSION,
+            you: msg.name,
+            users: self.users(),
+            limits: msg.limits,
+            resume: Some(resume),
+        };
+        let _ = outbox.deliver(Bytes::from(message::encode(&welcome)));
+        if !self.voice.is_empty() {
+            let _ = outbox.deliver(Bytes::from(message::encode(&self.voice_users())));
+        }
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len(), "resumed" => resumed);
-        Ok(Joined { users: self.users(), resume, ledger, resumed })
+        Ok(Joined { users: self.members.len(), ledger, resumed })
     }
 }
 
@@ -369,7 +379,7 @@ impl Handler<VoiceReport> for Roster {
             reports.values().fold((0, 10), |(l, b), (rl, rb, _)| (l.max(*rl), if *rl > 0 { b.max(*rb) } else { b }));
         let Some(m) = self.members.get(&speaker_session) else { return };
         let fb = ServerMessage::VoiceFeedback { loss_permille, burst_x10 };
-        let _ = m.mailbox.try_send(ToSession::Deliver(Bytes::from(message::encode(&fb))));
+        let _ = m.outbox.deliver(Bytes::from(message::encode(&fb)));
     }
 }
 
@@ -378,6 +388,6 @@ impl Handler<AddressChallenge> for Roster {
     fn handle(&mut self, msg: AddressChallenge, _: &mut Context<Self>) {
         let Some(m) = self.voice_ids.get(&msg.voice_id).and_then(|sid| self.members.get(sid)) else { return };
         let c = ServerMessage::VoiceChallenge { challenge: msg.challenge };
-        let _ = m.mailbox.try_send(ToSession::Deliver(Bytes::from(message::encode(&c))));
+        let _ = m.outbox.deliver(Bytes::from(message::encode(&c)));
     }
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Opener, Psk, Sealer};
 use protocol::frame::{CodecError, FrameCodec};
@@ -35,8 +35,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
 use crate::messages::{
-    Broadcast, Join, JoinRefusal, Joined, Leave, ListUsers, SessionId, SharedLedger, ToSession, VoiceJoin, VoiceLeave,
-    VoiceReport,
+    Broadcast, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox, SessionId, SharedLedger,
+    ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::roster::Roster;
 use crate::signer::{Sign, Signer};
@@ -316,6 +316,7 @@ impl Session {
         {
             *l = protocol::delivery::Ledger::starting_at(first);
         }
+        let Some(out) = self.out.clone() else { return self.close(ctx) };
         let join = Join {
             id: self.id,
             name: username.clone(),
@@ -323,25 +324,20 @@ impl Session {
             ip: self.peer_ip,
             ledger: self.ledger.clone(),
             mailbox: ctx.address().recipient(),
+            outbox: Outbox(out.clone()),
+            limits: self.cfg.limits,
         };
         self.roster
             .send(join)
             .into_actor(self)
             .map(move |res, act, ctx| match res {
-                Ok(Ok(Joined { users, resume, ledger, resumed })) => {
+                Ok(Ok(Joined { users, ledger, resumed })) => {
+                    // The roster has queued the welcome.
                     act.log = act.log.new(o!("user" => username.clone()));
-                    info!(act.log, "user joined"; "users" => users.len(), "resumed" => resumed);
+                    info!(act.log, "user joined"; "users" => users, "resumed" => resumed);
                     act.pending.clear();
                     act.phase = Phase::Chat;
                     act.ledger = ledger;
-                    let welcome = ServerMessage::Welcome {
-                        version: PROTOCOL_VERSION,
-                        you: username,
-                        users,
-                        limits: act.cfg.limits,
-                        resume: Some(resume),
-                    };
-                    act.send(ctx, &welcome);
                 }
                 Ok(Err(JoinRefusal::NameTaken)) => {
                     act.refuse(ctx, RefusalCode::NameTaken, format!("the name {username:?} is taken"));
@@ -510,22 +506,21 @@ impl Session {
     }
 }
 
-/// What the session hands its writer.
-#[derive(Debug)]
-enum Out {
-    /// A plaintext handshake frame, sent as is.
-    Raw(Bytes),
-    /// From now on, seal messages with this.
-    StartSealing(Box<Sealer>),
-    /// An encoded message to seal and send.
-    Message(Bytes),
+/// Appends a length-prefixed frame.
+fn put_frame(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(payload);
 }
 
-fn put_frame(buf: &mut BytesMut, payload: &[u8]) {
-    buf.reserve(4 + payload.len());
-    buf.put_u32(payload.len() as u32);
-    buf.put_slice(payload);
+/// Appends the frame sealing `message`, sealed straight into the buffer.
+fn put_sealed(buf: &mut Vec<u8>, sealer: &mut Sealer, message: &[u8]) {
+    buf.extend_from_slice(&(Sealer::sealed_len(message.len()) as u32).to_be_bytes());
+    sealer.seal_into(message, buf);
 }
+
+/// A write buffer larger than this is given back after the write, so an
+/// idle session does not keep the memory of its largest burst.
+const KEEP_BUFFER: usize = 16 * 1024;
 
 /// Seals and writes queued items, many per syscall, until the queue closes;
 /// then shuts the socket down. A last word overtakes the queue. A stalled
@@ -538,8 +533,8 @@ async fn write_loop(
     failed: Recipient<WriterFailed>,
     open: Option<CountGuard>,
 ) {
-    let mut batch = Vec::with_capacity(64);
-    let mut buf = BytesMut::new();
+    let mut batch = Vec::new();
+    let mut buf = Vec::new();
     let mut sealer: Option<Box<Sealer>> = None;
     let mut last_word_pending = true;
     loop {
@@ -550,7 +545,7 @@ async fn write_loop(
                 last_word_pending = false;
                 let Ok(word) = word else { continue };
                 if let Some(s) = &mut sealer {
-                    put_frame(&mut buf, s.seal(&word).as_bytes());
+                    put_sealed(&mut buf, s, &word);
                     let _ = tokio::time::timeout(timeout, w.write_all(&buf)).await;
                 }
                 break;
@@ -565,7 +560,7 @@ async fn write_loop(
                         Out::StartSealing(s) => sealer = Some(s),
                         Out::Message(m) => {
                             if let Some(s) = &mut sealer {
-                                put_frame(&mut buf, s.seal(&m).as_bytes());
+                                put_sealed(&mut buf, s, &m);
                             }
                         }
                     }
@@ -577,8 +572,11 @@ async fn write_loop(
             Ok(Err(e)) => return failed.do_send(WriterFailed(format!("write failed: {e}"))),
             Err(_) => return failed.do_send(WriterFailed("write stalled; peer not reading".into())),
         }
-        if buf.capacity() > 1 << 20 {
-            buf = BytesMut::new();
+        if buf.capacity() > KEEP_BUFFER {
+            buf = Vec::new();
+        }
+        if batch.capacity() > 256 {
+            batch = Vec::new();
         }
     }
     let _ = tokio::time::timeout(timeout, w.shutdown()).await;
@@ -600,7 +598,9 @@ impl Actor for Session {
         self.last_word = Some(word_tx);
         let failed = ctx.address().recipient();
         actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take()));
-        ctx.add_stream(FramedRead::new(r, FrameCodec::new(self.cfg.max_frame)));
+        // A small read buffer: it grows for a big frame, and an idle session
+        // does not hold more.
+        ctx.add_stream(FramedRead::with_capacity(r, FrameCodec::new(self.cfg.max_frame), 1024));
 
         let psk = match self.cfg.psk.read() {
             Ok(p) => p.clone(),
@@ -709,11 +709,6 @@ impl Handler<ToSession> for Session {
     type Result = ();
     fn handle(&mut self, msg: ToSession, ctx: &mut Context<Self>) {
         match msg {
-            ToSession::Deliver(payload) => {
-                if matches!(self.phase, Phase::Chat) {
-                    self.send_encoded(ctx, payload);
-                }
-            }
             ToSession::Shutdown(payload) => {
                 self.send_encoded(ctx, payload);
                 self.close(ctx);
