@@ -1,25 +1,7 @@
-//! `server`: the Socket Chatroom server.
+//! `server`: the Socket Chatroom server binary.
 //!
 //! `main` only parses the command line, loads the configuration and keys,
-//! and starts the actors; see the modules for the rest:
-//!
-//! - [`config`]: the `[server]` table of `config.toml`.
-//! - [`keys`]: the key files (pre-shared key, RSA identity).
-//! - [`listener`]: accepts connections, starts sessions.
-//! - [`session`]: one actor per connection.
-//! - [`roster`]: who is here; text and presence fan-out.
-//! - [`signer`]: RSA signing on worker threads.
-//! - [`voice_relay`]: the UDP voice relay.
-//! - [`messages`]: messages between actors.
-
-mod config;
-mod keys;
-mod listener;
-mod messages;
-mod roster;
-mod session;
-mod signer;
-mod voice_relay;
+//! and starts the actors; the library (`server::…`) holds the rest.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,13 +16,14 @@ use protocol::message::Limits;
 use sha2::{Digest, Sha256};
 use slog::{Drain, Logger, info, o, warn};
 
-use crate::config::Config;
-use crate::listener::{Listener, StopAccepting};
-use crate::messages::ShutdownAll;
-use crate::roster::Roster;
-use crate::session::SessionConfig;
-use crate::signer::Signer;
-use crate::voice_relay::VoiceRelay;
+use server::config::Config;
+use server::keys;
+use server::listener::{Listener, StopAccepting};
+use server::messages::ShutdownAll;
+use server::roster::Roster;
+use server::session::SessionConfig;
+use server::signer::Signer;
+use server::voice_relay::VoiceRelay;
 
 /// Socket Chatroom server: encrypted text chat over TCP.
 #[derive(Debug, Parser)]
@@ -260,7 +243,7 @@ async fn serve(
     for w in workers {
         w.stop();
     }
-    info!(log, "stopped"; "rsa_signatures" => crate::signer::SIGNATURES.load(Ordering::Relaxed));
+    info!(log, "stopped"; "rsa_signatures" => server::signer::SIGNATURES.load(Ordering::Relaxed));
     Ok(())
 }
 

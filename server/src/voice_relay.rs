@@ -26,6 +26,7 @@ use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use slog::{Logger, debug, info};
 use tokio::net::UdpSocket;
 
+use crate::batch_send::{self, Batch};
 use crate::messages::{AddressChallenge, RelayAdd, RelayRemove};
 
 /// Counters of what the relay dropped and did.
@@ -77,6 +78,7 @@ pub struct VoiceRelay {
     members: HashMap<u32, Member>,
     body: Vec<u8>,
     out: Vec<u8>,
+    batch: Batch,
     stats: RelayStats,
     logged: RelayStats,
 }
@@ -100,6 +102,7 @@ impl VoiceRelay {
             members: HashMap::new(),
             body: Vec::with_capacity(voice::MAX_PACKET),
             out: Vec::with_capacity(voice::MAX_PACKET),
+            batch: Batch::default(),
             stats: RelayStats::default(),
             logged: RelayStats::default(),
         }
@@ -153,17 +156,19 @@ impl VoiceRelay {
         }
         self.stats.voice_in += 1;
         let speaker = header.id;
+        // One sealed copy per listener, all sent in one system call.
+        self.batch.clear();
         for (id, m) in &mut self.members {
             let Some(addr) = m.addr else { continue };
             if *id == speaker {
                 continue;
             }
             m.sealer.seal(Kind::Voice, speaker, &self.body, &mut self.out);
-            match self.socket.try_send_to(&self.out, addr) {
-                Ok(_) => self.stats.sent += 1,
-                Err(_) => self.stats.send_full += 1,
-            }
+            self.batch.push(addr, |b| b.extend_from_slice(&self.out));
         }
+        let sent = batch_send::send(&self.socket, &self.batch);
+        self.stats.sent += sent as u64;
+        self.stats.send_full += (self.batch.len() - sent) as u64;
     }
 }
 

@@ -1,0 +1,22 @@
+//! The Socket Chatroom server's actors and what they share; the `server`
+//! binary wires them together.
+//!
+//! - [`config`]: the `[server]` table of `config.toml`.
+//! - [`keys`]: the key files (pre-shared key, RSA identity).
+//! - [`listener`]: accepts connections, starts sessions.
+//! - [`session`]: one actor per connection.
+//! - [`roster`]: who is here; text and presence fan-out.
+//! - [`signer`]: RSA signing on worker threads.
+//! - [`voice_relay`]: the UDP voice relay.
+//! - [`batch_send`]: many datagrams in one system call.
+//! - [`messages`]: messages between actors.
+
+pub mod batch_send;
+pub mod config;
+pub mod keys;
+pub mod listener;
+pub mod messages;
+pub mod roster;
+pub mod session;
+pub mod signer;
+pub mod voice_relay;
