@@ -2,7 +2,6 @@
 //! (`sendmmsg` on Linux; one `sendto` each elsewhere). The voice relay
 //! uses it for the copies of one packet it seals for every listener.
 
-use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 
@@ -51,7 +50,6 @@ pub fn send(socket: &UdpSocket, batch: &Batch) -> usize {
     use std::os::fd::AsRawFd as _;
 
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
-    use tokio::io::Interest;
 
     /// The kernel takes at most this many per call (UIO_MAXIOV).
     const MAX_PER_CALL: usize = 1024;
@@ -65,11 +63,9 @@ pub fn send(socket: &UdpSocket, batch: &Batch) -> usize {
             chunk.iter().map(|(r, _)| [IoSlice::new(&batch.bytes[r.clone()])]).collect();
         let addrs: Vec<Option<SockaddrStorage>> = chunk.iter().map(|(_, a)| Some(SockaddrStorage::from(*a))).collect();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-        let result = socket.try_io(Interest::WRITABLE, || {
-            sendmmsg(fd, &mut headers, &slices, &addrs, [], MsgFlags::MSG_DONTWAIT)
-                .map(Iterator::count)
-                .map_err(io::Error::from)
-        });
+        // Straight to the kernel, never waiting: a full socket drops voice
+        // (tokio's write readiness is not involved; nothing awaits it).
+        let result = sendmmsg(fd, &mut headers, &slices, &addrs, [], MsgFlags::MSG_DONTWAIT).map(Iterator::count);
         match result {
             Ok(n) if n > 0 => {
                 sent += n;
