@@ -209,9 +209,9 @@ impl VoiceOpener {
         let (msg, tag) = rest.split_at(rest.len() - TAG_LEN);
         body.clear();
         body.extend_from_slice(msg);
-        let tag = tag.try_into().map_err(|_| Drop::Malformed)?;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Drop::Malformed)?;
         self.aead
-            .decrypt_in_place_detached(&nonce(self.dir, header.counter), aad, body.as_mut_slice(), tag)
+            .decrypt_in_place_detached(&nonce(self.dir, header.counter), aad, body.as_mut_slice(), &tag.into())
             .map_err(|_| Drop::Forged)?;
         self.window.insert(header.counter);
         Ok(header)

@@ -108,7 +108,30 @@ impl VoiceRelay {
         }
     }
 
-    fn on_packet(&mut self, packet: &[u8], from: SocketAddr) {
+    /// Adds a voice member with this join's keys (its address is learnt
+    /// from its first authentic packet).
+    pub fn add_member(&mut self, voice_id: u32, up_key: &[u8; 32], down_key: &[u8; 32]) {
+        self.members.insert(
+            voice_id,
+            Member {
+                opener: VoiceOpener::new(up_key, Direction::Up),
+                sealer: VoiceSealer::new(down_key, Direction::Down),
+                addr: None,
+                challenge: None,
+                rate: TokenBucket::new(MEMBER_RATE, 60, Instant::now()),
+                stranger_rate: TokenBucket::new(STRANGER_RATE, 20, Instant::now()),
+            },
+        );
+    }
+
+    /// What the relay has counted.
+    pub fn stats(&self) -> RelayStats {
+        self.stats
+    }
+
+    /// Handles one datagram from `from`: authenticates it and, if it is
+    /// voice, relays it to every other member.
+    pub fn on_packet(&mut self, packet: &[u8], from: SocketAddr) {
         let Some(header) = voice::Header::parse(packet) else {
             self.stats.malformed += 1;
             return;
@@ -213,17 +236,7 @@ impl Handler<RelayAdd> for VoiceRelay {
     type Result = ();
     fn handle(&mut self, msg: RelayAdd, _: &mut Context<Self>) {
         info!(self.log, "voice member added"; "voice_id" => msg.voice_id, "members" => self.members.len() + 1);
-        self.members.insert(
-            msg.voice_id,
-            Member {
-                opener: VoiceOpener::new(&msg.up_key, Direction::Up),
-                sealer: VoiceSealer::new(&msg.down_key, Direction::Down),
-                addr: None,
-                challenge: None,
-                rate: TokenBucket::new(MEMBER_RATE, 60, Instant::now()),
-                stranger_rate: TokenBucket::new(STRANGER_RATE, 20, Instant::now()),
-            },
-        );
+        self.add_member(msg.voice_id, &msg.up_key, &msg.down_key);
     }
 }
 
