@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use futures_util::StreamExt as _;
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Fingerprint, Psk};
 use protocol::message::{ClientMessage, Limits, NackReason, ServerMessage};
@@ -353,17 +352,12 @@ async fn session(
             .min()
             .unwrap_or(now + keepalive);
         tokio::select! {
-            frame = conn.rx.reader.next() => {
-                let frame = match frame {
-                    Some(Ok(f)) => f,
-                    Some(Err(e)) => return DisconnectReason::Lost(e.to_string()),
-                    None => return DisconnectReason::Lost("the server closed the connection".into()),
-                };
-                last_rx = Instant::now();
-                let msg = match conn.rx.open_frame(&frame) {
+            msg = conn.rx.recv() => {
+                let msg = match msg {
                     Ok(m) => m,
                     Err(r) => return r,
                 };
+                last_rx = Instant::now();
                 let event = match msg {
                     ServerMessage::Message { from, text, ts_ms } => {
                         Some(Event::Message { from, text, time: UNIX_EPOCH + Duration::from_millis(ts_ms) })
@@ -410,7 +404,8 @@ async fn session(
                     }
                     ServerMessage::Shutdown { reason } => return DisconnectReason::ServerShutdown(reason),
                     ServerMessage::Disconnect { cause, detail } => return DisconnectReason::Kicked { cause, detail },
-                    ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } => None,
+                    // Batches come apart in the link reader.
+                    ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
                     ServerMessage::VoiceJoined { voice_id, udp_port, epoch } => {
                         let ev = voice.on_joined(&conn, voice_id, udp_port, epoch, &engine_tx);
                         if matches!(ev, Some(Event::VoiceError(_))) {

@@ -6,6 +6,7 @@
 //! once, such as the load generator, use it directly: it is the same code
 //! path, with nothing copied.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use futures_util::{SinkExt, StreamExt as _};
@@ -52,6 +53,8 @@ pub async fn dial(server: SocketAddr, local: Option<IpAddr>) -> std::io::Result<
 pub struct LinkReader {
     pub(crate) reader: FramedRead<OwnedReadHalf, FrameCodec>,
     pub(crate) opener: Opener,
+    /// The rest of a batch frame, handed out one by one.
+    pending: VecDeque<ServerMessage>,
 }
 
 impl std::fmt::Debug for LinkReader {
@@ -61,19 +64,29 @@ impl std::fmt::Debug for LinkReader {
 }
 
 impl LinkReader {
-    /// The next message from the server.
+    /// The next message from the server (the messages of a batch frame
+    /// come one by one). Cancel-safe: nothing is lost if the future is
+    /// dropped before it completes.
     pub async fn recv(&mut self) -> Outcome<ServerMessage> {
-        let frame = read_frame(&mut self.reader).await?;
-        self.open_frame(&frame)
-    }
-
-    /// Opens a frame read from `reader`.
-    pub(crate) fn open_frame(&mut self, frame: &[u8]) -> Outcome<ServerMessage> {
-        let plain = self
-            .opener
-            .open(frame)
-            .map_err(|e| DisconnectReason::Lost(format!("stream from the server is corrupt: {e}")))?;
-        message::decode(&plain).map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Ok(m);
+            }
+            let frame = read_frame(&mut self.reader).await?;
+            let plain = self
+                .opener
+                .open(&frame)
+                .map_err(|e| DisconnectReason::Lost(format!("stream from the server is corrupt: {e}")))?;
+            match message::decode(&plain).map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))? {
+                ServerMessage::Batch { messages } => {
+                    if messages.iter().any(|m| matches!(m, ServerMessage::Batch { .. })) {
+                        return Err(DisconnectReason::BadServer("server sent a nested batch".into()));
+                    }
+                    self.pending.extend(messages);
+                }
+                m => return Ok(m),
+            }
+        }
     }
 }
 
@@ -152,7 +165,7 @@ impl Link {
         };
         let (sealer, opener) = established.keys.client_text();
         Ok(Self {
-            rx: LinkReader { reader, opener },
+            rx: LinkReader { reader, opener, pending: VecDeque::new() },
             tx: LinkWriter { writer, sealer },
             keys: established.keys,
             peer,

@@ -163,6 +163,13 @@ pub enum ServerMessage {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// Several messages in one sealed frame, in order: the server seals what
+    /// is queued for a client at once as one frame. Never nested, never
+    /// empty; a client handles each message as if it came alone.
+    Batch {
+        /// The messages, oldest first.
+        messages: Vec<ServerMessage>,
+    },
     /// The server is shutting down; the connection closes next. Not a kick:
     /// a reconnecting client treats it like a lost connection.
     Shutdown {
@@ -279,6 +286,20 @@ pub enum DisconnectCause {
 
 /// Encodes a message for sealing.
 ///
+/// Writes the [`ServerMessage::Batch`] of already encoded messages into
+/// `out` (cleared first), without decoding or encoding them again.
+pub fn encode_batch<'a>(encoded: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(br#"{"type":"batch","messages":["#);
+    for (i, m) in encoded.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(m);
+    }
+    out.extend_from_slice(b"]}");
+}
+
 /// # Panics
 ///
 /// Never: these types always serialize.
@@ -434,6 +455,11 @@ mod tests {
     fn messages_round_trip_and_unknown_types_fail_cleanly() {
         let m = ClientMessage::Chat { id: 7, text: "hi".into() };
         let bytes = encode(&m);
+        let a = ServerMessage::Joined { user: "ann".into() };
+        let b = ServerMessage::Message { from: "bo".into(), text: "x\"]}".into(), ts_ms: 3 };
+        let mut batch = Vec::new();
+        encode_batch([encode(&a).as_slice(), encode(&b).as_slice()], &mut batch);
+        assert_eq!(decode::<ServerMessage>(&batch).expect("valid"), ServerMessage::Batch { messages: vec![a, b] });
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(m));
         assert!(decode::<ClientMessage>(br#"{"type":"teleport"}"#).is_err());
         assert!(decode::<ClientMessage>(b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xff\"}").is_err());

@@ -520,7 +520,49 @@ fn put_sealed(buf: &mut Vec<u8>, sealer: &mut Sealer, message: &[u8]) {
 
 /// A write buffer larger than this is given back after the write, so an
 /// idle session does not keep the memory of its largest burst.
-const KEEP_BUFFER: usize = 16 * 1024;
+const KEEP_BUFFER: usize = 4 * 1024;
+
+/// Most plaintext sealed into one batch frame.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// Messages waiting to be sealed together: one message goes as itself,
+/// several as one [`ServerMessage::Batch`] frame (one encryption for all).
+#[derive(Default)]
+struct Pending {
+    messages: Vec<Bytes>,
+    bytes: usize,
+    scratch: Vec<u8>,
+}
+
+impl Pending {
+    /// Adds a message, sealing what waits first if the batch would grow too big.
+    fn push(&mut self, m: Bytes, sealer: &mut Option<Box<Sealer>>, buf: &mut Vec<u8>) {
+        if self.bytes + m.len() > MAX_BATCH {
+            self.flush(sealer, buf);
+        }
+        self.bytes += m.len() + 1;
+        self.messages.push(m);
+    }
+
+    /// Seals what waits into `buf`.
+    fn flush(&mut self, sealer: &mut Option<Box<Sealer>>, buf: &mut Vec<u8>) {
+        if let Some(s) = sealer {
+            match self.messages.as_slice() {
+                [] => {}
+                [one] => put_sealed(buf, s, one),
+                many => {
+                    message::encode_batch(many.iter().map(|m| &m[..]), &mut self.scratch);
+                    put_sealed(buf, s, &self.scratch);
+                }
+            }
+        }
+        self.messages.clear();
+        self.bytes = 0;
+        if self.scratch.capacity() > KEEP_BUFFER {
+            self.scratch = Vec::new();
+        }
+    }
+}
 
 /// Seals and writes queued items, many per syscall, until the queue closes;
 /// then shuts the socket down. A last word overtakes the queue. A stalled
@@ -535,6 +577,7 @@ async fn write_loop(
 ) {
     let mut batch = Vec::new();
     let mut buf = Vec::new();
+    let mut pending = Pending::default();
     let mut sealer: Option<Box<Sealer>> = None;
     let mut last_word_pending = true;
     loop {
@@ -556,15 +599,18 @@ async fn write_loop(
                 }
                 for item in batch.drain(..) {
                     match item {
-                        Out::Raw(frame) => put_frame(&mut buf, &frame),
-                        Out::StartSealing(s) => sealer = Some(s),
-                        Out::Message(m) => {
-                            if let Some(s) = &mut sealer {
-                                put_sealed(&mut buf, s, &m);
-                            }
+                        Out::Raw(frame) => {
+                            pending.flush(&mut sealer, &mut buf);
+                            put_frame(&mut buf, &frame);
                         }
+                        Out::StartSealing(s) => {
+                            pending.flush(&mut sealer, &mut buf);
+                            sealer = Some(s);
+                        }
+                        Out::Message(m) => pending.push(m, &mut sealer, &mut buf),
                     }
                 }
+                pending.flush(&mut sealer, &mut buf);
             }
         }
         match tokio::time::timeout(timeout, w.write_all(&buf)).await {

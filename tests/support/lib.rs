@@ -322,6 +322,8 @@ pub struct RawClient {
     keys: Option<protocol::crypto::SessionKeys>,
     /// The resume token from the welcome.
     pub resume: Option<String>,
+    /// The rest of a batch frame.
+    pending: std::collections::VecDeque<ServerMessage>,
 }
 
 impl RawClient {
@@ -353,6 +355,7 @@ impl RawClient {
             opener: None,
             keys: None,
             resume: None,
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -478,10 +481,24 @@ impl RawClient {
 
     /// Receives one message.
     pub fn recv(&mut self, timeout: Duration) -> Result<ServerMessage, RecvError> {
-        let frame = self.recv_frame(timeout)?;
-        let plain =
-            self.opener.as_mut().expect("handshake done").open(&frame).map_err(|e| RecvError::Other(e.to_string()))?;
-        message::decode(&plain).map_err(|e| RecvError::Other(e.to_string()))
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Ok(m);
+            }
+            let frame = self.recv_frame(end.saturating_duration_since(Instant::now()))?;
+            let plain = self
+                .opener
+                .as_mut()
+                .expect("handshake done")
+                .open(&frame)
+                .map_err(|e| RecvError::Other(e.to_string()))?;
+            match message::decode(&plain).map_err(|e| RecvError::Other(e.to_string()))? {
+                // A batch comes apart here, as in client-core.
+                ServerMessage::Batch { messages } => self.pending.extend(messages),
+                m => return Ok(m),
+            }
+        }
     }
 
     /// Receives until `pred` holds (skipping other messages).
