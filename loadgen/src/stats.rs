@@ -85,6 +85,10 @@ impl Histogram {
         for (i, c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
+                // The last bucket also holds everything beyond the range.
+                if i == self.counts.len() - 1 {
+                    return Some(self.max);
+                }
                 return Some(bucket_top(i).min(self.max));
             }
         }
