@@ -61,7 +61,7 @@ stop_server() {
 }
 
 lg() {
-  timeout 400 "$BIN/loadgen" --server 127.0.0.1:7979 --key-file "$WORK/server/server.key" --server-pid "$PID" \
+  timeout 400 "$BIN/loadgen" --server 127.0.0.1:7979 --key-file "$WORK/server/server.key" --server-pid "$PID" --threads "${THREADS:-1}" \
     --out "$OUT" --tag "${TAG:-}" "$@"
 }
 

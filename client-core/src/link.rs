@@ -77,15 +77,8 @@ impl LinkReader {
                 .opener
                 .open(&frame)
                 .map_err(|e| DisconnectReason::Lost(format!("stream from the server is corrupt: {e}")))?;
-            match message::decode(&plain).map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))? {
-                ServerMessage::Batch { messages } => {
-                    if messages.iter().any(|m| matches!(m, ServerMessage::Batch { .. })) {
-                        return Err(DisconnectReason::BadServer("server sent a nested batch".into()));
-                    }
-                    self.pending.extend(messages);
-                }
-                m => return Ok(m),
-            }
+            message::decode_server(&plain, &mut self.pending)
+                .map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))?;
         }
     }
 }

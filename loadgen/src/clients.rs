@@ -186,10 +186,13 @@ pub fn spawn_reader(
 ) -> JoinHandle<ReaderReport> {
     tokio::spawn(async move {
         let mut report = ReaderReport::default();
+        // One stop future for the whole loop (not one per message).
+        let stopped = stop.wait_for(|s| *s);
+        tokio::pin!(stopped);
         loop {
             let msg = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => break,
+                _ = &mut stopped => break,
                 m = rx.recv() => m,
             };
             match msg {

@@ -122,11 +122,17 @@ enum Workload {
     },
 }
 
+/// Refuses any target but this machine's loopback.
+fn loopback_only(server: SocketAddr) -> anyhow::Result<()> {
+    if !server.ip().is_loopback() {
+        bail!("refusing to load {server}: loadgen only targets loopback addresses (127.0.0.0/8, ::1)");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !args.server.ip().is_loopback() {
-        bail!("refusing to load {}: loadgen only targets loopback addresses (127.0.0.0/8, ::1)", args.server);
-    }
+    loopback_only(args.server)?;
     let key_text = match &args.key {
         Some(k) => k.clone(),
         None => std::fs::read_to_string(&args.key_file)
@@ -142,6 +148,16 @@ fn main() -> anyhow::Result<()> {
     } else {
         vec![args.server.ip()]
     };
+    if sources.len() > 1 {
+        eprintln!(
+            "loadgen: {clients} clients spread over {} source addresses ({} to {}), at most {} each, so the server's \
+             per-address limits do not shape the figures",
+            sources.len(),
+            sources[0],
+            sources[sources.len() - 1],
+            args.per_source
+        );
+    }
     let target = clients::Target {
         server: args.server,
         key,
@@ -200,4 +216,19 @@ fn main() -> anyhow::Result<()> {
     line.insert("tag".into(), json!(args.tag));
     line.extend(fields);
     report::emit(line, args.out.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        for ok in ["127.0.0.1:7878", "127.5.6.7:1", "[::1]:7878"] {
+            assert!(loopback_only(ok.parse().expect("addr")).is_ok(), "{ok}");
+        }
+        for bad in ["10.0.0.1:7878", "192.168.1.2:7878", "0.0.0.0:7878", "[2001:db8::1]:7878", "8.8.8.8:53"] {
+            assert!(loopback_only(bad.parse().expect("addr")).is_err(), "{bad}");
+        }
+    }
 }

@@ -308,6 +308,45 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     serde_json::to_vec(msg).expect("protocol messages always serialize")
 }
 
+/// How every batch frame starts ([`encode_batch`]).
+const BATCH_PREFIX: &[u8] = br#"{"type":"batch","messages":["#;
+
+/// Decodes the server message(s) of an opened frame into `out`, oldest
+/// first: a [`ServerMessage::Batch`] comes apart here (each of its messages
+/// decoded on its own, without buffering the whole batch first).
+///
+/// # Errors
+///
+/// What was wrong; a batch inside a batch is an error.
+pub fn decode_server(bytes: &[u8], out: &mut std::collections::VecDeque<ServerMessage>) -> Result<(), DecodeError> {
+    #[derive(Deserialize)]
+    struct RawBatch<'a> {
+        #[serde(borrow)]
+        messages: Vec<&'a serde_json::value::RawValue>,
+    }
+    let nested = || DecodeError("a batch inside a batch".into());
+    if bytes.starts_with(BATCH_PREFIX) {
+        let raw: RawBatch<'_> = serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))?;
+        for m in raw.messages {
+            match decode::<ServerMessage>(m.get().as_bytes())? {
+                ServerMessage::Batch { .. } => return Err(nested()),
+                msg => out.push_back(msg),
+            }
+        }
+        return Ok(());
+    }
+    match decode::<ServerMessage>(bytes)? {
+        ServerMessage::Batch { messages } => {
+            if messages.iter().any(|m| matches!(m, ServerMessage::Batch { .. })) {
+                return Err(nested());
+            }
+            out.extend(messages);
+        }
+        msg => out.push_back(msg),
+    }
+    Ok(())
+}
+
 /// Decodes a message from an opened frame.
 ///
 /// # Errors
@@ -459,7 +498,22 @@ mod tests {
         let b = ServerMessage::Message { from: "bo".into(), text: "x\"]}".into(), ts_ms: 3 };
         let mut batch = Vec::new();
         encode_batch([encode(&a).as_slice(), encode(&b).as_slice()], &mut batch);
-        assert_eq!(decode::<ServerMessage>(&batch).expect("valid"), ServerMessage::Batch { messages: vec![a, b] });
+        assert_eq!(
+            decode::<ServerMessage>(&batch).expect("valid"),
+            ServerMessage::Batch { messages: vec![a.clone(), b.clone()] }
+        );
+        let mut out = std::collections::VecDeque::new();
+        decode_server(&batch, &mut out).expect("valid");
+        decode_server(&encode(&a), &mut out).expect("valid");
+        assert_eq!(Vec::from(out.clone()), vec![a.clone(), b.clone(), a.clone()]);
+        // A batch with its keys in another order comes apart too; nesting does not pass.
+        let reordered = br#"{"messages":[{"type":"joined","user":"ann"}],"type":"batch"}"#;
+        out.clear();
+        decode_server(reordered, &mut out).expect("valid");
+        assert_eq!(Vec::from(out.clone()), vec![a]);
+        let nested = br#"{"type":"batch","messages":[{"type":"batch","messages":[]}]}"#;
+        assert!(decode_server(nested, &mut out).is_err());
+        assert!(decode_server(b"{\"type\":\"batch\",\"messages\":[", &mut out).is_err());
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(m));
         assert!(decode::<ClientMessage>(br#"{"type":"teleport"}"#).is_err());
         assert!(decode::<ClientMessage>(b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xff\"}").is_err());

@@ -493,11 +493,8 @@ impl RawClient {
                 .expect("handshake done")
                 .open(&frame)
                 .map_err(|e| RecvError::Other(e.to_string()))?;
-            match message::decode(&plain).map_err(|e| RecvError::Other(e.to_string()))? {
-                // A batch comes apart here, as in client-core.
-                ServerMessage::Batch { messages } => self.pending.extend(messages),
-                m => return Ok(m),
-            }
+            // A batch comes apart here, as in client-core.
+            message::decode_server(&plain, &mut self.pending).map_err(|e| RecvError::Other(e.to_string()))?;
         }
     }
 
