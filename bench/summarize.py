@@ -4,8 +4,8 @@
     python3 bench/summarize.py /tmp/chatroom-bench/results.jsonl
 
 Lines of one tag (one workload run on our server, murmurd and the floor,
-back to back) are compared with each other; repeats are summarized by the
-median.
+back to back) are compared with each other: ratios are taken per repeat
+(the i-th run of each), then the median; figures are medians of repeats.
 """
 import json
 import statistics
@@ -34,6 +34,14 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def paired_ratio(xs, ys, key):
+    """Median over repeats of x/y, pairing the i-th run of each (one repeat
+    runs them back to back)."""
+    rs = [ratio(x.get(key), y.get(key)) for x, y in zip(xs, ys)]
+    rs = [r for r in rs if r is not None]
+    return statistics.median(rs) if rs else None
+
+
 def main(path):
     groups = defaultdict(lambda: defaultdict(list))
     for line in open(path, encoding="utf-8"):
@@ -52,7 +60,8 @@ def main(path):
         ours, mur, flo = by.get("socket-chatroom", []), by.get("murmurd", []), by.get("floor", [])
         o, m, f = med(ours, "server_us_per_delivery"), med(mur, "server_us_per_delivery"), med(flo, "server_us_per_delivery")
         print(f"| {tag} | {workload} {ours[0].get('clients', '') if ours else ''} | {len(ours)} | {fmt(o)} | {fmt(m)} | {fmt(f)} "
-              f"| {fmt(ratio(o, m))} | {fmt(ratio(o, f))} "
+              f"| {fmt(paired_ratio(ours, mur, 'server_us_per_delivery'))} "
+              f"| {fmt(paired_ratio(ours, flo, 'server_us_per_delivery'))} "
               f"| {fmt(med(ours, 'lat_p50_ms'))} / {fmt(med(ours, 'lat_p99_ms'))} "
               f"| {fmt(med(mur, 'lat_p50_ms'))} / {fmt(med(mur, 'lat_p99_ms'))} "
               f"| {fmt(med(ours, 'lost'), 0)} | {fmt(med(ours, 'deliveries_per_s'), 0)} |")
@@ -66,7 +75,7 @@ def main(path):
             continue
         ours, mur = by.get("socket-chatroom", []), by.get("murmurd", [])
         oc, mc = med(ours, "conn_per_s"), med(mur, "conn_per_s")
-        print(f"| {tag} | {len(ours)} | {fmt(oc, 0)} | {fmt(mc, 0)} | {fmt(ratio(oc, mc))} "
+        print(f"| {tag} | {len(ours)} | {fmt(oc, 0)} | {fmt(mc, 0)} | {fmt(paired_ratio(ours, mur, 'conn_per_s'))} "
               f"| {fmt(med(ours, 'server_ms_per_connect'))} | {fmt(med(mur, 'server_ms_per_connect'))} "
               f"| {fmt(med(ours, 'kib_per_client'), 1)} | {fmt(med(mur, 'kib_per_client'), 1)} "
               f"| {fmt(med(ours, 'connect_p50_ms'), 1)} / {fmt(med(ours, 'connect_p99_ms'), 1)} |")

@@ -178,7 +178,8 @@ pub struct ReaderReport {
     pub error: Option<String>,
 }
 
-/// Reads until `stop`: counts marked messages, acks and nacks.
+/// Reads until `stop`: counts marked messages, acks and nacks. Latency is
+/// from when a message was due to be sent to when it arrived.
 pub fn spawn_reader(
     mut rx: LinkReader,
     mut stop: watch::Receiver<bool>,
@@ -295,7 +296,15 @@ pub fn spawn_writer(
                     };
                     batch.clear();
                     while sent < target {
-                        let text = marker::text(sender, sent, marker::now_ns());
+                        // Stamped with when it was due, not when it went:
+                        // a late writer's delay counts (no coordinated omission).
+                        let due_at = match pace {
+                            Pace::Rate { rate, .. } => {
+                                started.map(|s| s + Duration::from_secs_f64(sent as f64 / rate.max(1e-3)))
+                            }
+                            _ => started,
+                        };
+                        let text = marker::text(sender, sent, due_at.map_or_else(marker::now_ns, marker::ns_at));
                         batch.push(ClientMessage::Chat { id: next_id, text });
                         next_id += 1;
                         sent += 1;

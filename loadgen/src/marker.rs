@@ -13,6 +13,11 @@ pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// The marker clock's reading at `at` (0 for a moment before its start).
+pub fn ns_at(at: Instant) -> u64 {
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_nanos() as u64
+}
+
 /// A text message's marker: `LG|sender|seq|ns`.
 pub fn text(sender: u32, seq: u64, ns: u64) -> String {
     format!("LG|{sender}|{seq}|{ns}")
@@ -90,9 +95,13 @@ mod tests {
     }
 
     #[test]
-    fn the_clock_moves_forward() {
+    fn the_clock_moves_forward_and_reads_past_moments() {
         let a = now_ns();
+        let then = Instant::now();
         let b = now_ns();
         assert!(b >= a);
+        let at = ns_at(then);
+        assert!(a <= at && at <= b);
+        assert!(ns_at(then + std::time::Duration::from_millis(5)) >= at + 5_000_000);
     }
 }

@@ -106,41 +106,41 @@ impl Histogram {
 /// (TCP) shows a gap as missing, a number again as a duplicate.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
-    next: HashMap<u32, u64>,
+    /// Per sender: the next number expected, and the numbers skipped so far.
+    senders: HashMap<u32, (u64, std::collections::HashSet<u64>)>,
     /// Distinct messages received.
     pub received: u64,
     /// Numbers seen again (counted once in `received`).
     pub duplicates: u64,
-    /// Numbers skipped when a later one arrived (may arrive later out of
-    /// order over UDP; over TCP they are gone).
+    /// Numbers skipped when a later one arrived and not seen since (over
+    /// TCP they are gone; over UDP they may still come).
     pub skipped: u64,
     /// Numbers that arrived after a later one (UDP reordering).
     pub late: u64,
-    seen_late: HashMap<u32, Vec<u64>>,
 }
 
 impl Tally {
     /// Counts message `seq` from `sender`.
     pub fn record(&mut self, sender: u32, seq: u64) {
-        let next = self.next.entry(sender).or_insert(0);
-        if seq == *next {
-            *next += 1;
-            self.received += 1;
-        } else if seq > *next {
-            self.skipped += seq - *next;
+        let (next, missing) = self.senders.entry(sender).or_default();
+        if seq >= *next {
+            // Everything between the last one and this one is missing (for now).
+            let gap = seq - *next;
+            if gap > 0 {
+                // Remembered for late arrivals, within reason.
+                if gap <= 1 << 20 {
+                    missing.extend(*next..seq);
+                }
+                self.skipped += gap;
+            }
             *next = seq + 1;
             self.received += 1;
+        } else if missing.remove(&seq) {
+            self.skipped -= 1;
+            self.late += 1;
+            self.received += 1;
         } else {
-            // Below the next expected: a duplicate, or a skipped one arriving late.
-            let late = self.seen_late.entry(sender).or_default();
-            if self.skipped > 0 && !late.contains(&seq) {
-                late.push(seq);
-                self.skipped -= 1;
-                self.late += 1;
-                self.received += 1;
-            } else {
-                self.duplicates += 1;
-            }
+            self.duplicates += 1;
         }
     }
 
@@ -232,6 +232,19 @@ mod tests {
         assert_eq!(t.skipped, 4);
         t.record(7, 3);
         assert_eq!(t.duplicates, 2, "a late one seen twice is a duplicate");
+    }
+
+    #[test]
+    fn a_gap_of_one_sender_does_not_hide_a_duplicate_of_another() {
+        let mut t = Tally::default();
+        t.record(1, 0);
+        t.record(1, 5); // 1..=4 missing from sender 1
+        t.record(2, 0);
+        t.record(2, 0); // a true duplicate from sender 2
+        assert_eq!(t.duplicates, 1);
+        assert_eq!(t.late, 0);
+        assert_eq!(t.skipped, 4);
+        assert_eq!(t.received, 3);
     }
 
     #[test]

@@ -80,7 +80,8 @@ pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::R
     let span = before.to(&after);
     let delivered = done.tally.received;
     let lat = &done.latency;
-    let deliveries_per_s = delivered as f64 / send_done.max(1e-9);
+    // Over the whole window: sending and the drain that delivered the rest.
+    let deliveries_per_s = delivered as f64 / span.wall.max(send_done).max(1e-9);
     eprintln!(
         "text: {sent} sent ({acked} acked, {} refused), {delivered}/{expected} delivered, lost {}, {:.0} deliveries/s; \
          latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms; server {} µs/delivery ({} % of a core)",

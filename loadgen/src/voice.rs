@@ -105,6 +105,11 @@ fn spawn_member(
         let mut heard_warmup = std::collections::HashSet::new();
         let mut ready = false;
         let others = if speaker.is_some() { speakers.saturating_sub(1) } else { speakers };
+        if others == 0 {
+            // A lone speaker has nobody to hear.
+            ready = true;
+            shared.ready.fetch_add(1, Ordering::Relaxed);
+        }
         loop {
             let now_phase = *phase.borrow();
             tokio::select! {
@@ -131,10 +136,11 @@ fn spawn_member(
                         }
                     }
                 }
-                _ = frames.tick(), if speaker.is_some() && matches!(now_phase, WARMUP | MEASURE) => {
+                due = frames.tick(), if speaker.is_some() && matches!(now_phase, WARMUP | MEASURE) => {
                     let Some((me, _)) = speaker else { continue };
                     let mark = if now_phase == MEASURE { marker::MEASURED } else { marker::WARMUP };
-                    marker::voice(mark, me, seq, marker::now_ns(), payload, &mut frame);
+                    // Stamped with when the frame was due (no coordinated omission).
+                    marker::voice(mark, me, seq, marker::ns_at(due.into_std()), payload, &mut frame);
                     voice::encode_voice_body(seq as u32, false, &[&frame], &mut body);
                     sealer.seal(Kind::Voice, voice_id, &body, &mut pkt);
                     if socket.send(&pkt).await.is_ok() && mark == marker::MEASURED {
@@ -208,6 +214,8 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
     tokio::time::sleep(Duration::from_secs_f64(load.seconds)).await;
     let _ = phase_tx.send(QUIET);
     let send_s = before.to(&CpuMark::now(0)).wall;
+    // Let every speaker finish the frame it was sending and count it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let sent = shared.sent.load(Ordering::Relaxed);
     let expected = expected_deliveries(sent, n);
     clients::wait_for_count(&shared.received, expected, Duration::from_secs(1)).await;

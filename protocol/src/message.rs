@@ -284,13 +284,14 @@ pub enum DisconnectCause {
     ProtocolViolation,
 }
 
-/// Encodes a message for sealing.
-///
+/// How every batch frame starts ([`encode_batch`]).
+const BATCH_PREFIX: &[u8] = br#"{"type":"batch","messages":["#;
+
 /// Writes the [`ServerMessage::Batch`] of already encoded messages into
 /// `out` (cleared first), without decoding or encoding them again.
 pub fn encode_batch<'a>(encoded: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(br#"{"type":"batch","messages":["#);
+    out.extend_from_slice(BATCH_PREFIX);
     for (i, m) in encoded.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -300,6 +301,8 @@ pub fn encode_batch<'a>(encoded: impl IntoIterator<Item = &'a [u8]>, out: &mut V
     out.extend_from_slice(b"]}");
 }
 
+/// Encodes a message for sealing.
+///
 /// # Panics
 ///
 /// Never: these types always serialize.
@@ -307,9 +310,6 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     #[allow(clippy::expect_used)]
     serde_json::to_vec(msg).expect("protocol messages always serialize")
 }
-
-/// How every batch frame starts ([`encode_batch`]).
-const BATCH_PREFIX: &[u8] = br#"{"type":"batch","messages":["#;
 
 /// Decodes the server message(s) of an opened frame into `out`, oldest
 /// first: a [`ServerMessage::Batch`] comes apart here (each of its messages

@@ -24,8 +24,8 @@ const HEAD: usize = 1 + 8 + 16;
 /// HMAC-SHA256 tag.
 const TAG: usize = 32;
 
-/// Seals Fernet tokens under one key.
-#[derive(Clone)]
+/// Seals Fernet tokens under one key. Not `Clone`: a copy would repeat
+/// the IV sequence.
 pub struct TokenSealer {
     cipher_key: [u8; 16],
     mac: Hmac<Sha256>,

@@ -71,7 +71,9 @@ pub fn send(socket: &UdpSocket, batch: &Batch) -> usize {
                 sent += n;
                 next += n;
             }
-            // The first datagram failed (full buffer, unreachable): skip it.
+            // The socket buffer is full: the rest would fail too.
+            Err(nix::errno::Errno::EAGAIN) => break,
+            // The first datagram failed (an unreachable address): skip it.
             Ok(_) | Err(_) => next += 1,
         }
     }

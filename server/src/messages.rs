@@ -163,9 +163,14 @@ pub struct VoiceJoin {
     pub up_key: [u8; 32],
     /// Server → client key of this join.
     pub down_key: [u8; 32],
+    /// The relay's UDP port, for the `voice_joined` answer.
+    pub udp_port: u16,
+    /// This join's key epoch, for the `voice_joined` answer.
+    pub epoch: u32,
 }
 
-/// Session → roster: leave voice (idempotent).
+/// Session → roster: leave voice (idempotent); the roster answers
+/// `voice_left` on the session's queue before the new voice list.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct VoiceLeave {

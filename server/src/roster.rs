@@ -292,6 +292,9 @@ impl Handler<Broadcast> for Roster {
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
         // A session replaced by its user's new one may still have taken a
         // message (and acknowledged it): deliver it as the new one's.
+        if self.shutting_down {
+            return;
+        }
         let id = self.replaced.get(&msg.from).copied().unwrap_or(msg.from);
         let Some(from) = self.members.get(&id) else {
             return;
@@ -344,6 +347,11 @@ impl Handler<VoiceJoin> for Roster {
         self.voice.insert(msg.id, vid);
         self.voice_ids.insert(vid, msg.id);
         info!(self.log, "voice joined"; "session" => msg.id, "voice_id" => vid, "in_voice" => self.voice.len());
+        // The answer first, then everyone's new voice list.
+        if let Some(m) = self.members.get(&msg.id) {
+            let joined = ServerMessage::VoiceJoined { voice_id: vid, udp_port: msg.udp_port, epoch: msg.epoch };
+            let _ = m.outbox.deliver(Bytes::from(message::encode(&joined)));
+        }
         self.fan_out(&self.voice_users(), None);
         Some(vid)
     }
@@ -352,7 +360,11 @@ impl Handler<VoiceJoin> for Roster {
 impl Handler<VoiceLeave> for Roster {
     type Result = ();
     fn handle(&mut self, msg: VoiceLeave, _: &mut Context<Self>) {
-        if self.leave_voice(msg.id) {
+        let left = self.leave_voice(msg.id);
+        if let Some(m) = self.members.get(&msg.id) {
+            let _ = m.outbox.deliver(Bytes::from(message::encode(&ServerMessage::VoiceLeft)));
+        }
+        if left {
             info!(self.log, "voice left"; "session" => msg.id, "in_voice" => self.voice.len());
             self.fan_out(&self.voice_users(), None);
         }

@@ -391,14 +391,8 @@ impl Session {
                 self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
             ClientMessage::VoiceJoin => self.on_voice_join(ctx),
-            ClientMessage::VoiceLeave => {
-                // Answer once the roster has told the relay to stop.
-                self.roster
-                    .send(VoiceLeave { id: self.id })
-                    .into_actor(self)
-                    .map(|_, act, ctx| act.send(ctx, &ServerMessage::VoiceLeft))
-                    .wait(ctx);
-            }
+            // The roster tells the relay to stop, then answers `voice_left`.
+            ClientMessage::VoiceLeave => self.roster.do_send(VoiceLeave { id: self.id }),
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
                 // Reports have their own small budget (a listener sends two
                 // per second per speaker); the excess is dropped.
@@ -419,13 +413,11 @@ impl Session {
         let epoch = self.voice_epoch;
         let (up_key, down_key) = protocol::voice::voice_keys(keys, epoch);
         self.roster
-            .send(VoiceJoin { id: self.id, up_key, down_key })
+            .send(VoiceJoin { id: self.id, up_key, down_key, udp_port: port, epoch })
             .into_actor(self)
             .map(move |res, act, ctx| match res {
-                Ok(Some(voice_id)) => {
-                    debug!(act.log, "voice joined"; "voice_id" => voice_id);
-                    act.send(ctx, &ServerMessage::VoiceJoined { voice_id, udp_port: port, epoch });
-                }
+                // The roster has queued `voice_joined`.
+                Ok(Some(voice_id)) => debug!(act.log, "voice joined"; "voice_id" => voice_id),
                 _ => act.send(ctx, &ServerMessage::Error { detail: "could not join voice".into() }),
             })
             .wait(ctx);
