@@ -155,6 +155,10 @@ pub struct Shared {
     pub sent: AtomicU64,
     /// Clients started with something to send.
     pub senders: AtomicU64,
+    /// The furthest any message went out behind its schedule, in µs (the
+    /// latency figures start at the send; this shows when the sender itself
+    /// fell behind).
+    pub send_lag_max_us: AtomicU64,
     /// Chat messages the server acknowledged.
     pub acked: AtomicU64,
     /// Chat messages the server refused.
@@ -179,7 +183,7 @@ pub struct ReaderReport {
 }
 
 /// Reads until `stop`: counts marked messages, acks and nacks. Latency is
-/// from when a message was due to be sent to when it arrived.
+/// from when a message was sent to when it arrived.
 pub fn spawn_reader(
     mut rx: LinkReader,
     mut stop: watch::Receiver<bool>,
@@ -296,15 +300,19 @@ pub fn spawn_writer(
                     };
                     batch.clear();
                     while sent < target {
-                        // Stamped with when it was due, not when it went:
-                        // a late writer's delay counts (no coordinated omission).
+                        // Stamped when it goes (as murmurd's load generator
+                        // does); how far behind its schedule it went is
+                        // reported apart, so a late sender shows.
                         let due_at = match pace {
                             Pace::Rate { rate, .. } => {
                                 started.map(|s| s + Duration::from_secs_f64(sent as f64 / rate.max(1e-3)))
                             }
                             _ => started,
                         };
-                        let text = marker::text(sender, sent, due_at.map_or_else(marker::now_ns, marker::ns_at));
+                        let now = marker::now_ns();
+                        let lag_us = due_at.map_or(0, |d| now.saturating_sub(marker::ns_at(d)) / 1000);
+                        shared.send_lag_max_us.fetch_max(lag_us, Ordering::Relaxed);
+                        let text = marker::text(sender, sent, now);
                         batch.push(ClientMessage::Chat { id: next_id, text });
                         next_id += 1;
                         sent += 1;

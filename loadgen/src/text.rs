@@ -124,6 +124,7 @@ pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::R
         "loadgen_cpu_pct": opt(span.me_pct(), 1),
         "window_s": num(span.wall, 2),
         "broken": shared.broken.load(Ordering::Relaxed),
+        "send_lag_max_ms": num(shared.send_lag_max_us.load(Ordering::Relaxed) as f64 / 1000.0, 3),
     });
     Ok(json.as_object().cloned().unwrap_or_default())
 }

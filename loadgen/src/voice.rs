@@ -52,6 +52,8 @@ struct VoiceShared {
     ready: AtomicU64,
     /// Packets that failed to open.
     bad: AtomicU64,
+    /// The furthest a measured packet went out behind its 20 ms slot, in µs.
+    send_lag_max_us: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -139,8 +141,13 @@ fn spawn_member(
                 due = frames.tick(), if speaker.is_some() && matches!(now_phase, WARMUP | MEASURE) => {
                     let Some((me, _)) = speaker else { continue };
                     let mark = if now_phase == MEASURE { marker::MEASURED } else { marker::WARMUP };
-                    // Stamped with when the frame was due (no coordinated omission).
-                    marker::voice(mark, me, seq, marker::ns_at(due.into_std()), payload, &mut frame);
+                    // Stamped when it goes; the lag behind its 20 ms slot is reported apart.
+                    let now = marker::now_ns();
+                    if mark == marker::MEASURED {
+                        let lag = now.saturating_sub(marker::ns_at(due.into_std())) / 1000;
+                        shared.send_lag_max_us.fetch_max(lag, Ordering::Relaxed);
+                    }
+                    marker::voice(mark, me, seq, now, payload, &mut frame);
                     voice::encode_voice_body(seq as u32, false, &[&frame], &mut body);
                     sealer.seal(Kind::Voice, voice_id, &body, &mut pkt);
                     if socket.send(&pkt).await.is_ok() && mark == marker::MEASURED {
@@ -276,6 +283,7 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
         "window_s": num(span.wall, 2),
         "bad_packets": shared.bad.load(Ordering::Relaxed),
         "warmup_complete": all_ready,
+        "send_lag_max_ms": num(shared.send_lag_max_us.load(Ordering::Relaxed) as f64 / 1000.0, 3),
     });
     Ok(json.as_object().cloned().unwrap_or_default())
 }
