@@ -11,6 +11,8 @@
 #   bench/run.sh floor text N MSGS GAP_US | floor voice N ROUNDS MM GAP_US
 #   bench/run.sh compare [REPS]         the BENCHMARKS.md table: each workload on ours, murmurd, floor
 #   bench/run.sh sweep                  highest deliveries/s with p99 < 100 ms, ours and murmurd
+#   bench/run.sh rsa                    one RSA-2048 signature (the connection ceiling: 2 cores ÷ it)
+# THREADS=2 gives our load generator two threads (default 1).
 #
 # Results: JSON lines appended to $OUT (default /tmp/chatroom-bench/results.jsonl);
 # bench/summarize.py turns them into the tables of BENCHMARKS.md.
@@ -113,7 +115,7 @@ PY
 # RSA-2048 signatures per second on one core (the connect ceiling is 2 cores ÷ one signature).
 rsa() {
   local line
-  line=$(cd "$ROOT" && cargo bench --locked -p chatroom-protocol --bench handshake -- --exact 'handshake/server sign (RSA-2048 PSS)' 2>/dev/null | grep -E 'time:' | head -1 || true)
+  line=$(cd "$ROOT" && cargo bench --locked -p chatroom-bench --bench handshake -- 'server sign' 2>/dev/null | grep -E 'time:' | head -1 || true)
   echo "rsa sign: $line"
 }
 
@@ -138,5 +140,5 @@ cmd=${1:-}; shift || true
 trap stop_server EXIT
 case "$cmd" in
   build|text|voice|connect|broadcast|murmur|floor|compare|sweep|rsa) "$cmd" "$@" ;;
-  *) sed -n 2,17p "$0"; exit 1 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 1 ;;
 esac
