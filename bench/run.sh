@@ -10,7 +10,7 @@
 #   bench/run.sh murmur text|voice|connect ARGS   the same workload on murmurd (../shared/bench-mumble)
 #   bench/run.sh floor text N MSGS GAP_US | floor voice N ROUNDS MM GAP_US
 #   bench/run.sh compare [REPS]         the BENCHMARKS.md table: each workload on ours, murmurd, floor
-#   bench/run.sh sweep                  highest deliveries/s with p99 < 100 ms, ours and murmurd
+#   bench/run.sh sweep                  highest deliveries/s with p99 < 100 ms, ours and murmurd (≈ 8 min)
 #   bench/run.sh rsa                    one RSA-2048 signature (the connection ceiling: 2 cores ÷ it)
 # THREADS=2 gives our load generator two threads (default 1).
 #
@@ -36,7 +36,7 @@ build() {
   if [ -x "$MUMBLE/bench.sh" ] && command -v murmurd >/dev/null; then OUT=$OUT "$MUMBLE/bench.sh" build; fi
 }
 
-# A fresh server in $WORK/server (new key, identity kept between runs).
+# A fresh server process in $WORK/server (its key and identity are made once and kept).
 start_server() {
   stop_server
   local d=$WORK/server
@@ -133,6 +133,11 @@ sweep() {
   for rate in 100 200 400 800 1600; do
     TAG=sweep text 100 10 "$rate" 10
     TAG=sweep murmur text 100 10 "$rate" 10
+  done
+  # Past 1.6 M deliveries/s one load generator thread is the limit.
+  for rate in 1600 2000 2400; do
+    TAG=sweep2t THREADS=2 text 100 10 "$rate" 10
+    TAG=sweep2t murmur text 100 10 "$rate" 10
   done
 }
 

@@ -49,28 +49,43 @@ def main(path):
         if not line.startswith("{"):
             continue
         d = json.loads(line)
-        groups[(d.get("tag", ""), d.get("workload"))][impl(d)].append(d)
+        # A sweep's points share a tag: the rate tells them apart (the floor
+        # has no rate and goes with every point of its tag).
+        rate = d.get("rate_per_sender") if d.get("workload") == "text" else None
+        groups[(d.get("tag", ""), d.get("workload"), rate)][impl(d)].append(d)
+    for (tag, workload, rate), by in list(groups.items()):
+        if rate is None and set(by) == {"floor"}:
+            others = [k for k in groups if k[0] == tag and k[1] == workload and k[2] is not None]
+            for k in others:
+                groups[k]["floor"].extend(by["floor"])
+            if others:
+                del groups[(tag, workload, rate)]
 
-    print("| tag | workload | runs | ours µs/delivery | murmurd µs/delivery | floor µs | ours ÷ murmurd | ours ÷ floor "
-          "| ours p50 / p99 ms | murmurd p50 / p99 ms | ours lost | deliveries/s (ours) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (tag, workload), by in sorted(groups.items()):
+    print("| tag | workload | rate | runs | ours µs/delivery | murmurd µs/delivery | floor µs | ours ÷ murmurd "
+          "| ours ÷ floor | ours p50 / p99 ms | murmurd p50 / p99 ms | ours / murmurd server CPU % | ours lost "
+          "| deliveries/s ours / murmurd |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (tag, workload, rate), by in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2] or 0)):
         if workload not in ("text", "voice"):
             continue
         ours, mur, flo = by.get("socket-chatroom", []), by.get("murmurd", []), by.get("floor", [])
         o, m, f = med(ours, "server_us_per_delivery"), med(mur, "server_us_per_delivery"), med(flo, "server_us_per_delivery")
-        print(f"| {tag} | {workload} {ours[0].get('clients', '') if ours else ''} | {len(ours)} | {fmt(o)} | {fmt(m)} | {fmt(f)} "
+        clients = ours[0].get("clients", "") if ours else ""
+        print(f"| {tag} | {workload} ({clients} clients) | {fmt(rate, 0) if rate else '–'} | {len(ours)} "
+              f"| {fmt(o)} | {fmt(m)} | {fmt(f)} "
               f"| {fmt(paired_ratio(ours, mur, 'server_us_per_delivery'))} "
               f"| {fmt(paired_ratio(ours, flo, 'server_us_per_delivery'))} "
               f"| {fmt(med(ours, 'lat_p50_ms'))} / {fmt(med(ours, 'lat_p99_ms'))} "
               f"| {fmt(med(mur, 'lat_p50_ms'))} / {fmt(med(mur, 'lat_p99_ms'))} "
-              f"| {fmt(med(ours, 'lost'), 0)} | {fmt(med(ours, 'deliveries_per_s'), 0)} |")
+              f"| {fmt(med(ours, 'server_cpu_pct'), 0)} / {fmt(med(mur, 'server_cpu_pct'), 0)} "
+              f"| {fmt(med(ours, 'lost'), 0)} "
+              f"| {fmt(med(ours, 'deliveries_per_s'), 0)} / {fmt(med(mur, 'deliveries_per_s'), 0)} |")
 
     print()
     print("| tag | runs | ours conn/s | murmurd conn/s | ours ÷ murmurd | ours ms CPU/connect | murmurd ms CPU/connect "
           "| ours KiB/idle client | murmurd KiB/idle client | ours connect p50 / p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for (tag, workload), by in sorted(groups.items()):
+    for (tag, workload, _), by in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         if workload != "connect":
             continue
         ours, mur = by.get("socket-chatroom", []), by.get("murmurd", [])

@@ -214,6 +214,7 @@ fn main() -> anyhow::Result<()> {
     let mut line = serde_json::Map::new();
     line.insert("server_impl".into(), json!("socket-chatroom"));
     line.insert("tag".into(), json!(args.tag));
+    line.insert("loadgen_threads".into(), json!(args.threads.max(1)));
     line.extend(fields);
     report::emit(line, args.out.as_deref())
 }
