@@ -8,26 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use chatroom_bench::Ignore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protocol::crypto::SessionKeys;
 use protocol::message::Limits;
-use server::messages::{Broadcast, Join, Outbound, Outbox, SharedLedger, ToSession};
+use server::messages::{Broadcast, Join, Outbound, Outbox, SharedLedger};
 use server::roster::Roster;
 use tokio::sync::mpsc;
 
 const RECIPIENTS: u64 = 100;
-
-/// Stands in for a session's actor (the roster only sends it orders).
-struct Mailbox;
-
-impl Actor for Mailbox {
-    type Context = Context<Self>;
-}
-
-impl Handler<ToSession> for Mailbox {
-    type Result = ();
-    fn handle(&mut self, _: ToSession, _: &mut Context<Self>) {}
-}
 
 /// A session writer minus the socket: seals what arrives into a buffer.
 async fn writer(mut rx: mpsc::Receiver<Outbound>, sealed: Arc<AtomicU64>) {
@@ -65,7 +54,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
                     resume: None,
                     ip: None,
                     ledger: SharedLedger::default(),
-                    mailbox: Mailbox.start().recipient(),
+                    mailbox: Ignore.start().recipient(),
                     outbox: Outbox(otx),
                     limits: Limits {
                         max_message_bytes: 4096,

@@ -9,6 +9,17 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use protocol::crypto::{Identity, Psk};
 use protocol::handshake::{ClientHandshake, ClientStep, ServerHandshake, ServerStep};
 
+/// A fresh server handshake and the first frame of a client holding `key`
+/// (the client's part is set-up, not measured).
+fn server_with_client_frame(psk: &Psk, der: &Arc<[u8]>, key: &Psk) -> (ServerHandshake, Vec<u8>) {
+    let (server, hello) = ServerHandshake::new(psk.clone(), der.clone());
+    let mut client = ClientHandshake::new(key.clone());
+    let ClientStep::Send(frame) = client.receive(&hello).expect("hello") else {
+        unreachable!("the client answers the hello")
+    };
+    (server, frame)
+}
+
 fn handshake(c: &mut Criterion) {
     let identity = Identity::generate().expect("RSA key");
     let der: Arc<[u8]> = identity.public_der().into();
@@ -21,15 +32,7 @@ fn handshake(c: &mut Criterion) {
     });
     g.bench_function("server side, whole (incl. signature)", |b| {
         b.iter_batched(
-            || {
-                // The client's part is set-up, not measured.
-                let (server, hello) = ServerHandshake::new(psk.clone(), der.clone());
-                let mut client = ClientHandshake::new(psk.clone());
-                let ClientStep::Send(frame) = client.receive(&hello).expect("hello") else {
-                    unreachable!("the client answers the hello")
-                };
-                (server, frame)
-            },
+            || server_with_client_frame(&psk, &der, &psk),
             |(mut server, frame)| {
                 let ServerStep::Sign(req) = server.receive(&frame).expect("valid") else {
                     unreachable!("a valid client is signed for")
@@ -43,14 +46,7 @@ fn handshake(c: &mut Criterion) {
     g.bench_function("server side, wrong key (no signature)", |b| {
         let wrong = Psk::parse(&Psk::generate()).expect("key");
         b.iter_batched(
-            || {
-                let (server, hello) = ServerHandshake::new(psk.clone(), der.clone());
-                let mut client = ClientHandshake::new(wrong.clone());
-                let ClientStep::Send(frame) = client.receive(&hello).expect("hello") else {
-                    unreachable!("the client answers the hello")
-                };
-                (server, frame)
-            },
+            || server_with_client_frame(&psk, &der, &wrong),
             |(mut server, frame)| black_box(server.receive(&frame)),
             criterion::BatchSize::SmallInput,
         );

@@ -7,24 +7,13 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use actix::prelude::*;
+use chatroom_bench::Ignore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protocol::voice::{self, Direction, Kind, VoiceSealer};
-use server::messages::AddressChallenge;
 use server::voice_relay::VoiceRelay;
 use tokio::net::UdpSocket;
 
 const LISTENERS: u32 = 100;
-
-struct Roster;
-
-impl Actor for Roster {
-    type Context = Context<Self>;
-}
-
-impl Handler<AddressChallenge> for Roster {
-    type Result = ();
-    fn handle(&mut self, _: AddressChallenge, _: &mut Context<Self>) {}
-}
 
 fn key(id: u32, dir: u8) -> [u8; 32] {
     let mut k = [dir; 32];
@@ -38,7 +27,7 @@ fn relay(c: &mut Criterion) {
     let (mut relay, _listeners) = system.block_on(async {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let log = slog::Logger::root(slog::Discard, slog::o!());
-        let mut relay = VoiceRelay::new(log, socket, Roster.start().recipient());
+        let mut relay = VoiceRelay::new(log, socket, Ignore.start().recipient());
         let mut listeners = Vec::new();
         for id in 0..=LISTENERS {
             relay.add_member(id, &key(id, 1), &key(id, 2));

@@ -4,7 +4,10 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+
+use crate::procfs::CpuSpan;
+use crate::stats::Histogram;
 
 /// Rounds to `digits` decimals for the JSON output; non-finite is `null`.
 pub fn num(x: f64, digits: i32) -> Value {
@@ -29,6 +32,36 @@ pub fn emit(fields: Map<String, Value>, out: Option<&Path>) -> anyhow::Result<()
         writeln!(f, "{line}")?;
     }
     Ok(())
+}
+
+/// The figures every delivery workload reports: rate over the whole window
+/// (at least `send_s`), latency, and the server's and our own CPU.
+pub fn delivery_fields(delivered: u64, latency: &Histogram, span: &CpuSpan, send_s: f64) -> Map<String, Value> {
+    let fields = json!({
+        "deliveries_per_s": num(delivered as f64 / span.wall.max(send_s).max(1e-9), 0),
+        "latency_samples": latency.count(),
+        "lat_p50_ms": num(latency.quantile_ms(0.5), 3),
+        "lat_p99_ms": num(latency.quantile_ms(0.99), 3),
+        "lat_max_ms": num(latency.max() as f64 / 1000.0, 3),
+        "server_cpu_s": opt(span.server, 2),
+        "server_cpu_pct": opt(span.server_pct(), 1),
+        "server_us_per_delivery": opt(span.server_us_per(delivered), 3),
+        "loadgen_cpu_pct": opt(span.me_pct(), 1),
+        "window_s": num(span.wall, 2),
+    });
+    fields.as_object().cloned().unwrap_or_default()
+}
+
+/// The same for a human: latency and the server's cost per delivery.
+pub fn delivery_summary(delivered: u64, latency: &Histogram, span: &CpuSpan) -> String {
+    format!(
+        "latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms; server {} µs per delivery ({} % of a core)",
+        latency.quantile_ms(0.5),
+        latency.quantile_ms(0.99),
+        latency.max() as f64 / 1000.0,
+        show(span.server_us_per(delivered), 2),
+        show(span.server_pct(), 1),
+    )
 }
 
 /// `"12.3"`, or `"?"` when unknown.

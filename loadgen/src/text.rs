@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::clients::{self, Pace, Shared, Target};
 use crate::procfs::CpuMark;
-use crate::report::{num, opt, show};
+use crate::report::{self, num};
 use crate::stats::expected_deliveries;
 
 /// What to run.
@@ -79,25 +79,18 @@ pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::R
 
     let span = before.to(&after);
     let delivered = done.tally.received;
-    let lat = &done.latency;
-    // Over the whole window: sending and the drain that delivered the rest.
-    let deliveries_per_s = delivered as f64 / span.wall.max(send_done).max(1e-9);
+    let figures = report::delivery_fields(delivered, &done.latency, &span, send_done);
     eprintln!(
-        "text: {sent} sent ({acked} acked, {} refused), {delivered}/{expected} delivered, lost {}, {:.0} deliveries/s; \
-         latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms; server {} µs/delivery ({} % of a core)",
+        "text: {sent} sent ({acked} acked, {} refused), {delivered}/{expected} delivered, lost {}, {} deliveries/s; {}",
         shared.nacked.load(Ordering::Relaxed),
         expected.saturating_sub(delivered),
-        deliveries_per_s,
-        lat.quantile_ms(0.5),
-        lat.quantile_ms(0.99),
-        lat.max() as f64 / 1000.0,
-        show(span.server_us_per(delivered), 2),
-        show(span.server_pct(), 1),
+        figures["deliveries_per_s"],
+        report::delivery_summary(delivered, &done.latency, &span),
     );
     for e in &done.errors {
         eprintln!("text: a connection ended early: {e}");
     }
-    let json = json!({
+    let mut json = json!({
         "workload": "text",
         "clients": n,
         "connect_errors": connects.errors.len(),
@@ -113,18 +106,11 @@ pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::R
         "delivered": delivered,
         "lost": expected.saturating_sub(delivered),
         "duplicates": done.tally.duplicates,
-        "deliveries_per_s": num(deliveries_per_s, 0),
-        "latency_samples": lat.count(),
-        "lat_p50_ms": num(lat.quantile_ms(0.5), 3),
-        "lat_p99_ms": num(lat.quantile_ms(0.99), 3),
-        "lat_max_ms": num(lat.max() as f64 / 1000.0, 3),
-        "server_cpu_s": opt(span.server, 2),
-        "server_cpu_pct": opt(span.server_pct(), 1),
-        "server_us_per_delivery": opt(span.server_us_per(delivered), 3),
-        "loadgen_cpu_pct": opt(span.me_pct(), 1),
-        "window_s": num(span.wall, 2),
         "broken": shared.broken.load(Ordering::Relaxed),
         "send_lag_max_ms": num(shared.send_lag_max_us.load(Ordering::Relaxed) as f64 / 1000.0, 3),
     });
+    if let Some(o) = json.as_object_mut() {
+        o.extend(figures);
+    }
     Ok(json.as_object().cloned().unwrap_or_default())
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::clients::{self, Connected, Pace, Shared, Target};
 use crate::marker;
 use crate::procfs::CpuMark;
-use crate::report::{num, opt, show};
+use crate::report::{self, num};
 use crate::stats::{Histogram, Tally, expected_deliveries};
 
 /// What to run.
@@ -249,15 +249,10 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
     let lost = expected.saturating_sub(delivered);
     let loss_pct = 100.0 * lost as f64 / expected.max(1) as f64;
     eprintln!(
-        "voice: {sent} packets sent, {delivered}/{expected} delivered ({loss_pct:.3} % lost); latency p50 {:.2} ms \
-         p99 {:.2} ms max {:.2} ms; server {} µs per relayed packet ({} % of a core)",
-        latency.quantile_ms(0.5),
-        latency.quantile_ms(0.99),
-        latency.max() as f64 / 1000.0,
-        show(span.server_us_per(delivered), 2),
-        show(span.server_pct(), 1),
+        "voice: {sent} packets sent, {delivered}/{expected} delivered ({loss_pct:.3} % lost); {}",
+        report::delivery_summary(delivered, &latency, &span),
     );
-    let json = json!({
+    let mut json = json!({
         "workload": "voice",
         "listeners": load.listeners,
         "speakers": load.speakers,
@@ -272,19 +267,13 @@ pub async fn run(target: &Target, load: &VoiceLoad, server_pid: u32) -> anyhow::
         "lost": lost,
         "loss_pct": num(loss_pct, 3),
         "duplicates": tally.duplicates,
-        "deliveries_per_s": num(delivered as f64 / send_s.max(1e-9), 0),
-        "lat_p50_ms": num(latency.quantile_ms(0.5), 3),
-        "lat_p99_ms": num(latency.quantile_ms(0.99), 3),
-        "lat_max_ms": num(latency.max() as f64 / 1000.0, 3),
-        "server_cpu_s": opt(span.server, 2),
-        "server_cpu_pct": opt(span.server_pct(), 1),
-        "server_us_per_delivery": opt(span.server_us_per(delivered), 3),
-        "loadgen_cpu_pct": opt(span.me_pct(), 1),
-        "window_s": num(span.wall, 2),
         "bad_packets": shared.bad.load(Ordering::Relaxed),
         "warmup_complete": all_ready,
         "send_lag_max_ms": num(shared.send_lag_max_us.load(Ordering::Relaxed) as f64 / 1000.0, 3),
     });
+    if let Some(o) = json.as_object_mut() {
+        o.extend(report::delivery_fields(delivered, &latency, &span, send_s));
+    }
     Ok(json.as_object().cloned().unwrap_or_default())
 }
 
