@@ -167,19 +167,42 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 (default: all)")
     ap.add_argument("--jitter", type=float, default=0.0, help="extra random delay per packet, ms (default 0)")
+    ap.add_argument("--offline", action="store_true",
+                    help="simulated network and clock (client-core's loss_sim example, release build): fast, "
+                         "deterministic, for trying choices; the real clients decide")
+    ap.add_argument("--seeds", type=int, default=1, help="runs per link with different loss patterns (their mean is the figure)")
     args = ap.parse_args()
     links = [("clean", 0.0, 1), ("random-5", 0.05, 1), ("random-10", 0.10, 1), ("bursty-10", 0.10, 3)]
     if args.links:
         links = [l for l in links if l[0] in args.links]
     print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied both ways")
     print(f"{'link':<10} {'PESQ-WB':>8} {'latency':>8}  counters (listener)")
+    if args.offline:
+        sim = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples", "loss_sim")
+        for name, loss, burst in links:
+            scores = []
+            for seed in range(1, args.seeds + 1):
+                rec = os.path.join(work, f"{name}-{seed}-sim.wav")
+                out = subprocess.run([sim, src, rec, "--loss", str(loss), "--burst", str(burst), "--jitter",
+                                      str(int(args.jitter)), "--seed", str(seed)] + os.environ.get("LOSS_SIM_ARGS", "").split(), check=True, capture_output=True,
+                                     text=True).stdout.strip()
+                mos, delay = score(src, rec)
+                scores.append(mos)
+            print(f"{name:<10} {np.mean(scores):8.2f} {delay:6.0f}ms  {out}  (min {min(scores):.2f})", flush=True)
+        return
     for name, loss, burst in links:
-        rec, counters, dropped, offset = run_link(name, loss, burst, src, work, args.jitter)
-        mos, delay = score(src, rec)
-        # Capture-to-playback latency: where the source sits in the recording,
-        # minus how much later the talker joined (±5 ms: event timestamps).
-        latency = f"{delay - offset * 1000:6.0f}ms" if offset is not None else "     ?"
-        print(f"{name:<10} {mos:8.2f} {latency}  proxy dropped {dropped}; {counters}", flush=True)
+        scores = []
+        for seed in range(1, args.seeds + 1):
+            rec, counters, dropped, offset = run_link(name, loss, burst, src, work, args.jitter, seed)
+            mos, delay = score(src, rec)
+            scores.append(mos)
+            # Capture-to-playback latency: where the source sits in the
+            # recording, minus how much later the talker joined (±5 ms:
+            # event timestamps).
+            latency = f"{delay - offset * 1000:6.0f}ms" if offset is not None else "     ?"
+            print(f"{name:<10} {mos:8.2f} {latency}  proxy dropped {dropped}; {counters}", flush=True)
+        if args.seeds > 1:
+            print(f"{name:<10} {np.mean(scores):8.2f}  mean of {args.seeds} (min {min(scores):.2f})", flush=True)
 
 
 if __name__ == "__main__":

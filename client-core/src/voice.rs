@@ -186,7 +186,6 @@ struct Speaker {
     jb: JitterBuffer,
     decoder: Decoder,
     talking: bool,
-    reported: JitterStats,
     last_heard: Instant,
 }
 
@@ -457,13 +456,7 @@ fn recv_loop(socket: &UdpSocket, mut opener: VoiceOpener, stop: &AtomicBool, cou
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 let Ok(decoder) = Decoder::new() else { continue };
-                v.insert(Speaker {
-                    jb: JitterBuffer::new(),
-                    decoder,
-                    talking: false,
-                    reported: JitterStats::default(),
-                    last_heard: now,
-                })
+                v.insert(Speaker { jb: JitterBuffer::new(), decoder, talking: false, last_heard: now })
             }
         };
         entry.last_heard = now;
@@ -501,12 +494,7 @@ fn mix_loop(
             for (id, sp) in map.iter_mut() {
                 let play = sp.jb.pop(now);
                 let talking = !matches!(play, Play::Idle);
-                match play {
-                    Play::Idle => {}
-                    Play::Frame(f) => sp.decoder.frame(&f, &mut frame),
-                    Play::Fec(next) => sp.decoder.fec(&next, &mut frame),
-                    Play::Conceal => sp.decoder.conceal(&mut frame),
-                }
+                sp.decoder.play(&play, &mut frame);
                 if talking {
                     let gain = gains.lock().ok().and_then(|g| g.get(id).copied()).unwrap_or(1.0);
                     add(&mut mix, &frame, gain);
@@ -516,17 +504,8 @@ fn mix_loop(
                     let _ = events.send(EngineEvent::Talking(*id, talking));
                 }
                 depth = depth.max(sp.jb.depth());
-                if report {
-                    let (now_s, before) = (sp.jb.stats, sp.reported);
-                    let played = (now_s.received + now_s.missing).saturating_sub(before.received + before.missing);
-                    let missing = now_s.missing - before.missing;
-                    let runs = now_s.loss_runs - before.loss_runs;
-                    if played >= 5 {
-                        let loss_permille = (missing * 1000 / played).min(1000) as u16;
-                        let burst_x10 = (missing * 10).checked_div(runs).map_or(10, |b| b.min(1000) as u16);
-                        let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });
-                    }
-                    sp.reported = now_s;
+                if report && let Some((loss_permille, burst_x10)) = sp.jb.take_report() {
+                    let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });
                 }
             }
             counters.depth.store(depth as u64, Ordering::Relaxed);

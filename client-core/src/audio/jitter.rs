@@ -1,23 +1,41 @@
 //! Per-speaker adaptive jitter buffer.
 //!
 //! Frames are kept by the speaker's sequence number and played out one per
-//! 20 ms tick once `target` frames are buffered. The target follows the
-//! measured jitter (grows on jitter, shrinks when calm, bounded). A missing
+//! 20 ms tick. The playout delay follows a target: deep enough for the
+//! measured jitter and, while packets are being lost, for the repeats of a
+//! typical loss burst to arrive (bounded by the latency budget). A missing
 //! frame is recovered, in order of preference, from a redundant copy that
-//! arrived in a later packet (already in the buffer), from Opus in-band FEC
-//! in the next packet, or by Opus loss concealment. After a few frames with
-//! nothing to play the speaker is considered silent and the buffer goes idle.
+//! arrived in a later packet, from Opus in-band FEC in the next packet, or
+//! by Opus loss concealment. When the buffer runs dry before the delay has
+//! reached its target, the concealed frame is inserted (the delay grows by
+//! one frame) instead of replacing the missing one, so the frame can still
+//! be played when its copy arrives. After a few frames with nothing to play
+//! the speaker is considered silent and the buffer goes idle.
+//!
+//! Loss is measured on arrival (gaps in the speaker's sequence numbers; the
+//! numbers do not advance while the speaker's gate is closed), so the loss
+//! reports sent back to the speaker describe the network, not what
+//! recovery left over.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Frames of concealment before a speaker is treated as silent.
-const MAX_CONCEAL: u32 = 3;
-/// Below this measured jitter, an underrun is not waited out.
-const WAIT_JITTER_MS: f64 = 4.0;
+const MAX_CONCEAL: u32 = 6;
 /// Bounds of the target depth, in 20 ms frames.
 const MIN_TARGET: usize = 2;
 const MAX_TARGET: usize = 8;
+/// At most this many frames are waited for the repeats of a loss burst
+/// (the 80 ms capture-to-playback budget leaves room for three).
+const MAX_LOSS_LOOKAHEAD: usize = 3;
+/// Below this loss rate, the buffer does not wait for repeats.
+const WAIT_FOR_REPEATS_LOSS: f64 = 0.01;
+/// The share of lost frames in runs too long to wait for.
+const UNCOVERED: f64 = 0.15;
+/// Packets after which the link's loss is known.
+const SETTLED: u64 = 100;
+/// A gap in sequence numbers longer than this is a restart, not a loss.
+const MAX_GAP: u32 = 50;
 
 /// What to play for a speaker this tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +65,14 @@ pub struct JitterStats {
     pub late: u64,
     /// Frames played whose primary copy never arrived (loss before recovery).
     pub missing: u64,
-    /// Runs of consecutive missing frames (for the mean burst length).
+    /// Packets lost on the way (gaps in the sequence numbers on arrival).
+    pub lost_packets: u64,
+    /// Runs of consecutive lost packets.
     pub loss_runs: u64,
     /// Frames dropped to bring the delay back down.
     pub skipped: u64,
+    /// Concealed frames inserted to let the delay grow.
+    pub stretched: u64,
 }
 
 /// One speaker's buffer.
@@ -61,17 +83,24 @@ pub struct JitterBuffer {
     next: Option<u32>,
     playing: bool,
     conceal_run: u32,
-    last_missing: bool,
-    /// Current run of missing frames, and averages of loss and run length.
-    missing_run: u32,
+    /// Newest primary sequence number seen.
+    highest: Option<u32>,
+    /// Packet loss rate and mean run of lost packets, averaged on arrival.
     loss_avg: f64,
     burst_avg: f64,
+    /// Lost packets in runs of 1, 2, 3 and more, recent runs weighing most.
+    run_weights: [f64; 4],
+    /// Earlier frames repeated per packet lately (the most seen in the
+    /// last 50 packets: the first packets of a talk spurt carry fewer).
+    redundancy: usize,
+    redundancy_age: u32,
     target: usize,
     /// Smoothed jitter in ms (RFC 3550 style, over arrival spacing).
     jitter_ms: f64,
     /// Arrival time and sequence number of the newest packet.
     last_arrival: Option<(Instant, u32)>,
-    buffering_since: Option<Instant>,
+    /// Counters as of the last loss report.
+    reported: JitterStats,
     /// Counters.
     pub stats: JitterStats,
 }
@@ -90,14 +119,16 @@ impl JitterBuffer {
             next: None,
             playing: false,
             conceal_run: 0,
-            last_missing: false,
-            missing_run: 0,
+            highest: None,
             loss_avg: 0.0,
             burst_avg: 1.0,
-            target: 2,
+            run_weights: [0.0; 4],
+            redundancy: 0,
+            redundancy_age: 0,
+            target: 3,
             jitter_ms: 0.0,
             last_arrival: None,
-            buffering_since: None,
+            reported: JitterStats::default(),
             stats: JitterStats::default(),
         }
     }
@@ -107,9 +138,58 @@ impl JitterBuffer {
         self.target
     }
 
+    /// Smoothed arrival jitter, ms.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter_ms
+    }
+
     /// Frames buffered now.
     pub fn depth(&self) -> usize {
         self.frames.len()
+    }
+
+    /// Packet loss rate (averaged over about the last 60 packets) and mean
+    /// run of lost packets.
+    pub fn loss(&self) -> (f64, f64) {
+        (self.loss_avg, self.burst_avg)
+    }
+
+    /// The loss report for the speaker: per mille of packets lost on the
+    /// way (averaged over about the last 60) and the mean run of lost
+    /// packets × 10. `None` while fewer than 5 packets arrived since the
+    /// last report.
+    pub fn take_report(&mut self) -> Option<(u16, u16)> {
+        if self.stats.received.saturating_sub(self.reported.received) < 5 {
+            return None;
+        }
+        self.reported = self.stats;
+        Some(((self.loss_avg * 1000.0).round().min(1000.0) as u16, (self.burst_avg * 10.0).round().min(1000.0) as u16))
+    }
+
+    /// Counts the packets lost before primary `seq` arrived.
+    fn note_arrival(&mut self, seq: u32) {
+        let gap = match self.highest {
+            None => 0,
+            Some(h) => match seq.wrapping_sub(h) {
+                0 => return,
+                d if d > u32::MAX / 2 => return, // reordered: counted lost already
+                d if d - 1 > MAX_GAP => 0,
+                d => d - 1,
+            },
+        };
+        self.highest = Some(seq);
+        const A: f64 = 1.0 / 64.0;
+        if gap > 0 {
+            self.stats.lost_packets += u64::from(gap);
+            self.stats.loss_runs += 1;
+            self.burst_avg += (f64::from(gap) - self.burst_avg) / 8.0;
+            for w in &mut self.run_weights {
+                *w *= 1.0 - 1.0 / 32.0;
+            }
+            self.run_weights[(gap as usize).min(4) - 1] += f64::from(gap);
+            self.loss_avg = 1.0 - (1.0 - self.loss_avg) * (1.0 - A).powi(gap as i32);
+        }
+        self.loss_avg -= self.loss_avg * A;
     }
 
     /// Adds a packet: its primary frame `seq` and redundant copies of
@@ -131,7 +211,24 @@ impl JitterBuffer {
         if self.last_arrival.is_none_or(|(_, last)| seq_lt(last, seq)) {
             self.last_arrival = Some((now, seq));
         }
+        self.note_arrival(seq);
+        let repeats = frames.len().saturating_sub(1);
+        self.redundancy_age += 1;
+        if repeats >= self.redundancy || self.redundancy_age > 50 {
+            (self.redundancy, self.redundancy_age) = (repeats, 0);
+        }
         self.retarget();
+        // The speaker's numbers do not advance while they pause, so a
+        // packet behind the play position while the buffer ran dry is the
+        // speaker starting again after a pause, not a late one: start over.
+        if self.playing
+            && self.frames.is_empty()
+            && self.conceal_run > 0
+            && self.next.is_some_and(|n| seq_lt(seq, n) && n.wrapping_sub(seq) <= self.conceal_run)
+        {
+            self.playing = false;
+            self.next = None;
+        }
         for (i, f) in frames.iter().enumerate() {
             let s = seq.wrapping_sub(i as u32);
             if self.next.is_some_and(|n| seq_lt(s, n)) {
@@ -147,53 +244,56 @@ impl JitterBuffer {
                 self.frames.entry(s).or_insert_with(|| (f.to_vec(), false, fec));
             }
         }
-        if !self.playing && self.buffering_since.is_none() {
-            self.buffering_since = Some(now);
-        }
         // Bounded: never hold more than a few seconds.
         while self.frames.len() > 150 {
             self.frames.pop_first();
         }
     }
 
-    fn note_missing(&mut self, missing: bool) {
-        self.loss_avg += (if missing { 1.0 } else { 0.0 } - self.loss_avg) / 50.0;
-        if missing {
-            self.stats.missing += 1;
-            self.missing_run += 1;
-            if !self.last_missing {
-                self.stats.loss_runs += 1;
+    /// Deep enough for the measured jitter and, while packets are being
+    /// lost and repeated, for the repeats of a typical loss burst to arrive.
+    fn retarget(&mut self) {
+        let mut lookahead = ((self.jitter_ms * 2.0) / 20.0).ceil() as usize;
+        if self.loss_avg > WAIT_FOR_REPEATS_LOSS {
+            // Wait for as many later packets as it takes to cover all but
+            // a few of the lost frames, as far as the repeats reach.
+            let total: f64 = self.run_weights.iter().sum();
+            let mut burst = 1;
+            while burst < MAX_LOSS_LOOKAHEAD && self.run_weights[burst..].iter().sum::<f64>() > UNCOVERED * total {
+                burst += 1;
             }
-        } else if self.missing_run > 0 {
-            self.burst_avg += (f64::from(self.missing_run) - self.burst_avg) / 8.0;
-            self.missing_run = 0;
+            lookahead = lookahead.max(burst.min(self.redundancy));
         }
-        self.last_missing = missing;
-        self.retarget();
+        if self.stats.received < SETTLED {
+            // Until the link is known, expect losses in pairs.
+            lookahead = lookahead.max(2);
+        }
+        self.target = (lookahead + 1).clamp(MIN_TARGET, MAX_TARGET);
     }
 
-    /// Deep enough for the measured jitter and, while packets are being
-    /// lost, for the repeats of a typical loss burst to arrive.
-    fn retarget(&mut self) {
-        let mut want = ((self.jitter_ms * 2.0) / 20.0).ceil() as usize + 1;
-        if self.loss_avg > 0.01 {
-            want = want.max(self.burst_avg.ceil() as usize + 1);
-        }
-        self.target = want.clamp(MIN_TARGET, MAX_TARGET);
+    /// How long a frame should wait after its packet arrived, ms.
+    fn target_delay_ms(&self) -> f64 {
+        20.0 * (self.target - 1) as f64
+    }
+
+    /// How long after its packet should have arrived frame `n` is played
+    /// `now` (from the newest arrival and 20 ms per frame), ms.
+    fn wait_ms(&self, n: u32, now: Instant) -> f64 {
+        let Some((at, seq)) = self.last_arrival else { return 0.0 };
+        let since = now.saturating_duration_since(at).as_secs_f64() * 1000.0;
+        since - 20.0 * f64::from(n.wrapping_sub(seq) as i32)
     }
 
     /// What to play for this 20 ms tick.
     pub fn pop(&mut self, now: Instant) -> Play {
         if !self.playing {
-            let Some(since) = self.buffering_since else { return Play::Idle };
-            let waited = now.duration_since(since).as_millis() as usize;
-            if self.frames.len() < self.target && waited < self.target * 20 {
+            let Some((&first, _)) = self.frames.first_key_value() else { return Play::Idle };
+            // Start once the oldest frame is as late as the target delay
+            // says, judged by sequence number and time rather than by
+            // count (a pre-roll frame arrives together with the next one).
+            if self.wait_ms(first, now) + 10.0 < self.target_delay_ms() {
                 return Play::Idle;
             }
-            let Some((&first, _)) = self.frames.first_key_value() else {
-                self.buffering_since = None;
-                return Play::Idle;
-            };
             self.playing = true;
             self.next = Some(first);
             self.conceal_run = 0;
@@ -211,8 +311,8 @@ impl JitterBuffer {
             self.conceal_run = 0;
             if !primary {
                 self.stats.recovered_red += 1;
+                self.stats.missing += 1;
             }
-            self.note_missing(!primary);
             return Play::Frame(frame);
         }
         if self.frames.is_empty() {
@@ -220,24 +320,25 @@ impl JitterBuffer {
             if self.conceal_run > MAX_CONCEAL {
                 self.playing = false;
                 self.next = None;
-                self.buffering_since = None;
-                self.last_missing = false;
                 return Play::Idle;
             }
             // Underrun: the speaker stopped, this frame is lost, or it is
-            // late. On a jittery link, wait for it (this is how the delay
-            // grows with jitter); on a steady one, move on, since waiting
-            // would only shift the rest of the talk spurt later (measured:
-            // PESQ-WB 3.14 moving on against 2.88 waiting at 5 % loss).
+            // late. While the delay is short of its target (the target grew
+            // with jitter or loss bursts), insert the concealed frame and
+            // keep waiting for this one: that is how the delay grows. At
+            // the target, move on: waiting longer would only shift the rest
+            // of the talk spurt later.
             self.stats.concealed += 1;
-            if self.jitter_ms < WAIT_JITTER_MS {
+            if self.wait_ms(n, now) + 10.0 < self.target_delay_ms() {
+                self.stats.stretched += 1;
+            } else {
                 self.next = Some(n.wrapping_add(1));
             }
             return Play::Conceal;
         }
         // A later frame is here but this one is not: it is lost.
         self.next = Some(n.wrapping_add(1));
-        self.note_missing(true);
+        self.stats.missing += 1;
         if let Some((next, _, true)) = self.frames.get(&n.wrapping_add(1)) {
             self.stats.recovered_fec += 1;
             return Play::Fec(next.clone());
@@ -328,15 +429,118 @@ mod tests {
     fn target_grows_with_jitter_and_stays_bounded() {
         let t0 = Instant::now();
         let mut calm = JitterBuffer::new();
-        for i in 0..50u32 {
+        assert_eq!(calm.target(), 3, "until the link is known, waits for two later packets");
+        for i in 0..150u32 {
             calm.push(i, false, &[&[0]], tick(t0, i));
         }
         let mut jittery = JitterBuffer::new();
-        for i in 0..50u32 {
+        for i in 0..150u32 {
             let wobble = if i % 2 == 0 { 0 } else { 45 };
             jittery.push(i, false, &[&[0]], tick(t0, i) + Duration::from_millis(wobble));
         }
-        assert_eq!(calm.target(), MIN_TARGET, "waits one frame for FEC or a repeat");
+        assert_eq!(calm.target(), MIN_TARGET, "a known clean link waits one frame for FEC or a repeat");
         assert!(jittery.target() > calm.target() && jittery.target() <= MAX_TARGET, "{}", jittery.target());
+    }
+
+    /// Packets `0..n` with `repeats` earlier frames each, lost where `lost`
+    /// says, arriving every 20 ms; a tick 7 ms after each arrival.
+    fn run(n: u32, repeats: u32, lost: impl Fn(u32) -> bool) -> (JitterBuffer, Vec<Play>) {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        let mut played = Vec::new();
+        for i in 0..n + 10 {
+            if i < n && !lost(i) {
+                let frames: Vec<[u8; 4]> = (0..=repeats.min(i)).map(|k| (i - k).to_le_bytes()).collect();
+                let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+                jb.push(i, false, &refs, tick(t0, i));
+            }
+            played.push(jb.pop(tick(t0, i) + Duration::from_millis(7)));
+        }
+        (jb, played)
+    }
+
+    #[test]
+    fn loss_is_measured_on_arrival_and_reported() {
+        // Every 10th packet lost, in runs of 3 from packet 100 on.
+        let (mut jb, _) = run(300, 3, |i| i % 10 == 5 || (i >= 100 && i % 10 == 6) || (i >= 100 && i % 10 == 7));
+        assert_eq!(jb.stats.lost_packets, 10 + 20 * 3);
+        assert_eq!(jb.stats.loss_runs, 30);
+        let (loss, burst) = jb.loss();
+        assert!((0.2..0.4).contains(&loss), "recent loss {loss}");
+        assert!(burst > 2.5, "recent runs are 3 long: {burst}");
+        let (permille, burst_x10) = jb.take_report().expect("a report");
+        assert!((200..400).contains(&permille) && burst_x10 > 25, "{permille} {burst_x10}");
+        assert_eq!(jb.take_report(), None, "nothing new to report");
+    }
+
+    #[test]
+    fn bursts_are_waited_for_as_far_as_the_repeats_reach() {
+        // Runs of 3 lost packets: with 3 repeats the buffer waits three
+        // frames and every lost frame is played from a copy.
+        let lost = |i: u32| i >= 10 && i % 10 < 3;
+        let (jb, played) = run(400, 3, lost);
+        assert_eq!(jb.target(), 4, "three frames of look-ahead");
+        let late: Vec<u32> = (0..400).filter(|&i| lost(i)).collect();
+        assert!(jb.stats.recovered_red as usize >= late.len() - 6, "{:?} of {}", jb.stats, late.len());
+        assert!(played.iter().filter(|p| **p == Play::Conceal).count() <= 6 + MAX_CONCEAL as usize, "{:?}", jb.stats);
+        // With one repeat, waiting longer than one frame would not help.
+        let (jb, _) = run(400, 1, lost);
+        assert_eq!(jb.target(), 2);
+    }
+
+    #[test]
+    fn a_pre_roll_frame_does_not_shorten_the_delay() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        // The pre-roll frame 0 and frame 1 arrive together, then one per 20 ms.
+        jb.push(0, false, &[&[0]], t0);
+        jb.push(1, false, &[&[1]], t0);
+        let mut first = None;
+        for i in 0..10u32 {
+            let now = tick(t0, i) + Duration::from_millis(7);
+            if i > 0 {
+                jb.push(i + 1, false, &[&[(i + 1) as u8]], tick(t0, i));
+            }
+            if first.is_none() && jb.pop(now) != Play::Idle {
+                first = Some(i);
+            }
+        }
+        // Target 3: frame 1 waits two frames after it arrived, so frame 0
+        // starts one tick earlier, not as soon as three frames are there.
+        assert_eq!(first, Some(1), "started at tick {first:?}");
+    }
+
+    #[test]
+    fn a_speaker_starting_again_is_not_late() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        let mut t = 0;
+        let mut played = 0;
+        // Two talk spurts; the numbers continue after the pause, as a
+        // sender's do. The buffer runs dry at the end of the first.
+        for spurt in 0..2u32 {
+            for i in 0..20u32 {
+                let seq = spurt * 20 + i;
+                jb.push(seq, false, &[&[seq as u8]], tick(t0, t));
+                if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
+                    played += 1;
+                }
+                t += 1;
+            }
+            for _ in 0..3 {
+                if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
+                    played += 1;
+                }
+                t += 1;
+            }
+        }
+        for _ in 0..5 {
+            if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
+                played += 1;
+            }
+            t += 1;
+        }
+        assert_eq!(jb.stats.late, 0);
+        assert_eq!(played, 40, "{:?}", jb.stats);
     }
 }
