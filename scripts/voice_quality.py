@@ -5,12 +5,17 @@ Speech from espeak-ng goes through `client-cli --voice` (noise suppression
 and voice activation on, the defaults), the server's relay and a second
 `client-cli --voice` that records the room. A UDP proxy between the clients
 and the relay applies loss both ways (random, or Gilbert-Elliott bursts with
-a mean of 3 packets) and, with --jitter MS, random extra delay. The recording is aligned
-with the source and scored with PESQ wide-band (ITU-T P.862.2).
+a mean of 3 packets; --one-way: on the way down only) and, with --jitter MS,
+random extra delay. The recording is aligned with the source and scored
+with PESQ wide-band (ITU-T P.862.2). --seeds N repeats each link with N loss
+patterns and gives the mean. --offline runs client-core's loss_sim example
+instead (simulated network and clock: fast and deterministic, for trying
+choices; the figures in the README come from the real clients).
 
-Usage: scripts/voice-quality.sh  (sets up a venv with numpy, scipy, pesq)
+Usage: scripts/voice-quality.sh [LINK...] [--seeds N] [--jitter MS] [--one-way] [--offline]
+       (sets up a venv with numpy, scipy, pesq)
 """
-import os, random, select, signal, socket, subprocess, sys, tempfile, threading, time, wave
+import json, os, random, select, signal, socket, subprocess, sys, tempfile, threading, time, wave
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -28,10 +33,11 @@ def read_wav(path):
 class Proxy:
     """Lossy UDP proxy: one upstream socket per client address."""
 
-    def __init__(self, loss, burst, jitter_ms, seed):
+    def __init__(self, loss, burst, jitter_ms, seed, one_way=False):
         self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.front.bind(("127.0.0.1", 0))
         self.loss, self.burst, self.jitter = loss, burst, jitter_ms / 1000
+        self.one_way = one_way
         self.rng = random.Random(seed)
         self.bad = {"up": False, "down": False}
         self.dropped = self.sent = 0
@@ -43,7 +49,7 @@ class Proxy:
         return self.front.getsockname()[1]
 
     def drop(self, direction):
-        if self.loss <= 0:
+        if self.loss <= 0 or (self.one_way and direction == "up"):
             return False
         if self.burst <= 1:
             return self.rng.random() < self.loss
@@ -89,8 +95,8 @@ class Proxy:
         self.thread.start()
 
 
-def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1):
-    proxy = Proxy(loss, burst, jitter_ms, seed)
+def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=False):
+    proxy = Proxy(loss, burst, jitter_ms, seed, one_way)
     cfg = os.path.join(workdir, f"{name}.toml")
     with open(cfg, "w") as f:
         f.write(f'[server]\nbind = "127.0.0.1:0"\nkey_file = "server.key"\nidentity_file = "identity.pem"\nvoice_public_port = {proxy.port()}\n')
@@ -114,20 +120,26 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1):
         if '"voice_joined"' in line:
             t_listener = joined_at(line)
             break
-    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--json", "--input", source48, "--output", "null"],
+    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--json", "--input", source48, "--output", "null"] + os.environ.get("TALKER_ARGS", "").split(),
                             env=env, capture_output=True, text=True, timeout=120)
     t_talker = next((joined_at(l) for l in talker.stdout.splitlines() if '"voice_joined"' in l), None)
     time.sleep(0.5)
     listener.send_signal(signal.SIGINT)
-    _, err = listener.communicate(timeout=30)
+    out, err = listener.communicate(timeout=30)
     srv.send_signal(signal.SIGTERM)
     srv.wait(timeout=30)
     proxy.stop = True
     counters = [l for l in err.splitlines() if "voice: sent" in l]
+    # voice_stats every 2 s: what protection the talker sent with, what
+    # playout delay the listener aimed for.
+    repeats = [json.loads(l)["stats"]["repeats"] for l in talker.stdout.splitlines() if '"voice_stats"' in l]
+    delays = [json.loads(l)["stats"]["playout_delay_ms"] for l in out.splitlines() if '"voice_stats"' in l]
     # The recording starts when the listener joined, the source when the
     # talker joined (both engines start right before the event is printed).
     offset = (t_talker - t_listener) if (t_talker and t_listener) else None
-    return rec, (counters[-1].split("voice: ")[1] if counters else "?"), proxy.dropped, offset
+    detail = (counters[-1].split("voice: ")[1].split(";")[0] if counters else "?") + \
+        f"; talker repeats {repeats}, listener delay {delays} ms"
+    return rec, detail, proxy.dropped, offset
 
 
 def joined_at(line):
@@ -167,6 +179,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 (default: all)")
     ap.add_argument("--jitter", type=float, default=0.0, help="extra random delay per packet, ms (default 0)")
+    ap.add_argument("--one-way", action="store_true",
+                    help="loss on the way down (relay to listener) only, as in the design's libopus reference columns")
     ap.add_argument("--offline", action="store_true",
                     help="simulated network and clock (client-core's loss_sim example, release build): fast, "
                          "deterministic, for trying choices; the real clients decide")
@@ -175,7 +189,7 @@ def main():
     links = [("clean", 0.0, 1), ("random-5", 0.05, 1), ("random-10", 0.10, 1), ("bursty-10", 0.10, 3)]
     if args.links:
         links = [l for l in links if l[0] in args.links]
-    print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied both ways")
+    print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied {'on the way down only' if args.one_way else 'both ways'}")
     print(f"{'link':<10} {'PESQ-WB':>8} {'latency':>8}  counters (listener)")
     if args.offline:
         sim = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples", "loss_sim")
@@ -183,9 +197,10 @@ def main():
             scores = []
             for seed in range(1, args.seeds + 1):
                 rec = os.path.join(work, f"{name}-{seed}-sim.wav")
-                out = subprocess.run([sim, src, rec, "--loss", str(loss), "--burst", str(burst), "--jitter",
-                                      str(int(args.jitter)), "--seed", str(seed)] + os.environ.get("LOSS_SIM_ARGS", "").split(), check=True, capture_output=True,
-                                     text=True).stdout.strip()
+                cmd = [sim, src, rec, "--loss", str(loss), "--burst", str(burst), "--jitter", str(int(args.jitter)),
+                       "--seed", str(seed)] + (["--one-way"] if args.one_way else [])
+                cmd += os.environ.get("LOSS_SIM_ARGS", "").split()
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
                 mos, delay = score(src, rec)
                 scores.append(mos)
             print(f"{name:<10} {np.mean(scores):8.2f} {delay:6.0f}ms  {out}  (min {min(scores):.2f})", flush=True)
@@ -193,7 +208,7 @@ def main():
     for name, loss, burst in links:
         scores = []
         for seed in range(1, args.seeds + 1):
-            rec, counters, dropped, offset = run_link(name, loss, burst, src, work, args.jitter, seed)
+            rec, counters, dropped, offset = run_link(name, loss, burst, src, work, args.jitter, seed, args.one_way)
             mos, delay = score(src, rec)
             scores.append(mos)
             # Capture-to-playback latency: where the source sits in the

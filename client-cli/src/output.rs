@@ -186,7 +186,8 @@ impl Printer {
             }
             Event::VoiceError(detail) => eprintln!("client-cli: voice: {}", escape_line(detail)),
             Event::VoiceLeft(s) => eprintln!(
-                "client-cli: voice: sent {} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} dropped {}",
+                "client-cli: voice: sent {} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} \
+                 dropped {}; repeating {} frames, playout delay {} ms",
                 s.sent,
                 s.received,
                 s.lost,
@@ -195,7 +196,9 @@ impl Printer {
                 s.recovered_fec,
                 s.concealed,
                 s.late,
-                s.dropped
+                s.dropped,
+                s.repeats,
+                s.playout_delay_ms
             ),
             Event::Disconnected { reason, unacked } => {
                 if !matches!(reason, DisconnectReason::Quit) {

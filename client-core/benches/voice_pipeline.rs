@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chatroom_client_core::audio::FRAME;
 use chatroom_client_core::audio::jitter::{JitterBuffer, Play};
-use chatroom_client_core::audio::pipeline::{Decoder, SendConfig, SendPipeline};
+use chatroom_client_core::audio::pipeline::{DECODER_COMPLEXITY, Decoder, SendConfig, SendPipeline};
 
 fn speechy(n: usize) -> Vec<f32> {
     (0..n)
@@ -29,7 +29,7 @@ fn bench(name: &str, frames: usize, mut f: impl FnMut()) {
             t.elapsed().as_secs_f64() * 1e6 / frames as f64
         })
         .collect();
-    println!("{name:<48} {:>8.1} µs per 20 ms frame", median_us(runs));
+    println!("{name:<72} {:>8.1} µs per 20 ms frame", median_us(runs));
 }
 
 fn main() {
@@ -49,13 +49,25 @@ fn main() {
     let mut p = SendPipeline::new(SendConfig { vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
     let packets: Vec<Vec<u8>> =
         frames.iter().flat_map(|f| p.process(f).expect("encode")).map(|o| o.frames[0].clone()).collect();
-    let mut d = Decoder::new().expect("decoder");
     let mut out = vec![0.0; FRAME];
-    let mut i = 0;
-    bench("receive: Opus decode", 500, || {
-        d.frame(&packets[i % packets.len()], &mut out);
-        i += 1;
-    });
+    for (label, complexity) in [("", DECODER_COMPLEXITY), (", complexity 0 (no neural models)", 0)] {
+        let mut d = Decoder::with_complexity(complexity).expect("decoder");
+        let mut i = 0;
+        bench(&format!("receive: Opus decode{label}"), 500, || {
+            d.frame(&packets[i % packets.len()], &mut out);
+            i += 1;
+        });
+        let mut i = 0;
+        bench(&format!("receive: one frame lost in five, concealed{label}"), 500, || {
+            if i % 5 == 4 {
+                d.conceal(&mut out);
+            } else {
+                d.frame(&packets[i % packets.len()], &mut out);
+            }
+            i += 1;
+        });
+    }
+    let mut d = Decoder::new().expect("decoder");
     let mut jb = JitterBuffer::default();
     let t0 = Instant::now();
     let mut seq = 0u32;

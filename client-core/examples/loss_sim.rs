@@ -9,6 +9,9 @@
 //! cargo run --release -p chatroom-client-core --example loss_sim -- IN.wav OUT.wav \
 //!     [--loss 0.1] [--burst 3] [--jitter MS] [--seed N] [--no-protect] [--complexity 0-10]
 //!     [--fixed REPEATS[,BPS]]  (protection fixed instead of following reports)
+//!     [--trace]  (per packet: arrived or lost; per tick: what was played)
+//!     [--one-way]  (loss on the way down only)
+//!     [--report-phase MS]  (when in each 500 ms the listener reports; default 7)
 //! ```
 //!
 //! Loss is applied on the way up (talker → relay) and on the way down
@@ -21,7 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chatroom_client_core::audio::jitter::JitterBuffer;
+use chatroom_client_core::audio::jitter::{JitterBuffer, Play};
 use chatroom_client_core::audio::pipeline::{
     DECODER_COMPLEXITY, Decoder, Outgoing, Protection, SendConfig, SendPipeline,
 };
@@ -47,6 +50,9 @@ struct Options {
     protect: bool,
     complexity: i32,
     fixed: Option<Protection>,
+    trace: bool,
+    one_way: bool,
+    report_phase: u64,
 }
 
 fn parse() -> Result<Options, String> {
@@ -62,6 +68,9 @@ fn parse() -> Result<Options, String> {
         protect: true,
         complexity: DECODER_COMPLEXITY,
         fixed: None,
+        trace: false,
+        one_way: false,
+        report_phase: TICK_PHASE_MS,
     };
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -71,6 +80,11 @@ fn parse() -> Result<Options, String> {
             "--jitter" => o.jitter_ms = value("--jitter")?.parse().map_err(|e| format!("--jitter: {e}"))?,
             "--seed" => o.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--no-protect" => o.protect = false,
+            "--trace" => o.trace = true,
+            "--one-way" => o.one_way = true,
+            "--report-phase" => {
+                o.report_phase = value("--report-phase")?.parse().map_err(|e| format!("--report-phase: {e}"))?;
+            }
             "--fixed" => {
                 let v: Vec<i32> = value("--fixed")?
                     .split(',')
@@ -159,14 +173,17 @@ fn run() -> Result<(), String> {
     let mut jb = JitterBuffer::new();
     let mut decoder = Decoder::with_complexity(o.complexity).map_err(|e| e.to_string())?;
     let mut rng = Rng(o.seed);
+    let up_loss = if o.one_way { 0.0 } else { o.loss };
     let (mut up, mut down) =
-        (Link { loss: o.loss, burst: o.burst, bad: false }, Link { loss: o.loss, burst: o.burst, bad: false });
+        (Link { loss: up_loss, burst: o.burst, bad: false }, Link { loss: o.loss, burst: o.burst, bad: false });
     // Arrival time (ms) → packets (sequence number, frames newest first).
     let mut in_flight: BTreeMap<u64, Vec<Outgoing>> = BTreeMap::new();
     let mut reports: BTreeMap<u64, (u16, u16)> = BTreeMap::new();
     let mut out = Vec::with_capacity(mono.len() + RATE as usize);
     let mut frame = vec![0.0f32; FRAME];
     let (mut sent, mut dropped) = (0u64, 0u64);
+    // Per packet: '.' arrived, 'x' lost; per tick: what was played.
+    let (mut trace, mut played) = (String::new(), String::new());
     let t0 = Instant::now();
     let end_ms = (frames as u64 + 50) * 20;
     for ms in 0..end_ms {
@@ -174,7 +191,11 @@ fn run() -> Result<(), String> {
         if let Some((loss, burst)) = reports.remove(&ms)
             && o.fixed.is_none()
         {
+            let before = pipeline.protection();
             pipeline.set_feedback(loss, burst).map_err(|e| e.to_string())?;
+            if o.trace && pipeline.protection() != before {
+                eprintln!("{ms:6} ms: report {loss}‰ burst {burst}/10 → {:?}", pipeline.protection());
+            }
         }
         // The talker's frame i is complete at 20 (i + 1) ms.
         if ms % 20 == 0 && ms > 0 && ((ms / 20 - 1) as usize) < frames {
@@ -183,8 +204,10 @@ fn run() -> Result<(), String> {
                 sent += 1;
                 if up.drop(&mut rng) || down.drop(&mut rng) {
                     dropped += 1;
+                    trace.push('x');
                     continue;
                 }
+                trace.push('.');
                 let jitter = if o.jitter_ms > 0 { (rng.next() * o.jitter_ms as f64) as u64 } else { 0 };
                 in_flight.entry(ms + DELAY_MS + jitter).or_default().push(packet);
             }
@@ -197,21 +220,38 @@ fn run() -> Result<(), String> {
         }
         if ms % 20 == TICK_PHASE_MS {
             let play = jb.pop(now);
+            played.push(match play {
+                Play::Idle => ' ',
+                Play::Frame(_) => 'f',
+                Play::Fec(_) => 'F',
+                Play::Conceal => 'c',
+            });
             frame.fill(0.0);
             decoder.play(&play, &mut frame);
             out.extend_from_slice(&frame);
         }
-        if ms % REPORT_EVERY_MS == TICK_PHASE_MS
+        if ms % REPORT_EVERY_MS == o.report_phase % REPORT_EVERY_MS
             && let Some(report) = jb.take_report()
         {
             reports.insert(ms + REPORT_DELAY_MS, report);
         }
     }
     wav::write_all(&o.output, &out).map_err(|e| e.to_string())?;
+    if o.trace {
+        for (k, (t, p)) in trace.as_bytes().chunks(100).zip(played.as_bytes().chunks(100)).enumerate() {
+            eprintln!(
+                "{:5} packets {}\n{:5} played  {}",
+                k * 100,
+                String::from_utf8_lossy(t),
+                "",
+                String::from_utf8_lossy(p)
+            );
+        }
+    }
     let s = jb.stats;
     println!(
         "sent {sent} dropped {dropped} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} \
-         skipped {} stretched {} jitter {:.1} ms target {} protection {:?}",
+         skipped {} stretched {} jitter {:.1} ms delay {:.0} ms target {} protection {:?}",
         s.received,
         s.missing,
         s.recovered_red + s.recovered_fec,
@@ -222,6 +262,7 @@ fn run() -> Result<(), String> {
         s.skipped,
         s.stretched,
         jb.jitter_ms(),
+        jb.delay_ms(),
         jb.target(),
         pipeline.protection()
     );

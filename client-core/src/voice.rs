@@ -27,6 +27,9 @@ use crate::audio::pipeline::{Decoder, PushToTalk, SendConfig, SendPipeline};
 use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::{AudioError, FRAME, RATE};
 
+/// How often the send thread looks for captured audio.
+const SEND_POLL: Duration = Duration::from_millis(1);
+
 /// How often listeners report the loss they see to each speaker.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 
@@ -147,6 +150,12 @@ pub struct VoiceStats {
     pub late: u64,
     /// Deepest jitter buffer right now, in 20 ms frames.
     pub jitter_depth: u64,
+    /// Longest playout delay a jitter buffer aims for right now (after a
+    /// packet is due), ms.
+    pub playout_delay_ms: u64,
+    /// Earlier frames repeated in each packet we send right now (loss
+    /// protection for our listeners).
+    pub repeats: u64,
     /// Packets dropped as forged or replayed.
     pub dropped: u64,
     /// Round-trip time to the server (TCP ping every 2 s in voice), µs.
@@ -178,6 +187,8 @@ struct Counters {
     received: AtomicU64,
     dropped: AtomicU64,
     depth: AtomicU64,
+    delay_ms: AtomicU64,
+    repeats: AtomicU64,
     /// Counters of speakers forgotten since.
     retired: Mutex<VoiceStats>,
 }
@@ -272,6 +283,7 @@ impl Engine {
             speakers: Arc::new(Mutex::new(HashMap::new())),
             gains: Arc::new(Mutex::new(HashMap::new())),
         };
+        engine.counters.repeats.store(pipeline.protection().redundancy as u64, Ordering::Relaxed);
         {
             let controls = options.controls.clone();
             let (stop, socket, sealer, feedback, counters, events) = (
@@ -343,6 +355,8 @@ impl Engine {
         s.received = self.counters.received.load(Ordering::Relaxed);
         s.dropped = self.counters.dropped.load(Ordering::Relaxed);
         s.jitter_depth = self.counters.depth.load(Ordering::Relaxed);
+        s.playout_delay_ms = self.counters.delay_ms.load(Ordering::Relaxed);
+        s.repeats = self.counters.repeats.load(Ordering::Relaxed);
         if let Ok(speakers) = self.speakers.lock() {
             for sp in speakers.values() {
                 s.add_jitter(&sp.jb.stats);
@@ -400,6 +414,7 @@ fn send_loop(
         if fb != applied_feedback {
             applied_feedback = fb;
             let _ = pipeline.set_feedback((fb >> 16) as u16, (fb & 0x7fff) as u16);
+            counters.repeats.store(pipeline.protection().redundancy as u64, Ordering::Relaxed);
         }
         while mono.len() >= FRAME {
             let frame: Vec<f32> = mono.drain(..FRAME).collect();
@@ -431,7 +446,9 @@ fn send_loop(
             let _ = events.send(EngineEvent::InputEnded);
         }
         if raw.is_empty() {
-            std::thread::sleep(Duration::from_millis(5));
+            // Short: how long a frame waits here is jitter the listeners'
+            // buffers must absorb (5 ms measured worse than 1 ms).
+            std::thread::sleep(SEND_POLL);
         }
     }
 }
@@ -490,7 +507,7 @@ fn mix_loop(
         let report = now.duration_since(last_report) >= REPORT_EVERY;
         {
             let Ok(mut map) = speakers.lock() else { return };
-            let mut depth = 0;
+            let (mut depth, mut delay) = (0, 0.0f64);
             for (id, sp) in map.iter_mut() {
                 let play = sp.jb.pop(now);
                 let talking = !matches!(play, Play::Idle);
@@ -504,11 +521,13 @@ fn mix_loop(
                     let _ = events.send(EngineEvent::Talking(*id, talking));
                 }
                 depth = depth.max(sp.jb.depth());
+                delay = delay.max(sp.jb.delay_ms());
                 if report && let Some((loss_permille, burst_x10)) = sp.jb.take_report() {
                     let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });
                 }
             }
             counters.depth.store(depth as u64, Ordering::Relaxed);
+            counters.delay_ms.store(delay.round() as u64, Ordering::Relaxed);
             map.retain(|_, sp| {
                 let keep = sp.talking || now.duration_since(sp.last_heard) < FORGET_AFTER;
                 if !keep && let Ok(mut r) = counters.retired.lock() {

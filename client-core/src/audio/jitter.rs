@@ -31,7 +31,9 @@ const MAX_LOSS_LOOKAHEAD: usize = 3;
 /// Below this loss rate, the buffer does not wait for repeats.
 const WAIT_FOR_REPEATS_LOSS: f64 = 0.01;
 /// The share of lost frames in runs too long to wait for.
-const UNCOVERED: f64 = 0.15;
+const UNCOVERED: f64 = 0.05;
+/// Packets before the first loss report (fewer say little about the link).
+const MIN_REPORT_PACKETS: u64 = 20;
 /// Packets after which the link's loss is known.
 const SETTLED: u64 = 100;
 /// A gap in sequence numbers longer than this is a restart, not a loss.
@@ -75,6 +77,20 @@ pub struct JitterStats {
     pub stretched: u64,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    epoch: Instant,
+    seq0: u32,
+    base: f64,
+}
+
+impl Anchor {
+    fn offset_ms(&self, seq: u32, at: Instant) -> f64 {
+        at.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0
+            - 20.0 * f64::from(seq.wrapping_sub(self.seq0) as i32)
+    }
+}
+
 /// One speaker's buffer.
 #[derive(Debug)]
 pub struct JitterBuffer {
@@ -95,10 +111,16 @@ pub struct JitterBuffer {
     redundancy: usize,
     redundancy_age: u32,
     target: usize,
-    /// Smoothed jitter in ms (RFC 3550 style, over arrival spacing).
+    /// Smoothed lateness of packets against the spurt's timeline, ms.
     jitter_ms: f64,
     /// Arrival time and sequence number of the newest packet.
     last_arrival: Option<(Instant, u32)>,
+    /// The talk spurt's timeline: packet `seq0` arrived at `epoch`, and
+    /// packet `s` is due `base + 20 (s - seq0)` ms after it (`base`: the
+    /// earliest any packet of the spurt came, following slowly upwards).
+    anchor: Option<Anchor>,
+    /// Playout delay after a packet's due time, ms.
+    delay_ms: f64,
     /// Counters as of the last loss report.
     reported: JitterStats,
     /// Counters.
@@ -128,6 +150,8 @@ impl JitterBuffer {
             target: 3,
             jitter_ms: 0.0,
             last_arrival: None,
+            anchor: None,
+            delay_ms: 40.0,
             reported: JitterStats::default(),
             stats: JitterStats::default(),
         }
@@ -141,6 +165,11 @@ impl JitterBuffer {
     /// Smoothed arrival jitter, ms.
     pub fn jitter_ms(&self) -> f64 {
         self.jitter_ms
+    }
+
+    /// Playout delay after a packet's due time that the buffer aims for, ms.
+    pub fn delay_ms(&self) -> f64 {
+        self.delay_ms
     }
 
     /// Frames buffered now.
@@ -159,7 +188,7 @@ impl JitterBuffer {
     /// packets × 10. `None` while fewer than 5 packets arrived since the
     /// last report.
     pub fn take_report(&mut self) -> Option<(u16, u16)> {
-        if self.stats.received.saturating_sub(self.reported.received) < 5 {
+        if self.stats.received < MIN_REPORT_PACKETS || self.stats.received.saturating_sub(self.reported.received) < 5 {
             return None;
         }
         self.reported = self.stats;
@@ -178,57 +207,72 @@ impl JitterBuffer {
             },
         };
         self.highest = Some(seq);
-        const A: f64 = 1.0 / 64.0;
+        // Averages over the last 64 packets and 8 runs; over all of them
+        // while there are fewer, so the first reports are not biased low.
+        let seen = (self.stats.received + self.stats.lost_packets + u64::from(gap) + 1) as f64;
+        let a = (1.0 / seen).max(1.0 / 64.0);
         if gap > 0 {
             self.stats.lost_packets += u64::from(gap);
             self.stats.loss_runs += 1;
-            self.burst_avg += (f64::from(gap) - self.burst_avg) / 8.0;
+            self.burst_avg += (f64::from(gap) - self.burst_avg) / (self.stats.loss_runs as f64).min(8.0);
             for w in &mut self.run_weights {
                 *w *= 1.0 - 1.0 / 32.0;
             }
             self.run_weights[(gap as usize).min(4) - 1] += f64::from(gap);
-            self.loss_avg = 1.0 - (1.0 - self.loss_avg) * (1.0 - A).powi(gap as i32);
+            self.loss_avg = 1.0 - (1.0 - self.loss_avg) * (1.0 - a).powi(gap as i32);
         }
-        self.loss_avg -= self.loss_avg * A;
+        self.loss_avg -= self.loss_avg * a;
     }
 
     /// Adds a packet: its primary frame `seq` and redundant copies of
     /// `seq-1`, `seq-2`... (`frames` newest first); `fec` says whether the
     /// frames carry in-band FEC for their predecessors.
     pub fn push(&mut self, seq: u32, fec: bool, frames: &[&[u8]], now: Instant) {
-        // Jitter: how far arrival spacing strays from 20 ms per frame, within
-        // a talk spurt. The sequence number does not advance while the
-        // speaker's gate is closed, so a pause is not jitter: arrivals more
-        // than 300 ms apart start a new reference.
-        if let Some((last_at, last_seq)) = self.last_arrival {
-            let gap_ms = now.saturating_duration_since(last_at).as_secs_f64() * 1000.0;
-            let dseq = seq.wrapping_sub(last_seq) as i32;
-            if (1..=10).contains(&dseq) && gap_ms < 300.0 {
-                let d = (gap_ms - 20.0 * f64::from(dseq)).abs();
-                self.jitter_ms += (d - self.jitter_ms) / 16.0;
-            }
-        }
         if self.last_arrival.is_none_or(|(_, last)| seq_lt(last, seq)) {
             self.last_arrival = Some((now, seq));
         }
         self.note_arrival(seq);
+        // The speaker's numbers do not advance while they pause, so a
+        // packet behind the play position while the buffer ran dry is the
+        // speaker starting again after a pause, not a late one: start over.
+        let restart = self.playing
+            && self.frames.is_empty()
+            && self.conceal_run > 0
+            && self.next.is_some_and(|n| seq_lt(seq, n) && n.wrapping_sub(seq) <= self.conceal_run);
+        if restart {
+            self.playing = false;
+            self.next = None;
+        }
+        // Jitter is how late packets come against the timeline (the
+        // earliest any came). A talk spurt starting (nothing buffered or
+        // playing), or a packet far off the timeline, moves the timeline by
+        // whole frames: the speaker's frames are cut from one continuous
+        // capture, so its 20 ms grid stays where it was, and with it the
+        // playout delay (a delay that changed by a frame between talk
+        // spurts scores worse, measured). Pauses are not jitter.
+        let fresh = !self.playing && self.frames.is_empty();
+        match &mut self.anchor {
+            Some(a) => {
+                let mut off = a.offset_ms(seq, now);
+                if fresh || (off - a.base).abs() > 300.0 {
+                    a.base += 20.0 * ((off - a.base) / 20.0).round();
+                    off = off.max(a.base);
+                }
+                if off < a.base {
+                    a.base = off;
+                } else {
+                    a.base += (off - a.base) / 64.0;
+                }
+                self.jitter_ms += ((off - a.base).max(0.0) - self.jitter_ms) / 16.0;
+            }
+            None => self.anchor = Some(Anchor { epoch: now, seq0: seq, base: 0.0 }),
+        }
         let repeats = frames.len().saturating_sub(1);
         self.redundancy_age += 1;
         if repeats >= self.redundancy || self.redundancy_age > 50 {
             (self.redundancy, self.redundancy_age) = (repeats, 0);
         }
         self.retarget();
-        // The speaker's numbers do not advance while they pause, so a
-        // packet behind the play position while the buffer ran dry is the
-        // speaker starting again after a pause, not a late one: start over.
-        if self.playing
-            && self.frames.is_empty()
-            && self.conceal_run > 0
-            && self.next.is_some_and(|n| seq_lt(seq, n) && n.wrapping_sub(seq) <= self.conceal_run)
-        {
-            self.playing = false;
-            self.next = None;
-        }
         for (i, f) in frames.iter().enumerate() {
             let s = seq.wrapping_sub(i as u32);
             if self.next.is_some_and(|n| seq_lt(s, n)) {
@@ -253,7 +297,7 @@ impl JitterBuffer {
     /// Deep enough for the measured jitter and, while packets are being
     /// lost and repeated, for the repeats of a typical loss burst to arrive.
     fn retarget(&mut self) {
-        let mut lookahead = ((self.jitter_ms * 2.0) / 20.0).ceil() as usize;
+        let mut lookahead = 1;
         if self.loss_avg > WAIT_FOR_REPEATS_LOSS {
             // Wait for as many later packets as it takes to cover all but
             // a few of the lost frames, as far as the repeats reach.
@@ -268,20 +312,20 @@ impl JitterBuffer {
             // Until the link is known, expect losses in pairs.
             lookahead = lookahead.max(2);
         }
-        self.target = (lookahead + 1).clamp(MIN_TARGET, MAX_TARGET);
+        // Twice the mean lateness covers nearly all of it.
+        self.delay_ms = (20.0 * lookahead as f64 + 2.0 * self.jitter_ms).min(20.0 * (MAX_TARGET - 1) as f64);
+        self.target = ((self.delay_ms / 20.0 - 1e-6).ceil() as usize + 1).clamp(MIN_TARGET, MAX_TARGET);
     }
 
-    /// How long a frame should wait after its packet arrived, ms.
+    /// How long a frame should wait after its packet was due, ms.
     fn target_delay_ms(&self) -> f64 {
-        20.0 * (self.target - 1) as f64
+        self.delay_ms
     }
 
-    /// How long after its packet should have arrived frame `n` is played
-    /// `now` (from the newest arrival and 20 ms per frame), ms.
+    /// How long after its packet was due frame `n` is played `now`, ms.
     fn wait_ms(&self, n: u32, now: Instant) -> f64 {
-        let Some((at, seq)) = self.last_arrival else { return 0.0 };
-        let since = now.saturating_duration_since(at).as_secs_f64() * 1000.0;
-        since - 20.0 * f64::from(n.wrapping_sub(seq) as i32)
+        let Some(a) = self.anchor else { return 0.0 };
+        a.offset_ms(n, now) - a.base
     }
 
     /// What to play for this 20 ms tick.
@@ -542,5 +586,37 @@ mod tests {
         }
         assert_eq!(jb.stats.late, 0);
         assert_eq!(played, 40, "{:?}", jb.stats);
+    }
+
+    #[test]
+    fn every_talk_spurt_gets_the_same_delay_despite_jitter() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        let mut starts = Vec::new();
+        let (mut seq, mut frame) = (0u32, 0u64);
+        for spurt in 0..9u64 {
+            // Packets on the sender's 20 ms grid; the first few of each
+            // spurt late by 0 to 9 ms (a different amount each spurt), the
+            // rest on time. The listener ticks 33 ms after the grid. The
+            // sender's frames go on during pauses, its numbers do not.
+            let mut first_play = None;
+            for i in 0..40u64 {
+                let late = if i < 4 { (spurt * 7) % 10 } else { 0 };
+                let due = t0 + Duration::from_millis((frame + i) * 20);
+                if i < 30 {
+                    jb.push(seq + i as u32, false, &[&[0]], due + Duration::from_millis(late));
+                }
+                let play = jb.pop(due + Duration::from_millis(33));
+                if first_play.is_none() && play != Play::Idle {
+                    first_play = Some(i);
+                }
+            }
+            starts.push(first_play);
+            seq += 30;
+            frame += 40 + spurt * 7; // pauses of different lengths
+        }
+        // From the second spurt on (the first has only its own packets to
+        // go by), the same.
+        assert!(starts[1..].windows(2).all(|w| w[0] == w[1]), "ticks from first packet to playing: {starts:?}");
     }
 }

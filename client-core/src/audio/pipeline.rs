@@ -15,7 +15,7 @@
 //! | < 1 % | 0 | configured (default 32 kb/s) |
 //! | 1–4 %, single losses | 1 | 32 kb/s |
 //! | ≥ 4 %, single losses | 2 | 21 kb/s |
-//! | bursts (mean run ≥ 1.5 packets) | 3 | 16 kb/s |
+//! | bursts (mean run ≥ 2 packets) | 3 | 16 kb/s |
 //!
 //! Protection rises at once and falls only after six calm reports in a row
 //! (3 s), so a lossy link that has a quiet moment stays protected. Until
@@ -96,6 +96,11 @@ pub struct Protection {
 /// What a frame and its repeats may take together, bits per second.
 pub const BUDGET_BPS: i32 = 64_000;
 
+/// Mean run of lost packets (× 10) from which loss counts as bursty. Random
+/// loss of 20 % has runs of 1.25 on average, and a half-second report
+/// strays to 1.5; Gilbert-Elliott bursts of 3 on each leg give 2.5–3.
+const BURSTY_X10: u16 = 20;
+
 /// Reports in a row that must call for less protection before it falls.
 const CALM_REPORTS: u32 = 6;
 
@@ -105,7 +110,7 @@ impl Protection {
     pub fn for_loss(loss_permille: u16, burst_x10: u16) -> Self {
         let redundancy = if loss_permille < 10 {
             0
-        } else if burst_x10 >= 15 {
+        } else if burst_x10 >= BURSTY_X10 {
             3
         } else if loss_permille >= 40 {
             2
