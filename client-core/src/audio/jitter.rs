@@ -1,21 +1,24 @@
 //! Per-speaker adaptive jitter buffer.
 //!
 //! Frames are kept by the speaker's sequence number and played out one per
-//! 20 ms tick. The playout delay follows a target: deep enough for the
-//! measured jitter and, while packets are being lost, for the repeats of a
-//! typical loss burst to arrive (bounded by the latency budget). A missing
-//! frame is recovered, in order of preference, from a redundant copy that
-//! arrived in a later packet, from Opus in-band FEC in the next packet, or
-//! by Opus loss concealment. When the buffer runs dry before the delay has
-//! reached its target, the concealed frame is inserted (the delay grows by
-//! one frame) instead of replacing the missing one, so the frame can still
-//! be played when its copy arrives. After a few frames with nothing to play
-//! the speaker is considered silent and the buffer goes idle.
+//! 20 ms tick, each a set delay after its packet is due. Due times lie on
+//! the speaker's 20 ms grid, anchored on the earliest arrivals and kept
+//! across pauses, so every talk spurt gets the same delay. The delay covers
+//! twice the measured jitter (lateness against the grid) and, while packets
+//! are being lost, the wait for the repeats of a typical loss burst
+//! (bounded by the latency budget). A missing frame is recovered, in order
+//! of preference, from a redundant copy that arrived in a later packet,
+//! from Opus in-band FEC in the next packet, or by Opus loss concealment.
+//! When the buffer runs dry before the delay has reached its target, the
+//! concealed frame is inserted (the delay grows by one frame) instead of
+//! replacing the missing one, so the frame can still be played when its
+//! copy arrives. After a few frames with nothing to play the speaker is
+//! considered silent and the buffer goes idle.
 //!
 //! Loss is measured on arrival (gaps in the speaker's sequence numbers; the
-//! numbers do not advance while the speaker's gate is closed), so the loss
-//! reports sent back to the speaker describe the network, not what
-//! recovery left over.
+//! numbers do not advance while the speaker's gate is closed, and a packet
+//! overtaken by the next one is not lost), so the loss reports sent back to
+//! the speaker describe the network, not what recovery left over.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -201,7 +204,17 @@ impl JitterBuffer {
             None => 0,
             Some(h) => match seq.wrapping_sub(h) {
                 0 => return,
-                d if d > u32::MAX / 2 => return, // reordered: counted lost already
+                d if d > u32::MAX / 2 => {
+                    // Reordered: it was counted lost when a later one came
+                    // (packets are never duplicated: the replay window
+                    // drops copies). Jitter is not loss.
+                    if h.wrapping_sub(seq) <= MAX_GAP && self.stats.lost_packets > 0 {
+                        let seen = (self.stats.received + self.stats.lost_packets) as f64;
+                        self.stats.lost_packets -= 1;
+                        self.loss_avg = (self.loss_avg - (1.0 / seen).max(1.0 / 64.0)).max(0.0);
+                    }
+                    return;
+                }
                 d if d - 1 > MAX_GAP => 0,
                 d => d - 1,
             },
@@ -618,5 +631,22 @@ mod tests {
         // From the second spurt on (the first has only its own packets to
         // go by), the same.
         assert!(starts[1..].windows(2).all(|w| w[0] == w[1]), "ticks from first packet to playing: {starts:?}");
+    }
+
+    #[test]
+    fn reordered_packets_are_not_loss() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        // Every fifth packet overtaken by the next one.
+        for i in 0..200u32 {
+            let seq = match i % 5 {
+                3 => i + 1,
+                4 => i - 1,
+                _ => i,
+            };
+            jb.push(seq, false, &[&[0]], tick(t0, i));
+        }
+        assert_eq!(jb.stats.lost_packets, 0);
+        assert!(jb.loss().0 < 0.01, "{:?}", jb.loss());
     }
 }
