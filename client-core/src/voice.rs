@@ -150,8 +150,8 @@ pub struct VoiceStats {
     pub late: u64,
     /// Deepest jitter buffer right now, in 20 ms frames.
     pub jitter_depth: u64,
-    /// Longest playout delay a jitter buffer aims for right now (after a
-    /// packet is due), ms.
+    /// Longest playout delay (after a packet is due) a jitter buffer aims
+    /// for right now, among the speakers heard in the last 30 s, ms.
     pub playout_delay_ms: u64,
     /// Earlier frames repeated in each packet we send right now (loss
     /// protection for our listeners).
@@ -212,7 +212,9 @@ pub(crate) struct Engine {
     socket: Arc<UdpSocket>,
     sealer: Arc<Mutex<VoiceSealer>>,
     voice_id: u32,
-    feedback: Arc<AtomicU32>,
+    /// The newest loss report for our stream: a count of reports (so a
+    /// repeated report is applied again), loss and burst.
+    feedback: Arc<AtomicU64>,
     counters: Arc<Counters>,
     speakers: Speakers,
     gains: Arc<Mutex<HashMap<u32, f32>>>,
@@ -278,7 +280,7 @@ impl Engine {
             socket: Arc::new(socket),
             sealer: Arc::new(Mutex::new(VoiceSealer::new(&keys.0, Direction::Up))),
             voice_id,
-            feedback: Arc::new(AtomicU32::new(0)),
+            feedback: Arc::new(AtomicU64::new(0)),
             counters: Arc::new(Counters::default()),
             speakers: Arc::new(Mutex::new(HashMap::new())),
             gains: Arc::new(Mutex::new(HashMap::new())),
@@ -344,7 +346,9 @@ impl Engine {
 
     /// Applies a loss report for our stream.
     pub(crate) fn feedback(&self, loss_permille: u16, burst_x10: u16) {
-        self.feedback.store((u32::from(loss_permille) << 16) | u32::from(burst_x10) | (1 << 15), Ordering::Relaxed);
+        // One writer (the connection task): load and store do not race.
+        let count = (self.feedback.load(Ordering::Relaxed) >> 32).wrapping_add(1) & 0xffff_ffff;
+        self.feedback.store((count << 32) | (u64::from(loss_permille) << 16) | u64::from(burst_x10), Ordering::Relaxed);
     }
 
     /// Current counters.
@@ -381,7 +385,7 @@ struct SendShared<'a> {
     socket: &'a UdpSocket,
     sealer: &'a Mutex<VoiceSealer>,
     stop: &'a AtomicBool,
-    feedback: &'a AtomicU32,
+    feedback: &'a AtomicU64,
     counters: &'a Counters,
 }
 
@@ -413,7 +417,7 @@ fn send_loop(
         let fb = feedback.load(Ordering::Relaxed);
         if fb != applied_feedback {
             applied_feedback = fb;
-            let _ = pipeline.set_feedback((fb >> 16) as u16, (fb & 0x7fff) as u16);
+            let _ = pipeline.set_feedback((fb >> 16) as u16, fb as u16);
             counters.repeats.store(pipeline.protection().redundancy as u64, Ordering::Relaxed);
         }
         while mono.len() >= FRAME {

@@ -17,7 +17,7 @@
 //!
 //! Loss is measured on arrival (gaps in the speaker's sequence numbers; the
 //! numbers do not advance while the speaker's gate is closed, and a packet
-//! overtaken by the next one is not lost), so the loss reports sent back to
+//! overtaken by up to three others is not lost), so the loss reports sent back to
 //! the speaker describe the network, not what recovery left over.
 
 use std::collections::BTreeMap;
@@ -39,8 +39,15 @@ const UNCOVERED: f64 = 0.05;
 const MIN_REPORT_PACKETS: u64 = 20;
 /// Packets after which the link's loss is known.
 const SETTLED: u64 = 100;
-/// A gap in sequence numbers longer than this is a restart, not a loss.
-const MAX_GAP: u32 = 50;
+/// A sequence number further than this from the newest, either way, is
+/// the speaker starting over (a new stream), not loss or reordering.
+const MAX_GAP: u64 = 50;
+/// Packets a packet may be overtaken by and still count as arrived.
+const REORDER: u32 = 3;
+/// A packet this late against the timeline, behind the play position while
+/// the buffer ran dry, is the speaker talking again after a pause (their
+/// numbers do not advance in pauses); a less late one is just late.
+const PAUSE_MS: f64 = 80.0;
 
 /// What to play for a speaker this tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,30 +87,41 @@ pub struct JitterStats {
     pub stretched: u64,
 }
 
+/// The speaker's timeline: packet `seq0` arrived at `epoch`, and packet `s`
+/// is due `base + 20 (s - seq0)` ms after it.
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     epoch: Instant,
-    seq0: u32,
+    seq0: u64,
     base: f64,
 }
 
 impl Anchor {
-    fn offset_ms(&self, seq: u32, at: Instant) -> f64 {
-        at.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0
-            - 20.0 * f64::from(seq.wrapping_sub(self.seq0) as i32)
+    fn offset_ms(&self, seq: u64, at: Instant) -> f64 {
+        at.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0 - 20.0 * (seq as f64 - self.seq0 as f64)
     }
 }
 
-/// One speaker's buffer.
+/// Where extended sequence numbers start: room to go back before it.
+const SEQ_ORIGIN: u64 = 1 << 32;
+
+/// One speaker's buffer. Sequence numbers are kept extended to 64 bits
+/// (the speaker's 32-bit numbers wrap).
 #[derive(Debug)]
 pub struct JitterBuffer {
     /// seq → (frame, arrived as primary, carries FEC for seq-1).
-    frames: BTreeMap<u32, (Vec<u8>, bool, bool)>,
-    next: Option<u32>,
+    frames: BTreeMap<u64, (Vec<u8>, bool, bool)>,
+    next: Option<u64>,
     playing: bool,
     conceal_run: u32,
-    /// Newest primary sequence number seen.
-    highest: Option<u32>,
+    /// Newest primary sequence number seen, and which of the 64 before it
+    /// arrived (bit k: `highest - k`).
+    highest: Option<u64>,
+    arrived: u64,
+    /// Lost packets in the run being counted.
+    loss_run: u32,
+    /// Packets whose arrival has been decided (lost or not).
+    decided: u64,
     /// Packet loss rate and mean run of lost packets, averaged on arrival.
     loss_avg: f64,
     burst_avg: f64,
@@ -114,13 +132,10 @@ pub struct JitterBuffer {
     redundancy: usize,
     redundancy_age: u32,
     target: usize,
-    /// Smoothed lateness of packets against the spurt's timeline, ms.
+    /// Smoothed lateness of packets against the speaker's timeline, ms.
     jitter_ms: f64,
-    /// Arrival time and sequence number of the newest packet.
-    last_arrival: Option<(Instant, u32)>,
-    /// The talk spurt's timeline: packet `seq0` arrived at `epoch`, and
-    /// packet `s` is due `base + 20 (s - seq0)` ms after it (`base`: the
-    /// earliest any packet of the spurt came, following slowly upwards).
+    /// The speaker's timeline: their 20 ms grid, kept across pauses
+    /// (`base`: the earliest any packet came, following slowly upwards).
     anchor: Option<Anchor>,
     /// Playout delay after a packet's due time, ms.
     delay_ms: f64,
@@ -145,6 +160,9 @@ impl JitterBuffer {
             playing: false,
             conceal_run: 0,
             highest: None,
+            arrived: 0,
+            loss_run: 0,
+            decided: 0,
             loss_avg: 0.0,
             burst_avg: 1.0,
             run_weights: [0.0; 4],
@@ -152,7 +170,6 @@ impl JitterBuffer {
             redundancy_age: 0,
             target: 3,
             jitter_ms: 0.0,
-            last_arrival: None,
             anchor: None,
             delay_ms: 40.0,
             reported: JitterStats::default(),
@@ -180,16 +197,17 @@ impl JitterBuffer {
         self.frames.len()
     }
 
-    /// Packet loss rate (averaged over about the last 60 packets) and mean
-    /// run of lost packets.
+    /// Packet loss rate (averaged over the last 64 packets) and mean run of
+    /// lost packets (over the last 8 runs).
     pub fn loss(&self) -> (f64, f64) {
         (self.loss_avg, self.burst_avg)
     }
 
     /// The loss report for the speaker: per mille of packets lost on the
-    /// way (averaged over about the last 60) and the mean run of lost
-    /// packets × 10. `None` while fewer than 5 packets arrived since the
-    /// last report.
+    /// way (averaged over the last 64; a packet counts as lost once three
+    /// later ones have come without it) and the mean run of lost packets ×
+    /// 10. `None` before 20 packets in all, or while fewer than 5 arrived
+    /// since the last report.
     pub fn take_report(&mut self) -> Option<(u16, u16)> {
         if self.stats.received < MIN_REPORT_PACKETS || self.stats.received.saturating_sub(self.reported.received) < 5 {
             return None;
@@ -198,64 +216,89 @@ impl JitterBuffer {
         Some(((self.loss_avg * 1000.0).round().min(1000.0) as u16, (self.burst_avg * 10.0).round().min(1000.0) as u16))
     }
 
-    /// Counts the packets lost before primary `seq` arrived.
-    fn note_arrival(&mut self, seq: u32) {
-        let gap = match self.highest {
-            None => 0,
-            Some(h) => match seq.wrapping_sub(h) {
-                0 => return,
-                d if d > u32::MAX / 2 => {
-                    // Reordered: it was counted lost when a later one came
-                    // (packets are never duplicated: the replay window
-                    // drops copies). Jitter is not loss.
-                    if h.wrapping_sub(seq) <= MAX_GAP && self.stats.lost_packets > 0 {
-                        let seen = (self.stats.received + self.stats.lost_packets) as f64;
-                        self.stats.lost_packets -= 1;
-                        self.loss_avg = (self.loss_avg - (1.0 / seen).max(1.0 / 64.0)).max(0.0);
-                    }
-                    return;
-                }
-                d if d - 1 > MAX_GAP => 0,
-                d => d - 1,
-            },
-        };
-        self.highest = Some(seq);
-        // Averages over the last 64 packets and 8 runs; over all of them
-        // while there are fewer, so the first reports are not biased low.
-        let seen = (self.stats.received + self.stats.lost_packets + u64::from(gap) + 1) as f64;
-        let a = (1.0 / seen).max(1.0 / 64.0);
-        if gap > 0 {
-            self.stats.lost_packets += u64::from(gap);
-            self.stats.loss_runs += 1;
-            self.burst_avg += (f64::from(gap) - self.burst_avg) / (self.stats.loss_runs as f64).min(8.0);
-            for w in &mut self.run_weights {
-                *w *= 1.0 - 1.0 / 32.0;
-            }
-            self.run_weights[(gap as usize).min(4) - 1] += f64::from(gap);
-            self.loss_avg = 1.0 - (1.0 - self.loss_avg) * (1.0 - a).powi(gap as i32);
+    /// `seq` extended to 64 bits, next to the newest number seen.
+    fn extend(&self, seq: u32) -> u64 {
+        match self.highest {
+            None => SEQ_ORIGIN + u64::from(seq),
+            Some(h) => h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u32) as i32)),
         }
-        self.loss_avg -= self.loss_avg * a;
+    }
+
+    /// Records primary `seq` as arrived; decides for the packet `REORDER`
+    /// behind the newest whether it was lost (so a packet overtaken by up
+    /// to that many is not counted lost).
+    fn note_arrival(&mut self, seq: u64) {
+        let Some(h) = self.highest else {
+            (self.highest, self.arrived) = (Some(seq), u64::MAX);
+            return;
+        };
+        if seq <= h {
+            if h - seq < 64 {
+                self.arrived |= 1 << (h - seq);
+            }
+            return;
+        }
+        for _ in 0..seq - h {
+            self.decide(self.arrived >> REORDER & 1 == 1);
+            self.arrived <<= 1;
+        }
+        self.arrived |= 1;
+        self.highest = Some(seq);
+    }
+
+    /// Counts one decided packet into the averages: over the last 64
+    /// packets and 8 runs, or over all of them while there are fewer (so
+    /// the first reports are not biased low).
+    fn decide(&mut self, arrived: bool) {
+        self.decided += 1;
+        let a = (1.0 / self.decided as f64).max(1.0 / 64.0);
+        if arrived {
+            if self.loss_run > 0 {
+                let run = self.loss_run;
+                self.loss_run = 0;
+                self.stats.loss_runs += 1;
+                self.burst_avg += (f64::from(run) - self.burst_avg) / (self.stats.loss_runs as f64).min(8.0);
+                for w in &mut self.run_weights {
+                    *w *= 1.0 - 1.0 / 32.0;
+                }
+                self.run_weights[(run as usize).min(4) - 1] += f64::from(run);
+            }
+            self.loss_avg -= self.loss_avg * a;
+        } else {
+            self.loss_run += 1;
+            self.stats.lost_packets += 1;
+            self.loss_avg += (1.0 - self.loss_avg) * a;
+        }
     }
 
     /// Adds a packet: its primary frame `seq` and redundant copies of
     /// `seq-1`, `seq-2`... (`frames` newest first); `fec` says whether the
     /// frames carry in-band FEC for their predecessors.
     pub fn push(&mut self, seq: u32, fec: bool, frames: &[&[u8]], now: Instant) {
-        if self.last_arrival.is_none_or(|(_, last)| seq_lt(last, seq)) {
-            self.last_arrival = Some((now, seq));
+        let mut seq = self.extend(seq);
+        // Far from the numbers so far, either way: a new stream. Nothing
+        // buffered belongs to it, and its timeline is its own.
+        if let Some(h) = self.highest
+            && (seq > h + MAX_GAP || seq + MAX_GAP < h)
+        {
+            self.frames.clear();
+            (self.playing, self.next, self.highest, self.anchor, self.loss_run) = (false, None, None, None, 0);
+            seq = self.extend(seq as u32);
         }
-        self.note_arrival(seq);
         // The speaker's numbers do not advance while they pause, so a
-        // packet behind the play position while the buffer ran dry is the
-        // speaker starting again after a pause, not a late one: start over.
-        let restart = self.playing
+        // packet behind the play position, long after it was due, while the
+        // buffer ran dry is the speaker talking again: start over.
+        let late_ms = self.wait_ms(seq, now);
+        if self.playing
             && self.frames.is_empty()
             && self.conceal_run > 0
-            && self.next.is_some_and(|n| seq_lt(seq, n) && n.wrapping_sub(seq) <= self.conceal_run);
-        if restart {
+            && late_ms > PAUSE_MS
+            && self.next.is_some_and(|n| seq < n && n - seq <= u64::from(self.conceal_run))
+        {
             self.playing = false;
             self.next = None;
         }
+        self.note_arrival(seq);
         // Jitter is how late packets come against the timeline (the
         // earliest any came). A talk spurt starting (nothing buffered or
         // playing), or a packet far off the timeline, moves the timeline by
@@ -287,8 +330,8 @@ impl JitterBuffer {
         }
         self.retarget();
         for (i, f) in frames.iter().enumerate() {
-            let s = seq.wrapping_sub(i as u32);
-            if self.next.is_some_and(|n| seq_lt(s, n)) {
+            let Some(s) = seq.checked_sub(i as u64) else { break };
+            if self.next.is_some_and(|n| s < n) {
                 if i == 0 {
                     self.stats.late += 1;
                 }
@@ -336,7 +379,7 @@ impl JitterBuffer {
     }
 
     /// How long after its packet was due frame `n` is played `now`, ms.
-    fn wait_ms(&self, n: u32, now: Instant) -> f64 {
+    fn wait_ms(&self, n: u64, now: Instant) -> f64 {
         let Some(a) = self.anchor else { return 0.0 };
         a.offset_ms(n, now) - a.base
     }
@@ -360,11 +403,11 @@ impl JitterBuffer {
             && let Some((s, _)) = self.frames.pop_first()
         {
             self.stats.skipped += 1;
-            self.next = Some(s.wrapping_add(1));
+            self.next = Some(s + 1);
         }
         let Some(n) = self.next else { return Play::Idle };
         if let Some((frame, primary, _)) = self.frames.remove(&n) {
-            self.next = Some(n.wrapping_add(1));
+            self.next = Some(n + 1);
             self.conceal_run = 0;
             if !primary {
                 self.stats.recovered_red += 1;
@@ -389,25 +432,20 @@ impl JitterBuffer {
             if self.wait_ms(n, now) + 10.0 < self.target_delay_ms() {
                 self.stats.stretched += 1;
             } else {
-                self.next = Some(n.wrapping_add(1));
+                self.next = Some(n + 1);
             }
             return Play::Conceal;
         }
         // A later frame is here but this one is not: it is lost.
-        self.next = Some(n.wrapping_add(1));
+        self.next = Some(n + 1);
         self.stats.missing += 1;
-        if let Some((next, _, true)) = self.frames.get(&n.wrapping_add(1)) {
+        if let Some((next, _, true)) = self.frames.get(&(n + 1)) {
             self.stats.recovered_fec += 1;
             return Play::Fec(next.clone());
         }
         self.stats.concealed += 1;
         Play::Conceal
     }
-}
-
-/// Sequence comparison with wrap-around.
-fn seq_lt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
 }
 
 #[cfg(test)]
@@ -469,17 +507,25 @@ mod tests {
     fn pauses_between_talk_spurts_are_not_jitter() {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new();
-        let mut t = t0;
-        let mut seq = 0;
-        for _spurt in 0..5 {
-            for _ in 0..25 {
-                jb.push(seq, false, &[&[0]], t);
-                seq += 1;
+        let (mut t, mut seq, mut played) = (t0, 0, 0);
+        // Pauses shorter and longer than the buffer's idle timeout; the
+        // listener ticks 7 ms after each 20 ms step, pauses included.
+        for pause in [100u64, 140, 280, 700, 120, 200, 460, 100, 160] {
+            for step in 0..25 + pause / 20 {
+                if step < 25 {
+                    jb.push(seq, false, &[&[0]], t);
+                    seq += 1;
+                }
+                if matches!(jb.pop(t + Duration::from_millis(7)), Play::Frame(_)) {
+                    played += 1;
+                }
                 t += Duration::from_millis(20);
             }
-            t += Duration::from_millis(700); // the speaker pauses; seq does not advance
         }
-        assert_eq!(jb.target(), MIN_TARGET, "jitter {} ms", jb.jitter_ms);
+        assert!(jb.jitter_ms() < 1.0, "jitter {} ms", jb.jitter_ms());
+        assert_eq!(jb.target(), MIN_TARGET);
+        assert_eq!((jb.stats.late, jb.stats.lost_packets), (0, 0));
+        assert!(played >= 9 * 25 - 3, "played {played} of {}", 9 * 25);
     }
 
     #[test]
@@ -519,7 +565,9 @@ mod tests {
     #[test]
     fn loss_is_measured_on_arrival_and_reported() {
         // Every 10th packet lost, in runs of 3 from packet 100 on.
-        let (mut jb, _) = run(300, 3, |i| i % 10 == 5 || (i >= 100 && i % 10 == 6) || (i >= 100 && i % 10 == 7));
+        // (Counted once three later packets have come: 303 packets, the
+        // last one not a loss.)
+        let (mut jb, _) = run(303, 3, |i| i % 10 == 5 || (i >= 100 && i % 10 == 6) || (i >= 100 && i % 10 == 7));
         assert_eq!(jb.stats.lost_packets, 10 + 20 * 3);
         assert_eq!(jb.stats.loss_runs, 30);
         let (loss, burst) = jb.loss();
@@ -573,8 +621,10 @@ mod tests {
         let mut jb = JitterBuffer::new();
         let mut t = 0;
         let mut played = 0;
-        // Two talk spurts; the numbers continue after the pause, as a
-        // sender's do. The buffer runs dry at the end of the first.
+        // Two talk spurts 100 ms apart (a push-to-talk key let go and
+        // pressed again; shorter than the buffer's idle timeout); the
+        // numbers continue after the pause, as a sender's do. The buffer
+        // runs dry at the end of the first.
         for spurt in 0..2u32 {
             for i in 0..20u32 {
                 let seq = spurt * 20 + i;
@@ -584,7 +634,7 @@ mod tests {
                 }
                 t += 1;
             }
-            for _ in 0..3 {
+            for _ in 0..5 {
                 if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
                     played += 1;
                 }
@@ -646,7 +696,47 @@ mod tests {
             };
             jb.push(seq, false, &[&[0]], tick(t0, i));
         }
+        assert_eq!((jb.stats.lost_packets, jb.stats.loss_runs), (0, 0));
+        assert_eq!(jb.loss(), (0.0, 1.0));
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        let mut played = Vec::new();
+        for i in 0..40u32 {
+            let seq = (u32::MAX - 20).wrapping_add(i);
+            jb.push(seq, false, &[&seq.to_le_bytes()], tick(t0, i));
+            if let Play::Frame(f) = jb.pop(tick(t0, i) + Duration::from_millis(7)) {
+                played.push(u32::from_le_bytes(f.try_into().expect("4 bytes")));
+            }
+        }
+        assert!(played.len() >= 37, "{played:?}");
+        assert!(played.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "in order across the wrap: {played:?}");
         assert_eq!(jb.stats.lost_packets, 0);
-        assert!(jb.loss().0 < 0.01, "{:?}", jb.loss());
+    }
+
+    #[test]
+    fn a_number_far_off_starts_a_new_stream() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new();
+        for i in 0..20u32 {
+            jb.push(i, false, &[&[1]], tick(t0, i));
+            jb.pop(tick(t0, i) + Duration::from_millis(7));
+        }
+        // One packet far ahead (a hostile or restarted speaker), then
+        // silence: the buffer plays it and goes idle, rather than
+        // concealing the gap up to it forever.
+        jb.push(1 << 30, false, &[&[2]], tick(t0, 20));
+        let plays: Vec<Play> = (20..40).map(|i| jb.pop(tick(t0, i) + Duration::from_millis(7))).collect();
+        assert!(plays.contains(&Play::Frame(vec![2])), "{plays:?}");
+        assert_eq!(plays.last(), Some(&Play::Idle), "{plays:?}");
+        assert_eq!(jb.stats.lost_packets, 0, "a new stream is not loss");
+        // And one far behind (a speaker starting again at 0).
+        jb.push(5, false, &[&[3]], tick(t0, 40));
+        let plays: Vec<Play> = (40..60).map(|i| jb.pop(tick(t0, i) + Duration::from_millis(7))).collect();
+        assert!(plays.contains(&Play::Frame(vec![3])), "{plays:?}");
+        assert_eq!(plays.last(), Some(&Play::Idle));
     }
 }

@@ -199,7 +199,7 @@ impl SendPipeline {
             seq: 0,
             scaled: vec![0.0; DENOISE_FRAME],
             cleaned: vec![0.0; FRAME],
-            packet: vec![0; 1275],
+            packet: vec![0; codec::MAX_PACKET],
             speech_prob: 0.0,
             level: 0.0,
         };
@@ -490,6 +490,30 @@ mod tests {
             last = p.process(&tone(FRAME, 0.3)).expect("ok");
         }
         assert_eq!(last[0].frames.len(), 4, "primary and three repeats for bursts");
+    }
+
+    #[test]
+    fn protection_falls_only_after_six_calm_reports() {
+        let mut p = SendPipeline::new(SendConfig::default()).expect("pipeline");
+        p.set_feedback(0, 10).expect("feedback");
+        assert_eq!(p.protection().redundancy, 0, "the first report applies at once, even a calm one");
+        p.set_feedback(80, 12).expect("feedback");
+        assert_eq!(p.protection().redundancy, 2, "rises at once");
+        assert_eq!(p.protection().bitrate(32_000), 21_333, "two repeats share 64 kb/s");
+        for _ in 0..5 {
+            p.set_feedback(0, 10).expect("feedback");
+            assert_eq!(p.protection().redundancy, 2, "held through calm reports");
+        }
+        p.set_feedback(50, 12).expect("feedback");
+        for _ in 0..5 {
+            p.set_feedback(0, 10).expect("feedback");
+        }
+        assert_eq!(p.protection().redundancy, 2, "a lossy report starts the count again");
+        p.set_feedback(0, 10).expect("feedback");
+        assert_eq!(p.protection().redundancy, 0, "the sixth calm report in a row lowers it");
+        let mut off = SendPipeline::new(SendConfig { protect: false, ..SendConfig::default() }).expect("pipeline");
+        off.set_feedback(300, 30).expect("feedback");
+        assert_eq!(off.protection(), Protection::default());
     }
 
     #[test]
