@@ -388,10 +388,13 @@ impl JitterBuffer {
     pub fn pop(&mut self, now: Instant) -> Play {
         if !self.playing {
             let Some((&first, _)) = self.frames.first_key_value() else { return Play::Idle };
-            // Start once the oldest frame is as late as the target delay
-            // says, judged by sequence number and time rather than by
+            // Start once the oldest frame has waited the whole target
+            // delay, judged by sequence number and time rather than by
             // count (a pre-roll frame arrives together with the next one).
-            if self.wait_ms(first, now) + 10.0 < self.target_delay_ms() {
+            // Not roughly: a frame played a few ms early misses the copy
+            // it waits for (measured: 10 % loss, 2.8 playing up to 10 ms
+            // early, 3.3 not).
+            if self.wait_ms(first, now) < self.target_delay_ms() {
                 return Play::Idle;
             }
             self.playing = true;
@@ -429,7 +432,7 @@ impl JitterBuffer {
             // the target, move on: waiting longer would only shift the rest
             // of the talk spurt later.
             self.stats.concealed += 1;
-            if self.wait_ms(n, now) + 10.0 < self.target_delay_ms() {
+            if self.wait_ms(n, now) < self.target_delay_ms() {
                 self.stats.stretched += 1;
             } else {
                 self.next = Some(n + 1);
@@ -660,7 +663,7 @@ mod tests {
         for spurt in 0..9u64 {
             // Packets on the sender's 20 ms grid; the first few of each
             // spurt late by 0 to 9 ms (a different amount each spurt), the
-            // rest on time. The listener ticks 33 ms after the grid. The
+            // rest on time. The listener ticks 45 ms after the grid. The
             // sender's frames go on during pauses, its numbers do not.
             let mut first_play = None;
             for i in 0..40u64 {
@@ -669,7 +672,7 @@ mod tests {
                 if i < 30 {
                     jb.push(seq + i as u32, false, &[&[0]], due + Duration::from_millis(late));
                 }
-                let play = jb.pop(due + Duration::from_millis(33));
+                let play = jb.pop(due + Duration::from_millis(45));
                 if first_play.is_none() && play != Play::Idle {
                     first_play = Some(i);
                 }
@@ -679,8 +682,10 @@ mod tests {
             frame += 40 + spurt * 7; // pauses of different lengths
         }
         // From the second spurt on (the first has only its own packets to
-        // go by), the same.
-        assert!(starts[1..].windows(2).all(|w| w[0] == w[1]), "ticks from first packet to playing: {starts:?}");
+        // go by), the same until 100 packets (link not known: two frames
+        // of look-ahead) and the same after (known clean: one).
+        let same = |s: &[Option<u64>]| s.windows(2).all(|w| w[0] == w[1]);
+        assert!(same(&starts[1..4]) && same(&starts[4..]), "ticks from first packet to playing: {starts:?}");
     }
 
     #[test]
