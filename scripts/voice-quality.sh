@@ -8,5 +8,5 @@ venv="${VOICE_VENV:-target/voice-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q numpy scipy pesq
 cargo build --locked --workspace --bins
-[[ " $* " == *" --offline "* ]] && cargo build --locked --release -p chatroom-client-core --example loss_sim
+[[ " $* " == *" --offline "* ]] && cargo build --locked --release -p socket-chatroom-tests --bin loss_sim
 exec "$venv/bin/python" scripts/voice_quality.py "$@"

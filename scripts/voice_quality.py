@@ -8,12 +8,14 @@ and the relay applies loss both ways (random, or Gilbert-Elliott bursts with
 a mean of 3 packets; --one-way: on the way down only) and, with --jitter MS,
 random extra delay. The recording is aligned with the source and scored
 with PESQ wide-band (ITU-T P.862.2). --seeds N repeats each link with N loss
-patterns and gives the mean. --offline runs client-core's loss_sim example
-instead (simulated network and clock: fast and deterministic, for trying
+patterns and gives the mean. --offline runs the loss_sim simulator
+(tests/bin/loss_sim.rs) instead (simulated network and clock: fast and deterministic, for trying
 choices; the figures in the README come from the real clients).
 
 Usage: scripts/voice-quality.sh [LINK...] [--seeds N] [--jitter MS] [--one-way] [--offline]
        (sets up a venv with numpy, scipy, pesq)
+For experiments: LOSS_SIM_ARGS adds flags to loss_sim (e.g. "--fixed 2"),
+TALKER_ARGS to the talking client-cli (e.g. "--bitrate 21000").
 """
 import json, os, random, select, signal, socket, subprocess, sys, tempfile, threading, time, wave
 
@@ -143,7 +145,6 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=Fa
 
 
 def joined_at(line):
-    import json
     from datetime import datetime
     t = json.loads(line)["time"]
     return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
@@ -182,7 +183,7 @@ def main():
     ap.add_argument("--one-way", action="store_true",
                     help="loss on the way down (relay to listener) only, as in the design's libopus reference columns")
     ap.add_argument("--offline", action="store_true",
-                    help="simulated network and clock (client-core's loss_sim example, release build): fast, "
+                    help="simulated network and clock (tests/bin/loss_sim.rs, release build): fast, "
                          "deterministic, for trying choices; the real clients decide")
     ap.add_argument("--seeds", type=int, default=1, help="runs per link with different loss patterns (their mean is the figure)")
     args = ap.parse_args()
@@ -192,7 +193,7 @@ def main():
     print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied {'on the way down only' if args.one_way else 'both ways'}")
     print(f"{'link':<10} {'PESQ-WB':>8} {'latency':>8}  counters (listener)")
     if args.offline:
-        sim = os.path.join(os.path.dirname(__file__), "..", "target", "release", "examples", "loss_sim")
+        sim = os.path.join(os.path.dirname(__file__), "..", "target", "release", "loss_sim")
         for name, loss, burst in links:
             scores = []
             for seed in range(1, args.seeds + 1):

@@ -10,50 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Which packets are lost.
-#[derive(Debug, Clone, Copy)]
-pub enum Loss {
-    /// None.
-    None,
-    /// Each packet independently with this probability.
-    Random(f64),
-    /// Gilbert-Elliott: this mean loss rate, in bursts of this mean length.
-    Bursty { rate: f64, mean_burst: f64 },
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Loss state of one direction.
-struct Channel {
-    loss: Loss,
-    bad: bool,
-    rng: Rng,
-}
-
-impl Channel {
-    fn drop_next(&mut self) -> bool {
-        match self.loss {
-            Loss::None => false,
-            Loss::Random(p) => self.rng.next() < p,
-            Loss::Bursty { rate, mean_burst } => {
-                let r = 1.0 / mean_burst;
-                let p = rate * r / (1.0 - rate);
-                let u = self.rng.next();
-                self.bad = if self.bad { u >= r } else { u < p };
-                self.bad
-            }
-        }
-    }
-}
+pub use crate::loss::Loss;
+use crate::loss::{Channel, Rng};
 
 struct Delayed {
     due: Instant,
@@ -115,9 +73,9 @@ impl LossyProxy {
     pub fn start(&mut self, upstream: SocketAddr, loss: Loss, jitter_ms: u64, seed: u64) {
         let queue: Arc<(Mutex<BinaryHeap<Delayed>>, Condvar)> =
             Arc::new((Mutex::new(BinaryHeap::new()), Condvar::new()));
-        let chan = |s| Arc::new(Mutex::new(Channel { loss, bad: false, rng: Rng(s | 1) }));
+        let chan = |s| Arc::new(Mutex::new(Channel::new(loss, s)));
         let (up_chan, down_chan) = (chan(seed), chan(seed.rotate_left(17) ^ 0x9E37_79B9));
-        let jitter_rng = Arc::new(Mutex::new(Rng(seed ^ 0xDEAD_BEEF)));
+        let jitter_rng = Arc::new(Mutex::new(Rng::new(seed ^ 0xDEAD_BEEF)));
         let counter = Arc::new(AtomicU64::new(0));
         let schedule = {
             let (queue, jitter_rng, counter, dropped) =
@@ -130,7 +88,7 @@ impl LossyProxy {
                     dropped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                let extra = (jitter_rng.lock().expect("rng").next() * jitter_ms as f64) as u64;
+                let extra = (jitter_rng.lock().expect("rng").uniform() * jitter_ms as f64) as u64;
                 let d = Delayed {
                     due: Instant::now() + Duration::from_millis(extra),
                     seq: counter.fetch_add(1, Ordering::Relaxed),

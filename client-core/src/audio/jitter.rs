@@ -131,7 +131,6 @@ pub struct JitterBuffer {
     /// last 50 packets: the first packets of a talk spurt carry fewer).
     redundancy: usize,
     redundancy_age: u32,
-    target: usize,
     /// Smoothed lateness of packets against the speaker's timeline, ms.
     jitter_ms: f64,
     /// The speaker's timeline: their 20 ms grid, kept across pauses
@@ -168,7 +167,6 @@ impl JitterBuffer {
             run_weights: [0.0; 4],
             redundancy: 0,
             redundancy_age: 0,
-            target: 3,
             jitter_ms: 0.0,
             anchor: None,
             delay_ms: 40.0,
@@ -177,9 +175,10 @@ impl JitterBuffer {
         }
     }
 
-    /// Current target depth in frames.
+    /// Current target depth in frames: the frame playing and those the
+    /// delay waits for.
     pub fn target(&self) -> usize {
-        self.target
+        ((self.delay_ms / 20.0 - 1e-6).ceil() as usize + 1).clamp(MIN_TARGET, MAX_TARGET)
     }
 
     /// Smoothed arrival jitter, ms.
@@ -370,12 +369,6 @@ impl JitterBuffer {
         }
         // Twice the mean lateness covers nearly all of it.
         self.delay_ms = (20.0 * lookahead as f64 + 2.0 * self.jitter_ms).min(20.0 * (MAX_TARGET - 1) as f64);
-        self.target = ((self.delay_ms / 20.0 - 1e-6).ceil() as usize + 1).clamp(MIN_TARGET, MAX_TARGET);
-    }
-
-    /// How long a frame should wait after its packet was due, ms.
-    fn target_delay_ms(&self) -> f64 {
-        self.delay_ms
     }
 
     /// How long after its packet was due frame `n` is played `now`, ms.
@@ -394,7 +387,7 @@ impl JitterBuffer {
             // Not roughly: a frame played a few ms early misses the copy
             // it waits for (measured: 10 % loss, 2.8 playing up to 10 ms
             // early, 3.3 not).
-            if self.wait_ms(first, now) < self.target_delay_ms() {
+            if self.wait_ms(first, now) < self.delay_ms {
                 return Play::Idle;
             }
             self.playing = true;
@@ -402,7 +395,7 @@ impl JitterBuffer {
             self.conceal_run = 0;
         }
         // Shrink when calm: drop the oldest frame if far above target.
-        if self.frames.len() > self.target + 3
+        if self.frames.len() > self.target() + 3
             && let Some((s, _)) = self.frames.pop_first()
         {
             self.stats.skipped += 1;
@@ -432,7 +425,7 @@ impl JitterBuffer {
             // the target, move on: waiting longer would only shift the rest
             // of the talk spurt later.
             self.stats.concealed += 1;
-            if self.wait_ms(n, now) < self.target_delay_ms() {
+            if self.wait_ms(n, now) < self.delay_ms {
                 self.stats.stretched += 1;
             } else {
                 self.next = Some(n + 1);
@@ -622,8 +615,13 @@ mod tests {
     fn a_speaker_starting_again_is_not_late() {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new();
-        let mut t = 0;
-        let mut played = 0;
+        let (mut t, mut played) = (0, 0);
+        let mut tick_and_count = |jb: &mut JitterBuffer, t: &mut u32| {
+            if matches!(jb.pop(tick(t0, *t) + Duration::from_millis(7)), Play::Frame(_)) {
+                played += 1;
+            }
+            *t += 1;
+        };
         // Two talk spurts 100 ms apart (a push-to-talk key let go and
         // pressed again; shorter than the buffer's idle timeout); the
         // numbers continue after the pause, as a sender's do. The buffer
@@ -632,23 +630,14 @@ mod tests {
             for i in 0..20u32 {
                 let seq = spurt * 20 + i;
                 jb.push(seq, false, &[&[seq as u8]], tick(t0, t));
-                if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
-                    played += 1;
-                }
-                t += 1;
+                tick_and_count(&mut jb, &mut t);
             }
             for _ in 0..5 {
-                if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
-                    played += 1;
-                }
-                t += 1;
+                tick_and_count(&mut jb, &mut t);
             }
         }
         for _ in 0..5 {
-            if matches!(jb.pop(tick(t0, t) + Duration::from_millis(7)), Play::Frame(_)) {
-                played += 1;
-            }
-            t += 1;
+            tick_and_count(&mut jb, &mut t);
         }
         assert_eq!(jb.stats.late, 0);
         assert_eq!(played, 40, "{:?}", jb.stats);

@@ -6,7 +6,7 @@
 //! scores both).
 //!
 //! ```text
-//! cargo run --release -p chatroom-client-core --example loss_sim -- IN.wav OUT.wav \
+//! cargo run --release -p socket-chatroom-tests --bin loss_sim -- IN.wav OUT.wav \
 //!     [--loss 0.1] [--burst 3] [--jitter MS] [--seed N] [--no-protect] [--complexity 0-10]
 //!     [--fixed REPEATS[,BPS]]  (protection fixed instead of following reports)
 //!     [--trace]  (per packet: arrived or lost; per tick: what was played)
@@ -16,7 +16,8 @@
 //!
 //! Loss is applied on the way up (talker → relay) and on the way down
 //! (relay → listener), each a Gilbert-Elliott chain with the given loss rate
-//! and mean burst length (1 = independent losses). OUT.wav is the listener's
+//! and mean burst length (1 = independent losses), seeded as the voice
+//! tests' lossy proxy seeds its two directions. OUT.wav is the listener's
 //! recording from time 0, on the same timeline as IN.wav.
 
 use std::collections::BTreeMap;
@@ -24,12 +25,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chatroom_client_core::audio::jitter::{JitterBuffer, Play};
-use chatroom_client_core::audio::pipeline::{
-    DECODER_COMPLEXITY, Decoder, Outgoing, Protection, SendConfig, SendPipeline,
-};
-use chatroom_client_core::audio::resample::Resampler;
-use chatroom_client_core::audio::{FRAME, RATE, wav};
+use client_core::audio::jitter::{JitterBuffer, Play};
+use client_core::audio::pipeline::{DECODER_COMPLEXITY, Decoder, Outgoing, Protection, SendConfig, SendPipeline};
+use client_core::audio::resample::Resampler;
+use client_core::audio::{FRAME, RATE, wav};
+use socket_chatroom_tests::loss::{Channel, Loss, Rng};
 
 /// One-way delay of the simulated network.
 const DELAY_MS: u64 = 2;
@@ -113,42 +113,6 @@ fn parse() -> Result<Options, String> {
     Ok(o)
 }
 
-/// splitmix64: small, deterministic, good enough for a loss pattern.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// A Gilbert-Elliott loss chain: in the bad state every packet is lost.
-struct Link {
-    loss: f64,
-    burst: f64,
-    bad: bool,
-}
-
-impl Link {
-    fn drop(&mut self, rng: &mut Rng) -> bool {
-        if self.loss <= 0.0 {
-            return false;
-        }
-        if self.burst <= 1.0 {
-            return rng.next() < self.loss;
-        }
-        let leave = 1.0 / self.burst;
-        let enter = self.loss * leave / (1.0 - self.loss);
-        let u = rng.next();
-        self.bad = if self.bad { u >= leave } else { u < enter };
-        self.bad
-    }
-}
-
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,10 +136,14 @@ fn run() -> Result<(), String> {
     }
     let mut jb = JitterBuffer::new();
     let mut decoder = Decoder::with_complexity(o.complexity).map_err(|e| e.to_string())?;
-    let mut rng = Rng(o.seed);
-    let up_loss = if o.one_way { 0.0 } else { o.loss };
-    let (mut up, mut down) =
-        (Link { loss: up_loss, burst: o.burst, bad: false }, Link { loss: o.loss, burst: o.burst, bad: false });
+    let loss = match (o.loss, o.burst) {
+        (l, _) if l <= 0.0 => Loss::None,
+        (l, b) if b <= 1.0 => Loss::Random(l),
+        (rate, mean_burst) => Loss::Bursty { rate, mean_burst },
+    };
+    let mut up = Channel::new(if o.one_way { Loss::None } else { loss }, o.seed);
+    let mut down = Channel::new(loss, o.seed.rotate_left(17) ^ 0x9E37_79B9);
+    let mut jitter_rng = Rng::new(o.seed ^ 0xDEAD_BEEF);
     // Arrival time (ms) → packets (sequence number, frames newest first).
     let mut in_flight: BTreeMap<u64, Vec<Outgoing>> = BTreeMap::new();
     let mut reports: BTreeMap<u64, (u16, u16)> = BTreeMap::new();
@@ -202,13 +170,13 @@ fn run() -> Result<(), String> {
             let i = (ms / 20 - 1) as usize;
             for packet in pipeline.process(&mono[i * FRAME..(i + 1) * FRAME]).map_err(|e| e.to_string())? {
                 sent += 1;
-                if up.drop(&mut rng) || down.drop(&mut rng) {
+                if up.drop_next() || down.drop_next() {
                     dropped += 1;
                     trace.push('x');
                     continue;
                 }
                 trace.push('.');
-                let jitter = if o.jitter_ms > 0 { (rng.next() * o.jitter_ms as f64) as u64 } else { 0 };
+                let jitter = if o.jitter_ms > 0 { (jitter_rng.uniform() * o.jitter_ms as f64) as u64 } else { 0 };
                 in_flight.entry(ms + DELAY_MS + jitter).or_default().push(packet);
             }
         }
