@@ -22,7 +22,10 @@ pub enum Style {
 pub fn exit_code(reason: &DisconnectReason) -> u8 {
     match reason {
         DisconnectReason::Quit => 0,
-        DisconnectReason::Refused { .. } | DisconnectReason::WrongKey | DisconnectReason::VersionMismatch(_) => 3,
+        DisconnectReason::Refused { .. }
+        | DisconnectReason::Busy { .. }
+        | DisconnectReason::WrongKey
+        | DisconnectReason::VersionMismatch(_) => 3,
         DisconnectReason::IdentityMismatch { .. }
         | DisconnectReason::UnknownServer { .. }
         | DisconnectReason::BadServer(_) => 4,
@@ -36,6 +39,7 @@ fn reason_tag(reason: &DisconnectReason) -> &'static str {
     match reason {
         DisconnectReason::Quit => "quit",
         DisconnectReason::Refused { .. } => "refused",
+        DisconnectReason::Busy { .. } => "busy",
         DisconnectReason::WrongKey => "wrong_key",
         DisconnectReason::VersionMismatch(_) => "version_mismatch",
         DisconnectReason::IdentityMismatch { .. } => "identity_mismatch",

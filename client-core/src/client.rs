@@ -134,6 +134,15 @@ pub enum DisconnectReason {
         /// The server's words, to show verbatim.
         reason: String,
     },
+    /// The server holds our key but asks us to come back later: too many
+    /// handshakes or wrong passwords from our address, or too many logins
+    /// in progress. The client waits and tries again by itself.
+    Busy {
+        /// How long the server asked us to wait.
+        retry_after: Duration,
+        /// Why, in the server's (or our) words.
+        detail: String,
+    },
     /// The server refused our pre-shared key.
     WrongKey,
     /// The server speaks another protocol version.
@@ -182,6 +191,9 @@ impl std::fmt::Display for DisconnectReason {
         match self {
             Self::Quit => write!(f, "disconnected"),
             Self::Refused { reason, .. } => write!(f, "refused by the server: {reason}"),
+            Self::Busy { retry_after, detail } => {
+                write!(f, "the server asks us to wait {:.1} s: {detail}", retry_after.as_secs_f64())
+            }
             Self::WrongKey => write!(f, "refused by the server: wrong server key"),
             Self::VersionMismatch(m) => write!(f, "refused: {m}"),
             Self::IdentityMismatch { server, expected, actual, known_servers } => {

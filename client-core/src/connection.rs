@@ -147,6 +147,10 @@ fn retryable(reason: &DisconnectReason) -> bool {
     )
 }
 
+/// How many times in a row the client waits when the server says "busy,
+/// come back later" before it gives up.
+const MAX_BUSY_WAITS: u32 = 8;
+
 /// How a wait between tries ended.
 enum Offline {
     /// Try again.
@@ -168,6 +172,7 @@ pub(crate) async fn run(
     let mut resume = None;
     let mut logged_in = false;
     let mut attempt = 0u32;
+    let mut busy_waits = 0u32;
     let reason = loop {
         if logged_in
             && let Some(f) = &opts.key_file
@@ -209,16 +214,32 @@ pub(crate) async fn run(
                 session(est.conn, est.limits, opts.queue_limit, &mut cmds, &events, &mut outbox, &mut carry).await
             }
         };
-        if !(logged_in && retryable(&reason) && attempt < opts.reconnect.attempts) || cmds.is_closed() {
+        // The server said when to come back: wait that long (and a little
+        // more, so a crowd told the same does not return at once), even
+        // before the first login; a few times, then give up.
+        let busy = match &reason {
+            DisconnectReason::Busy { retry_after, .. } if busy_waits < MAX_BUSY_WAITS => Some(*retry_after),
+            _ => None,
+        };
+        if busy.is_none() && !(logged_in && retryable(&reason) && attempt < opts.reconnect.attempts) || cmds.is_closed()
+        {
             break reason;
         }
         if carry.quitting && outbox.len() == 0 {
             // Nothing was left to deliver: the quit is what ends it.
             break DisconnectReason::Quit;
         }
-        attempt += 1;
         let jitter = u16::from_le_bytes(protocol::crypto::random_bytes::<2>());
-        let delay = opts.reconnect.delay(attempt, jitter);
+        let delay = match busy {
+            Some(wait) => {
+                busy_waits += 1;
+                wait + wait.mul_f64(0.25 * f64::from(jitter) / f64::from(u16::MAX))
+            }
+            None => {
+                attempt += 1;
+                opts.reconnect.delay(attempt, jitter)
+            }
+        };
         let _ = events.send(Event::Reconnecting { reason: reason.clone(), attempt, delay }).await;
         match wait_offline(delay, opts.queue_limit, &mut cmds, &events, &mut outbox, &mut carry).await {
             Offline::Retry => {}

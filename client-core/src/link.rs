@@ -13,8 +13,8 @@ use futures_util::{SinkExt, StreamExt as _};
 use protocol::HandshakeError;
 use protocol::crypto::{Fingerprint, Opener, Psk, Sealer, SessionKeys};
 use protocol::frame::FrameCodec;
-use protocol::handshake::{ClientHandshake, ClientStep};
-use protocol::message::{self, ClientMessage, ServerMessage};
+use protocol::handshake::{ClientHandshake, ClientStep, MAX_RETRY_AFTER};
+use protocol::message::{self, ClientMessage, RefusalCode, ServerMessage};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -29,6 +29,10 @@ type Outcome<T> = Result<T, DisconnectReason>;
 fn handshake_failure(e: HandshakeError) -> DisconnectReason {
     match e {
         HandshakeError::WrongKey => DisconnectReason::WrongKey,
+        HandshakeError::RetryAfter(retry_after) => DisconnectReason::Busy {
+            retry_after,
+            detail: "too many connections from your address or to the server".into(),
+        },
         HandshakeError::VersionMismatch { .. } => DisconnectReason::VersionMismatch(e.to_string()),
         other => DisconnectReason::BadServer(other.to_string()),
     }
@@ -203,7 +207,11 @@ impl Link {
         self.send(login).await?;
         match self.recv().await? {
             w @ ServerMessage::Welcome { .. } => Ok(w),
-            ServerMessage::Refused { code, reason } => Err(DisconnectReason::Refused { code, reason }),
+            ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms } => {
+                let ms = retry_after_ms.unwrap_or(1000).min(MAX_RETRY_AFTER.as_millis() as u64);
+                Err(DisconnectReason::Busy { retry_after: std::time::Duration::from_millis(ms), detail: reason })
+            }
+            ServerMessage::Refused { code, reason, .. } => Err(DisconnectReason::Refused { code, reason }),
             ServerMessage::Shutdown { reason } => Err(DisconnectReason::ServerShutdown(reason)),
             other => Err(DisconnectReason::BadServer(format!("expected a welcome, got {other:?}"))),
         }

@@ -83,4 +83,9 @@ pub enum HandshakeError {
     /// A frame arrived when the handshake was not expecting one.
     #[error("unexpected handshake frame in state {0}")]
     Unexpected(&'static str),
+    /// The server holds our key but asks us to come back later (too many
+    /// handshakes or failed passwords from our address, or too many logins
+    /// in progress).
+    #[error("the server is busy; retry after {} ms", .0.as_millis())]
+    RetryAfter(std::time::Duration),
 }

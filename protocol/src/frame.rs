@@ -15,9 +15,15 @@ pub const HEADER_LEN: usize = 4;
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
 /// Splits a byte stream into frames and writes frames into a buffer.
+///
+/// A codec may hold a smaller limit for the first frame only
+/// ([`FrameCodec::with_first_frame_limit`]): a server expects a client hello
+/// of a known size first, so a connection that has not yet shown it holds the
+/// key cannot make the server buffer a large frame.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
     max: usize,
+    first: Option<usize>,
 }
 
 impl Default for FrameCodec {
@@ -29,12 +35,39 @@ impl Default for FrameCodec {
 impl FrameCodec {
     /// A codec that refuses payloads longer than `max` bytes.
     pub fn new(max: usize) -> Self {
-        Self { max }
+        Self { max, first: None }
+    }
+
+    /// The same codec, refusing a first frame longer than `first` bytes
+    /// (the limit applies to the first frame taken by
+    /// [`FrameCodec::decode_next`]; later frames get the normal limit).
+    #[must_use]
+    pub fn with_first_frame_limit(self, first: usize) -> Self {
+        Self { first: Some(first.min(self.max)), ..self }
     }
 
     /// The payload limit.
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// The limit that applies to the next frame [`FrameCodec::decode_next`] takes.
+    pub fn next_limit(&self) -> usize {
+        self.first.unwrap_or(self.max)
+    }
+
+    /// Takes the next frame off the front of `buf`, applying the first-frame
+    /// limit until one frame has been taken.
+    ///
+    /// # Errors
+    ///
+    /// As [`FrameCodec::decode`].
+    pub fn decode_next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let frame = decode_with(self.next_limit(), buf)?;
+        if frame.is_some() {
+            self.first = None;
+        }
+        Ok(frame)
     }
 
     /// Takes one whole frame off the front of `buf`.
@@ -46,19 +79,7 @@ impl FrameCodec {
     /// [`FrameError::TooLarge`] when the header announces more than the limit;
     /// the stream cannot be resynchronised after that and should be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        if buf.len() < HEADER_LEN {
-            return Ok(None);
-        }
-        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
-        }
-        if buf.len() < HEADER_LEN + len {
-            buf.reserve(HEADER_LEN + len - buf.len());
-            return Ok(None);
-        }
-        buf.advance(HEADER_LEN);
-        Ok(Some(buf.split_to(len).freeze()))
+        decode_with(self.max, buf)
     }
 
     /// Appends `payload` as one frame to `dst`.
@@ -88,6 +109,23 @@ impl FrameCodec {
     }
 }
 
+/// Takes one frame of at most `max` bytes off the front of `buf`.
+fn decode_with(max: usize, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    if buf.len() < HEADER_LEN + len {
+        buf.reserve(HEADER_LEN + len - buf.len());
+        return Ok(None);
+    }
+    buf.advance(HEADER_LEN);
+    Ok(Some(buf.split_to(len).freeze()))
+}
+
 #[cfg(feature = "codec")]
 mod tokio_codec {
     //! `tokio_util::codec` adapters, so I/O layers can use `Framed*`.
@@ -108,7 +146,7 @@ mod tokio_codec {
         type Item = Bytes;
         type Error = CodecError;
         fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-            Ok(FrameCodec::decode(self, src)?)
+            Ok(FrameCodec::decode_next(self, src)?)
         }
     }
 
@@ -167,6 +205,23 @@ mod tests {
         let mut out = BytesMut::new();
         assert!(codec.encode(&[0; 17], &mut out).is_err());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_first_frame_has_its_own_limit() {
+        let mut codec = FrameCodec::new(1024).with_first_frame_limit(8);
+        let mut big = BytesMut::from(&frame(&[1; 9])[..]);
+        assert_eq!(codec.decode_next(&mut big), Err(FrameError::TooLarge { len: 9, max: 8 }));
+        // Refused from the header alone: nothing of the body is reserved.
+        let mut header = BytesMut::from(&1000u32.to_be_bytes()[..]);
+        assert!(codec.decode_next(&mut header).is_err());
+        assert!(header.capacity() < 64, "reserved {}", header.capacity());
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&frame(&[2; 8]));
+        buf.extend_from_slice(&frame(&[3; 900]));
+        assert_eq!(codec.decode_next(&mut buf).ok().flatten().map(|b| b.len()), Some(8));
+        assert_eq!(codec.next_limit(), 1024);
+        assert_eq!(codec.decode_next(&mut buf).ok().flatten().map(|b| b.len()), Some(900));
     }
 
     #[test]

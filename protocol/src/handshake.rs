@@ -38,6 +38,21 @@ const SERVER_HELLO_LEN: usize = 4 + 2 + 32;
 const CLIENT_HELLO_LEN: usize = 2 + 32 + 32 + 32;
 const AUTH_OK: u8 = 0;
 const AUTH_VERSION_MISMATCH: u8 = 1;
+const AUTH_RETRY_AFTER: u8 = 2;
+
+/// Length of a Fernet token (URL-safe base64 with padding) sealing `n` bytes:
+/// version, timestamp, IV, the AES-CBC ciphertext padded to whole blocks, HMAC.
+const fn fernet_token_len(n: usize) -> usize {
+    let raw = 1 + 8 + 16 + (n / 16 + 1) * 16 + 32;
+    raw.div_ceil(3) * 4
+}
+
+/// The exact size of the client hello frame: the only frame a server reads
+/// before the key check, so it needs to buffer no more than this.
+pub const CLIENT_HELLO_FRAME_LEN: usize = fernet_token_len(CLIENT_HELLO_LEN);
+
+/// Longest wait a server may ask for in a retry-after reply.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn build_transcript(
     version: u16,
@@ -190,6 +205,12 @@ impl ClientHandshake {
                         let theirs = r.u16("server version")?;
                         return Err(HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs });
                     }
+                    AUTH_RETRY_AFTER => {
+                        let ms = u32::from_be_bytes(r.array("retry after")?);
+                        r.finish("retry after length")?;
+                        let wait = std::time::Duration::from_millis(u64::from(ms)).min(MAX_RETRY_AFTER);
+                        return Err(HandshakeError::RetryAfter(wait));
+                    }
                     _ => return Err(HandshakeError::Malformed("server auth status")),
                 }
                 let server_pub: [u8; 32] = r.array("server ephemeral key")?;
@@ -320,6 +341,23 @@ impl ServerHandshake {
         self.server_pub = server_pub;
         self.state = ServerState::AwaitSignature { keys };
         Ok(ServerStep::Sign(SignRequest { transcript }))
+    }
+
+    /// Declines, after a passed key check, to go on now: the frame to send
+    /// (sealed under the pre-shared key, so only a key holder learns it)
+    /// tells the client to come back after `wait`. The caller then closes.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::Unexpected`] unless the key check has just passed.
+    pub fn retry_after(&mut self, wait: std::time::Duration) -> Result<Vec<u8>, HandshakeError> {
+        let ServerState::AwaitSignature { .. } = std::mem::replace(&mut self.state, ServerState::Done) else {
+            return Err(HandshakeError::Unexpected("no key check passed"));
+        };
+        let ms = u32::try_from(wait.min(MAX_RETRY_AFTER).as_millis()).unwrap_or(u32::MAX).max(1);
+        let mut body = vec![AUTH_RETRY_AFTER];
+        body.extend_from_slice(&ms.to_be_bytes());
+        Ok(self.psk.seal(&body).into_bytes())
     }
 
     /// Completes the handshake with the signature over the transcript;

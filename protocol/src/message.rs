@@ -100,6 +100,10 @@ pub enum ServerMessage {
         code: RefusalCode,
         /// Human-readable reason, for the client to show verbatim.
         reason: String,
+        /// For [`RefusalCode::RetryLater`] (and a name held for its owner,
+        /// [`RefusalCode::NameTaken`]): how long until trying again may work.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// A chat message from someone else.
     Message {
@@ -256,6 +260,9 @@ pub enum RefusalCode {
     VersionMismatch,
     /// The client sent something other than a login first.
     ProtocolError,
+    /// Too many failed passwords from the client's address: wait
+    /// `retry_after_ms`, then try again (the password was not checked).
+    RetryLater,
 }
 
 /// Why a chat message was not taken.

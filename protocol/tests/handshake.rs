@@ -246,3 +246,35 @@ fn weak_client_key_is_refused_before_any_rsa_work() {
     assert_eq!(est.err(), Some(HandshakeError::WeakKey));
     assert_eq!(server.signs.get(), 0);
 }
+
+#[test]
+fn the_client_hello_is_exactly_the_size_the_server_buffers_before_the_key_check() {
+    use chatroom_protocol::handshake::CLIENT_HELLO_FRAME_LEN;
+    let key = psk();
+    for _ in 0..8 {
+        let (_, hello) = Server::new(&key, identity(TEST_IDENTITY));
+        let mut client = ClientHandshake::new(key.clone());
+        assert_eq!(client_hello(&mut client, &hello).len(), CLIENT_HELLO_FRAME_LEN);
+    }
+}
+
+#[test]
+fn a_retry_after_is_sealed_under_the_key_and_costs_no_signature() {
+    let key = psk();
+    let (mut server, hello) = Server::new(&key, identity(TEST_IDENTITY));
+    let mut client = ClientHandshake::new(key.clone());
+    let first = client_hello(&mut client, &hello);
+    let ServerStep::Sign(_) = server.hs.receive(&first).expect("hello") else { panic!("key check failed") };
+    let reply = server.hs.retry_after(std::time::Duration::from_millis(1500)).expect("retry after");
+    // Only a key holder can read it: it is not the plaintext refusal.
+    assert_ne!(reply, REFUSED_WRONG_KEY.to_vec());
+    assert!(key.open(&reply).is_ok());
+    assert!(Psk::parse(&Psk::generate()).expect("key").open(&reply).is_err());
+    match client.receive(&reply) {
+        Err(HandshakeError::RetryAfter(wait)) => assert_eq!(wait, std::time::Duration::from_millis(1500)),
+        other => panic!("expected retry-after, got {other:?}"),
+    }
+    assert_eq!(server.signs.get(), 0);
+    // The machine is done: it will not sign after all.
+    assert!(server.hs.finish(&[0; 256]).is_err());
+}

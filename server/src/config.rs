@@ -65,6 +65,10 @@ struct RawServer {
     max_clients: Option<u32>,
     max_handshakes: Option<u32>,
     max_handshakes_per_address: Option<u32>,
+    max_logins_in_progress: Option<u32>,
+    max_logins_in_progress_per_address: Option<u32>,
+    handshake_rate_per_address: Option<u32>,
+    handshake_burst_per_address: Option<u32>,
     max_clients_per_address: Option<u32>,
     max_frame_bytes: Option<u32>,
     max_message_bytes: Option<u32>,
@@ -97,10 +101,21 @@ pub struct Config {
     pub verbose: bool,
     /// Most users logged in at once.
     pub max_clients: u32,
-    /// Most connections still in the handshake or login at once.
+    /// Most connections waiting for their key check at once (when full, the
+    /// address holding the most gives way).
     pub max_handshakes: u32,
-    /// Most of those from one IP address (more are closed at once).
+    /// Most of those from one IP address (beyond, its own oldest gives way).
     pub max_handshakes_per_address: u32,
+    /// Most connections past the key check and not yet logged in (beyond,
+    /// a newcomer is told to retry after a second).
+    pub max_logins_in_progress: u32,
+    /// Most of those from one IP address.
+    pub max_logins_in_progress_per_address: u32,
+    /// RSA signatures (handshakes past the key check) per second one IP
+    /// address may cost, sustained.
+    pub handshake_rate_per_address: u32,
+    /// Signatures one IP address may cost at once.
+    pub handshake_burst_per_address: u32,
     /// Most users logged in from one IP address.
     pub max_clients_per_address: u32,
     /// Largest frame accepted, in bytes.
@@ -256,6 +271,28 @@ impl Config {
                 1,
                 1_000_000,
             )?,
+            max_logins_in_progress: range("max_logins_in_progress", s.max_logins_in_progress, 256, 1, 1_000_000)?,
+            max_logins_in_progress_per_address: range(
+                "max_logins_in_progress_per_address",
+                s.max_logins_in_progress_per_address,
+                32,
+                1,
+                1_000_000,
+            )?,
+            handshake_rate_per_address: range(
+                "handshake_rate_per_address",
+                s.handshake_rate_per_address,
+                10,
+                1,
+                1_000_000,
+            )?,
+            handshake_burst_per_address: range(
+                "handshake_burst_per_address",
+                s.handshake_burst_per_address,
+                40,
+                1,
+                1_000_000,
+            )?,
             max_clients_per_address: range("max_clients_per_address", s.max_clients_per_address, 64, 1, 1_000_000)?,
             max_frame_bytes: max_frame,
             max_message_bytes: max_message,
@@ -325,6 +362,8 @@ mod tests {
         fn any_value_for_any_key_is_taken_or_named(
             key in proptest::sample::select(vec![
                 "bind", "max_clients", "max_handshakes", "max_handshakes_per_address", "max_clients_per_address",
+                "max_logins_in_progress", "max_logins_in_progress_per_address", "handshake_rate_per_address",
+                "handshake_burst_per_address",
                 "max_frame_bytes", "max_message_bytes", "handshake_timeout_secs", "keepalive_secs",
                 "idle_timeout_secs", "rate_per_sec", "rate_burst", "flood_limit", "outbound_queue",
                 "session_threads", "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",

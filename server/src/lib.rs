@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: the `[server]` table of `config.toml`.
 //! - [`keys`]: the key files (pre-shared key, RSA identity).
-//! - [`listener`]: accepts connections, starts sessions.
+//! - [`gate`]: who may wait, cost a signature or try a password (sans-IO).
+//! - [`listener`]: accepts connections, starts sessions, keeps the gate.
 //! - [`session`]: one actor per connection.
 //! - [`roster`]: who is here; text and presence fan-out.
 //! - [`signer`]: RSA signing on worker threads.
@@ -13,6 +14,7 @@
 
 pub mod batch_send;
 pub mod config;
+pub mod gate;
 pub mod keys;
 pub mod listener;
 pub mod messages;

@@ -1,19 +1,22 @@
-//! The `Listener` actor: accepts TCP connections and starts one `Session`
-//! per connection on a pool of worker arbiters (one per core), capping the
-//! connections still in the handshake.
+//! The `Listener` actor: accepts TCP connections, starts one `Session` per
+//! connection on a pool of worker arbiters (one per core), and keeps the
+//! [`Gate`] that bounds the connections not yet logged in: sessions ask it
+//! before they cost a signature or check a password, and tell it when they
+//! log in or close.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use slog::{Logger, debug, warn};
+use slog::{Logger, debug, info, warn};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::messages::ToSession;
+use crate::gate::{Backoff, ConnId, Gate, GateConfig, Hold};
+use crate::messages::{Authorize, GateHandle, PasswordAttempt, PasswordOk, Release, ToSession};
 use crate::roster::Roster;
 use crate::session::{CountGuard, Session, SessionConfig};
 use crate::signer::Signer;
@@ -28,14 +31,9 @@ pub struct Listener {
     workers: Vec<ArbiterHandle>,
     next_worker: usize,
     next_id: u64,
-    max_handshakes: usize,
-    max_handshakes_per_address: usize,
-    pending: Arc<AtomicUsize>,
-    /// Pending handshakes per source address, and that address's recent
-    /// connections (oldest first).
-    by_ip: HashMap<IpAddr, PerAddress>,
-    /// Recent connections, oldest first, for evicting stale handshakes.
-    recent: VecDeque<(Instant, Recipient<ToSession>)>,
+    gate: Gate,
+    /// The sessions the gate holds, to close the ones it pushes out.
+    sessions: HashMap<ConnId, Recipient<ToSession>>,
     open: Arc<AtomicUsize>,
 }
 
@@ -51,16 +49,9 @@ pub fn address_group(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One source address's handshakes.
-#[derive(Default)]
-struct PerAddress {
-    pending: Arc<AtomicUsize>,
-    recent: VecDeque<(Instant, Recipient<ToSession>)>,
-}
-
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("next_id", &self.next_id).finish_non_exhaustive()
+        f.debug_struct("Listener").field("next_id", &self.next_id).field("gate", &self.gate.counts()).finish()
     }
 }
 
@@ -74,7 +65,7 @@ impl Listener {
         roster: Addr<Roster>,
         signer: Addr<Signer>,
         workers: Vec<ArbiterHandle>,
-        max_handshakes: (usize, usize),
+        gate: GateConfig,
         open: Arc<AtomicUsize>,
     ) -> Self {
         Self {
@@ -86,11 +77,8 @@ impl Listener {
             workers,
             next_worker: 0,
             next_id: 1,
-            max_handshakes: max_handshakes.0,
-            max_handshakes_per_address: max_handshakes.1,
-            pending: Arc::new(AtomicUsize::new(0)),
-            by_ip: HashMap::new(),
-            recent: VecDeque::new(),
+            gate: Gate::new(gate),
+            sessions: HashMap::new(),
             open,
         }
     }
@@ -100,6 +88,9 @@ impl Actor for Listener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Sessions ask the gate through this mailbox: it must not be the
+        // bottleneck of a connection flood.
+        ctx.set_mailbox_capacity(4096);
         let Some(listener) = self.listener.take() else {
             return ctx.stop();
         };
@@ -116,57 +107,41 @@ impl Actor for Listener {
 }
 
 impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
-    fn handle(&mut self, item: io::Result<(TcpStream, SocketAddr)>, _: &mut Context<Self>) {
+    fn handle(&mut self, item: io::Result<(TcpStream, SocketAddr)>, ctx: &mut Context<Self>) {
         let (stream, peer) = match item {
             Ok(x) => x,
             Err(e) => return warn!(self.log, "accept failed"; "error" => %e),
         };
-        // Entries past the handshake deadline have logged in or are gone.
-        let deadline = self.cfg.handshake_timeout;
-        while self.recent.front().is_some_and(|(at, _)| at.elapsed() > deadline) {
-            self.recent.pop_front();
-        }
-        // One address may only hold so many handshakes: beyond that its own
-        // oldest gives way, so a flood from one place churns its own
-        // connections and cannot push anyone else's out.
-        if self.by_ip.len() > 4 * self.max_handshakes {
-            self.by_ip.retain(|_, a| a.pending.load(Ordering::SeqCst) > 0);
-        }
+        let id = self.next_id;
+        self.next_id += 1;
         let group = address_group(peer.ip());
-        let here = self.by_ip.entry(group).or_default();
-        while here.recent.front().is_some_and(|(at, _)| at.elapsed() > deadline) {
-            here.recent.pop_front();
-        }
-        let over_address = here.pending.load(Ordering::SeqCst) >= self.max_handshakes_per_address;
-        if over_address {
-            debug!(self.log, "too many pending handshakes from one address; evicting its oldest"; "peer" => %peer);
-            if let Some((_, oldest)) = here.recent.pop_front() {
-                oldest.do_send(ToSession::Evict);
-            }
-        }
-        let here_pending = here.pending.clone();
-        if !over_address && self.pending.load(Ordering::SeqCst) >= self.max_handshakes {
-            // Full: the oldest pending handshake gives way, so a flood of idle
-            // connections cannot lock newcomers out.
-            debug!(self.log, "too many pending handshakes; evicting the oldest"; "peer" => %peer);
-            if let Some((_, oldest)) = self.recent.pop_front() {
-                oldest.do_send(ToSession::Evict);
+        for victim in self.gate.admit(id, group) {
+            debug!(self.log, "too many connections waiting for their key check; closing one"; "peer" => %peer);
+            if let Some(s) = self.sessions.remove(&victim) {
+                s.do_send(ToSession::Evict);
             }
         }
         let _ = stream.set_nodelay(true);
         let Ok(std_stream) = stream.into_std() else {
+            self.gate.release(id);
             return;
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        let pending = vec![CountGuard::new(&self.pending), CountGuard::new(&here_pending)];
         let open = CountGuard::new(&self.open);
+        let me = ctx.address();
+        let gate = GateHandle {
+            id,
+            group,
+            authorize: me.clone().recipient(),
+            password: me.clone().recipient(),
+            password_ok: me.clone().recipient(),
+            release: me.recipient(),
+        };
         let (log, cfg, roster, signer) = (self.log.clone(), self.cfg.clone(), self.roster.clone(), self.signer.clone());
         let build = move |_: &mut Context<Session>| {
             // Registers the socket with this worker's own reactor; a
             // failure leaves no stream and the session stops at once.
             let stream = TcpStream::from_std(std_stream).ok();
-            Session::new(id, stream, &log, cfg, roster, signer, pending, open)
+            Session::new(id, stream, &log, cfg, roster, signer, gate, open)
         };
         let addr = if self.workers.is_empty() {
             Session::create(build)
@@ -175,14 +150,55 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             self.next_worker += 1;
             Session::start_in_arbiter(worker, build)
         };
-        let recipient: Recipient<ToSession> = addr.recipient();
-        if let Some(a) = self.by_ip.get_mut(&group) {
-            a.recent.push_back((Instant::now(), recipient.clone()));
-        }
-        self.recent.push_back((Instant::now(), recipient));
+        self.sessions.insert(id, addr.recipient());
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Authorize> for Listener {
+    type Result = MessageResult<Authorize>;
+    fn handle(&mut self, msg: Authorize, _: &mut Context<Self>) -> Self::Result {
+        let r = self.gate.authorize(msg.id, Instant::now());
+        if let Err(Hold::RetryAfter(wait)) = r {
+            debug!(self.log, "key holder asked to wait"; "session" => msg.id, "retry_after_ms" => wait.as_millis());
+        }
+        MessageResult(r)
+    }
+}
+
+impl Handler<Release> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: Release, _: &mut Context<Self>) {
+        self.gate.release(msg.0);
+        self.sessions.remove(&msg.0);
+    }
+}
+
+impl Handler<PasswordAttempt> for Listener {
+    type Result = MessageResult<PasswordAttempt>;
+    fn handle(&mut self, msg: PasswordAttempt, _: &mut Context<Self>) -> Self::Result {
+        let r = self.gate.password_attempt(msg.0, Instant::now());
+        match r {
+            // Once per address and window at info; the rest at debug.
+            Ok(Backoff::Started(wait)) => {
+                info!(self.log, "failed passwords from one address; it now waits between tries";
+                    "address" => %msg.0, "wait_ms" => wait.as_millis());
+            }
+            Ok(Backoff::Extended(wait)) => {
+                debug!(self.log, "failed passwords: longer wait"; "address" => %msg.0, "wait_ms" => wait.as_millis());
+            }
+            _ => {}
+        }
+        MessageResult(r.map(|_| ()))
+    }
+}
+
+impl Handler<PasswordOk> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: PasswordOk, _: &mut Context<Self>) {
+        self.gate.password_ok(msg.0);
+    }
 }
 
 /// Stop accepting connections (shutdown).

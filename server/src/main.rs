@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use slog::{Drain, Logger, info, o, warn};
 
 use server::config::Config;
+use server::gate::GateConfig;
 use server::keys;
 use server::listener::{Listener, StopAccepting};
 use server::messages::ShutdownAll;
@@ -221,7 +222,14 @@ async fn serve(
         roster.clone(),
         signer,
         workers.clone(),
-        (cfg.max_handshakes as usize, cfg.max_handshakes_per_address as usize),
+        GateConfig {
+            max_waiting: cfg.max_handshakes as usize,
+            max_waiting_per_address: cfg.max_handshakes_per_address as usize,
+            max_logging_in: cfg.max_logins_in_progress as usize,
+            max_logging_in_per_address: cfg.max_logins_in_progress_per_address as usize,
+            sign_rate_per_address: f64::from(cfg.handshake_rate_per_address),
+            sign_burst_per_address: cfg.handshake_burst_per_address,
+        },
         open.clone(),
     )
     .start();

@@ -52,8 +52,8 @@ pub enum ToSession {
     Shutdown(Bytes),
     /// End the session for cause.
     Kick(DisconnectCause, &'static str),
-    /// Too many connections are in the handshake: close this one if it has
-    /// not logged in yet (the oldest gives way to newcomers).
+    /// Too many connections are waiting for their key check: close this
+    /// one if it has not passed it (the gate chose it to give way).
     Evict,
     /// The same user logged in again with this session's resume token (its
     /// connection is presumably dead): close without a word.
@@ -221,4 +221,54 @@ pub struct AddressChallenge {
     pub voice_id: u32,
     /// The challenge to echo from the new address.
     pub challenge: [u8; 16],
+}
+
+/// Session → listener: the connection passed the key check; may it cost a
+/// signature now? (It leaves the pool that idle connections can push out.)
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), crate::gate::Hold>")]
+pub struct Authorize {
+    /// The session.
+    pub id: SessionId,
+}
+
+/// Session → listener: the connection logged in or closed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Release(pub SessionId);
+
+/// Session → listener: a password is about to be checked for a login from
+/// this address group; `Err` is how long it must wait first.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), std::time::Duration>")]
+pub struct PasswordAttempt(pub std::net::IpAddr);
+
+/// Session → listener: the password from this address group was right.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PasswordOk(pub std::net::IpAddr);
+
+/// A session's way to the gate (see [`crate::gate`]): its id, its address
+/// group, and the listener's mailboxes. Dropping it releases the session's
+/// place, whatever ended it.
+#[derive(Debug)]
+pub struct GateHandle {
+    /// The session.
+    pub id: SessionId,
+    /// Its address group (see [`crate::listener::address_group`]).
+    pub group: std::net::IpAddr,
+    /// Asks to go on to the signature.
+    pub authorize: Recipient<Authorize>,
+    /// Asks to check a password.
+    pub password: Recipient<PasswordAttempt>,
+    /// Says the password was right.
+    pub password_ok: Recipient<PasswordOk>,
+    /// Says the session logged in or closed.
+    pub release: Recipient<Release>,
+}
+
+impl Drop for GateHandle {
+    fn drop(&mut self) {
+        self.release.do_send(Release(self.id));
+    }
 }

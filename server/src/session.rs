@@ -20,7 +20,7 @@ use bytes::Bytes;
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Opener, Psk, Sealer};
 use protocol::frame::{CodecError, FrameCodec};
-use protocol::handshake::{ServerHandshake, ServerStep};
+use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, SignRequest};
 use protocol::message::{
     self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage, TextError,
 };
@@ -34,9 +34,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
+use crate::gate::Hold;
 use crate::messages::{
-    Broadcast, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox, SessionId, SharedLedger,
-    ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    Authorize, Broadcast, GateHandle, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox,
+    PasswordAttempt, PasswordOk, SessionId, SharedLedger, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::roster::Roster;
 use crate::signer::{Sign, Signer};
@@ -127,9 +128,9 @@ pub struct Session {
     /// Lowest id nacked for the rate and not yet resent: later ids wait too,
     /// so messages are delivered in the order they were sent.
     blocked_from: Option<u64>,
-    /// Held while the session has not logged in (the handshake caps,
-    /// overall and for its address).
-    pending: Vec<CountGuard>,
+    /// The session's place at the gate until it logs in (dropping it
+    /// releases the place).
+    gate: Option<GateHandle>,
     /// Held by the writer task until the socket is closed.
     open: Option<CountGuard>,
     /// The user may take this session over again (no quit, no kick).
@@ -158,7 +159,7 @@ impl Session {
         cfg: Arc<SessionConfig>,
         roster: Addr<Roster>,
         signer: Addr<Signer>,
-        pending: Vec<CountGuard>,
+        gate: GateHandle,
         open: CountGuard,
     ) -> Self {
         let peer_addr = stream.as_ref().and_then(|s| s.peer_addr().ok());
@@ -186,7 +187,7 @@ impl Session {
             flood_count: 0,
             ledger: SharedLedger::default(),
             blocked_from: None,
-            pending,
+            gate: Some(gate),
             open: Some(open),
             resumable: true,
             peer_ip,
@@ -227,8 +228,14 @@ impl Session {
     }
 
     fn refuse(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String) {
+        self.refuse_for(ctx, code, reason, None);
+    }
+
+    /// Refuses the login, saying how long until trying again may work.
+    fn refuse_for(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String, retry: Option<Duration>) {
         info!(self.log, "login refused"; "code" => ?code, "reason" => &reason);
-        self.send(ctx, &ServerMessage::Refused { code, reason });
+        let retry_after_ms = retry.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.send(ctx, &ServerMessage::Refused { code, reason, retry_after_ms });
         self.close(ctx);
     }
 
@@ -256,27 +263,25 @@ impl Session {
         };
         match hs.receive(frame) {
             Ok(ServerStep::Sign(req)) => {
-                debug!(self.log, "client passed the key check; signing");
-                self.signer
-                    .send(Sign(req.transcript))
+                // Past the key check: the gate decides whether this may cost
+                // a signature now (its address's budget, password back-off,
+                // the logging-in pool) and moves it out of reach of idle
+                // connections.
+                let Some(gate) = &self.gate else { return self.close(ctx) };
+                gate.authorize
+                    .send(Authorize { id: self.id })
                     .into_actor(self)
-                    .map(move |res, act, ctx| {
-                        let Ok(sig) = res else { return act.close(ctx) };
-                        match hs.finish(&sig) {
-                            Ok((reply, est)) => {
+                    .map(move |res, act, ctx| match res {
+                        Ok(Ok(())) => act.sign(ctx, hs, req),
+                        Ok(Err(Hold::RetryAfter(wait))) => match hs.retry_after(wait) {
+                            Ok(reply) => {
+                                debug!(act.log, "key holder told to retry later"; "retry_after_ms" => wait.as_millis());
                                 act.queue(ctx, Out::Raw(Bytes::from(reply)));
-                                let (sealer, opener) = est.keys.server_text();
-                                act.queue(ctx, Out::StartSealing(Box::new(sealer)));
-                                act.opener = Some(opener);
-                                act.keys = Some(est.keys);
-                                act.phase = Phase::Login;
-                                debug!(act.log, "handshake complete");
-                            }
-                            Err(e) => {
-                                info!(act.log, "handshake failed"; "error" => %e);
                                 act.close(ctx);
                             }
-                        }
+                            Err(_) => act.close(ctx),
+                        },
+                        Ok(Err(Hold::Gone)) | Err(_) => act.close(ctx),
                     })
                     .wait(ctx);
             }
@@ -293,6 +298,34 @@ impl Session {
         }
     }
 
+    /// Signs the handshake transcript off the actor's thread, then finishes
+    /// the handshake.
+    fn sign(&mut self, ctx: &mut Context<Self>, mut hs: Box<ServerHandshake>, req: SignRequest) {
+        debug!(self.log, "client passed the key check; signing");
+        self.signer
+            .send(Sign(req.transcript))
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let Ok(sig) = res else { return act.close(ctx) };
+                match hs.finish(&sig) {
+                    Ok((reply, est)) => {
+                        act.queue(ctx, Out::Raw(Bytes::from(reply)));
+                        let (sealer, opener) = est.keys.server_text();
+                        act.queue(ctx, Out::StartSealing(Box::new(sealer)));
+                        act.opener = Some(opener);
+                        act.keys = Some(est.keys);
+                        act.phase = Phase::Login;
+                        debug!(act.log, "handshake complete");
+                    }
+                    Err(e) => {
+                        info!(act.log, "handshake failed"; "error" => %e);
+                        act.close(ctx);
+                    }
+                }
+            })
+            .wait(ctx);
+    }
+
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
         let ClientMessage::Login { version, username, password, resume, first_id } = msg else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
@@ -304,13 +337,44 @@ impl Session {
         if let Err(e) = message::validate_username(&username) {
             return self.refuse(ctx, RefusalCode::InvalidName, format!("invalid username: {e}"));
         }
-        if let Some(expected) = &self.cfg.password_hash {
-            let given: [u8; 32] = Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
-            if !bool::from(given.ct_eq(expected)) {
-                let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
-                return self.refuse(ctx, RefusalCode::WrongPassword, reason.into());
-            }
+        if self.cfg.password_hash.is_none() {
+            return self.join(ctx, username, resume, first_id);
         }
+        // The gate counts the attempt as failed until told otherwise, so
+        // parallel guesses from one address wait together.
+        let Some(gate) = &self.gate else { return self.close(ctx) };
+        let group = gate.group;
+        gate.password
+            .send(PasswordAttempt(group))
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let Some(expected) = &act.cfg.password_hash else { return act.close(ctx) };
+                match res {
+                    Ok(Ok(())) => {}
+                    Ok(Err(wait)) => {
+                        let reason = format!(
+                            "too many wrong passwords from your address; try again in {} s",
+                            wait.as_secs().max(1)
+                        );
+                        return act.refuse_for(ctx, RefusalCode::RetryLater, reason, Some(wait));
+                    }
+                    Err(_) => return act.close(ctx),
+                }
+                let given: [u8; 32] = Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
+                if !bool::from(given.ct_eq(expected)) {
+                    let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
+                    return act.refuse(ctx, RefusalCode::WrongPassword, reason.into());
+                }
+                if let Some(gate) = &act.gate {
+                    gate.password_ok.do_send(PasswordOk(group));
+                }
+                act.join(ctx, username, resume, first_id);
+            })
+            .wait(ctx);
+    }
+
+    /// Asks the roster to let the (authenticated) user in.
+    fn join(&mut self, ctx: &mut Context<Self>, username: String, resume: Option<String>, first_id: Option<u64>) {
         if let Some(first) = first_id
             && let Ok(mut l) = self.ledger.lock()
         {
@@ -335,7 +399,7 @@ impl Session {
                     // The roster has queued the welcome.
                     act.log = act.log.new(o!("user" => username.clone()));
                     info!(act.log, "user joined"; "users" => users, "resumed" => resumed);
-                    act.pending.clear();
+                    act.gate = None;
                     act.phase = Phase::Chat;
                     act.ledger = ledger;
                 }
@@ -361,7 +425,12 @@ impl Session {
     fn on_chat_message(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
         match msg {
             ClientMessage::Chat { id, text } => self.on_chat(ctx, id, text),
-            ClientMessage::Who | ClientMessage::Ping { .. } | ClientMessage::VoiceJoin | ClientMessage::VoiceLeave
+            ClientMessage::Who
+            | ClientMessage::Ping { .. }
+            | ClientMessage::Pong { .. }
+            | ClientMessage::Login { .. }
+            | ClientMessage::VoiceJoin
+            | ClientMessage::VoiceLeave
                 if self.bucket.take(Instant::now()).is_err() =>
             {
                 // Requests cost a token too, so they cannot be a free flood.
@@ -396,9 +465,13 @@ impl Session {
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
                 // Reports have their own small budget (a listener sends two
                 // per second per speaker); the excess is dropped.
-                if self.report_bucket.take(Instant::now()).is_ok() {
+                let now = Instant::now();
+                if self.report_bucket.take(now).is_ok() {
                     let loss_permille = loss_permille.min(1000);
                     self.roster.do_send(VoiceReport { from: self.id, speaker, loss_permille, burst_x10 });
+                } else {
+                    // Dropped, and counted like any message over the rate.
+                    self.note_flood(ctx, now);
                 }
             }
         }
@@ -638,7 +711,10 @@ impl Actor for Session {
         actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take()));
         // A small read buffer: it grows for a big frame, and an idle session
         // does not hold more.
-        ctx.add_stream(FramedRead::with_capacity(r, FrameCodec::new(self.cfg.max_frame), 1024));
+        // Before the key check only the client hello may come, and it has
+        // one size: nobody without the key makes us buffer a large frame.
+        let codec = FrameCodec::new(self.cfg.max_frame).with_first_frame_limit(CLIENT_HELLO_FRAME_LEN);
+        ctx.add_stream(FramedRead::with_capacity(r, codec, 1024));
 
         let psk = match self.cfg.psk.read() {
             Ok(p) => p.clone(),
@@ -694,11 +770,11 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                 info!(self.log, "connection lost"; "error" => %e);
                 return self.close(ctx);
             }
+            // A length no frame of ours has: corruption on the way, or a
+            // peer that could as well cut the connection. Either way the
+            // connection is broken (resumable), not a kick for cause.
             Err(e) => {
-                info!(self.log, "bad frame; closing"; "error" => %e);
-                if matches!(self.phase, Phase::Chat | Phase::Login) {
-                    return self.kick(ctx, DisconnectCause::ProtocolViolation, &e.to_string());
-                }
+                info!(self.log, "bad frame; closing the connection"; "error" => %e);
                 return self.close(ctx);
             }
         };
@@ -711,9 +787,12 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
         };
         let plain = match opener.open(&frame) {
             Ok(p) => p,
+            // Fails authentication: altered on the way (or by someone who
+            // could cut the connection anyway). A broken connection the
+            // client may resume, never a kick: nothing it said is lost.
             Err(e) => {
-                info!(self.log, "frame rejected; closing"; "error" => %e);
-                return self.kick(ctx, DisconnectCause::ProtocolViolation, &e.to_string());
+                info!(self.log, "frame failed authentication; closing the connection"; "error" => %e);
+                return self.close(ctx);
             }
         };
         let msg = match message::decode::<ClientMessage>(&plain) {

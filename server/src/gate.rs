@@ -1,0 +1,511 @@
+//! The gate in front of the login: which connections not yet logged in may
+//! stay, who may cost an RSA signature now, and who must wait after failed
+//! passwords. Sans-IO: time comes in as `now`; the listener owns one
+//! [`Gate`] and acts on what it answers.
+//!
+//! Two pools, each bounded overall and per address:
+//! - **waiting**: connected, key not yet shown. When it is full a newcomer
+//!   pushes out the oldest connection of the address holding the most
+//!   (a flood from many addresses churns its own connections, a lone user
+//!   is the last to go); an address at its own cap pushes out its own oldest.
+//! - **logging in**: passed the key check (cost or will cost a signature).
+//!   Nothing in the waiting pool can push these out; when this pool is full
+//!   the newcomer is asked to retry later instead.
+//!
+//! Per address, a token bucket paces RSA signatures, and failed passwords
+//! back off exponentially (a few free tries for typos; a correct password
+//! clears it).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use protocol::rate::TokenBucket;
+
+/// A connection's id (the session id).
+pub type ConnId = u64;
+
+/// The gate's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct GateConfig {
+    /// Connections waiting for their key check, overall.
+    pub max_waiting: usize,
+    /// Of those, from one address.
+    pub max_waiting_per_address: usize,
+    /// Connections past the key check and not yet logged in, overall.
+    pub max_logging_in: usize,
+    /// Of those, from one address.
+    pub max_logging_in_per_address: usize,
+    /// Signatures per second one address may cost, sustained.
+    pub sign_rate_per_address: f64,
+    /// Signatures one address may cost at once.
+    pub sign_burst_per_address: u32,
+}
+
+/// Failed passwords an address may make before it has to wait.
+pub const FREE_PASSWORD_FAILURES: u32 = 3;
+/// The first wait after the free failures; it doubles with every failure.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Failures are forgotten after this long without one.
+pub const FORGET_FAILURES: Duration = Duration::from_secs(600);
+/// How long a newcomer is asked to wait when the logging-in pool is full.
+pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// Addresses remembered (buckets and failures) before the quiet ones are
+/// forgotten.
+const MAX_ADDRESSES: usize = 65_536;
+
+/// Why a connection may not go on to its signature now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// It is no longer in the waiting pool (pushed out, or already past).
+    Gone,
+    /// Come back after this long.
+    RetryAfter(Duration),
+}
+
+/// What a password attempt started, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// No waiting yet.
+    None,
+    /// This attempt was the last free one: the address now waits this long
+    /// before its next attempt (the first time in its window: log it).
+    Started(Duration),
+    /// The address waits this long (longer than before) before its next try.
+    Extended(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Waiting,
+    LoggingIn,
+}
+
+#[derive(Debug)]
+struct Entry {
+    group: IpAddr,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+struct AddressState {
+    signs: TokenBucket,
+    failures: u32,
+    blocked_until: Option<Instant>,
+    last_failure: Option<Instant>,
+    touched: Instant,
+}
+
+/// The gate's state. See the module docs.
+#[derive(Debug)]
+pub struct Gate {
+    cfg: GateConfig,
+    entries: HashMap<ConnId, Entry>,
+    /// Waiting connections per address, oldest first.
+    waiting: HashMap<IpAddr, VecDeque<ConnId>>,
+    waiting_total: usize,
+    logging_in: HashMap<IpAddr, usize>,
+    logging_in_total: usize,
+    addresses: HashMap<IpAddr, AddressState>,
+}
+
+impl Gate {
+    /// An empty gate.
+    pub fn new(cfg: GateConfig) -> Self {
+        Self {
+            cfg,
+            entries: HashMap::new(),
+            waiting: HashMap::new(),
+            waiting_total: 0,
+            logging_in: HashMap::new(),
+            logging_in_total: 0,
+            addresses: HashMap::new(),
+        }
+    }
+
+    /// Connections waiting for their key check, and connections logging in.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.waiting_total, self.logging_in_total)
+    }
+
+    /// Waiting connections from `group`.
+    pub fn waiting_from(&self, group: IpAddr) -> usize {
+        self.waiting.get(&group).map_or(0, VecDeque::len)
+    }
+
+    /// A new connection from `group`; returns the connections it pushes out
+    /// (already forgotten here: the caller closes them).
+    pub fn admit(&mut self, id: ConnId, group: IpAddr) -> Vec<ConnId> {
+        let mut out = Vec::new();
+        if self.waiting_from(group) >= self.cfg.max_waiting_per_address.max(1) {
+            out.extend(self.pop_oldest(group));
+        } else if self.waiting_total >= self.cfg.max_waiting.max(1) {
+            // The address holding the most gives way; among equals, the one
+            // whose oldest connection is oldest (ids grow with time).
+            let victim_group = self
+                .waiting
+                .iter()
+                .filter_map(|(g, q)| q.front().map(|first| (q.len(), std::cmp::Reverse(*first), *g)))
+                .max()
+                .map(|(_, _, g)| g);
+            if let Some(g) = victim_group {
+                out.extend(self.pop_oldest(g));
+            }
+        }
+        self.entries.insert(id, Entry { group, stage: Stage::Waiting });
+        self.waiting.entry(group).or_default().push_back(id);
+        self.waiting_total += 1;
+        out
+    }
+
+    fn pop_oldest(&mut self, group: IpAddr) -> Option<ConnId> {
+        let q = self.waiting.get_mut(&group)?;
+        let id = q.pop_front()?;
+        if q.is_empty() {
+            self.waiting.remove(&group);
+        }
+        self.entries.remove(&id);
+        self.waiting_total -= 1;
+        Some(id)
+    }
+
+    fn address(&mut self, group: IpAddr, now: Instant) -> &mut AddressState {
+        if self.addresses.len() >= MAX_ADDRESSES && !self.addresses.contains_key(&group) {
+            self.forget_quiet(now);
+        }
+        let (rate, burst) = (self.cfg.sign_rate_per_address, self.cfg.sign_burst_per_address);
+        let a = self.addresses.entry(group).or_insert_with(|| AddressState {
+            signs: TokenBucket::new(rate, burst, now),
+            failures: 0,
+            blocked_until: None,
+            last_failure: None,
+            touched: now,
+        });
+        a.touched = now;
+        if a.last_failure.is_some_and(|t| now.duration_since(t) > FORGET_FAILURES) {
+            a.failures = 0;
+            a.last_failure = None;
+            a.blocked_until = None;
+        }
+        a
+    }
+
+    /// Forgets addresses with nothing to remember (full bucket, no
+    /// failures), then, if still too many, the least recently seen half.
+    fn forget_quiet(&mut self, now: Instant) {
+        let refill = Duration::from_secs_f64(
+            f64::from(self.cfg.sign_burst_per_address) / self.cfg.sign_rate_per_address.max(0.001),
+        );
+        self.addresses.retain(|_, a| {
+            let failures_live = a.last_failure.is_some_and(|t| now.duration_since(t) <= FORGET_FAILURES);
+            failures_live || now.duration_since(a.touched) < refill
+        });
+        if self.addresses.len() >= MAX_ADDRESSES {
+            let mut touched: Vec<Instant> = self.addresses.values().map(|a| a.touched).collect();
+            touched.sort_unstable();
+            let cut = touched[touched.len() / 2];
+            self.addresses.retain(|_, a| a.touched > cut);
+        }
+    }
+
+    /// The connection passed the key check and asks to cost a signature:
+    /// it leaves the waiting pool for the logging-in pool, or is told why not.
+    ///
+    /// # Errors
+    ///
+    /// [`Hold::Gone`] when it was pushed out meanwhile; [`Hold::RetryAfter`]
+    /// when its address is backing off after failed passwords, has spent its
+    /// signatures, or the logging-in pool is full (overall or for its
+    /// address). On an error it stays where it was; the caller closes it.
+    pub fn authorize(&mut self, id: ConnId, now: Instant) -> Result<(), Hold> {
+        let group = match self.entries.get(&id) {
+            Some(Entry { group, stage: Stage::Waiting }) => *group,
+            _ => return Err(Hold::Gone),
+        };
+        let here = self.logging_in.get(&group).copied().unwrap_or(0);
+        let full = self.logging_in_total >= self.cfg.max_logging_in.max(1)
+            || here >= self.cfg.max_logging_in_per_address.max(1);
+        let a = self.address(group, now);
+        if let Some(until) = a.blocked_until
+            && until > now
+        {
+            return Err(Hold::RetryAfter(until - now));
+        }
+        if full {
+            return Err(Hold::RetryAfter(BUSY_RETRY));
+        }
+        if let Err(wait) = a.signs.take(now) {
+            return Err(Hold::RetryAfter(wait.max(Duration::from_millis(1))));
+        }
+        self.remove_waiting(id, group);
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.stage = Stage::LoggingIn;
+        }
+        *self.logging_in.entry(group).or_default() += 1;
+        self.logging_in_total += 1;
+        Ok(())
+    }
+
+    fn remove_waiting(&mut self, id: ConnId, group: IpAddr) {
+        if let Some(q) = self.waiting.get_mut(&group)
+            && let Some(pos) = q.iter().position(|x| *x == id)
+        {
+            q.remove(pos);
+            self.waiting_total -= 1;
+            if q.is_empty() {
+                self.waiting.remove(&group);
+            }
+        }
+    }
+
+    /// The connection logged in or closed: it leaves whichever pool holds it.
+    pub fn release(&mut self, id: ConnId) {
+        let Some(e) = self.entries.remove(&id) else { return };
+        match e.stage {
+            Stage::Waiting => self.remove_waiting(id, e.group),
+            Stage::LoggingIn => {
+                if let Some(n) = self.logging_in.get_mut(&e.group) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.logging_in.remove(&e.group);
+                    }
+                }
+                self.logging_in_total -= 1;
+            }
+        }
+    }
+
+    /// A password is about to be checked for a login from `group`. Counted
+    /// as failed until [`Gate::password_ok`] says otherwise, so parallel
+    /// guesses cannot slip through together.
+    ///
+    /// # Errors
+    ///
+    /// How long the address must still wait; the password is then not
+    /// checked at all.
+    pub fn password_attempt(&mut self, group: IpAddr, now: Instant) -> Result<Backoff, Duration> {
+        let a = self.address(group, now);
+        if let Some(until) = a.blocked_until
+            && until > now
+        {
+            return Err(until - now);
+        }
+        a.failures = a.failures.saturating_add(1);
+        a.last_failure = Some(now);
+        if a.failures <= FREE_PASSWORD_FAILURES {
+            return Ok(Backoff::None);
+        }
+        let doublings = (a.failures - FREE_PASSWORD_FAILURES - 1).min(16);
+        let wait = FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
+        a.blocked_until = Some(now + wait);
+        Ok(if a.failures == FREE_PASSWORD_FAILURES + 1 { Backoff::Started(wait) } else { Backoff::Extended(wait) })
+    }
+
+    /// The password was right: `group`'s failures are forgiven.
+    pub fn password_ok(&mut self, group: IpAddr) {
+        if let Some(a) = self.addresses.get_mut(&group) {
+            a.failures = 0;
+            a.last_failure = None;
+            a.blocked_until = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> GateConfig {
+        GateConfig {
+            max_waiting: 8,
+            max_waiting_per_address: 4,
+            max_logging_in: 4,
+            max_logging_in_per_address: 2,
+            sign_rate_per_address: 1.0,
+            sign_burst_per_address: 3,
+        }
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn a_full_waiting_pool_pushes_out_the_address_holding_the_most() {
+        let mut g = Gate::new(cfg());
+        // One user from address 1, then a flood from 2 and 3.
+        assert!(g.admit(1, ip(1)).is_empty());
+        let mut id = 2;
+        for n in [2, 3, 2, 3, 2, 3, 2] {
+            assert!(g.admit(id, ip(n)).is_empty());
+            id += 1;
+        }
+        assert_eq!(g.counts(), (8, 0));
+        // Full: 2 holds 4, 3 holds 3: 2's oldest (id 2) goes.
+        assert_eq!(g.admit(id, ip(3)), vec![2]);
+        id += 1;
+        // Now 2 and 3 both hold 4 (3 got the newcomer)... 3's oldest is
+        // id 3, older than 2's oldest (id 4): equal counts, oldest first.
+        assert_eq!(g.admit(id, ip(4)), vec![3]);
+        id += 1;
+        // However long the flood goes on, the lone user stays.
+        for k in 0..100 {
+            let out = g.admit(id, ip(2 + (k % 2) as u8));
+            id += 1;
+            assert_eq!(out.len(), 1);
+            assert!(!out.contains(&1));
+            assert_eq!(g.counts().0, 8, "never above the cap");
+        }
+        assert!(g.authorize(1, Instant::now()).is_ok());
+    }
+
+    #[test]
+    fn an_address_at_its_cap_pushes_out_its_own_oldest() {
+        let mut g = Gate::new(cfg());
+        for id in 1..=4 {
+            assert!(g.admit(id, ip(1)).is_empty());
+        }
+        assert!(g.admit(5, ip(2)).is_empty());
+        assert_eq!(g.admit(6, ip(1)), vec![1]);
+        assert_eq!(g.waiting_from(ip(1)), 4);
+        assert_eq!(g.counts().0, 5);
+    }
+
+    #[test]
+    fn past_the_key_check_nothing_pushes_a_connection_out() {
+        let mut g = Gate::new(cfg());
+        let now = Instant::now();
+        assert!(g.admit(1, ip(1)).is_empty());
+        assert_eq!(g.authorize(1, now), Ok(()));
+        assert_eq!(g.counts(), (0, 1));
+        for id in 2..200 {
+            assert!(!g.admit(id, ip((id % 50) as u8)).contains(&1));
+        }
+        assert_eq!(g.counts(), (8, 1));
+        // Released once it logs in (or closes); twice is harmless.
+        g.release(1);
+        g.release(1);
+        assert_eq!(g.counts(), (8, 0));
+    }
+
+    #[test]
+    fn a_pushed_out_or_released_connection_cannot_go_on() {
+        let mut g = Gate::new(cfg());
+        let now = Instant::now();
+        for id in 1..=5 {
+            g.admit(id, ip(1));
+        }
+        // 1 was pushed out by 5.
+        assert_eq!(g.authorize(1, now), Err(Hold::Gone));
+        g.release(2);
+        assert_eq!(g.authorize(2, now), Err(Hold::Gone));
+        assert_eq!(g.counts(), (3, 0));
+        // Releasing what was pushed out changes nothing.
+        g.release(1);
+        assert_eq!(g.counts(), (3, 0));
+    }
+
+    #[test]
+    fn the_logging_in_pool_is_bounded_per_address_and_overall() {
+        let mut g = Gate::new(GateConfig { sign_burst_per_address: 100, ..cfg() });
+        let now = Instant::now();
+        for id in 1..=3 {
+            g.admit(id, ip(1));
+        }
+        assert_eq!(g.authorize(1, now), Ok(()));
+        assert_eq!(g.authorize(2, now), Ok(()));
+        assert_eq!(g.authorize(3, now), Err(Hold::RetryAfter(BUSY_RETRY)));
+        for (id, n) in [(4, 2), (5, 2), (6, 3)] {
+            g.admit(id, ip(n));
+        }
+        assert_eq!(g.authorize(4, now), Ok(()));
+        assert_eq!(g.authorize(5, now), Ok(()));
+        assert_eq!(g.authorize(6, now), Err(Hold::RetryAfter(BUSY_RETRY)), "4 logging in overall");
+        g.release(1);
+        assert_eq!(g.authorize(6, now), Ok(()));
+    }
+
+    #[test]
+    fn signatures_are_paced_per_address() {
+        let mut g = Gate::new(GateConfig {
+            max_waiting_per_address: 8,
+            max_logging_in: 100,
+            max_logging_in_per_address: 100,
+            ..cfg()
+        });
+        let now = Instant::now();
+        for id in 1..=5 {
+            g.admit(id, ip(1));
+        }
+        g.admit(6, ip(2));
+        for id in 1..=3 {
+            assert_eq!(g.authorize(id, now), Ok(()), "burst of 3");
+        }
+        let Err(Hold::RetryAfter(wait)) = g.authorize(4, now) else { panic!("over the burst") };
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
+        // Another address is not affected.
+        assert_eq!(g.authorize(6, now), Ok(()));
+        // A second later one more token.
+        assert_eq!(g.authorize(4, now + Duration::from_secs(1)), Ok(()));
+        assert!(g.authorize(5, now + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn failed_passwords_back_off_exponentially_and_a_right_one_forgives() {
+        let mut g = Gate::new(cfg());
+        let t0 = Instant::now();
+        for _ in 0..FREE_PASSWORD_FAILURES {
+            assert_eq!(g.password_attempt(ip(1), t0), Ok(Backoff::None));
+        }
+        assert_eq!(g.password_attempt(ip(1), t0), Ok(Backoff::Started(FIRST_BACKOFF)));
+        // Parallel guesses wait too; another address does not.
+        assert_eq!(g.password_attempt(ip(1), t0), Err(FIRST_BACKOFF));
+        assert_eq!(g.password_attempt(ip(2), t0), Ok(Backoff::None));
+        // The key check answers "retry after" too (no signature spent).
+        g.admit(1, ip(1));
+        assert_eq!(g.authorize(1, t0 + Duration::from_millis(400)), Err(Hold::RetryAfter(Duration::from_millis(600))));
+        let t1 = t0 + FIRST_BACKOFF;
+        assert_eq!(g.password_attempt(ip(1), t1), Ok(Backoff::Extended(2 * FIRST_BACKOFF)));
+        let t2 = t1 + 2 * FIRST_BACKOFF;
+        assert_eq!(g.password_attempt(ip(1), t2), Ok(Backoff::Extended(4 * FIRST_BACKOFF)));
+        // Bounded.
+        let mut t = t2 + 4 * FIRST_BACKOFF;
+        for _ in 0..30 {
+            let Ok(Backoff::Extended(w)) = g.password_attempt(ip(1), t) else { panic!("attempt after the wait") };
+            assert!(w <= MAX_BACKOFF);
+            t += w;
+        }
+        g.password_ok(ip(1));
+        assert_eq!(g.password_attempt(ip(1), t), Ok(Backoff::None));
+    }
+
+    #[test]
+    fn guesses_from_one_address_in_six_seconds_stay_few() {
+        let mut g = Gate::new(cfg());
+        let t0 = Instant::now();
+        let mut answered = 0;
+        // Twelve guessers hammering every 10 ms for 6 s.
+        for step in 0..600 {
+            let now = t0 + Duration::from_millis(10 * step);
+            for _ in 0..12 {
+                if g.password_attempt(ip(1), now).is_ok() {
+                    answered += 1;
+                }
+            }
+        }
+        assert!(answered <= 8, "{answered} guesses answered");
+    }
+
+    #[test]
+    fn failures_are_forgotten_after_a_quiet_while() {
+        let mut g = Gate::new(cfg());
+        let t0 = Instant::now();
+        for _ in 0..=FREE_PASSWORD_FAILURES {
+            let _ = g.password_attempt(ip(1), t0);
+        }
+        let later = t0 + FORGET_FAILURES + Duration::from_secs(1);
+        assert_eq!(g.password_attempt(ip(1), later), Ok(Backoff::None));
+    }
+}
