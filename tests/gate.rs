@@ -99,6 +99,7 @@ fn a_connection_past_the_key_check_is_not_pushed_out_by_idle_ones() {
         password: None,
         resume: None,
         first_id: None,
+        restored: false,
     });
     let got = early.recv(DEADLINE);
     assert!(matches!(got, Ok(ServerMessage::Welcome { .. })), "{got:?}");
@@ -121,10 +122,13 @@ fn before_the_key_check_only_a_hello_sized_frame_is_read() {
 fn closed_connections_never_stand_in_for_open_ones_when_the_pool_is_full() {
     let server =
         TestServer::with_config("max_handshakes = 8\nmax_handshakes_per_address = 1000\nhandshake_timeout_secs = 60");
-    // Fifty connections come and go: none of them may count later.
+    // Fifty connections come and go (each waits until the server has
+    // closed its side too): none of them may count later.
     for _ in 0..50 {
         let mut c = RawClient::connect_from(host(2), server.addr).expect("connect");
         c.recv_frame(DEADLINE).expect("hello");
+        c.stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        assert!(closed_within(&mut c, DEADLINE));
     }
     // Then twenty stay idle, one after the other: the first twelve must give
     // way (the pool holds eight), whatever closed before.
@@ -228,6 +232,7 @@ fn pongs_and_repeated_logins_count_against_the_rate() {
                 password: None,
                 resume: None,
                 first_id: None,
+                restored: false,
             },
         ),
     ] {

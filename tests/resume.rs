@@ -84,3 +84,66 @@ fn the_token_takes_the_name_back_and_the_ids_with_it() {
     send(&mut fresh, 3, "new session, new ids");
     assert!(chat("alice", "new session, new ids")(&next_about_alice(&mut bob)));
 }
+
+#[test]
+fn a_dropped_users_name_is_held_for_them_and_says_for_how_long() {
+    let server = TestServer::start();
+    let mut bob = server.raw("bob");
+    let alice = server.raw("alice");
+    next_about_alice(&mut bob); // joined
+    let token = alice.resume.clone().expect("token");
+    // The connection dies without a quit: resumable, so the name is held.
+    drop(alice);
+    assert!(matches!(next_about_alice(&mut bob), ServerMessage::Left { .. }));
+    for taker in ["alice", "ALICE"] {
+        match RawClient::login(server.addr, &server.key, taker, None) {
+            Err(ServerMessage::Refused { code: RefusalCode::NameTaken, reason, retry_after_ms }) => {
+                assert!(reason.contains("held"), "{reason}");
+                assert!(retry_after_ms.is_some_and(|ms| ms > 0 && ms <= 600_000), "{retry_after_ms:?}");
+            }
+            Err(other) => panic!("{taker}: expected the name held, got {other:?}"),
+            Ok(_) => panic!("{taker} took a dropped user's name"),
+        }
+    }
+    // The owner's token takes it back.
+    assert!(RawClient::login_resuming(server.addr, &server.key, "alice", None, Some(token)).is_ok());
+}
+
+#[test]
+fn a_restarted_client_cli_takes_its_name_back_and_its_new_messages_are_delivered() {
+    let server = TestServer::start();
+    let mut bob = server.listener("bob");
+    let mut alice = server.spawn_cli("alice", &[]);
+    alice.expect_contains("* connected to");
+    bob.expect_contains("* alice joined");
+    alice.send("first run");
+    bob.expect_contains("<alice> first run");
+    alice.signal("KILL");
+    alice.wait();
+    bob.expect_contains("* alice left");
+    // Someone else cannot have the name meanwhile.
+    match RawClient::login(server.addr, &server.key, "alice", None) {
+        Err(ServerMessage::Refused { code: RefusalCode::NameTaken, .. }) => {}
+        other => panic!("the name was not held: {:?}", other.err()),
+    }
+    // The restarted client finds its token on disk and is back; its ids
+    // start over and are not mistaken for the old run's (taken already).
+    let mut again = server.spawn_cli("alice", &[]);
+    again.expect_contains("* connected to");
+    again.send("second run");
+    bob.expect_contains("<alice> second run");
+    // A second process with the same name is told it is taken and leaves
+    // the first alone.
+    let mut twin = server.cli("alice");
+    let out = twin.stdin(std::process::Stdio::null()).output().expect("run client-cli");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("is taken"), "{err}");
+    again.send("still here");
+    bob.expect_contains("<alice> still here");
+    // A polite quit forgets the token: the name is free at once.
+    again.close_stdin();
+    assert_eq!(again.wait(), 0);
+    bob.expect_contains("* alice left");
+    assert!(RawClient::login(server.addr, &server.key, "alice", None).is_ok());
+}

@@ -33,6 +33,9 @@ pub struct ConnectOptions {
     pub fingerprint: Option<Fingerprint>,
     /// The known-servers file; `None` uses the default under the data dir.
     pub known_servers: Option<PathBuf>,
+    /// Directory where the resume token for this server and name is kept
+    /// between runs (`None`: [`crate::resume_store::default_dir`]).
+    pub state_dir: Option<PathBuf>,
     /// How long connecting, the handshake and login may take.
     pub connect_timeout: Duration,
     /// Most chat messages waiting to be sent or acknowledged before
@@ -103,6 +106,7 @@ impl ConnectOptions {
             key_file: None,
             fingerprint: None,
             known_servers: None,
+            state_dir: None,
             connect_timeout: Duration::from_secs(15),
             queue_limit: 256,
             first_use: FirstUse::Trust,

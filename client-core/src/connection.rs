@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Fingerprint, Psk};
-use protocol::message::{ClientMessage, Limits, NackReason, ServerMessage};
+use protocol::message::{ClientMessage, Limits, NackReason, RefusalCode, ServerMessage};
 use protocol::rate::TokenBucket;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event, FirstUse, Trust};
 use crate::known_servers::{self, KnownServers, Lookup};
 use crate::link::Link;
+use crate::resume_store::{self, ResumeStore, StoreError};
 use crate::voice::{Devices, Engine, EngineEvent, VoiceOptions};
 
 pub use crate::link::MAX_SERVER_FRAME;
@@ -36,7 +37,12 @@ struct Established {
 
 /// Connects and logs in (presenting `resume`, the previous session's
 /// token, and `first_id`, the lowest chat id still to be sent).
-async fn establish(opts: &ConnectOptions, resume: Option<String>, first_id: u64) -> Outcome<Established> {
+async fn establish(
+    opts: &ConnectOptions,
+    resume: Option<String>,
+    restored: bool,
+    first_id: u64,
+) -> Outcome<Established> {
     let stream = TcpStream::connect(&opts.server)
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
@@ -50,6 +56,7 @@ async fn establish(opts: &ConnectOptions, resume: Option<String>, first_id: u64)
         password: opts.password.clone(),
         resume,
         first_id: Some(first_id),
+        restored,
     };
     match conn.login(&login).await? {
         ServerMessage::Welcome { you, users, limits, resume, .. } => {
@@ -169,7 +176,24 @@ pub(crate) async fn run(
 ) {
     let mut outbox = Outbox::default();
     let mut carry = Carry::default();
-    let mut resume = None;
+    // The token an earlier run left takes a held name back; the lock keeps
+    // a second process of the same user out.
+    let store = match opts.state_dir.clone().or_else(resume_store::default_dir) {
+        Some(dir) => match ResumeStore::open(&dir, &opts.server, &opts.username) {
+            Ok(s) => Some(s),
+            Err(e @ StoreError::InUse { .. }) => {
+                let reason = DisconnectReason::Refused { code: RefusalCode::NameTaken, reason: e.to_string() };
+                let _ = events.send(Event::Disconnected { reason, unacked: 0 }).await;
+                return;
+            }
+            // No place to keep it: the client works, without resuming
+            // across runs.
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let mut resume = store.as_ref().and_then(ResumeStore::load);
+    let mut restored = resume.is_some();
     let mut logged_in = false;
     let mut attempt = 0u32;
     let mut busy_waits = 0u32;
@@ -184,7 +208,7 @@ pub(crate) async fn run(
         // try must not lose it.
         let first_id = outbox.settled.floor();
         let attempt_result =
-            tokio::time::timeout(opts.connect_timeout, establish(&opts, resume.clone(), first_id)).await;
+            tokio::time::timeout(opts.connect_timeout, establish(&opts, resume.clone(), restored, first_id)).await;
         let reason = match attempt_result {
             Err(_) => {
                 DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
@@ -198,6 +222,10 @@ pub(crate) async fn run(
                     logged_in = true;
                 }
                 resume = est.resume;
+                restored = false;
+                if let (Some(s), Some(token)) = (&store, &resume) {
+                    let _ = s.save(token);
+                }
                 max_message.store(u64::from(est.limits.max_message_bytes), Ordering::Relaxed);
                 // Whatever was in flight when the last connection died goes
                 // again, with the same ids.
@@ -247,6 +275,12 @@ pub(crate) async fn run(
             Offline::Abandoned => break reason,
         }
     };
+    // A quit or a kick leaves nothing to resume.
+    if matches!(reason, DisconnectReason::Quit | DisconnectReason::Kicked { .. })
+        && let Some(s) = &store
+    {
+        s.clear();
+    }
     // Whatever was queued behind the end counts as not acknowledged too.
     cmds.close();
     let mut unacked = outbox.len();

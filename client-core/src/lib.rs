@@ -27,6 +27,7 @@ pub mod display;
 pub mod error;
 pub mod known_servers;
 pub mod link;
+pub mod resume_store;
 pub mod voice;
 
 pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Reconnect, Trust};

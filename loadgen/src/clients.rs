@@ -82,6 +82,7 @@ pub async fn connect_one(target: &Target, source: IpAddr, name: &str) -> Result<
             password: target.password.clone(),
             resume: None,
             first_id: Some(1),
+            restored: false,
         };
         match link.login(&login).await.map_err(|e| e.to_string())? {
             ServerMessage::Welcome { limits, .. } => Ok(Connected { link, limits }),

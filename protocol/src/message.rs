@@ -38,6 +38,11 @@ pub enum ClientMessage {
         /// starts its ledger there, treating lower ids as settled.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         first_id: Option<MessageId>,
+        /// `resume` was kept on disk by an earlier process of this client,
+        /// whose message ids this one does not continue: it takes the name
+        /// back only, with a fresh ledger starting at `first_id`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restored: bool,
     },
     /// A chat message to the room.
     Chat {

@@ -67,6 +67,7 @@ fn message_decoders_never_panic() {
             password: Some("pw".into()),
             resume: None,
             first_id: Some(1),
+            restored: false,
         }),
         message::encode(&ServerMessage::VoiceJoined { voice_id: 9, udp_port: 7878, epoch: 1 }),
     ];

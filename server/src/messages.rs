@@ -70,6 +70,9 @@ pub type SharedLedger = std::sync::Arc<std::sync::Mutex<protocol::delivery::Ledg
 pub enum JoinRefusal {
     /// The name is taken (case-insensitively).
     NameTaken,
+    /// The name is held this long more for a user whose connection dropped
+    /// (their resume token takes it back).
+    NameHeld(std::time::Duration),
     /// `max_clients` users are logged in.
     ServerFull,
     /// `max_clients_per_address` users are logged in from this address.
@@ -88,6 +91,9 @@ pub struct Join {
     pub name: String,
     /// The resume token the client presented, if any.
     pub resume: Option<String>,
+    /// The token came from an earlier process: take the name back only,
+    /// keeping the session's own fresh ledger.
+    pub restored: bool,
     /// The client's IP address (for the per-address cap).
     pub ip: Option<std::net::IpAddr>,
     /// The session's own (empty) ledger, used unless one is resumed.

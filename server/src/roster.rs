@@ -34,7 +34,7 @@ struct Gone {
     at: Instant,
 }
 
-/// How long an ended session can be resumed.
+/// How long an ended session can be resumed (its name is held that long).
 const RESUME_TTL: Duration = Duration::from_secs(600);
 
 /// Whether two tokens are equal, in time independent of where they differ.
@@ -193,6 +193,13 @@ impl Handler<Join> for Roster {
             }
             None => None,
         };
+        // Held for a user whose connection dropped: only their token takes it.
+        if takeover.is_none()
+            && let Some((token, g)) = self.gone.iter().find(|(_, g)| g.key == key)
+            && !msg.resume.as_deref().is_some_and(|t| same_token(token, t))
+        {
+            return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
+        }
         let freed_ip = takeover.and_then(|old| self.members.get(&old)).and_then(|m| m.ip);
         if self.members.len() - usize::from(takeover.is_some()) >= self.max_clients {
             return Err(JoinRefusal::ServerFull);
@@ -211,7 +218,10 @@ impl Handler<Join> for Roster {
             }
             if let Some(m) = self.remove_member(old) {
                 m.mailbox.do_send(ToSession::Replaced);
-                ledger = m.ledger;
+                // A new process does not continue the old one's ids.
+                if !msg.restored {
+                    ledger = m.ledger;
+                }
             }
             // What the old session still takes counts as the new one's.
             self.replaced.insert(old, msg.id);
@@ -221,7 +231,9 @@ impl Handler<Join> for Roster {
             && self.gone.get(token).is_some_and(|g| g.key == key)
             && let Some(g) = self.gone.remove(token)
         {
-            ledger = g.ledger;
+            if !msg.restored {
+                ledger = g.ledger;
+            }
             resumed = true;
         }
         let took_over = takeover.is_some();

@@ -222,6 +222,8 @@ impl Session {
 
     /// Stops reading, lets the writer flush what is queued, then closes.
     fn close(&mut self, ctx: &mut Context<Self>) {
+        // Out of the gate's pools at once.
+        self.gate = None;
         self.out = None;
         self.phase = Phase::Closed;
         ctx.stop();
@@ -327,7 +329,7 @@ impl Session {
     }
 
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
-        let ClientMessage::Login { version, username, password, resume, first_id } = msg else {
+        let ClientMessage::Login { version, username, password, resume, first_id, restored } = msg else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
         };
         if version != PROTOCOL_VERSION {
@@ -338,7 +340,7 @@ impl Session {
             return self.refuse(ctx, RefusalCode::InvalidName, format!("invalid username: {e}"));
         }
         if self.cfg.password_hash.is_none() {
-            return self.join(ctx, username, resume, first_id);
+            return self.join(ctx, username, resume, restored, first_id);
         }
         // The gate counts the attempt as failed until told otherwise, so
         // parallel guesses from one address wait together.
@@ -368,13 +370,20 @@ impl Session {
                 if let Some(gate) = &act.gate {
                     gate.password_ok.do_send(PasswordOk(group));
                 }
-                act.join(ctx, username, resume, first_id);
+                act.join(ctx, username, resume, restored, first_id);
             })
             .wait(ctx);
     }
 
     /// Asks the roster to let the (authenticated) user in.
-    fn join(&mut self, ctx: &mut Context<Self>, username: String, resume: Option<String>, first_id: Option<u64>) {
+    fn join(
+        &mut self,
+        ctx: &mut Context<Self>,
+        username: String,
+        resume: Option<String>,
+        restored: bool,
+        first_id: Option<u64>,
+    ) {
         if let Some(first) = first_id
             && let Ok(mut l) = self.ledger.lock()
         {
@@ -385,6 +394,7 @@ impl Session {
             id: self.id,
             name: username.clone(),
             resume,
+            restored,
             ip: self.peer_ip,
             ledger: self.ledger.clone(),
             mailbox: ctx.address().recipient(),
@@ -405,6 +415,13 @@ impl Session {
                 }
                 Ok(Err(JoinRefusal::NameTaken)) => {
                     act.refuse(ctx, RefusalCode::NameTaken, format!("the name {username:?} is taken"));
+                }
+                Ok(Err(JoinRefusal::NameHeld(left))) => {
+                    let reason = format!(
+                        "the name {username:?} is held for {} more s for the user whose connection dropped",
+                        left.as_secs().max(1)
+                    );
+                    act.refuse_for(ctx, RefusalCode::NameTaken, reason, Some(left));
                 }
                 Ok(Err(JoinRefusal::AddressFull)) => {
                     let reason = "too many users are logged in from your address".into();

@@ -457,6 +457,7 @@ impl RawClient {
             password: password.map(str::to_owned),
             resume,
             first_id: None,
+            restored: false,
         });
         match c.recv(DEADLINE) {
             Ok(ServerMessage::Welcome { resume, .. }) => {

@@ -35,11 +35,14 @@ struct Shape {
     corrupt: Option<Arc<AtomicBool>>,
     /// Deliver each chunk this long after it was read.
     delay: Duration,
+    /// Pass the end of the stream on (the server closing is seen by the
+    /// client; a cut on the client's side is not seen by the server).
+    pass_close: bool,
 }
 
 fn pump(mut from: TcpStream, to: TcpStream, shape: Shape) {
     let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
-    let delay = shape.delay;
+    let (delay, pass_close) = (shape.delay, shape.pass_close);
     // The writer keeps each chunk until it is due: a link far away, with
     // its bandwidth untouched.
     std::thread::spawn(move || {
@@ -53,7 +56,9 @@ fn pump(mut from: TcpStream, to: TcpStream, shape: Shape) {
                 return;
             }
         }
-        let _ = to.shutdown(Shutdown::Write);
+        if pass_close {
+            let _ = to.shutdown(Shutdown::Write);
+        }
     });
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -101,7 +106,7 @@ impl TcpProxy {
                     _ => continue,
                 };
                 let up_shape = Shape { corrupt: Some(corrupt.clone()), delay, ..Shape::default() };
-                let down_shape = Shape { frozen: Some(frozen.clone()), delay, ..Shape::default() };
+                let down_shape = Shape { frozen: Some(frozen.clone()), delay, pass_close: true, ..Shape::default() };
                 std::thread::spawn(move || pump(c1, u1, up_shape));
                 std::thread::spawn(move || pump(u2, c2, down_shape));
                 l2.lock().expect("links").push(Link { client, _upstream: up, frozen, corrupt });
