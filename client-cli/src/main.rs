@@ -92,7 +92,7 @@ struct Cli {
     vad_threshold: Option<f32>,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version); \
+const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version, still busy); \
 4 server identity mismatch; 5 cannot connect or connection lost (server shutdown included); 6 disconnected by the server for cause";
 
 fn main() -> ExitCode {
