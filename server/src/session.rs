@@ -791,6 +791,13 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             // peer that could as well cut the connection. Either way the
             // connection is broken (resumable), not a kick for cause.
             Err(e) => {
+                if matches!(self.phase, Phase::Handshake(_)) {
+                    // A first frame larger than any client hello cannot hold
+                    // the key: the same fixed refusal as a wrong key.
+                    debug!(self.log, "first frame too large; refusing"; "error" => %e);
+                    self.queue(ctx, Out::Raw(Bytes::from_static(&protocol::handshake::REFUSED_WRONG_KEY)));
+                    return self.close(ctx);
+                }
                 info!(self.log, "bad frame; closing the connection"; "error" => %e);
                 return self.close(ctx);
             }

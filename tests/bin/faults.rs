@@ -147,7 +147,9 @@ fn idle() {
 /// 20 listeners, one user chatting at 5 msg/s with timestamps; 10 s
 /// baseline, then 10 s with a client flooding as fast as it can.
 fn flooder() {
-    let server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let server = TestServer::with_config(
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+    );
     let base = Instant::now();
     let lat: Arc<Mutex<Vec<(f64, f64)>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -284,7 +286,9 @@ fn restart() {
 /// the server's RSS sampled every minute; at the end, every acknowledged
 /// message must have reached every user (all stay connected throughout).
 fn soak(minutes: u64) {
-    let mut server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let mut server = TestServer::with_config(
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+    );
     let pid = server.proc.child.id();
     let rss = || -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
