@@ -64,6 +64,13 @@ pub fn write_secret(path: &Path, contents: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
+/// The wait a sealed "retry after" handshake answer asked for (as the
+/// handshake error says it), if `detail` is one.
+pub fn retry_after(detail: &str) -> Option<Duration> {
+    let ms = detail.split("retry after ").nth(1)?.split(' ').next()?.parse().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
 /// A child process whose stdout lines are collected by a thread.
 pub struct Proc {
     /// The process.
@@ -295,9 +302,20 @@ impl TestServer {
         p
     }
 
-    /// Logs a raw client in.
+    /// Logs a raw client in; like a real client it waits when the server
+    /// says "retry after" (many logins from one address at once).
     pub fn raw(&self, name: &str) -> RawClient {
-        RawClient::login(self.addr, &self.key, name, None).unwrap_or_else(|e| panic!("raw login {name}: {e:?}"))
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match RawClient::login(self.addr, &self.key, name, None) {
+                Ok(c) => return c,
+                Err(ServerMessage::Error { detail }) if Instant::now() < end => match retry_after(&detail) {
+                    Some(wait) => std::thread::sleep(wait),
+                    None => panic!("raw login {name}: {detail}"),
+                },
+                Err(e) => panic!("raw login {name}: {e:?}"),
+            }
+        }
     }
 }
 
