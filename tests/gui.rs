@@ -264,7 +264,10 @@ fn refusals_are_shown_in_place() {
     g.click("Trust the new identity and connect");
     g.settle();
     assert!(g.text_containing("SERVER IDENTITY CHANGED").is_some(), "{}", g.texts());
-    assert_eq!(std::fs::read_to_string(dir.path().join("known_servers")).expect("pins"), format!("{} {wrong}\n", server.addr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("known_servers")).expect("pins"),
+        format!("{} {wrong}\n", server.addr)
+    );
     // The admin's fingerprint, pasted: the pin is replaced and the user is in.
     g.type_into(client_iced::screen::connect::ids::NEW_FINGERPRINT, &server.fingerprint);
     g.wait_for_text("It matches what the server presents");
@@ -365,7 +368,10 @@ fn assert_in_window<M>(sim: &mut Simulator<'_, M>, size: Size, needle: &str) {
     });
     assert!(whole, "{needle:?} is cut off: {bounds:?} visible {visible:?}");
     assert!(
-        bounds.x >= 0.0 && bounds.y >= 0.0 && bounds.x + bounds.width <= window.width && bounds.y + bounds.height <= window.height,
+        bounds.x >= 0.0
+            && bounds.y >= 0.0
+            && bounds.x + bounds.width <= window.width
+            && bounds.y + bounds.height <= window.height,
         "{needle:?} at {bounds:?} is outside the {size:?} window"
     );
 }
@@ -442,10 +448,11 @@ fn a_changed_identity_shows_both_fingerprints_and_the_fix_at_800x600() {
 fn the_connect_form_does_not_move_when_an_error_appears() {
     let positions = |form: &connect::Connect, size: Size| -> Vec<Rectangle> {
         let mut sim = simulator(size, form.view());
-        let mut at: Vec<Rectangle> = [connect::ids::SERVER, connect::ids::USERNAME, connect::ids::PASSWORD, connect::ids::KEY]
-            .into_iter()
-            .map(|id| sim.find(widget::Id::new(id)).unwrap_or_else(|e| panic!("{id}: {e}")).bounds())
-            .collect();
+        let mut at: Vec<Rectangle> =
+            [connect::ids::SERVER, connect::ids::USERNAME, connect::ids::PASSWORD, connect::ids::KEY]
+                .into_iter()
+                .map(|id| sim.find(widget::Id::new(id)).unwrap_or_else(|e| panic!("{id}: {e}")).bounds())
+                .collect();
         let remember = text_at(&mut sim, "Remember password and key").expect("remember-me").0;
         at.push(remember);
         at
@@ -518,7 +525,9 @@ fn voice_device_errors_and_fallbacks_read_well() {
     chat.apply(Event::VoiceError("cannot open the audio output: the device disconnected.".into()));
     let chat::Kind::Error(e) = &chat.log.back().expect("line").kind else { panic!("an error line") };
     assert!(e.contains("disconnected. Choose") && !e.contains(".."), "{e}");
-    chat.apply(Event::VoiceFallback("no speakers (no default audio output device); the room is not played (output null)".into()));
+    chat.apply(Event::VoiceFallback(
+        "no speakers (no default audio output device); the room is not played (output null)".into(),
+    ));
     let chat::Kind::Notice(n) = &chat.log.back().expect("line").kind else { panic!("a notice") };
     assert!(n.starts_with("Voice: no speakers") && !n.contains(".."), "{n}");
 }

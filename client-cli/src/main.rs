@@ -21,8 +21,8 @@ use clap::Parser;
 use client_core::audio::device::{Input, Output};
 use client_core::audio::pipeline::SendConfig;
 use client_core::config::ClientConfig;
-use client_core::voice::VoiceOptions;
 use client_core::display::escape_line;
+use client_core::voice::VoiceOptions;
 use client_core::{Client, ConnectOptions, Event, Fingerprint, Trust};
 use slog::{Drain, Logger, debug, o};
 

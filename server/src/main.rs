@@ -149,10 +149,8 @@ fn print_banner(local: SocketAddr, voice: SocketAddr, cfg: &Config, config_path:
     // The client built next to this binary, if there is one; otherwise the
     // README's fresh clone has only built the server, and cargo builds the
     // client on first use.
-    let sibling = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("client-cli")))
-        .filter(|p| p.is_file());
+    let sibling =
+        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("client-cli"))).filter(|p| p.is_file());
     println!("Socket Chatroom server listening on {local}");
     println!("Voice relay on UDP {voice}");
     println!("Server identity: {fingerprint}");

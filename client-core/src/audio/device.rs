@@ -141,10 +141,9 @@ fn quiet_alsa() {
 /// As [`open_capture`], for a named device or a file.
 pub fn open_capture_or_fallback(input: &Input) -> Result<(Capture, Option<String>), AudioError> {
     match (input, open_capture(input)) {
-        (Input::Device(None), Err(e)) => Ok((
-            open_capture(&Input::Null)?,
-            Some(format!("no microphone ({e}); in voice without one (input null)")),
-        )),
+        (Input::Device(None), Err(e)) => {
+            Ok((open_capture(&Input::Null)?, Some(format!("no microphone ({e}); in voice without one (input null)"))))
+        }
         (_, opened) => opened.map(|c| (c, None)),
     }
 }

@@ -332,7 +332,10 @@ impl Chat {
                 // The first list after connecting is who was there already.
                 if self.voice_known {
                     let others = |list: &[String], not_in: &[String]| -> Vec<String> {
-                        list.iter().filter(|u| **u != self.me && !not_in.contains(u)).map(|u| escape_line(u).into_owned()).collect()
+                        list.iter()
+                            .filter(|u| **u != self.me && !not_in.contains(u))
+                            .map(|u| escape_line(u).into_owned())
+                            .collect()
                     };
                     let (joined, left) = (others(&users, &self.voice_users), others(&self.voice_users, &users));
                     for u in joined {
@@ -561,9 +564,8 @@ impl Chat {
             .on_press(Message::MuteUser(u.clone(), !gain.muted));
         let percent = text(format!("{:.0} %", gain.volume * 100.0)).size(11).style(style::muted);
         let user = u.clone();
-        let volume = slider(0.0..=MAX_VOLUME, gain.volume, move |v| Message::Volume(user.clone(), v))
-            .step(0.05)
-            .height(14);
+        let volume =
+            slider(0.0..=MAX_VOLUME, gain.volume, move |v| Message::Volume(user.clone(), v)).step(0.05).height(14);
         column![row![dot, name, percent, mute].spacing(6).align_y(Alignment::Center), volume].spacing(2).into()
     }
 }

@@ -294,8 +294,9 @@ impl Connect {
         if self.key.trim().is_empty() {
             return Err(("Paste the server key your server's admin gave you.".into(), Field::Key));
         }
-        let key = Psk::parse(self.key.trim())
-            .map_err(|e| (format!("That server key is not valid: {}.", e.to_string().trim_end_matches('.')), Field::Key))?;
+        let key = Psk::parse(self.key.trim()).map_err(|e| {
+            (format!("That server key is not valid: {}.", e.to_string().trim_end_matches('.')), Field::Key)
+        })?;
         let password = (!self.password.is_empty()).then(|| self.password.clone());
         Ok(Request { server: server.to_owned(), username: username.to_owned(), password, key })
     }
@@ -331,11 +332,9 @@ impl Connect {
     pub fn view(&self) -> Element<'_, Message> {
         match &self.status {
             Status::Changed { server, expected, actual, file, pasted } => {
-                return changed(server, expected, actual, file.as_deref(), pasted);
+                changed(server, expected, actual, file.as_deref(), pasted)
             }
-            Status::Trust { server, fingerprint } => {
-                return style::modal(self.form(), trust_prompt(server, fingerprint));
-            }
+            Status::Trust { server, fingerprint } => style::modal(self.form(), trust_prompt(server, fingerprint)),
             _ => self.form(),
         }
     }
@@ -595,12 +594,7 @@ mod tests {
         let expected: Fingerprint = format!("SHA256:{}", "A".repeat(43)).parse().expect("fp");
         let actual: Fingerprint = format!("SHA256:{}E", "B".repeat(42)).parse().expect("fp");
         let mut c = filled();
-        c.failed(&DisconnectReason::IdentityMismatch {
-            server: "h:1".into(),
-            expected,
-            actual,
-            known_servers: None,
-        });
+        c.failed(&DisconnectReason::IdentityMismatch { server: "h:1".into(), expected, actual, known_servers: None });
         assert!(matches!(c.update(Message::Submit), Action::None), "Enter on the form does not get around it");
         assert!(matches!(c.update(Message::Replace), Action::None), "nothing pasted");
         c.update(Message::Pasted(expected.to_string()));
