@@ -259,3 +259,23 @@ impl Printer {
 fn list(users: &[String]) -> String {
     users.iter().map(|u| escape_line(u).into_owned()).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_voice_fallback_is_one_line_in_either_style() {
+        let event = Event::VoiceFallback("no speakers (no device); the room is not played (output null)".into());
+        let printer = Printer::new(Style::Plain, "h:1".into());
+        assert_eq!(
+            printer.plain(&event).as_deref(),
+            Some("* voice: no speakers (no device); the room is not played (output null)")
+        );
+        let json = printer.json(&event);
+        assert_eq!(
+            (json["event"].as_str(), json["detail"].as_str()),
+            (Some("voice_fallback"), Some("no speakers (no device); the room is not played (output null)"))
+        );
+    }
+}
