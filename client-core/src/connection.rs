@@ -604,7 +604,10 @@ impl Voice {
             tokio::task::spawn_blocking(move || Devices::open(&options)).await
         };
         match opened.unwrap_or_else(|e| Err(crate::audio::AudioError::Device(e.to_string()))) {
-            Ok(devices) => {
+            Ok((devices, notes)) => {
+                for note in notes {
+                    let _ = events.send(Event::VoiceFallback(note)).await;
+                }
                 self.pending = Some((options, devices));
                 conn.send(&ClientMessage::VoiceJoin).await.map(|()| true)
             }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use tokio::sync::mpsc;
 
-use crate::audio::device::{Capture, Input, Output, Playback, open_capture, open_playback};
+use crate::audio::device::{Capture, Input, Output, Playback, open_capture_or_fallback, open_playback_or_fallback};
 use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
 use crate::audio::mixer::{Limiter, add};
 use crate::audio::pipeline::{Decoder, PushToTalk, SendConfig, SendPipeline};
@@ -235,8 +235,12 @@ impl std::fmt::Debug for Devices {
 impl Devices {
     /// Opens the input and output of `options` (before asking the server,
     /// so a missing sound card never shows up as a join and a leave).
-    pub(crate) fn open(options: &VoiceOptions) -> Result<Self, AudioError> {
-        Ok(Self { capture: open_capture(&options.input)?, playback: open_playback(&options.output)? })
+    /// The default devices give way to none when they cannot be opened (no
+    /// sound card); the notes say so, one line each.
+    pub(crate) fn open(options: &VoiceOptions) -> Result<(Self, Vec<String>), AudioError> {
+        let (capture, input_note) = open_capture_or_fallback(&options.input)?;
+        let (playback, output_note) = open_playback_or_fallback(&options.output)?;
+        Ok((Self { capture, playback }, input_note.into_iter().chain(output_note).collect()))
     }
 }
 

@@ -145,14 +145,17 @@ impl App {
         let key = config.key.clone().or_else(|| {
             config.key_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).map(|k| k.trim().to_owned())
         });
-        let connect = Connect {
+        let mut connect = Connect {
             server: config.server.clone().unwrap_or_default(),
             username: config.user.clone().unwrap_or_default(),
             password: config.password.clone().unwrap_or_default(),
             key: key.unwrap_or_default(),
             remember: config.key.is_some() || config.password.is_some(),
-            status: load_error.clone().map(connect::Status::Error).unwrap_or_default(),
+            ..Connect::default()
         };
+        if let Some(e) = &load_error {
+            connect.config_error(e.clone());
+        }
         Self {
             log: options.log.clone(),
             config_path: options.config_path.clone(),
@@ -222,6 +225,16 @@ impl App {
                 }
                 connect::Action::Trust(r, fp) => {
                     info!(self.log, "server trusted by the user"; "server" => &r.server, "fingerprint" => fp.to_string());
+                    // A fingerprint for this server in the config file is its
+                    // pin: a changed identity the user accepted replaces it there.
+                    if self.config.server.as_deref() == Some(r.server.as_str()) && self.config.fingerprint.is_some() {
+                        let mut config = self.config.clone();
+                        config.fingerprint = Some(fp.to_string());
+                        match self.save(&config) {
+                            Ok(()) => self.config = config,
+                            Err(e) => warn!(self.log, "could not save the new fingerprint"; "error" => e),
+                        }
+                    }
                     self.start(r, Some(fp))
                 }
                 connect::Action::Cancel => {
@@ -433,9 +446,12 @@ impl App {
         let quitting = std::mem::take(&mut self.quitting);
         if self.chat.take().is_none() && reason != DisconnectReason::Quit {
             self.connect.failed(&reason);
-            // The trust question is answered with the buttons, not by typing on.
-            if matches!(self.connect.status, connect::Status::Trust { .. }) {
-                return unfocus();
+            // The trust question is answered with the buttons, not by typing on;
+            // a changed identity only by pasting the admin's fingerprint.
+            match self.connect.status {
+                connect::Status::Trust { .. } => return unfocus(),
+                connect::Status::Changed { .. } => return operation::focus(connect::ids::NEW_FINGERPRINT),
+                _ => {}
             }
             return Task::none();
         }
@@ -521,6 +537,14 @@ impl App {
                 chat.deafened = b;
                 self.controls.set_deafened(b);
                 self.controls.set_muted(b || chat.muted);
+            }
+            chat::Message::Volume(user, volume) => {
+                let gain = chat.set_gain(&user, |g| g.volume = volume);
+                return gain_task(self.client.clone(), user, gain);
+            }
+            chat::Message::MuteUser(user, muted) => {
+                let gain = chat.set_gain(&user, |g| g.muted = muted);
+                return gain_task(self.client.clone(), user, gain);
             }
             chat::Message::Settings => return self.open_settings(),
             chat::Message::ReconnectNow => {
@@ -638,6 +662,14 @@ impl App {
             Some(d) => style::modal(base, d.view().map(Message::Settings)),
             None => base,
         }
+    }
+}
+
+/// Tells client-core how loud `user` plays for us.
+fn gain_task(client: Option<Client>, user: String, gain: f32) -> Task<Message> {
+    match client {
+        Some(c) => Task::perform(async move { c.set_gain(user, gain).await.map_err(|e| e.to_string()) }, Message::Done),
+        None => Task::none(),
     }
 }
 

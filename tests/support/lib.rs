@@ -222,8 +222,17 @@ impl TestServer {
         Self::with_config("")
     }
 
+    /// A server whose pre-shared key file holds `key` before it starts.
+    pub fn with_key(key: &str) -> Self {
+        Self::with_setup("", |dir| write_secret(&dir.join("server.key"), key))
+    }
+
     /// A server whose `[server]` table has `extra` appended.
     pub fn with_config(extra: &str) -> Self {
+        Self::with_setup(extra, |_| {})
+    }
+
+    fn with_setup(extra: &str, setup: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         write_secret(&dir.path().join("identity.pem"), TEST_IDENTITY);
         std::fs::create_dir_all(dir.path().join("home")).expect("home");
@@ -232,6 +241,7 @@ impl TestServer {
         );
         // 0600: it may hold a password.
         write_secret(&dir.path().join("config.toml"), &config);
+        setup(dir.path());
         Self::launch(dir)
     }
 

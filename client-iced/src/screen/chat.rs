@@ -1,13 +1,15 @@
 //! The chat screen: the log, the input, the user and voice lists, the voice
 //! bar, and the connection-lost banner.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
 use client_core::display::escape_line;
 use client_core::voice::VoiceStats;
 use client_core::{Event, Fingerprint, MessageId};
-use iced::widget::{button, column, container, progress_bar, row, scrollable, text, text_input, toggler, tooltip};
+use iced::widget::{
+    button, column, container, progress_bar, row, scrollable, slider, text, text_input, toggler, tooltip,
+};
 use iced::{Alignment, Element, Fill};
 
 use crate::style;
@@ -108,13 +110,43 @@ pub struct Chat {
     pub meter: (f32, bool),
     /// Latest voice counters.
     pub stats: Option<VoiceStats>,
+    /// How loud each voice user plays for us, and who we muted locally.
+    pub gains: HashMap<String, Gain>,
+    /// A voice list has come since we connected (later ones are logged as
+    /// joins and leaves).
+    voice_known: bool,
     /// The connection-lost banner.
     pub banner: Option<String>,
     /// Longest message the server takes, bytes.
     pub max_message: usize,
     /// Answers for ids not yet known to the log.
-    early: std::collections::HashMap<MessageId, Delivery>,
+    early: HashMap<MessageId, Delivery>,
 }
+
+/// How one voice user plays for us (set locally; nobody else sees it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gain {
+    /// 0.0 to [`MAX_VOLUME`]; 1.0 plays them as sent.
+    pub volume: f32,
+    /// Muted for us only.
+    pub muted: bool,
+}
+
+impl Default for Gain {
+    fn default() -> Self {
+        Self { volume: 1.0, muted: false }
+    }
+}
+
+impl Gain {
+    /// The gain the mixer applies.
+    pub fn effective(&self) -> f32 {
+        if self.muted { 0.0 } else { self.volume }
+    }
+}
+
+/// Loudest a voice user can be turned up (200 %).
+pub const MAX_VOLUME: f32 = 2.0;
 
 /// What the user did on this screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +171,10 @@ pub enum Message {
     GiveUp,
     /// Put a message that was not delivered back into the input.
     Resend(String),
+    /// A voice user's volume slider moved.
+    Volume(String, f32),
+    /// A voice user muted (`true`) or unmuted for us only.
+    MuteUser(String, bool),
 }
 
 /// Local time as `HH:MM`.
@@ -164,9 +200,11 @@ impl Chat {
             push_to_talk: None,
             meter: (0.0, false),
             stats: None,
+            gains: HashMap::new(),
+            voice_known: false,
             banner: None,
             max_message,
-            early: std::collections::HashMap::new(),
+            early: HashMap::new(),
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
         let n = chat.users.len();
@@ -238,10 +276,20 @@ impl Chat {
         }
     }
 
+    /// Applies a volume or mute change for `user`; returns the gain for
+    /// the mixer.
+    pub fn set_gain(&mut self, user: &str, change: impl FnOnce(&mut Gain)) -> f32 {
+        let gain = self.gains.entry(user.to_owned()).or_default();
+        change(gain);
+        gain.volume = gain.volume.clamp(0.0, MAX_VOLUME);
+        gain.effective()
+    }
+
     /// The connection dropped (client-core is reconnecting): nobody is
     /// known to be in voice until it is back.
     pub fn offline(&mut self) {
         self.voice = Voice::Off;
+        self.voice_known = false;
         self.voice_users.clear();
         self.talking.clear();
         self.meter = (0.0, false);
@@ -281,6 +329,23 @@ impl Chat {
                 self.notice("You joined voice.");
             }
             Event::VoiceUsers(users) => {
+                // The first list after connecting is who was there already.
+                if self.voice_known {
+                    let others = |list: &[String], not_in: &[String]| -> Vec<String> {
+                        list.iter()
+                            .filter(|u| **u != self.me && !not_in.contains(u))
+                            .map(|u| escape_line(u).into_owned())
+                            .collect()
+                    };
+                    let (joined, left) = (others(&users, &self.voice_users), others(&self.voice_users, &users));
+                    for u in joined {
+                        self.notice(format!("{u} joined voice"));
+                    }
+                    for u in left {
+                        self.notice(format!("{u} left voice"));
+                    }
+                }
+                self.voice_known = true;
                 self.talking.retain(|u| users.contains(u));
                 self.voice_users = users;
             }
@@ -300,8 +365,13 @@ impl Chat {
             }
             Event::VoiceError(e) => {
                 self.voice = Voice::Off;
-                self.error(format!("Voice: {}. Choose another microphone or speakers in Settings.", escape_line(&e)));
+                let e = escape_line(&e);
+                self.error(format!(
+                    "Voice: {}. Choose another microphone or speakers in Settings.",
+                    e.trim_end_matches('.')
+                ));
             }
+            Event::VoiceFallback(note) => self.notice(format!("Voice: {}.", escape_line(&note))),
             Event::VoiceInputEnded
             | Event::Connected { .. }
             | Event::Disconnected { .. }
@@ -394,24 +464,7 @@ impl Chat {
     }
 
     fn voice_panel(&self) -> Element<'_, Message> {
-        let names = column(self.voice_users.iter().map(|u| {
-            let talking = self.talking.contains(u) || (*u == self.me && self.meter.1);
-            let dot = text(if talking { "●" } else { "○" }).size(14);
-            let dot = if talking { dot.style(style::talking) } else { dot.style(style::muted) };
-            let mut name = escape_line(u).into_owned();
-            if *u == self.me {
-                if self.deafened {
-                    name.push_str("  (deafened)");
-                } else if self.muted {
-                    name.push_str("  (muted)");
-                }
-            }
-            container(row![dot, text(name).size(14).wrapping(text::Wrapping::None)].spacing(6))
-                .clip(true)
-                .width(Fill)
-                .into()
-        }))
-        .spacing(2);
+        let names = column(self.voice_users.iter().map(|u| self.voice_user(u))).spacing(4);
         let join = match self.voice {
             Voice::Off => button("Connect Voice").on_press(Message::Voice(true)),
             Voice::Joining => button("Joining… (cancel)").on_press(Message::Voice(false)),
@@ -431,14 +484,21 @@ impl Chat {
                 None => "Voice activation".to_owned(),
             };
             let (level, sending) = self.meter;
-            // The meter reads in dBFS from -60 to 0.
-            let db = if level > 0.0 { (20.0 * level.log10()).clamp(-60.0, 0.0) } else { -60.0 };
+            let db = dbfs(level);
             controls = controls.push(text(mode).size(12).style(style::muted));
-            controls = controls.push(tooltip(
-                progress_bar(-60.0..=0.0, db).girth(8),
-                text(if sending { "transmitting" } else { "input level" }),
-                tooltip::Position::Top,
-            ));
+            controls = controls.push(
+                row![
+                    tooltip(
+                        progress_bar(-60.0..=0.0, db).girth(8),
+                        text(if sending { "transmitting" } else { "input level" }),
+                        tooltip::Position::Top,
+                    ),
+                    // Fixed width: the figure changing does not move the bar.
+                    text(meter_label(db)).size(11).width(62).align_x(iced::alignment::Horizontal::Right),
+                ]
+                .spacing(6)
+                .align_y(Alignment::Center),
+            );
             if let Some(s) = &self.stats {
                 let lost = if s.lost > 0 {
                     format!(", lost {} (recovered {})", s.lost, s.recovered_redundancy + s.recovered_fec)
@@ -465,6 +525,48 @@ impl Chat {
         .width(Fill)
         .style(style::panel)
         .into()
+    }
+}
+
+/// A level (RMS, 0..1) in dBFS, from -60 (or silence) to 0.
+pub fn dbfs(level: f32) -> f32 {
+    if level > 0.0 { (20.0 * level.log10()).clamp(-60.0, 0.0) } else { -60.0 }
+}
+
+/// The meter's figure: `-23 dBFS`, or `≤ -60 dBFS` at the floor.
+pub fn meter_label(db: f32) -> String {
+    if db <= -60.0 { "≤ -60 dBFS".to_owned() } else { format!("{:.0} dBFS", db) }
+}
+
+impl Chat {
+    /// One voice user: talking dot and name; for others, their volume for
+    /// us and a local mute.
+    fn voice_user<'a>(&'a self, u: &'a String) -> Element<'a, Message> {
+        let talking = self.talking.contains(u) || (*u == self.me && self.meter.1);
+        let dot = text(if talking { "●" } else { "○" }).size(14);
+        let dot = if talking { dot.style(style::talking) } else { dot.style(style::muted) };
+        let mut name = escape_line(u).into_owned();
+        if *u == self.me {
+            if self.deafened {
+                name.push_str("  (deafened)");
+            } else if self.muted {
+                name.push_str("  (muted)");
+            }
+        }
+        let name = container(text(name).size(14).wrapping(text::Wrapping::None)).clip(true).width(Fill);
+        if *u == self.me {
+            return row![dot, name].spacing(6).into();
+        }
+        let gain = self.gains.get(u).copied().unwrap_or_default();
+        let mute = button(text(if gain.muted { "unmute" } else { "mute" }).size(11))
+            .padding([1, 6])
+            .style(if gain.muted { button::danger } else { button::secondary })
+            .on_press(Message::MuteUser(u.clone(), !gain.muted));
+        let percent = text(format!("{:.0} %", gain.volume * 100.0)).size(11).style(style::muted);
+        let user = u.clone();
+        let volume =
+            slider(0.0..=MAX_VOLUME, gain.volume, move |v| Message::Volume(user.clone(), v)).step(0.05).height(14);
+        column![row![dot, name, percent, mute].spacing(6).align_y(Alignment::Center), volume].spacing(2).into()
     }
 }
 

@@ -19,6 +19,35 @@ pub const PTT_KEYS: [&str; 13] =
 /// Bitrates offered, bits per second.
 pub const BITRATES: [u32; 6] = [16_000, 24_000, 32_000, 48_000, 64_000, 96_000];
 
+/// Longest device name shown whole in the lists (characters); longer ones
+/// lose their middle, which keeps both the card's name and the ALSA
+/// device (`…(hw:CARD=PCH,DEV=0)`) readable within the dialog's width.
+pub const DEVICE_LABEL: usize = 44;
+
+/// A device in a list: the whole name is what is chosen and saved; it is
+/// shown shortened to [`DEVICE_LABEL`] characters so it fits its box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceName(pub String);
+
+impl std::fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&elide(&self.0, DEVICE_LABEL))
+    }
+}
+
+/// `s` in at most `max` characters: its start and end around an ellipsis.
+pub fn elide(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max || max < 3 {
+        return s.to_owned();
+    }
+    let tail = (max - 1) / 3;
+    let head = max - 1 - tail;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{}…{}", start.trim_end(), end.trim_start())
+}
+
 /// Voice settings, as stored in `[client]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Voice {
@@ -162,11 +191,11 @@ impl Dialog {
 
     /// The dialog.
     pub fn view(&self) -> Element<'_, Message> {
-        let choices = |found: &Option<Vec<String>>, current: &str| -> Vec<String> {
-            let mut v = vec![DEFAULT_DEVICE.to_owned()];
-            v.extend(found.iter().flatten().cloned());
-            if !v.iter().any(|d| d == current) {
-                v.push(current.to_owned());
+        let choices = |found: &Option<Vec<String>>, current: &str| -> Vec<DeviceName> {
+            let mut v = vec![DeviceName(DEFAULT_DEVICE.to_owned())];
+            v.extend(found.iter().flatten().cloned().map(DeviceName));
+            if !v.iter().any(|d| d.0 == current) {
+                v.push(DeviceName(current.to_owned()));
             }
             v
         };
@@ -191,9 +220,9 @@ impl Dialog {
         let mut body = column![
             text("Settings").size(22),
             text(format!("Microphone{listing}")),
-            pick_list(inputs, Some(self.voice.input.clone()), Message::Input).width(Fill),
+            pick_list(inputs, Some(DeviceName(self.voice.input.clone())), |d| Message::Input(d.0)).width(Fill),
             text("Speakers"),
-            pick_list(outputs, Some(self.voice.output.clone()), Message::Output).width(Fill),
+            pick_list(outputs, Some(DeviceName(self.voice.output.clone())), |d| Message::Output(d.0)).width(Fill),
             toggler(self.voice.denoise).label("Noise suppression").on_toggle(Message::Denoise),
             text("Push to talk"),
             pick_list(ptt_keys, Some(ptt), Message::PushToTalk).width(Fill),
@@ -225,6 +254,19 @@ impl Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_device_names_are_shortened_for_show_only() {
+        let long = "HDA Intel PCH, ALC892 Analog with a very long vendor description (hw:CARD=PCH,DEV=0)";
+        let shown = DeviceName(long.to_owned()).to_string();
+        assert!(shown.chars().count() <= DEVICE_LABEL, "{shown}");
+        assert!(shown.starts_with("HDA Intel PCH") && shown.ends_with("DEV=0)") && shown.contains('…'), "{shown}");
+        assert_eq!(DeviceName("default".into()).to_string(), "default");
+        // What is chosen is the whole name.
+        let mut d = Dialog::new(Voice::from_config(&ClientConfig::default()));
+        d.update(Message::Input(DeviceName(long.to_owned()).0));
+        assert_eq!(d.voice.input, long);
+    }
 
     #[test]
     fn round_trips_through_the_config_and_sanitises() {
