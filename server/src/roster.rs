@@ -13,6 +13,7 @@ use crate::messages::{
     AddressChallenge, Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove,
     SessionId, SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
 };
+use crate::metrics::{Metrics, Snapshot, TakeSnapshot};
 use crate::voice_relay::VoiceRelay;
 
 struct Member {
@@ -65,6 +66,7 @@ pub struct Roster {
     /// Users logged in per address, and the cap.
     per_ip: HashMap<std::net::IpAddr, usize>,
     max_per_ip: usize,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 /// Reports older than this no longer count towards a speaker's protection.
@@ -94,7 +96,14 @@ impl Roster {
             per_ip: HashMap::new(),
             max_per_ip,
             replaced: HashMap::new(),
+            metrics: std::sync::Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (by default, metrics nobody reads).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn remove_member(&mut self, id: SessionId) -> Option<Member> {
@@ -150,20 +159,24 @@ impl Roster {
 
     /// Sends one shared encoded message to everyone but `except`. A full
     /// mailbox means a hopelessly slow reader: it is kicked, never waited for.
-    fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) {
+    /// Returns how many sessions it was queued for.
+    fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) -> u64 {
         let payload = Bytes::from(message::encode(msg));
+        let mut delivered = 0;
         for (id, m) in &self.members {
             if Some(*id) == except {
                 continue;
             }
             match m.outbox.deliver(payload.clone()) {
-                Ok(()) | Err(Undelivered::Closed) => {}
+                Ok(()) => delivered += 1,
+                Err(Undelivered::Closed) => {}
                 Err(Undelivered::Full) => {
                     warn!(self.log, "session mailbox full; disconnecting slow reader"; "session" => id);
                     m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
                 }
             }
         }
+        delivered
     }
 }
 
@@ -312,7 +325,22 @@ impl Handler<Broadcast> for Roster {
             return;
         };
         let out = ServerMessage::Message { from: from.name.clone(), text: msg.text, ts_ms: msg.ts_ms };
-        self.fan_out(&out, Some(id));
+        let delivered = self.fan_out(&out, Some(id));
+        self.metrics.messages.inc();
+        self.metrics.deliveries.inc_by(delivered);
+    }
+}
+
+impl Handler<TakeSnapshot> for Roster {
+    type Result = MessageResult<TakeSnapshot>;
+    fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
+        let mut s = Snapshot { users: self.members.len(), voice_members: self.voice.len(), ..Snapshot::default() };
+        for m in self.members.values() {
+            let depth = m.outbox.0.max_capacity() - m.outbox.0.capacity();
+            s.queued += depth;
+            s.queued_max = s.queued_max.max(depth);
+        }
+        MessageResult(s)
     }
 }
 

@@ -39,6 +39,7 @@ use crate::messages::{
     Authorize, Broadcast, GateHandle, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox,
     PasswordAttempt, PasswordOk, SessionId, SharedLedger, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
+use crate::metrics::{Metrics, Outcome};
 use crate::roster::Roster;
 use crate::signer::{Sign, Signer};
 
@@ -70,6 +71,8 @@ pub struct SessionConfig {
     pub shutdown: watch::Receiver<bool>,
     /// UDP port of the voice relay (`None`: voice is off).
     pub voice_port: Option<u16>,
+    /// What the sessions count.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Window over which rate-limit violations are counted.
@@ -236,6 +239,11 @@ impl Session {
     /// Refuses the login, saying how long until trying again may work.
     fn refuse_for(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String, retry: Option<Duration>) {
         info!(self.log, "login refused"; "code" => ?code, "reason" => &reason);
+        self.cfg.metrics.handshake(match code {
+            RefusalCode::WrongPassword => Outcome::BadPassword,
+            RefusalCode::RetryLater => Outcome::RateLimited,
+            _ => Outcome::Refused,
+        });
         let retry_after_ms = retry.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         self.send(ctx, &ServerMessage::Refused { code, reason, retry_after_ms });
         self.close(ctx);
@@ -246,6 +254,7 @@ impl Session {
     /// silently dead connection looks like.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
         info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
+        self.cfg.metrics.kick(cause);
         if cause != DisconnectCause::IdleTimeout {
             self.resumable = false;
             // Out of the roster now, so nobody can take this session over
@@ -278,6 +287,7 @@ impl Session {
                         Ok(Err(Hold::RetryAfter(wait))) => match hs.retry_after(wait) {
                             Ok(reply) => {
                                 debug!(act.log, "key holder told to retry later"; "retry_after_ms" => wait.as_millis());
+                                act.cfg.metrics.handshake(Outcome::RateLimited);
                                 act.queue(ctx, Out::Raw(Bytes::from(reply)));
                                 act.close(ctx);
                             }
@@ -290,6 +300,10 @@ impl Session {
             Ok(ServerStep::Reject { reply, reason }) => {
                 // Debug, not info: a flood of bad handshakes must not flood the log.
                 debug!(self.log, "handshake refused"; "reason" => %reason);
+                self.cfg.metrics.handshake(match reason {
+                    protocol::error::HandshakeError::VersionMismatch { .. } => Outcome::Refused,
+                    _ => Outcome::WrongKey,
+                });
                 self.queue(ctx, Out::Raw(Bytes::from(reply)));
                 self.close(ctx);
             }
@@ -409,6 +423,7 @@ impl Session {
                     // The roster has queued the welcome.
                     act.log = act.log.new(o!("user" => username.clone()));
                     info!(act.log, "user joined"; "users" => users, "resumed" => resumed);
+                    act.cfg.metrics.handshake(Outcome::Ok);
                     act.gate = None;
                     act.phase = Phase::Chat;
                     act.ledger = ledger;
@@ -656,6 +671,7 @@ async fn write_loop(
     timeout: Duration,
     failed: Recipient<WriterFailed>,
     open: Option<CountGuard>,
+    sent: prometheus_client::metrics::counter::Counter,
 ) {
     let mut batch = Vec::new();
     let mut buf = Vec::new();
@@ -696,7 +712,9 @@ async fn write_loop(
             }
         }
         match tokio::time::timeout(timeout, w.write_all(&buf)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                sent.inc_by(buf.len() as u64);
+            }
             Ok(Err(e)) => return failed.do_send(WriterFailed(format!("write failed: {e}"))),
             Err(_) => return failed.do_send(WriterFailed("write stalled; peer not reading".into())),
         }
@@ -725,7 +743,8 @@ impl Actor for Session {
         self.out = Some(tx);
         self.last_word = Some(word_tx);
         let failed = ctx.address().recipient();
-        actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take()));
+        let sent = self.cfg.metrics.bytes_sent.clone();
+        actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take(), sent));
         // A small read buffer: it grows for a big frame, and an idle session
         // does not hold more.
         // Before the key check only the client hello may come, and it has
@@ -795,6 +814,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                     // A first frame larger than any client hello cannot hold
                     // the key: the same fixed refusal as a wrong key.
                     debug!(self.log, "first frame too large; refusing"; "error" => %e);
+                    self.cfg.metrics.handshake(Outcome::WrongKey);
                     self.queue(ctx, Out::Raw(Bytes::from_static(&protocol::handshake::REFUSED_WRONG_KEY)));
                     return self.close(ctx);
                 }
@@ -803,6 +823,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             }
         };
         self.last_rx = Instant::now();
+        self.cfg.metrics.bytes_received.inc_by(frame.len() as u64 + 4);
         if matches!(self.phase, Phase::Handshake(_)) {
             return self.on_handshake_frame(ctx, &frame);
         }
