@@ -275,9 +275,10 @@ impl Config {
         }
         let metrics_bind = match s.metrics_bind.as_deref() {
             None | Some("") => None,
-            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
-                invalid("metrics_bind", format!("{text:?} is not IP:PORT (e.g. 127.0.0.1:9187)"))
-            })?),
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| invalid("metrics_bind", format!("{text:?} is not IP:PORT (e.g. 127.0.0.1:9187)")))?,
+            ),
         };
         let log_format = match s.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,

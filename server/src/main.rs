@@ -272,8 +272,10 @@ async fn serve(
     let relay_log = log.new(o!("actor" => "voice-relay"));
     let (max_clients, max_per_ip) = (cfg.max_clients as usize, cfg.max_clients_per_address as usize);
     let (roster_metrics, relay_metrics) = (metrics.clone(), metrics.clone());
-    let roster = Roster::create(move |ctx| {
+    let mut relay_addr = None;
+    let roster = Roster::create(|ctx| {
         let relay = VoiceRelay::new(relay_log, udp, ctx.address().recipient()).with_metrics(relay_metrics).start();
+        relay_addr = Some(relay.clone());
         Roster::new(roster_log, max_clients, max_per_ip, Some(relay)).with_metrics(roster_metrics)
     });
     // Sessions get the cores the roster (this thread) leaves: a broadcast
@@ -290,7 +292,12 @@ async fn serve(
             let l = tokio::net::TcpListener::from_std(l)
                 .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
             let log = log.new(o!("actor" => "metrics"));
-            Some(actix_rt::spawn(server::metrics::serve(log, l, metrics, roster.clone().recipient(), open.clone())))
+            let sources = server::metrics::Sources {
+                roster: roster.clone().recipient(),
+                relay: relay_addr.map(Addr::recipient),
+                open: open.clone(),
+            };
+            Some(actix_rt::spawn(server::metrics::serve(log, l, metrics, sources)))
         }
         None => None,
     };

@@ -48,7 +48,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for the labels a scrape always shows.
-    const ALL: [Outcome; 5] = [Outcome::Ok, Outcome::WrongKey, Outcome::BadPassword, Outcome::RateLimited, Outcome::Refused];
+    const ALL: [Outcome; 5] =
+        [Outcome::Ok, Outcome::WrongKey, Outcome::BadPassword, Outcome::RateLimited, Outcome::Refused];
 
     /// The `outcome` label's value.
     pub fn label(self) -> &'static str {
@@ -135,7 +136,7 @@ impl Metrics {
         {
             use protocol::message::DisconnectCause as C;
             for cause in [C::Flooding, C::SlowReader, C::IdleTimeout, C::ProtocolViolation] {
-                kicks.get_or_create(&[("cause", snake_case(&format!("{cause:?}")))]);
+                kicks.get_or_create_owned(&[("cause", snake_case(&format!("{cause:?}")))]);
             }
         }
         let voice_received = counter(&mut r, "voice_received_packets", "Authentic voice packets from speakers");
@@ -237,20 +238,30 @@ pub struct Snapshot {
 #[rtype(result = "Snapshot")]
 pub struct TakeSnapshot;
 
+/// Asks the voice relay to add what it counted to the metrics.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Publish;
+
+/// Whom a scrape asks for fresh figures.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The roster: users, voice members, queue depths.
+    pub roster: Recipient<TakeSnapshot>,
+    /// The voice relay: packets relayed and dropped.
+    pub relay: Option<Recipient<Publish>>,
+    /// Connections open.
+    pub open: Arc<AtomicUsize>,
+}
+
 /// Longest a scrape request may take to arrive.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
 
 /// Serves `GET /metrics` on `listener` until the task is dropped. Before
-/// each answer it refreshes the gauges from `roster` and `open`.
-pub async fn serve(
-    log: Logger,
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    roster: Recipient<TakeSnapshot>,
-    open: Arc<AtomicUsize>,
-) {
+/// each answer it refreshes the figures from `sources`.
+pub async fn serve(log: Logger, listener: TcpListener, metrics: Arc<Metrics>, sources: Sources) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -260,9 +271,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let (log, metrics, roster, open) = (log.clone(), metrics.clone(), roster.clone(), open.clone());
+        let (log, metrics, sources) = (log.clone(), metrics.clone(), sources.clone());
         actix_rt::spawn(async move {
-            if let Err(e) = answer(stream, &metrics, &roster, &open).await {
+            if let Err(e) = answer(stream, &metrics, &sources).await {
                 debug!(log, "metrics: scrape failed"; "error" => %e);
             }
         });
@@ -270,12 +281,7 @@ pub async fn serve(
 }
 
 /// Reads one request head and answers it.
-async fn answer(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    roster: &Recipient<TakeSnapshot>,
-    open: &AtomicUsize,
-) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, metrics: &Metrics, sources: &Sources) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read = async {
@@ -293,14 +299,13 @@ async fn answer(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request too slow"))??;
     let (status, content_type, body) = match route(&head) {
         Route::Metrics => {
-            if let Ok(snapshot) = roster.send(TakeSnapshot).await {
-                metrics.set_snapshot(snapshot, open.load(Ordering::Relaxed));
+            if let Some(relay) = &sources.relay {
+                let _ = relay.send(Publish).await;
             }
-            (
-                "200 OK",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                metrics.encode(),
-            )
+            if let Ok(snapshot) = sources.roster.send(TakeSnapshot).await {
+                metrics.set_snapshot(snapshot, sources.open.load(Ordering::Relaxed));
+            }
+            ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.encode())
         }
         Route::NotFound => ("404 Not Found", "text/plain; charset=utf-8", "not found: try /metrics\n".to_owned()),
         Route::BadMethod => ("405 Method Not Allowed", "text/plain; charset=utf-8", "GET only\n".to_owned()),

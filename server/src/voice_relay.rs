@@ -28,7 +28,7 @@ use tokio::net::UdpSocket;
 
 use crate::batch_send::{self, Batch};
 use crate::messages::{AddressChallenge, RelayAdd, RelayRemove};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Publish};
 
 /// Counters of what the relay dropped and did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +121,8 @@ impl VoiceRelay {
         self
     }
 
-    /// Adds what the relay counted since the last call to the metrics: the
-    /// packet path itself only bumps its own plain counters.
+    /// Adds what the relay counted since the last call to the metrics (at
+    /// each scrape): the packet path itself only bumps its own plain counters.
     pub fn publish(&mut self) {
         let (s, p, m) = (self.stats, self.published, &self.metrics);
         m.voice_received.inc_by(s.voice_in - p.voice_in);
@@ -244,8 +244,6 @@ impl Actor for VoiceRelay {
             Some((r, s))
         });
         ctx.add_stream(packets);
-        // Often enough for a scrape; never per packet.
-        ctx.run_interval(Duration::from_millis(500), |act, _| act.publish());
         ctx.run_interval(Duration::from_secs(10), |act, _| {
             if act.stats != act.logged {
                 let s = act.stats;
@@ -267,6 +265,13 @@ impl StreamHandler<Datagram> for VoiceRelay {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Publish> for VoiceRelay {
+    type Result = ();
+    fn handle(&mut self, _: Publish, _: &mut Context<Self>) {
+        self.publish();
+    }
 }
 
 impl Handler<RelayAdd> for VoiceRelay {
