@@ -173,3 +173,26 @@ fn a_scrape_counts_voice_relayed_and_dropped() {
         ],
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_without_secrets() {
+    let server = TestServer::with_config("log_format = \"json\"\npassword = \"opensesame\"\n");
+    let _alice = RawClient::login(server.addr, &server.key, "alice", Some("opensesame")).expect("login");
+    let end = Instant::now() + DEADLINE;
+    let log = loop {
+        let log = server.proc.stderr();
+        if log.contains("user joined") {
+            break log;
+        }
+        assert!(Instant::now() < end, "no join logged: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(v["msg"].is_string() && v["level"].is_string() && v["ts"].is_string(), "{line}");
+    }
+    let joined = log.lines().find(|l| l.contains("user joined")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(joined).expect("json");
+    assert_eq!(v["user"], "alice", "{joined}");
+    assert!(!log.contains("opensesame") && !log.contains(&server.key), "a secret in the log: {log}");
+}
