@@ -14,6 +14,9 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
 # client-cli's line editor is tested on a real terminal, inside tmux.
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The Debian packages' test checks the systemd unit offline (no systemd runs).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -171,11 +171,13 @@ fn print_banner(local: SocketAddr, voice: SocketAddr, cfg: &Config, config_path:
     let key_file = std::fs::canonicalize(&cfg.key_file).unwrap_or_else(|_| cfg.key_file.clone());
     // The clients built next to this binary, if there are any; otherwise
     // the README's fresh clone has only built the server, and cargo builds
-    // a client on first use.
-    let sibling = |name: &str| {
-        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(name))).filter(|p| p.is_file())
+    // a client on first use. Installed from the Debian packages, the
+    // clients are `socket-chatroom-cli` and `socket-chatroom-gui`.
+    let sibling = |names: [&str; 2]| {
+        let dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf))?;
+        names.iter().map(|n| dir.join(n)).find(|p| p.is_file())
     };
-    let (cli, gui) = (sibling("client-cli"), sibling("client-iced"));
+    let (cli, gui) = (sibling(["client-cli", "socket-chatroom-cli"]), sibling(["client-iced", "socket-chatroom-gui"]));
     println!("Socket Chatroom server listening on {local}");
     println!("Voice relay on UDP {voice}");
     println!("Server identity: {fingerprint}");
