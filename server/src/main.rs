@@ -206,11 +206,11 @@ fn join_commands(
     );
     let cli = match client_cli {
         Some(cli) => format!("{} {flags}", shell_quote(&cli.display().to_string())),
-        None => format!("cargo run --release -p client-cli -- {flags}"),
+        None => format!("cargo run -p client-cli -- {flags}"),
     };
     let gui = match client_iced {
         Some(gui) => format!("(the desktop client: {})", shell_quote(&gui.display().to_string())),
-        None => "(the desktop client, from the repository: cargo run --release -p client-iced)".to_owned(),
+        None => "(the desktop client, from the repository: cargo run -p client-iced)".to_owned(),
     };
     vec![cli, gui]
 }
@@ -413,8 +413,8 @@ mod tests {
             ]
         );
         let fresh = join_commands(None, None, addr, Path::new("/my keys/it's.key"), "SHA256:x");
-        assert!(fresh[0].starts_with("cargo run --release -p client-cli -- --server 127.0.0.1:7878"), "{fresh:?}");
+        assert!(fresh[0].starts_with("cargo run -p client-cli -- --server 127.0.0.1:7878"), "{fresh:?}");
         assert!(fresh[0].contains(r"--key-file '/my keys/it'\''s.key' "), "{fresh:?}");
-        assert!(fresh[1].contains("cargo run --release -p client-iced"), "{fresh:?}");
+        assert!(fresh[1].contains("cargo run -p client-iced"), "{fresh:?}");
     }
 }
