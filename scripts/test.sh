@@ -33,7 +33,9 @@ fi
 # the same profile and target directory (dependencies are built once).
 # Benches are timing loops, not tests: `cargo bench` runs them (the
 # chatroom-bench package holds nothing else, so it is left out here).
+SECONDS=0
 cargo build --locked --workspace --bins
+built=$SECONDS
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -43,5 +45,5 @@ set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 echo
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed (build ${built} s, tests $((SECONDS - built)) s)"
 exit "$status"
