@@ -45,5 +45,5 @@ set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 echo
-echo "$passed passed, $failed failed (build ${built} s, tests $((SECONDS - built)) s)"
+echo "$passed passed, $failed failed (binaries built in ${built} s; tests built and run in $((SECONDS - built)) s)"
 exit "$status"
