@@ -336,8 +336,8 @@ fn route(head: &[u8]) -> Route {
     let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let path = target.split(|b| *b == b'?').next().unwrap_or_default();
     match (method, path) {
-        (b"GET" | b"HEAD", b"/metrics") => Route::Metrics,
-        (b"GET" | b"HEAD", _) => Route::NotFound,
+        (b"GET", b"/metrics") => Route::Metrics,
+        (b"GET", _) => Route::NotFound,
         _ => Route::BadMethod,
     }
 }
@@ -352,6 +352,7 @@ mod tests {
         assert_eq!(route(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n"), Route::Metrics);
         assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
+        assert_eq!(route(b"HEAD /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
         assert_eq!(route(b""), Route::BadMethod);
     }
 
