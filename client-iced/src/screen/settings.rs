@@ -14,8 +14,13 @@ pub const DEFAULT_DEVICE: &str = "default";
 /// Push-to-talk off: voice activation.
 pub const VOICE_ACTIVATION: &str = "Off (voice activation)";
 /// Keys offered for push-to-talk.
-pub const PTT_KEYS: [&str; 13] =
-    [VOICE_ACTIVATION, "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"];
+/// The choices of the push-to-talk list: voice activation, then the keys.
+pub fn ptt_choices() -> Vec<String> {
+    std::iter::once(VOICE_ACTIVATION)
+        .chain(crate::push_to_talk::KEYS.iter().map(|(n, _)| *n))
+        .map(str::to_owned)
+        .collect()
+}
 /// Bitrates offered, bits per second.
 pub const BITRATES: [u32; 6] = [16_000, 24_000, 32_000, 48_000, 64_000, 96_000];
 
@@ -75,7 +80,7 @@ impl Voice {
             denoise: c.denoise.unwrap_or(d.denoise),
             vad_threshold: c.vad_threshold.unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
             bitrate: c.bitrate.and_then(|b| u32::try_from(b).ok()).unwrap_or(32_000).clamp(6_000, 128_000),
-            push_to_talk: c.push_to_talk.clone().filter(|k| PTT_KEYS[1..].contains(&k.as_str())),
+            push_to_talk: c.push_to_talk.clone().filter(|k| crate::push_to_talk::parse_key(k).is_some()),
         }
     }
 
@@ -203,7 +208,7 @@ impl Dialog {
         let outputs = choices(&self.outputs, &self.voice.output);
         let listing = if self.inputs.is_none() { " (listing devices…)" } else { "" };
         let ptt = self.voice.push_to_talk.clone().unwrap_or_else(|| VOICE_ACTIVATION.to_owned());
-        let ptt_keys: Vec<String> = PTT_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        let ptt_keys = ptt_choices();
         let mut threshold = column![
             row![
                 text("Voice activation threshold"),
