@@ -489,6 +489,12 @@ impl App {
                     Task::none()
                 }
             },
+            chat::Action::Who => match self.client.clone() {
+                Some(client) => {
+                    Task::perform(async move { client.who().await.map_err(|e| e.to_string()) }, Message::Done)
+                }
+                None => Task::none(),
+            },
             chat::Action::FocusInput => operation::focus(chat::INPUT),
             chat::Action::JoinVoice => self.join_voice(),
             chat::Action::LeaveVoice => match self.client.clone() {

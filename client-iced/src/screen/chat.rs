@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
+use client_core::command;
 use client_core::display::escape_line;
 use client_core::voice::VoiceStats;
 use client_core::{Event, Fingerprint, MessageId};
@@ -123,6 +124,8 @@ pub struct Chat {
     early: HashMap<MessageId, Delivery>,
     /// The local number of our last message.
     last_local: u64,
+    /// `/who` was asked: the next user list is shown in the log.
+    who_asked: bool,
 }
 
 /// How one voice user plays for us (set locally; nobody else sees it).
@@ -194,6 +197,8 @@ pub enum Action {
     },
     /// Leave politely (Disconnect, `/quit`, `!DISCONNECT`).
     Quit,
+    /// Ask for the user list (`/who`).
+    Who,
     /// Put the keyboard focus on the input.
     FocusInput,
     /// Join voice.
@@ -246,6 +251,7 @@ impl Chat {
             max_message,
             early: HashMap::new(),
             last_local: 0,
+            who_asked: false,
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
         let n = chat.users.len();
@@ -262,18 +268,38 @@ impl Chat {
             }
             Message::Send => {
                 let line = self.input.trim_end().to_owned();
-                if is_quit(&line) {
-                    self.input.clear();
-                    return Action::Quit;
-                }
-                if line.trim().is_empty() || line.len() > self.max_message {
+                // The same commands as client-cli's, parsed in client-core.
+                let text = match command::parse(&line) {
+                    command::Input::Say(text) => text,
+                    command::Input::Nothing => return Action::None,
+                    other => {
+                        self.input.clear();
+                        return match other {
+                            command::Input::Quit => Action::Quit,
+                            command::Input::Who => {
+                                self.who_asked = true;
+                                Action::Who
+                            }
+                            command::Input::Help => {
+                                self.notice(command::HELP);
+                                Action::None
+                            }
+                            _ => {
+                                self.error(format!("Unknown command {:?}. {}", escape_line(&line), command::HELP));
+                                Action::None
+                            }
+                        };
+                    }
+                };
+                if text.len() > self.max_message {
                     // Too long: the counter beside the input says so; keep the text.
                     return Action::None;
                 }
+                let text = text.to_owned();
                 self.input.clear();
                 self.last_local += 1;
-                self.sending(self.last_local, &line);
-                Action::Send { local: self.last_local, text: line }
+                self.sending(self.last_local, &text);
+                Action::Send { local: self.last_local, text }
             }
             Message::Resend(text) => {
                 if self.input.is_empty() {
@@ -426,6 +452,10 @@ impl Chat {
             }
             Event::Users(mut users) => {
                 users.sort_by_key(|u| u.to_lowercase());
+                if std::mem::take(&mut self.who_asked) {
+                    let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
+                    self.notice(format!("{} here: {}", users.len(), names.join(", ")));
+                }
                 self.users = users;
             }
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
@@ -707,12 +737,6 @@ fn entry(e: &Entry) -> Element<'_, Message> {
     row![time, body].spacing(8).align_y(Alignment::Start).into()
 }
 
-/// Whether `line` asks to leave (`!DISCONNECT` as in the original app, or `/quit`).
-pub fn is_quit(line: &str) -> bool {
-    let l = line.trim();
-    l == "!DISCONNECT" || l.eq_ignore_ascii_case("/quit")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,6 +775,13 @@ mod tests {
             assert!(c.input.is_empty());
         }
         assert_eq!(c.update(Message::Disconnect), Action::Quit);
+        c.update(Message::Input("/who".into()));
+        assert_eq!(c.update(Message::Send), Action::Who, "a command, not chat text");
+        c.update(Message::Input("/frobnicate".into()));
+        assert_eq!(c.update(Message::Send), Action::None);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("Unknown command")));
+        c.update(Message::Input("//who is there".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into() });
     }
 
     #[test]
@@ -816,8 +847,13 @@ mod tests {
     }
 
     #[test]
-    fn quit_commands() {
-        assert!(is_quit("!DISCONNECT") && is_quit(" /quit ") && is_quit("/QUIT"));
-        assert!(!is_quit("!disconnect now") && !is_quit("quit"));
+    fn who_answers_in_the_log_once_asked() {
+        let mut c = chat();
+        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Notice(n) if n.contains("here:"))));
+        c.update(Message::Input("/who".into()));
+        assert_eq!(c.update(Message::Send), Action::Who);
+        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "2 here: a, b"));
     }
 }
