@@ -1,7 +1,7 @@
 //! The settings dialog: devices, noise suppression, voice activation or
 //! push-to-talk, bitrate. Saved to the client config file.
 
-use client_core::audio::{device::Input, device::Output, pipeline::SendConfig};
+use client_core::audio::pipeline::SendConfig;
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceOptions;
 use iced::widget::{button, column, container, pick_list, progress_bar, row, slider, space, text, toggler};
@@ -96,17 +96,9 @@ impl Voice {
 
     /// What a voice join uses (controls and push-to-talk are added by the caller).
     pub fn options(&self) -> VoiceOptions {
-        VoiceOptions {
-            input: Input::parse(&self.input),
-            output: Output::parse(&self.output),
-            send: SendConfig {
-                denoise: self.denoise,
-                vad_threshold: self.vad_threshold,
-                bitrate: i32::try_from(self.bitrate).unwrap_or(32_000),
-                protect: true,
-            },
-            ..VoiceOptions::default()
-        }
+        let mut c = ClientConfig::default();
+        self.store(&mut c);
+        c.voice_options()
     }
 }
 
