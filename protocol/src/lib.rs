@@ -33,4 +33,4 @@ pub mod voice;
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
 /// The protocol version this build speaks. Both handshake hellos carry it.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -353,6 +353,23 @@ mod tests {
     }
 
     #[test]
+    fn a_padded_keepalive_is_exactly_as_long_as_a_challenge() {
+        let mut up = VoiceSealer::new(&[1; 32], Direction::Up);
+        let mut down = VoiceSealer::new(&[2; 32], Direction::Down);
+        let (mut keepalive, mut challenge) = (Vec::new(), Vec::new());
+        up.seal(Kind::Keepalive, 9, &[0; KEEPALIVE_PAD], &mut keepalive);
+        down.seal(Kind::Challenge, 9, &[0xC4; CHALLENGE_LEN], &mut challenge);
+        assert_eq!((keepalive.len(), challenge.len()), (CHALLENGE_PACKET, CHALLENGE_PACKET));
+        let h = Header::parse(&challenge).expect("parses");
+        assert_eq!((h.kind, h.id, h.counter), (Kind::Challenge, 9, 0));
+        // Sealed down: an up opener (or anyone without the key) cannot read it.
+        let mut body = Vec::new();
+        assert_eq!(VoiceOpener::new(&[2; 32], Direction::Up).open(&challenge, &mut body), Err(Drop::Forged));
+        assert!(VoiceOpener::new(&[2; 32], Direction::Down).open(&challenge, &mut body).is_ok());
+        assert_eq!(body, [0xC4; CHALLENGE_LEN]);
+    }
+
+    #[test]
     fn replay_window_accepts_reordering_within_128() {
         let mut w = ReplayWindow::default();
         for c in [5, 3, 4, 0, 200, 150, 73] {

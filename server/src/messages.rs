@@ -211,14 +211,3 @@ pub struct RelayRemove {
     /// Voice id.
     pub voice_id: u32,
 }
-
-/// Relay → roster: packets for this member arrive from a new address; send
-/// it this challenge over its TCP session.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct AddressChallenge {
-    /// Voice id.
-    pub voice_id: u32,
-    /// The challenge to echo from the new address.
-    pub challenge: [u8; 16],
-}
