@@ -6,8 +6,6 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use actix::prelude::*;
-use chatroom_bench::Ignore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use server::voice_relay::VoiceRelay;

@@ -320,7 +320,8 @@ impl Engine {
             );
             let opener = VoiceOpener::new(&keys.1, Direction::Down);
             engine.threads.push(spawn("voice-recv", move || {
-                let shared = RecvShared { socket: &socket, sealer: &sealer, voice_id, stop: &stop, counters: &counters };
+                let shared =
+                    RecvShared { socket: &socket, sealer: &sealer, voice_id, stop: &stop, counters: &counters };
                 recv_loop(opener, &shared, &speakers);
             })?);
         }

@@ -10,8 +10,8 @@ use protocol::message::{self, DisconnectCause, ServerMessage, VoiceUser, name_ke
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
-    Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove,
-    SessionId, SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
+    Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove, SessionId,
+    SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::voice_relay::VoiceRelay;
 
