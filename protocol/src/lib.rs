@@ -14,7 +14,8 @@
 //!   rules for usernames and message text.
 //! - [`delivery`]: which message ids a sender has had settled (resends).
 //! - [`rate`]: the token bucket both ends use for the message rate.
-//! - [`voice`]: encrypted UDP voice packets and the replay window.
+//! - [`voice`]: encrypted UDP voice packets, the replay window, and the
+//!   return-routability rule for members' addresses ([`voice::path`]).
 //! - [`error`]: the error types.
 //!
 //! The wire format is described in `docs/protocol.md` at the repository root.
