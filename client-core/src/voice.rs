@@ -36,6 +36,18 @@ const SEND_POLL: Duration = Duration::from_millis(1);
 /// How often listeners report the loss they see to each speaker.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 
+/// Keepalives go this often (instead of every
+/// [`voice::path::KEEPALIVE_INTERVAL`]) while our address may be unproven:
+/// for [`PROBE_AT_JOIN`] after joining and [`PROBE_AFTER_CHALLENGE`] after
+/// answering a challenge. A lost keepalive, challenge or echo then costs
+/// 100 ms of the room's voice instead of 500 (measured: with 10 % loss each
+/// way, half of the runs missed the first 0.3-0.4 s of speech at 500 ms).
+const PROBE_INTERVAL: Duration = voice::path::CHALLENGE_INTERVAL;
+/// See [`PROBE_INTERVAL`].
+const PROBE_AT_JOIN: Duration = Duration::from_secs(2);
+/// See [`PROBE_INTERVAL`].
+const PROBE_AFTER_CHALLENGE: Duration = Duration::from_secs(1);
+
 /// What a voice join uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VoiceOptions {
@@ -192,6 +204,8 @@ struct Counters {
     depth: AtomicU64,
     delay_ms: AtomicU64,
     repeats: AtomicU64,
+    /// Address challenges answered.
+    challenges: AtomicU64,
     /// Counters of speakers forgotten since.
     retired: Mutex<VoiceStats>,
 }
@@ -406,6 +420,8 @@ fn send_loop(
     let mut mono: Vec<f32> = Vec::with_capacity(4 * FRAME);
     let (mut body, mut pkt) = (Vec::new(), Vec::new());
     let mut last_send: Option<Instant> = None;
+    let mut probe_until = Instant::now() + PROBE_AT_JOIN;
+    let mut challenges_seen = 0;
     let mut applied_feedback = 0;
     let mut ended_told = false;
     while !stop.load(Ordering::SeqCst) {
@@ -441,7 +457,13 @@ fn send_loop(
                 last_send = Some(Instant::now());
             }
         }
-        if last_send.is_none_or(|t| t.elapsed() >= voice::path::KEEPALIVE_INTERVAL) {
+        let challenges = counters.challenges.load(Ordering::Relaxed);
+        if challenges != challenges_seen {
+            challenges_seen = challenges;
+            probe_until = Instant::now() + PROBE_AFTER_CHALLENGE;
+        }
+        let interval = if Instant::now() < probe_until { PROBE_INTERVAL } else { voice::path::KEEPALIVE_INTERVAL };
+        if last_send.is_none_or(|t| t.elapsed() >= interval) {
             // Padded: the relay's challenge to an unproven address is never
             // larger than the packet that draws it.
             if let Ok(mut s) = sealer.lock() {
@@ -489,6 +511,7 @@ fn recv_loop(mut opener: VoiceOpener, shared: &RecvShared<'_>, speakers: &Speake
                 s.seal(Kind::Proof, voice_id, &body, &mut proof);
             }
             let _ = socket.send(&proof);
+            counters.challenges.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         if header.kind != Kind::Voice {
