@@ -477,12 +477,6 @@ async fn session(
                         voice.apply_gains();
                         Some(Event::VoiceUsers(users.into_iter().map(|u| u.name).collect()))
                     }
-                    ServerMessage::VoiceChallenge { challenge } => {
-                        if let Some(e) = &voice.engine {
-                            e.prove(&challenge);
-                        }
-                        None
-                    }
                     ServerMessage::VoiceFeedback { loss_permille, burst_x10 } => {
                         if let Some(e) = &voice.engine {
                             e.feedback(loss_permille, burst_x10);
