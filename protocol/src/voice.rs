@@ -182,7 +182,7 @@ impl VoiceSealer {
 
 /// Why a packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Too short, too long, or an unknown kind.
     Malformed,
     /// Failed authentication (forged, altered, wrong key).
@@ -217,19 +217,19 @@ impl VoiceOpener {
     ///
     /// Why the packet must be dropped. The window only moves for authentic
     /// packets.
-    pub fn open(&mut self, packet: &[u8], body: &mut Vec<u8>) -> Result<Header, Drop> {
-        let header = Header::parse(packet).ok_or(Drop::Malformed)?;
+    pub fn open(&mut self, packet: &[u8], body: &mut Vec<u8>) -> Result<Header, DropReason> {
+        let header = Header::parse(packet).ok_or(DropReason::Malformed)?;
         if !self.window.fresh(header.counter) {
-            return Err(Drop::Replayed);
+            return Err(DropReason::Replayed);
         }
         let (aad, rest) = packet.split_at(HEADER_LEN);
         let (msg, tag) = rest.split_at(rest.len() - TAG_LEN);
         body.clear();
         body.extend_from_slice(msg);
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Drop::Malformed)?;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| DropReason::Malformed)?;
         self.aead
             .decrypt_in_place_detached(&nonce(self.dir, header.counter), aad, body.as_mut_slice(), &tag.into())
-            .map_err(|_| Drop::Forged)?;
+            .map_err(|_| DropReason::Forged)?;
         self.window.insert(header.counter);
         Ok(header)
     }
@@ -339,17 +339,17 @@ mod tests {
         s.seal(Kind::Voice, 1, b"abc", &mut pkt);
         let mut forged = pkt.clone();
         forged[HEADER_LEN] ^= 1;
-        assert_eq!(o.open(&forged, &mut body), Err(Drop::Forged));
+        assert_eq!(o.open(&forged, &mut body), Err(DropReason::Forged));
         let mut wrong_id = pkt.clone();
         wrong_id[1] ^= 1; // the header is authenticated too
-        assert_eq!(o.open(&wrong_id, &mut body), Err(Drop::Forged));
+        assert_eq!(o.open(&wrong_id, &mut body), Err(DropReason::Forged));
         assert!(o.open(&pkt, &mut body).is_ok());
-        assert_eq!(o.open(&pkt, &mut body), Err(Drop::Replayed));
+        assert_eq!(o.open(&pkt, &mut body), Err(DropReason::Replayed));
         assert!(o.open(&pkt[..pkt.len() - 1], &mut body).is_err());
-        assert_eq!(o.open(&pkt[..10], &mut body), Err(Drop::Malformed));
-        assert_eq!(o.open(&vec![1u8; MAX_PACKET + 1], &mut body), Err(Drop::Malformed));
+        assert_eq!(o.open(&pkt[..10], &mut body), Err(DropReason::Malformed));
+        assert_eq!(o.open(&vec![1u8; MAX_PACKET + 1], &mut body), Err(DropReason::Malformed));
         let other_dir = VoiceOpener::new(&[7u8; 32], Direction::Down).open(&pkt, &mut body);
-        assert_eq!(other_dir, Err(Drop::Forged));
+        assert_eq!(other_dir, Err(DropReason::Forged));
     }
 
     #[test]
@@ -364,7 +364,7 @@ mod tests {
         assert_eq!((h.kind, h.id, h.counter), (Kind::Challenge, 9, 0));
         // Sealed down: an up opener (or anyone without the key) cannot read it.
         let mut body = Vec::new();
-        assert_eq!(VoiceOpener::new(&[2; 32], Direction::Up).open(&challenge, &mut body), Err(Drop::Forged));
+        assert_eq!(VoiceOpener::new(&[2; 32], Direction::Up).open(&challenge, &mut body), Err(DropReason::Forged));
         assert!(VoiceOpener::new(&[2; 32], Direction::Down).open(&challenge, &mut body).is_ok());
         assert_eq!(body, [0xC4; CHALLENGE_LEN]);
     }

@@ -148,20 +148,32 @@ impl Roster {
         self.names.values().filter_map(|id| self.members.get(id)).map(|m| m.name.clone()).collect()
     }
 
-    /// Sends one shared encoded message to everyone but `except`. A full
-    /// mailbox means a hopelessly slow reader: it is kicked, never waited for.
+    /// Sends one shared encoded message to everyone but `except`.
     fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) {
         let payload = Bytes::from(message::encode(msg));
         for (id, m) in &self.members {
-            if Some(*id) == except {
-                continue;
+            if Some(*id) != except {
+                self.deliver(*id, m, payload.clone());
             }
-            match m.outbox.deliver(payload.clone()) {
-                Ok(()) | Err(Undelivered::Closed) => {}
-                Err(Undelivered::Full) => {
-                    warn!(self.log, "session mailbox full; disconnecting slow reader"; "session" => id);
-                    m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
-                }
+        }
+    }
+
+    /// Queues `msg` for session `id` alone.
+    fn deliver_to(&self, id: SessionId, msg: &ServerMessage) {
+        if let Some(m) = self.members.get(&id) {
+            self.deliver(id, m, Bytes::from(message::encode(msg)));
+        }
+    }
+
+    /// Every send goes through here: a full queue means a hopelessly slow
+    /// reader, who is kicked, never waited for; a closed one is a session
+    /// on its way out.
+    fn deliver(&self, id: SessionId, m: &Member, payload: Bytes) {
+        match m.outbox.deliver(payload) {
+            Ok(()) | Err(Undelivered::Closed) => {}
+            Err(Undelivered::Full) => {
+                warn!(self.log, "session queue full; disconnecting slow reader"; "session" => id);
+                m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
             }
         }
     }
@@ -247,7 +259,6 @@ impl Handler<Join> for Roster {
             *self.per_ip.entry(ip).or_default() += 1;
         }
         self.names.insert(key.clone(), msg.id);
-        let outbox = msg.outbox.clone();
         let member = Member {
             name: msg.name.clone(),
             key,
@@ -267,9 +278,9 @@ impl Handler<Join> for Roster {
             limits: msg.limits,
             resume: Some(resume),
         };
-        let _ = outbox.deliver(Bytes::from(message::encode(&welcome)));
+        self.deliver_to(msg.id, &welcome);
         if !self.voice.is_empty() {
-            let _ = outbox.deliver(Bytes::from(message::encode(&self.voice_users())));
+            self.deliver_to(msg.id, &self.voice_users());
         }
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len(), "resumed" => resumed);
         Ok(Joined { users: self.members.len(), ledger, resumed })
@@ -361,10 +372,10 @@ impl Handler<VoiceJoin> for Roster {
         self.voice_ids.insert(vid, msg.id);
         info!(self.log, "voice joined"; "session" => msg.id, "voice_id" => vid, "in_voice" => self.voice.len());
         // The answer first, then everyone's new voice list.
-        if let Some(m) = self.members.get(&msg.id) {
-            let joined = ServerMessage::VoiceJoined { voice_id: vid, udp_port: msg.udp_port, epoch: msg.epoch };
-            let _ = m.outbox.deliver(Bytes::from(message::encode(&joined)));
-        }
+        self.deliver_to(
+            msg.id,
+            &ServerMessage::VoiceJoined { voice_id: vid, udp_port: msg.udp_port, epoch: msg.epoch },
+        );
         self.fan_out(&self.voice_users(), None);
         Some(vid)
     }
@@ -374,9 +385,7 @@ impl Handler<VoiceLeave> for Roster {
     type Result = ();
     fn handle(&mut self, msg: VoiceLeave, _: &mut Context<Self>) {
         let left = self.leave_voice(msg.id);
-        if let Some(m) = self.members.get(&msg.id) {
-            let _ = m.outbox.deliver(Bytes::from(message::encode(&ServerMessage::VoiceLeft)));
-        }
+        self.deliver_to(msg.id, &ServerMessage::VoiceLeft);
         if left {
             info!(self.log, "voice left"; "session" => msg.id, "in_voice" => self.voice.len());
             self.fan_out(&self.voice_users(), None);
@@ -402,8 +411,6 @@ impl Handler<VoiceReport> for Roster {
         // The speaker protects for its worst listener.
         let (loss_permille, burst_x10) =
             reports.values().fold((0, 10), |(l, b), (rl, rb, _)| (l.max(*rl), if *rl > 0 { b.max(*rb) } else { b }));
-        let Some(m) = self.members.get(&speaker_session) else { return };
-        let fb = ServerMessage::VoiceFeedback { loss_permille, burst_x10 };
-        let _ = m.outbox.deliver(Bytes::from(message::encode(&fb)));
+        self.deliver_to(speaker_session, &ServerMessage::VoiceFeedback { loss_permille, burst_x10 });
     }
 }

@@ -145,9 +145,9 @@ impl VoiceRelay {
         // the member's key, so a keyless flood changes no member's state.
         match member.opener.open(packet, &mut self.body) {
             Ok(_) => {}
-            Err(voice::Drop::Forged) => return self.stats.forged += 1,
-            Err(voice::Drop::Replayed) => return self.stats.replayed += 1,
-            Err(voice::Drop::Malformed) => return self.stats.malformed += 1,
+            Err(voice::DropReason::Forged) => return self.stats.forged += 1,
+            Err(voice::DropReason::Replayed) => return self.stats.replayed += 1,
+            Err(voice::DropReason::Malformed) => return self.stats.malformed += 1,
         }
         let now = Instant::now();
         if member.rate.take(now).is_err() {
