@@ -87,7 +87,7 @@ fn look_alike_names_are_refused() {
     for (name, expected) in cases {
         match RawClient::login(server.addr, &server.key, name, None) {
             Ok(_) => panic!("{name:?} was accepted next to alice"),
-            Err(ServerMessage::Refused { code, reason }) => {
+            Err(ServerMessage::Refused { code, reason, .. }) => {
                 assert_eq!(code, expected, "{name:?}: {reason}");
                 assert!(!reason.chars().any(protocol::escape::needs_escape), "{name:?}: reason {reason:?}");
             }

@@ -458,6 +458,13 @@ pub struct NameKeys {
     pub caseless: String,
 }
 
+impl NameKeys {
+    /// Whether the two names count as the same: either key equal.
+    pub fn collides(&self, other: &NameKeys) -> bool {
+        self.visual == other.visual || self.caseless == other.caseless
+    }
+}
+
 /// UTS #39 skeleton, then full Unicode case folding.
 fn fold_skeleton(s: &str) -> String {
     caseless::default_case_fold_str(&unicode_security::skeleton(s).collect::<String>())
@@ -470,8 +477,9 @@ pub fn name_keys(name: &str) -> NameKeys {
     NameKeys { visual: fold_skeleton(&nfkc), caseless: fold_skeleton(&caseless::default_case_fold_str(&nfkc)) }
 }
 
-/// The key names are sorted by in user lists: compatibility normalisation
-/// (NFKC) and full case folding, so the order ignores case.
+/// A name's case-insensitive key: compatibility normalisation (NFKC) and
+/// full case folding. User lists are sorted by it, and client-core names a
+/// name's resume-token file after it; uniqueness is [`name_keys`].
 pub fn name_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
     caseless::default_case_fold_str(&name.nfkc().collect::<String>())
@@ -555,10 +563,7 @@ mod tests {
         let twin = name_keys("\u{0430}\u{0441}\u{0435}");
         assert_eq!(twin.visual, taken.visual);
         let alice = name_keys("alice");
-        let same = |n: &str| {
-            let k = name_keys(n);
-            k.visual == alice.visual || k.caseless == alice.caseless
-        };
+        let same = |n: &str| name_keys(n).collides(&alice);
         for n in ["\u{0430}lice", "aIice", "ALICE", "Alice", "AlIce", "\u{0410}LICE", "ａｌｉｃｅ", "al\u{0131}ce", "a1ice"] {
             assert!(same(n), "{n:?} must collide with alice");
         }

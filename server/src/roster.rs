@@ -215,9 +215,12 @@ impl Handler<Join> for Roster {
             None => None,
         };
         // Held for a user whose connection dropped: only their token takes it.
+        // Any look-alike of a held name is refused too.
         if takeover.is_none()
-            && let Some((token, g)) = self.gone.iter().find(|(_, g)| g.key == key)
-            && !msg.resume.as_deref().is_some_and(|t| same_token(token, t))
+            && let Some((_, g)) = self
+                .gone
+                .iter()
+                .find(|(token, g)| g.key.collides(&key) && !msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
         {
             return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
         }
@@ -249,7 +252,7 @@ impl Handler<Join> for Roster {
             resumed = true;
             info!(self.log, "session resumed"; "user" => %Escaped(&msg.name), "replaces" => old);
         } else if let Some(token) = msg.resume.as_deref()
-            && self.gone.get(token).is_some_and(|g| g.key == key)
+            && self.gone.get(token).is_some_and(|g| g.key.collides(&key))
             && let Some(g) = self.gone.remove(token)
         {
             if !msg.restored {
@@ -311,7 +314,7 @@ impl Handler<Leave> for Roster {
                 let now = Instant::now();
                 // One resumable session per name: logging in and out cannot
                 // push everyone else's out.
-                self.gone.retain(|_, g| g.key != m.key);
+                self.gone.retain(|_, g| !g.key.collides(&m.key));
                 self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });
                 self.prune_gone(now);
             }
