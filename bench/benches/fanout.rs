@@ -52,6 +52,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
                     id,
                     name: format!("user{id}"),
                     resume: None,
+                    restored: false,
                     ip: None,
                     ledger: SharedLedger::default(),
                     mailbox: Ignore.start().recipient(),
