@@ -72,7 +72,7 @@ fn look_alike_names_are_refused() {
     let _ace = server.raw("ace");
     let cases = [
         ("\u{0430}lice", RefusalCode::InvalidName), // Cyrillic а in a Latin word
-        ("aIice", RefusalCode::NameTaken),         // capital I: skeleton before case folding
+        ("aIice", RefusalCode::NameTaken),          // capital I: skeleton before case folding
         ("ALICE", RefusalCode::NameTaken),
         ("\u{0410}LICE", RefusalCode::InvalidName), // Cyrillic А in a Latin word
         ("a1ice", RefusalCode::NameTaken),

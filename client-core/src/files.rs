@@ -44,7 +44,8 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "untouched").expect("write");
         let target = dir.path().join("config.toml");
-        for planted in [target.with_extension("toml.tmp"), target.with_extension(format!("tmp.{}.0", std::process::id()))]
+        for planted in
+            [target.with_extension("toml.tmp"), target.with_extension(format!("tmp.{}.0", std::process::id()))]
         {
             symlink(&victim, &planted).expect("plant");
         }

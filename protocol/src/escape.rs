@@ -124,9 +124,29 @@ mod tests {
     /// Every kind the issue named: what a terminal obeys, what reorders,
     /// what splits a line for Unicode-aware tools, what is invisible.
     const HOSTILE: &[char] = &[
-        '\u{1B}', '\u{7F}', '\u{9B}', '\u{85}', '\u{0B}', '\u{0C}', '\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}',
-        '\u{2028}', '\u{2029}', '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{2800}', '\u{FFF9}',
-        '\u{1D173}', '\u{E0041}', '\u{FE0F}', '\u{3164}',
+        '\u{1B}',
+        '\u{7F}',
+        '\u{9B}',
+        '\u{85}',
+        '\u{0B}',
+        '\u{0C}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{200F}',
+        '\u{061C}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{200B}',
+        '\u{200D}',
+        '\u{2060}',
+        '\u{FEFF}',
+        '\u{00AD}',
+        '\u{2800}',
+        '\u{FFF9}',
+        '\u{1D173}',
+        '\u{E0041}',
+        '\u{FE0F}',
+        '\u{3164}',
     ];
 
     #[test]

@@ -564,7 +564,9 @@ mod tests {
         assert_eq!(twin.visual, taken.visual);
         let alice = name_keys("alice");
         let same = |n: &str| name_keys(n).collides(&alice);
-        for n in ["\u{0430}lice", "aIice", "ALICE", "Alice", "AlIce", "\u{0410}LICE", "ａｌｉｃｅ", "al\u{0131}ce", "a1ice"] {
+        for n in
+            ["\u{0430}lice", "aIice", "ALICE", "Alice", "AlIce", "\u{0410}LICE", "ａｌｉｃｅ", "al\u{0131}ce", "a1ice"]
+        {
             assert!(same(n), "{n:?} must collide with alice");
         }
         for n in ["alicia", "bob", "alice2", "Ivan"] {

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use protocol::message::{self, DisconnectCause, NameKeys, ServerMessage, VoiceUser, name_key, name_keys};
 use protocol::escape::Escaped;
+use protocol::message::{self, DisconnectCause, NameKeys, ServerMessage, VoiceUser, name_key, name_keys};
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
