@@ -2,7 +2,9 @@
 # Screenshots of client-iced under Xvfb, connected to a real server with
 # client-cli users chatting, one talking in voice (espeak-ng speech), a long
 # name and a few hundred users in the list. Writes docs/screenshots/*.png:
-#   connect.png, trust.png, chat.png (1024x700), chat-800x600.png,
+#   connect.png, trust.png, chat.png (1024x700, the window's default size),
+#   connect-800x600.png (with an error under the form), changed-800x600.png
+#   (a changed server identity refused), chat-800x600.png,
 #   chat-1920x1080.png, settings.png
 # Usage: scripts/screenshots.sh [USERS]   (default 200 listening users)
 set -euo pipefail
@@ -133,7 +135,26 @@ xdotool key Return
 shot trust.png 3
 kill "$GUI"
 
-# 3. The chat, with the identity pinned.
+# 3. At 800x600, with an error under the form (a wrong key).
+gui_config ""
+sed -i "s|^key = .*|key = \"$(printf 'A%.0s' $(seq 43))=\"|" "$T/gui.toml"
+start_gui
+xdotool windowsize --sync "$WID" 800 600
+xdotool key Return
+shot connect-800x600.png 3
+kill "$GUI"
+
+# 4. A pinned server presenting another identity, at 800x600.
+echo "$ADDR SHA256:$(printf 'A%.0s' $(seq 43))" >"$T/gui-known-servers"
+gui_config ""
+start_gui
+xdotool windowsize --sync "$WID" 800 600
+xdotool key Return
+shot changed-800x600.png 3
+kill "$GUI"
+rm -f "$T/gui-known-servers"
+
+# 5. The chat, with the identity pinned.
 gui_config "fingerprint = \"$FP\""
 start_gui
 xdotool key Return

@@ -12,6 +12,8 @@ command -v kill >/dev/null 2>&1 || need+=(procps)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
+# client-cli's line editor is tested on a real terminal, inside tmux.
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use iced_test::core::{Point, Size, mouse, widget};
+use client_core::{DisconnectReason, Event, Fingerprint};
+use client_iced::screen::{chat, connect};
+use iced_test::core::{Point, Rectangle, Size, mouse, widget};
 use iced_test::emulator::{self, Emulator, Mode};
 use iced_test::futures::futures::channel::mpsc;
 use iced_test::instruction::{Interaction, Key, Keyboard, Mouse, Target};
@@ -116,10 +118,10 @@ impl<P: Program<Message = client_iced::Message, State = client_iced::App> + 'sta
         let b = target.bounds();
         drop(sim);
         let at = Point::new(b.x + b.width / 2.0, b.y + b.height / 2.0);
-        self.run(Instruction::Interact(Interaction::Mouse(Mouse::Click {
-            button: mouse::Button::Left,
-            target: Some(Target::Point(at)),
-        })));
+        // The pointer arrives first, then clicks (as a hand does; a
+        // scrollable ignores a press that comes with the move in one batch).
+        self.run(Instruction::Interact(Interaction::Mouse(Mouse::Move(Target::Point(at)))));
+        self.run(Instruction::Interact(Interaction::Mouse(Mouse::Click { button: mouse::Button::Left, target: None })));
         self.run(Instruction::Interact(Interaction::Keyboard(Keyboard::Typewrite(text.to_owned()))));
     }
 
@@ -188,6 +190,18 @@ fn connect_trust_chat_voice_and_quit() {
     g.click("Connect Voice");
     g.wait_for_text("Disconnect Voice");
     g.wait_for_text("Voice (1)");
+
+    // Someone else enters voice: logged, with a volume and a local mute for them.
+    let mut dave = server.spawn_cli("dave", &["--voice", "--input", "null", "--output", "null"]);
+    dave.expect_contains("* you joined voice");
+    g.wait_for_text("dave joined voice");
+    g.wait_for_text("100 %");
+    g.click("mute");
+    g.wait_for_text("unmute");
+    dave.signal("INT");
+    assert_eq!(dave.wait(), 0, "{}", dave.stderr());
+    g.wait_for_text("dave left voice");
+
     g.click("Disconnect Voice");
     g.wait_for_text("Connect Voice");
     g.wait_for_text("Voice (0)");
@@ -243,9 +257,24 @@ fn refusals_are_shown_in_place() {
     g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
     g.wait_for_text("SERVER IDENTITY CHANGED");
-    assert!(g.text_containing(&format!("Expected: {wrong}")).is_some(), "{}", g.texts());
-    assert!(g.text_containing(&format!("Presented: {}", server.fingerprint)).is_some(), "{}", g.texts());
-    assert!(g.text_containing("Trust and connect").is_none());
+    assert!(g.text_containing("Trusted before").is_some() && g.text_containing(wrong).is_some(), "{}", g.texts());
+    assert!(g.text_containing("Presented now").is_some(), "{}", g.texts());
+    assert!(g.text_containing(&server.fingerprint).is_some(), "{}", g.texts());
+    // One click does not trust it: the button waits for the pasted fingerprint.
+    g.click("Trust the new identity and connect");
+    g.settle();
+    assert!(g.text_containing("SERVER IDENTITY CHANGED").is_some(), "{}", g.texts());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("known_servers")).expect("pins"),
+        format!("{} {wrong}\n", server.addr)
+    );
+    // The admin's fingerprint, pasted: the pin is replaced and the user is in.
+    g.type_into(client_iced::screen::connect::ids::NEW_FINGERPRINT, &server.fingerprint);
+    g.wait_for_text("It matches what the server presents");
+    g.click("Trust the new identity and connect");
+    g.wait_for_text("Users (2)");
+    let pins = std::fs::read_to_string(dir.path().join("known_servers")).expect("pins");
+    assert!(pins.contains(&server.fingerprint) && !pins.contains(wrong), "{pins}");
 }
 
 #[test]
@@ -301,4 +330,204 @@ fn a_lost_connection_shows_a_banner_and_reconnects() {
     }
     g.wait_for_text("Reconnected.");
     assert!(g.text_containing("Reconnecting in").is_none(), "banner gone:\n{}", g.texts());
+}
+
+// Layout checks: the screens' views in `iced_test`'s Simulator at the
+// sizes a newcomer tried (no server needed).
+
+const WINDOW: Size = Size::new(1024.0, 700.0);
+const SMALL: Size = Size::new(800.0, 600.0);
+
+fn simulator<'a, M>(
+    size: Size,
+    view: iced_test::core::Element<'a, M, iced_test::core::Theme, iced_test::renderer::Renderer>,
+) -> Simulator<'a, M> {
+    Simulator::with_size(iced_test::core::Settings::default(), size, view)
+}
+
+/// Layout and visible bounds of the first text containing `needle`.
+fn text_at<M>(sim: &mut Simulator<'_, M>, needle: &str) -> Option<(Rectangle, Option<Rectangle>)> {
+    sim.find(|c: Candidate<'_>| match c {
+        Candidate::Text { content, bounds, visible_bounds, .. } if content.contains(needle) => {
+            Some((bounds, visible_bounds))
+        }
+        _ => None,
+    })
+    .ok()
+}
+
+/// Asserts that a text containing `needle` is shown whole inside a window of `size`.
+fn assert_in_window<M>(sim: &mut Simulator<'_, M>, size: Size, needle: &str) {
+    let (bounds, visible) = text_at(sim, needle).unwrap_or_else(|| panic!("no text containing {needle:?}"));
+    let window = Rectangle::new(Point::ORIGIN, size);
+    // Visible as laid out, to a rounding error: not clipped by a container.
+    let whole = visible.is_some_and(|v| {
+        [(v.x, bounds.x), (v.y, bounds.y), (v.width, bounds.width), (v.height, bounds.height)]
+            .iter()
+            .all(|(a, b)| (a - b).abs() < 0.5)
+    });
+    assert!(whole, "{needle:?} is cut off: {bounds:?} visible {visible:?}");
+    assert!(
+        bounds.x >= 0.0
+            && bounds.y >= 0.0
+            && bounds.x + bounds.width <= window.width
+            && bounds.y + bounds.height <= window.height,
+        "{needle:?} at {bounds:?} is outside the {size:?} window"
+    );
+}
+
+fn fingerprint(c: char, last: char) -> Fingerprint {
+    format!("SHA256:{}{last}", c.to_string().repeat(42)).parse().expect("fingerprint")
+}
+
+fn filled_form() -> connect::Connect {
+    connect::Connect {
+        server: "chat.example.org:7878".into(),
+        username: "dana".into(),
+        key: "A".repeat(43) + "=",
+        ..connect::Connect::default()
+    }
+}
+
+#[test]
+fn a_changed_identity_shows_both_fingerprints_and_the_fix_at_800x600() {
+    let (expected, actual) = (fingerprint('A', 'A'), fingerprint('B', 'E'));
+    let mut form = filled_form();
+    form.failed(&DisconnectReason::IdentityMismatch {
+        server: form.server.clone(),
+        expected,
+        actual,
+        known_servers: Some(PathBuf::from("/home/dana/.local/share/socket-chatroom/known_servers")),
+    });
+    for size in [SMALL, WINDOW] {
+        let mut sim = simulator(size, form.view());
+        for needle in [
+            "SERVER IDENTITY CHANGED",
+            &expected.to_string(),
+            &actual.to_string(),
+            "Ask the server's admin for its fingerprint",
+            "Trust the new identity and connect",
+            "remove the line for chat.example.org:7878",
+        ] {
+            assert_in_window(&mut sim, size, needle);
+        }
+        // Never one click: the button does nothing until the fingerprint is pasted.
+        let _ = sim.click("Trust the new identity and connect");
+        assert_eq!(sim.into_messages().count(), 0);
+    }
+
+    // Pasting goes into the field (typed here).
+    let mut sim = simulator(SMALL, form.view());
+    let field = sim.find(widget::Id::new(connect::ids::NEW_FINGERPRINT)).expect("the paste field").bounds();
+    sim.point_at(Point::new(field.x + field.width / 2.0, field.y + field.height / 2.0));
+    sim.simulate(iced_test::simulator::click());
+    sim.typewrite("SHA");
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(typed.last(), Some(&connect::Message::Pasted("SHA".into())), "{typed:?}");
+
+    // A wrong fingerprint is said to be wrong and changes nothing.
+    form.update(connect::Message::Pasted(expected.to_string()));
+    let mut sim = simulator(SMALL, form.view());
+    assert!(text_at(&mut sim, "not the fingerprint this server presents").is_some());
+    drop(sim);
+    assert!(matches!(form.update(connect::Message::Replace), connect::Action::None));
+
+    // The admin's fingerprint, pasted: the button connects, pinning it.
+    form.update(connect::Message::Pasted(format!("  {actual} ")));
+    let mut sim = simulator(SMALL, form.view());
+    sim.click("Trust the new identity and connect").expect("button");
+    let messages: Vec<_> = sim.into_messages().collect();
+    assert_eq!(messages, [connect::Message::Replace]);
+    let connect::Action::Trust(request, pinned) = form.update(connect::Message::Replace) else {
+        panic!("connects: {:?}", form.status)
+    };
+    assert_eq!((request.server.as_str(), pinned), ("chat.example.org:7878", actual));
+}
+
+#[test]
+fn the_connect_form_does_not_move_when_an_error_appears() {
+    let positions = |form: &connect::Connect, size: Size| -> Vec<Rectangle> {
+        let mut sim = simulator(size, form.view());
+        let mut at: Vec<Rectangle> =
+            [connect::ids::SERVER, connect::ids::USERNAME, connect::ids::PASSWORD, connect::ids::KEY]
+                .into_iter()
+                .map(|id| sim.find(widget::Id::new(id)).unwrap_or_else(|e| panic!("{id}: {e}")).bounds())
+                .collect();
+        let remember = text_at(&mut sim, "Remember password and key").expect("remember-me").0;
+        at.push(remember);
+        at
+    };
+    for size in [SMALL, WINDOW] {
+        let mut form = filled_form();
+        let still = positions(&form, size);
+        for status in [
+            connect::Status::Error("Wrong server key: the server refused it.".into()),
+            connect::Status::Error(
+                "Cannot reach the server: connection refused (os error 111), and a long explanation that wraps \
+                 onto a second and a third line of the error box under the form"
+                    .into(),
+            ),
+            connect::Status::Connecting,
+        ] {
+            form.status = status.clone();
+            assert_eq!(positions(&form, size), still, "{status:?} at {size:?}");
+        }
+        // The whole card fits the window, error included.
+        form.status = connect::Status::Error("Wrong or missing password for this server.".into());
+        let mut sim = simulator(size, form.view());
+        assert_in_window(&mut sim, size, "Wrong or missing password");
+        assert_in_window(&mut sim, size, "Connect");
+    }
+}
+
+#[test]
+fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
+    let mut chat = chat::Chat::new("dana".into(), "h:1".into(), fingerprint('A', 'A'), vec!["dana".into()], 4096);
+    // The list that comes with connecting is who was there: not news.
+    chat.apply(Event::VoiceUsers(vec!["erin".into()]));
+    chat.apply(Event::VoiceJoined);
+    chat.apply(Event::VoiceUsers(vec!["carol".into(), "dana".into(), "erin".into()]));
+    chat.meter = (0.1, true);
+    let notices: Vec<String> = chat
+        .log
+        .iter()
+        .filter_map(|e| match &e.kind {
+            chat::Kind::Notice(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(notices.contains(&"carol joined voice".to_owned()), "{notices:?}");
+    assert!(!notices.iter().any(|n| n.contains("erin") || n.contains("dana joined")), "{notices:?}");
+
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "-20 dBFS");
+    assert_in_window(&mut sim, WINDOW, "carol joined voice");
+    assert_in_window(&mut sim, WINDOW, "100 %");
+    sim.click("mute").expect("a mute button per voice user");
+    let messages: Vec<_> = sim.into_messages().collect();
+    assert_eq!(messages, [chat::Message::MuteUser("carol".into(), true)], "carol comes first");
+
+    assert_eq!(chat.set_gain("carol", |g| g.muted = true), 0.0);
+    assert_eq!(chat.set_gain("erin", |g| g.volume = 9.0), chat::MAX_VOLUME);
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(sim.find("unmute").is_ok());
+    assert_in_window(&mut sim, WINDOW, "200 %");
+    drop(sim);
+
+    chat.apply(Event::VoiceUsers(vec!["dana".into(), "erin".into()]));
+    assert!(matches!(&chat.log.back().expect("line").kind, chat::Kind::Notice(n) if n == "carol left voice"));
+    assert_eq!(chat::meter_label(chat::dbfs(0.0)), "≤ -60 dBFS");
+}
+
+#[test]
+fn voice_device_errors_and_fallbacks_read_well() {
+    let mut chat = chat::Chat::new("dana".into(), "h:1".into(), fingerprint('A', 'A'), vec!["dana".into()], 4096);
+    chat.apply(Event::VoiceError("cannot open the audio output: the device disconnected.".into()));
+    let chat::Kind::Error(e) = &chat.log.back().expect("line").kind else { panic!("an error line") };
+    assert!(e.contains("disconnected. Choose") && !e.contains(".."), "{e}");
+    chat.apply(Event::VoiceFallback(
+        "no speakers (no default audio output device); the room is not played (output null)".into(),
+    ));
+    let chat::Kind::Notice(n) = &chat.log.back().expect("line").kind else { panic!("a notice") };
+    assert!(n.starts_with("Voice: no speakers") && !n.contains(".."), "{n}");
 }

@@ -29,19 +29,18 @@ fn garbage_and_oversized_frames_end_only_that_session() {
     assert_eq!(bad_hello.recv_frame(DEADLINE).expect("refusal"), protocol::handshake::REFUSED_WRONG_KEY);
     bad_hello.expect_closed();
 
-    // After login: an oversized frame ends that session with a reason.
+    // After login: an oversized frame, or one that is not sealed, ends that
+    // connection as a broken one (no kick: damage on the way looks the same).
     let mut big = server.raw("big");
     big.send_frame(&vec![b'A'; 20_000]).expect("write");
-    match big.recv(DEADLINE) {
-        Ok(ServerMessage::Disconnect { cause: DisconnectCause::ProtocolViolation, .. }) | Err(RecvError::Closed) => {}
-        other => panic!("expected a protocol-violation disconnect, got {other:?}"),
-    }
-    // An unsealed frame after login: same.
     let mut unsealed = server.raw("unsealed");
     unsealed.send_frame(b"{\"type\":\"who\"}").expect("write");
-    let m = unsealed.recv_until("a disconnect", |m| matches!(m, ServerMessage::Disconnect { .. }));
-    assert!(matches!(m, ServerMessage::Disconnect { cause: DisconnectCause::ProtocolViolation, .. }), "{m:?}");
-    unsealed.expect_closed();
+    for c in [&mut big, &mut unsealed] {
+        match c.recv(DEADLINE) {
+            Err(RecvError::Closed) => {}
+            other => panic!("expected the connection closed without a word, got {other:?}"),
+        }
+    }
     // A sealed but undecodable or unknown message gets an error; the session goes on.
     let mut odd = server.raw("odd");
     odd.send_sealed_bytes(br#"{"type":"teleport"}"#);
@@ -134,7 +133,9 @@ fn reader_that_never_reads_does_not_delay_the_others() {
 #[test]
 fn two_hundred_clients_all_receive_one_message() {
     // All from 127.0.0.1 at once: lift the per-address caps this test is not about.
-    let server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let server = TestServer::with_config(
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+    );
     let n = 200;
     let ready = Arc::new(Barrier::new(n + 1));
     let (addr, key) = (server.addr, server.key.clone());

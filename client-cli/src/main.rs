@@ -3,10 +3,12 @@
 //! - `main.rs`: flags, configuration, exit codes.
 //! - [`line`]: stdin lines to messages and commands.
 //! - [`output`]: events to plain or JSON lines.
+//! - [`term`]: the line editor, when stdin and stdout are a terminal.
 //! - [`voice`]: the headless voice client (`--voice`).
 
 mod line;
 mod output;
+mod term;
 mod voice;
 
 use std::io::IsTerminal as _;
@@ -16,10 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
-use client_core::audio::device::{Input, Output};
-use client_core::audio::pipeline::SendConfig;
+use client_core::audio::device::Input;
 use client_core::config::ClientConfig;
-use client_core::voice::VoiceOptions;
+use client_core::display::escape_line;
 use client_core::{Client, ConnectOptions, Event, Fingerprint, Trust};
 use slog::{Drain, Logger, debug, o};
 
@@ -40,10 +41,11 @@ struct Cli {
     #[arg(long, short = 'u', value_name = "NAME")]
     user: Option<String>,
     /// Server password.
-    #[arg(long, env = "CHATROOM_PASSWORD", hide_env_values = true, value_name = "P")]
+    #[arg(long, env = "CHATROOM_PASSWORD", hide_env_values = true, value_name = "P", allow_hyphen_values = true)]
     password: Option<String>,
     /// The server's pre-shared key (prefer CHATROOM_KEY or --key-file: flags show in `ps`).
-    #[arg(long, value_name = "KEY", conflicts_with = "key_file")]
+    // Keys are urlsafe base64: one in 64 starts with `-`.
+    #[arg(long, value_name = "KEY", conflicts_with = "key_file", allow_hyphen_values = true)]
     key: Option<String>,
     /// Read the server's pre-shared key from this file (read again before each reconnection, so a rotated key is picked up).
     #[arg(long, value_name = "FILE")]
@@ -92,7 +94,7 @@ struct Cli {
     vad_threshold: Option<f32>,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version); \
+const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version, still busy); \
 4 server identity mismatch; 5 cannot connect or connection lost (server shutdown included); 6 disconnected by the server for cause";
 
 fn main() -> ExitCode {
@@ -182,44 +184,64 @@ fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
     Ok((opts, voice_cfg))
 }
 
+/// Puts the terminal back on the way out (the editor may hold it raw).
+struct RestoreTerminal(Option<term::Terminal>);
+
+impl Drop for RestoreTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.restore();
+        }
+    }
+}
+
 async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
     let log = logger(cli.verbose);
-    let printer =
-        std::sync::Arc::new(Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone()));
+    let mut printer = Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone());
+    // A person at a terminal gets the line editor; a pipe never does.
+    let names = term::Names::default();
+    let mut typed = None;
+    let mut terminal = RestoreTerminal(None);
+    if !cli.voice && !cli.listen && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        match term::spawn(names.clone()) {
+            Ok((t, external, lines)) => {
+                printer = printer.with_editor(external);
+                terminal.0 = Some(t);
+                typed = Some(lines);
+            }
+            Err(e) => debug!(log, "no line editor; reading stdin plainly"; "error" => %e),
+        }
+    }
+    let printer = std::sync::Arc::new(printer);
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
     let (client, mut events) = Client::connect(opts);
     if cli.voice {
-        let input = Input::parse(cli.input.as_deref().or(voice_cfg.input.as_deref()).unwrap_or("default"));
-        let wav_input = matches!(input, Input::Wav(_));
-        let defaults = SendConfig::default();
-        let options = VoiceOptions {
-            input,
-            output: Output::parse(cli.output.as_deref().or(voice_cfg.output.as_deref()).unwrap_or("default")),
-            send: SendConfig {
-                denoise: !cli.no_denoise && voice_cfg.denoise.unwrap_or(defaults.denoise),
-                vad_threshold: cli.vad_threshold.or(voice_cfg.vad_threshold).unwrap_or(defaults.vad_threshold),
-                bitrate: cli.bitrate.or(voice_cfg.bitrate).unwrap_or(defaults.bitrate),
-                protect: !cli.no_protection,
-            },
-            ..VoiceOptions::default()
-        };
+        // Flags beat the file; the file's table maps to options in client-core.
+        let mut cfg = voice_cfg;
+        cfg.input = cli.input.clone().or(cfg.input);
+        cfg.output = cli.output.clone().or(cfg.output);
+        cfg.denoise = if cli.no_denoise { Some(false) } else { cfg.denoise };
+        cfg.vad_threshold = cli.vad_threshold.or(cfg.vad_threshold);
+        cfg.bitrate = cli.bitrate.or(cfg.bitrate);
+        let mut options = cfg.voice_options();
+        options.send.protect = !cli.no_protection;
+        let wav_input = matches!(options.input, Input::Wav(_));
         let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
         return voice::run(client, events, printer, options, duration, wav_input).await;
     }
     let mut stdin_task = None;
     let mut signals = Signals::new();
-    let mut quitting = false;
+    let quitting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let event = tokio::select! {
             ev = events.recv() => ev,
             () = signals.next() => {
-                if quitting {
+                if quitting.swap(true, std::sync::atomic::Ordering::SeqCst) {
                     eprintln!("client-cli: interrupted again; exiting without waiting for acknowledgements");
                     return 130;
                 }
-                quitting = true;
                 if std::io::stderr().is_terminal() {
-                    eprintln!("client-cli: leaving (press Ctrl-C again to exit at once)");
+                    printer.note("client-cli: leaving (press Ctrl-C again to exit at once)");
                 }
                 let c = client.clone();
                 tokio::spawn(async move { let _ = c.quit().await; });
@@ -227,19 +249,34 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
             }
         };
         let Some(event) = event else { return 5 };
+        names.apply(&event);
+        if let Event::Connected { fingerprint, trust, .. } = &event {
+            // How the identity was trusted comes before what follows from it.
+            if *trust == Trust::FirstUse {
+                printer.note(&format!(
+                    "client-cli: first contact with {}; trusting its identity {fingerprint} from now on",
+                    escape_line(printer.server())
+                ));
+            }
+            debug!(log, "connected"; "fingerprint" => %fingerprint, "trust" => ?trust);
+        }
+        if let Event::Disconnected { .. } = &event
+            && let Some(t) = terminal.0.take()
+        {
+            // The last lines go straight to the terminal, below the prompt.
+            t.restore();
+            printer.detach_editor();
+        }
         printer.print(&event);
         match &event {
-            Event::Connected { fingerprint, trust, .. } => {
-                if *trust == Trust::FirstUse {
-                    eprintln!(
-                        "client-cli: first contact with {}; trusting its identity {fingerprint} from now on",
-                        printer_server(&printer)
-                    );
-                }
-                debug!(log, "connected"; "fingerprint" => %fingerprint, "trust" => ?trust);
-                if !cli.listen && stdin_task.is_none() {
-                    stdin_task = Some(tokio::spawn(line::pump_stdin(client.clone(), printer.clone())));
-                }
+            Event::Connected { me, .. } if !cli.listen && stdin_task.is_none() => {
+                stdin_task = Some(match (typed.take(), &terminal.0) {
+                    (Some(lines), Some(t)) => {
+                        t.start(format!("{}> ", escape_line(me)));
+                        tokio::spawn(line::pump_typed(client.clone(), printer.clone(), lines, quitting.clone()))
+                    }
+                    _ => tokio::spawn(line::pump_stdin(client.clone(), printer.clone())),
+                });
             }
             Event::Acked(id) => debug!(log, "acknowledged"; "id" => id),
             _ => {}
@@ -275,10 +312,6 @@ fn list_devices() -> ExitCode {
     }
 }
 
-fn printer_server(p: &Printer) -> String {
-    p.server().to_owned()
-}
-
 /// SIGINT and SIGTERM as one stream.
 pub(crate) struct Signals {
     int: Option<tokio::signal::unix::Signal>,
@@ -309,5 +342,21 @@ impl Signals {
             }
         };
         tokio::select! { () = int => {}, () = term => {} }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_password_may_start_with_a_hyphen() {
+        let key = format!("-{}=", "A".repeat(42));
+        let cli = Cli::try_parse_from(["client-cli", "--key", &key, "--password", "-pw", "--server", "h:1"])
+            .expect("hyphen values parse");
+        assert_eq!((cli.key.as_deref(), cli.password.as_deref()), (Some(key.as_str()), Some("-pw")));
+        assert_eq!(cli.server.as_deref(), Some("h:1"));
+        // Unknown flags are still refused.
+        assert!(Cli::try_parse_from(["client-cli", "--frobnicate"]).is_err());
     }
 }

@@ -5,7 +5,8 @@
 //! so a JSON reader gets the original text and a tool that splits on
 //! Unicode line breaks (U+2028/2029) still sees one event per line.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
@@ -65,17 +66,64 @@ fn enum_str<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// Writes events to stdout (and diagnostics to stderr).
-#[derive(Debug)]
+/// Writes events to stdout (and diagnostics to stderr); on a terminal
+/// with the line editor, both go through the editor so that they appear
+/// above the prompt and the line being typed stays intact.
 pub struct Printer {
     style: Style,
     server: String,
+    editor: Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>>,
+    /// stderr is the editor's terminal too.
+    notes_to_editor: bool,
+}
+
+impl std::fmt::Debug for Printer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Printer").field("style", &self.style).field("server", &self.server).finish_non_exhaustive()
+    }
 }
 
 impl Printer {
     /// A printer for events from `server`.
     pub fn new(style: Style, server: String) -> Self {
-        Self { style, server }
+        Self { style, server, editor: Mutex::new(None), notes_to_editor: false }
+    }
+
+    /// Prints through the line editor from now on (stderr notes too, when
+    /// stderr is the same terminal).
+    pub fn with_editor(mut self, editor: Box<dyn rustyline::ExternalPrinter + Send>) -> Self {
+        self.editor = Mutex::new(Some(editor));
+        self.notes_to_editor = std::io::stderr().is_terminal();
+        self
+    }
+
+    /// Prints straight to stdout and stderr again (the editor has stopped).
+    pub fn detach_editor(&self) {
+        if let Ok(mut editor) = self.editor.lock() {
+            *editor = None;
+        }
+    }
+
+    /// Writes one line through the editor; `false` if there is none.
+    fn to_editor(&self, line: &str) -> bool {
+        let Ok(mut editor) = self.editor.lock() else { return false };
+        editor.as_mut().is_some_and(|e| e.print(format!("{line}\n")).is_ok())
+    }
+
+    /// One line of output (an event).
+    fn out(&self, line: &str) {
+        if !self.to_editor(line) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+
+    /// One diagnostic line: stderr (through the editor on a terminal).
+    pub fn note(&self, line: &str) {
+        if !(self.notes_to_editor && self.to_editor(line)) {
+            eprintln!("{line}");
+        }
     }
 
     /// The server address as typed.
@@ -113,6 +161,7 @@ impl Printer {
             Event::VoiceInputEnded => json!({"event": "voice_input_ended", "time": now}),
             Event::VoiceLeft(stats) => json!({"event": "voice_left", "time": now, "stats": stats}),
             Event::VoiceError(detail) => json!({"event": "voice_error", "time": now, "detail": detail}),
+            Event::VoiceFallback(detail) => json!({"event": "voice_fallback", "time": now, "detail": detail}),
             Event::Reconnecting { reason, attempt, delay } => json!({
                 "event": "reconnecting", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
                 "attempt": attempt, "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
@@ -153,6 +202,7 @@ impl Printer {
             Event::Talking { user, talking: true } => format!("* {} is talking", escape_line(user)),
             Event::Talking { user, talking: false } => format!("* {} stopped talking", escape_line(user)),
             Event::VoiceLeft(_) => "* you left voice".to_owned(),
+            Event::VoiceFallback(detail) => format!("* voice: {}", escape_line(detail)),
             Event::Reconnecting { reason, attempt, delay } => format!(
                 "* {}; reconnecting in {:.1} s (try {attempt})",
                 escape_line(&reason.to_string()),
@@ -170,36 +220,29 @@ impl Printer {
     /// Reports a line refused before sending (too large, control
     /// characters, not UTF-8): stderr, and a `rejected` event in JSON mode.
     pub fn refused_locally(&self, reason: &str, detail: &str) {
-        eprintln!("client-cli: line not sent: {}", escape_line(detail));
+        self.note(&format!("client-cli: line not sent: {}", escape_line(detail)));
         if self.style == Style::Json {
             let v = json!({"event": "rejected", "time": rfc3339(SystemTime::now()), "id": null, "reason": reason, "detail": detail});
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", escape_json(&v.to_string()));
-            let _ = out.flush();
+            self.out(&escape_json(&v.to_string()));
         }
     }
 
     /// Prints an event; diagnostics go to stderr.
     pub fn print(&self, event: &Event) {
-        let mut out = std::io::stdout().lock();
         match self.style {
-            Style::Json => {
-                let _ = writeln!(out, "{}", self.json_line(event));
-            }
+            Style::Json => self.out(&self.json_line(event)),
             Style::Plain => {
                 if let Some(line) = self.plain(event) {
-                    let _ = writeln!(out, "{line}");
+                    self.out(&line);
                 }
             }
         }
-        let _ = out.flush();
-        drop(out);
         match event {
             Event::Rejected { id, detail, .. } if self.style == Style::Plain => {
-                eprintln!("client-cli: message #{id} not sent: {}", escape_line(detail));
+                self.note(&format!("client-cli: message #{id} not sent: {}", escape_line(detail)));
             }
-            Event::VoiceError(detail) => eprintln!("client-cli: voice: {}", escape_line(detail)),
-            Event::VoiceLeft(s) => eprintln!(
+            Event::VoiceError(detail) => self.note(&format!("client-cli: voice: {}", escape_line(detail))),
+            Event::VoiceLeft(s) => self.note(&format!(
                 "client-cli: voice: sent {} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} \
                  dropped {}; repeating {} frames, playout delay {} ms",
                 s.sent,
@@ -213,13 +256,13 @@ impl Printer {
                 s.dropped,
                 s.repeats,
                 s.playout_delay_ms
-            ),
+            )),
             Event::Disconnected { reason, unacked } => {
                 if !matches!(reason, DisconnectReason::Quit) {
-                    eprintln!("client-cli: {}", escape_line(&reason.to_string()));
+                    self.note(&format!("client-cli: {}", escape_line(&reason.to_string())));
                 }
                 if *unacked > 0 {
-                    eprintln!("client-cli: {unacked} of your messages were not acknowledged by the server");
+                    self.note(&format!("client-cli: {unacked} of your messages were not acknowledged by the server"));
                 }
             }
             _ => {}
@@ -234,6 +277,21 @@ fn list(users: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_voice_fallback_is_one_line_in_either_style() {
+        let event = Event::VoiceFallback("no speakers (no device); the room is not played (output null)".into());
+        let printer = Printer::new(Style::Plain, "h:1".into());
+        assert_eq!(
+            printer.plain(&event).as_deref(),
+            Some("* voice: no speakers (no device); the room is not played (output null)")
+        );
+        let json = printer.json(&event);
+        assert_eq!(
+            (json["event"].as_str(), json["detail"].as_str()),
+            (Some("voice_fallback"), Some("no speakers (no device); the room is not played (output null)"))
+        );
+    }
 
     /// Text with every kind of character a terminal or a line splitter
     /// would obey.

@@ -288,6 +288,9 @@ pub enum Event {
     VoiceLeft(crate::voice::VoiceStats),
     /// Voice could not start or failed (devices, server).
     VoiceError(String),
+    /// A default device could not be opened (no sound card), so voice goes
+    /// on without it: the text says which and why, in one line.
+    VoiceFallback(String),
     /// The connection dropped; trying again after `delay`. Chat messages
     /// not yet acknowledged, and those sent meanwhile, are resent with the
     /// same ids once [`Event::Connected`] comes again (the server delivers

@@ -73,6 +73,26 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 impl ClientConfig {
+    /// The voice options this table gives (defaults for absent keys; out
+    /// of range values clamped), the one mapping every front end uses.
+    /// Controls and push-to-talk are the front end's to add.
+    pub fn voice_options(&self) -> crate::voice::VoiceOptions {
+        use crate::audio::device::{Input, Output};
+        use crate::audio::pipeline::SendConfig;
+        let d = SendConfig::default();
+        crate::voice::VoiceOptions {
+            input: Input::parse(self.input.as_deref().unwrap_or("default")),
+            output: Output::parse(self.output.as_deref().unwrap_or("default")),
+            send: SendConfig {
+                denoise: self.denoise.unwrap_or(d.denoise),
+                vad_threshold: self.vad_threshold.filter(|v| v.is_finite()).unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
+                bitrate: self.bitrate.unwrap_or(d.bitrate).clamp(6_000, 128_000),
+                protect: d.protect,
+            },
+            ..crate::voice::VoiceOptions::default()
+        }
+    }
+
     /// Loads `path`; with `None`, the default file if it exists, else an
     /// empty configuration. Tables other than `[client]` are ignored.
     ///
@@ -161,6 +181,28 @@ const KEYS: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn voice_options_map_the_table_with_defaults_and_clamps() {
+        use crate::audio::device::{Input, Output};
+        let d = ClientConfig::default().voice_options();
+        assert_eq!(d.input, Input::parse("default"));
+        assert!(d.send.denoise && d.send.protect);
+        let c = ClientConfig {
+            input: Some("speech.wav".into()),
+            output: Some("null".into()),
+            denoise: Some(false),
+            vad_threshold: Some(7.0),
+            bitrate: Some(1),
+            ..ClientConfig::default()
+        };
+        let o = c.voice_options();
+        assert!(matches!(o.input, Input::Wav(_)));
+        assert_eq!(o.output, Output::parse("null"));
+        assert!(!o.send.denoise);
+        assert_eq!(o.send.vad_threshold, 1.0);
+        assert_eq!(o.send.bitrate, 6_000);
+    }
+
     use super::*;
 
     #[test]

@@ -477,12 +477,6 @@ async fn session(
                         voice.apply_gains();
                         Some(Event::VoiceUsers(users.into_iter().map(|u| u.name).collect()))
                     }
-                    ServerMessage::VoiceChallenge { challenge } => {
-                        if let Some(e) = &voice.engine {
-                            e.prove(&challenge);
-                        }
-                        None
-                    }
                     ServerMessage::VoiceFeedback { loss_permille, burst_x10 } => {
                         if let Some(e) = &voice.engine {
                             e.feedback(loss_permille, burst_x10);
@@ -604,7 +598,10 @@ impl Voice {
             tokio::task::spawn_blocking(move || Devices::open(&options)).await
         };
         match opened.unwrap_or_else(|e| Err(crate::audio::AudioError::Device(e.to_string()))) {
-            Ok(devices) => {
+            Ok((devices, notes)) => {
+                for note in notes {
+                    let _ = events.send(Event::VoiceFallback(note)).await;
+                }
                 self.pending = Some((options, devices));
                 conn.send(&ClientMessage::VoiceJoin).await.map(|()| true)
             }

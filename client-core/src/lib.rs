@@ -10,6 +10,8 @@
 //! # Layout
 //!
 //! - [`client`]: the command handle and the event types.
+//! - [`command`]: what a user types (`/commands`, chat lines, quoted
+//!   arguments), parsed once for every front end.
 //! - [`connection`]: connect, handshake, pin check, login, and the session
 //!   loop (pacing, acks, keepalive).
 //! - [`known_servers`]: trust-on-first-use pinning of server identities.
@@ -21,6 +23,7 @@
 
 pub mod audio;
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod connection;
 pub mod display;

@@ -43,6 +43,11 @@ pub fn card(theme: &Theme) -> container::Style {
     }
 }
 
+/// A raised panel that refuses something: a red border.
+pub fn error_card(theme: &Theme) -> container::Style {
+    container::Style { border: Border { radius: 8.0.into(), width: 2.0, color: theme.palette().danger }, ..card(theme) }
+}
+
 /// A side panel.
 pub fn panel(theme: &Theme) -> container::Style {
     let p = theme.extended_palette();

@@ -16,7 +16,8 @@
 //!   JSON line (control, bidi, line-separator and invisible characters).
 //! - [`delivery`]: which message ids a sender has had settled (resends).
 //! - [`rate`]: the token bucket both ends use for the message rate.
-//! - [`voice`]: encrypted UDP voice packets and the replay window.
+//! - [`voice`]: encrypted UDP voice packets, the replay window, and the
+//!   return-routability rule for members' addresses ([`voice::path`]).
 //! - [`error`]: the error types.
 //!
 //! The wire format is described in `docs/protocol.md` at the repository root.
@@ -36,4 +37,4 @@ pub mod voice;
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
 /// The protocol version this build speaks. Both handshake hellos carry it.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -208,12 +208,6 @@ pub enum ServerMessage {
         /// Members, sorted by name.
         users: Vec<VoiceUser>,
     },
-    /// Our packets arrive from a new address: echo this from it in a
-    /// [`crate::voice::Kind::Proof`] packet to move the stream there.
-    VoiceChallenge {
-        /// The challenge, 16 bytes.
-        challenge: [u8; 16],
-    },
     /// The loss listeners see from us; the encoder adapts its protection.
     VoiceFeedback {
         /// Worst listener's loss, per mille.

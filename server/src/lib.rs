@@ -6,6 +6,8 @@
 //! - [`gate`]: who may wait, cost a signature or try a password (sans-IO).
 //! - [`listener`]: accepts connections, starts sessions, keeps the gate.
 //! - [`session`]: one actor per connection.
+//! - [`writer`]: a session's writer task (sealing, batching, the last word).
+//! - [`rules`]: a session's rate, flood and settled-id rules (sans-IO).
 //! - [`roster`]: who is here; text and presence fan-out.
 //! - [`signer`]: RSA signing on worker threads.
 //! - [`voice_relay`]: the UDP voice relay.
@@ -19,9 +21,11 @@ pub mod keys;
 pub mod listener;
 pub mod messages;
 pub mod roster;
+pub mod rules;
 pub mod session;
 pub mod signer;
 pub mod voice_relay;
+pub mod writer;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -18,8 +18,27 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::gate::{Backoff, ConnId, Gate, GateConfig, Hold};
 use crate::messages::{Authorize, GateHandle, PasswordAttempt, PasswordOk, Release, ToSession};
 use crate::roster::Roster;
-use crate::session::{CountGuard, Session, SessionConfig};
+use crate::session::{Session, SessionConfig};
 use crate::signer::Signer;
+
+/// Decrements a shared counter when dropped (the open connections, which
+/// shutdown waits for).
+#[derive(Debug)]
+pub struct CountGuard(Arc<AtomicUsize>);
+
+impl CountGuard {
+    /// Increments `counter` for the guard's lifetime.
+    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Accepts connections.
 pub struct Listener {

@@ -218,17 +218,6 @@ pub struct RelayRemove {
     pub voice_id: u32,
 }
 
-/// Relay → roster: packets for this member arrive from a new address; send
-/// it this challenge over its TCP session.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct AddressChallenge {
-    /// Voice id.
-    pub voice_id: u32,
-    /// The challenge to echo from the new address.
-    pub challenge: [u8; 16],
-}
-
 /// Session → listener: the connection passed the key check; may it cost a
 /// signature now? (It leaves the pool that idle connections can push out.)
 #[derive(Debug, Message)]

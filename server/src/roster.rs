@@ -11,8 +11,8 @@ use protocol::message::{self, DisconnectCause, NameKeys, ServerMessage, VoiceUse
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
-    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove,
-    SessionId, SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
+    Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove, SessionId,
+    SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::voice_relay::VoiceRelay;
 
@@ -62,8 +62,9 @@ pub struct Roster {
     shutting_down: bool,
     /// Who is in voice: session → voice id, and back.
     voice: BTreeMap<SessionId, u32>,
+    /// Voice ids are random (they travel in clear in every UDP packet: a
+    /// stranger cannot guess the next one).
     voice_ids: HashMap<u32, SessionId>,
-    next_voice_id: u32,
     /// Latest loss report per speaker (voice id) and listener (session).
     reports: HashMap<u32, HashMap<SessionId, (u16, u16, Instant)>>,
     /// Ended sessions that may still be resumed, by resume token.
@@ -98,7 +99,6 @@ impl Roster {
             shutting_down: false,
             voice: BTreeMap::new(),
             voice_ids: HashMap::new(),
-            next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
             reports: HashMap::new(),
             gone: HashMap::new(),
             per_ip: HashMap::new(),
@@ -378,11 +378,12 @@ impl Handler<VoiceJoin> for Roster {
             return None;
         }
         self.leave_voice(msg.id);
-        let mut vid = self.next_voice_id;
-        while vid == 0 || self.voice_ids.contains_key(&vid) {
-            vid = vid.wrapping_add(1);
-        }
-        self.next_voice_id = vid.wrapping_add(1);
+        let vid = loop {
+            let vid = u32::from_be_bytes(protocol::crypto::random_bytes::<4>());
+            if vid != 0 && !self.voice_ids.contains_key(&vid) {
+                break vid;
+            }
+        };
         relay.do_send(RelayAdd { voice_id: vid, up_key: msg.up_key, down_key: msg.down_key });
         self.voice.insert(msg.id, vid);
         self.voice_ids.insert(vid, msg.id);
@@ -432,14 +433,5 @@ impl Handler<VoiceReport> for Roster {
         let Some(m) = self.members.get(&speaker_session) else { return };
         let fb = ServerMessage::VoiceFeedback { loss_permille, burst_x10 };
         let _ = m.outbox.deliver(Bytes::from(message::encode(&fb)));
-    }
-}
-
-impl Handler<AddressChallenge> for Roster {
-    type Result = ();
-    fn handle(&mut self, msg: AddressChallenge, _: &mut Context<Self>) {
-        let Some(m) = self.voice_ids.get(&msg.voice_id).and_then(|sid| self.members.get(sid)) else { return };
-        let c = ServerMessage::VoiceChallenge { challenge: msg.challenge };
-        let _ = m.outbox.deliver(Bytes::from(message::encode(&c)));
     }
 }

@@ -4,7 +4,7 @@
 //! on loopback; attackers come from 127.0.0.2 and up, users from 127.0.0.1.
 //!
 //! ```sh
-//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart|soak[=MINUTES]]
+//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart|far-flood|guessing|key-holders|reflect|soak[=MINUTES]]
 //! ```
 //!
 //! Every loop is bounded in count and time. One JSON line per scenario on
@@ -147,7 +147,9 @@ fn idle() {
 /// 20 listeners, one user chatting at 5 msg/s with timestamps; 10 s
 /// baseline, then 10 s with a client flooding as fast as it can.
 fn flooder() {
-    let server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let server = TestServer::with_config(
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+    );
     let base = Instant::now();
     let lat: Arc<Mutex<Vec<(f64, f64)>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -239,6 +241,97 @@ fn flooder() {
     );
 }
 
+/// The voice reflection attack of issue 13: 12 members in voice send their
+/// authenticated keepalives (padded, every 0.5 s, as clients do) with a
+/// forged source, a victim's address, for 10 s, while a speaker talks
+/// (50 packets/s of 1,000-byte frames) to a real listener. Counts what
+/// reaches the victim against what the attackers sent.
+fn reflect() {
+    use socket_chatroom_tests::RawVoice;
+    let server = TestServer::start();
+    // Sending from the victim's own socket is the forged source.
+    let victim = RawVoice::fresh_socket();
+    let forger = victim.try_clone().expect("clone");
+    victim.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut packets, mut bytes, mut voice, mut largest) = (0u64, 0u64, 0u64, 0usize);
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(n) = victim.recv(&mut buf) {
+                    packets += 1;
+                    bytes += n as u64;
+                    largest = largest.max(n);
+                    if buf[0] != protocol::voice::Kind::Challenge as u8 {
+                        voice += 1;
+                    }
+                }
+            }
+            (packets, bytes, voice, largest)
+        })
+    };
+    let mut s_tcp = RawClient::login(server.addr, &server.key, "speaker", None).expect("speaker");
+    let mut speaker = s_tcp.join_voice();
+    let mut l_tcp = RawClient::login(server.addr, &server.key, "listener", None).expect("listener");
+    let mut listener = l_tcp.join_voice();
+    // Proven the way clients do it (`recv` answers the challenge); this
+    // also runs against a server from before return routability, for the
+    // "before" figure (`CHATROOM_BIN_DIR`).
+    listener.keepalive();
+    for i in 0.. {
+        speaker.say(b"warmup");
+        if listener.recv(Duration::from_millis(200)).is_some() {
+            break;
+        }
+        assert!(i < 100, "the listener never heard the speaker");
+    }
+    let mut attackers: Vec<_> = (0..12)
+        .map(|i| {
+            let mut c = RawClient::login(server.addr, &server.key, &format!("attacker{i}"), None).expect("attacker");
+            let v = c.join_voice();
+            (c, v)
+        })
+        .collect();
+    let (mut forged, mut forged_bytes, mut largest_forged, mut spoken, mut heard) = (0u64, 0u64, 0usize, 0u64, 0u64);
+    let t0 = Instant::now();
+    let frame = [0x5Au8; 1000];
+    for n in 0..500u32 {
+        if n % 25 == 0 {
+            for (_, a) in &mut attackers {
+                let pkt = a.keepalive_packet();
+                if forger.send_to(&pkt, a.server).is_ok() {
+                    forged += 1;
+                    forged_bytes += pkt.len() as u64;
+                    largest_forged = largest_forged.max(pkt.len());
+                }
+            }
+            listener.keepalive();
+        }
+        speaker.say(&frame);
+        spoken += 1;
+        while listener.recv(Duration::from_millis(1)).is_some() {
+            heard += 1;
+        }
+        if let Some(wait) = (Duration::from_millis(20) * (n + 1)).checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    while listener.recv(Duration::from_millis(300)).is_some() {
+        heard += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (packets, bytes, voice, largest) = counting.join().unwrap_or_default();
+    let ratio = bytes as f64 / forged_bytes.max(1) as f64;
+    println!(
+        r#"{{"scenario":"reflect","attackers":12,"forged_packets":{forged},"forged_bytes":{forged_bytes},"victim_packets":{packets},"victim_bytes":{bytes},"victim_voice_packets":{voice},"largest_reply":{largest},"largest_forged":{largest_forged},"amplification":{ratio:.3},"spoken":{spoken},"listener_heard":{heard}}}"#
+    );
+    eprintln!(
+        "reflect: 12 attackers forged {forged} keepalives ({forged_bytes} B) from the victim's address over 10 s while a speaker sent {spoken} packets; the victim got {packets} packets ({bytes} B, x{ratio:.2}; {voice} relayed voice; largest {largest} B against {largest_forged} B forged); the real listener heard {heard}"
+    );
+}
+
 /// 20 `client-cli --listen` users and 2 in voice; `kill -9` the server,
 /// start it again on the same address; how long until all are back.
 fn restart() {
@@ -284,7 +377,9 @@ fn restart() {
 /// the server's RSS sampled every minute; at the end, every acknowledged
 /// message must have reached every user (all stay connected throughout).
 fn soak(minutes: u64) {
-    let mut server = TestServer::with_config("max_clients_per_address = 1000\nmax_handshakes_per_address = 1000");
+    let mut server = TestServer::with_config(
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+    );
     let pid = server.proc.child.id();
     let rss = || -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -426,9 +521,183 @@ fn soak(minutes: u64) {
     );
 }
 
+/// Idle connections (no byte sent) at `per_sec` from `addresses`, each
+/// kept for two seconds unless the server closes it first, until `stop`.
+fn idle_flood(server: std::net::SocketAddr, addresses: Vec<IpAddr>, per_sec: f64, stop: Arc<AtomicBool>) -> u64 {
+    let started = Instant::now();
+    let mut held = std::collections::VecDeque::new();
+    let mut made = 0u64;
+    // Bounded: stops when told, after 60 s, or after 100,000 connections.
+    while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(60) && made < 100_000 {
+        let due = started + Duration::from_secs_f64(made as f64 / per_sec);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let from = addresses[made as usize % addresses.len()];
+        made += 1;
+        if let Ok(c) = RawClient::connect_from(from, server) {
+            held.push_back((Instant::now(), c));
+        }
+        while held.front().is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(2)) {
+            held.pop_front();
+        }
+    }
+    made
+}
+
+/// Issue 13's first attack: 800 idle connections a second from 200
+/// addresses, and a user 150 ms away (each way) logging in 12 times.
+fn far_flood() {
+    use socket_chatroom_tests::tcp_proxy::TcpProxy;
+    let server = TestServer::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let floods: Vec<_> = (0..4u8)
+        .map(|t| {
+            let (stop, addr) = (stop.clone(), server.addr);
+            let addresses = (1..=50u8).map(|b| host(1 + t, b)).collect();
+            std::thread::spawn(move || idle_flood(addr, addresses, 200.0, stop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let proxy = TcpProxy::start_delayed(server.addr, Duration::from_millis(150));
+    let started = Instant::now();
+    let mut ok = 0;
+    let mut times = Vec::new();
+    for i in 0..12 {
+        let t = Instant::now();
+        if RawClient::login(proxy.addr, &server.key, &format!("far{i}"), None).is_ok() {
+            ok += 1;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let window = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    let made: u64 = floods.into_iter().map(|f| f.join().unwrap_or(0)).sum();
+    let rate = made as f64 / (window + 1.0);
+    let median = percentile(&mut times, 0.5);
+    println!(
+        r#"{{"scenario":"far_user_in_idle_flood","logins_ok":{ok},"logins":12,"idle_connections":{made},"idle_per_sec":{rate:.0},"addresses":200,"login_median_ms":{median:.0}}}"#
+    );
+    eprintln!(
+        "idle flood ({made} connections, {rate:.0}/s from 200 addresses): {ok} of 12 logins 150 ms away succeeded (median {median:.0} ms)"
+    );
+}
+
+/// Issue 13's fifth attack: twelve threads guess the server password from
+/// one address for 6 s; the owner logs in from another every 1.5 s.
+fn guessing() {
+    let server = TestServer::with_config("password = \"correct horse\"");
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let held = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let guessers: Vec<_> = (0..12)
+        .map(|t| {
+            let (stop, answered, held, addr, key) =
+                (stop.clone(), answered.clone(), held.clone(), server.addr, server.key.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(6) {
+                    n += 1;
+                    let Ok(c) = RawClient::connect_from(host(2, 1), addr) else { continue };
+                    match c.finish_login(&key, &format!("g{t}"), Some(&format!("guess {n}")), None) {
+                        Err(ServerMessage::Refused { code: protocol::message::RefusalCode::WrongPassword, .. }) => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            held.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut owner = Vec::new();
+    let mut owner_failed = 0;
+    for i in 0..4 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let t = Instant::now();
+        let r = RawClient::connect_from(host(3, 1), server.addr)
+            .map_err(|e| ServerMessage::Error { detail: e.to_string() })
+            .and_then(|c| c.finish_login(&server.key, &format!("owner{i}"), Some("correct horse"), None));
+        match r {
+            Ok(_) => owner.push(t.elapsed().as_secs_f64() * 1000.0),
+            Err(_) => owner_failed += 1,
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for g in guessers {
+        let _ = g.join();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (answered, held) = (answered.load(Ordering::Relaxed), held.load(Ordering::Relaxed));
+    let worst = owner.iter().copied().fold(0.0, f64::max);
+    println!(
+        r#"{{"scenario":"password_guessing","threads":12,"secs":{secs:.1},"guesses_answered":{answered},"held_back":{held},"owner_logins_ok":{},"owner_failed":{owner_failed},"owner_login_max_ms":{worst:.0}}}"#,
+        owner.len()
+    );
+    eprintln!(
+        "password guessing, 12 threads from one address for {secs:.1} s: {answered} guesses answered, {held} held back; the owner from another address logged in {} of 4 times, slowest {worst:.0} ms",
+        owner.len()
+    );
+}
+
+/// Key holders flooding valid handshakes from four addresses while a user
+/// logs in every 200 ms from another: login time with and without.
+fn key_holders() {
+    let mut server = TestServer::start();
+    // Names are not reused: a dropped user's name stays held for them.
+    let logins = |server: &TestServer, tag: &str, n: usize| -> Vec<f64> {
+        let mut v = Vec::new();
+        for i in 0..n {
+            let t = Instant::now();
+            if RawClient::login(server.addr, &server.key, &format!("{tag}{i}"), None).is_ok() {
+                v.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        v
+    };
+    let mut quiet = logins(&server, "quiet", 20);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let flooders: Vec<_> = (0..4u8)
+        .map(|n| {
+            let (stop, done, addr, key) = (stop.clone(), done.clone(), server.addr, server.key.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(30) {
+                    let Ok(c) = RawClient::connect_from(host(4, n + 1), addr) else { continue };
+                    if c.do_handshake(&key).is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut busy = logins(&server, "busy", 20);
+    stop.store(true, Ordering::SeqCst);
+    for f in flooders {
+        let _ = f.join();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let signed = done.load(Ordering::Relaxed);
+    let (q, b) = (percentile(&mut quiet, 0.5), percentile(&mut busy, 0.5));
+    let sigs = rsa_signatures(&mut server).unwrap_or(0);
+    println!(
+        r#"{{"scenario":"key_holder_flood","flood_handshakes_signed":{signed},"secs":{secs:.1},"login_median_quiet_ms":{q:.1},"login_median_flood_ms":{b:.1},"rsa_signatures":{sigs}}}"#
+    );
+    eprintln!(
+        "valid-key handshake flood from 4 addresses: {signed} signed in {secs:.1} s ({:.0}/s); ordinary login median {q:.1} ms quiet, {b:.1} ms during the flood",
+        signed as f64 / secs
+    );
+}
+
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
-    let all = ["wrong-key", "idle", "flooder", "restart"];
+    let all = ["wrong-key", "idle", "flooder", "restart", "far-flood", "guessing", "key-holders", "reflect"];
     let run: Vec<&str> = if which.is_empty() { all.to_vec() } else { which.iter().map(String::as_str).collect() };
     for w in run {
         if let Some(m) = w.strip_prefix("soak") {
@@ -442,6 +711,10 @@ fn main() {
             "idle" => idle(),
             "flooder" => flooder(),
             "restart" => restart(),
+            "far-flood" => far_flood(),
+            "guessing" => guessing(),
+            "key-holders" => key_holders(),
+            "reflect" => reflect(),
             other => {
                 eprintln!("faults: unknown scenario {other:?}; one of {all:?}");
                 std::process::exit(2);

@@ -115,6 +115,56 @@ impl std::fmt::Debug for Playback {
     }
 }
 
+/// alsa-lib prints its own diagnostics on stderr (`ALSA lib pcm.c:…`,
+/// eight lines on a machine without a sound card) before cpal returns the
+/// error we word ourselves. This sends them, for the calling thread, to a
+/// buffer that is dropped instead. ALSA reports through the handler of the
+/// thread that made the failing call, so every function here that talks to
+/// the sound system calls this first (cheap: it replaces the buffer).
+///
+/// Why this way: `snd_lib_error_set_handler` wants a C-variadic function,
+/// which stable Rust cannot define; the `alsa` crate (already in the tree
+/// through cpal) wraps the thread-local, `va_list` variant safely.
+fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = alsa::Output::local_error_handler();
+    }
+}
+
+/// Opens `input`, falling back to no microphone ([`Input::Null`]) when it
+/// is the default device and that cannot be opened (no sound card): the
+/// second value then says what happened, in one line for the user.
+///
+/// # Errors
+///
+/// As [`open_capture`], for a named device or a file.
+pub fn open_capture_or_fallback(input: &Input) -> Result<(Capture, Option<String>), AudioError> {
+    match (input, open_capture(input)) {
+        (Input::Device(None), Err(e)) => {
+            Ok((open_capture(&Input::Null)?, Some(format!("no microphone ({e}); in voice without one (input null)"))))
+        }
+        (_, opened) => opened.map(|c| (c, None)),
+    }
+}
+
+/// Opens `output`, falling back to nowhere ([`Output::Null`]) when it is
+/// the default device and that cannot be opened (no sound card): the second
+/// value then says what happened, in one line for the user.
+///
+/// # Errors
+///
+/// As [`open_playback`], for a named device or a file.
+pub fn open_playback_or_fallback(output: &Output) -> Result<(Playback, Option<String>), AudioError> {
+    match (output, open_playback(output)) {
+        (Output::Device(None), Err(e)) => Ok((
+            open_playback(&Output::Null)?,
+            Some(format!("no speakers ({e}); the room is not played (output null)")),
+        )),
+        (_, opened) => opened.map(|p| (p, None)),
+    }
+}
+
 /// Opens a capture endpoint.
 ///
 /// # Errors
@@ -182,6 +232,7 @@ impl Playback {
 ///
 /// [`AudioError::Device`] when the audio system cannot be queried.
 pub fn list_devices() -> Result<(Vec<String>, Vec<String>), AudioError> {
+    quiet_alsa();
     let host = cpal::default_host();
     let names = |devs: Result<Vec<cpal::Device>, cpal::Error>| -> Result<Vec<String>, AudioError> {
         Ok(devs
@@ -229,6 +280,7 @@ where
     let thread = std::thread::Builder::new()
         .name("audio-device".into())
         .spawn(move || {
+            quiet_alsa();
             let stream = match open() {
                 Ok((stream, rate, ch)) => {
                     let _ = tx.send(Ok((rate, ch)));

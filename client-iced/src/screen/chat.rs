@@ -1,13 +1,16 @@
 //! The chat screen: the log, the input, the user and voice lists, the voice
 //! bar, and the connection-lost banner.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
+use client_core::command;
 use client_core::display::escape_line;
 use client_core::voice::VoiceStats;
 use client_core::{Event, Fingerprint, MessageId};
-use iced::widget::{button, column, container, progress_bar, row, scrollable, text, text_input, toggler, tooltip};
+use iced::widget::{
+    button, column, container, progress_bar, row, scrollable, slider, text, text_input, toggler, tooltip,
+};
 use iced::{Alignment, Element, Fill};
 
 use crate::style;
@@ -108,13 +111,47 @@ pub struct Chat {
     pub meter: (f32, bool),
     /// Latest voice counters.
     pub stats: Option<VoiceStats>,
+    /// How loud each voice user plays for us, and who we muted locally.
+    pub gains: HashMap<String, Gain>,
+    /// A voice list has come since we connected (later ones are logged as
+    /// joins and leaves).
+    voice_known: bool,
     /// The connection-lost banner.
     pub banner: Option<String>,
     /// Longest message the server takes, bytes.
     pub max_message: usize,
     /// Answers for ids not yet known to the log.
-    early: std::collections::HashMap<MessageId, Delivery>,
+    early: HashMap<MessageId, Delivery>,
+    /// The local number of our last message.
+    last_local: u64,
+    /// `/who` was asked: the next user list is shown in the log.
+    who_asked: bool,
 }
+
+/// How one voice user plays for us (set locally; nobody else sees it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gain {
+    /// 0.0 to [`MAX_VOLUME`]; 1.0 plays them as sent.
+    pub volume: f32,
+    /// Muted for us only.
+    pub muted: bool,
+}
+
+impl Default for Gain {
+    fn default() -> Self {
+        Self { volume: 1.0, muted: false }
+    }
+}
+
+impl Gain {
+    /// The gain the mixer applies.
+    pub fn effective(&self) -> f32 {
+        if self.muted { 0.0 } else { self.volume }
+    }
+}
+
+/// Loudest a voice user can be turned up (200 %).
+pub const MAX_VOLUME: f32 = 2.0;
 
 /// What the user did on this screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +176,50 @@ pub enum Message {
     GiveUp,
     /// Put a message that was not delivered back into the input.
     Resend(String),
+    /// A voice user's volume slider moved.
+    Volume(String, f32),
+    /// A voice user muted (`true`) or unmuted for us only.
+    MuteUser(String, bool),
+}
+
+/// What the application does after the screen took a [`Message`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing beyond the screen.
+    None,
+    /// Hand `text` to the connection; the log shows it as `local` until
+    /// [`Chat::queued`] (or [`Chat::unsent`] when there is no connection).
+    Send {
+        /// The log's number for it.
+        local: u64,
+        /// The line.
+        text: String,
+    },
+    /// Leave politely (Disconnect, `/quit`, `!DISCONNECT`).
+    Quit,
+    /// Ask for the user list (`/who`).
+    Who,
+    /// Put the keyboard focus on the input.
+    FocusInput,
+    /// Join voice.
+    JoinVoice,
+    /// Leave voice (or stop joining).
+    LeaveVoice,
+    /// Apply these switches to the voice pipeline.
+    Controls {
+        /// Microphone closed.
+        muted: bool,
+        /// Playback silenced.
+        deafened: bool,
+    },
+    /// Play this voice user at this gain.
+    Gain(String, f32),
+    /// Open the settings dialog.
+    OpenSettings,
+    /// Try the connection again now.
+    ReconnectNow,
+    /// Stop reconnecting and leave the screen.
+    GiveUp,
 }
 
 /// Local time as `HH:MM`.
@@ -164,14 +245,106 @@ impl Chat {
             push_to_talk: None,
             meter: (0.0, false),
             stats: None,
+            gains: HashMap::new(),
+            voice_known: false,
             banner: None,
             max_message,
-            early: std::collections::HashMap::new(),
+            early: HashMap::new(),
+            last_local: 0,
+            who_asked: false,
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
         let n = chat.users.len();
         chat.notice(format!("Connected to {} as {} — {n} here.", chat.server, chat.me));
         chat
+    }
+
+    /// Takes what the user did; says what the application must do.
+    pub fn update(&mut self, message: Message) -> Action {
+        match message {
+            Message::Input(s) => {
+                self.input = s;
+                Action::None
+            }
+            Message::Send => {
+                let line = self.input.trim_end().to_owned();
+                // The same commands as client-cli's, parsed in client-core.
+                let text = match command::parse(&line) {
+                    command::Input::Say(text) => text,
+                    command::Input::Nothing => return Action::None,
+                    other => {
+                        self.input.clear();
+                        return match other {
+                            command::Input::Quit => Action::Quit,
+                            command::Input::Who => {
+                                self.who_asked = true;
+                                Action::Who
+                            }
+                            command::Input::Help => {
+                                self.notice(command::HELP);
+                                Action::None
+                            }
+                            _ => {
+                                self.error(format!("Unknown command {:?}. {}", escape_line(&line), command::HELP));
+                                Action::None
+                            }
+                        };
+                    }
+                };
+                if text.len() > self.max_message {
+                    // Too long: the counter beside the input says so; keep the text.
+                    return Action::None;
+                }
+                let text = text.to_owned();
+                self.input.clear();
+                self.last_local += 1;
+                self.sending(self.last_local, &text);
+                Action::Send { local: self.last_local, text }
+            }
+            Message::Resend(text) => {
+                if self.input.is_empty() {
+                    self.input = text;
+                }
+                Action::FocusInput
+            }
+            Message::Disconnect => Action::Quit,
+            Message::Voice(true) => Action::JoinVoice,
+            Message::Voice(false) => {
+                if self.voice == Voice::Joining {
+                    self.voice = Voice::Off;
+                }
+                Action::LeaveVoice
+            }
+            Message::Mute(b) => {
+                self.muted = b;
+                Action::Controls { muted: b || self.deafened, deafened: self.deafened }
+            }
+            Message::Deafen(b) => {
+                self.deafened = b;
+                Action::Controls { muted: b || self.muted, deafened: b }
+            }
+            Message::Volume(user, volume) => {
+                let gain = self.set_gain(&user, |g| g.volume = volume);
+                Action::Gain(user, gain)
+            }
+            Message::MuteUser(user, muted) => {
+                let gain = self.set_gain(&user, |g| g.muted = muted);
+                Action::Gain(user, gain)
+            }
+            Message::Settings => Action::OpenSettings,
+            Message::ReconnectNow => Action::ReconnectNow,
+            Message::GiveUp => Action::GiveUp,
+        }
+    }
+
+    /// Our message `local` could not be handed to a connection (there is
+    /// none): it leaves the log and goes back into the input.
+    pub fn unsent(&mut self, local: u64, text: String) {
+        self.log.retain(|e| !matches!(&e.kind, Kind::Chat { own: Some((Own::Local(l), _)), .. } if *l == local));
+        if self.input.is_empty() {
+            self.input = text;
+        }
+        self.error("Not connected: the message was not sent (it is still in the input).");
     }
 
     /// Adds a line now.
@@ -238,10 +411,20 @@ impl Chat {
         }
     }
 
+    /// Applies a volume or mute change for `user`; returns the gain for
+    /// the mixer.
+    pub fn set_gain(&mut self, user: &str, change: impl FnOnce(&mut Gain)) -> f32 {
+        let gain = self.gains.entry(user.to_owned()).or_default();
+        change(gain);
+        gain.volume = gain.volume.clamp(0.0, MAX_VOLUME);
+        gain.effective()
+    }
+
     /// The connection dropped (client-core is reconnecting): nobody is
     /// known to be in voice until it is back.
     pub fn offline(&mut self) {
         self.voice = Voice::Off;
+        self.voice_known = false;
         self.voice_users.clear();
         self.talking.clear();
         self.meter = (0.0, false);
@@ -269,6 +452,10 @@ impl Chat {
             }
             Event::Users(mut users) => {
                 users.sort_by_key(|u| u.to_lowercase());
+                if std::mem::take(&mut self.who_asked) {
+                    let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
+                    self.notice(format!("{} here: {}", users.len(), names.join(", ")));
+                }
                 self.users = users;
             }
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
@@ -281,6 +468,23 @@ impl Chat {
                 self.notice("You joined voice.");
             }
             Event::VoiceUsers(users) => {
+                // The first list after connecting is who was there already.
+                if self.voice_known {
+                    let others = |list: &[String], not_in: &[String]| -> Vec<String> {
+                        list.iter()
+                            .filter(|u| **u != self.me && !not_in.contains(u))
+                            .map(|u| escape_line(u).into_owned())
+                            .collect()
+                    };
+                    let (joined, left) = (others(&users, &self.voice_users), others(&self.voice_users, &users));
+                    for u in joined {
+                        self.notice(format!("{u} joined voice"));
+                    }
+                    for u in left {
+                        self.notice(format!("{u} left voice"));
+                    }
+                }
+                self.voice_known = true;
                 self.talking.retain(|u| users.contains(u));
                 self.voice_users = users;
             }
@@ -300,8 +504,13 @@ impl Chat {
             }
             Event::VoiceError(e) => {
                 self.voice = Voice::Off;
-                self.error(format!("Voice: {}. Choose another microphone or speakers in Settings.", escape_line(&e)));
+                let e = escape_line(&e);
+                self.error(format!(
+                    "Voice: {}. Choose another microphone or speakers in Settings.",
+                    e.trim_end_matches('.')
+                ));
             }
+            Event::VoiceFallback(note) => self.notice(format!("Voice: {}.", escape_line(&note))),
             Event::VoiceInputEnded
             | Event::Connected { .. }
             | Event::Disconnected { .. }
@@ -394,24 +603,7 @@ impl Chat {
     }
 
     fn voice_panel(&self) -> Element<'_, Message> {
-        let names = column(self.voice_users.iter().map(|u| {
-            let talking = self.talking.contains(u) || (*u == self.me && self.meter.1);
-            let dot = text(if talking { "●" } else { "○" }).size(14);
-            let dot = if talking { dot.style(style::talking) } else { dot.style(style::muted) };
-            let mut name = escape_line(u).into_owned();
-            if *u == self.me {
-                if self.deafened {
-                    name.push_str("  (deafened)");
-                } else if self.muted {
-                    name.push_str("  (muted)");
-                }
-            }
-            container(row![dot, text(name).size(14).wrapping(text::Wrapping::None)].spacing(6))
-                .clip(true)
-                .width(Fill)
-                .into()
-        }))
-        .spacing(2);
+        let names = column(self.voice_users.iter().map(|u| self.voice_user(u))).spacing(4);
         let join = match self.voice {
             Voice::Off => button("Connect Voice").on_press(Message::Voice(true)),
             Voice::Joining => button("Joining… (cancel)").on_press(Message::Voice(false)),
@@ -431,14 +623,21 @@ impl Chat {
                 None => "Voice activation".to_owned(),
             };
             let (level, sending) = self.meter;
-            // The meter reads in dBFS from -60 to 0.
-            let db = if level > 0.0 { (20.0 * level.log10()).clamp(-60.0, 0.0) } else { -60.0 };
+            let db = dbfs(level);
             controls = controls.push(text(mode).size(12).style(style::muted));
-            controls = controls.push(tooltip(
-                progress_bar(-60.0..=0.0, db).girth(8),
-                text(if sending { "transmitting" } else { "input level" }),
-                tooltip::Position::Top,
-            ));
+            controls = controls.push(
+                row![
+                    tooltip(
+                        progress_bar(-60.0..=0.0, db).girth(8),
+                        text(if sending { "transmitting" } else { "input level" }),
+                        tooltip::Position::Top,
+                    ),
+                    // Fixed width: the figure changing does not move the bar.
+                    text(meter_label(db)).size(11).width(62).align_x(iced::alignment::Horizontal::Right),
+                ]
+                .spacing(6)
+                .align_y(Alignment::Center),
+            );
             if let Some(s) = &self.stats {
                 let lost = if s.lost > 0 {
                     format!(", lost {} (recovered {})", s.lost, s.recovered_redundancy + s.recovered_fec)
@@ -465,6 +664,48 @@ impl Chat {
         .width(Fill)
         .style(style::panel)
         .into()
+    }
+}
+
+/// A level (RMS, 0..1) in dBFS, from -60 (or silence) to 0.
+pub fn dbfs(level: f32) -> f32 {
+    if level > 0.0 { (20.0 * level.log10()).clamp(-60.0, 0.0) } else { -60.0 }
+}
+
+/// The meter's figure: `-23 dBFS`, or `≤ -60 dBFS` at the floor.
+pub fn meter_label(db: f32) -> String {
+    if db <= -60.0 { "≤ -60 dBFS".to_owned() } else { format!("{:.0} dBFS", db) }
+}
+
+impl Chat {
+    /// One voice user: talking dot and name; for others, their volume for
+    /// us and a local mute.
+    fn voice_user<'a>(&'a self, u: &'a String) -> Element<'a, Message> {
+        let talking = self.talking.contains(u) || (*u == self.me && self.meter.1);
+        let dot = text(if talking { "●" } else { "○" }).size(14);
+        let dot = if talking { dot.style(style::talking) } else { dot.style(style::muted) };
+        let mut name = escape_line(u).into_owned();
+        if *u == self.me {
+            if self.deafened {
+                name.push_str("  (deafened)");
+            } else if self.muted {
+                name.push_str("  (muted)");
+            }
+        }
+        let name = container(text(name).size(14).wrapping(text::Wrapping::None)).clip(true).width(Fill);
+        if *u == self.me {
+            return row![dot, name].spacing(6).into();
+        }
+        let gain = self.gains.get(u).copied().unwrap_or_default();
+        let mute = button(text(if gain.muted { "unmute" } else { "mute" }).size(11))
+            .padding([1, 6])
+            .style(if gain.muted { button::danger } else { button::secondary })
+            .on_press(Message::MuteUser(u.clone(), !gain.muted));
+        let percent = text(format!("{:.0} %", gain.volume * 100.0)).size(11).style(style::muted);
+        let user = u.clone();
+        let volume =
+            slider(0.0..=MAX_VOLUME, gain.volume, move |v| Message::Volume(user.clone(), v)).step(0.05).height(14);
+        column![row![dot, name, percent, mute].spacing(6).align_y(Alignment::Center), volume].spacing(2).into()
     }
 }
 
@@ -496,12 +737,6 @@ fn entry(e: &Entry) -> Element<'_, Message> {
     row![time, body].spacing(8).align_y(Alignment::Start).into()
 }
 
-/// Whether `line` asks to leave (`!DISCONNECT` as in the original app, or `/quit`).
-pub fn is_quit(line: &str) -> bool {
-    let l = line.trim();
-    l == "!DISCONNECT" || l.eq_ignore_ascii_case("/quit")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,6 +744,63 @@ mod tests {
     fn chat() -> Chat {
         let fp = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().expect("fingerprint");
         Chat::new("me".into(), "h:1".into(), fp, vec!["zed".into(), "me".into(), "Amy".into()], 100)
+    }
+
+    #[test]
+    fn sending_numbers_the_line_and_keeps_what_cannot_go() {
+        let mut c = chat();
+        c.update(Message::Input("  ".into()));
+        assert_eq!(c.update(Message::Send), Action::None, "blank");
+        c.update(Message::Input("x".repeat(101)));
+        assert_eq!(c.update(Message::Send), Action::None, "too long");
+        assert_eq!(c.input.len(), 101, "a too long message stays in the input");
+        c.update(Message::Input("hello  ".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "hello".into() });
+        assert!(c.input.is_empty());
+        c.update(Message::Input("again".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 2, text: "again".into() });
+        // No connection to take it: back into the input, out of the log.
+        c.unsent(2, "again".into());
+        assert_eq!(c.input, "again");
+        assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Chat { text, .. } if text == "again")));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(_)));
+    }
+
+    #[test]
+    fn quit_words_and_the_button_leave() {
+        let mut c = chat();
+        for word in ["!DISCONNECT", "/quit", "/QUIT "] {
+            c.update(Message::Input(word.into()));
+            assert_eq!(c.update(Message::Send), Action::Quit, "{word}");
+            assert!(c.input.is_empty());
+        }
+        assert_eq!(c.update(Message::Disconnect), Action::Quit);
+        c.update(Message::Input("/who".into()));
+        assert_eq!(c.update(Message::Send), Action::Who, "a command, not chat text");
+        c.update(Message::Input("/frobnicate".into()));
+        assert_eq!(c.update(Message::Send), Action::None);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("Unknown command")));
+        c.update(Message::Input("//who is there".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into() });
+    }
+
+    #[test]
+    fn voice_switches_and_gains_are_actions() {
+        let mut c = chat();
+        assert_eq!(c.update(Message::Voice(true)), Action::JoinVoice);
+        c.voice = Voice::Joining;
+        assert_eq!(c.update(Message::Voice(false)), Action::LeaveVoice);
+        assert_eq!(c.voice, Voice::Off, "cancelled while joining");
+        assert_eq!(c.update(Message::Mute(true)), Action::Controls { muted: true, deafened: false });
+        assert_eq!(c.update(Message::Deafen(true)), Action::Controls { muted: true, deafened: true });
+        assert_eq!(c.update(Message::Mute(false)), Action::Controls { muted: true, deafened: true }, "deaf is mute");
+        assert_eq!(c.update(Message::Deafen(false)), Action::Controls { muted: false, deafened: false });
+        assert_eq!(c.update(Message::Volume("amy".into(), 3.0)), Action::Gain("amy".into(), MAX_VOLUME));
+        assert_eq!(c.update(Message::MuteUser("amy".into(), true)), Action::Gain("amy".into(), 0.0));
+        assert_eq!(c.update(Message::MuteUser("amy".into(), false)), Action::Gain("amy".into(), MAX_VOLUME));
+        c.update(Message::Input("draft".into()));
+        assert_eq!(c.update(Message::Resend("old".into())), Action::FocusInput);
+        assert_eq!(c.input, "draft", "a resend never overwrites what is being typed");
     }
 
     #[test]
@@ -555,8 +847,13 @@ mod tests {
     }
 
     #[test]
-    fn quit_commands() {
-        assert!(is_quit("!DISCONNECT") && is_quit(" /quit ") && is_quit("/QUIT"));
-        assert!(!is_quit("!disconnect now") && !is_quit("quit"));
+    fn who_answers_in_the_log_once_asked() {
+        let mut c = chat();
+        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Notice(n) if n.contains("here:"))));
+        c.update(Message::Input("/who".into()));
+        assert_eq!(c.update(Message::Send), Action::Who);
+        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "2 here: a, b"));
     }
 }

@@ -1,10 +1,11 @@
 //! The connect screen: address, name, password, key, remember-me; errors
-//! in place; the first-contact trust prompt and the changed-identity
+//! in place (in a slot that is always there, so nothing moves when one
+//! appears); the first-contact trust prompt and the changed-identity
 //! refusal.
 
 use client_core::display::escape_line;
 use client_core::{DisconnectReason, Fingerprint, Psk, RefusalCode};
-use iced::widget::{button, center, checkbox, column, container, row, space, text, text_input};
+use iced::widget::{button, center, checkbox, column, container, row, scrollable, space, text, text_input};
 use iced::{Alignment, Element, Fill, Length};
 
 use crate::style;
@@ -19,7 +20,15 @@ pub mod ids {
     pub const PASSWORD: &str = "password";
     /// Server key field.
     pub const KEY: &str = "key";
+    /// Where the admin's new fingerprint is pasted (identity changed).
+    pub const NEW_FINGERPRINT: &str = "new-fingerprint";
 }
+
+/// Height of the error slot under the form: three lines of error text.
+/// Reserved even when empty, so an error never moves the fields.
+pub const ERROR_SLOT: f32 = 64.0;
+/// Height of the row of buttons (the same with "Connecting…" in it).
+const BUTTON_ROW: f32 = 40.0;
 
 /// The form and what happened to the last attempt.
 #[derive(Clone, Default)]
@@ -36,6 +45,8 @@ pub struct Connect {
     pub remember: bool,
     /// Where the last attempt stands.
     pub status: Status,
+    /// What an error in [`Connect::status`] was about: editing that clears it.
+    pub cause: Cause,
 }
 
 impl std::fmt::Debug for Connect {
@@ -47,6 +58,31 @@ impl std::fmt::Debug for Connect {
             .field("status", &self.status)
             .finish_non_exhaustive()
     }
+}
+
+/// A field of the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The address.
+    Server,
+    /// The username.
+    Username,
+    /// The password.
+    Password,
+    /// The server key.
+    Key,
+}
+
+/// What an error was about, so that it goes once that changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// The whole attempt: any edit makes it stale.
+    #[default]
+    Any,
+    /// One field: editing it makes the error stale.
+    Field(Field),
+    /// The config file: no edit of the form changes that.
+    Config,
 }
 
 /// Where the last attempt stands.
@@ -76,6 +112,8 @@ pub enum Status {
         actual: Fingerprint,
         /// The file holding the pin.
         file: Option<String>,
+        /// What the user pasted as the admin's fingerprint.
+        pasted: String,
     },
 }
 
@@ -98,6 +136,11 @@ pub enum Message {
     Cancel,
     /// Trust the first-contact fingerprint.
     Trust,
+    /// The admin's fingerprint pasted (identity changed).
+    Pasted(String),
+    /// Trust the changed identity: only if the pasted fingerprint is the
+    /// one presented.
+    Replace,
     /// Open the audio settings.
     Settings,
 }
@@ -139,18 +182,28 @@ impl std::fmt::Debug for Request {
     }
 }
 
+/// Whether `pasted` is exactly the presented fingerprint (spaces around it
+/// and a missing `SHA256:` are forgiven; nothing else is).
+pub fn pasted_matches(pasted: &str, actual: &Fingerprint) -> bool {
+    let pasted = pasted.trim();
+    let full = if pasted.starts_with("SHA256:") { pasted.to_owned() } else { format!("SHA256:{pasted}") };
+    full.parse::<Fingerprint>().is_ok_and(|f| f == *actual)
+}
+
 impl Connect {
     /// Applies a message.
     pub fn update(&mut self, message: Message) -> Action {
         match message {
-            Message::Server(s) => self.server = s,
-            Message::Username(s) => self.username = s,
-            Message::Password(s) => self.password = s,
-            Message::Key(s) => self.key = s,
+            Message::Server(s) => self.edit(Field::Server, |c| c.server = s),
+            Message::Username(s) => self.edit(Field::Username, |c| c.username = s),
+            Message::Password(s) => self.edit(Field::Password, |c| c.password = s),
+            Message::Key(s) => self.edit(Field::Key, |c| c.key = s),
             Message::Remember(r) => self.remember = r,
             Message::Settings => return Action::Settings,
             Message::Submit => {
-                if self.status == Status::Connecting || matches!(self.status, Status::Trust { .. }) {
+                if self.status == Status::Connecting
+                    || matches!(self.status, Status::Trust { .. } | Status::Changed { .. })
+                {
                     return Action::None;
                 }
                 return match self.request() {
@@ -158,8 +211,8 @@ impl Connect {
                         self.status = Status::Connecting;
                         Action::Connect(r)
                     }
-                    Err(e) => {
-                        self.status = Status::Error(e);
+                    Err((e, field)) => {
+                        self.fail(e, Cause::Field(field));
                         Action::None
                     }
                 };
@@ -172,36 +225,78 @@ impl Connect {
             }
             Message::Trust => {
                 if let Status::Trust { fingerprint, .. } = self.status.clone() {
-                    return match self.request() {
-                        Ok(r) => {
-                            self.status = Status::Connecting;
-                            Action::Trust(r, fingerprint)
-                        }
-                        Err(e) => {
-                            self.status = Status::Error(e);
-                            Action::None
-                        }
-                    };
+                    return self.connect_pinned(fingerprint);
+                }
+            }
+            Message::Pasted(p) => {
+                if let Status::Changed { pasted, .. } = &mut self.status {
+                    *pasted = p;
+                }
+            }
+            Message::Replace => {
+                if let Status::Changed { actual, pasted, .. } = &self.status
+                    && pasted_matches(pasted, actual)
+                {
+                    return self.connect_pinned(*actual);
                 }
             }
         }
         Action::None
     }
 
+    /// Edits a field; an error about it (or about the whole attempt) is
+    /// stale from then on.
+    fn edit(&mut self, field: Field, f: impl FnOnce(&mut Self)) {
+        f(self);
+        let stale = match self.cause {
+            Cause::Any => true,
+            Cause::Field(f) => f == field,
+            Cause::Config => false,
+        };
+        if stale && matches!(self.status, Status::Error(_)) {
+            self.status = Status::Idle;
+        }
+    }
+
+    fn fail(&mut self, error: String, cause: Cause) {
+        self.status = Status::Error(error);
+        self.cause = cause;
+    }
+
+    /// Reports a problem with the config file (kept until the next attempt).
+    pub fn config_error(&mut self, error: String) {
+        self.fail(error, Cause::Config);
+    }
+
+    fn connect_pinned(&mut self, fingerprint: Fingerprint) -> Action {
+        match self.request() {
+            Ok(r) => {
+                self.status = Status::Connecting;
+                Action::Trust(r, fingerprint)
+            }
+            Err((e, field)) => {
+                self.fail(e, Cause::Field(field));
+                Action::None
+            }
+        }
+    }
+
     /// Checks the form.
-    fn request(&self) -> Result<Request, String> {
+    fn request(&self) -> Result<Request, (String, Field)> {
         let server = self.server.trim();
         if server.is_empty() {
-            return Err("Enter the server's address, as host:port.".into());
+            return Err(("Enter the server's address, as host:port.".into(), Field::Server));
         }
         let username = self.username.trim();
         if username.is_empty() {
-            return Err("Enter a username.".into());
+            return Err(("Enter a username.".into(), Field::Username));
         }
         if self.key.trim().is_empty() {
-            return Err("Paste the server key your server's admin gave you.".into());
+            return Err(("Paste the server key your server's admin gave you.".into(), Field::Key));
         }
-        let key = Psk::parse(self.key.trim()).map_err(|e| format!("That server key is not valid: {e}."))?;
+        let key = Psk::parse(self.key.trim()).map_err(|e| {
+            (format!("That server key is not valid: {}.", e.to_string().trim_end_matches('.')), Field::Key)
+        })?;
         let password = (!self.password.is_empty()).then(|| self.password.clone());
         Ok(Request { server: server.to_owned(), username: username.to_owned(), password, key })
     }
@@ -217,6 +312,7 @@ impl Connect {
 
     /// Records how an attempt ended before logging in.
     pub fn failed(&mut self, reason: &DisconnectReason) {
+        self.cause = cause(reason);
         self.status = match reason {
             DisconnectReason::UnknownServer { server, fingerprint } => {
                 Status::Trust { server: server.clone(), fingerprint: *fingerprint }
@@ -226,6 +322,7 @@ impl Connect {
                 expected: *expected,
                 actual: *actual,
                 file: known_servers.as_ref().map(|p| p.display().to_string()),
+                pasted: String::new(),
             },
             other => Status::Error(describe(other)),
         };
@@ -233,6 +330,16 @@ impl Connect {
 
     /// The screen.
     pub fn view(&self) -> Element<'_, Message> {
+        match &self.status {
+            Status::Changed { server, expected, actual, file, pasted } => {
+                changed(server, expected, actual, file.as_deref(), pasted)
+            }
+            Status::Trust { server, fingerprint } => style::modal(self.form(), trust_prompt(server, fingerprint)),
+            _ => self.form(),
+        }
+    }
+
+    fn form(&self) -> Element<'_, Message> {
         let connecting = self.status == Status::Connecting;
         let asking = matches!(self.status, Status::Trust { .. });
         let field = |label: &'static str, id: &'static str, placeholder: &'static str, value: &str| {
@@ -262,58 +369,98 @@ impl Connect {
                 button("Connect").padding([8, 24]).on_press(Message::Submit)
             ]
         }
+        .height(BUTTON_ROW)
         .align_y(Alignment::Center);
-        let mut form = column![
-            text("Socket Chatroom").size(28),
+        // The slot is there with or without an error: nothing above it moves.
+        let error: Element<'_, Message> = match &self.status {
+            Status::Error(e) => container(scrollable(text(e.clone()).size(13)).width(Fill))
+                .padding(6)
+                .width(Fill)
+                .style(style::error_box)
+                .into(),
+            _ => space().into(),
+        };
+        let form = column![
+            text("Socket Chatroom").size(24),
             text("Encrypted text and voice chat").size(14).style(style::muted),
-            space().height(8),
             labelled(l1, server),
             labelled(l2, user),
             labelled(l3, pass),
             labelled(l4, key),
             remember,
             buttons,
+            container(error).height(ERROR_SLOT).width(Fill),
         ]
-        .spacing(12)
+        .spacing(10)
         .max_width(460);
-        match &self.status {
-            Status::Error(e) => {
-                form = form.push(container(text(e.clone())).padding(10).width(Fill).style(style::error_box))
-            }
-            Status::Changed { server, expected, actual, file } => {
-                let fix = match file {
-                    Some(f) => format!(
-                        "If the server's admin confirms the new fingerprint, remove the line for {server} from {f} and connect again."
-                    ),
-                    None => "If the server's admin confirms the new fingerprint, connect again with it.".to_owned(),
-                };
-                form = form.push(
-                    container(
-                        column![
-                            text("SERVER IDENTITY CHANGED — connection refused").size(18),
-                            text(format!(
-                                "{server} presented a different identity than the one pinned the first time. \
-                                 Someone may be impersonating the server, or its key was replaced."
-                            )),
-                            text(format!("Expected: {expected}")),
-                            text(format!("Presented: {actual}")),
-                            text(fix),
-                        ]
-                        .spacing(6),
-                    )
-                    .padding(12)
-                    .width(Fill)
-                    .style(style::error_box),
-                );
-            }
-            _ => {}
-        }
-        let page = center(container(form).padding(24).max_width(508).style(style::card)).padding(16);
-        match &self.status {
-            Status::Trust { server, fingerprint } => style::modal(page.into(), trust_prompt(server, fingerprint)),
-            _ => page.into(),
-        }
+        center(container(form).padding(20).max_width(500).style(style::card)).padding(12).into()
     }
+}
+
+/// The changed-identity refusal: both fingerprints, why it matters, what
+/// to do; trusting the new identity takes pasting the fingerprint the
+/// server's admin gives (as ssh: never one click). Fits 800×600.
+fn changed<'a>(
+    server: &str,
+    expected: &Fingerprint,
+    actual: &Fingerprint,
+    file: Option<&str>,
+    pasted: &str,
+) -> Element<'a, Message> {
+    let fingerprint = |label: &'static str, fp: &Fingerprint| {
+        column![
+            text(label).size(13).style(style::muted),
+            container(text(fp.to_string()).size(14).wrapping(text::Wrapping::Glyph))
+                .padding(6)
+                .width(Fill)
+                .style(style::code_box),
+        ]
+        .spacing(2)
+    };
+    let matches = pasted_matches(pasted, actual);
+    let verdict = if pasted.trim().is_empty() {
+        text("")
+    } else if matches {
+        text("It matches what the server presents.").size(13).style(style::talking)
+    } else {
+        text("That is not the fingerprint this server presents.").size(13).style(style::error_text)
+    };
+    let remove = match file {
+        Some(f) => format!("(Or remove the line for {server} from {f}.)"),
+        None => "(The pin is the `fingerprint` in your config file; it is replaced too.)".to_owned(),
+    };
+    let body = column![
+        text("SERVER IDENTITY CHANGED — connection refused").size(20).style(style::error_text),
+        text(format!(
+            "{server} presented a different identity than the one trusted before. \
+             Someone may be impersonating the server, or its key was replaced."
+        ))
+        .size(14),
+        fingerprint("Trusted before", expected),
+        fingerprint("Presented now", actual),
+        text(
+            "Ask the server's admin for its fingerprint (the server prints it at start). \
+             Only if it is the one presented now, paste it here to trust the new identity."
+        )
+        .size(14),
+        text_input("paste the fingerprint the admin gave you (SHA256:…)", pasted)
+            .id(ids::NEW_FINGERPRINT)
+            .padding(6)
+            .size(14)
+            .on_input(Message::Pasted)
+            .on_submit(Message::Replace),
+        verdict,
+        text(remove).size(12).style(style::muted),
+        row![
+            button("Back").on_press(Message::Cancel).style(button::secondary),
+            space::horizontal(),
+            button("Trust the new identity and connect").on_press_maybe(matches.then_some(Message::Replace)),
+        ]
+        .align_y(Alignment::Center),
+    ]
+    .spacing(8);
+    let card = container(body).padding(16).max_width(560).style(style::error_card);
+    center(card).padding(12).into()
 }
 
 fn trust_prompt<'a>(server: &str, fingerprint: &Fingerprint) -> Element<'a, Message> {
@@ -344,6 +491,19 @@ fn trust_prompt<'a>(server: &str, fingerprint: &Fingerprint) -> Element<'a, Mess
     .width(Length::Shrink)
     .style(style::card)
     .into()
+}
+
+/// What an attempt's failure was about (see [`Cause`]).
+fn cause(reason: &DisconnectReason) -> Cause {
+    match reason {
+        DisconnectReason::WrongKey => Cause::Field(Field::Key),
+        DisconnectReason::Refused { code: RefusalCode::WrongPassword, .. } => Cause::Field(Field::Password),
+        DisconnectReason::Refused { code: RefusalCode::NameTaken | RefusalCode::InvalidName, .. } => {
+            Cause::Field(Field::Username)
+        }
+        DisconnectReason::ConnectFailed(_) => Cause::Field(Field::Server),
+        _ => Cause::Any,
+    }
 }
 
 /// Words for why an attempt or a session ended.
@@ -395,6 +555,53 @@ mod tests {
         c.key = "not a key".into();
         assert!(matches!(c.update(Message::Submit), Action::None));
         assert!(matches!(&c.status, Status::Error(e) if e.contains("not valid")), "{:?}", c.status);
+    }
+
+    #[test]
+    fn an_error_goes_when_what_caused_it_changes() {
+        let mut c = filled();
+        c.failed(&DisconnectReason::WrongKey);
+        c.update(Message::Username("bob".into()));
+        assert!(matches!(c.status, Status::Error(_)), "the name did not cause it");
+        c.update(Message::Key("B".repeat(43) + "="));
+        assert_eq!(c.status, Status::Idle, "a new key makes it stale");
+
+        c.failed(&DisconnectReason::ConnectFailed("connection refused".into()));
+        c.update(Message::Password("pw".into()));
+        assert!(matches!(c.status, Status::Error(_)));
+        c.update(Message::Server("other:7878".into()));
+        assert_eq!(c.status, Status::Idle);
+
+        // A check of the form names its field; a refusal of the whole attempt goes with any edit.
+        c.server.clear();
+        c.update(Message::Submit);
+        c.update(Message::Key("x".into()));
+        assert!(matches!(&c.status, Status::Error(e) if e.contains("address")));
+        c.update(Message::Server("h:1".into()));
+        assert_eq!(c.status, Status::Idle);
+        c.failed(&DisconnectReason::Refused { code: RefusalCode::ServerFull, reason: "full".into() });
+        c.update(Message::Password(String::new()));
+        assert_eq!(c.status, Status::Idle);
+
+        // The config file's problem stays until it is fixed.
+        c.config_error("the config file has an error".into());
+        c.update(Message::Server("h:2".into()));
+        assert!(matches!(c.status, Status::Error(_)));
+    }
+
+    #[test]
+    fn a_changed_identity_is_trusted_only_with_the_presented_fingerprint() {
+        let expected: Fingerprint = format!("SHA256:{}", "A".repeat(43)).parse().expect("fp");
+        let actual: Fingerprint = format!("SHA256:{}E", "B".repeat(42)).parse().expect("fp");
+        let mut c = filled();
+        c.failed(&DisconnectReason::IdentityMismatch { server: "h:1".into(), expected, actual, known_servers: None });
+        assert!(matches!(c.update(Message::Submit), Action::None), "Enter on the form does not get around it");
+        assert!(matches!(c.update(Message::Replace), Action::None), "nothing pasted");
+        c.update(Message::Pasted(expected.to_string()));
+        assert!(matches!(c.update(Message::Replace), Action::None), "the old one");
+        c.update(Message::Pasted(actual.to_string().trim_start_matches("SHA256:").to_owned()));
+        let Action::Trust(_, fp) = c.update(Message::Replace) else { panic!("trusts: {:?}", c.status) };
+        assert_eq!(fp, actual);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The settings dialog: devices, noise suppression, voice activation or
 //! push-to-talk, bitrate. Saved to the client config file.
 
-use client_core::audio::{device::Input, device::Output, pipeline::SendConfig};
+use client_core::audio::pipeline::SendConfig;
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceOptions;
 use iced::widget::{button, column, container, pick_list, progress_bar, row, slider, space, text, toggler};
@@ -14,10 +14,44 @@ pub const DEFAULT_DEVICE: &str = "default";
 /// Push-to-talk off: voice activation.
 pub const VOICE_ACTIVATION: &str = "Off (voice activation)";
 /// Keys offered for push-to-talk.
-pub const PTT_KEYS: [&str; 13] =
-    [VOICE_ACTIVATION, "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"];
+/// The choices of the push-to-talk list: voice activation, then the keys.
+pub fn ptt_choices() -> Vec<String> {
+    std::iter::once(VOICE_ACTIVATION)
+        .chain(crate::push_to_talk::KEYS.iter().map(|(n, _)| *n))
+        .map(str::to_owned)
+        .collect()
+}
 /// Bitrates offered, bits per second.
 pub const BITRATES: [u32; 6] = [16_000, 24_000, 32_000, 48_000, 64_000, 96_000];
+
+/// Longest device name shown whole in the lists (characters); longer ones
+/// lose their middle, which keeps both the card's name and the ALSA
+/// device (`…(hw:CARD=PCH,DEV=0)`) readable within the dialog's width.
+pub const DEVICE_LABEL: usize = 44;
+
+/// A device in a list: the whole name is what is chosen and saved; it is
+/// shown shortened to [`DEVICE_LABEL`] characters so it fits its box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceName(pub String);
+
+impl std::fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&elide(&self.0, DEVICE_LABEL))
+    }
+}
+
+/// `s` in at most `max` characters: its start and end around an ellipsis.
+pub fn elide(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max || max < 3 {
+        return s.to_owned();
+    }
+    let tail = (max - 1) / 3;
+    let head = max - 1 - tail;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{}…{}", start.trim_end(), end.trim_start())
+}
 
 /// Voice settings, as stored in `[client]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +80,7 @@ impl Voice {
             denoise: c.denoise.unwrap_or(d.denoise),
             vad_threshold: c.vad_threshold.unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
             bitrate: c.bitrate.and_then(|b| u32::try_from(b).ok()).unwrap_or(32_000).clamp(6_000, 128_000),
-            push_to_talk: c.push_to_talk.clone().filter(|k| PTT_KEYS[1..].contains(&k.as_str())),
+            push_to_talk: c.push_to_talk.clone().filter(|k| crate::push_to_talk::parse_key(k).is_some()),
         }
     }
 
@@ -62,17 +96,9 @@ impl Voice {
 
     /// What a voice join uses (controls and push-to-talk are added by the caller).
     pub fn options(&self) -> VoiceOptions {
-        VoiceOptions {
-            input: Input::parse(&self.input),
-            output: Output::parse(&self.output),
-            send: SendConfig {
-                denoise: self.denoise,
-                vad_threshold: self.vad_threshold,
-                bitrate: i32::try_from(self.bitrate).unwrap_or(32_000),
-                protect: true,
-            },
-            ..VoiceOptions::default()
-        }
+        let mut c = ClientConfig::default();
+        self.store(&mut c);
+        c.voice_options()
     }
 }
 
@@ -162,11 +188,11 @@ impl Dialog {
 
     /// The dialog.
     pub fn view(&self) -> Element<'_, Message> {
-        let choices = |found: &Option<Vec<String>>, current: &str| -> Vec<String> {
-            let mut v = vec![DEFAULT_DEVICE.to_owned()];
-            v.extend(found.iter().flatten().cloned());
-            if !v.iter().any(|d| d == current) {
-                v.push(current.to_owned());
+        let choices = |found: &Option<Vec<String>>, current: &str| -> Vec<DeviceName> {
+            let mut v = vec![DeviceName(DEFAULT_DEVICE.to_owned())];
+            v.extend(found.iter().flatten().cloned().map(DeviceName));
+            if !v.iter().any(|d| d.0 == current) {
+                v.push(DeviceName(current.to_owned()));
             }
             v
         };
@@ -174,7 +200,7 @@ impl Dialog {
         let outputs = choices(&self.outputs, &self.voice.output);
         let listing = if self.inputs.is_none() { " (listing devices…)" } else { "" };
         let ptt = self.voice.push_to_talk.clone().unwrap_or_else(|| VOICE_ACTIVATION.to_owned());
-        let ptt_keys: Vec<String> = PTT_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        let ptt_keys = ptt_choices();
         let mut threshold = column![
             row![
                 text("Voice activation threshold"),
@@ -191,9 +217,9 @@ impl Dialog {
         let mut body = column![
             text("Settings").size(22),
             text(format!("Microphone{listing}")),
-            pick_list(inputs, Some(self.voice.input.clone()), Message::Input).width(Fill),
+            pick_list(inputs, Some(DeviceName(self.voice.input.clone())), |d| Message::Input(d.0)).width(Fill),
             text("Speakers"),
-            pick_list(outputs, Some(self.voice.output.clone()), Message::Output).width(Fill),
+            pick_list(outputs, Some(DeviceName(self.voice.output.clone())), |d| Message::Output(d.0)).width(Fill),
             toggler(self.voice.denoise).label("Noise suppression").on_toggle(Message::Denoise),
             text("Push to talk"),
             pick_list(ptt_keys, Some(ptt), Message::PushToTalk).width(Fill),
@@ -225,6 +251,19 @@ impl Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_device_names_are_shortened_for_show_only() {
+        let long = "HDA Intel PCH, ALC892 Analog with a very long vendor description (hw:CARD=PCH,DEV=0)";
+        let shown = DeviceName(long.to_owned()).to_string();
+        assert!(shown.chars().count() <= DEVICE_LABEL, "{shown}");
+        assert!(shown.starts_with("HDA Intel PCH") && shown.ends_with("DEV=0)") && shown.contains('…'), "{shown}");
+        assert_eq!(DeviceName("default".into()).to_string(), "default");
+        // What is chosen is the whole name.
+        let mut d = Dialog::new(Voice::from_config(&ClientConfig::default()));
+        d.update(Message::Input(DeviceName(long.to_owned()).0));
+        assert_eq!(d.voice.input, long);
+    }
 
     #[test]
     fn round_trips_through_the_config_and_sanitises() {
