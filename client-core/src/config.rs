@@ -158,12 +158,7 @@ impl ClientConfig {
                 }
             }
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        }
-        let tmp = path.with_extension("toml.tmp");
-        write_private(&tmp, doc.to_string().as_bytes()).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        crate::files::replace_private(path, doc.to_string().as_bytes()).map_err(|e| err(e.to_string()))
     }
 }
 
@@ -183,27 +178,6 @@ const KEYS: &[&str] = &[
     "bitrate",
     "push_to_talk",
 ];
-
-/// Creates (or truncates) `path` readable only by its owner and writes `bytes`.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    // The mode only applies to a new file; tighten an old one too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(bytes)?;
-    file.sync_all()
-}
 
 #[cfg(test)]
 mod tests {
@@ -288,5 +262,21 @@ mod tests {
         std::fs::write(&p, "not toml [").expect("write");
         assert!(cfg.save(&p).is_err(), "a broken file is not overwritten");
         assert_eq!(std::fs::read_to_string(&p).expect("read"), "not toml [");
+    }
+
+    /// Issue 13 item 10: a symlink planted at the old temporary name is not
+    /// written through.
+    #[cfg(unix)]
+    #[test]
+    fn save_does_not_follow_a_planted_symlink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("config.toml");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").expect("write");
+        std::os::unix::fs::symlink(&victim, p.with_extension("toml.tmp")).expect("plant");
+        let cfg = ClientConfig { password: Some("pw".into()), ..ClientConfig::default() };
+        cfg.save(&p).expect("saves");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "untouched");
+        assert_eq!(ClientConfig::load(Some(&p)).expect("loads"), cfg);
     }
 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod connection;
 pub mod display;
 pub mod error;
+mod files;
 pub mod known_servers;
 pub mod link;
 pub mod resume_store;

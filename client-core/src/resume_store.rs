@@ -10,7 +10,7 @@
 //! comparison key.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -95,13 +95,8 @@ impl ResumeStore {
     ///
     /// The file cannot be written.
     pub fn save(&self, token: &str) -> Result<(), StoreError> {
-        let dir = self.token.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new().prefix(".token-").tempfile_in(dir).map_err(io_err(dir))?;
-        // tempfile creates it exclusively, mode 0600, under a random name.
-        tmp.write_all(token.as_bytes()).map_err(io_err(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io_err(&self.token))?;
-        tmp.persist(&self.token).map_err(|e| StoreError::Io { path: self.token.clone(), source: e.error })?;
-        Ok(())
+        // Exclusively created, mode 0600, random name: the crate's one way.
+        crate::files::replace_private(&self.token, token.as_bytes()).map_err(io_err(&self.token))
     }
 
     /// Forgets the token (after a polite quit or a kick: nothing to resume).

@@ -26,3 +26,16 @@ pub mod session;
 pub mod signer;
 pub mod voice_relay;
 pub mod writer;
+
+#[cfg(test)]
+mod tests {
+    /// Issue 13 item 12: `-v` works in release builds too. slog drops
+    /// records above a compile-time maximum before any runtime filter sees
+    /// them (Info in release, Debug in debug builds, unless features say
+    /// otherwise); the workspace raises it to Trace in every profile.
+    #[test]
+    fn verbose_records_survive_in_every_profile() {
+        let max = slog::__slog_static_max_level();
+        assert!(max.accepts(slog::Level::Debug) && max.accepts(slog::Level::Trace), "compile-time maximum {max:?}");
+    }
+}

@@ -1,12 +1,13 @@
 //! The `Roster` actor: who is connected under which name, and the only path
 //! of text and presence fan-out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use protocol::message::{self, DisconnectCause, ServerMessage, VoiceUser, name_key};
+use protocol::escape::Escaped;
+use protocol::message::{self, DisconnectCause, NameKeys, ServerMessage, VoiceUser, name_key, name_keys};
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
@@ -17,7 +18,10 @@ use crate::voice_relay::VoiceRelay;
 
 struct Member {
     name: String,
-    key: String,
+    /// What makes the name unique ([`name_keys`]).
+    key: NameKeys,
+    /// Where it sorts in user lists ([`name_key`]).
+    sort: String,
     mailbox: Recipient<ToSession>,
     outbox: Outbox,
     /// The secret that lets this user take the name back.
@@ -29,7 +33,7 @@ struct Member {
 /// A session that ended without quitting, kept for a while so its user can
 /// resume with the ids the server already took.
 struct Gone {
-    key: String,
+    key: NameKeys,
     ledger: SharedLedger,
     at: Instant,
 }
@@ -48,8 +52,12 @@ pub struct Roster {
     log: Logger,
     max_clients: usize,
     members: HashMap<SessionId, Member>,
-    /// Name keys (case-folded) in order: the user list comes sorted.
-    names: BTreeMap<String, SessionId>,
+    /// Members in user-list order (case-insensitive sort key, session).
+    order: BTreeSet<(String, SessionId)>,
+    /// Each member's look-alike keys ([`NameKeys`]): a name whose visual
+    /// or caseless key is here is taken.
+    by_visual: HashMap<String, SessionId>,
+    by_caseless: HashMap<String, SessionId>,
     relay: Option<Addr<VoiceRelay>>,
     shutting_down: bool,
     /// Who is in voice: session → voice id, and back.
@@ -84,7 +92,9 @@ impl Roster {
             log,
             max_clients,
             members: HashMap::new(),
-            names: BTreeMap::new(),
+            order: BTreeSet::new(),
+            by_visual: HashMap::new(),
+            by_caseless: HashMap::new(),
             relay,
             shutting_down: false,
             voice: BTreeMap::new(),
@@ -99,7 +109,9 @@ impl Roster {
 
     fn remove_member(&mut self, id: SessionId) -> Option<Member> {
         let m = self.members.remove(&id)?;
-        self.names.remove(&m.key);
+        self.order.remove(&(m.sort.clone(), id));
+        self.by_visual.remove(&m.key.visual);
+        self.by_caseless.remove(&m.key.caseless);
         if let Some(ip) = m.ip
             && let Some(n) = self.per_ip.get_mut(&ip)
         {
@@ -145,7 +157,13 @@ impl Roster {
     }
 
     fn users(&self) -> Vec<String> {
-        self.names.values().filter_map(|id| self.members.get(id)).map(|m| m.name.clone()).collect()
+        self.order.iter().filter_map(|(_, id)| self.members.get(id)).map(|m| m.name.clone()).collect()
+    }
+
+    /// The sessions holding a name that `key` makes the same (none, one, or
+    /// two different ones).
+    fn holders(&self, key: &NameKeys) -> BTreeSet<SessionId> {
+        [self.by_visual.get(&key.visual), self.by_caseless.get(&key.caseless)].into_iter().flatten().copied().collect()
     }
 
     /// Sends one shared encoded message to everyone but `except`.
@@ -191,9 +209,12 @@ impl Handler<Join> for Roster {
         }
         let now = Instant::now();
         self.prune_gone(now);
-        let key = name_key(&msg.name);
+        let key = name_keys(&msg.name);
+        let holders = self.holders(&key);
         // Decide everything first; change nothing until every check passed.
-        let takeover = match self.names.get(&key) {
+        let takeover = match holders.first() {
+            // Look-alikes of two users' names: taken whatever the token.
+            Some(_) if holders.len() > 1 => return Err(JoinRefusal::NameTaken),
             // Taken: only by this user's own earlier session, proven by its token.
             Some(&old) => {
                 let owns =
@@ -206,9 +227,12 @@ impl Handler<Join> for Roster {
             None => None,
         };
         // Held for a user whose connection dropped: only their token takes it.
+        // Any look-alike of a held name is refused too.
         if takeover.is_none()
-            && let Some((token, g)) = self.gone.iter().find(|(_, g)| g.key == key)
-            && !msg.resume.as_deref().is_some_and(|t| same_token(token, t))
+            && let Some((_, g)) = self
+                .gone
+                .iter()
+                .find(|(token, g)| g.key.collides(&key) && !msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
         {
             return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
         }
@@ -238,9 +262,9 @@ impl Handler<Join> for Roster {
             // What the old session still takes counts as the new one's.
             self.replaced.insert(old, msg.id);
             resumed = true;
-            info!(self.log, "session resumed"; "user" => &msg.name, "replaces" => old);
+            info!(self.log, "session resumed"; "user" => %Escaped(&msg.name), "replaces" => old);
         } else if let Some(token) = msg.resume.as_deref()
-            && self.gone.get(token).is_some_and(|g| g.key == key)
+            && self.gone.get(token).is_some_and(|g| g.key.collides(&key))
             && let Some(g) = self.gone.remove(token)
         {
             if !msg.restored {
@@ -258,10 +282,14 @@ impl Handler<Join> for Roster {
         if let Some(ip) = msg.ip {
             *self.per_ip.entry(ip).or_default() += 1;
         }
-        self.names.insert(key.clone(), msg.id);
+        let sort = name_key(&msg.name);
+        self.order.insert((sort.clone(), msg.id));
+        self.by_visual.insert(key.visual.clone(), msg.id);
+        self.by_caseless.insert(key.caseless.clone(), msg.id);
         let member = Member {
             name: msg.name.clone(),
             key,
+            sort,
             mailbox: msg.mailbox,
             outbox: msg.outbox,
             resume: resume.clone(),
@@ -297,14 +325,14 @@ impl Handler<Leave> for Roster {
                 let now = Instant::now();
                 // One resumable session per name: logging in and out cannot
                 // push everyone else's out.
-                self.gone.retain(|_, g| g.key != m.key);
+                self.gone.retain(|_, g| !g.key.collides(&m.key));
                 self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });
                 self.prune_gone(now);
             }
             if was_in_voice {
                 self.fan_out(&self.voice_users(), None);
             }
-            info!(self.log, "user left"; "user" => &m.name, "users" => self.members.len());
+            info!(self.log, "user left"; "user" => %Escaped(&m.name), "users" => self.members.len());
             self.fan_out(&ServerMessage::Left { user: m.name }, None);
         }
     }

@@ -18,6 +18,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Opener, Psk};
+use protocol::escape::Escaped;
 use protocol::frame::{CodecError, FrameCodec};
 use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, SignRequest};
 use protocol::message::{self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage};
@@ -192,7 +193,7 @@ impl Session {
 
     /// Refuses the login, saying how long until trying again may work.
     fn refuse_for(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String, retry: Option<Duration>) {
-        info!(self.log, "login refused"; "code" => ?code, "reason" => &reason);
+        info!(self.log, "login refused"; "code" => ?code, "reason" => %Escaped(&reason));
         let retry_after_ms = retry.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         self.send(ctx, &ServerMessage::Refused { code, reason, retry_after_ms });
         self.close(ctx);
@@ -202,7 +203,7 @@ impl Session {
     /// Final (not resumable) except for an idle timeout, which is what a
     /// silently dead connection looks like.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
-        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
+        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => %Escaped(detail));
         if cause != DisconnectCause::IdleTimeout {
             self.resumable = false;
             // Out of the roster now, so nobody can take this session over
@@ -246,12 +247,12 @@ impl Session {
             }
             Ok(ServerStep::Reject { reply, reason }) => {
                 // Debug, not info: a flood of bad handshakes must not flood the log.
-                debug!(self.log, "handshake refused"; "reason" => %reason);
+                debug!(self.log, "handshake refused"; "reason" => %Escaped(&reason.to_string()));
                 self.queue(ctx, Out::Raw(Bytes::from(reply)));
                 self.close(ctx);
             }
             Err(e) => {
-                info!(self.log, "handshake failed"; "error" => %e);
+                info!(self.log, "handshake failed"; "error" => %Escaped(&e.to_string()));
                 self.close(ctx);
             }
         }
@@ -277,7 +278,7 @@ impl Session {
                         debug!(act.log, "handshake complete");
                     }
                     Err(e) => {
-                        info!(act.log, "handshake failed"; "error" => %e);
+                        info!(act.log, "handshake failed"; "error" => %Escaped(&e.to_string()));
                         act.close(ctx);
                     }
                 }
@@ -362,7 +363,7 @@ impl Session {
             .map(move |res, act, ctx| match res {
                 Ok(Ok(Joined { users, ledger, resumed })) => {
                     // The roster has queued the welcome.
-                    act.log = act.log.new(o!("user" => username.clone()));
+                    act.log = act.log.new(o!("user" => Escaped(&username).to_string()));
                     info!(act.log, "user joined"; "users" => users, "resumed" => resumed);
                     act.gate = None;
                     act.phase = Phase::Chat;
@@ -590,7 +591,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             Ok(f) => f,
             // A reset or a frame cut short is a lost connection (resumable).
             Err(CodecError::Io(e)) => {
-                info!(self.log, "connection lost"; "error" => %e);
+                info!(self.log, "connection lost"; "error" => %Escaped(&e.to_string()));
                 return self.close(ctx);
             }
             // A length no frame of ours has: corruption on the way, or a
@@ -600,11 +601,11 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                 if matches!(self.phase, Phase::Handshake(_)) {
                     // A first frame larger than any client hello cannot hold
                     // the key: the same fixed refusal as a wrong key.
-                    debug!(self.log, "first frame too large; refusing"; "error" => %e);
+                    debug!(self.log, "first frame too large; refusing"; "error" => %Escaped(&e.to_string()));
                     self.queue(ctx, Out::Raw(Bytes::from_static(&protocol::handshake::REFUSED_WRONG_KEY)));
                     return self.close(ctx);
                 }
-                info!(self.log, "bad frame; closing the connection"; "error" => %e);
+                info!(self.log, "bad frame; closing the connection"; "error" => %Escaped(&e.to_string()));
                 return self.close(ctx);
             }
         };
@@ -621,14 +622,14 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             // could cut the connection anyway). A broken connection the
             // client may resume, never a kick: nothing it said is lost.
             Err(e) => {
-                info!(self.log, "frame failed authentication; closing the connection"; "error" => %e);
+                info!(self.log, "frame failed authentication; closing the connection"; "error" => %Escaped(&e.to_string()));
                 return self.close(ctx);
             }
         };
         let msg = match message::decode::<ClientMessage>(&plain) {
             Ok(m) => m,
             Err(e) => {
-                debug!(self.log, "undecodable message"; "error" => %e);
+                debug!(self.log, "undecodable message"; "error" => %Escaped(&e.to_string()));
                 if matches!(self.phase, Phase::Login) {
                     return self.refuse(ctx, RefusalCode::ProtocolError, e.to_string());
                 }
@@ -680,7 +681,7 @@ impl Handler<ToSession> for Session {
 impl Handler<writer::WriterFailed> for Session {
     type Result = ();
     fn handle(&mut self, msg: writer::WriterFailed, ctx: &mut Context<Self>) {
-        info!(self.log, "closing"; "reason" => msg.0);
+        info!(self.log, "closing"; "reason" => %Escaped(&msg.0));
         self.close(ctx);
     }
 }
