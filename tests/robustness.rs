@@ -134,7 +134,7 @@ fn reader_that_never_reads_does_not_delay_the_others() {
 fn two_hundred_clients_all_receive_one_message() {
     // All from 127.0.0.1 at once: lift the per-address caps this test is not about.
     let server = TestServer::with_config(
-        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
     );
     let n = 200;
     let ready = Arc::new(Barrier::new(n + 1));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Fingerprint, Psk};
-use protocol::message::{ClientMessage, Limits, NackReason, RefusalCode, ServerMessage};
+use protocol::message::{ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage};
 use protocol::rate::TokenBucket;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -216,6 +216,7 @@ pub(crate) async fn run(
             Ok(Err(reason)) => reason,
             Ok(Ok(est)) => {
                 attempt = 0;
+                busy_waits = 0;
                 if !logged_in {
                     // Reconnections accept this identity and no other.
                     opts.fingerprint = Some(est.fingerprint);
@@ -458,6 +459,12 @@ async fn session(
                         None
                     }
                     ServerMessage::Shutdown { reason } => return DisconnectReason::ServerShutdown(reason),
+                    // An idle timeout is what a connection that died quietly
+                    // looks like (a laptop waking up): the server keeps the
+                    // session resumable, so this is a lost connection, not a kick.
+                    ServerMessage::Disconnect { cause: DisconnectCause::IdleTimeout, detail } => {
+                        return DisconnectReason::Lost(format!("the server closed an idle session: {detail}"));
+                    }
                     ServerMessage::Disconnect { cause, detail } => return DisconnectReason::Kicked { cause, detail },
                     // Batches come apart in the link reader.
                     ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,

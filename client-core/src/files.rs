@@ -22,8 +22,13 @@ pub(crate) fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> 
         None => Path::new("."),
     };
     let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy());
-    // tempfile creates its files 0600 on Unix.
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir)?;
+    // tempfile creates its files 0600 on Unix; said here rather than assumed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -292,7 +292,7 @@ impl Config {
                 1,
                 1_000_000,
             )?,
-            max_logins_in_progress: range("max_logins_in_progress", s.max_logins_in_progress, 256, 1, 1_000_000)?,
+            max_logins_in_progress: range("max_logins_in_progress", s.max_logins_in_progress, 128, 1, 1_000_000)?,
             max_logins_in_progress_per_address: range(
                 "max_logins_in_progress_per_address",
                 s.max_logins_in_progress_per_address,

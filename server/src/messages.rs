@@ -238,10 +238,16 @@ pub struct Release(pub SessionId);
 #[rtype(result = "Result<(), std::time::Duration>")]
 pub struct PasswordAttempt(pub std::net::IpAddr);
 
-/// Session → listener: the password from this address group was right.
+/// Session → listener: how the password a [`PasswordAttempt`] let through
+/// turned out.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct PasswordOk(pub std::net::IpAddr);
+pub struct PasswordChecked {
+    /// The address group it came from.
+    pub group: std::net::IpAddr,
+    /// Whether it was right.
+    pub right: bool,
+}
 
 /// A session's way to the gate (see [`crate::gate`]): its id, its address
 /// group, and the listener's mailboxes. Dropping it releases the session's
@@ -256,8 +262,8 @@ pub struct GateHandle {
     pub authorize: Recipient<Authorize>,
     /// Asks to check a password.
     pub password: Recipient<PasswordAttempt>,
-    /// Says the password was right.
-    pub password_ok: Recipient<PasswordOk>,
+    /// Says how the password turned out.
+    pub password_checked: Recipient<PasswordChecked>,
     /// Says the session logged in or closed.
     pub release: Recipient<Release>,
 }

@@ -33,9 +33,13 @@ struct Member {
 /// A session that ended without quitting, kept for a while so its user can
 /// resume with the ids the server already took.
 struct Gone {
+    /// The name exactly as it was (only that spelling takes it back).
+    name: String,
     key: NameKeys,
     ledger: SharedLedger,
     at: Instant,
+    /// Where it was logged in from (held names are capped per address).
+    ip: Option<std::net::IpAddr>,
 }
 
 /// How long an ended session can be resumed (its name is held that long).
@@ -125,10 +129,31 @@ impl Roster {
 
     /// Forgets resumable sessions past their time, and the oldest beyond
     /// `max_clients` of them.
+    /// Beyond `max_clients` held sessions in all, the oldest of the address
+    /// holding the most gives way (one key holder dropping many names
+    /// cannot push everyone else's held names out); beyond
+    /// `max_clients_per_address` from one address, its own oldest.
     fn prune_gone(&mut self, now: Instant) {
         self.gone.retain(|_, g| now.duration_since(g.at) < RESUME_TTL);
-        while self.gone.len() > self.max_clients {
-            let Some(oldest) = self.gone.iter().min_by_key(|(_, g)| g.at).map(|(t, _)| t.clone()) else { break };
+        loop {
+            let mut per_ip: HashMap<Option<std::net::IpAddr>, usize> = HashMap::new();
+            for g in self.gone.values() {
+                *per_ip.entry(g.ip).or_default() += 1;
+            }
+            let over_address = per_ip.iter().find(|(_, n)| **n > self.max_per_ip).map(|(ip, _)| *ip);
+            let victim_ip = match over_address {
+                Some(ip) => ip,
+                None if self.gone.len() > self.max_clients => match per_ip.into_iter().max_by_key(|(_, n)| *n) {
+                    Some((ip, _)) => ip,
+                    None => break,
+                },
+                None => break,
+            };
+            let Some(oldest) =
+                self.gone.iter().filter(|(_, g)| g.ip == victim_ip).min_by_key(|(_, g)| g.at).map(|(t, _)| t.clone())
+            else {
+                break;
+            };
             self.gone.remove(&oldest);
         }
     }
@@ -216,9 +241,13 @@ impl Handler<Join> for Roster {
             // Look-alikes of two users' names: taken whatever the token.
             Some(_) if holders.len() > 1 => return Err(JoinRefusal::NameTaken),
             // Taken: only by this user's own earlier session, proven by its token.
+            // The same name exactly: a token never renames its holder.
             Some(&old) => {
-                let owns =
-                    self.members.get(&old).zip(msg.resume.as_deref()).is_some_and(|(m, t)| same_token(&m.resume, t));
+                let owns = self
+                    .members
+                    .get(&old)
+                    .zip(msg.resume.as_deref())
+                    .is_some_and(|(m, t)| m.name == msg.name && same_token(&m.resume, t));
                 if !owns {
                     return Err(JoinRefusal::NameTaken);
                 }
@@ -228,12 +257,9 @@ impl Handler<Join> for Roster {
         };
         // Held for a user whose connection dropped: only their token takes it.
         // Any look-alike of a held name is refused too.
-        if takeover.is_none()
-            && let Some((_, g)) = self
-                .gone
-                .iter()
-                .find(|(token, g)| g.key.collides(&key) && !msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
-        {
+        if let Some((_, g)) = self.gone.iter().find(|(token, g)| {
+            g.key.collides(&key) && !(g.name == msg.name && msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
+        }) {
             return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
         }
         let freed_ip = takeover.and_then(|old| self.members.get(&old)).and_then(|m| m.ip);
@@ -264,7 +290,7 @@ impl Handler<Join> for Roster {
             resumed = true;
             info!(self.log, "session resumed"; "user" => %Escaped(&msg.name), "replaces" => old);
         } else if let Some(token) = msg.resume.as_deref()
-            && self.gone.get(token).is_some_and(|g| g.key.collides(&key))
+            && self.gone.get(token).is_some_and(|g| g.name == msg.name)
             && let Some(g) = self.gone.remove(token)
         {
             if !msg.restored {
@@ -326,7 +352,9 @@ impl Handler<Leave> for Roster {
                 // One resumable session per name: logging in and out cannot
                 // push everyone else's out.
                 self.gone.retain(|_, g| !g.key.collides(&m.key));
-                self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });
+                let gone =
+                    Gone { name: m.name.clone(), key: m.key.clone(), ledger: m.ledger.clone(), at: now, ip: m.ip };
+                self.gone.insert(m.resume.clone(), gone);
                 self.prune_gone(now);
             }
             if was_in_voice {

@@ -142,6 +142,15 @@ impl Rules {
     pub fn chat(&mut self, id: u64, valid: Result<(), TextError>, now: Instant) -> Decision<ChatVerdict> {
         let decided = |verdict| Decision { verdict, tell: false };
         if self.ledger.lock().is_ok_and(|l| l.is_settled(id)) {
+            // Answered again, but at the price of any message: a loop of
+            // one settled id is a flood like any other.
+            if self.bucket.take(now).is_err() {
+                let d = self.over(now);
+                if d.verdict == Pace::Flooding {
+                    return decided(ChatVerdict::Kick(DisconnectCause::Flooding, FLOODING));
+                }
+                return Decision { verdict: ChatVerdict::Duplicate, tell: d.tell };
+            }
             return decided(ChatVerdict::Duplicate);
         }
         if let Err(e) = valid {
@@ -208,6 +217,21 @@ mod tests {
         let too_large = Err(TextError::TooLarge { len: 9, max: 8 });
         assert!(matches!(r.chat(2, too_large, now).verdict, ChatVerdict::Refuse(NackReason::TooLarge, _)));
         assert_eq!(r.chat(2, Ok(()), now).verdict, ChatVerdict::Duplicate);
+    }
+
+    #[test]
+    fn resending_a_settled_id_forever_is_a_flood() {
+        let now = Instant::now();
+        let mut r = Rules::new(1.0, 2, 3, now);
+        assert_eq!(r.chat(1, Ok(()), now).verdict, ChatVerdict::Take);
+        let mut kicked = false;
+        for _ in 0..10 {
+            if let ChatVerdict::Kick(DisconnectCause::Flooding, _) = r.chat(1, Ok(()), now).verdict {
+                kicked = true;
+                break;
+            }
+        }
+        assert!(kicked, "a settled id resent in a loop costs tokens too");
     }
 
     #[test]

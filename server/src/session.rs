@@ -33,7 +33,7 @@ use crate::gate::Hold;
 use crate::listener::CountGuard;
 use crate::messages::{
     Authorize, Broadcast, GateHandle, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox,
-    PasswordAttempt, PasswordOk, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::roster::Roster;
 use crate::rules::{self, ChatVerdict, Decision, Pace, Rules};
@@ -300,8 +300,8 @@ impl Session {
         if self.cfg.password_hash.is_none() {
             return self.join(ctx, username, resume, restored, first_id);
         }
-        // The gate counts the attempt as failed until told otherwise, so
-        // parallel guesses from one address wait together.
+        // The gate lets a password be checked (beyond the free failures one
+        // at a time per address) and hears how it turned out.
         let Some(gate) = &self.gate else { return self.close(ctx) };
         let group = gate.group;
         gate.password
@@ -321,12 +321,13 @@ impl Session {
                     Err(_) => return act.close(ctx),
                 }
                 let given: [u8; 32] = Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
-                if !bool::from(given.ct_eq(expected)) {
+                let right = bool::from(given.ct_eq(expected));
+                if let Some(gate) = &act.gate {
+                    gate.password_checked.do_send(PasswordChecked { group, right });
+                }
+                if !right {
                     let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
                     return act.refuse(ctx, RefusalCode::WrongPassword, reason.into());
-                }
-                if let Some(gate) = &act.gate {
-                    gate.password_ok.do_send(PasswordOk(group));
                 }
                 act.join(ctx, username, resume, restored, first_id);
             })

@@ -148,7 +148,7 @@ fn idle() {
 /// baseline, then 10 s with a client flooding as fast as it can.
 fn flooder() {
     let server = TestServer::with_config(
-        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
     );
     let base = Instant::now();
     let lat: Arc<Mutex<Vec<(f64, f64)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -378,7 +378,7 @@ fn restart() {
 /// message must have reached every user (all stay connected throughout).
 fn soak(minutes: u64) {
     let mut server = TestServer::with_config(
-        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
     );
     let pid = server.proc.child.id();
     let rss = || -> u64 {
