@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use protocol::PROTOCOL_VERSION;
+use protocol::{HandshakeError, PROTOCOL_VERSION};
 use protocol::crypto::{Fingerprint, Psk};
 use protocol::message::{ClientMessage, Limits, NackReason, RefusalCode, ServerMessage};
 use protocol::rate::TokenBucket;
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event, FirstUse, Trust};
 use crate::known_servers::{self, KnownServers, Lookup};
-use crate::link::Link;
+use crate::link::{Link, LinkError};
 use crate::resume_store::{self, ResumeStore, StoreError};
 use crate::voice::{Devices, Engine, EngineEvent, VoiceOptions};
 
@@ -58,11 +58,39 @@ async fn establish(
         first_id: Some(first_id),
         restored,
     };
-    match conn.login(&login).await? {
-        ServerMessage::Welcome { you, users, limits, resume, .. } => {
-            Ok(Established { conn, me: you, users, limits, fingerprint, trust, resume })
+    let welcome = conn.login(&login).await?;
+    Ok(Established {
+        conn,
+        me: welcome.me,
+        users: welcome.users,
+        limits: welcome.limits,
+        fingerprint,
+        trust,
+        resume: welcome.resume,
+    })
+}
+
+/// What a failed link means to the user: the one place where the
+/// transport's errors become a [`DisconnectReason`].
+impl From<LinkError> for DisconnectReason {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Handshake(HandshakeError::WrongKey) => Self::WrongKey,
+            LinkError::Handshake(HandshakeError::RetryAfter(retry_after)) => Self::Busy {
+                retry_after,
+                detail: "too many connections from your address or to the server".into(),
+            },
+            LinkError::Handshake(e @ HandshakeError::VersionMismatch { .. }) => Self::VersionMismatch(e.to_string()),
+            LinkError::Handshake(e) => Self::BadServer(e.to_string()),
+            e @ LinkError::NotWelcome(_) => Self::BadServer(e.to_string()),
+            LinkError::PeerAddress(e) => Self::ConnectFailed(e.to_string()),
+            LinkError::Busy { retry_after, detail } => Self::Busy { retry_after, detail },
+            LinkError::Refused { code, reason } => Self::Refused { code, reason },
+            LinkError::Shutdown(reason) => Self::ServerShutdown(reason),
+            e @ (LinkError::Stream(_) | LinkError::Closed | LinkError::Corrupt(_) | LinkError::Malformed(_)) => {
+                Self::Lost(e.to_string())
+            }
         }
-        other => Err(DisconnectReason::BadServer(format!("expected a welcome, got {other:?}"))),
     }
 }
 
@@ -363,7 +391,7 @@ async fn session(
                 .await;
         } else {
             match voice.join(&mut conn, options, events).await {
-                Err(r) => return r,
+                Err(r) => return r.into(),
                 Ok(joined) if !joined => carry.voice = None,
                 Ok(_) => {}
             }
@@ -390,7 +418,7 @@ async fn session(
             let (id, text) = entry.remove_entry();
             if let Err(r) = conn.send(&ClientMessage::Chat { id, text: text.clone() }).await {
                 outbox.pending.insert(id, text);
-                return r;
+                return r.into();
             }
             outbox.inflight.insert(id, text);
             now = Instant::now();
@@ -410,7 +438,7 @@ async fn session(
             msg = conn.rx.recv() => {
                 let msg = match msg {
                     Ok(m) => m,
-                    Err(r) => return r,
+                    Err(r) => return r.into(),
                 };
                 last_rx = Instant::now();
                 let event = match msg {
@@ -447,7 +475,7 @@ async fn session(
                     }
                     ServerMessage::Ping { nonce } => {
                         if let Err(r) = conn.send(&ClientMessage::Pong { nonce }).await {
-                            return r;
+                            return r.into();
                         }
                         None
                     }
@@ -466,7 +494,7 @@ async fn session(
                         if matches!(ev, Some(Event::VoiceError(_))) {
                             carry.voice = None;
                             if let Err(r) = conn.send(&ClientMessage::VoiceLeave).await {
-                                return r;
+                                return r.into();
                             }
                         }
                         ev
@@ -495,7 +523,7 @@ async fn session(
                     }
                     Some(Command::Who) => {
                         if let Err(r) = conn.send(&ClientMessage::Who).await {
-                            return r;
+                            return r.into();
                         }
                         who_pending += 1;
                         last_tx = Instant::now();
@@ -507,7 +535,7 @@ async fn session(
                         } else {
                             carry.voice = Some((*options).clone());
                             match voice.join(&mut conn, *options, events).await {
-                                Err(r) => return r,
+                                Err(r) => return r.into(),
                                 Ok(joined) if !joined => carry.voice = None,
                                 Ok(_) => {}
                             }
@@ -524,7 +552,7 @@ async fn session(
                             let _ = events.send(Event::VoiceLeft(stats)).await;
                         }
                         if let Err(r) = conn.send(&ClientMessage::VoiceLeave).await {
-                            return r;
+                            return r.into();
                         }
                     }
                 }
@@ -537,7 +565,7 @@ async fn session(
                     EngineEvent::InputEnded => Some(Event::VoiceInputEnded),
                     EngineEvent::Report { speaker, loss_permille, burst_x10 } => {
                         if let Err(r) = conn.send(&ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 }).await {
-                            return r;
+                            return r.into();
                         }
                         None
                     }
@@ -554,7 +582,7 @@ async fn session(
                 ping_nonce += 1;
                 voice.ping_sent = Some(Instant::now());
                 if let Err(r) = conn.send(&ClientMessage::Ping { nonce: ping_nonce }).await {
-                    return r;
+                    return r.into();
                 }
                 last_tx = Instant::now();
             }
@@ -567,7 +595,7 @@ async fn session(
                     ping_nonce += 1;
                     voice.ping_sent = Some(Instant::now());
                     if let Err(r) = conn.send(&ClientMessage::Ping { nonce: ping_nonce }).await {
-                        return r;
+                        return r.into();
                     }
                     last_tx = now;
                 }
@@ -603,7 +631,7 @@ impl Voice {
                     let _ = events.send(Event::VoiceFallback(note)).await;
                 }
                 self.pending = Some((options, devices));
-                conn.send(&ClientMessage::VoiceJoin).await.map(|()| true)
+                conn.send(&ClientMessage::VoiceJoin).await.map(|()| true).map_err(Into::into)
             }
             Err(e) => {
                 let _ = events.send(Event::VoiceError(e.to_string())).await;
