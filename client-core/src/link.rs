@@ -185,6 +185,19 @@ impl LinkWriter {
     }
 }
 
+/// Where a session's messages to the server go: a [`LinkWriter`], or in
+/// unit tests a list that keeps them.
+pub(crate) trait Outbound {
+    /// Sends one message.
+    fn send(&mut self, msg: &ClientMessage) -> impl Future<Output = Outcome<()>> + Send;
+}
+
+impl Outbound for LinkWriter {
+    async fn send(&mut self, msg: &ClientMessage) -> Outcome<()> {
+        LinkWriter::send(self, msg).await
+    }
+}
+
 async fn read_frame(reader: &mut FramedRead<OwnedReadHalf, FrameCodec>) -> Outcome<bytes::Bytes> {
     match reader.next().await {
         Some(Ok(f)) => Ok(f),
