@@ -25,10 +25,11 @@ use protocol::message::ClientMessage;
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use tokio::sync::mpsc;
 
+use crate::audio::decoder::Decoder;
 use crate::audio::device::{Capture, Input, Output, Playback, open_capture_or_fallback, open_playback_or_fallback};
 use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
 use crate::audio::mixer::{Limiter, add};
-use crate::audio::pipeline::{Decoder, PushToTalk, SendConfig, SendPipeline};
+use crate::audio::pipeline::{PushToTalk, SendConfig, SendPipeline};
 use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::{AudioError, FRAME, RATE};
 use crate::client::Event;
