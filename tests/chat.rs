@@ -27,6 +27,28 @@ fn two_clients_chat_both_ways_without_echo() {
     assert!(!bob.seen().iter().any(|l| l.contains("<bob>")), "{:?}", bob.seen());
 }
 
+/// Issue 13 item 8: line separators, bidi controls and invisible
+/// characters in someone's message never reach client-cli's stdout raw:
+/// plain lines show them escaped, JSON lines carry them as JSON escapes
+/// (the reader still gets the text as sent).
+#[test]
+fn line_separators_and_invisibles_are_escaped_in_plain_and_json() {
+    let server = TestServer::start();
+    let mut plain = server.listener("plain");
+    let mut json = server.spawn_cli("json", &["--json", "--listen"]);
+    json.expect_contains("\"connected\"");
+    let text = "one\u{2028}two\u{2029}\u{202E}three\u{200B}\u{2060}\u{FEFF}four\nfive";
+    let mut bob = server.raw("bob");
+    bob.send(&protocol::message::ClientMessage::Chat { id: 1, text: text.into() });
+    let line = plain.expect_contains("<bob>");
+    assert!(line.ends_with("one\\u{2028}two\\u{2029}\\u{202E}three\\u{200B}\\u{2060}\\u{FEFF}four\\nfive"), "{line:?}");
+    let line = json.expect_contains("\"message\"");
+    assert!(!line.chars().any(protocol::escape::needs_escape), "{line:?}");
+    assert!(line.contains(r"one\u2028two\u2029\u202ethree\u200b\u2060\ufefffour\nfive"), "{line}");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["text"], text);
+}
+
 #[test]
 fn piped_line_is_delivered_before_exit() {
     let server = TestServer::start();

@@ -194,7 +194,8 @@ fn password_guessing_from_one_address_backs_off_and_others_still_get_in() {
     let (answered, held) = (answered.load(Ordering::SeqCst), held.load(Ordering::SeqCst));
     eprintln!("{answered} guesses answered, {held} held back in {:?}", start.elapsed());
     assert!(owner.is_ok(), "the owner was kept out: {:?}", owner.err());
-    assert!(answered <= 60, "{answered} guesses answered");
+    // Three free, then one at a time after 1, 2, 4 s: about six in 6 s.
+    assert!(answered <= 12, "{answered} guesses answered");
     assert!(held > 0, "nothing was held back");
 }
 

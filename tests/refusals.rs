@@ -2,8 +2,8 @@
 
 use std::process::Stdio;
 
-use protocol::message::{ClientMessage, ServerMessage};
-use socket_chatroom_tests::{OTHER_IDENTITY, TestServer, write_secret};
+use protocol::message::{ClientMessage, RefusalCode, ServerMessage};
+use socket_chatroom_tests::{OTHER_IDENTITY, RawClient, TestServer, write_secret};
 
 fn exit_of(server: &TestServer, user: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = server.cli(user);
@@ -60,6 +60,43 @@ fn duplicate_and_invalid_names_exit_3() {
     }
     let (code, err) = exit_of(&server, &"ü".repeat(32), &[], &[]);
     assert_eq!(code, 0, "32 characters are allowed: {err}");
+}
+
+/// Issue 13 item 4: with `alice` logged in, every look-alike of her name is
+/// refused, as `name_taken` (it collides with hers) or `invalid_name` (it
+/// breaks the character or script rules), and the refusal says which.
+#[test]
+fn look_alike_names_are_refused() {
+    let server = TestServer::start();
+    let _alice = server.raw("alice");
+    let _ace = server.raw("ace");
+    let cases = [
+        ("\u{0430}lice", RefusalCode::InvalidName), // Cyrillic а in a Latin word
+        ("aIice", RefusalCode::NameTaken),          // capital I: skeleton before case folding
+        ("ALICE", RefusalCode::NameTaken),
+        ("\u{0410}LICE", RefusalCode::InvalidName), // Cyrillic А in a Latin word
+        ("a1ice", RefusalCode::NameTaken),
+        ("\u{0430}\u{0441}\u{0435}", RefusalCode::NameTaken), // all-Cyrillic "асе" against "ace"
+        ("alice\u{2800}", RefusalCode::InvalidName),
+        ("\u{2800}", RefusalCode::InvalidName),
+        ("ali\u{00A0}ce", RefusalCode::InvalidName),
+        ("alice\u{FFF9}", RefusalCode::InvalidName),
+        ("alice\u{1D173}", RefusalCode::InvalidName),
+        ("ali\u{200D}ce", RefusalCode::InvalidName),
+    ];
+    for (name, expected) in cases {
+        match RawClient::login(server.addr, &server.key, name, None) {
+            Ok(_) => panic!("{name:?} was accepted next to alice"),
+            Err(ServerMessage::Refused { code, reason, .. }) => {
+                assert_eq!(code, expected, "{name:?}: {reason}");
+                assert!(!reason.chars().any(protocol::escape::needs_escape), "{name:?}: reason {reason:?}");
+            }
+            Err(other) => panic!("{name:?}: {other:?}"),
+        }
+    }
+    // Names that only resemble each other loosely are fine.
+    let _alicia = server.raw("alicia");
+    let _ivan = server.raw("Иван Smith");
 }
 
 #[test]

@@ -95,7 +95,8 @@ fn a_dropped_users_name_is_held_for_them_and_says_for_how_long() {
     // The connection dies without a quit: resumable, so the name is held.
     drop(alice);
     assert!(matches!(next_about_alice(&mut bob), ServerMessage::Left { .. }));
-    for taker in ["alice", "ALICE"] {
+    // Look-alikes too (issue 13 item 4): the held name's keys, not its spelling.
+    for taker in ["alice", "ALICE", "aIice", "a1ice"] {
         match RawClient::login(server.addr, &server.key, taker, None) {
             Err(ServerMessage::Refused { code: RefusalCode::NameTaken, reason, retry_after_ms }) => {
                 assert!(reason.contains("held"), "{reason}");

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 
-use protocol::message::{ClientMessage, DisconnectCause, NackReason, ServerMessage};
+use protocol::message::{ClientMessage, DisconnectCause, NackReason, RefusalCode, ServerMessage};
 use socket_chatroom_tests::{DEADLINE, Proc, RawClient, RecvError, TestServer, bin};
 
 #[test]
@@ -134,7 +134,7 @@ fn reader_that_never_reads_does_not_delay_the_others() {
 fn two_hundred_clients_all_receive_one_message() {
     // All from 127.0.0.1 at once: lift the per-address caps this test is not about.
     let server = TestServer::with_config(
-        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
     );
     let n = 200;
     let ready = Arc::new(Barrier::new(n + 1));
@@ -199,6 +199,36 @@ fn logs_never_hold_message_bodies_passwords_or_keys() {
     for secret in ["TOP-SECRET-BODY", "hunter2-pw", "wrong-pw-guess", &server.key] {
         assert!(!log.contains(secret), "{secret} leaked into the log:\n{log}");
     }
+}
+
+/// Issue 13 item 7: a pre-login message whose `type` holds ESC, a newline
+/// and a forged log line reaches the log escaped, on the refusal's own line.
+#[test]
+fn peer_strings_cannot_forge_log_lines() {
+    let server = TestServer::with_config("verbose = true");
+    let forged = "x\u{1b}[2K\r\nDec 07 00:00:00.000 INFO user joined, user: admin\u{2028}\u{202E}z";
+    let mut c = RawClient::handshake(server.addr, &server.key).expect("handshake");
+    c.send_sealed_bytes(serde_json::json!({ "type": forged }).to_string().as_bytes());
+    match c.recv(DEADLINE) {
+        Ok(ServerMessage::Refused { code: RefusalCode::ProtocolError, .. }) => {}
+        other => panic!("expected a protocol_error refusal, got {other:?}"),
+    }
+    // The log line is written before the refusal is sent; poll until the
+    // pipe reader has caught up (or the deadline passed).
+    let end = std::time::Instant::now() + DEADLINE;
+    let log = loop {
+        let log = server.proc.stderr();
+        if log.contains("login refused") || std::time::Instant::now() > end {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("login refused")).collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].contains("x\\u{001B}[2K\\r\\nDec 07"), "{}", refused[0]);
+    assert!(!log.lines().any(|l| l.starts_with("Dec 07 00:00:00.000")), "a forged line:\n{log}");
+    let raw = |c: char| c != '\n' && protocol::escape::needs_escape(c);
+    assert!(!log.chars().any(raw), "raw control characters:\n{log:?}");
 }
 
 fn server_cmd(dir: &std::path::Path) -> Command {

@@ -110,7 +110,8 @@ fn bursty_loss_is_recovered_and_protection_pays() {
 /// Runs `input` through the send pipeline and a decoder, as a microphone's
 /// audio would go, and returns what a listener would hear.
 fn through_pipeline(input: &[f32], denoise: bool) -> Vec<f32> {
-    use client_core::audio::pipeline::{Decoder, SendConfig, SendPipeline};
+    use client_core::audio::decoder::Decoder;
+    use client_core::audio::pipeline::{SendConfig, SendPipeline};
     let mut p =
         SendPipeline::new(SendConfig { denoise, vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
     let mut d = Decoder::new().expect("decoder");

@@ -1,10 +1,15 @@
 //! The voice relay against forged, replayed, truncated and oversized
-//! packets, strangers and spoofed addresses (raw clients, no audio).
+//! packets, strangers, spoofed addresses (return routability: challenges
+//! over UDP, silent addresses dropped) and keyless floods (raw clients, no
+//! audio).
 
-use std::time::Duration;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use protocol::message::{ClientMessage, ServerMessage};
-use protocol::voice::{Kind, MAX_PACKET};
+use protocol::voice::{CHALLENGE_LEN, Kind, MAX_PACKET};
 use socket_chatroom_tests::{RawClient, RawVoice, TestServer};
 
 /// How long "nothing arrives" is watched for. Absence can only be shown by
@@ -15,18 +20,8 @@ const QUIET: Duration = Duration::from_millis(700);
 fn pair(server: &TestServer) -> (RawClient, RawVoice, RawClient, RawVoice) {
     let mut s_tcp = server.raw("speaker");
     let mut l_tcp = server.raw("listener");
-    let speaker = s_tcp.join_voice();
-    let mut listener = l_tcp.join_voice();
-    listener.keepalive();
-    let mut speaker = speaker;
-    // Until the listener's keepalive is in, frames may go nowhere: retry.
-    for i in 0.. {
-        speaker.say(format!("warmup {i}").as_bytes());
-        if listener.recv(Duration::from_millis(200)).is_some() {
-            break;
-        }
-        assert!(i < 100, "listener never reached");
-    }
+    let mut speaker = s_tcp.join_voice();
+    let listener = proven_listener(&mut l_tcp, &mut speaker);
     (s_tcp, speaker, l_tcp, listener)
 }
 
@@ -94,22 +89,136 @@ fn strangers_get_no_reply_and_cannot_redirect_a_stream() {
     assert!(stranger.recv(&mut buf).is_err(), "the relay answered an unauthenticated packet");
 }
 
-#[test]
-fn an_address_moves_only_after_the_challenge_is_echoed() {
-    let server = TestServer::start();
-    let (_s, mut speaker, mut l_tcp, mut listener) = pair(&server);
-    let old = std::mem::replace(&mut listener.socket, RawVoice::fresh_socket());
-    // An authentic packet from the new address: the relay asks over TCP ...
+/// Everything `socket` receives until it has been quiet for [`QUIET`].
+fn drain(socket: &UdpSocket) -> Vec<Vec<u8>> {
+    socket.set_read_timeout(Some(QUIET)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        got.push(buf[..n].to_vec());
+    }
+    got
+}
+
+/// A listener who has proven its address and heard `speaker`.
+fn proven_listener(tcp: &mut RawClient, speaker: &mut RawVoice) -> RawVoice {
+    let mut listener = tcp.join_voice();
     listener.keepalive();
-    let m = l_tcp.recv_until("a challenge", |m| matches!(m, ServerMessage::VoiceChallenge { .. }));
-    let ServerMessage::VoiceChallenge { challenge } = m else { unreachable!() };
+    // The challenge is answered inside `recv`, as clients answer it.
+    for i in 0.. {
+        speaker.say(format!("warmup {i}").as_bytes());
+        if listener.recv(Duration::from_millis(200)).is_some() {
+            return listener;
+        }
+        assert!(i < 100, "listener never reached");
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_forged_source_first_packet_draws_one_small_challenge_and_no_voice() {
+    let server = TestServer::start();
+    let mut s_tcp = server.raw("speaker");
+    let mut a_tcp = server.raw("attacker");
+    let mut speaker = s_tcp.join_voice();
+    // A member sends its first authenticated packet with a forged source:
+    // the victim's address (here, a socket the member does not read).
+    let mut attacker = a_tcp.join_voice();
+    let victim = RawVoice::fresh_socket();
+    let forged = attacker.keepalive_packet();
+    victim.send_to(&forged, attacker.server).expect("send");
+    // Someone really listening, then 20 frames and a marker: once the
+    // witness has the marker, the relay has handled everything before it.
+    let mut w_tcp = server.raw("witness");
+    let mut witness = proven_listener(&mut w_tcp, &mut speaker);
+    for i in 0..20 {
+        speaker.say(format!("speech {i:02} {}", "x".repeat(200)).as_bytes());
+    }
+    speaker.say(b"marker");
+    witness.expect_frame(b"marker");
+    let got = drain(&victim);
+    assert!(got.len() <= 1, "the victim got {} packets for one forged packet", got.len());
+    for pkt in &got {
+        assert!(pkt.len() <= forged.len(), "a {}-byte reply to a {}-byte packet", pkt.len(), forged.len());
+        let (h, body) = attacker.open(pkt).expect("sealed for the member");
+        assert_eq!((h.kind, h.id, body.len()), (Kind::Challenge, attacker.id, CHALLENGE_LEN));
+    }
+}
+
+#[test]
+fn twelve_forged_listeners_get_a_victim_no_voice_and_no_more_bytes_than_they_sent() {
+    // The attack of issue 13: members joining voice whose packets carry a
+    // victim's address, while someone talks.
+    let server = TestServer::start();
+    let mut s_tcp = server.raw("speaker");
+    let mut speaker = s_tcp.join_voice();
+    let victim = RawVoice::fresh_socket();
+    let mut tcps = Vec::new();
+    let mut attackers = Vec::new();
+    for i in 0..12 {
+        let mut c = server.raw(&format!("attacker{i:02}"));
+        attackers.push(c.join_voice());
+        tcps.push(c);
+    }
+    let mut w_tcp = server.raw("witness");
+    let mut witness = proven_listener(&mut w_tcp, &mut speaker);
+    let mut sent_bytes = 0;
+    let mut spoken_bytes = 0;
+    for round in 0..5 {
+        for a in &mut attackers {
+            let forged = a.keepalive_packet();
+            victim.send_to(&forged, a.server).expect("send");
+            sent_bytes += forged.len();
+        }
+        // 5 × 9 packets: within the speaker's burst of 60.
+        for i in 0..8 {
+            let pkt = speaker.voice_packet(format!("round {round} {i} {}", "v".repeat(900)).as_bytes());
+            speaker.send_raw(&pkt);
+            spoken_bytes += pkt.len();
+        }
+        speaker.say(format!("marker {round}").as_bytes());
+        witness.expect_frame(format!("marker {round}").as_bytes());
+    }
+    let got = drain(&victim);
+    let received: usize = got.iter().map(Vec::len).sum();
+    eprintln!(
+        "12 forged listeners: attackers sent {} packets, {sent_bytes} B; the speaker sent {spoken_bytes} B; \
+         the victim received {} packets, {received} B (x{:.2})",
+        12 * 5,
+        got.len(),
+        received as f64 / sent_bytes as f64
+    );
+    assert!(got.iter().all(|p| p[0] == Kind::Challenge as u8), "the victim was sent something else than challenges");
+    assert!(got.len() <= 12 * 5, "more than one challenge per forged packet: {}", got.len());
+    assert!(received <= sent_bytes, "amplified: {received} B for {sent_bytes} B");
+}
+
+#[test]
+fn an_address_moves_only_after_the_challenge_is_echoed_from_it_over_udp() {
+    let server = TestServer::start();
+    let (_s, mut speaker, _l, mut listener) = pair(&server);
+    let old = std::mem::replace(&mut listener.socket, RawVoice::fresh_socket());
+    // An authentic packet from the new address: the relay challenges it
+    // there, over UDP, sealed for the member ...
+    let keepalive = listener.keepalive_packet();
+    listener.send_raw(&keepalive);
+    let (h, challenge) = listener.recv_packet(socket_chatroom_tests::DEADLINE).expect("a challenge over UDP");
+    assert_eq!((h.kind, h.id, challenge.len()), (Kind::Challenge, listener.id, CHALLENGE_LEN));
     // ... and until it is answered, the stream stays where it was.
     speaker.say(b"still old");
     old.set_read_timeout(Some(socket_chatroom_tests::DEADLINE)).expect("timeout");
     let mut buf = [0u8; 2048];
     assert!(old.recv(&mut buf).is_ok(), "the old address still gets the stream");
+    assert!(listener.recv_packet(QUIET).is_none(), "the new address got something before its echo");
+    // The right echo from a third address (a forged source) moves nothing.
+    let elsewhere = RawVoice::fresh_socket();
     let proof = listener.seal(Kind::Proof, &challenge);
-    listener.send_raw(&proof);
+    elsewhere.send_to(&proof, listener.server).expect("send");
+    speaker.say(b"not elsewhere");
+    assert!(old.recv(&mut buf).is_ok(), "the old address still gets the stream");
+    assert!(drain(&elsewhere).iter().all(|p| p[0] != Kind::Voice as u8), "voice went to the forged source");
+    // The echo from the new address moves it.
+    listener.answer(&challenge);
     for i in 0.. {
         speaker.say(format!("new {i}").as_bytes());
         if listener.recv(Duration::from_millis(200)).is_some() {
@@ -117,6 +226,131 @@ fn an_address_moves_only_after_the_challenge_is_echoed() {
         }
         assert!(i < 100, "the stream never moved");
     }
+}
+
+#[test]
+fn an_address_silent_for_several_keepalive_intervals_stops_receiving() {
+    let server = TestServer::start();
+    let (_s, mut speaker, _l, mut listener) = pair(&server);
+    let mut w_tcp = server.raw("witness");
+    let mut witness = proven_listener(&mut w_tcp, &mut speaker);
+    // The listener's last packet went out before this; from now on it is
+    // silent, while the witness keeps sending keepalives.
+    let silent_since = Instant::now();
+    let end = silent_since + socket_chatroom_tests::DEADLINE;
+    let mut last_heard = silent_since;
+    let mut quiet_rounds = 0;
+    for round in 0.. {
+        // Rounds of at least 40 ms: the speaker stays within its rate.
+        let round_end = Instant::now() + Duration::from_millis(40);
+        witness.keepalive();
+        let marker = format!("round {round}");
+        speaker.say(marker.as_bytes());
+        // Once the witness has it, the listener's copy (if any) was sent.
+        witness.expect_frame(marker.as_bytes());
+        let window = round_end.max(Instant::now() + Duration::from_millis(20));
+        let mut heard = false;
+        while listener.recv(window.saturating_duration_since(Instant::now())).is_some() {
+            heard = true;
+        }
+        if heard {
+            last_heard = Instant::now();
+            quiet_rounds = 0;
+        } else {
+            quiet_rounds += 1;
+            if quiet_rounds == 5 {
+                break;
+            }
+        }
+        assert!(Instant::now() < end, "a silent listener was sent to for {:?}", silent_since.elapsed());
+    }
+    // Not at once: the relay waits several keepalive intervals (6 of 0.5 s;
+    // a third of it here, whatever the machine's load).
+    let heard_for = last_heard.duration_since(silent_since);
+    assert!(heard_for >= Duration::from_secs(1), "stopped after only {heard_for:?}");
+    // Speaking up again takes a new challenge (answered in `recv`), then
+    // the stream comes back.
+    for i in 0.. {
+        if i % 5 == 0 {
+            listener.keepalive();
+        }
+        speaker.say(format!("back {i}").as_bytes());
+        if listener.recv(Duration::from_millis(200)).is_some() {
+            break;
+        }
+        assert!(i < 100, "the stream never came back");
+    }
+}
+
+#[test]
+fn a_keyless_flood_of_a_voice_id_does_not_block_an_address_change() {
+    let server = TestServer::start();
+    let (_s, mut speaker, _l, mut listener) = pair(&server);
+    // Packets with the listener's voice id and garbage where the tag must
+    // be, from another address, until the end of the test.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flooding_tx, flooding) = mpsc::channel();
+    let flood = {
+        let (stop, relay, id) = (stop.clone(), listener.server, listener.id);
+        std::thread::spawn(move || {
+            let socket = RawVoice::fresh_socket();
+            let mut n: u64 = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let mut pkt = vec![Kind::Keepalive as u8];
+                pkt.extend_from_slice(&id.to_be_bytes());
+                pkt.extend_from_slice(&(1_000_000 + n).to_be_bytes());
+                pkt.extend_from_slice(&[0x5A; 32]);
+                let _ = socket.send_to(&pkt, relay);
+                n += 1;
+                if n == 500 {
+                    let _ = flooding_tx.send(());
+                }
+                if n.is_multiple_of(5) {
+                    // ~5 packets a millisecond: far over any per-member budget.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            n
+        })
+    };
+    flooding.recv_timeout(socket_chatroom_tests::DEADLINE).expect("flooding");
+    // The listener moves: challenged at the new address, echoes, hears.
+    listener.socket = RawVoice::fresh_socket();
+    listener.prove();
+    for i in 0.. {
+        speaker.say(format!("moved {i}").as_bytes());
+        if listener.recv(Duration::from_millis(200)).is_some() {
+            break;
+        }
+        assert!(i < 100, "the flood kept the listener from moving");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let sent = flood.join().expect("flood thread");
+    assert!(sent >= 500, "the flood sent {sent} packets");
+}
+
+#[test]
+fn voice_ids_are_not_sequential() {
+    let server = TestServer::start();
+    let mut ids = Vec::new();
+    let mut tcps = Vec::new();
+    for i in 0..10 {
+        let mut c = server.raw(&format!("member{i}"));
+        ids.push(c.join_voice().id);
+        tcps.push(c);
+    }
+    // Rejoining gets a new id too.
+    tcps[0].send(&ClientMessage::VoiceLeave);
+    tcps[0].recv_until("left", |m| matches!(m, ServerMessage::VoiceLeft));
+    ids.push(tcps[0].join_voice().id);
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "ids collide: {ids:?}");
+    assert!(!ids.contains(&0));
+    // Random 32-bit ids: neighbours differ by 1 with probability 2^-31 each.
+    let steps = ids.windows(2).filter(|w| w[1].wrapping_sub(w[0]) <= 16).count();
+    assert_eq!(steps, 0, "predictable ids: {ids:?}");
 }
 
 #[test]

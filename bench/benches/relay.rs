@@ -6,10 +6,8 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use actix::prelude::*;
-use chatroom_bench::Ignore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use protocol::voice::{self, Direction, Kind, VoiceSealer};
+use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use server::voice_relay::VoiceRelay;
 use tokio::net::UdpSocket;
 
@@ -23,33 +21,37 @@ fn key(id: u32, dir: u8) -> [u8; 32] {
 
 fn relay(c: &mut Criterion) {
     let system = actix_rt::System::new();
-    // Sockets kept open for the whole run: the listeners' addresses.
-    let (mut relay, _listeners) = system.block_on(async {
+    // Sockets kept open for the whole run: the listeners' addresses. Each
+    // member proves its address as clients do (padded keepalive, the
+    // relay's challenge, the echo) and keeps its sealer to speak with.
+    let (mut relay, mut speakers, _listeners) = system.block_on(async {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let log = slog::Logger::root(slog::Discard, slog::o!());
-        let mut relay = VoiceRelay::new(log, socket, Ignore.start().recipient());
+        let mut relay = VoiceRelay::new(log, socket);
         let mut listeners = Vec::new();
+        let mut speakers: Vec<(u32, SocketAddr, VoiceSealer)> = Vec::new();
+        let (mut pkt, mut body, mut buf) = (Vec::new(), Vec::new(), [0u8; 2048]);
         for id in 0..=LISTENERS {
             relay.add_member(id, &key(id, 1), &key(id, 2));
             let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
             let addr: SocketAddr = s.local_addr().expect("addr");
-            // A keepalive proves each member's address.
-            let mut pkt = Vec::new();
-            VoiceSealer::new(&key(id, 1), Direction::Up).seal(Kind::Keepalive, id, &[], &mut pkt);
+            let mut sealer = VoiceSealer::new(&key(id, 1), Direction::Up);
+            sealer.seal(Kind::Keepalive, id, &[0; voice::KEEPALIVE_PAD], &mut pkt);
+            relay.on_packet(&pkt, addr);
+            let n = s.recv(&mut buf).expect("a challenge");
+            let h = VoiceOpener::new(&key(id, 2), Direction::Down).open(&buf[..n], &mut body).expect("sealed for us");
+            assert_eq!(h.kind, Kind::Challenge);
+            sealer.seal(Kind::Proof, id, &body, &mut pkt);
             relay.on_packet(&pkt, addr);
             listeners.push(s);
+            speakers.push((id, addr, sealer));
         }
-        (relay, listeners)
+        assert_eq!(relay.stats().moved, u64::from(LISTENERS) + 1, "every address proven");
+        (relay, speakers, listeners)
     });
     // Everyone speaks in turn (each member may send 120 packets/s), from
     // its proven address, continuing its packet counter.
-    let mut speakers: Vec<(u32, SocketAddr, VoiceSealer)> = (0..=LISTENERS)
-        .map(|id| {
-            let mut s = VoiceSealer::new(&key(id, 1), Direction::Up);
-            s.seal(Kind::Keepalive, id, &[], &mut Vec::new());
-            (id, _listeners[id as usize].local_addr().expect("addr"), s)
-        })
-        .collect();
     let mut turn = 0;
     let mut body = Vec::new();
     voice::encode_voice_body(1, false, &[&[0x5A; 80]], &mut body);

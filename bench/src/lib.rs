@@ -4,7 +4,7 @@
 //! holds what the benchmarks share.
 
 use actix::prelude::*;
-use server::messages::{AddressChallenge, ToSession};
+use server::messages::ToSession;
 
 /// Stands in for an actor the benchmarked one talks to (a session's
 /// mailbox, the roster): takes its messages and does nothing.
@@ -18,9 +18,4 @@ impl Actor for Ignore {
 impl Handler<ToSession> for Ignore {
     type Result = ();
     fn handle(&mut self, _: ToSession, _: &mut Context<Self>) {}
-}
-
-impl Handler<AddressChallenge> for Ignore {
-    type Result = ();
-    fn handle(&mut self, _: AddressChallenge, _: &mut Context<Self>) {}
 }

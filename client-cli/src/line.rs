@@ -2,52 +2,12 @@
 
 use std::io::IsTerminal as _;
 
+use client_core::command::{HELP, Input, parse};
 use client_core::{Client, ClientError};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::output::Printer;
 use crate::term::Typed;
-
-/// What one input line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Input<'a> {
-    /// Send this text.
-    Say(&'a str),
-    /// Leave (`/quit`, the seed's `!DISCONNECT`).
-    Quit,
-    /// List users.
-    Who,
-    /// Show the commands.
-    Help,
-    /// Nothing to do (an empty line).
-    Nothing,
-    /// A `/command` we do not know.
-    Unknown(&'a str),
-}
-
-/// Help text for `/help`.
-pub const HELP: &str =
-    "commands: /who (list users), /quit or !DISCONNECT (leave), /help; start a line with // to send a leading /";
-
-/// Parses one line (line endings already trimmed).
-pub fn parse(line: &str) -> Input<'_> {
-    if line.trim().is_empty() {
-        return Input::Nothing;
-    }
-    if line.starts_with("//") {
-        return Input::Say(&line[1..]);
-    }
-    if line.trim() == "!DISCONNECT" {
-        return Input::Quit;
-    }
-    match line.strip_prefix('/').map(str::trim) {
-        None => Input::Say(line),
-        Some("quit" | "exit") => Input::Quit,
-        Some("who") => Input::Who,
-        Some("help") => Input::Help,
-        Some(_) => Input::Unknown(line),
-    }
-}
 
 /// Reads stdin until EOF or a quit command, sending each line; then asks
 /// the client to quit once everything is acknowledged. A line that is not
@@ -151,28 +111,5 @@ pub async fn handle(client: &Client, printer: &Printer, line: &str) -> Flow {
             printer.refused_locally("invalid", &e.to_string());
             Flow::Go
         }
-    }
-}
-
-/// The commands, for completion.
-pub const COMMANDS: [&str; 4] = ["/who", "/quit", "/help", "!DISCONNECT"];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_and_escapes() {
-        assert_eq!(parse("hello"), Input::Say("hello"));
-        assert_eq!(parse("//quit is a command"), Input::Say("/quit is a command"));
-        assert_eq!(parse("//slash at the end"), Input::Say("/slash at the end"));
-        assert_eq!(parse("//"), Input::Say("/"));
-        assert_eq!(parse("/quit"), Input::Quit);
-        assert_eq!(parse("!DISCONNECT"), Input::Quit);
-        assert_eq!(parse("/who"), Input::Who);
-        assert_eq!(parse("/help"), Input::Help);
-        assert_eq!(parse("/frobnicate"), Input::Unknown("/frobnicate"));
-        assert_eq!(parse("   "), Input::Nothing);
-        assert_eq!(parse("not /a command"), Input::Say("not /a command"));
     }
 }

@@ -18,11 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
-use client_core::audio::device::{Input, Output};
-use client_core::audio::pipeline::SendConfig;
+use client_core::audio::device::Input;
 use client_core::config::ClientConfig;
 use client_core::display::escape_line;
-use client_core::voice::VoiceOptions;
 use client_core::{Client, ConnectOptions, Event, Fingerprint, Trust};
 use slog::{Drain, Logger, debug, o};
 
@@ -218,20 +216,16 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
     let (client, mut events) = Client::connect(opts);
     if cli.voice {
-        let input = Input::parse(cli.input.as_deref().or(voice_cfg.input.as_deref()).unwrap_or("default"));
-        let wav_input = matches!(input, Input::Wav(_));
-        let defaults = SendConfig::default();
-        let options = VoiceOptions {
-            input,
-            output: Output::parse(cli.output.as_deref().or(voice_cfg.output.as_deref()).unwrap_or("default")),
-            send: SendConfig {
-                denoise: !cli.no_denoise && voice_cfg.denoise.unwrap_or(defaults.denoise),
-                vad_threshold: cli.vad_threshold.or(voice_cfg.vad_threshold).unwrap_or(defaults.vad_threshold),
-                bitrate: cli.bitrate.or(voice_cfg.bitrate).unwrap_or(defaults.bitrate),
-                protect: !cli.no_protection,
-            },
-            ..VoiceOptions::default()
-        };
+        // Flags beat the file; the file's table maps to options in client-core.
+        let mut cfg = voice_cfg;
+        cfg.input = cli.input.clone().or(cfg.input);
+        cfg.output = cli.output.clone().or(cfg.output);
+        cfg.denoise = if cli.no_denoise { Some(false) } else { cfg.denoise };
+        cfg.vad_threshold = cli.vad_threshold.or(cfg.vad_threshold);
+        cfg.bitrate = cli.bitrate.or(cfg.bitrate);
+        let mut options = cfg.voice_options();
+        options.send.protect = !cli.no_protection;
+        let wav_input = matches!(options.input, Input::Wav(_));
         let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
         return voice::run(client, events, printer, options, duration, wav_input).await;
     }

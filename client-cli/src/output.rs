@@ -1,12 +1,16 @@
 //! Rendering events as lines: plain text for people, JSON lines for
-//! programs. Other people's text never reaches the terminal raw.
+//! programs. Other people's text never reaches the terminal raw: plain
+//! lines show control, bidi, line-separator and invisible characters as
+//! visible `\u{XXXX}` escapes; JSON lines carry them as JSON `\u` escapes,
+//! so a JSON reader gets the original text and a tool that splits on
+//! Unicode line breaks (U+2028/2029) still sees one event per line.
 
 use std::io::{IsTerminal as _, Write};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
-use client_core::display::escape_line;
+use client_core::display::{escape_json, escape_line};
 use client_core::{DisconnectReason, Event, Trust};
 use serde_json::{Value, json};
 
@@ -169,6 +173,12 @@ impl Printer {
         }
     }
 
+    /// The JSON line for an event on stdout: [`Printer::json`] with every
+    /// character a terminal or line splitter would obey as a JSON escape.
+    pub fn json_line(&self, event: &Event) -> String {
+        escape_json(&self.json(event).to_string()).into_owned()
+    }
+
     /// The plain line for an event on stdout, if it has one.
     pub fn plain(&self, event: &Event) -> Option<String> {
         let clock = |t: SystemTime| DateTime::<Local>::from(t).format("%H:%M:%S").to_string();
@@ -210,17 +220,17 @@ impl Printer {
     /// Reports a line refused before sending (too large, control
     /// characters, not UTF-8): stderr, and a `rejected` event in JSON mode.
     pub fn refused_locally(&self, reason: &str, detail: &str) {
-        self.note(&format!("client-cli: line not sent: {detail}"));
+        self.note(&format!("client-cli: line not sent: {}", escape_line(detail)));
         if self.style == Style::Json {
             let v = json!({"event": "rejected", "time": rfc3339(SystemTime::now()), "id": null, "reason": reason, "detail": detail});
-            self.out(&v.to_string());
+            self.out(&escape_json(&v.to_string()));
         }
     }
 
     /// Prints an event; diagnostics go to stderr.
     pub fn print(&self, event: &Event) {
         match self.style {
-            Style::Json => self.out(&self.json(event).to_string()),
+            Style::Json => self.out(&self.json_line(event)),
             Style::Plain => {
                 if let Some(line) = self.plain(event) {
                     self.out(&line);
@@ -281,5 +291,36 @@ mod tests {
             (json["event"].as_str(), json["detail"].as_str()),
             (Some("voice_fallback"), Some("no speakers (no device); the room is not played (output null)"))
         );
+    }
+
+    /// Text with every kind of character a terminal or a line splitter
+    /// would obey.
+    const HOSTILE: &str = "a\u{1b}[2J\u{2028}fake line\u{2029}\u{202E}rev\u{200B}\u{2060}\u{FEFF}\u{85}z\nnext";
+
+    #[test]
+    fn plain_and_json_lines_never_carry_line_breaks_or_invisibles_raw() {
+        let p = Printer::new(Style::Plain, "h:1".into());
+        let events = [
+            Event::Message { from: "bob\u{2028}x".into(), text: HOSTILE.into(), time: SystemTime::now() },
+            Event::Joined(HOSTILE.into()),
+            Event::Notice(HOSTILE.into()),
+            Event::Users(vec![HOSTILE.into()]),
+        ];
+        for e in &events {
+            let plain = p.plain(e).expect("has a line");
+            assert!(!plain.chars().any(client_core::display::needs_escape), "{plain:?}");
+            assert!(plain.contains("\\u{2028}fake line"), "{plain:?}");
+            let line = p.json_line(e);
+            assert!(!line.chars().any(client_core::display::needs_escape), "{line:?}");
+            assert_eq!(line.lines().count(), 1);
+            let mut v: Value = serde_json::from_str(&line).expect("JSON");
+            let mut original = p.json(e);
+            for o in [&mut v, &mut original] {
+                o.as_object_mut().expect("an object").remove("time");
+            }
+            assert_eq!(v, original, "a JSON reader gets the original text back");
+        }
+        let line = p.json_line(&events[0]);
+        assert!(line.contains("\\u2028fake line\\u2029\\u202e"), "{line}");
     }
 }

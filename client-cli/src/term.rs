@@ -21,7 +21,7 @@ use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use tokio::sync::mpsc;
 
-use crate::line::{COMMANDS, Input, parse};
+use client_core::command::{COMMANDS, Input, parse};
 
 /// Lines kept in the input history (this session only: nothing typed is
 /// written to disk).

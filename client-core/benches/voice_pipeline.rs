@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use chatroom_client_core::audio::FRAME;
+use chatroom_client_core::audio::decoder::{DECODER_COMPLEXITY, Decoder};
 use chatroom_client_core::audio::jitter::{JitterBuffer, Play};
-use chatroom_client_core::audio::pipeline::{DECODER_COMPLEXITY, Decoder, SendConfig, SendPipeline};
+use chatroom_client_core::audio::pipeline::{SendConfig, SendPipeline};
 
 fn speechy(n: usize) -> Vec<f32> {
     (0..n)

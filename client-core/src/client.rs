@@ -359,7 +359,7 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let max_message = Arc::new(AtomicU64::new(u64::MAX));
         let client = Client { tx: cmd_tx, next_id: Arc::new(AtomicU64::new(1)), max_message: max_message.clone() };
-        tokio::spawn(crate::connection::run(opts, cmd_rx, ev_tx, max_message));
+        tokio::spawn(crate::reconnect::run(opts, cmd_rx, ev_tx, max_message));
         (client, Events { rx: ev_rx })
     }
 

@@ -73,6 +73,26 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 impl ClientConfig {
+    /// The voice options this table gives (defaults for absent keys; out
+    /// of range values clamped), the one mapping every front end uses.
+    /// Controls and push-to-talk are the front end's to add.
+    pub fn voice_options(&self) -> crate::voice::VoiceOptions {
+        use crate::audio::device::{Input, Output};
+        use crate::audio::pipeline::SendConfig;
+        let d = SendConfig::default();
+        crate::voice::VoiceOptions {
+            input: Input::parse(self.input.as_deref().unwrap_or("default")),
+            output: Output::parse(self.output.as_deref().unwrap_or("default")),
+            send: SendConfig {
+                denoise: self.denoise.unwrap_or(d.denoise),
+                vad_threshold: self.vad_threshold.filter(|v| v.is_finite()).unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
+                bitrate: self.bitrate.unwrap_or(d.bitrate).clamp(6_000, 128_000),
+                protect: d.protect,
+            },
+            ..crate::voice::VoiceOptions::default()
+        }
+    }
+
     /// Loads `path`; with `None`, the default file if it exists, else an
     /// empty configuration. Tables other than `[client]` are ignored.
     ///
@@ -138,12 +158,7 @@ impl ClientConfig {
                 }
             }
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        }
-        let tmp = path.with_extension("toml.tmp");
-        write_private(&tmp, doc.to_string().as_bytes()).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        crate::files::replace_private(path, doc.to_string().as_bytes()).map_err(|e| err(e.to_string()))
     }
 }
 
@@ -164,29 +179,30 @@ const KEYS: &[&str] = &[
     "push_to_talk",
 ];
 
-/// Creates (or truncates) `path` readable only by its owner and writes `bytes`.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    // The mode only applies to a new file; tighten an old one too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn voice_options_map_the_table_with_defaults_and_clamps() {
+        use crate::audio::device::{Input, Output};
+        let d = ClientConfig::default().voice_options();
+        assert_eq!(d.input, Input::parse("default"));
+        assert!(d.send.denoise && d.send.protect);
+        let c = ClientConfig {
+            input: Some("speech.wav".into()),
+            output: Some("null".into()),
+            denoise: Some(false),
+            vad_threshold: Some(7.0),
+            bitrate: Some(1),
+            ..ClientConfig::default()
+        };
+        let o = c.voice_options();
+        assert!(matches!(o.input, Input::Wav(_)));
+        assert_eq!(o.output, Output::parse("null"));
+        assert!(!o.send.denoise);
+        assert_eq!(o.send.vad_threshold, 1.0);
+        assert_eq!(o.send.bitrate, 6_000);
+    }
+
     use super::*;
 
     #[test]
@@ -246,5 +262,21 @@ mod tests {
         std::fs::write(&p, "not toml [").expect("write");
         assert!(cfg.save(&p).is_err(), "a broken file is not overwritten");
         assert_eq!(std::fs::read_to_string(&p).expect("read"), "not toml [");
+    }
+
+    /// Issue 13 item 10: a symlink planted at the old temporary name is not
+    /// written through.
+    #[cfg(unix)]
+    #[test]
+    fn save_does_not_follow_a_planted_symlink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("config.toml");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").expect("write");
+        std::os::unix::fs::symlink(&victim, p.with_extension("toml.tmp")).expect("plant");
+        let cfg = ClientConfig { password: Some("pw".into()), ..ClientConfig::default() };
+        cfg.save(&p).expect("saves");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "untouched");
+        assert_eq!(ClientConfig::load(Some(&p)).expect("loads"), cfg);
     }
 }

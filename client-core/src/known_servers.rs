@@ -87,14 +87,7 @@ impl KnownServers {
         };
         lines.retain(|l| l.split_whitespace().next() != Some(address));
         lines.push(format!("{address} {fingerprint}"));
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
-        }
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = self.path.with_extension(format!("tmp.{}.{n}", std::process::id()));
-        std::fs::write(&tmp, lines.join("\n") + "\n").map_err(|e| self.err(e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.err(e))
+        crate::files::replace_private(&self.path, (lines.join("\n") + "\n").as_bytes()).map_err(|e| self.err(e))
     }
 }
 
@@ -115,5 +108,25 @@ mod tests {
         assert_eq!(ks.lookup("h:1").expect("read"), Lookup::Pinned(f2));
         assert_eq!(ks.lookup("other:2").expect("read"), Lookup::Pinned(f2));
         assert_eq!(ks.lookup("h").expect("read"), Lookup::Unknown);
+    }
+
+    /// Issue 13 item 10: symlinks planted at the old predictable temporary
+    /// names are not written through.
+    #[cfg(unix)]
+    #[test]
+    fn pin_does_not_follow_planted_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_servers");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").expect("write");
+        for n in 0..16 {
+            let planted = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
+            std::os::unix::fs::symlink(&victim, planted).expect("plant");
+        }
+        let ks = KnownServers::new(path.clone());
+        ks.pin("h:1", Fingerprint::of_der(b"one")).expect("pin");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "untouched");
+        assert!(std::fs::symlink_metadata(&path).expect("exists").file_type().is_file());
+        assert_eq!(ks.lookup("h:1").expect("read"), Lookup::Pinned(Fingerprint::of_der(b"one")));
     }
 }

@@ -10,24 +10,44 @@
 //! # Layout
 //!
 //! - [`client`]: the command handle and the event types.
-//! - [`connection`]: connect, handshake, pin check, login, and the session
-//!   loop (pacing, acks, keepalive).
+//! - [`command`]: what a user types (`/commands`, chat lines, quoted
+//!   arguments), parsed once for every front end.
+//! - [`connection`]: connect, handshake, pin check, login; what a failed
+//!   [`link`] means to the user ([`DisconnectReason`]).
+//! - `session`: one logged-in connection, a handler per event source
+//!   (server message, command, voice engine, timers): pacing, acks,
+//!   keepalive, voice control.
+//! - `unacked`: the chat messages not acknowledged yet.
+//! - `reconnect`: the connection task: waiting and trying again after a
+//!   lost connection, taking commands meanwhile.
+//! - [`link`]: one encrypted connection (handshake, sealed messages both
+//!   ways) with its own error type; the load generator uses it directly.
+//! - [`voice`]: the voice engine (send, receive and mix threads around one
+//!   UDP socket) and a connection's voice state.
+//! - [`audio`]: devices and WAV files, resampling, the send pipeline, the
+//!   decoder, the jitter buffer, the mixer.
 //! - [`known_servers`]: trust-on-first-use pinning of server identities.
+//! - [`resume_store`]: the resume token kept between runs.
 //! - [`config`]: the `[client]` table of a configuration file.
 //! - [`display`]: making other people's text safe to print.
-//! - [`error`]: the error type.
+//! - [`error`]: the error type of commands and configuration.
 //!
 //! No terminal or GUI types live here.
 
 pub mod audio;
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod connection;
 pub mod display;
 pub mod error;
+mod files;
 pub mod known_servers;
 pub mod link;
+mod reconnect;
 pub mod resume_store;
+mod session;
+mod unacked;
 pub mod voice;
 
 pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Reconnect, Trust};

@@ -5,36 +5,104 @@
 //! pacing, acks, reconnection, voice). Tools that drive many connections at
 //! once, such as the load generator, use it directly: it is the same code
 //! path, with nothing copied.
+//!
+//! Failures are a [`LinkError`]; what they mean to a user
+//! ([`crate::DisconnectReason`]) is decided above this layer, in one place.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt as _};
-use protocol::HandshakeError;
 use protocol::crypto::{Fingerprint, Opener, Psk, Sealer, SessionKeys};
-use protocol::frame::FrameCodec;
+use protocol::frame::{CodecError, FrameCodec};
 use protocol::handshake::{ClientHandshake, ClientStep, MAX_RETRY_AFTER};
-use protocol::message::{self, ClientMessage, RefusalCode, ServerMessage};
+use protocol::message::{self, ClientMessage, DecodeError, Limits, RefusalCode, ServerMessage};
+use protocol::{CryptoError, HandshakeError};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::client::DisconnectReason;
-
 /// Largest frame accepted from the server (user lists can be long).
 pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 
-type Outcome<T> = Result<T, DisconnectReason>;
+/// Why a [`Link`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Reading or writing the stream failed (the I/O error is the source),
+    /// or the server sent a frame over [`MAX_SERVER_FRAME`].
+    #[error(transparent)]
+    Stream(#[from] CodecError),
+    /// The server closed the connection.
+    #[error("the server closed the connection")]
+    Closed,
+    /// The connected socket has no peer address (it is already gone).
+    #[error("{0}")]
+    PeerAddress(#[source] std::io::Error),
+    /// The handshake failed (wrong key, version, signature, busy server…).
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// A sealed frame from the server failed to open.
+    #[error("stream from the server is corrupt: {0}")]
+    Corrupt(#[source] CryptoError),
+    /// A frame opened but held no message we know.
+    #[error("server sent {0}")]
+    Malformed(#[source] DecodeError),
+    /// The server asks us to come back later instead of logging in.
+    #[error("the server asks us to wait {:.1} s: {detail}", retry_after.as_secs_f64())]
+    Busy {
+        /// How long (capped at [`MAX_RETRY_AFTER`]).
+        retry_after: Duration,
+        /// The server's words.
+        detail: String,
+    },
+    /// The server refused the login.
+    #[error("refused by the server: {reason}")]
+    Refused {
+        /// Machine-readable reason.
+        code: RefusalCode,
+        /// The server's words.
+        reason: String,
+    },
+    /// The server is shutting down.
+    #[error("server shut down: {0}")]
+    Shutdown(String),
+    /// The server answered a login with something else than a welcome.
+    #[error("expected a welcome, got {0:?}")]
+    NotWelcome(Box<ServerMessage>),
+}
 
-fn handshake_failure(e: HandshakeError) -> DisconnectReason {
-    match e {
-        HandshakeError::WrongKey => DisconnectReason::WrongKey,
-        HandshakeError::RetryAfter(retry_after) => DisconnectReason::Busy {
-            retry_after,
-            detail: "too many connections from your address or to the server".into(),
-        },
-        HandshakeError::VersionMismatch { .. } => DisconnectReason::VersionMismatch(e.to_string()),
-        other => DisconnectReason::BadServer(other.to_string()),
+type Outcome<T> = Result<T, LinkError>;
+
+/// What the server's welcome said: the login succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Welcome {
+    /// Our name as the server knows it.
+    pub me: String,
+    /// Everyone connected, us included.
+    pub users: Vec<String>,
+    /// The limits to stay inside.
+    pub limits: Limits,
+    /// The token that takes this name back after a lost connection.
+    pub resume: Option<String>,
+}
+
+/// What a login's answer means: a welcome, or why not.
+///
+/// # Errors
+///
+/// [`LinkError::Busy`], [`LinkError::Refused`], [`LinkError::Shutdown`] or
+/// [`LinkError::NotWelcome`] for anything but a welcome.
+pub fn welcome(answer: ServerMessage) -> Outcome<Welcome> {
+    match answer {
+        ServerMessage::Welcome { you, users, limits, resume, .. } => Ok(Welcome { me: you, users, limits, resume }),
+        ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms } => {
+            let ms = retry_after_ms.unwrap_or(1000).min(MAX_RETRY_AFTER.as_millis() as u64);
+            Err(LinkError::Busy { retry_after: Duration::from_millis(ms), detail: reason })
+        }
+        ServerMessage::Refused { code, reason, .. } => Err(LinkError::Refused { code, reason }),
+        ServerMessage::Shutdown { reason } => Err(LinkError::Shutdown(reason)),
+        other => Err(LinkError::NotWelcome(Box::new(other))),
     }
 }
 
@@ -77,12 +145,8 @@ impl LinkReader {
                 return Ok(m);
             }
             let frame = read_frame(&mut self.reader).await?;
-            let plain = self
-                .opener
-                .open(&frame)
-                .map_err(|e| DisconnectReason::Lost(format!("stream from the server is corrupt: {e}")))?;
-            message::decode_server(&plain, &mut self.pending)
-                .map_err(|e| DisconnectReason::Lost(format!("server sent {e}")))?;
+            let plain = self.opener.open(&frame).map_err(LinkError::Corrupt)?;
+            message::decode_server(&plain, &mut self.pending).map_err(LinkError::Malformed)?;
         }
     }
 }
@@ -103,16 +167,16 @@ impl LinkWriter {
     /// Seals and sends one message.
     pub async fn send(&mut self, msg: &ClientMessage) -> Outcome<()> {
         let token = self.sealer.seal(&message::encode(msg));
-        self.writer.send(token.as_bytes()).await.map_err(|e| DisconnectReason::Lost(e.to_string()))
+        Ok(self.writer.send(token.as_bytes()).await?)
     }
 
     /// Seals and sends several messages in as few writes as the socket takes.
     pub async fn send_all(&mut self, msgs: &[ClientMessage]) -> Outcome<()> {
         for msg in msgs {
             let token = self.sealer.seal(&message::encode(msg));
-            self.writer.feed(token.as_bytes()).await.map_err(|e| DisconnectReason::Lost(e.to_string()))?;
+            self.writer.feed(token.as_bytes()).await?;
         }
-        SinkExt::<&[u8]>::flush(&mut self.writer).await.map_err(|e| DisconnectReason::Lost(e.to_string()))
+        Ok(SinkExt::<&[u8]>::flush(&mut self.writer).await?)
     }
 
     /// Closes the sending direction (the server sees the end of the stream).
@@ -121,11 +185,24 @@ impl LinkWriter {
     }
 }
 
+/// Where a session's messages to the server go: a [`LinkWriter`], or in
+/// unit tests a list that keeps them.
+pub(crate) trait Outbound {
+    /// Sends one message.
+    fn send(&mut self, msg: &ClientMessage) -> impl Future<Output = Outcome<()>> + Send;
+}
+
+impl Outbound for LinkWriter {
+    async fn send(&mut self, msg: &ClientMessage) -> Outcome<()> {
+        LinkWriter::send(self, msg).await
+    }
+}
+
 async fn read_frame(reader: &mut FramedRead<OwnedReadHalf, FrameCodec>) -> Outcome<bytes::Bytes> {
     match reader.next().await {
         Some(Ok(f)) => Ok(f),
-        Some(Err(e)) => Err(DisconnectReason::Lost(e.to_string())),
-        None => Err(DisconnectReason::Lost("the server closed the connection".into())),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(LinkError::Closed),
     }
 }
 
@@ -145,7 +222,7 @@ impl Link {
     /// The server's identity is *not* checked here: compare
     /// [`Link::fingerprint`] with what you trust before logging in.
     pub async fn handshake(stream: TcpStream, key: &Psk) -> Outcome<Self> {
-        let peer = stream.peer_addr().map_err(|e| DisconnectReason::ConnectFailed(e.to_string()))?;
+        let peer = stream.peer_addr().map_err(LinkError::PeerAddress)?;
         let local = stream.local_addr().ok();
         let (r, w) = stream.into_split();
         let mut reader = FramedRead::new(r, FrameCodec::new(MAX_SERVER_FRAME));
@@ -153,10 +230,8 @@ impl Link {
         let mut hs = ClientHandshake::new(key.clone());
         let established = loop {
             let frame = read_frame(&mut reader).await?;
-            match hs.receive(&frame).map_err(handshake_failure)? {
-                ClientStep::Send(reply) => {
-                    writer.send(&reply[..]).await.map_err(|e| DisconnectReason::Lost(e.to_string()))?;
-                }
+            match hs.receive(&frame)? {
+                ClientStep::Send(reply) => writer.send(&reply[..]).await?,
                 ClientStep::Established(est) => break est,
             }
         };
@@ -202,19 +277,14 @@ impl Link {
     }
 
     /// Sends `login` (a [`ClientMessage::Login`]) and returns the server's
-    /// answer if it is a welcome; a refusal or shutdown is the error.
-    pub async fn login(&mut self, login: &ClientMessage) -> Outcome<ServerMessage> {
+    /// welcome.
+    ///
+    /// # Errors
+    ///
+    /// A failed link, or an answer that is not a welcome (see [`welcome`]).
+    pub async fn login(&mut self, login: &ClientMessage) -> Outcome<Welcome> {
         self.send(login).await?;
-        match self.recv().await? {
-            w @ ServerMessage::Welcome { .. } => Ok(w),
-            ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms } => {
-                let ms = retry_after_ms.unwrap_or(1000).min(MAX_RETRY_AFTER.as_millis() as u64);
-                Err(DisconnectReason::Busy { retry_after: std::time::Duration::from_millis(ms), detail: reason })
-            }
-            ServerMessage::Refused { code, reason, .. } => Err(DisconnectReason::Refused { code, reason }),
-            ServerMessage::Shutdown { reason } => Err(DisconnectReason::ServerShutdown(reason)),
-            other => Err(DisconnectReason::BadServer(format!("expected a welcome, got {other:?}"))),
-        }
+        welcome(self.recv().await?)
     }
 
     /// Splits the link so reading and writing can go on in separate tasks.

@@ -10,7 +10,7 @@
 //! comparison key.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -95,13 +95,8 @@ impl ResumeStore {
     ///
     /// The file cannot be written.
     pub fn save(&self, token: &str) -> Result<(), StoreError> {
-        let dir = self.token.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new().prefix(".token-").tempfile_in(dir).map_err(io_err(dir))?;
-        // tempfile creates it exclusively, mode 0600, under a random name.
-        tmp.write_all(token.as_bytes()).map_err(io_err(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io_err(&self.token))?;
-        tmp.persist(&self.token).map_err(|e| StoreError::Io { path: self.token.clone(), source: e.error })?;
-        Ok(())
+        // Exclusively created, mode 0600, random name: the crate's one way.
+        crate::files::replace_private(&self.token, token.as_bytes()).map_err(io_err(&self.token))
     }
 
     /// Forgets the token (after a polite quit or a kick: nothing to resume).
@@ -110,22 +105,34 @@ impl ResumeStore {
     }
 }
 
+/// Opens (creating, 0600) a file of ours, never through a symlink planted
+/// at its name.
 fn private_options() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.create(true).truncate(false);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     o
 }
 
+/// Creates the directory 0700, or makes an existing one 0700; refuses one
+/// that is not a directory (a symlink planted there, say).
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let meta = std::fs::symlink_metadata(dir)?;
+        if !meta.is_dir() {
+            return Err(io::Error::other("not a directory"));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
     #[cfg(not(unix))]
     {
@@ -172,5 +179,33 @@ mod tests {
         assert_eq!(dmode & 0o777, 0o700);
         std::fs::write(&store.token, "\u{1b}[2Jnot a token\n").expect("write");
         assert_eq!(store.load(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_symlinks_are_not_followed_and_a_loose_directory_is_tightened() {
+        use std::os::unix::fs::{PermissionsExt as _, symlink};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sessions = dir.path().join("sessions");
+        std::fs::create_dir(&sessions).expect("mkdir");
+        std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // A lock file planted as a symlink to someone else's file.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").expect("write");
+        let probe = ResumeStore::open(&sessions, "h:1", "a").expect("open");
+        let lock = probe.token.with_extension("lock");
+        drop(probe);
+        std::fs::remove_file(&lock).expect("rm");
+        symlink(&victim, &lock).expect("plant");
+        assert!(ResumeStore::open(&sessions, "h:1", "a").is_err(), "opened through a planted symlink");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "untouched");
+        let mode = std::fs::metadata(&sessions).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A symlink in place of the directory is refused.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("mkdir");
+        let linked = dir.path().join("linked");
+        symlink(&elsewhere, &linked).expect("plant");
+        assert!(ResumeStore::open(&linked, "h:1", "b").is_err());
     }
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_core::audio::pipeline::PushToTalk;
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceControls;
 use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect};
@@ -15,6 +14,7 @@ use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme};
 use slog::{Logger, debug, info, o, warn};
 
+use crate::push_to_talk;
 use crate::screen::chat::{self, Chat, Voice};
 use crate::screen::connect::{self, Connect};
 use crate::screen::settings;
@@ -104,9 +104,8 @@ pub struct App {
     quitting: bool,
     counter: u64,
     controls: VoiceControls,
-    push_to_talk: Option<PushToTalk>,
-    /// Local numbers of chat messages being queued.
-    local_sends: u64,
+    /// The push-to-talk key of the voice join in force, if that mode is on.
+    push_to_talk: Option<push_to_talk::Binding>,
 }
 
 impl std::fmt::Debug for App {
@@ -172,7 +171,6 @@ impl App {
             counter: 0,
             controls: VoiceControls::new(),
             push_to_talk: None,
-            local_sends: 0,
         }
     }
 
@@ -282,9 +280,7 @@ impl App {
             Message::Key(e) => self.key(e),
             Message::Unfocused => {
                 // A key released in another window never reaches us.
-                if let Some(p) = &self.push_to_talk {
-                    p.set(false);
-                }
+                self.push_to_talk_release();
                 Task::none()
             }
         }
@@ -293,10 +289,7 @@ impl App {
     fn key(&mut self, event: keyboard::Event) -> Task<Message> {
         match event {
             keyboard::Event::KeyPressed { key: keyboard::Key::Named(named), modifiers, .. } => {
-                if self.ptt_key(named) {
-                    if let Some(p) = &self.push_to_talk {
-                        p.set(true);
-                    }
+                if self.push_to_talk.as_ref().is_some_and(|p| p.press(named)) {
                     return Task::none();
                 }
                 match named {
@@ -310,9 +303,9 @@ impl App {
                     _ => Task::none(),
                 }
             }
-            keyboard::Event::KeyReleased { key: keyboard::Key::Named(named), .. } if self.ptt_key(named) => {
+            keyboard::Event::KeyReleased { key: keyboard::Key::Named(named), .. } => {
                 if let Some(p) = &self.push_to_talk {
-                    p.set(false);
+                    p.key_up(named);
                 }
                 Task::none()
             }
@@ -322,13 +315,8 @@ impl App {
 
     fn push_to_talk_release(&self) {
         if let Some(p) = &self.push_to_talk {
-            p.set(false);
+            p.release();
         }
-    }
-
-    fn ptt_key(&self, named: Named) -> bool {
-        self.push_to_talk.is_some()
-            && self.chat.as_ref().and_then(|c| c.push_to_talk.as_deref()) == Some(format!("{named:?}").as_str())
     }
 
     /// Opens a connection for `request`, pinning `fingerprint` if given.
@@ -442,6 +430,7 @@ impl App {
     fn disconnected(&mut self, reason: DisconnectReason) -> Task<Message> {
         self.attempt = None;
         self.client = None;
+        self.push_to_talk_release();
         self.push_to_talk = None;
         let quitting = std::mem::take(&mut self.quitting);
         if self.chat.take().is_none() && reason != DisconnectReason::Quit {
@@ -465,104 +454,76 @@ impl App {
     }
 
     fn chat_message(&mut self, m: chat::Message) -> Task<Message> {
+        // Enter in a field of the dialog on top must not send the message below.
+        if m == chat::Message::Send && self.dialog.is_some() {
+            return Task::none();
+        }
         let attempt_id = self.attempt_id();
         let Some(chat) = &mut self.chat else { return Task::none() };
-        match m {
-            chat::Message::Input(s) => chat.input = s,
-            chat::Message::Send if self.dialog.is_some() => {}
-            chat::Message::Send => {
-                let line = chat.input.trim_end().to_owned();
-                if chat::is_quit(&line) {
-                    chat.input.clear();
-                    return self.chat_message(chat::Message::Disconnect);
+        match chat.update(m) {
+            chat::Action::None => Task::none(),
+            chat::Action::Send { local, text } => match (self.client.clone(), attempt_id) {
+                (Some(client), Some(attempt)) => {
+                    Task::perform(async move { client.send(text).await.map_err(|e| e.to_string()) }, move |result| {
+                        Message::Sent { attempt, local, result }
+                    })
                 }
-                if line.trim().is_empty() || line.len() > chat.max_message {
-                    // Too long: the counter beside the input says so; keep the text.
-                    return Task::none();
+                _ => {
+                    chat.unsent(local, text);
+                    Task::none()
                 }
-                let (Some(client), Some(attempt)) = (self.client.clone(), attempt_id) else {
-                    chat.error("Not connected: the message was not sent (it is still in the input).");
-                    return Task::none();
-                };
-                chat.input.clear();
-                self.local_sends += 1;
-                let local = self.local_sends;
-                chat.sending(local, &line);
-                return Task::perform(
-                    async move { client.send(line).await.map_err(|e| e.to_string()) },
-                    move |result| Message::Sent { attempt, local, result },
-                );
-            }
-            chat::Message::Resend(text) => {
-                if chat.input.is_empty() {
-                    chat.input = text;
+            },
+            chat::Action::Quit => match (self.client.clone(), attempt_id) {
+                (Some(client), Some(id)) => {
+                    self.quitting = true;
+                    chat.banner = Some("Leaving…".into());
+                    Task::batch([
+                        Task::perform(async move { client.quit().await.map_err(|e| e.to_string()) }, Message::Done),
+                        Task::perform(tokio::time::sleep(QUIT_DEADLINE), move |()| Message::QuitTimeout(id)),
+                    ])
                 }
-                return operation::focus(chat::INPUT);
-            }
-            chat::Message::Disconnect => {
-                return match (self.client.clone(), attempt_id) {
-                    (Some(client), Some(id)) => {
-                        self.quitting = true;
-                        chat.banner = Some("Leaving…".into());
-                        Task::batch([
-                            Task::perform(async move { client.quit().await.map_err(|e| e.to_string()) }, Message::Done),
-                            Task::perform(tokio::time::sleep(QUIT_DEADLINE), move |()| Message::QuitTimeout(id)),
-                        ])
-                    }
-                    _ => {
-                        self.attempt = None;
-                        self.client = None;
-                        self.chat = None;
-                        Task::none()
-                    }
-                };
-            }
-            chat::Message::Voice(true) => return self.join_voice(),
-            chat::Message::Voice(false) => {
-                if chat.voice == Voice::Joining {
-                    chat.voice = Voice::Off;
+                _ => {
+                    self.attempt = None;
+                    self.client = None;
+                    self.chat = None;
+                    Task::none()
                 }
-                if let Some(client) = self.client.clone() {
-                    return Task::perform(
-                        async move { client.leave_voice().await.map_err(|e| e.to_string()) },
-                        Message::Done,
-                    );
+            },
+            chat::Action::Who => match self.client.clone() {
+                Some(client) => {
+                    Task::perform(async move { client.who().await.map_err(|e| e.to_string()) }, Message::Done)
                 }
-            }
-            chat::Message::Mute(b) => {
-                chat.muted = b;
-                self.controls.set_muted(b || chat.deafened);
-            }
-            chat::Message::Deafen(b) => {
-                chat.deafened = b;
-                self.controls.set_deafened(b);
-                self.controls.set_muted(b || chat.muted);
-            }
-            chat::Message::Volume(user, volume) => {
-                let gain = chat.set_gain(&user, |g| g.volume = volume);
-                return gain_task(self.client.clone(), user, gain);
-            }
-            chat::Message::MuteUser(user, muted) => {
-                let gain = chat.set_gain(&user, |g| g.muted = muted);
-                return gain_task(self.client.clone(), user, gain);
-            }
-            chat::Message::Settings => return self.open_settings(),
-            chat::Message::ReconnectNow => {
-                if let Some(client) = self.client.clone() {
-                    return Task::perform(
-                        async move { client.reconnect_now().await.map_err(|e| e.to_string()) },
-                        Message::Done,
-                    );
+                None => Task::none(),
+            },
+            chat::Action::FocusInput => operation::focus(chat::INPUT),
+            chat::Action::JoinVoice => self.join_voice(),
+            chat::Action::LeaveVoice => match self.client.clone() {
+                Some(client) => {
+                    Task::perform(async move { client.leave_voice().await.map_err(|e| e.to_string()) }, Message::Done)
                 }
+                None => Task::none(),
+            },
+            chat::Action::Controls { muted, deafened } => {
+                self.controls.set_deafened(deafened);
+                self.controls.set_muted(muted);
+                Task::none()
             }
-            chat::Message::GiveUp => {
+            chat::Action::Gain(user, gain) => gain_task(self.client.clone(), user, gain),
+            chat::Action::OpenSettings => self.open_settings(),
+            chat::Action::ReconnectNow => match self.client.clone() {
+                Some(client) => {
+                    Task::perform(async move { client.reconnect_now().await.map_err(|e| e.to_string()) }, Message::Done)
+                }
+                None => Task::none(),
+            },
+            chat::Action::GiveUp => {
                 // Dropping the handle and the event stream ends the connection task.
                 self.attempt = None;
                 self.client = None;
                 self.chat = None;
+                Task::none()
             }
         }
-        Task::none()
     }
 
     fn join_voice(&mut self) -> Task<Message> {
@@ -575,9 +536,9 @@ impl App {
         self.controls.set_deafened(chat.deafened);
         self.controls.set_muted(chat.muted || chat.deafened);
         options.controls = self.controls.clone();
-        self.push_to_talk = self.voice.push_to_talk.as_ref().map(|_| PushToTalk::new());
-        options.push_to_talk = self.push_to_talk.clone();
-        chat.push_to_talk = self.voice.push_to_talk.clone();
+        self.push_to_talk = self.voice.push_to_talk.as_deref().and_then(push_to_talk::Binding::new);
+        options.push_to_talk = self.push_to_talk.as_ref().map(push_to_talk::Binding::switch);
+        chat.push_to_talk = self.push_to_talk.as_ref().and(self.voice.push_to_talk.clone());
         chat.voice = Voice::Joining;
         Task::perform(async move { client.join_voice(options).await.map_err(|e| e.to_string()) }, Message::Done)
     }

@@ -84,10 +84,8 @@ pub async fn connect_one(target: &Target, source: IpAddr, name: &str) -> Result<
             first_id: Some(1),
             restored: false,
         };
-        match link.login(&login).await.map_err(|e| e.to_string())? {
-            ServerMessage::Welcome { limits, .. } => Ok(Connected { link, limits }),
-            other => Err(format!("unexpected answer to login: {other:?}")),
-        }
+        let welcome = link.login(&login).await.map_err(|e| e.to_string())?;
+        Ok(Connected { link, limits: welcome.limits })
     };
     tokio::time::timeout(target.timeout, work).await.unwrap_or_else(|_| Err("connect timed out".into()))
 }

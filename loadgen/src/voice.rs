@@ -97,7 +97,7 @@ fn spawn_member(
         let mut opener = VoiceOpener::new(&down, Direction::Down);
         let (mut pkt, mut body, mut frame, mut opened) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut buf = vec![0u8; voice::MAX_PACKET + 64];
-        let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+        let mut keepalive = tokio::time::interval(voice::path::KEEPALIVE_INTERVAL);
         // Speakers spread over the 20 ms frame period.
         let offset = speaker
             .map_or(Duration::ZERO, |(i, _)| Duration::from_micros(20_000 * u64::from(i) / speakers.max(1) as u64));
@@ -123,6 +123,12 @@ fn spawn_member(
                         shared.bad.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
+                    if h.kind == Kind::Challenge {
+                        // Return routability: echo from this socket.
+                        sealer.seal(Kind::Proof, voice_id, &opened, &mut pkt);
+                        let _ = socket.send(&pkt).await;
+                        continue;
+                    }
                     if h.kind != Kind::Voice { continue }
                     let Some(v) = voice::decode_voice_body(&opened) else { continue };
                     let Some((p, from, s, ns)) = v.frames.first().and_then(|f| marker::parse_voice(f)) else { continue };
@@ -157,7 +163,7 @@ fn spawn_member(
                     seq = if mark == marker::WARMUP { 0 } else { seq + 1 };
                 }
                 _ = keepalive.tick() => {
-                    sealer.seal(Kind::Keepalive, voice_id, &[], &mut pkt);
+                    sealer.seal(Kind::Keepalive, voice_id, &[0; voice::KEEPALIVE_PAD], &mut pkt);
                     let _ = socket.send(&pkt).await;
                 }
             }

@@ -34,7 +34,7 @@ impl Default for FrameCodec {
 
 impl FrameCodec {
     /// A codec that refuses payloads longer than `max` bytes.
-    pub fn new(max: usize) -> Self {
+    pub const fn new(max: usize) -> Self {
         Self { max, first: None }
     }
 
@@ -94,6 +94,35 @@ impl FrameCodec {
         dst.reserve(HEADER_LEN + payload.len());
         dst.put_u32(payload.len() as u32);
         dst.put_slice(payload);
+        Ok(())
+    }
+
+    /// Appends one frame of `len` bytes to `dst`, its body written by
+    /// `fill` straight into the buffer (sealing in place, say) after the
+    /// length prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::TooLarge`] when `len` is over the limit (nothing is
+    /// appended and `fill` is not called).
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when `fill` appends other than `len` bytes.
+    pub fn encode_with(
+        &self,
+        len: usize,
+        dst: &mut Vec<u8>,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), FrameError> {
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        dst.reserve(HEADER_LEN + len);
+        dst.extend_from_slice(&(len as u32).to_be_bytes());
+        let start = dst.len();
+        fill(dst);
+        debug_assert_eq!(dst.len() - start, len, "frame body of another length than announced");
         Ok(())
     }
 
@@ -222,6 +251,19 @@ mod tests {
         assert_eq!(codec.decode_next(&mut buf).ok().flatten().map(|b| b.len()), Some(8));
         assert_eq!(codec.next_limit(), 1024);
         assert_eq!(codec.decode_next(&mut buf).ok().flatten().map(|b| b.len()), Some(900));
+    }
+
+    #[test]
+    fn a_frame_filled_in_place_decodes_and_the_limit_holds() {
+        let codec = FrameCodec::new(8);
+        let mut v = vec![9u8];
+        codec.encode_with(3, &mut v, |b| b.extend_from_slice(b"abc")).expect("fits");
+        assert_eq!(v, [9, 0, 0, 0, 3, b'a', b'b', b'c']);
+        let mut called = false;
+        assert!(codec.encode_with(9, &mut v, |_| called = true).is_err());
+        assert!(!called && v.len() == 8);
+        let mut buf = BytesMut::from(&v[1..]);
+        assert_eq!(codec.decode(&mut buf).ok().flatten().as_deref(), Some(&b"abc"[..]));
     }
 
     #[test]

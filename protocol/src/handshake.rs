@@ -207,7 +207,13 @@ impl ClientHandshake {
                     }
                     AUTH_RETRY_AFTER => {
                         let ms = u32::from_be_bytes(r.array("retry after")?);
+                        // Bound to this connection: a recorded one cannot be
+                        // replayed into another handshake.
+                        let echoed: [u8; 32] = r.array("retry after challenge")?;
                         r.finish("retry after length")?;
+                        if !bool::from(subtle::ConstantTimeEq::ct_eq(&echoed[..], &challenge[..])) {
+                            return Err(HandshakeError::Malformed("retry after for another connection"));
+                        }
                         let wait = std::time::Duration::from_millis(u64::from(ms)).min(MAX_RETRY_AFTER);
                         return Err(HandshakeError::RetryAfter(wait));
                     }
@@ -245,6 +251,8 @@ pub struct ServerHandshake {
     identity_der: std::sync::Arc<[u8]>,
     state: ServerState,
     server_pub: [u8; 32],
+    /// This connection's challenge (a retry-after answer carries it).
+    challenge: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerHandshake {
@@ -288,7 +296,8 @@ impl ServerHandshake {
         hello.extend_from_slice(MAGIC);
         hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         hello.extend_from_slice(&challenge);
-        (Self { psk, identity_der, state: ServerState::AwaitClientHello { challenge }, server_pub: [0; 32] }, hello)
+        let state = ServerState::AwaitClientHello { challenge };
+        (Self { psk, identity_der, state, server_pub: [0; 32], challenge }, hello)
     }
 
     /// Feeds the client hello in. Only the PSK check and an X25519 key
@@ -357,6 +366,7 @@ impl ServerHandshake {
         let ms = u32::try_from(wait.min(MAX_RETRY_AFTER).as_millis()).unwrap_or(u32::MAX).max(1);
         let mut body = vec![AUTH_RETRY_AFTER];
         body.extend_from_slice(&ms.to_be_bytes());
+        body.extend_from_slice(&self.challenge);
         Ok(self.psk.seal(&body).into_bytes())
     }
 

@@ -11,10 +11,13 @@
 //!   fingerprint, session key derivation and the sealed, sequenced frames.
 //! - [`handshake`]: the client and server handshake state machines.
 //! - [`message`]: the typed messages exchanged after the handshake, and the
-//!   rules for usernames and message text.
+//!   rules for usernames (UTS #39 profile, look-alike keys) and message text.
+//! - [`escape`]: making a peer's text safe for a terminal, a log line or a
+//!   JSON line (control, bidi, line-separator and invisible characters).
 //! - [`delivery`]: which message ids a sender has had settled (resends).
 //! - [`rate`]: the token bucket both ends use for the message rate.
-//! - [`voice`]: encrypted UDP voice packets and the replay window.
+//! - [`voice`]: encrypted UDP voice packets, the replay window, and the
+//!   return-routability rule for members' addresses ([`voice::path`]).
 //! - [`error`]: the error types.
 //!
 //! The wire format is described in `docs/protocol.md` at the repository root.
@@ -23,6 +26,7 @@
 pub mod crypto;
 pub mod delivery;
 pub mod error;
+pub mod escape;
 pub mod frame;
 pub mod handshake;
 pub mod message;
@@ -33,4 +37,4 @@ pub mod voice;
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
 /// The protocol version this build speaks. Both handshake hellos carry it.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -208,12 +208,6 @@ pub enum ServerMessage {
         /// Members, sorted by name.
         users: Vec<VoiceUser>,
     },
-    /// Our packets arrive from a new address: echo this from it in a
-    /// [`crate::voice::Kind::Proof`] packet to move the stream there.
-    VoiceChallenge {
-        /// The challenge, 16 bytes.
-        challenge: [u8; 16],
-    },
     /// The loss listeners see from us; the encoder adapts its protection.
     VoiceFeedback {
         /// Worst listener's loss, per mille.
@@ -253,7 +247,8 @@ pub struct Limits {
 pub enum RefusalCode {
     /// Missing or wrong server password.
     WrongPassword,
-    /// Someone has that name already (case-insensitively).
+    /// Someone has that name already, or one that looks the same or
+    /// differs only in case ([`name_keys`]).
     NameTaken,
     /// The name breaks the rules ([`validate_username`]).
     InvalidName,
@@ -383,56 +378,105 @@ pub enum NameError {
     /// Over [`MAX_USERNAME_CHARS`].
     #[error("the name is longer than {MAX_USERNAME_CHARS} characters")]
     TooLong,
-    /// Holds a control, bidirectional-override or invisible character.
-    #[error("the name contains a control, bidirectional-override or invisible character")]
+    /// Holds a character outside the UTS #39 identifier profile: a control,
+    /// bidirectional, invisible or look-alike space character, a symbol,
+    /// or a letter of a script not in general use.
+    #[error(
+        "the name contains a character not allowed in names (letters, digits, - _ . ' : and inner spaces are; \
+         controls, symbols, invisible and special space characters are not)"
+    )]
     ForbiddenCharacter,
     /// Starts or ends with whitespace.
     #[error("the name starts or ends with a space")]
     SurroundingSpace,
+    /// Two spaces in a row.
+    #[error("the name has two spaces in a row")]
+    DoubleSpace,
+    /// A word mixes scripts the way look-alike names do (Latin with
+    /// Cyrillic or Greek, or more than one script besides Latin).
+    #[error("a word of the name mixes scripts (e.g. Latin and Cyrillic letters)")]
+    MixedScript,
 }
 
-/// Bidirectional formatting characters that can make text display in a
-/// different order than it is stored (the "Trojan Source" set) plus marks.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
+pub use crate::escape::{is_bidi_control, is_invisible};
 
-/// Checks a username: 1–32 Unicode scalar values, no control or bidi
-/// characters, no leading or trailing whitespace.
+/// Checks a username (protocol.md, "Usernames"): 1–32 Unicode scalar
+/// values; every character has UTS #39 Identifier_Status Allowed, except
+/// single ASCII spaces inside the name (and no zero-width joiner or
+/// non-joiner, which UTS #39 allows only in some scripts' contexts); each space-separated word is at most
+/// UTS #39 "moderately restrictive" (one script, or Latin with one other
+/// recommended script that is not Cyrillic or Greek, or Latin with the
+/// scripts of Chinese, Japanese or Korean).
+///
+/// Uniqueness is [`name_keys`]' business, not this function's.
 ///
 /// # Errors
 ///
 /// The first rule broken.
 pub fn validate_username(name: &str) -> Result<(), NameError> {
+    use unicode_security::{GeneralSecurityProfile as _, RestrictionLevel, RestrictionLevelDetection as _};
     if name.is_empty() {
         return Err(NameError::Empty);
     }
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(NameError::TooLong);
     }
-    if name.chars().any(|c| c.is_control() || is_bidi_control(c) || is_invisible(c)) {
-        return Err(NameError::ForbiddenCharacter);
-    }
     if name.trim() != name {
         return Err(NameError::SurroundingSpace);
+    }
+    // ZWJ and ZWNJ are Allowed by UTS #39 only where a script needs them
+    // (UAX #31 A1/A2/B); names do without.
+    if name.chars().any(|c| c != ' ' && (!c.identifier_allowed() || is_invisible(c))) {
+        return Err(NameError::ForbiddenCharacter);
+    }
+    if name.contains("  ") {
+        return Err(NameError::DoubleSpace);
+    }
+    if name.split(' ').any(|w| !w.check_restriction_level(RestrictionLevel::ModeratelyRestrictive)) {
+        return Err(NameError::MixedScript);
     }
     Ok(())
 }
 
-/// Invisible formatting characters that would let two names look the same
-/// (zero-width spaces and joiners, soft hyphen, word joiner, BOM, ...).
-pub fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
-        | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{205F}'..='\u{206F}' | '\u{3164}'
-        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}')
+/// The keys under which two names count as the same: a name is taken when
+/// either key equals the same key of a name in use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NameKeys {
+    /// casefold(skeleton(NFKC(name))): the UTS #39 confusable skeleton
+    /// taken before case folding, so `aIice` (capital i, whose prototype is
+    /// `l`) meets `alice`, and `аlice` (Cyrillic а) does too.
+    pub visual: String,
+    /// casefold(skeleton(casefold(NFKC(name)))): folding first as well, so
+    /// `ALICE` meets `alice` (the skeleton alone keeps capital I apart from
+    /// small i), and `АLICE` (Cyrillic А) too.
+    pub caseless: String,
 }
 
-/// The key under which names are compared for uniqueness: compatibility
-/// normalisation (NFKC, so fullwidth "ａ" is "a") and lower case.
+impl NameKeys {
+    /// Whether the two names count as the same: either key equal.
+    pub fn collides(&self, other: &NameKeys) -> bool {
+        self.visual == other.visual || self.caseless == other.caseless
+    }
+}
+
+/// UTS #39 skeleton, then full Unicode case folding.
+fn fold_skeleton(s: &str) -> String {
+    caseless::default_case_fold_str(&unicode_security::skeleton(s).collect::<String>())
+}
+
+/// The keys under which names are compared for uniqueness ([`NameKeys`]).
+pub fn name_keys(name: &str) -> NameKeys {
+    use unicode_normalization::UnicodeNormalization as _;
+    let nfkc: String = name.nfkc().collect();
+    NameKeys { visual: fold_skeleton(&nfkc), caseless: fold_skeleton(&caseless::default_case_fold_str(&nfkc)) }
+}
+
+/// A name's case-insensitive key: compatibility normalisation (NFKC) and
+/// full case folding. User lists are sorted by it, and client-core names a
+/// name's resume-token file after it; uniqueness is [`name_keys`].
 pub fn name_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
-    name.nfkc().collect::<String>().to_lowercase()
+    caseless::default_case_fold_str(&name.nfkc().collect::<String>())
 }
 
 /// Why a chat text is not acceptable.
@@ -480,17 +524,51 @@ mod tests {
     fn usernames_follow_the_rules() {
         assert_eq!(validate_username("alice"), Ok(()));
         assert_eq!(validate_username("Zoë 李"), Ok(()));
+        assert_eq!(validate_username("Иван Smith"), Ok(()), "one script per word");
+        assert_eq!(validate_username("山田太郎"), Ok(()));
+        assert_eq!(validate_username("o'brien-2.0"), Ok(()));
         assert_eq!(validate_username(&"é".repeat(32)), Ok(()));
         assert_eq!(validate_username(&"é".repeat(33)), Err(NameError::TooLong));
         assert_eq!(validate_username(""), Err(NameError::Empty));
         assert_eq!(validate_username(" bob"), Err(NameError::SurroundingSpace));
         assert_eq!(validate_username("bob\u{3000}"), Err(NameError::SurroundingSpace));
+        assert_eq!(validate_username("bo  b"), Err(NameError::DoubleSpace));
         assert_eq!(validate_username("bo\x1b[31mb"), Err(NameError::ForbiddenCharacter));
         assert_eq!(validate_username("admin\u{202E}nimda"), Err(NameError::ForbiddenCharacter));
-        assert_eq!(name_key("ALICE"), name_key("alice"));
-        assert_eq!(name_key("ａｌｉｃｅ"), name_key("alice"));
         assert_eq!(validate_username("ali\u{200B}ce"), Err(NameError::ForbiddenCharacter));
+        assert_eq!(validate_username("ali\u{200D}ce"), Err(NameError::ForbiddenCharacter));
         assert_eq!(validate_username("a\u{00AD}b"), Err(NameError::ForbiddenCharacter));
+        assert_eq!(validate_username("ａｌｉｃｅ"), Err(NameError::ForbiddenCharacter), "not NFKC-stable");
+    }
+
+    /// The look-alikes of issue 13 item 4, with `alice` logged in: each is
+    /// refused by the character rule, the script rule, or its keys.
+    #[test]
+    fn look_alike_names_are_refused_or_collide() {
+        for bad in ["alice\u{2800}", "\u{2800}", "alice\u{FFF9}", "alice\u{1D173}", "ali\u{00A0}ce", "ali\tce"] {
+            assert_eq!(validate_username(bad), Err(NameError::ForbiddenCharacter), "{bad:?}");
+        }
+        // Cyrillic а is Allowed, but not inside a Latin word...
+        assert_eq!(validate_username("\u{0430}lice"), Err(NameError::MixedScript));
+        assert_eq!(validate_username("p\u{0430}yp\u{0430}l"), Err(NameError::MixedScript));
+        // ...and an all-Cyrillic look-alike collides by its skeleton.
+        assert_eq!(validate_username("\u{0430}\u{0441}\u{0435}"), Ok(()));
+        let taken = name_keys("ace");
+        let twin = name_keys("\u{0430}\u{0441}\u{0435}");
+        assert_eq!(twin.visual, taken.visual);
+        let alice = name_keys("alice");
+        let same = |n: &str| name_keys(n).collides(&alice);
+        for n in
+            ["\u{0430}lice", "aIice", "ALICE", "Alice", "AlIce", "\u{0410}LICE", "ａｌｉｃｅ", "al\u{0131}ce", "a1ice"]
+        {
+            assert!(same(n), "{n:?} must collide with alice");
+        }
+        for n in ["alicia", "bob", "alice2", "Ivan"] {
+            assert!(!same(n), "{n:?} must not collide with alice");
+        }
+        // Keys use a full case fold, not lower case: ß meets SS.
+        assert_eq!(name_keys("STRASSE").caseless, name_keys("straße").caseless);
+        assert_eq!(name_key("ALICE"), name_key("alice"));
     }
 
     #[test]

@@ -20,9 +20,13 @@
 //!   the first frame is `seq`, the next ones are `seq-1`, `seq-2`, `seq-3` repeated
 //!   for loss recovery (RED-style). Flag bit 0: the frames carry Opus in-band
 //!   FEC for the frame before them. The relay forwards this body unchanged.
-//! - [`Kind::Keepalive`]: empty. Keeps a listener's address alive.
-//! - [`Kind::Proof`]: a 16-byte challenge the server sent over TCP, echoed
-//!   from a new address to move the stream there.
+//! - [`Kind::Keepalive`] (up): padding, [`KEEPALIVE_PAD`] bytes, ignored.
+//!   Keeps a listener's address alive; padded so that the challenge it may
+//!   draw is never larger than the keepalive.
+//! - [`Kind::Challenge`] (down): [`CHALLENGE_LEN`] unpredictable bytes, sent
+//!   by the relay to an address it has not seen prove itself ([`path`]).
+//! - [`Kind::Proof`] (up): that challenge echoed, from the address that
+//!   received it; only then does the relay send there.
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -30,6 +34,8 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 
 use crate::crypto::SessionKeys;
+
+pub mod path;
 
 /// Header length.
 pub const HEADER_LEN: usize = 13;
@@ -39,6 +45,14 @@ pub const TAG_LEN: usize = 16;
 pub const MAX_PACKET: usize = 1200;
 /// Most frames one voice packet may carry (the primary and three repeats).
 pub const MAX_FRAMES: usize = 4;
+/// Length of an address challenge (the body of [`Kind::Challenge`] and
+/// [`Kind::Proof`]).
+pub const CHALLENGE_LEN: usize = 16;
+/// Length of a whole challenge packet: the relay challenges only packets at
+/// least this long, so a challenge never outweighs what drew it.
+pub const CHALLENGE_PACKET: usize = HEADER_LEN + CHALLENGE_LEN + TAG_LEN;
+/// Body length of a keepalive: padding that makes it as long as a challenge.
+pub const KEEPALIVE_PAD: usize = CHALLENGE_LEN;
 
 /// Packet kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +60,12 @@ pub const MAX_FRAMES: usize = 4;
 pub enum Kind {
     /// Encoded audio.
     Voice = 1,
-    /// "I am still here" from a listener.
+    /// "I am still here" from a listener (up).
     Keepalive = 2,
-    /// An address challenge echoed back.
+    /// An address challenge echoed back (up).
     Proof = 3,
+    /// An address challenge from the relay (down).
+    Challenge = 4,
 }
 
 impl Kind {
@@ -58,6 +74,7 @@ impl Kind {
             1 => Some(Self::Voice),
             2 => Some(Self::Keepalive),
             3 => Some(Self::Proof),
+            4 => Some(Self::Challenge),
             _ => None,
         }
     }
@@ -165,7 +182,7 @@ impl VoiceSealer {
 
 /// Why a packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Too short, too long, or an unknown kind.
     Malformed,
     /// Failed authentication (forged, altered, wrong key).
@@ -200,19 +217,19 @@ impl VoiceOpener {
     ///
     /// Why the packet must be dropped. The window only moves for authentic
     /// packets.
-    pub fn open(&mut self, packet: &[u8], body: &mut Vec<u8>) -> Result<Header, Drop> {
-        let header = Header::parse(packet).ok_or(Drop::Malformed)?;
+    pub fn open(&mut self, packet: &[u8], body: &mut Vec<u8>) -> Result<Header, DropReason> {
+        let header = Header::parse(packet).ok_or(DropReason::Malformed)?;
         if !self.window.fresh(header.counter) {
-            return Err(Drop::Replayed);
+            return Err(DropReason::Replayed);
         }
         let (aad, rest) = packet.split_at(HEADER_LEN);
         let (msg, tag) = rest.split_at(rest.len() - TAG_LEN);
         body.clear();
         body.extend_from_slice(msg);
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Drop::Malformed)?;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| DropReason::Malformed)?;
         self.aead
             .decrypt_in_place_detached(&nonce(self.dir, header.counter), aad, body.as_mut_slice(), &tag.into())
-            .map_err(|_| Drop::Forged)?;
+            .map_err(|_| DropReason::Forged)?;
         self.window.insert(header.counter);
         Ok(header)
     }
@@ -322,17 +339,34 @@ mod tests {
         s.seal(Kind::Voice, 1, b"abc", &mut pkt);
         let mut forged = pkt.clone();
         forged[HEADER_LEN] ^= 1;
-        assert_eq!(o.open(&forged, &mut body), Err(Drop::Forged));
+        assert_eq!(o.open(&forged, &mut body), Err(DropReason::Forged));
         let mut wrong_id = pkt.clone();
         wrong_id[1] ^= 1; // the header is authenticated too
-        assert_eq!(o.open(&wrong_id, &mut body), Err(Drop::Forged));
+        assert_eq!(o.open(&wrong_id, &mut body), Err(DropReason::Forged));
         assert!(o.open(&pkt, &mut body).is_ok());
-        assert_eq!(o.open(&pkt, &mut body), Err(Drop::Replayed));
+        assert_eq!(o.open(&pkt, &mut body), Err(DropReason::Replayed));
         assert!(o.open(&pkt[..pkt.len() - 1], &mut body).is_err());
-        assert_eq!(o.open(&pkt[..10], &mut body), Err(Drop::Malformed));
-        assert_eq!(o.open(&vec![1u8; MAX_PACKET + 1], &mut body), Err(Drop::Malformed));
+        assert_eq!(o.open(&pkt[..10], &mut body), Err(DropReason::Malformed));
+        assert_eq!(o.open(&vec![1u8; MAX_PACKET + 1], &mut body), Err(DropReason::Malformed));
         let other_dir = VoiceOpener::new(&[7u8; 32], Direction::Down).open(&pkt, &mut body);
-        assert_eq!(other_dir, Err(Drop::Forged));
+        assert_eq!(other_dir, Err(DropReason::Forged));
+    }
+
+    #[test]
+    fn a_padded_keepalive_is_exactly_as_long_as_a_challenge() {
+        let mut up = VoiceSealer::new(&[1; 32], Direction::Up);
+        let mut down = VoiceSealer::new(&[2; 32], Direction::Down);
+        let (mut keepalive, mut challenge) = (Vec::new(), Vec::new());
+        up.seal(Kind::Keepalive, 9, &[0; KEEPALIVE_PAD], &mut keepalive);
+        down.seal(Kind::Challenge, 9, &[0xC4; CHALLENGE_LEN], &mut challenge);
+        assert_eq!((keepalive.len(), challenge.len()), (CHALLENGE_PACKET, CHALLENGE_PACKET));
+        let h = Header::parse(&challenge).expect("parses");
+        assert_eq!((h.kind, h.id, h.counter), (Kind::Challenge, 9, 0));
+        // Sealed down: an up opener (or anyone without the key) cannot read it.
+        let mut body = Vec::new();
+        assert_eq!(VoiceOpener::new(&[2; 32], Direction::Up).open(&challenge, &mut body), Err(DropReason::Forged));
+        assert!(VoiceOpener::new(&[2; 32], Direction::Down).open(&challenge, &mut body).is_ok());
+        assert_eq!(body, [0xC4; CHALLENGE_LEN]);
     }
 
     #[test]

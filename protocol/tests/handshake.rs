@@ -277,4 +277,10 @@ fn a_retry_after_is_sealed_under_the_key_and_costs_no_signature() {
     assert_eq!(server.signs.get(), 0);
     // The machine is done: it will not sign after all.
     assert!(server.hs.finish(&[0; 256]).is_err());
+    // A recorded retry-after does not hold up another connection.
+    let (mut other_server, other_hello) = Server::new(&key, identity(TEST_IDENTITY));
+    let mut other = ClientHandshake::new(key.clone());
+    let first = client_hello(&mut other, &other_hello);
+    let ServerStep::Sign(_) = other_server.hs.receive(&first).expect("hello") else { panic!("key check failed") };
+    assert!(matches!(other.receive(&reply), Err(HandshakeError::Malformed(_))), "replayed retry-after accepted");
 }

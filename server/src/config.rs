@@ -170,14 +170,35 @@ pub enum LogFormat {
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 7878;
 
-/// A config file that holds the server password must be private.
+/// Whether a parsed TOML value holds a non-empty `password` anywhere (the
+/// server's, or a client's in the same file), however the key was spelled:
+/// bare or quoted, dotted (`server.password`) or in an inline table.
+fn holds_password(table: &toml::Table) -> bool {
+    fn in_value(v: &toml::Value) -> bool {
+        match v {
+            toml::Value::Table(t) => holds_password(t),
+            toml::Value::Array(a) => a.iter().any(in_value),
+            _ => false,
+        }
+    }
+    table.iter().any(|(k, v)| match (k.as_str(), v) {
+        ("password", toml::Value::String(p)) => !p.is_empty(),
+        ("password", _) => true,
+        (_, v) => in_value(v),
+    })
+}
+
+/// A config file that holds a password must be private. Checked on the
+/// parsed file, not its lines, so no spelling of the key slips past; a file
+/// that does not parse is refused by the parse that follows.
 fn check_secret_config(path: &Path, text: &str) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let holds_password = text
-        .lines()
-        .any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "password" && !matches!(v.trim(), "\"\"" | "''")));
+    let Ok(table) = toml::from_str::<toml::Table>(text) else { return Ok(()) };
+    if !holds_password(&table) {
+        return Ok(());
+    }
     let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-    if holds_password && mode & 0o077 != 0 {
+    if mode & 0o077 != 0 {
         return Err(ConfigError::Invalid {
             path: path.display().to_string(),
             key: "password",
@@ -300,7 +321,7 @@ impl Config {
                 1,
                 1_000_000,
             )?,
-            max_logins_in_progress: range("max_logins_in_progress", s.max_logins_in_progress, 256, 1, 1_000_000)?,
+            max_logins_in_progress: range("max_logins_in_progress", s.max_logins_in_progress, 128, 1, 1_000_000)?,
             max_logins_in_progress_per_address: range(
                 "max_logins_in_progress_per_address",
                 s.max_logins_in_progress_per_address,
@@ -394,6 +415,44 @@ mod tests {
         let e = load("[server]\nkeepalive_secs = 30\nidle_timeout_secs = 30\n").expect_err("idle").to_string();
         assert!(e.contains("idle_timeout_secs"), "{e}");
         assert!(!load("[server\n").expect_err("syntax").to_string().contains('\n'));
+    }
+
+    /// Issue 13 item 9: every way TOML can spell a password key is seen,
+    /// since the check reads the parsed file.
+    #[test]
+    fn a_readable_file_holding_a_password_is_refused_however_it_is_spelled() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let load_with_mode = |text: &str, mode: u32| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = dir.path().join("config.toml");
+            std::fs::write(&p, text).expect("write");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            Config::load(Some(&p), None, false).map(|_| ())
+        };
+        for text in [
+            "[server]\npassword = \"pw\"\n",
+            "[server]\npassword=\"pw\"\n",
+            "[server]\n\"password\" = \"pw\"\n",
+            "[server]\n'password' = \"pw\"\n",
+            "[server]\n\"pass\\u0077ord\" = \"pw\"\n",
+            "server = { password = \"pw\" }\n",
+            "server.password = \"pw\"\n",
+            "\"server\".'password' = 'pw'\n",
+            "[server]\npassword = \"\"\"\npw\"\"\"\n",
+            "[client]\npassword = \"pw\"\n",
+            "client = { user = \"a\", password = \"pw\" }\n",
+        ] {
+            let e = load_with_mode(text, 0o644).expect_err(text).to_string();
+            assert!(e.contains("chmod 600") && e.contains("password"), "{text}: {e}");
+            assert!(load_with_mode(text, 0o600).is_ok(), "{text}: a private file is fine");
+        }
+        for text in [
+            "[server]\npassword = \"\"\n",
+            "[server]\n# password = \"pw\"\nbind = \"127.0.0.1:0\"\n",
+            "[client]\nuser = \"password = pw\"\n",
+        ] {
+            assert!(load_with_mode(text, 0o644).is_ok(), "{text}: holds no password");
+        }
     }
 
     use proptest::prelude::*;

@@ -3,18 +3,23 @@
 //! passwords. Sans-IO: time comes in as `now`; the listener owns one
 //! [`Gate`] and acts on what it answers.
 //!
-//! Two pools, each bounded overall and per address:
-//! - **waiting**: connected, key not yet shown. When it is full a newcomer
-//!   pushes out the oldest connection of the address holding the most
-//!   (a flood from many addresses churns its own connections, a lone user
-//!   is the last to go); an address at its own cap pushes out its own oldest.
-//! - **logging in**: passed the key check (cost or will cost a signature).
-//!   Nothing in the waiting pool can push these out; when this pool is full
-//!   the newcomer is asked to retry later instead.
+//! Two pools share `max_waiting` places (so connections not yet logged in
+//! never exceed it), each also bounded per address:
+//! - **waiting**: connected, key not yet shown. When the places are full a
+//!   newcomer pushes out the oldest waiting connection of the address
+//!   holding the most (a flood from many addresses churns its own
+//!   connections, a lone user is the last to go); an address at its own cap
+//!   pushes out its own oldest.
+//! - **logging in**: passed the key check (cost or will cost a signature),
+//!   at most `max_logging_in` of the places. Nothing waiting can push these
+//!   out. When this pool is full, a newcomer whose address holds fewer than
+//!   the address holding the most pushes out that address's newest (a few
+//!   key holders cannot fill it for everyone); otherwise it is asked to
+//!   retry later.
 //!
 //! Per address, a token bucket paces RSA signatures, and failed passwords
-//! back off exponentially (a few free tries for typos; a correct password
-//! clears it).
+//! back off exponentially (a few free tries for typos). Passwords being
+//! checked count as in flight: beyond the free tries only one at a time.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -52,6 +57,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub const FORGET_FAILURES: Duration = Duration::from_secs(600);
 /// How long a newcomer is asked to wait when the logging-in pool is full.
 pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How long a password waits for the one being checked from its address.
+pub const ONE_AT_A_TIME: Duration = Duration::from_millis(500);
 /// Addresses remembered (buckets and failures) before the quiet ones are
 /// forgotten.
 const MAX_ADDRESSES: usize = 65_536;
@@ -70,8 +77,8 @@ pub enum Hold {
 pub enum Backoff {
     /// No waiting yet.
     None,
-    /// This attempt was the last free one: the address now waits this long
-    /// before its next attempt (the first time in its window: log it).
+    /// This failure was the first beyond the free ones: the address now
+    /// waits this long before its next try (log it).
     Started(Duration),
     /// The address waits this long (longer than before) before its next try.
     Extended(Duration),
@@ -92,7 +99,10 @@ struct Entry {
 #[derive(Debug)]
 struct AddressState {
     signs: TokenBucket,
+    /// Wrong passwords (forgotten after [`FORGET_FAILURES`] without one).
     failures: u32,
+    /// Passwords being checked now.
+    pending: u32,
     blocked_until: Option<Instant>,
     last_failure: Option<Instant>,
     touched: Instant,
@@ -106,7 +116,8 @@ pub struct Gate {
     /// Waiting connections per address, oldest first.
     waiting: HashMap<IpAddr, VecDeque<ConnId>>,
     waiting_total: usize,
-    logging_in: HashMap<IpAddr, usize>,
+    /// Connections logging in per address, oldest first.
+    logging_in: HashMap<IpAddr, VecDeque<ConnId>>,
     logging_in_total: usize,
     addresses: HashMap<IpAddr, AddressState>,
 }
@@ -136,12 +147,16 @@ impl Gate {
     }
 
     /// A new connection from `group`; returns the connections it pushes out
-    /// (already forgotten here: the caller closes them).
+    /// (already forgotten here: the caller closes them). When every place is
+    /// held by a connection logging in, that is the newcomer itself.
     pub fn admit(&mut self, id: ConnId, group: IpAddr) -> Vec<ConnId> {
         let mut out = Vec::new();
         if self.waiting_from(group) >= self.cfg.max_waiting_per_address.max(1) {
             out.extend(self.pop_oldest(group));
-        } else if self.waiting_total >= self.cfg.max_waiting.max(1) {
+        } else if self.waiting_total + self.logging_in_total >= self.cfg.max_waiting.max(1) {
+            if self.waiting_total == 0 {
+                return vec![id];
+            }
             // The address holding the most gives way; among equals, the one
             // whose oldest connection is oldest (ids grow with time).
             let victim_group = self
@@ -179,6 +194,7 @@ impl Gate {
         let a = self.addresses.entry(group).or_insert_with(|| AddressState {
             signs: TokenBucket::new(rate, burst, now),
             failures: 0,
+            pending: 0,
             blocked_until: None,
             last_failure: None,
             touched: now,
@@ -202,50 +218,73 @@ impl Gate {
             let failures_live = a.last_failure.is_some_and(|t| now.duration_since(t) <= FORGET_FAILURES);
             failures_live || now.duration_since(a.touched) < refill
         });
-        if self.addresses.len() >= MAX_ADDRESSES {
+        // Still many: down to three quarters at once, so the next new
+        // addresses do not each cost a scan.
+        if self.addresses.len() >= MAX_ADDRESSES * 3 / 4 {
             let mut touched: Vec<Instant> = self.addresses.values().map(|a| a.touched).collect();
             touched.sort_unstable();
-            let cut = touched[touched.len() / 2];
-            self.addresses.retain(|_, a| a.touched > cut);
+            let cut = touched[touched.len() - MAX_ADDRESSES / 2];
+            self.addresses.retain(|_, a| a.touched >= cut);
         }
     }
 
     /// The connection passed the key check and asks to cost a signature:
-    /// it leaves the waiting pool for the logging-in pool, or is told why not.
+    /// it leaves the waiting pool for the logging-in pool, or is told why
+    /// not. `Ok` carries a connection it pushes out of the logging-in pool
+    /// (the newest of the address holding the most, when the pool is full
+    /// and this address holds fewer): the caller closes it.
     ///
     /// # Errors
     ///
     /// [`Hold::Gone`] when it was pushed out meanwhile; [`Hold::RetryAfter`]
     /// when its address is backing off after failed passwords, has spent its
-    /// signatures, or the logging-in pool is full (overall or for its
-    /// address). On an error it stays where it was; the caller closes it.
-    pub fn authorize(&mut self, id: ConnId, now: Instant) -> Result<(), Hold> {
+    /// signatures, or holds its share of the logging-in pool. On an error
+    /// it stays where it was; the caller closes it.
+    pub fn authorize(&mut self, id: ConnId, now: Instant) -> Result<Option<ConnId>, Hold> {
         let group = match self.entries.get(&id) {
             Some(Entry { group, stage: Stage::Waiting }) => *group,
             _ => return Err(Hold::Gone),
         };
-        let here = self.logging_in.get(&group).copied().unwrap_or(0);
-        let full = self.logging_in_total >= self.cfg.max_logging_in.max(1)
-            || here >= self.cfg.max_logging_in_per_address.max(1);
+        let here = self.logging_in.get(&group).map_or(0, VecDeque::len);
+        let mut victim = None;
+        if here >= self.cfg.max_logging_in_per_address.max(1) {
+            return Err(Hold::RetryAfter(BUSY_RETRY));
+        }
+        if self.logging_in_total >= self.cfg.max_logging_in.max(1) {
+            // Full: the address holding the most gives up its newest, if it
+            // holds more than this one; otherwise this one waits.
+            let most = self.logging_in.iter().map(|(g, q)| (q.len(), *g)).max();
+            match most {
+                Some((n, g)) if n > here + 1 => victim = Some(g),
+                _ => return Err(Hold::RetryAfter(BUSY_RETRY)),
+            }
+        }
         let a = self.address(group, now);
         if let Some(until) = a.blocked_until
             && until > now
         {
             return Err(Hold::RetryAfter(until - now));
         }
-        if full {
-            return Err(Hold::RetryAfter(BUSY_RETRY));
-        }
         if let Err(wait) = a.signs.take(now) {
             return Err(Hold::RetryAfter(wait.max(Duration::from_millis(1))));
         }
+        let pushed = victim.and_then(|g| {
+            let q = self.logging_in.get_mut(&g)?;
+            let v = q.pop_back()?;
+            if q.is_empty() {
+                self.logging_in.remove(&g);
+            }
+            self.logging_in_total -= 1;
+            self.entries.remove(&v);
+            Some(v)
+        });
         self.remove_waiting(id, group);
         if let Some(e) = self.entries.get_mut(&id) {
             e.stage = Stage::LoggingIn;
         }
-        *self.logging_in.entry(group).or_default() += 1;
+        self.logging_in.entry(group).or_default().push_back(id);
         self.logging_in_total += 1;
-        Ok(())
+        Ok(pushed)
     }
 
     fn remove_waiting(&mut self, id: ConnId, group: IpAddr) {
@@ -266,50 +305,59 @@ impl Gate {
         match e.stage {
             Stage::Waiting => self.remove_waiting(id, e.group),
             Stage::LoggingIn => {
-                if let Some(n) = self.logging_in.get_mut(&e.group) {
-                    *n -= 1;
-                    if *n == 0 {
+                if let Some(q) = self.logging_in.get_mut(&e.group)
+                    && let Some(pos) = q.iter().position(|x| *x == id)
+                {
+                    q.remove(pos);
+                    self.logging_in_total -= 1;
+                    if q.is_empty() {
                         self.logging_in.remove(&e.group);
                     }
                 }
-                self.logging_in_total -= 1;
             }
         }
     }
 
-    /// A password is about to be checked for a login from `group`. Counted
-    /// as failed until [`Gate::password_ok`] says otherwise, so parallel
-    /// guesses cannot slip through together.
+    /// A password is about to be checked for a login from `group`; say
+    /// [`Gate::password_checked`] with the outcome. Beyond the free
+    /// failures only one password at a time is checked per address, so
+    /// parallel guesses wait their turn.
     ///
     /// # Errors
     ///
     /// How long the address must still wait; the password is then not
     /// checked at all.
-    pub fn password_attempt(&mut self, group: IpAddr, now: Instant) -> Result<Backoff, Duration> {
+    pub fn password_attempt(&mut self, group: IpAddr, now: Instant) -> Result<(), Duration> {
         let a = self.address(group, now);
         if let Some(until) = a.blocked_until
             && until > now
         {
             return Err(until - now);
         }
+        if a.pending > 0 && a.failures + a.pending > FREE_PASSWORD_FAILURES {
+            return Err(ONE_AT_A_TIME);
+        }
+        a.pending += 1;
+        Ok(())
+    }
+
+    /// The outcome of a password [`Gate::password_attempt`] let through.
+    /// Returns the back-off a failure started (for the log).
+    pub fn password_checked(&mut self, group: IpAddr, right: bool, now: Instant) -> Backoff {
+        let a = self.address(group, now);
+        a.pending = a.pending.saturating_sub(1);
+        if right {
+            return Backoff::None;
+        }
         a.failures = a.failures.saturating_add(1);
         a.last_failure = Some(now);
         if a.failures <= FREE_PASSWORD_FAILURES {
-            return Ok(Backoff::None);
+            return Backoff::None;
         }
         let doublings = (a.failures - FREE_PASSWORD_FAILURES - 1).min(16);
         let wait = FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
         a.blocked_until = Some(now + wait);
-        Ok(if a.failures == FREE_PASSWORD_FAILURES + 1 { Backoff::Started(wait) } else { Backoff::Extended(wait) })
-    }
-
-    /// The password was right: `group`'s failures are forgiven.
-    pub fn password_ok(&mut self, group: IpAddr) {
-        if let Some(a) = self.addresses.get_mut(&group) {
-            a.failures = 0;
-            a.last_failure = None;
-            a.blocked_until = None;
-        }
+        if a.failures == FREE_PASSWORD_FAILURES + 1 { Backoff::Started(wait) } else { Backoff::Extended(wait) }
     }
 }
 
@@ -378,16 +426,17 @@ mod tests {
         let mut g = Gate::new(cfg());
         let now = Instant::now();
         assert!(g.admit(1, ip(1)).is_empty());
-        assert_eq!(g.authorize(1, now), Ok(()));
+        assert_eq!(g.authorize(1, now), Ok(None));
         assert_eq!(g.counts(), (0, 1));
         for id in 2..200 {
             assert!(!g.admit(id, ip((id % 50) as u8)).contains(&1));
         }
-        assert_eq!(g.counts(), (8, 1));
+        // The places are shared: seven waiting, one logging in.
+        assert_eq!(g.counts(), (7, 1));
         // Released once it logs in (or closes); twice is harmless.
         g.release(1);
         g.release(1);
-        assert_eq!(g.counts(), (8, 0));
+        assert_eq!(g.counts(), (7, 0));
     }
 
     #[test]
@@ -408,23 +457,53 @@ mod tests {
     }
 
     #[test]
-    fn the_logging_in_pool_is_bounded_per_address_and_overall() {
+    fn the_logging_in_pool_is_bounded_per_address_and_shared_fairly() {
         let mut g = Gate::new(GateConfig { sign_burst_per_address: 100, ..cfg() });
         let now = Instant::now();
         for id in 1..=3 {
             g.admit(id, ip(1));
         }
-        assert_eq!(g.authorize(1, now), Ok(()));
-        assert_eq!(g.authorize(2, now), Ok(()));
-        assert_eq!(g.authorize(3, now), Err(Hold::RetryAfter(BUSY_RETRY)));
-        for (id, n) in [(4, 2), (5, 2), (6, 3)] {
+        assert_eq!(g.authorize(1, now), Ok(None));
+        assert_eq!(g.authorize(2, now), Ok(None));
+        assert_eq!(g.authorize(3, now), Err(Hold::RetryAfter(BUSY_RETRY)), "two per address");
+        for (id, n) in [(4, 2), (5, 2), (6, 3), (7, 3)] {
             g.admit(id, ip(n));
         }
-        assert_eq!(g.authorize(4, now), Ok(()));
-        assert_eq!(g.authorize(5, now), Ok(()));
-        assert_eq!(g.authorize(6, now), Err(Hold::RetryAfter(BUSY_RETRY)), "4 logging in overall");
+        assert_eq!(g.authorize(4, now), Ok(None));
+        assert_eq!(g.authorize(5, now), Ok(None));
+        assert_eq!(g.counts().1, 4, "full");
+        // A newcomer from an address holding none pushes out the newest of
+        // an address holding the most; one holding as many waits.
+        assert_eq!(g.authorize(6, now), Ok(Some(5)));
+        assert_eq!(g.authorize(7, now), Err(Hold::RetryAfter(BUSY_RETRY)));
+        assert_eq!(g.counts().1, 4);
         g.release(1);
-        assert_eq!(g.authorize(6, now), Ok(()));
+        assert_eq!(g.authorize(7, now), Ok(None));
+        assert_eq!(g.authorize(5, now), Err(Hold::Gone), "pushed out");
+    }
+
+    #[test]
+    fn waiting_and_logging_in_together_never_exceed_the_places() {
+        let mut g = Gate::new(GateConfig {
+            max_waiting: 4,
+            max_waiting_per_address: 4,
+            max_logging_in: 4,
+            max_logging_in_per_address: 4,
+            sign_rate_per_address: 1.0,
+            sign_burst_per_address: 100,
+        });
+        let now = Instant::now();
+        for id in 1..=3 {
+            assert!(g.admit(id, ip(1)).is_empty());
+            assert_eq!(g.authorize(id, now), Ok(None));
+        }
+        // One place left: an idle newcomer takes it, the next pushes it out.
+        assert!(g.admit(4, ip(2)).is_empty());
+        assert_eq!(g.admit(5, ip(3)), vec![4]);
+        assert_eq!(g.authorize(5, now), Ok(None));
+        // Every place is logging in: a newcomer is turned away itself.
+        assert_eq!(g.admit(6, ip(4)), vec![6]);
+        assert_eq!(g.counts(), (0, 4));
     }
 
     #[test]
@@ -441,44 +520,81 @@ mod tests {
         }
         g.admit(6, ip(2));
         for id in 1..=3 {
-            assert_eq!(g.authorize(id, now), Ok(()), "burst of 3");
+            assert_eq!(g.authorize(id, now), Ok(None), "burst of 3");
         }
         let Err(Hold::RetryAfter(wait)) = g.authorize(4, now) else { panic!("over the burst") };
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
         // Another address is not affected.
-        assert_eq!(g.authorize(6, now), Ok(()));
+        assert_eq!(g.authorize(6, now), Ok(None));
         // A second later one more token.
-        assert_eq!(g.authorize(4, now + Duration::from_secs(1)), Ok(()));
+        assert_eq!(g.authorize(4, now + Duration::from_secs(1)), Ok(None));
         assert!(g.authorize(5, now + Duration::from_secs(1)).is_err());
     }
 
+    /// One guess through the gate: attempt, then a wrong password.
+    fn guess(g: &mut Gate, from: IpAddr, now: Instant) -> Result<Backoff, Duration> {
+        g.password_attempt(from, now)?;
+        Ok(g.password_checked(from, false, now))
+    }
+
     #[test]
-    fn failed_passwords_back_off_exponentially_and_a_right_one_forgives() {
+    fn failed_passwords_back_off_exponentially_within_bounds() {
         let mut g = Gate::new(cfg());
         let t0 = Instant::now();
         for _ in 0..FREE_PASSWORD_FAILURES {
-            assert_eq!(g.password_attempt(ip(1), t0), Ok(Backoff::None));
+            assert_eq!(guess(&mut g, ip(1), t0), Ok(Backoff::None));
         }
-        assert_eq!(g.password_attempt(ip(1), t0), Ok(Backoff::Started(FIRST_BACKOFF)));
-        // Parallel guesses wait too; another address does not.
+        assert_eq!(guess(&mut g, ip(1), t0), Ok(Backoff::Started(FIRST_BACKOFF)));
+        // Now it waits; another address does not.
         assert_eq!(g.password_attempt(ip(1), t0), Err(FIRST_BACKOFF));
-        assert_eq!(g.password_attempt(ip(2), t0), Ok(Backoff::None));
+        assert_eq!(guess(&mut g, ip(2), t0), Ok(Backoff::None));
         // The key check answers "retry after" too (no signature spent).
         g.admit(1, ip(1));
-        assert_eq!(g.authorize(1, t0 + Duration::from_millis(400)), Err(Hold::RetryAfter(Duration::from_millis(600))));
+        let at = t0 + Duration::from_millis(400);
+        assert_eq!(g.authorize(1, at), Err(Hold::RetryAfter(Duration::from_millis(600))));
         let t1 = t0 + FIRST_BACKOFF;
-        assert_eq!(g.password_attempt(ip(1), t1), Ok(Backoff::Extended(2 * FIRST_BACKOFF)));
+        assert_eq!(guess(&mut g, ip(1), t1), Ok(Backoff::Extended(2 * FIRST_BACKOFF)));
         let t2 = t1 + 2 * FIRST_BACKOFF;
-        assert_eq!(g.password_attempt(ip(1), t2), Ok(Backoff::Extended(4 * FIRST_BACKOFF)));
-        // Bounded.
+        assert_eq!(guess(&mut g, ip(1), t2), Ok(Backoff::Extended(4 * FIRST_BACKOFF)));
         let mut t = t2 + 4 * FIRST_BACKOFF;
         for _ in 0..30 {
-            let Ok(Backoff::Extended(w)) = g.password_attempt(ip(1), t) else { panic!("attempt after the wait") };
+            let Ok(Backoff::Extended(w)) = guess(&mut g, ip(1), t) else { panic!("a try after the wait") };
             assert!(w <= MAX_BACKOFF);
             t += w;
         }
-        g.password_ok(ip(1));
-        assert_eq!(g.password_attempt(ip(1), t), Ok(Backoff::None));
+    }
+
+    #[test]
+    fn right_passwords_in_parallel_are_not_failures_and_guesses_wait_their_turn() {
+        let mut g = Gate::new(cfg());
+        let now = Instant::now();
+        // An office behind one address logging in at once, all right: a
+        // few are checked at once, the rest wait a moment; none counts as
+        // a failure, so nobody is held back after.
+        let mut let_through = 0;
+        for _ in 0..10 {
+            match g.password_attempt(ip(1), now) {
+                Ok(()) => let_through += 1,
+                Err(wait) => assert_eq!(wait, ONE_AT_A_TIME),
+            }
+        }
+        assert_eq!(let_through, FREE_PASSWORD_FAILURES + 1);
+        for _ in 0..let_through {
+            assert_eq!(g.password_checked(ip(1), true, now), Backoff::None);
+        }
+        for _ in 0..10 {
+            assert_eq!(g.password_attempt(ip(1), now), Ok(()));
+            g.password_checked(ip(1), true, now);
+        }
+        // Once the free failures are spent, one in flight at a time.
+        for _ in 0..FREE_PASSWORD_FAILURES {
+            let _ = guess(&mut g, ip(2), now);
+        }
+        let later = now + Duration::from_secs(100);
+        assert_eq!(g.password_attempt(ip(2), later), Ok(()));
+        assert_eq!(g.password_attempt(ip(2), later), Err(ONE_AT_A_TIME));
+        g.password_checked(ip(2), true, later);
+        assert_eq!(g.password_attempt(ip(2), later), Ok(()));
     }
 
     #[test]
@@ -486,12 +602,19 @@ mod tests {
         let mut g = Gate::new(cfg());
         let t0 = Instant::now();
         let mut answered = 0;
-        // Twelve guessers hammering every 10 ms for 6 s.
+        // Twelve guessers, each checked 10 ms after it was let through.
+        let mut in_flight: Vec<Instant> = Vec::new();
         for step in 0..600 {
             let now = t0 + Duration::from_millis(10 * step);
-            for _ in 0..12 {
+            let (done, still): (Vec<_>, Vec<_>) = in_flight.into_iter().partition(|t| *t <= now);
+            in_flight = still;
+            for _ in done {
+                g.password_checked(ip(1), false, now);
+                answered += 1;
+            }
+            for _ in in_flight.len()..12 {
                 if g.password_attempt(ip(1), now).is_ok() {
-                    answered += 1;
+                    in_flight.push(now + Duration::from_millis(10));
                 }
             }
         }
@@ -503,9 +626,9 @@ mod tests {
         let mut g = Gate::new(cfg());
         let t0 = Instant::now();
         for _ in 0..=FREE_PASSWORD_FAILURES {
-            let _ = g.password_attempt(ip(1), t0);
+            let _ = guess(&mut g, ip(1), t0);
         }
         let later = t0 + FORGET_FAILURES + Duration::from_secs(1);
-        assert_eq!(g.password_attempt(ip(1), later), Ok(Backoff::None));
+        assert_eq!(guess(&mut g, ip(1), later), Ok(Backoff::None));
     }
 }

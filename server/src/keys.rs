@@ -3,7 +3,7 @@
 //! refuses to use one that group or others can read.
 
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use protocol::crypto::{Identity, Psk};
@@ -42,25 +42,32 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
     move |source| KeyFileError::Io { path: path.to_owned(), source }
 }
 
-/// Writes `contents` to `path` with mode 0600, atomically (temp file, rename).
+/// Writes `contents` to `path` with mode 0600, atomically: into a new
+/// temporary file in the same directory (random name, created exclusively,
+/// so a symlink planted there is never followed), synced, then renamed over
+/// `path` (which replaces a symlink at `path` rather than writing through it).
 ///
 /// # Errors
 ///
 /// [`KeyFileError::Io`] if the directory is not writable.
 pub fn write_secret(path: &Path, contents: &str) -> Result<(), KeyFileError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let name = path.file_name().map_or_else(|| "key".into(), |n| n.to_string_lossy());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(contents.as_bytes()).and_then(|()| tmp.as_file().sync_all()).map_err(io_err(tmp.path()))?;
+    tmp.persist(path).map_err(|e| KeyFileError::Io { path: path.to_owned(), source: e.error })?;
+    Ok(())
 }
 
 /// Reads a secret file after checking that only its owner can read it.
@@ -158,6 +165,34 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = load_or_create_psk(&p).expect_err("too open").to_string();
         assert!(e.contains("chmod 600") && e.contains("0644"), "{e}");
+    }
+
+    /// Issue 13 item 10: someone who can write to the key's directory
+    /// plants symlinks at the old predictable temporary name and at the key
+    /// itself; `gen-key` follows neither.
+    #[test]
+    fn planted_symlinks_are_not_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("server.key");
+        let (victim_tmp, victim_key) = (dir.path().join("victim-tmp"), dir.path().join("victim-key"));
+        std::fs::write(&victim_tmp, "untouched").expect("write");
+        std::fs::write(&victim_key, "untouched").expect("write");
+        std::fs::set_permissions(&victim_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let old_tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        symlink(&victim_tmp, &old_tmp).expect("plant");
+        symlink(&victim_key, &p).expect("plant");
+        let key = generate_psk(&p).expect("written");
+        let meta = std::fs::symlink_metadata(&p).expect("exists");
+        assert!(meta.file_type().is_file(), "the key is a regular file, not the planted link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&p).expect("read").trim(), key);
+        assert_eq!(std::fs::read_to_string(&victim_tmp).expect("read"), "untouched");
+        assert_eq!(std::fs::read_to_string(&victim_key).expect("read"), "untouched");
+        assert_eq!(std::fs::metadata(&victim_key).expect("meta").permissions().mode() & 0o777, 0o644);
+        assert!(std::fs::symlink_metadata(&old_tmp).expect("still there").file_type().is_symlink());
+        // Nothing else is left behind: the two victims, the planted link, the key.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 4);
     }
 
     #[test]

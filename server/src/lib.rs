@@ -6,6 +6,8 @@
 //! - [`gate`]: who may wait, cost a signature or try a password (sans-IO).
 //! - [`listener`]: accepts connections, starts sessions, keeps the gate.
 //! - [`session`]: one actor per connection.
+//! - [`writer`]: a session's writer task (sealing, batching, the last word).
+//! - [`rules`]: a session's rate, flood and settled-id rules (sans-IO).
 //! - [`roster`]: who is here; text and presence fan-out.
 //! - [`signer`]: RSA signing on worker threads.
 //! - [`voice_relay`]: the UDP voice relay.
@@ -21,6 +23,21 @@ pub mod listener;
 pub mod messages;
 pub mod metrics;
 pub mod roster;
+pub mod rules;
 pub mod session;
 pub mod signer;
 pub mod voice_relay;
+pub mod writer;
+
+#[cfg(test)]
+mod tests {
+    /// Issue 13 item 12: `-v` works in release builds too. slog drops
+    /// records above a compile-time maximum before any runtime filter sees
+    /// them (Info in release, Debug in debug builds, unless features say
+    /// otherwise); the workspace raises it to Trace in every profile.
+    #[test]
+    fn verbose_records_survive_in_every_profile() {
+        let max = slog::__slog_static_max_level();
+        assert!(max.accepts(slog::Level::Debug) && max.accepts(slog::Level::Trace), "compile-time maximum {max:?}");
+    }
+}

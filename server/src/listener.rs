@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -16,10 +16,29 @@ use slog::{Logger, debug, info, warn};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::gate::{Backoff, ConnId, Gate, GateConfig, Hold};
-use crate::messages::{Authorize, GateHandle, PasswordAttempt, PasswordOk, Release, ToSession};
+use crate::messages::{Authorize, GateHandle, PasswordAttempt, PasswordChecked, Release, ToSession};
 use crate::roster::Roster;
-use crate::session::{CountGuard, Session, SessionConfig};
+use crate::session::{Session, SessionConfig};
 use crate::signer::Signer;
+
+/// Decrements a shared counter when dropped (the open connections, which
+/// shutdown waits for).
+#[derive(Debug)]
+pub struct CountGuard(Arc<AtomicUsize>);
+
+impl CountGuard {
+    /// Increments `counter` for the guard's lifetime.
+    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Accepts connections.
 pub struct Listener {
@@ -116,7 +135,13 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
         self.next_id += 1;
         let group = address_group(peer.ip());
         for victim in self.gate.admit(id, group) {
-            debug!(self.log, "too many connections waiting for their key check; closing one"; "peer" => %peer);
+            if victim == id {
+                // Every place is held by a login in progress: this one goes.
+                debug!(self.log, "no place for a new connection; closing it"; "peer" => %peer);
+                return;
+            }
+            debug!(self.log, "too many connections waiting for their key check; one gives way";
+                "session" => victim, "for" => id);
             if let Some(s) = self.sessions.remove(&victim) {
                 s.do_send(ToSession::Evict);
             }
@@ -133,7 +158,7 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             group,
             authorize: me.clone().recipient(),
             password: me.clone().recipient(),
-            password_ok: me.clone().recipient(),
+            password_checked: me.clone().recipient(),
             release: me.recipient(),
         };
         let (log, cfg, roster, signer) = (self.log.clone(), self.cfg.clone(), self.roster.clone(), self.signer.clone());
@@ -159,10 +184,24 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
 impl Handler<Authorize> for Listener {
     type Result = MessageResult<Authorize>;
     fn handle(&mut self, msg: Authorize, _: &mut Context<Self>) -> Self::Result {
-        let r = self.gate.authorize(msg.id, Instant::now());
-        if let Err(Hold::RetryAfter(wait)) = r {
-            debug!(self.log, "key holder asked to wait"; "session" => msg.id, "retry_after_ms" => wait.as_millis());
-        }
+        let r = match self.gate.authorize(msg.id, Instant::now()) {
+            Ok(pushed) => {
+                if let Some(victim) = pushed {
+                    debug!(self.log, "logins in progress full; the address holding the most gives way";
+                        "session" => victim, "for" => msg.id);
+                    if let Some(s) = self.sessions.remove(&victim) {
+                        s.do_send(ToSession::Evict);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Hold::RetryAfter(wait) = e {
+                    debug!(self.log, "key holder asked to wait"; "session" => msg.id, "retry_after_ms" => wait.as_millis());
+                }
+                Err(e)
+            }
+        };
         MessageResult(r)
     }
 }
@@ -178,26 +217,24 @@ impl Handler<Release> for Listener {
 impl Handler<PasswordAttempt> for Listener {
     type Result = MessageResult<PasswordAttempt>;
     fn handle(&mut self, msg: PasswordAttempt, _: &mut Context<Self>) -> Self::Result {
-        let r = self.gate.password_attempt(msg.0, Instant::now());
-        match r {
-            // Once per address and window at info; the rest at debug.
-            Ok(Backoff::Started(wait)) => {
-                info!(self.log, "failed passwords from one address; it now waits between tries";
-                    "address" => %msg.0, "wait_ms" => wait.as_millis());
-            }
-            Ok(Backoff::Extended(wait)) => {
-                debug!(self.log, "failed passwords: longer wait"; "address" => %msg.0, "wait_ms" => wait.as_millis());
-            }
-            _ => {}
-        }
-        MessageResult(r.map(|_| ()))
+        MessageResult(self.gate.password_attempt(msg.0, Instant::now()))
     }
 }
 
-impl Handler<PasswordOk> for Listener {
+impl Handler<PasswordChecked> for Listener {
     type Result = ();
-    fn handle(&mut self, msg: PasswordOk, _: &mut Context<Self>) {
-        self.gate.password_ok(msg.0);
+    fn handle(&mut self, msg: PasswordChecked, _: &mut Context<Self>) {
+        match self.gate.password_checked(msg.group, msg.right, Instant::now()) {
+            // Once per address and window at info; the rest at debug.
+            Backoff::Started(wait) => {
+                info!(self.log, "wrong passwords from one address; it now waits between tries";
+                    "address" => %msg.group, "wait_ms" => wait.as_millis());
+            }
+            Backoff::Extended(wait) => {
+                debug!(self.log, "wrong passwords: longer wait"; "address" => %msg.group, "wait_ms" => wait.as_millis());
+            }
+            Backoff::None => {}
+        }
     }
 }
 

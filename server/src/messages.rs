@@ -218,17 +218,6 @@ pub struct RelayRemove {
     pub voice_id: u32,
 }
 
-/// Relay → roster: packets for this member arrive from a new address; send
-/// it this challenge over its TCP session.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct AddressChallenge {
-    /// Voice id.
-    pub voice_id: u32,
-    /// The challenge to echo from the new address.
-    pub challenge: [u8; 16],
-}
-
 /// Session → listener: the connection passed the key check; may it cost a
 /// signature now? (It leaves the pool that idle connections can push out.)
 #[derive(Debug, Message)]
@@ -249,10 +238,16 @@ pub struct Release(pub SessionId);
 #[rtype(result = "Result<(), std::time::Duration>")]
 pub struct PasswordAttempt(pub std::net::IpAddr);
 
-/// Session → listener: the password from this address group was right.
+/// Session → listener: how the password a [`PasswordAttempt`] let through
+/// turned out.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct PasswordOk(pub std::net::IpAddr);
+pub struct PasswordChecked {
+    /// The address group it came from.
+    pub group: std::net::IpAddr,
+    /// Whether it was right.
+    pub right: bool,
+}
 
 /// A session's way to the gate (see [`crate::gate`]): its id, its address
 /// group, and the listener's mailboxes. Dropping it releases the session's
@@ -267,8 +262,8 @@ pub struct GateHandle {
     pub authorize: Recipient<Authorize>,
     /// Asks to check a password.
     pub password: Recipient<PasswordAttempt>,
-    /// Says the password was right.
-    pub password_ok: Recipient<PasswordOk>,
+    /// Says how the password turned out.
+    pub password_checked: Recipient<PasswordChecked>,
     /// Says the session logged in or closed.
     pub release: Recipient<Release>,
 }

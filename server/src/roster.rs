@@ -1,24 +1,28 @@
 //! The `Roster` actor: who is connected under which name, and the only path
 //! of text and presence fan-out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use protocol::message::{self, DisconnectCause, ServerMessage, VoiceUser, name_key};
+use protocol::escape::Escaped;
+use protocol::message::{self, DisconnectCause, NameKeys, ServerMessage, VoiceUser, name_key, name_keys};
 use slog::{Logger, debug, info, warn};
 
 use crate::messages::{
-    AddressChallenge, Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove,
-    SessionId, SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
+    Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove, SessionId,
+    SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::metrics::{Metrics, Snapshot, TakeSnapshot};
 use crate::voice_relay::VoiceRelay;
 
 struct Member {
     name: String,
-    key: String,
+    /// What makes the name unique ([`name_keys`]).
+    key: NameKeys,
+    /// Where it sorts in user lists ([`name_key`]).
+    sort: String,
     mailbox: Recipient<ToSession>,
     outbox: Outbox,
     /// The secret that lets this user take the name back.
@@ -30,9 +34,13 @@ struct Member {
 /// A session that ended without quitting, kept for a while so its user can
 /// resume with the ids the server already took.
 struct Gone {
-    key: String,
+    /// The name exactly as it was (only that spelling takes it back).
+    name: String,
+    key: NameKeys,
     ledger: SharedLedger,
     at: Instant,
+    /// Where it was logged in from (held names are capped per address).
+    ip: Option<std::net::IpAddr>,
 }
 
 /// How long an ended session can be resumed (its name is held that long).
@@ -49,14 +57,19 @@ pub struct Roster {
     log: Logger,
     max_clients: usize,
     members: HashMap<SessionId, Member>,
-    /// Name keys (case-folded) in order: the user list comes sorted.
-    names: BTreeMap<String, SessionId>,
+    /// Members in user-list order (case-insensitive sort key, session).
+    order: BTreeSet<(String, SessionId)>,
+    /// Each member's look-alike keys ([`NameKeys`]): a name whose visual
+    /// or caseless key is here is taken.
+    by_visual: HashMap<String, SessionId>,
+    by_caseless: HashMap<String, SessionId>,
     relay: Option<Addr<VoiceRelay>>,
     shutting_down: bool,
     /// Who is in voice: session → voice id, and back.
     voice: BTreeMap<SessionId, u32>,
+    /// Voice ids are random (they travel in clear in every UDP packet: a
+    /// stranger cannot guess the next one).
     voice_ids: HashMap<u32, SessionId>,
-    next_voice_id: u32,
     /// Latest loss report per speaker (voice id) and listener (session).
     reports: HashMap<u32, HashMap<SessionId, (u16, u16, Instant)>>,
     /// Ended sessions that may still be resumed, by resume token.
@@ -85,12 +98,13 @@ impl Roster {
             log,
             max_clients,
             members: HashMap::new(),
-            names: BTreeMap::new(),
+            order: BTreeSet::new(),
+            by_visual: HashMap::new(),
+            by_caseless: HashMap::new(),
             relay,
             shutting_down: false,
             voice: BTreeMap::new(),
             voice_ids: HashMap::new(),
-            next_voice_id: u32::from_be_bytes(protocol::crypto::random_bytes::<4>()) | 1,
             reports: HashMap::new(),
             gone: HashMap::new(),
             per_ip: HashMap::new(),
@@ -108,7 +122,9 @@ impl Roster {
 
     fn remove_member(&mut self, id: SessionId) -> Option<Member> {
         let m = self.members.remove(&id)?;
-        self.names.remove(&m.key);
+        self.order.remove(&(m.sort.clone(), id));
+        self.by_visual.remove(&m.key.visual);
+        self.by_caseless.remove(&m.key.caseless);
         if let Some(ip) = m.ip
             && let Some(n) = self.per_ip.get_mut(&ip)
         {
@@ -122,10 +138,31 @@ impl Roster {
 
     /// Forgets resumable sessions past their time, and the oldest beyond
     /// `max_clients` of them.
+    /// Beyond `max_clients` held sessions in all, the oldest of the address
+    /// holding the most gives way (one key holder dropping many names
+    /// cannot push everyone else's held names out); beyond
+    /// `max_clients_per_address` from one address, its own oldest.
     fn prune_gone(&mut self, now: Instant) {
         self.gone.retain(|_, g| now.duration_since(g.at) < RESUME_TTL);
-        while self.gone.len() > self.max_clients {
-            let Some(oldest) = self.gone.iter().min_by_key(|(_, g)| g.at).map(|(t, _)| t.clone()) else { break };
+        loop {
+            let mut per_ip: HashMap<Option<std::net::IpAddr>, usize> = HashMap::new();
+            for g in self.gone.values() {
+                *per_ip.entry(g.ip).or_default() += 1;
+            }
+            let over_address = per_ip.iter().find(|(_, n)| **n > self.max_per_ip).map(|(ip, _)| *ip);
+            let victim_ip = match over_address {
+                Some(ip) => ip,
+                None if self.gone.len() > self.max_clients => match per_ip.into_iter().max_by_key(|(_, n)| *n) {
+                    Some((ip, _)) => ip,
+                    None => break,
+                },
+                None => break,
+            };
+            let Some(oldest) =
+                self.gone.iter().filter(|(_, g)| g.ip == victim_ip).min_by_key(|(_, g)| g.at).map(|(t, _)| t.clone())
+            else {
+                break;
+            };
             self.gone.remove(&oldest);
         }
     }
@@ -154,29 +191,48 @@ impl Roster {
     }
 
     fn users(&self) -> Vec<String> {
-        self.names.values().filter_map(|id| self.members.get(id)).map(|m| m.name.clone()).collect()
+        self.order.iter().filter_map(|(_, id)| self.members.get(id)).map(|m| m.name.clone()).collect()
     }
 
-    /// Sends one shared encoded message to everyone but `except`. A full
-    /// mailbox means a hopelessly slow reader: it is kicked, never waited for.
-    /// Returns how many sessions it was queued for.
+    /// The sessions holding a name that `key` makes the same (none, one, or
+    /// two different ones).
+    fn holders(&self, key: &NameKeys) -> BTreeSet<SessionId> {
+        [self.by_visual.get(&key.visual), self.by_caseless.get(&key.caseless)].into_iter().flatten().copied().collect()
+    }
+
+    /// Sends one shared encoded message to everyone but `except`; returns
+    /// how many sessions it was queued for.
     fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) -> u64 {
         let payload = Bytes::from(message::encode(msg));
         let mut delivered = 0;
         for (id, m) in &self.members {
-            if Some(*id) == except {
-                continue;
-            }
-            match m.outbox.deliver(payload.clone()) {
-                Ok(()) => delivered += 1,
-                Err(Undelivered::Closed) => {}
-                Err(Undelivered::Full) => {
-                    warn!(self.log, "session mailbox full; disconnecting slow reader"; "session" => id);
-                    m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
-                }
+            if Some(*id) != except && self.deliver(*id, m, payload.clone()) {
+                delivered += 1;
             }
         }
         delivered
+    }
+
+    /// Queues `msg` for session `id` alone.
+    fn deliver_to(&self, id: SessionId, msg: &ServerMessage) {
+        if let Some(m) = self.members.get(&id) {
+            self.deliver(id, m, Bytes::from(message::encode(msg)));
+        }
+    }
+
+    /// Every send goes through here: a full queue means a hopelessly slow
+    /// reader, who is kicked, never waited for; a closed one is a session
+    /// on its way out. Returns whether `payload` was queued.
+    fn deliver(&self, id: SessionId, m: &Member, payload: Bytes) -> bool {
+        match m.outbox.deliver(payload) {
+            Ok(()) => true,
+            Err(Undelivered::Closed) => false,
+            Err(Undelivered::Full) => {
+                warn!(self.log, "session queue full; disconnecting slow reader"; "session" => id);
+                m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
+                false
+            }
+        }
     }
 }
 
@@ -192,13 +248,20 @@ impl Handler<Join> for Roster {
         }
         let now = Instant::now();
         self.prune_gone(now);
-        let key = name_key(&msg.name);
+        let key = name_keys(&msg.name);
+        let holders = self.holders(&key);
         // Decide everything first; change nothing until every check passed.
-        let takeover = match self.names.get(&key) {
+        let takeover = match holders.first() {
+            // Look-alikes of two users' names: taken whatever the token.
+            Some(_) if holders.len() > 1 => return Err(JoinRefusal::NameTaken),
             // Taken: only by this user's own earlier session, proven by its token.
+            // The same name exactly: a token never renames its holder.
             Some(&old) => {
-                let owns =
-                    self.members.get(&old).zip(msg.resume.as_deref()).is_some_and(|(m, t)| same_token(&m.resume, t));
+                let owns = self
+                    .members
+                    .get(&old)
+                    .zip(msg.resume.as_deref())
+                    .is_some_and(|(m, t)| m.name == msg.name && same_token(&m.resume, t));
                 if !owns {
                     return Err(JoinRefusal::NameTaken);
                 }
@@ -207,10 +270,10 @@ impl Handler<Join> for Roster {
             None => None,
         };
         // Held for a user whose connection dropped: only their token takes it.
-        if takeover.is_none()
-            && let Some((token, g)) = self.gone.iter().find(|(_, g)| g.key == key)
-            && !msg.resume.as_deref().is_some_and(|t| same_token(token, t))
-        {
+        // Any look-alike of a held name is refused too.
+        if let Some((_, g)) = self.gone.iter().find(|(token, g)| {
+            g.key.collides(&key) && !(g.name == msg.name && msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
+        }) {
             return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
         }
         let freed_ip = takeover.and_then(|old| self.members.get(&old)).and_then(|m| m.ip);
@@ -239,9 +302,9 @@ impl Handler<Join> for Roster {
             // What the old session still takes counts as the new one's.
             self.replaced.insert(old, msg.id);
             resumed = true;
-            info!(self.log, "session resumed"; "user" => &msg.name, "replaces" => old);
+            info!(self.log, "session resumed"; "user" => %Escaped(&msg.name), "replaces" => old);
         } else if let Some(token) = msg.resume.as_deref()
-            && self.gone.get(token).is_some_and(|g| g.key == key)
+            && self.gone.get(token).is_some_and(|g| g.name == msg.name)
             && let Some(g) = self.gone.remove(token)
         {
             if !msg.restored {
@@ -259,11 +322,14 @@ impl Handler<Join> for Roster {
         if let Some(ip) = msg.ip {
             *self.per_ip.entry(ip).or_default() += 1;
         }
-        self.names.insert(key.clone(), msg.id);
-        let outbox = msg.outbox.clone();
+        let sort = name_key(&msg.name);
+        self.order.insert((sort.clone(), msg.id));
+        self.by_visual.insert(key.visual.clone(), msg.id);
+        self.by_caseless.insert(key.caseless.clone(), msg.id);
         let member = Member {
             name: msg.name.clone(),
             key,
+            sort,
             mailbox: msg.mailbox,
             outbox: msg.outbox,
             resume: resume.clone(),
@@ -280,9 +346,9 @@ impl Handler<Join> for Roster {
             limits: msg.limits,
             resume: Some(resume),
         };
-        let _ = outbox.deliver(Bytes::from(message::encode(&welcome)));
+        self.deliver_to(msg.id, &welcome);
         if !self.voice.is_empty() {
-            let _ = outbox.deliver(Bytes::from(message::encode(&self.voice_users())));
+            self.deliver_to(msg.id, &self.voice_users());
         }
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len(), "resumed" => resumed);
         Ok(Joined { users: self.members.len(), ledger, resumed })
@@ -299,14 +365,16 @@ impl Handler<Leave> for Roster {
                 let now = Instant::now();
                 // One resumable session per name: logging in and out cannot
                 // push everyone else's out.
-                self.gone.retain(|_, g| g.key != m.key);
-                self.gone.insert(m.resume.clone(), Gone { key: m.key.clone(), ledger: m.ledger.clone(), at: now });
+                self.gone.retain(|_, g| !g.key.collides(&m.key));
+                let gone =
+                    Gone { name: m.name.clone(), key: m.key.clone(), ledger: m.ledger.clone(), at: now, ip: m.ip };
+                self.gone.insert(m.resume.clone(), gone);
                 self.prune_gone(now);
             }
             if was_in_voice {
                 self.fan_out(&self.voice_users(), None);
             }
-            info!(self.log, "user left"; "user" => &m.name, "users" => self.members.len());
+            info!(self.log, "user left"; "user" => %Escaped(&m.name), "users" => self.members.len());
             self.fan_out(&ServerMessage::Left { user: m.name }, None);
         }
     }
@@ -378,20 +446,21 @@ impl Handler<VoiceJoin> for Roster {
             return None;
         }
         self.leave_voice(msg.id);
-        let mut vid = self.next_voice_id;
-        while vid == 0 || self.voice_ids.contains_key(&vid) {
-            vid = vid.wrapping_add(1);
-        }
-        self.next_voice_id = vid.wrapping_add(1);
+        let vid = loop {
+            let vid = u32::from_be_bytes(protocol::crypto::random_bytes::<4>());
+            if vid != 0 && !self.voice_ids.contains_key(&vid) {
+                break vid;
+            }
+        };
         relay.do_send(RelayAdd { voice_id: vid, up_key: msg.up_key, down_key: msg.down_key });
         self.voice.insert(msg.id, vid);
         self.voice_ids.insert(vid, msg.id);
         info!(self.log, "voice joined"; "session" => msg.id, "voice_id" => vid, "in_voice" => self.voice.len());
         // The answer first, then everyone's new voice list.
-        if let Some(m) = self.members.get(&msg.id) {
-            let joined = ServerMessage::VoiceJoined { voice_id: vid, udp_port: msg.udp_port, epoch: msg.epoch };
-            let _ = m.outbox.deliver(Bytes::from(message::encode(&joined)));
-        }
+        self.deliver_to(
+            msg.id,
+            &ServerMessage::VoiceJoined { voice_id: vid, udp_port: msg.udp_port, epoch: msg.epoch },
+        );
         self.fan_out(&self.voice_users(), None);
         Some(vid)
     }
@@ -401,9 +470,7 @@ impl Handler<VoiceLeave> for Roster {
     type Result = ();
     fn handle(&mut self, msg: VoiceLeave, _: &mut Context<Self>) {
         let left = self.leave_voice(msg.id);
-        if let Some(m) = self.members.get(&msg.id) {
-            let _ = m.outbox.deliver(Bytes::from(message::encode(&ServerMessage::VoiceLeft)));
-        }
+        self.deliver_to(msg.id, &ServerMessage::VoiceLeft);
         if left {
             info!(self.log, "voice left"; "session" => msg.id, "in_voice" => self.voice.len());
             self.fan_out(&self.voice_users(), None);
@@ -429,17 +496,6 @@ impl Handler<VoiceReport> for Roster {
         // The speaker protects for its worst listener.
         let (loss_permille, burst_x10) =
             reports.values().fold((0, 10), |(l, b), (rl, rb, _)| (l.max(*rl), if *rl > 0 { b.max(*rb) } else { b }));
-        let Some(m) = self.members.get(&speaker_session) else { return };
-        let fb = ServerMessage::VoiceFeedback { loss_permille, burst_x10 };
-        let _ = m.outbox.deliver(Bytes::from(message::encode(&fb)));
-    }
-}
-
-impl Handler<AddressChallenge> for Roster {
-    type Result = ();
-    fn handle(&mut self, msg: AddressChallenge, _: &mut Context<Self>) {
-        let Some(m) = self.voice_ids.get(&msg.voice_id).and_then(|sid| self.members.get(sid)) else { return };
-        let c = ServerMessage::VoiceChallenge { challenge: msg.challenge };
-        let _ = m.outbox.deliver(Bytes::from(message::encode(&c)));
+        self.deliver_to(speaker_session, &ServerMessage::VoiceFeedback { loss_permille, burst_x10 });
     }
 }

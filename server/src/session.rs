@@ -12,36 +12,34 @@
 //! consecutive.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bytes::Bytes;
 use protocol::PROTOCOL_VERSION;
-use protocol::crypto::{Opener, Psk, Sealer};
+use protocol::crypto::{Opener, Psk};
+use protocol::escape::Escaped;
 use protocol::frame::{CodecError, FrameCodec};
 use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, SignRequest};
-use protocol::message::{
-    self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage, TextError,
-};
-use protocol::rate::TokenBucket;
+use protocol::message::{self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage};
 use sha2::{Digest, Sha256};
 use slog::{Logger, debug, info, o, warn};
 use subtle::ConstantTimeEq;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
 use crate::gate::Hold;
+use crate::listener::CountGuard;
 use crate::messages::{
     Authorize, Broadcast, GateHandle, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox,
-    PasswordAttempt, PasswordOk, SessionId, SharedLedger, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
 use crate::metrics::{Metrics, Outcome};
 use crate::roster::Roster;
+use crate::rules::{self, ChatVerdict, Decision, Pace, Rules};
 use crate::signer::{Sign, Signer};
+use crate::writer;
 
 /// Settings every session shares.
 #[derive(Debug)]
@@ -63,7 +61,7 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// A stalled write this long ends the session.
     pub write_timeout: Duration,
-    /// Rate-limited messages within [`FLOOD_WINDOW`] before a disconnect.
+    /// Rate-limited messages within [`rules::FLOOD_WINDOW`] before a disconnect.
     pub flood_limit: u32,
     /// Frames queued before a reader counts as hopelessly slow.
     pub outbound_queue: usize,
@@ -73,27 +71,6 @@ pub struct SessionConfig {
     pub voice_port: Option<u16>,
     /// What the sessions count.
     pub metrics: Arc<Metrics>,
-}
-
-/// Window over which rate-limit violations are counted.
-pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
-
-/// Decrements a shared counter when dropped.
-#[derive(Debug)]
-pub struct CountGuard(Arc<AtomicUsize>);
-
-impl CountGuard {
-    /// Increments `counter` for the guard's lifetime.
-    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for CountGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 enum Phase {
@@ -120,17 +97,8 @@ pub struct Session {
     keys: Option<protocol::crypto::SessionKeys>,
     voice_epoch: u32,
     last_rx: Instant,
-    bucket: TokenBucket,
-    /// Budget for voice loss reports.
-    report_bucket: TokenBucket,
-    flood_start: Instant,
-    flood_count: u32,
-    /// Chat ids settled (taken or finally refused); shared with a session
-    /// that resumes this one.
-    ledger: SharedLedger,
-    /// Lowest id nacked for the rate and not yet resent: later ids wait too,
-    /// so messages are delivered in the order they were sent.
-    blocked_from: Option<u64>,
+    /// Rate, flood rule and settled ids (see [`crate::rules`]).
+    rules: Rules,
     /// The session's place at the gate until it logs in (dropping it
     /// releases the place).
     gate: Option<GateHandle>,
@@ -146,11 +114,6 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session").field("id", &self.id).finish_non_exhaustive()
     }
 }
-
-/// The writer task reports why it stopped.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct WriterFailed(String);
 
 impl Session {
     /// A session for an accepted connection.
@@ -169,7 +132,7 @@ impl Session {
         let peer_ip = peer_addr.map(|a| crate::listener::address_group(a.ip()));
         let peer = peer_addr.map_or_else(|| "?".to_owned(), |a| a.to_string());
         let now = Instant::now();
-        let bucket = TokenBucket::new(f64::from(cfg.limits.rate_per_sec), cfg.limits.burst, now);
+        let rules = Rules::new(f64::from(cfg.limits.rate_per_sec), cfg.limits.burst, cfg.flood_limit, now);
         Self {
             id,
             log: log.new(o!("session" => id, "peer" => peer)),
@@ -184,12 +147,7 @@ impl Session {
             voice_epoch: 0,
             opener: None,
             last_rx: now,
-            bucket,
-            report_bucket: TokenBucket::new(20.0, 40, now),
-            flood_start: now,
-            flood_count: 0,
-            ledger: SharedLedger::default(),
-            blocked_from: None,
+            rules,
             gate: Some(gate),
             open: Some(open),
             resumable: true,
@@ -238,7 +196,7 @@ impl Session {
 
     /// Refuses the login, saying how long until trying again may work.
     fn refuse_for(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String, retry: Option<Duration>) {
-        info!(self.log, "login refused"; "code" => ?code, "reason" => &reason);
+        info!(self.log, "login refused"; "code" => ?code, "reason" => %Escaped(&reason));
         self.cfg.metrics.handshake(match code {
             RefusalCode::WrongPassword => Outcome::BadPassword,
             RefusalCode::RetryLater => Outcome::RateLimited,
@@ -253,7 +211,7 @@ impl Session {
     /// Final (not resumable) except for an idle timeout, which is what a
     /// silently dead connection looks like.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
-        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => detail);
+        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => %Escaped(detail));
         self.cfg.metrics.kick(cause);
         if cause != DisconnectCause::IdleTimeout {
             self.resumable = false;
@@ -299,7 +257,7 @@ impl Session {
             }
             Ok(ServerStep::Reject { reply, reason }) => {
                 // Debug, not info: a flood of bad handshakes must not flood the log.
-                debug!(self.log, "handshake refused"; "reason" => %reason);
+                debug!(self.log, "handshake refused"; "reason" => %Escaped(&reason.to_string()));
                 self.cfg.metrics.handshake(match reason {
                     protocol::error::HandshakeError::VersionMismatch { .. } => Outcome::Refused,
                     _ => Outcome::WrongKey,
@@ -308,7 +266,7 @@ impl Session {
                 self.close(ctx);
             }
             Err(e) => {
-                info!(self.log, "handshake failed"; "error" => %e);
+                info!(self.log, "handshake failed"; "error" => %Escaped(&e.to_string()));
                 self.close(ctx);
             }
         }
@@ -334,7 +292,7 @@ impl Session {
                         debug!(act.log, "handshake complete");
                     }
                     Err(e) => {
-                        info!(act.log, "handshake failed"; "error" => %e);
+                        info!(act.log, "handshake failed"; "error" => %Escaped(&e.to_string()));
                         act.close(ctx);
                     }
                 }
@@ -356,8 +314,8 @@ impl Session {
         if self.cfg.password_hash.is_none() {
             return self.join(ctx, username, resume, restored, first_id);
         }
-        // The gate counts the attempt as failed until told otherwise, so
-        // parallel guesses from one address wait together.
+        // The gate lets a password be checked (beyond the free failures one
+        // at a time per address) and hears how it turned out.
         let Some(gate) = &self.gate else { return self.close(ctx) };
         let group = gate.group;
         gate.password
@@ -377,12 +335,13 @@ impl Session {
                     Err(_) => return act.close(ctx),
                 }
                 let given: [u8; 32] = Sha256::digest(password.as_deref().unwrap_or("").as_bytes()).into();
-                if !bool::from(given.ct_eq(expected)) {
+                let right = bool::from(given.ct_eq(expected));
+                if let Some(gate) = &act.gate {
+                    gate.password_checked.do_send(PasswordChecked { group, right });
+                }
+                if !right {
                     let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
                     return act.refuse(ctx, RefusalCode::WrongPassword, reason.into());
-                }
-                if let Some(gate) = &act.gate {
-                    gate.password_ok.do_send(PasswordOk(group));
                 }
                 act.join(ctx, username, resume, restored, first_id);
             })
@@ -398,10 +357,8 @@ impl Session {
         restored: bool,
         first_id: Option<u64>,
     ) {
-        if let Some(first) = first_id
-            && let Ok(mut l) = self.ledger.lock()
-        {
-            *l = protocol::delivery::Ledger::starting_at(first);
+        if let Some(first) = first_id {
+            self.rules.start_ledger_at(first);
         }
         let Some(out) = self.out.clone() else { return self.close(ctx) };
         let join = Join {
@@ -410,7 +367,7 @@ impl Session {
             resume,
             restored,
             ip: self.peer_ip,
-            ledger: self.ledger.clone(),
+            ledger: self.rules.ledger().clone(),
             mailbox: ctx.address().recipient(),
             outbox: Outbox(out.clone()),
             limits: self.cfg.limits,
@@ -421,12 +378,12 @@ impl Session {
             .map(move |res, act, ctx| match res {
                 Ok(Ok(Joined { users, ledger, resumed })) => {
                     // The roster has queued the welcome.
-                    act.log = act.log.new(o!("user" => username.clone()));
+                    act.log = act.log.new(o!("user" => Escaped(&username).to_string()));
                     info!(act.log, "user joined"; "users" => users, "resumed" => resumed);
                     act.cfg.metrics.handshake(Outcome::Ok);
                     act.gate = None;
                     act.phase = Phase::Chat;
-                    act.ledger = ledger;
+                    act.rules.set_ledger(ledger);
                 }
                 Ok(Err(JoinRefusal::NameTaken)) => {
                     act.refuse(ctx, RefusalCode::NameTaken, format!("the name {username:?} is taken"));
@@ -463,10 +420,10 @@ impl Session {
             | ClientMessage::Login { .. }
             | ClientMessage::VoiceJoin
             | ClientMessage::VoiceLeave
-                if self.bucket.take(Instant::now()).is_err() =>
+                if self.pace(ctx, |r, now| r.request(now)) != Pace::Go =>
             {
                 // Requests cost a token too, so they cannot be a free flood.
-                if self.note_flood(ctx, Instant::now()) {
+                if !matches!(self.phase, Phase::Closed) {
                     self.send(ctx, &ServerMessage::Error { detail: "too many requests; slow down".into() });
                 }
             }
@@ -497,13 +454,10 @@ impl Session {
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
                 // Reports have their own small budget (a listener sends two
                 // per second per speaker); the excess is dropped.
-                let now = Instant::now();
-                if self.report_bucket.take(now).is_ok() {
+                // Over it: dropped, and counted like any message over the rate.
+                if self.pace(ctx, |r, now| r.report(now)) == Pace::Go {
                     let loss_permille = loss_permille.min(1000);
                     self.roster.do_send(VoiceReport { from: self.id, speaker, loss_permille, burst_x10 });
-                } else {
-                    // Dropped, and counted like any message over the rate.
-                    self.note_flood(ctx, now);
                 }
             }
         }
@@ -529,204 +483,55 @@ impl Session {
     }
 
     fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, text: String) {
-        if self.ledger.lock().is_ok_and(|l| l.is_settled(id)) {
-            // A resend of something already settled: answer again, deliver once.
-            debug!(self.log, "duplicate message id"; "id" => id);
-            return self.send(ctx, &ServerMessage::Ack { id });
+        let valid = message::validate_text(&text, self.cfg.limits.max_message_bytes as usize);
+        let Decision { verdict, tell } = self.rules.chat(id, valid, Instant::now());
+        if tell {
+            self.tell_too_fast(ctx);
         }
-        let max = self.cfg.limits.max_message_bytes as usize;
-        if let Err(e) = message::validate_text(&text, max) {
-            // Refused messages cost a token too, so they cannot be a free flood.
-            let now = Instant::now();
-            if self.bucket.take(now).is_err() && !self.note_flood(ctx, now) {
-                return;
+        match verdict {
+            ChatVerdict::Duplicate => {
+                // A resend of something already settled: answer again, deliver once.
+                debug!(self.log, "duplicate message id"; "id" => id);
+                self.send(ctx, &ServerMessage::Ack { id });
             }
-            let reason = match e {
-                TextError::TooLarge { .. } => NackReason::TooLarge,
-                TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
-            };
-            self.settle(ctx, id);
-            return self.send(ctx, &ServerMessage::Nack { id, reason, retry_after_ms: None, detail: e.to_string() });
-        }
-        let now = Instant::now();
-        let over_rate = match self.blocked_from {
-            Some(b) if id > b => Err(self.bucket.wait_time(now).max(Duration::from_millis(1))),
-            _ => self.bucket.take(now),
-        };
-        if let Err(wait) = over_rate {
-            self.blocked_from = Some(self.blocked_from.map_or(id, |b| b.min(id)));
-            if !self.note_flood(ctx, now) {
-                return;
+            ChatVerdict::Take => {
+                let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                self.roster.do_send(Broadcast { from: self.id, text, ts_ms });
+                self.send(ctx, &ServerMessage::Ack { id });
             }
-            let retry = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-            let detail = "over the message rate".to_owned();
-            return self.send(
-                ctx,
-                &ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms: Some(retry), detail },
-            );
-        }
-        if self.blocked_from == Some(id) {
-            self.blocked_from = None;
-        }
-        let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.roster.do_send(Broadcast { from: self.id, text, ts_ms });
-        self.settle(ctx, id);
-        self.send(ctx, &ServerMessage::Ack { id });
-    }
-
-    fn settle(&mut self, ctx: &mut Context<Self>, id: u64) {
-        let settled = self.ledger.lock().map(|mut l| l.settle(id).is_ok()).unwrap_or(false);
-        if !settled {
-            self.kick(ctx, DisconnectCause::ProtocolViolation, "too many message ids skipped");
+            ChatVerdict::Refuse(reason, detail) => {
+                self.send(ctx, &ServerMessage::Nack { id, reason, retry_after_ms: None, detail });
+            }
+            ChatVerdict::RateLimited(wait) => {
+                let retry = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                let detail = "over the message rate".to_owned();
+                let nack =
+                    ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms: Some(retry), detail };
+                self.send(ctx, &nack);
+            }
+            ChatVerdict::Kick(cause, detail) => self.kick(ctx, cause, detail),
         }
     }
 
-    /// Counts one request over the rate; tells the client once, and returns
-    /// `false` after disconnecting a client that keeps flooding.
-    fn note_flood(&mut self, ctx: &mut Context<Self>, now: Instant) -> bool {
-        if now.duration_since(self.flood_start) > FLOOD_WINDOW {
-            self.flood_start = now;
-            self.flood_count = 0;
+    /// Applies a pacing rule; tells the client once per window when it is
+    /// over the rate, and disconnects it when it keeps flooding.
+    fn pace(&mut self, ctx: &mut Context<Self>, rule: impl FnOnce(&mut Rules, Instant) -> Decision<Pace>) -> Pace {
+        let Decision { verdict, tell } = rule(&mut self.rules, Instant::now());
+        if tell {
+            self.tell_too_fast(ctx);
         }
-        self.flood_count += 1;
-        if self.flood_count > self.cfg.flood_limit {
-            self.kick(ctx, DisconnectCause::Flooding, "kept sending over the rate limit");
-            return false;
+        if verdict == Pace::Flooding {
+            self.kick(ctx, DisconnectCause::Flooding, rules::FLOODING);
         }
-        if self.flood_count == 1 {
-            let l = self.cfg.limits;
-            let text =
-                format!("you are sending too fast (limit {} messages/s, burst {}); slow down", l.rate_per_sec, l.burst);
-            self.send(ctx, &ServerMessage::Notice { text });
-        }
-        true
-    }
-}
-
-/// Appends a length-prefixed frame.
-fn put_frame(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
-}
-
-/// Appends the frame sealing `message`, sealed straight into the buffer.
-fn put_sealed(buf: &mut Vec<u8>, sealer: &mut Sealer, message: &[u8]) {
-    buf.extend_from_slice(&(Sealer::sealed_len(message.len()) as u32).to_be_bytes());
-    sealer.seal_into(message, buf);
-}
-
-/// A write buffer larger than this is given back after the write, so an
-/// idle session does not keep the memory of its largest burst.
-const KEEP_BUFFER: usize = 4 * 1024;
-
-/// Most plaintext sealed into one batch frame.
-const MAX_BATCH: usize = 64 * 1024;
-
-/// Messages waiting to be sealed together: one message goes as itself,
-/// several as one [`ServerMessage::Batch`] frame (one encryption for all).
-#[derive(Default)]
-struct Pending {
-    messages: Vec<Bytes>,
-    bytes: usize,
-    scratch: Vec<u8>,
-}
-
-impl Pending {
-    /// Adds a message, sealing what waits first if the batch would grow too big.
-    fn push(&mut self, m: Bytes, sealer: &mut Option<Box<Sealer>>, buf: &mut Vec<u8>) {
-        if self.bytes + m.len() > MAX_BATCH {
-            self.flush(sealer, buf);
-        }
-        self.bytes += m.len() + 1;
-        self.messages.push(m);
+        verdict
     }
 
-    /// Seals what waits into `buf`.
-    fn flush(&mut self, sealer: &mut Option<Box<Sealer>>, buf: &mut Vec<u8>) {
-        if let Some(s) = sealer {
-            match self.messages.as_slice() {
-                [] => {}
-                [one] => put_sealed(buf, s, one),
-                many => {
-                    message::encode_batch(many.iter().map(|m| &m[..]), &mut self.scratch);
-                    put_sealed(buf, s, &self.scratch);
-                }
-            }
-        }
-        self.messages.clear();
-        self.bytes = 0;
-        if self.scratch.capacity() > KEEP_BUFFER {
-            self.scratch = Vec::new();
-        }
+    fn tell_too_fast(&mut self, ctx: &mut Context<Self>) {
+        let l = self.cfg.limits;
+        let text =
+            format!("you are sending too fast (limit {} messages/s, burst {}); slow down", l.rate_per_sec, l.burst);
+        self.send(ctx, &ServerMessage::Notice { text });
     }
-}
-
-/// Seals and writes queued items, many per syscall, until the queue closes;
-/// then shuts the socket down. A last word overtakes the queue. A stalled
-/// write ends it.
-async fn write_loop(
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Out>,
-    mut last_word: oneshot::Receiver<Bytes>,
-    timeout: Duration,
-    failed: Recipient<WriterFailed>,
-    open: Option<CountGuard>,
-    sent: prometheus_client::metrics::counter::Counter,
-) {
-    let mut batch = Vec::new();
-    let mut buf = Vec::new();
-    let mut pending = Pending::default();
-    let mut sealer: Option<Box<Sealer>> = None;
-    let mut last_word_pending = true;
-    loop {
-        buf.clear();
-        tokio::select! {
-            biased;
-            word = &mut last_word, if last_word_pending => {
-                last_word_pending = false;
-                let Ok(word) = word else { continue };
-                if let Some(s) = &mut sealer {
-                    put_sealed(&mut buf, s, &word);
-                    let _ = tokio::time::timeout(timeout, w.write_all(&buf)).await;
-                }
-                break;
-            }
-            n = rx.recv_many(&mut batch, 256) => {
-                if n == 0 {
-                    break;
-                }
-                for item in batch.drain(..) {
-                    match item {
-                        Out::Raw(frame) => {
-                            pending.flush(&mut sealer, &mut buf);
-                            put_frame(&mut buf, &frame);
-                        }
-                        Out::StartSealing(s) => {
-                            pending.flush(&mut sealer, &mut buf);
-                            sealer = Some(s);
-                        }
-                        Out::Message(m) => pending.push(m, &mut sealer, &mut buf),
-                    }
-                }
-                pending.flush(&mut sealer, &mut buf);
-            }
-        }
-        match tokio::time::timeout(timeout, w.write_all(&buf)).await {
-            Ok(Ok(())) => {
-                sent.inc_by(buf.len() as u64);
-            }
-            Ok(Err(e)) => return failed.do_send(WriterFailed(format!("write failed: {e}"))),
-            Err(_) => return failed.do_send(WriterFailed("write stalled; peer not reading".into())),
-        }
-        if buf.capacity() > KEEP_BUFFER {
-            buf = Vec::new();
-        }
-        if batch.capacity() > 256 {
-            batch = Vec::new();
-        }
-    }
-    let _ = tokio::time::timeout(timeout, w.shutdown()).await;
-    drop(open);
 }
 
 impl Actor for Session {
@@ -744,7 +549,7 @@ impl Actor for Session {
         self.last_word = Some(word_tx);
         let failed = ctx.address().recipient();
         let sent = self.cfg.metrics.bytes_sent.clone();
-        actix_rt::spawn(write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take(), sent));
+        actix_rt::spawn(writer::write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take(), sent));
         // A small read buffer: it grows for a big frame, and an idle session
         // does not hold more.
         // Before the key check only the client hello may come, and it has
@@ -803,7 +608,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             Ok(f) => f,
             // A reset or a frame cut short is a lost connection (resumable).
             Err(CodecError::Io(e)) => {
-                info!(self.log, "connection lost"; "error" => %e);
+                info!(self.log, "connection lost"; "error" => %Escaped(&e.to_string()));
                 return self.close(ctx);
             }
             // A length no frame of ours has: corruption on the way, or a
@@ -813,12 +618,12 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                 if matches!(self.phase, Phase::Handshake(_)) {
                     // A first frame larger than any client hello cannot hold
                     // the key: the same fixed refusal as a wrong key.
-                    debug!(self.log, "first frame too large; refusing"; "error" => %e);
+                    debug!(self.log, "first frame too large; refusing"; "error" => %Escaped(&e.to_string()));
                     self.cfg.metrics.handshake(Outcome::WrongKey);
                     self.queue(ctx, Out::Raw(Bytes::from_static(&protocol::handshake::REFUSED_WRONG_KEY)));
                     return self.close(ctx);
                 }
-                info!(self.log, "bad frame; closing the connection"; "error" => %e);
+                info!(self.log, "bad frame; closing the connection"; "error" => %Escaped(&e.to_string()));
                 return self.close(ctx);
             }
         };
@@ -836,19 +641,19 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             // could cut the connection anyway). A broken connection the
             // client may resume, never a kick: nothing it said is lost.
             Err(e) => {
-                info!(self.log, "frame failed authentication; closing the connection"; "error" => %e);
+                info!(self.log, "frame failed authentication; closing the connection"; "error" => %Escaped(&e.to_string()));
                 return self.close(ctx);
             }
         };
         let msg = match message::decode::<ClientMessage>(&plain) {
             Ok(m) => m,
             Err(e) => {
-                debug!(self.log, "undecodable message"; "error" => %e);
+                debug!(self.log, "undecodable message"; "error" => %Escaped(&e.to_string()));
                 if matches!(self.phase, Phase::Login) {
                     return self.refuse(ctx, RefusalCode::ProtocolError, e.to_string());
                 }
                 // Counts against the rate, so garbage cannot be a free flood.
-                if self.bucket.take(Instant::now()).is_err() {
+                if self.rules.undecodable(Instant::now()) == Pace::Flooding {
                     return self.kick(ctx, DisconnectCause::Flooding, "undecodable messages over the rate");
                 }
                 return self.send(ctx, &ServerMessage::Error { detail: e.to_string() });
@@ -892,10 +697,10 @@ impl Handler<ToSession> for Session {
     }
 }
 
-impl Handler<WriterFailed> for Session {
+impl Handler<writer::WriterFailed> for Session {
     type Result = ();
-    fn handle(&mut self, msg: WriterFailed, ctx: &mut Context<Self>) {
-        info!(self.log, "closing"; "reason" => msg.0);
+    fn handle(&mut self, msg: writer::WriterFailed, ctx: &mut Context<Self>) {
+        info!(self.log, "closing"; "reason" => %Escaped(&msg.0));
         self.close(ctx);
     }
 }

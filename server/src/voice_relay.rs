@@ -1,17 +1,23 @@
 //! The `VoiceRelay` actor: owns the UDP socket, authenticates every voice
 //! packet, and re-encrypts it for each other voice member.
 //!
-//! Each member may send at most 120 packets/s from its proven address, and
-//! the relay authenticates at most 20 packets/s for it from any other
-//! address (checked before the cryptography, so a flood of forged packets
-//! carrying a known id cannot starve the others).
+//! Every packet is authenticated (and replay-checked) before anything else
+//! is done for it, so a keyless flood carrying a member's voice id costs
+//! one AEAD check per packet and touches none of the member's state. Each
+//! member may then have at most 120 authentic packets/s taken.
 //!
-//! It learns a member's address only from an authenticated packet, and
-//! moves it only when the member echoes, from the new address, a challenge
-//! sent over its TCP session (so a replayed or spoofed packet cannot
-//! redirect a stream). Nothing unauthenticated ever gets a reply. A full
-//! socket send buffer drops voice rather than queueing it. The member table
-//! is fed by the roster.
+//! Addresses are proven by return routability
+//! ([`protocol::voice::path`]): an authentic packet from an address the
+//! member has not proven draws one challenge, sealed under the member's
+//! down key and sent there over UDP (never larger than the packet that drew
+//! it), and the relay sends to that address only after the member echoes
+//! the challenge from it. A proven address silent for a few keepalive
+//! intervals is no longer sent to. So a replayed or forged-source packet
+//! cannot redirect a stream or aim it at a third party, and nothing
+//! unauthenticated ever gets a reply. Voice from an authentic packet is
+//! relayed whatever address it came from (it goes only to proven
+//! addresses). A full socket send buffer drops voice rather than queueing
+//! it. The member table is fed by the roster.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,12 +28,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use protocol::crypto::random_bytes;
 use protocol::rate::TokenBucket;
+use protocol::voice::path::{PathCheck, PathVerdict};
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use slog::{Logger, debug, info};
 use tokio::net::UdpSocket;
 
 use crate::batch_send::{self, Batch};
-use crate::messages::{AddressChallenge, RelayAdd, RelayRemove};
+use crate::messages::{RelayAdd, RelayRemove};
 use crate::metrics::{Metrics, Publish};
 
 /// Counters of what the relay dropped and did.
@@ -35,7 +42,7 @@ use crate::metrics::{Metrics, Publish};
 pub struct RelayStats {
     /// Packets relayed in (authenticated voice).
     pub voice_in: u64,
-    /// Packets sent out.
+    /// Packets sent out (relayed voice and challenges).
     pub sent: u64,
     /// Malformed or oversized packets.
     pub malformed: u64,
@@ -47,7 +54,11 @@ pub struct RelayStats {
     pub replayed: u64,
     /// Authentic packets from an address not (yet) proven.
     pub unproven: u64,
-    /// Packets over a member's rate (from its address or from elsewhere).
+    /// Address challenges sent.
+    pub challenges: u64,
+    /// Addresses proven by an echoed challenge.
+    pub moved: u64,
+    /// Authentic packets over a member's rate.
     pub over_rate: u64,
     /// Sends dropped because the socket was full.
     pub send_full: u64,
@@ -56,26 +67,19 @@ pub struct RelayStats {
 struct Member {
     opener: VoiceOpener,
     sealer: VoiceSealer,
-    addr: Option<SocketAddr>,
-    challenge: Option<(SocketAddr, [u8; 16], Instant)>,
-    /// Packets from the proven address (50 voice packets/s plus keepalives
-    /// in normal use).
+    /// Where the member may be sent to (return routability).
+    path: PathCheck,
+    /// Authentic packets (50 voice packets/s plus keepalives in normal use).
     rate: TokenBucket,
-    /// Packets from any other address, checked *before* authentication so a
-    /// flood of forged packets with a known id costs little.
-    stranger_rate: TokenBucket,
 }
 
-/// Packets per second a member may send from its proven address.
+/// Authentic packets per second a member may have taken.
 const MEMBER_RATE: f64 = 120.0;
-/// Packets per second the relay authenticates for a member from elsewhere.
-const STRANGER_RATE: f64 = 20.0;
 
 /// The relay.
 pub struct VoiceRelay {
     log: Logger,
     socket: Arc<UdpSocket>,
-    roster: Recipient<AddressChallenge>,
     members: HashMap<u32, Member>,
     body: Vec<u8>,
     out: Vec<u8>,
@@ -97,12 +101,11 @@ impl std::fmt::Debug for VoiceRelay {
 type Datagram = io::Result<(Vec<u8>, SocketAddr)>;
 
 impl VoiceRelay {
-    /// A relay on `socket`, asking `roster` to deliver address challenges.
-    pub fn new(log: Logger, socket: UdpSocket, roster: Recipient<AddressChallenge>) -> Self {
+    /// A relay on `socket`.
+    pub fn new(log: Logger, socket: UdpSocket) -> Self {
         Self {
             log,
             socket: Arc::new(socket),
-            roster,
             members: HashMap::new(),
             body: Vec::with_capacity(voice::MAX_PACKET),
             out: Vec::with_capacity(voice::MAX_PACKET),
@@ -143,18 +146,16 @@ impl VoiceRelay {
         self.published = s;
     }
 
-    /// Adds a voice member with this join's keys (its address is learnt
-    /// from its first authentic packet).
+    /// Adds a voice member with this join's keys (no address yet: it must
+    /// prove one).
     pub fn add_member(&mut self, voice_id: u32, up_key: &[u8; 32], down_key: &[u8; 32]) {
         self.members.insert(
             voice_id,
             Member {
                 opener: VoiceOpener::new(up_key, Direction::Up),
                 sealer: VoiceSealer::new(down_key, Direction::Down),
-                addr: None,
-                challenge: None,
+                path: PathCheck::new(),
                 rate: TokenBucket::new(MEMBER_RATE, 60, Instant::now()),
-                stranger_rate: TokenBucket::new(STRANGER_RATE, 20, Instant::now()),
             },
         );
     }
@@ -164,8 +165,8 @@ impl VoiceRelay {
         self.stats
     }
 
-    /// Handles one datagram from `from`: authenticates it and, if it is
-    /// voice, relays it to every other member.
+    /// Handles one datagram from `from`: authenticates it, challenges an
+    /// unproven address, and relays voice to every other member.
     pub fn on_packet(&mut self, packet: &[u8], from: SocketAddr) {
         let Some(header) = voice::Header::parse(packet) else {
             self.stats.malformed += 1;
@@ -175,52 +176,56 @@ impl VoiceRelay {
             self.stats.unknown += 1;
             return;
         };
+        // Authentication first: nothing below runs for a packet without
+        // the member's key, so a keyless flood changes no member's state.
+        match member.opener.open(packet, &mut self.body) {
+            Ok(_) => {}
+            Err(voice::DropReason::Forged) => return self.stats.forged += 1,
+            Err(voice::DropReason::Replayed) => return self.stats.replayed += 1,
+            Err(voice::DropReason::Malformed) => return self.stats.malformed += 1,
+        }
         let now = Instant::now();
-        let bucket = if member.addr == Some(from) { &mut member.rate } else { &mut member.stranger_rate };
-        if bucket.take(now).is_err() {
+        if member.rate.take(now).is_err() {
             self.stats.over_rate += 1;
             return;
         }
-        match member.opener.open(packet, &mut self.body) {
-            Ok(_) => {}
-            Err(voice::Drop::Forged) => return self.stats.forged += 1,
-            Err(voice::Drop::Replayed) => return self.stats.replayed += 1,
-            Err(voice::Drop::Malformed) => return self.stats.malformed += 1,
-        }
-        match member.addr {
-            None => member.addr = Some(from),
-            Some(known) if known == from => {}
-            Some(_) => {
-                self.stats.unproven += 1;
-                let proven = header.kind == Kind::Proof
-                    && member.challenge.is_some_and(|(addr, c, _)| addr == from && self.body == c);
-                if proven {
-                    debug!(self.log, "voice address moved"; "voice_id" => header.id, "addr" => %from);
-                    member.addr = Some(from);
-                    member.challenge = None;
-                } else if member
-                    .challenge
-                    .is_none_or(|(addr, _, at)| addr != from || at.elapsed() > Duration::from_secs(1))
-                {
-                    let challenge = random_bytes::<16>();
-                    member.challenge = Some((from, challenge, Instant::now()));
-                    self.roster.do_send(AddressChallenge { voice_id: header.id, challenge });
-                }
+        match member.path.on_authentic(from, header.kind, &self.body, packet.len(), now, random_bytes) {
+            PathVerdict::Proven => {}
+            PathVerdict::Moved => {
+                debug!(self.log, "voice address proven"; "voice_id" => header.id, "addr" => %from);
+                self.stats.moved += 1;
                 return;
             }
+            PathVerdict::Challenge(challenge) => {
+                self.stats.unproven += 1;
+                // Sealed for the member alone, with its down counter; no
+                // larger than the packet that drew it (`PathCheck`).
+                member.sealer.seal(Kind::Challenge, header.id, &challenge, &mut self.out);
+                debug_assert!(self.out.len() <= packet.len());
+                self.batch.clear();
+                self.batch.push(from, |b| b.extend_from_slice(&self.out));
+                if batch_send::send(&self.socket, &self.batch) == 1 {
+                    self.stats.challenges += 1;
+                    self.stats.sent += 1;
+                } else {
+                    self.stats.send_full += 1;
+                }
+            }
+            PathVerdict::Unproven => self.stats.unproven += 1,
         }
         if header.kind != Kind::Voice || voice::decode_voice_body(&self.body).is_none() {
             return;
         }
         self.stats.voice_in += 1;
         let speaker = header.id;
-        // One sealed copy per listener, all sent in one system call.
+        // One sealed copy per listener with a proven address, all sent in
+        // one system call.
         self.batch.clear();
         for (id, m) in &mut self.members {
-            let Some(addr) = m.addr else { continue };
             if *id == speaker {
                 continue;
             }
+            let Some(addr) = m.path.destination(now) else { continue };
             m.sealer.seal(Kind::Voice, speaker, &self.body, &mut self.out);
             self.batch.push(addr, |b| b.extend_from_slice(&self.out));
         }
@@ -249,7 +254,8 @@ impl Actor for VoiceRelay {
                 let s = act.stats;
                 debug!(act.log, "voice relay"; "in" => s.voice_in, "sent" => s.sent, "malformed" => s.malformed,
                     "unknown" => s.unknown, "forged" => s.forged, "replayed" => s.replayed,
-                    "unproven" => s.unproven, "over_rate" => s.over_rate, "send_full" => s.send_full);
+                    "unproven" => s.unproven, "challenges" => s.challenges, "moved" => s.moved,
+                    "over_rate" => s.over_rate, "send_full" => s.send_full);
                 act.logged = s;
             }
         });
@@ -288,5 +294,122 @@ impl Handler<RelayRemove> for VoiceRelay {
         if self.members.remove(&msg.voice_id).is_some() {
             info!(self.log, "voice member removed"; "voice_id" => msg.voice_id, "members" => self.members.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::net::UdpSocket as StdSocket;
+
+    use super::*;
+
+    const ID: u32 = 0x5EC0_0001;
+    const UP: [u8; 32] = [1; 32];
+    const DOWN: [u8; 32] = [2; 32];
+
+    /// A relay with one member, on loopback, and the member's sealer.
+    fn relay() -> (actix_rt::SystemRunner, VoiceRelay, VoiceSealer) {
+        let system = actix_rt::System::new();
+        let mut relay = system.block_on(async {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            VoiceRelay::new(Logger::root(slog::Discard, slog::o!()), socket)
+        });
+        relay.add_member(ID, &UP, &DOWN);
+        (system, relay, VoiceSealer::new(&UP, Direction::Up))
+    }
+
+    fn socket() -> (StdSocket, SocketAddr) {
+        let s = StdSocket::bind("127.0.0.1:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let a = s.local_addr().expect("addr");
+        (s, a)
+    }
+
+    fn keepalive(sealer: &mut VoiceSealer) -> Vec<u8> {
+        let mut pkt = Vec::new();
+        sealer.seal(Kind::Keepalive, ID, &[0; voice::KEEPALIVE_PAD], &mut pkt);
+        pkt
+    }
+
+    #[test]
+    fn an_authentic_packet_from_an_unproven_address_draws_one_sealed_challenge() {
+        let (_system, mut relay, mut sealer) = relay();
+        let (victim, at) = socket();
+        let pkt = keepalive(&mut sealer);
+        relay.on_packet(&pkt, at);
+        let mut buf = [0u8; 2048];
+        let n = victim.recv(&mut buf).expect("a challenge");
+        assert!(n <= pkt.len());
+        let mut body = Vec::new();
+        let h = VoiceOpener::new(&DOWN, Direction::Down).open(&buf[..n], &mut body).expect("sealed down");
+        assert_eq!((h.kind, h.id, body.len()), (Kind::Challenge, ID, voice::CHALLENGE_LEN));
+        let s = relay.stats();
+        assert_eq!((s.challenges, s.sent, s.moved), (1, 1, 0));
+        // The same packet again (a replay) gets nothing.
+        relay.on_packet(&pkt, at);
+        assert_eq!((relay.stats().replayed, relay.stats().challenges), (1, 1));
+        // The echo from there proves it.
+        let mut proof = Vec::new();
+        sealer.seal(Kind::Proof, ID, &body, &mut proof);
+        relay.on_packet(&proof, at);
+        assert_eq!(relay.stats().moved, 1);
+    }
+
+    #[test]
+    fn keyless_packets_are_dropped_before_any_state_or_budget_is_touched() {
+        let (_system, mut relay, mut sealer) = relay();
+        let (_s, from) = socket();
+        // Far more than the member's budget, all without the key.
+        for i in 0..1000u64 {
+            let mut pkt = vec![Kind::Keepalive as u8];
+            pkt.extend_from_slice(&ID.to_be_bytes());
+            pkt.extend_from_slice(&i.to_be_bytes());
+            pkt.extend_from_slice(&[0x5A; 32]);
+            relay.on_packet(&pkt, from);
+        }
+        let s = relay.stats();
+        assert_eq!((s.forged, s.over_rate, s.challenges, s.sent), (1000, 0, 0, 0));
+        // The member is still challenged at once.
+        let (real, at) = socket();
+        relay.on_packet(&keepalive(&mut sealer), at);
+        let mut buf = [0u8; 2048];
+        assert!(real.recv(&mut buf).is_ok(), "the member's own packet was not answered");
+    }
+
+    #[test]
+    fn voice_goes_only_to_proven_addresses() {
+        let (_system, mut relay, mut speaker) = relay();
+        const LISTENER: u32 = 7;
+        relay.add_member(LISTENER, &[3; 32], &[4; 32]);
+        let mut listener = VoiceSealer::new(&[3; 32], Direction::Up);
+        let (l_sock, l_at) = socket();
+        let mut ka = Vec::new();
+        listener.seal(Kind::Keepalive, LISTENER, &[0; voice::KEEPALIVE_PAD], &mut ka);
+        relay.on_packet(&ka, l_at);
+        let mut buf = [0u8; 2048];
+        let n = l_sock.recv(&mut buf).expect("a challenge");
+        let mut opener = VoiceOpener::new(&[4; 32], Direction::Down);
+        let mut challenge = Vec::new();
+        opener.open(&buf[..n], &mut challenge).expect("opens");
+        // Voice before the echo goes nowhere.
+        let (mut body, mut pkt) = (Vec::new(), Vec::new());
+        voice::encode_voice_body(0, false, &[b"early"], &mut body);
+        speaker.seal(Kind::Voice, ID, &body, &mut pkt);
+        relay.on_packet(&pkt, socket().1);
+        assert_eq!((relay.stats().voice_in, relay.stats().sent), (1, 1), "only the challenge went out");
+        // After it, the listener gets the speaker's voice, counters continuing.
+        let mut proof = Vec::new();
+        listener.seal(Kind::Proof, LISTENER, &challenge, &mut proof);
+        relay.on_packet(&proof, l_at);
+        voice::encode_voice_body(1, false, &[b"heard"], &mut body);
+        speaker.seal(Kind::Voice, ID, &body, &mut pkt);
+        relay.on_packet(&pkt, socket().1);
+        let n = l_sock.recv(&mut buf).expect("voice");
+        let mut got = Vec::new();
+        let h = opener.open(&buf[..n], &mut got).expect("opens");
+        assert_eq!((h.kind, h.id, h.counter), (Kind::Voice, ID, 1));
+        assert_eq!(voice::decode_voice_body(&got).expect("voice").frames, vec![&b"heard"[..]]);
     }
 }

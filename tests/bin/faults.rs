@@ -4,7 +4,7 @@
 //! on loopback; attackers come from 127.0.0.2 and up, users from 127.0.0.1.
 //!
 //! ```sh
-//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart|far-flood|guessing|key-holders|soak[=MINUTES]]
+//! cargo run --release -p socket-chatroom-tests --bin faults [-- wrong-key|idle|flooder|restart|far-flood|guessing|key-holders|reflect|soak[=MINUTES]]
 //! ```
 //!
 //! Every loop is bounded in count and time. One JSON line per scenario on
@@ -148,7 +148,7 @@ fn idle() {
 /// baseline, then 10 s with a client flooding as fast as it can.
 fn flooder() {
     let server = TestServer::with_config(
-        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
     );
     let base = Instant::now();
     let lat: Arc<Mutex<Vec<(f64, f64)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -241,6 +241,97 @@ fn flooder() {
     );
 }
 
+/// The voice reflection attack of issue 13: 12 members in voice send their
+/// authenticated keepalives (padded, every 0.5 s, as clients do) with a
+/// forged source, a victim's address, for 10 s, while a speaker talks
+/// (50 packets/s of 1,000-byte frames) to a real listener. Counts what
+/// reaches the victim against what the attackers sent.
+fn reflect() {
+    use socket_chatroom_tests::RawVoice;
+    let server = TestServer::start();
+    // Sending from the victim's own socket is the forged source.
+    let victim = RawVoice::fresh_socket();
+    let forger = victim.try_clone().expect("clone");
+    victim.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut packets, mut bytes, mut voice, mut largest) = (0u64, 0u64, 0u64, 0usize);
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(n) = victim.recv(&mut buf) {
+                    packets += 1;
+                    bytes += n as u64;
+                    largest = largest.max(n);
+                    if buf[0] != protocol::voice::Kind::Challenge as u8 {
+                        voice += 1;
+                    }
+                }
+            }
+            (packets, bytes, voice, largest)
+        })
+    };
+    let mut s_tcp = RawClient::login(server.addr, &server.key, "speaker", None).expect("speaker");
+    let mut speaker = s_tcp.join_voice();
+    let mut l_tcp = RawClient::login(server.addr, &server.key, "listener", None).expect("listener");
+    let mut listener = l_tcp.join_voice();
+    // Proven the way clients do it (`recv` answers the challenge); this
+    // also runs against a server from before return routability, for the
+    // "before" figure (`CHATROOM_BIN_DIR`).
+    listener.keepalive();
+    for i in 0.. {
+        speaker.say(b"warmup");
+        if listener.recv(Duration::from_millis(200)).is_some() {
+            break;
+        }
+        assert!(i < 100, "the listener never heard the speaker");
+    }
+    let mut attackers: Vec<_> = (0..12)
+        .map(|i| {
+            let mut c = RawClient::login(server.addr, &server.key, &format!("attacker{i}"), None).expect("attacker");
+            let v = c.join_voice();
+            (c, v)
+        })
+        .collect();
+    let (mut forged, mut forged_bytes, mut largest_forged, mut spoken, mut heard) = (0u64, 0u64, 0usize, 0u64, 0u64);
+    let t0 = Instant::now();
+    let frame = [0x5Au8; 1000];
+    for n in 0..500u32 {
+        if n % 25 == 0 {
+            for (_, a) in &mut attackers {
+                let pkt = a.keepalive_packet();
+                if forger.send_to(&pkt, a.server).is_ok() {
+                    forged += 1;
+                    forged_bytes += pkt.len() as u64;
+                    largest_forged = largest_forged.max(pkt.len());
+                }
+            }
+            listener.keepalive();
+        }
+        speaker.say(&frame);
+        spoken += 1;
+        while listener.recv(Duration::from_millis(1)).is_some() {
+            heard += 1;
+        }
+        if let Some(wait) = (Duration::from_millis(20) * (n + 1)).checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    while listener.recv(Duration::from_millis(300)).is_some() {
+        heard += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (packets, bytes, voice, largest) = counting.join().unwrap_or_default();
+    let ratio = bytes as f64 / forged_bytes.max(1) as f64;
+    println!(
+        r#"{{"scenario":"reflect","attackers":12,"forged_packets":{forged},"forged_bytes":{forged_bytes},"victim_packets":{packets},"victim_bytes":{bytes},"victim_voice_packets":{voice},"largest_reply":{largest},"largest_forged":{largest_forged},"amplification":{ratio:.3},"spoken":{spoken},"listener_heard":{heard}}}"#
+    );
+    eprintln!(
+        "reflect: 12 attackers forged {forged} keepalives ({forged_bytes} B) from the victim's address over 10 s while a speaker sent {spoken} packets; the victim got {packets} packets ({bytes} B, x{ratio:.2}; {voice} relayed voice; largest {largest} B against {largest_forged} B forged); the real listener heard {heard}"
+    );
+}
+
 /// 20 `client-cli --listen` users and 2 in voice; `kill -9` the server,
 /// start it again on the same address; how long until all are back.
 fn restart() {
@@ -287,7 +378,7 @@ fn restart() {
 /// message must have reached every user (all stay connected throughout).
 fn soak(minutes: u64) {
     let mut server = TestServer::with_config(
-        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
+        "max_clients_per_address = 1000\nmax_handshakes_per_address = 1000\nmax_logins_in_progress = 1000\nmax_logins_in_progress_per_address = 1000\nhandshake_burst_per_address = 1000",
     );
     let pid = server.proc.child.id();
     let rss = || -> u64 {
@@ -606,7 +697,7 @@ fn key_holders() {
 
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
-    let all = ["wrong-key", "idle", "flooder", "restart", "far-flood", "guessing", "key-holders"];
+    let all = ["wrong-key", "idle", "flooder", "restart", "far-flood", "guessing", "key-holders", "reflect"];
     let run: Vec<&str> = if which.is_empty() { all.to_vec() } else { which.iter().map(String::as_str).collect() };
     for w in run {
         if let Some(m) = w.strip_prefix("soak") {
@@ -623,6 +714,7 @@ fn main() {
             "far-flood" => far_flood(),
             "guessing" => guessing(),
             "key-holders" => key_holders(),
+            "reflect" => reflect(),
             other => {
                 eprintln!("faults: unknown scenario {other:?}; one of {all:?}");
                 std::process::exit(2);

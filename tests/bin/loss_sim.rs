@@ -25,8 +25,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use client_core::audio::decoder::{DECODER_COMPLEXITY, Decoder};
 use client_core::audio::jitter::{JitterBuffer, Play};
-use client_core::audio::pipeline::{DECODER_COMPLEXITY, Decoder, Outgoing, Protection, SendConfig, SendPipeline};
+use client_core::audio::pipeline::{Outgoing, Protection, SendConfig, SendPipeline};
 use client_core::audio::resample::Resampler;
 use client_core::audio::{FRAME, RATE, wav};
 use socket_chatroom_tests::loss::{Channel, Loss, Rng};

@@ -628,10 +628,64 @@ impl RawVoice {
         self.socket.send_to(pkt, self.server).expect("send udp");
     }
 
-    /// Sends a keepalive (proves our address).
+    /// A sealed keepalive, padded as clients pad them (not sent).
+    pub fn keepalive_packet(&mut self) -> Vec<u8> {
+        self.seal(protocol::voice::Kind::Keepalive, &[0; protocol::voice::KEEPALIVE_PAD])
+    }
+
+    /// Sends a keepalive (which draws an address challenge while our
+    /// address is unproven).
     pub fn keepalive(&mut self) {
-        let pkt = self.seal(protocol::voice::Kind::Keepalive, &[]);
+        let pkt = self.keepalive_packet();
         self.send_raw(&pkt);
+    }
+
+    /// Echoes an address challenge from our socket.
+    pub fn answer(&mut self, challenge: &[u8]) {
+        let pkt = self.seal(protocol::voice::Kind::Proof, challenge);
+        self.send_raw(&pkt);
+    }
+
+    /// Opens a packet from the relay with our down key (and replay window):
+    /// its header and body.
+    pub fn open(&mut self, pkt: &[u8]) -> Option<(protocol::voice::Header, Vec<u8>)> {
+        let mut body = Vec::new();
+        let h = self.opener.open(pkt, &mut body).ok()?;
+        Some((h, body))
+    }
+
+    /// Receives one authentic packet of any kind: (header, body).
+    pub fn recv_packet(&mut self, timeout: Duration) -> Option<(protocol::voice::Header, Vec<u8>)> {
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 2048];
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.socket.set_read_timeout(Some(left)).expect("timeout");
+            let Ok(n) = self.socket.recv(&mut buf) else { return None };
+            if let Some(opened) = self.open(&buf[..n]) {
+                return Some(opened);
+            }
+        }
+    }
+
+    /// Proves our address the way clients do: a keepalive, the relay's
+    /// challenge, our echo (keepalives repeated until a challenge comes).
+    pub fn prove(&mut self) {
+        let end = Instant::now() + DEADLINE;
+        while Instant::now() < end {
+            self.keepalive();
+            let wait = Instant::now() + Duration::from_millis(300);
+            while let Some((h, body)) = self.recv_packet(wait.saturating_duration_since(Instant::now())) {
+                if h.kind == protocol::voice::Kind::Challenge {
+                    self.answer(&body);
+                    return;
+                }
+            }
+        }
+        panic!("the relay never challenged our address");
     }
 
     /// Sends a voice frame.
@@ -640,21 +694,21 @@ impl RawVoice {
         self.send_raw(&pkt);
     }
 
-    /// Receives one authentic relayed packet: (speaker id, speaker seq, first frame).
+    /// Receives one authentic relayed voice packet: (speaker id, speaker
+    /// seq, first frame). Address challenges met on the way are answered,
+    /// as clients do.
     pub fn recv(&mut self, timeout: Duration) -> Option<(u32, u32, Vec<u8>)> {
         let end = Instant::now() + timeout;
-        let mut buf = [0u8; 2048];
-        let mut body = Vec::new();
         loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
+            let (h, body) = self.recv_packet(end.saturating_duration_since(Instant::now()))?;
+            match h.kind {
+                protocol::voice::Kind::Challenge => self.answer(&body),
+                protocol::voice::Kind::Voice => {
+                    let vb = protocol::voice::decode_voice_body(&body)?;
+                    return Some((h.id, vb.seq, vb.frames[0].to_vec()));
+                }
+                _ => {}
             }
-            self.socket.set_read_timeout(Some(left)).expect("timeout");
-            let Ok(n) = self.socket.recv(&mut buf) else { return None };
-            let Ok(h) = self.opener.open(&buf[..n], &mut body) else { continue };
-            let vb = protocol::voice::decode_voice_body(&body)?;
-            return Some((h.id, vb.seq, vb.frames[0].to_vec()));
         }
     }
 

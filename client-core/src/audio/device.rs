@@ -34,9 +34,17 @@ pub enum Output {
     Null,
 }
 
-impl Input {
-    /// `FILE.wav` means a file, anything else a device name ("default" for the default).
-    pub fn parse(s: &str) -> Self {
+/// What a name given for an input or an output means, read one way for both.
+enum Endpoint {
+    Wav(PathBuf),
+    Null,
+    Device(Option<String>),
+}
+
+impl Endpoint {
+    /// `FILE.wav` means a file, `null` nowhere, `default` the default
+    /// device, anything else a device name.
+    fn parse(s: &str) -> Self {
         if s.to_ascii_lowercase().ends_with(".wav") {
             Self::Wav(PathBuf::from(s))
         } else if s == "null" {
@@ -49,17 +57,26 @@ impl Input {
     }
 }
 
-impl Output {
-    /// `FILE.wav` means a file, `null` nowhere, anything else a device name.
+impl Input {
+    /// `FILE.wav` means a file, `null` nothing (silence), `default` the
+    /// default device, anything else a device name.
     pub fn parse(s: &str) -> Self {
-        if s.to_ascii_lowercase().ends_with(".wav") {
-            Self::Wav(PathBuf::from(s))
-        } else if s == "null" {
-            Self::Null
-        } else if s == "default" {
-            Self::Device(None)
-        } else {
-            Self::Device(Some(s.to_owned()))
+        match Endpoint::parse(s) {
+            Endpoint::Wav(path) => Self::Wav(path),
+            Endpoint::Null => Self::Null,
+            Endpoint::Device(name) => Self::Device(name),
+        }
+    }
+}
+
+impl Output {
+    /// `FILE.wav` means a file, `null` nowhere, `default` the default
+    /// device, anything else a device name.
+    pub fn parse(s: &str) -> Self {
+        match Endpoint::parse(s) {
+            Endpoint::Wav(path) => Self::Wav(path),
+            Endpoint::Null => Self::Null,
+            Endpoint::Device(name) => Self::Device(name),
         }
     }
 }
@@ -390,4 +407,21 @@ fn cpal_playback(name: Option<&str>) -> Result<Playback, AudioError> {
     };
     let (rate, channels, stop, thread) = run_stream(open)?;
     Ok(Playback::new(rate, channels, prod, stop, thread))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_mean_the_same_for_inputs_and_outputs() {
+        assert_eq!(Input::parse("speech.WAV"), Input::Wav(PathBuf::from("speech.WAV")));
+        assert_eq!(Output::parse("room.wav"), Output::Wav(PathBuf::from("room.wav")));
+        assert_eq!(Input::parse("null"), Input::Null);
+        assert_eq!(Output::parse("null"), Output::Null);
+        assert_eq!(Input::parse("default"), Input::Device(None));
+        assert_eq!(Output::parse("default"), Output::Device(None));
+        assert_eq!(Input::parse("USB Mic"), Input::Device(Some("USB Mic".into())));
+        assert_eq!(Output::parse("HDMI"), Output::Device(Some("HDMI".into())));
+    }
 }

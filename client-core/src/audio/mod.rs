@@ -1,12 +1,13 @@
 //! The audio side of voice: devices and WAV files behind one interface,
 //! resampling, the send pipeline (noise suppression, voice activity gate,
-//! Opus with adaptive protection), the per-speaker jitter buffer and the
-//! mixer.
+//! Opus with adaptive protection), the per-speaker decoder and jitter
+//! buffer, and the mixer.
 //!
 //! Everything inside runs at 48 kHz mono in 20 ms frames ([`RATE`],
 //! [`FRAME`]); devices and files at other rates or channel counts are
 //! converted at the edges.
 
+pub mod decoder;
 pub mod device;
 pub mod jitter;
 pub mod mixer;
@@ -38,4 +39,9 @@ pub enum AudioError {
     /// The codec failed.
     #[error("codec: {0}")]
     Codec(String),
+}
+
+/// An Opus error as an [`AudioError`].
+pub(crate) fn codec_error(e: codec::Error) -> AudioError {
+    AudioError::Codec(e.to_string())
 }

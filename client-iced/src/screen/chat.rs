@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
+use client_core::command;
 use client_core::display::escape_line;
 use client_core::voice::VoiceStats;
 use client_core::{Event, Fingerprint, MessageId};
@@ -121,6 +122,10 @@ pub struct Chat {
     pub max_message: usize,
     /// Answers for ids not yet known to the log.
     early: HashMap<MessageId, Delivery>,
+    /// The local number of our last message.
+    last_local: u64,
+    /// `/who` was asked: the next user list is shown in the log.
+    who_asked: bool,
 }
 
 /// How one voice user plays for us (set locally; nobody else sees it).
@@ -177,6 +182,46 @@ pub enum Message {
     MuteUser(String, bool),
 }
 
+/// What the application does after the screen took a [`Message`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing beyond the screen.
+    None,
+    /// Hand `text` to the connection; the log shows it as `local` until
+    /// [`Chat::queued`] (or [`Chat::unsent`] when there is no connection).
+    Send {
+        /// The log's number for it.
+        local: u64,
+        /// The line.
+        text: String,
+    },
+    /// Leave politely (Disconnect, `/quit`, `!DISCONNECT`).
+    Quit,
+    /// Ask for the user list (`/who`).
+    Who,
+    /// Put the keyboard focus on the input.
+    FocusInput,
+    /// Join voice.
+    JoinVoice,
+    /// Leave voice (or stop joining).
+    LeaveVoice,
+    /// Apply these switches to the voice pipeline.
+    Controls {
+        /// Microphone closed.
+        muted: bool,
+        /// Playback silenced.
+        deafened: bool,
+    },
+    /// Play this voice user at this gain.
+    Gain(String, f32),
+    /// Open the settings dialog.
+    OpenSettings,
+    /// Try the connection again now.
+    ReconnectNow,
+    /// Stop reconnecting and leave the screen.
+    GiveUp,
+}
+
 /// Local time as `HH:MM`.
 pub fn clock(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Local>::from(t).format("%H:%M").to_string()
@@ -205,11 +250,101 @@ impl Chat {
             banner: None,
             max_message,
             early: HashMap::new(),
+            last_local: 0,
+            who_asked: false,
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
         let n = chat.users.len();
         chat.notice(format!("Connected to {} as {} — {n} here.", chat.server, chat.me));
         chat
+    }
+
+    /// Takes what the user did; says what the application must do.
+    pub fn update(&mut self, message: Message) -> Action {
+        match message {
+            Message::Input(s) => {
+                self.input = s;
+                Action::None
+            }
+            Message::Send => {
+                let line = self.input.trim_end().to_owned();
+                // The same commands as client-cli's, parsed in client-core.
+                let text = match command::parse(&line) {
+                    command::Input::Say(text) => text,
+                    command::Input::Nothing => return Action::None,
+                    other => {
+                        self.input.clear();
+                        return match other {
+                            command::Input::Quit => Action::Quit,
+                            command::Input::Who => {
+                                self.who_asked = true;
+                                Action::Who
+                            }
+                            command::Input::Help => {
+                                self.notice(command::HELP);
+                                Action::None
+                            }
+                            _ => {
+                                self.error(format!("Unknown command {:?}. {}", escape_line(&line), command::HELP));
+                                Action::None
+                            }
+                        };
+                    }
+                };
+                if text.len() > self.max_message {
+                    // Too long: the counter beside the input says so; keep the text.
+                    return Action::None;
+                }
+                let text = text.to_owned();
+                self.input.clear();
+                self.last_local += 1;
+                self.sending(self.last_local, &text);
+                Action::Send { local: self.last_local, text }
+            }
+            Message::Resend(text) => {
+                if self.input.is_empty() {
+                    self.input = text;
+                }
+                Action::FocusInput
+            }
+            Message::Disconnect => Action::Quit,
+            Message::Voice(true) => Action::JoinVoice,
+            Message::Voice(false) => {
+                if self.voice == Voice::Joining {
+                    self.voice = Voice::Off;
+                }
+                Action::LeaveVoice
+            }
+            Message::Mute(b) => {
+                self.muted = b;
+                Action::Controls { muted: b || self.deafened, deafened: self.deafened }
+            }
+            Message::Deafen(b) => {
+                self.deafened = b;
+                Action::Controls { muted: b || self.muted, deafened: b }
+            }
+            Message::Volume(user, volume) => {
+                let gain = self.set_gain(&user, |g| g.volume = volume);
+                Action::Gain(user, gain)
+            }
+            Message::MuteUser(user, muted) => {
+                let gain = self.set_gain(&user, |g| g.muted = muted);
+                Action::Gain(user, gain)
+            }
+            Message::Settings => Action::OpenSettings,
+            Message::ReconnectNow => Action::ReconnectNow,
+            Message::GiveUp => Action::GiveUp,
+        }
+    }
+
+    /// Our message `local` could not be handed to a connection (there is
+    /// none): it leaves the log and goes back into the input.
+    pub fn unsent(&mut self, local: u64, text: String) {
+        self.log.retain(|e| !matches!(&e.kind, Kind::Chat { own: Some((Own::Local(l), _)), .. } if *l == local));
+        if self.input.is_empty() {
+            self.input = text;
+        }
+        self.error("Not connected: the message was not sent (it is still in the input).");
     }
 
     /// Adds a line now.
@@ -317,6 +452,10 @@ impl Chat {
             }
             Event::Users(mut users) => {
                 users.sort_by_key(|u| u.to_lowercase());
+                if std::mem::take(&mut self.who_asked) {
+                    let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
+                    self.notice(format!("{} here: {}", users.len(), names.join(", ")));
+                }
                 self.users = users;
             }
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
@@ -598,12 +737,6 @@ fn entry(e: &Entry) -> Element<'_, Message> {
     row![time, body].spacing(8).align_y(Alignment::Start).into()
 }
 
-/// Whether `line` asks to leave (`!DISCONNECT` as in the original app, or `/quit`).
-pub fn is_quit(line: &str) -> bool {
-    let l = line.trim();
-    l == "!DISCONNECT" || l.eq_ignore_ascii_case("/quit")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,6 +744,63 @@ mod tests {
     fn chat() -> Chat {
         let fp = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".parse().expect("fingerprint");
         Chat::new("me".into(), "h:1".into(), fp, vec!["zed".into(), "me".into(), "Amy".into()], 100)
+    }
+
+    #[test]
+    fn sending_numbers_the_line_and_keeps_what_cannot_go() {
+        let mut c = chat();
+        c.update(Message::Input("  ".into()));
+        assert_eq!(c.update(Message::Send), Action::None, "blank");
+        c.update(Message::Input("x".repeat(101)));
+        assert_eq!(c.update(Message::Send), Action::None, "too long");
+        assert_eq!(c.input.len(), 101, "a too long message stays in the input");
+        c.update(Message::Input("hello  ".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "hello".into() });
+        assert!(c.input.is_empty());
+        c.update(Message::Input("again".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 2, text: "again".into() });
+        // No connection to take it: back into the input, out of the log.
+        c.unsent(2, "again".into());
+        assert_eq!(c.input, "again");
+        assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Chat { text, .. } if text == "again")));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(_)));
+    }
+
+    #[test]
+    fn quit_words_and_the_button_leave() {
+        let mut c = chat();
+        for word in ["!DISCONNECT", "/quit", "/QUIT "] {
+            c.update(Message::Input(word.into()));
+            assert_eq!(c.update(Message::Send), Action::Quit, "{word}");
+            assert!(c.input.is_empty());
+        }
+        assert_eq!(c.update(Message::Disconnect), Action::Quit);
+        c.update(Message::Input("/who".into()));
+        assert_eq!(c.update(Message::Send), Action::Who, "a command, not chat text");
+        c.update(Message::Input("/frobnicate".into()));
+        assert_eq!(c.update(Message::Send), Action::None);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("Unknown command")));
+        c.update(Message::Input("//who is there".into()));
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into() });
+    }
+
+    #[test]
+    fn voice_switches_and_gains_are_actions() {
+        let mut c = chat();
+        assert_eq!(c.update(Message::Voice(true)), Action::JoinVoice);
+        c.voice = Voice::Joining;
+        assert_eq!(c.update(Message::Voice(false)), Action::LeaveVoice);
+        assert_eq!(c.voice, Voice::Off, "cancelled while joining");
+        assert_eq!(c.update(Message::Mute(true)), Action::Controls { muted: true, deafened: false });
+        assert_eq!(c.update(Message::Deafen(true)), Action::Controls { muted: true, deafened: true });
+        assert_eq!(c.update(Message::Mute(false)), Action::Controls { muted: true, deafened: true }, "deaf is mute");
+        assert_eq!(c.update(Message::Deafen(false)), Action::Controls { muted: false, deafened: false });
+        assert_eq!(c.update(Message::Volume("amy".into(), 3.0)), Action::Gain("amy".into(), MAX_VOLUME));
+        assert_eq!(c.update(Message::MuteUser("amy".into(), true)), Action::Gain("amy".into(), 0.0));
+        assert_eq!(c.update(Message::MuteUser("amy".into(), false)), Action::Gain("amy".into(), MAX_VOLUME));
+        c.update(Message::Input("draft".into()));
+        assert_eq!(c.update(Message::Resend("old".into())), Action::FocusInput);
+        assert_eq!(c.input, "draft", "a resend never overwrites what is being typed");
     }
 
     #[test]
@@ -657,8 +847,13 @@ mod tests {
     }
 
     #[test]
-    fn quit_commands() {
-        assert!(is_quit("!DISCONNECT") && is_quit(" /quit ") && is_quit("/QUIT"));
-        assert!(!is_quit("!disconnect now") && !is_quit("quit"));
+    fn who_answers_in_the_log_once_asked() {
+        let mut c = chat();
+        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Notice(n) if n.contains("here:"))));
+        c.update(Message::Input("/who".into()));
+        assert_eq!(c.update(Message::Send), Action::Who);
+        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "2 here: a, b"));
     }
 }

@@ -1,7 +1,7 @@
 //! The settings dialog: devices, noise suppression, voice activation or
 //! push-to-talk, bitrate. Saved to the client config file.
 
-use client_core::audio::{device::Input, device::Output, pipeline::SendConfig};
+use client_core::audio::pipeline::SendConfig;
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceOptions;
 use iced::widget::{button, column, container, pick_list, progress_bar, row, slider, space, text, toggler};
@@ -14,8 +14,13 @@ pub const DEFAULT_DEVICE: &str = "default";
 /// Push-to-talk off: voice activation.
 pub const VOICE_ACTIVATION: &str = "Off (voice activation)";
 /// Keys offered for push-to-talk.
-pub const PTT_KEYS: [&str; 13] =
-    [VOICE_ACTIVATION, "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"];
+/// The choices of the push-to-talk list: voice activation, then the keys.
+pub fn ptt_choices() -> Vec<String> {
+    std::iter::once(VOICE_ACTIVATION)
+        .chain(crate::push_to_talk::KEYS.iter().map(|(n, _)| *n))
+        .map(str::to_owned)
+        .collect()
+}
 /// Bitrates offered, bits per second.
 pub const BITRATES: [u32; 6] = [16_000, 24_000, 32_000, 48_000, 64_000, 96_000];
 
@@ -75,7 +80,7 @@ impl Voice {
             denoise: c.denoise.unwrap_or(d.denoise),
             vad_threshold: c.vad_threshold.unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
             bitrate: c.bitrate.and_then(|b| u32::try_from(b).ok()).unwrap_or(32_000).clamp(6_000, 128_000),
-            push_to_talk: c.push_to_talk.clone().filter(|k| PTT_KEYS[1..].contains(&k.as_str())),
+            push_to_talk: c.push_to_talk.clone().filter(|k| crate::push_to_talk::parse_key(k).is_some()),
         }
     }
 
@@ -91,17 +96,9 @@ impl Voice {
 
     /// What a voice join uses (controls and push-to-talk are added by the caller).
     pub fn options(&self) -> VoiceOptions {
-        VoiceOptions {
-            input: Input::parse(&self.input),
-            output: Output::parse(&self.output),
-            send: SendConfig {
-                denoise: self.denoise,
-                vad_threshold: self.vad_threshold,
-                bitrate: i32::try_from(self.bitrate).unwrap_or(32_000),
-                protect: true,
-            },
-            ..VoiceOptions::default()
-        }
+        let mut c = ClientConfig::default();
+        self.store(&mut c);
+        c.voice_options()
     }
 }
 
@@ -203,7 +200,7 @@ impl Dialog {
         let outputs = choices(&self.outputs, &self.voice.output);
         let listing = if self.inputs.is_none() { " (listing devices…)" } else { "" };
         let ptt = self.voice.push_to_talk.clone().unwrap_or_else(|| VOICE_ACTIVATION.to_owned());
-        let ptt_keys: Vec<String> = PTT_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        let ptt_keys = ptt_choices();
         let mut threshold = column![
             row![
                 text("Voice activation threshold"),

@@ -1,0 +1,100 @@
+//! Chat messages the server has not acknowledged yet: the client's half of
+//! the delivery promise. They are paced out, resent with the same ids after
+//! a lost connection or a rate-limit nack, and count as `unacked` if the
+//! connection ends for good.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use protocol::delivery::Ledger;
+use protocol::message::MessageId;
+
+/// Chat messages not yet acknowledged, in id order.
+#[derive(Debug, Default)]
+pub(crate) struct Unacked {
+    /// Not sent yet (or to be resent after a rate-limit nack).
+    pub(crate) pending: BTreeMap<MessageId, String>,
+    /// Sent, awaiting an ack.
+    pub(crate) inflight: BTreeMap<MessageId, String>,
+    /// Do not send before this (server said "retry after").
+    pub(crate) paused_until: Option<Instant>,
+    /// Ids the server has answered for good (acked or finally refused):
+    /// its floor is the lowest id this client may still send.
+    pub(crate) settled: Ledger,
+}
+
+impl Unacked {
+    /// Messages pending or in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len() + self.inflight.len()
+    }
+
+    /// Queues a message to be sent.
+    pub(crate) fn queue(&mut self, id: MessageId, text: String) {
+        self.pending.insert(id, text);
+    }
+
+    /// A new connection: whatever was in flight when the last one died
+    /// goes again, with the same ids.
+    pub(crate) fn resend_inflight(&mut self) {
+        let inflight = std::mem::take(&mut self.inflight);
+        self.pending.extend(inflight);
+    }
+
+    /// The server settled `id` for good (an ack, or a final refusal):
+    /// whether it was ours and in flight.
+    pub(crate) fn settle(&mut self, id: MessageId) -> bool {
+        let _ = self.settled.settle(id);
+        self.inflight.remove(&id).is_some()
+    }
+
+    /// The server refused `id` for the rate: it goes back to the pending
+    /// messages, and nothing is sent for `wait` from `now`.
+    pub(crate) fn retry_later(&mut self, id: MessageId, wait: Duration, now: Instant) {
+        if let Some(text) = self.inflight.remove(&id) {
+            self.pending.insert(id, text);
+        }
+        self.paused_until = Some(now + wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_nack_moves_the_message_back_and_pauses() {
+        let mut u = Unacked::default();
+        u.inflight.insert(3, "hi".into());
+        let now = Instant::now();
+        u.retry_later(3, Duration::from_millis(250), now);
+        assert_eq!(u.pending.get(&3).map(String::as_str), Some("hi"));
+        assert!(u.inflight.is_empty());
+        assert_eq!(u.paused_until, Some(now + Duration::from_millis(250)));
+        assert_eq!(u.len(), 1);
+    }
+
+    #[test]
+    fn settling_raises_the_floor_and_forgets_the_message() {
+        let mut u = Unacked::default();
+        u.queue(1, "a".into());
+        u.queue(2, "b".into());
+        u.resend_inflight();
+        let first = u.pending.pop_first().expect("queued");
+        u.inflight.insert(first.0, first.1);
+        assert!(u.settle(1));
+        assert!(!u.settle(1), "a second ack for the same id is not ours any more");
+        assert_eq!(u.settled.floor(), 2);
+        assert_eq!(u.len(), 1);
+    }
+
+    #[test]
+    fn a_new_connection_resends_what_was_in_flight() {
+        let mut u = Unacked::default();
+        u.inflight.insert(5, "x".into());
+        u.queue(6, "y".into());
+        u.resend_inflight();
+        assert!(u.inflight.is_empty());
+        assert_eq!(u.pending.keys().copied().collect::<Vec<_>>(), vec![5, 6]);
+    }
+}
