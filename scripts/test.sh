@@ -14,6 +14,9 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev)
 # client-cli's line editor is tested on a real terminal, inside tmux.
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The Debian packages' test checks the systemd unit offline (no systemd runs).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -30,7 +33,9 @@ fi
 # the same profile and target directory (dependencies are built once).
 # Benches are timing loops, not tests: `cargo bench` runs them (the
 # chatroom-bench package holds nothing else, so it is left out here).
+SECONDS=0
 cargo build --locked --workspace --bins
+built=$SECONDS
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -40,5 +45,5 @@ set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 echo
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed (binaries built in ${built} s; tests built and run in $((SECONDS - built)) s)"
 exit "$status"

@@ -84,6 +84,8 @@ struct RawServer {
     shutdown_grace_secs: Option<u32>,
     voice_port: Option<u16>,
     voice_public_port: Option<u16>,
+    metrics_bind: Option<String>,
+    log_format: Option<String>,
 }
 
 /// The validated server configuration.
@@ -148,6 +150,21 @@ pub struct Config {
     /// UDP port clients are told to send voice to, when a port forward maps
     /// another public port to `voice_port`; 0 means `voice_port` itself.
     pub voice_public_port: u16,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None` (the
+    /// default): no metrics listener at all.
+    pub metrics_bind: Option<SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+}
+
+/// How the server writes its log (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// Default TCP port.
@@ -277,6 +294,18 @@ impl Config {
                 format!("{max_message} needs max_frame_bytes of at least {needed}"),
             ));
         }
+        let metrics_bind = match s.metrics_bind.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| invalid("metrics_bind", format!("{text:?} is not IP:PORT (e.g. 127.0.0.1:9187)")))?,
+            ),
+        };
+        let log_format = match s.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(invalid("log_format", format!("{other:?} is neither \"text\" nor \"json\""))),
+        };
         Ok(Self {
             bind,
             key_file: resolve(s.key_file, "server.key"),
@@ -331,6 +360,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(range("shutdown_grace_secs", s.shutdown_grace_secs, 3, 0, 60)?.into()),
             voice_port: s.voice_port.unwrap_or(0),
             voice_public_port: s.voice_public_port.unwrap_or(0),
+            metrics_bind,
+            log_format,
         })
     }
 }
@@ -357,6 +388,20 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:0");
         assert!(c.verbose);
         assert_eq!(c.max_message_bytes, 4096);
+        assert_eq!(c.metrics_bind, None, "no metrics listener unless asked");
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn metrics_and_log_format_are_opt_in() {
+        let c = load("[server]\nmetrics_bind = \"127.0.0.1:9187\"\nlog_format = \"json\"\n").expect("valid");
+        assert_eq!(c.metrics_bind, Some("127.0.0.1:9187".parse().expect("addr")));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(load("[server]\nmetrics_bind = \"\"\n").expect("valid").metrics_bind, None);
+        let e = load("[server]\nmetrics_bind = \"9187\"\n").expect_err("no ip").to_string();
+        assert!(e.contains("server.metrics_bind"), "{e}");
+        let e = load("[server]\nlog_format = \"xml\"\n").expect_err("unknown").to_string();
+        assert!(e.contains("server.log_format"), "{e}");
     }
 
     #[test]
@@ -426,6 +471,7 @@ mod tests {
                 "max_frame_bytes", "max_message_bytes", "handshake_timeout_secs", "keepalive_secs",
                 "idle_timeout_secs", "rate_per_sec", "rate_burst", "flood_limit", "outbound_queue",
                 "session_threads", "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",
+                "metrics_bind", "log_format",
             ]),
             value in proptest::prop_oneof![
                 proptest::num::i64::ANY.prop_map(|n| n.to_string()),

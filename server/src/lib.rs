@@ -13,6 +13,7 @@
 //! - [`voice_relay`]: the UDP voice relay.
 //! - [`batch_send`]: many datagrams in one system call.
 //! - [`messages`]: messages between actors.
+//! - [`metrics`]: Prometheus counters and the opt-in scrape listener.
 
 pub mod batch_send;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod gate;
 pub mod keys;
 pub mod listener;
 pub mod messages;
+pub mod metrics;
 pub mod roster;
 pub mod rules;
 pub mod session;

@@ -16,11 +16,12 @@ use protocol::message::Limits;
 use sha2::{Digest, Sha256};
 use slog::{Drain, Logger, info, o, warn};
 
-use server::config::Config;
+use server::config::{Config, LogFormat};
 use server::gate::GateConfig;
 use server::keys;
 use server::listener::{Listener, StopAccepting};
 use server::messages::ShutdownAll;
+use server::metrics::Metrics;
 use server::roster::Roster;
 use server::session::SessionConfig;
 use server::signer::Signer;
@@ -74,12 +75,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn logger(verbose: bool) -> Logger {
-    let decorator = slog_term::TermDecorator::new().stderr().build();
-    let drain = slog_term::FullFormat::new(decorator).build().fuse();
+fn logger(verbose: bool, format: LogFormat) -> Logger {
     let level = if verbose { slog::Level::Debug } else { slog::Level::Info };
-    let drain = std::sync::Mutex::new(drain.filter_level(level)).fuse();
-    Logger::root(drain, o!())
+    match format {
+        LogFormat::Text => {
+            let decorator = slog_term::TermDecorator::new().stderr().build();
+            let drain = slog_term::FullFormat::new(decorator).build().fuse();
+            Logger::root(std::sync::Mutex::new(drain.filter_level(level)).fuse(), o!())
+        }
+        // One JSON object per line (`ts`, `level`, `msg`, then the keys).
+        LogFormat::Json => {
+            let drain = slog_json::Json::new(std::io::stderr()).add_default_keys().build().fuse();
+            Logger::root(std::sync::Mutex::new(drain.filter_level(level)).fuse(), o!())
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -111,7 +120,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         None => {}
     }
 
-    let log = logger(cfg.verbose);
+    let log = logger(cfg.verbose, cfg.log_format);
     let (psk, psk_created) = keys::load_or_create_psk(&cfg.key_file).map_err(key_err)?;
     if psk_created {
         info!(log, "created a new pre-shared key file"; "file" => %cfg.key_file.display());
@@ -128,14 +137,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let udp = std::net::UdpSocket::bind(voice_addr)
         .map_err(|e| Failure::Runtime(format!("cannot listen for voice on UDP {voice_addr}: {e}")))?;
     udp.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+    let metrics_listener = match cfg.metrics_bind {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| Failure::Runtime(format!("cannot listen for metrics on {addr}: {e}")))?;
+            l.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+            Some(l)
+        }
+        None => None,
+    };
     let system = actix_rt::System::new();
     system.block_on(async move {
         // Watch the signals before announcing readiness, so a prompt SIGTERM
         // is a clean shutdown and not a kill.
         let signals = Signals::install()?;
         print_banner(local, voice_addr, &cfg, config_path.as_deref(), &identity.fingerprint().to_string());
+        if let Some(addr) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            println!("Metrics on http://{addr}/metrics");
+            info!(log, "serving metrics"; "addr" => %addr);
+        }
         info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
-        serve(log, cfg, psk, identity, std_listener, udp, signals).await
+        serve(log, cfg, psk, identity, Sockets { tcp: std_listener, udp, metrics: metrics_listener }, signals).await
     })
 }
 
@@ -149,11 +171,13 @@ fn print_banner(local: SocketAddr, voice: SocketAddr, cfg: &Config, config_path:
     let key_file = std::fs::canonicalize(&cfg.key_file).unwrap_or_else(|_| cfg.key_file.clone());
     // The clients built next to this binary, if there are any; otherwise
     // the README's fresh clone has only built the server, and cargo builds
-    // a client on first use.
-    let sibling = |name: &str| {
-        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(name))).filter(|p| p.is_file())
+    // a client on first use. Installed from the Debian packages, the
+    // clients are `socket-chatroom-cli` and `socket-chatroom-gui`.
+    let sibling = |names: [&str; 2]| {
+        let dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf))?;
+        names.iter().map(|n| dir.join(n)).find(|p| p.is_file())
     };
-    let (cli, gui) = (sibling("client-cli"), sibling("client-iced"));
+    let (cli, gui) = (sibling(["client-cli", "socket-chatroom-cli"]), sibling(["client-iced", "socket-chatroom-gui"]));
     println!("Socket Chatroom server listening on {local}");
     println!("Voice relay on UDP {voice}");
     println!("Server identity: {fingerprint}");
@@ -182,11 +206,11 @@ fn join_commands(
     );
     let cli = match client_cli {
         Some(cli) => format!("{} {flags}", shell_quote(&cli.display().to_string())),
-        None => format!("cargo run --release -p client-cli -- {flags}"),
+        None => format!("cargo run -p client-cli -- {flags}"),
     };
     let gui = match client_iced {
         Some(gui) => format!("(the desktop client: {})", shell_quote(&gui.display().to_string())),
-        None => "(the desktop client, from the repository: cargo run --release -p client-iced)".to_owned(),
+        None => "(the desktop client, from the repository: cargo run -p client-iced)".to_owned(),
     };
     vec![cli, gui]
 }
@@ -198,15 +222,23 @@ fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.chars().all(plain) { s.to_owned() } else { format!("'{}'", s.replace('\'', "'\\''")) }
 }
 
+/// The bound sockets `serve` runs on.
+struct Sockets {
+    tcp: std::net::TcpListener,
+    udp: std::net::UdpSocket,
+    metrics: Option<std::net::TcpListener>,
+}
+
 async fn serve(
     log: Logger,
     cfg: Config,
     psk: protocol::crypto::Psk,
     identity: protocol::crypto::Identity,
-    std_listener: std::net::TcpListener,
-    udp: std::net::UdpSocket,
+    sockets: Sockets,
     signals: Signals,
 ) -> Result<(), Failure> {
+    let Sockets { tcp: std_listener, udp, metrics: metrics_listener } = sockets;
+    let metrics = Arc::new(Metrics::new());
     let udp =
         tokio::net::UdpSocket::from_std(udp).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
     let bound_port = udp.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?.port();
@@ -234,14 +266,16 @@ async fn serve(
         outbound_queue: cfg.outbound_queue as usize,
         shutdown: shutdown_rx,
         voice_port: Some(voice_port),
+        metrics: metrics.clone(),
     });
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
     let roster_log = log.new(o!("actor" => "roster"));
     let relay_log = log.new(o!("actor" => "voice-relay"));
     let (max_clients, max_per_ip) = (cfg.max_clients as usize, cfg.max_clients_per_address as usize);
-    let relay = VoiceRelay::new(relay_log, udp).start();
-    let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay)).start();
+    let relay = VoiceRelay::new(relay_log, udp).with_metrics(metrics.clone()).start();
+    let relay_addr = Some(relay.clone());
+    let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay)).with_metrics(metrics.clone()).start();
     // Sessions get the cores the roster (this thread) leaves: a broadcast
     // wakes fewer threads, and the roster is never preempted by its own
     // sessions (measured: 2.9 against 5.6 µs per delivery on 2 cores).
@@ -251,6 +285,20 @@ async fn serve(
     };
     let workers: Vec<ArbiterHandle> = (0..session_threads).map(|_| Arbiter::new().handle()).collect();
     let open = Arc::new(AtomicUsize::new(0));
+    let scrapes = match metrics_listener {
+        Some(l) => {
+            let l = tokio::net::TcpListener::from_std(l)
+                .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
+            let log = log.new(o!("actor" => "metrics"));
+            let sources = server::metrics::Sources {
+                roster: roster.clone().recipient(),
+                relay: relay_addr.map(Addr::recipient),
+                open: open.clone(),
+            };
+            Some(actix_rt::spawn(server::metrics::serve(log, l, metrics, sources)))
+        }
+        None => None,
+    };
     let listener = Listener::new(
         log.clone(),
         listener,
@@ -271,6 +319,9 @@ async fn serve(
     .start();
 
     signals.wait(&log, || reload_key(&log, &cfg.key_file, &psk)).await;
+    if let Some(task) = scrapes {
+        task.abort();
+    }
 
     listener.do_send(StopAccepting);
     let told = roster.send(ShutdownAll { reason: "the server is shutting down".into() }).await.unwrap_or(0);
@@ -358,8 +409,8 @@ mod tests {
             ]
         );
         let fresh = join_commands(None, None, addr, Path::new("/my keys/it's.key"), "SHA256:x");
-        assert!(fresh[0].starts_with("cargo run --release -p client-cli -- --server 127.0.0.1:7878"), "{fresh:?}");
+        assert!(fresh[0].starts_with("cargo run -p client-cli -- --server 127.0.0.1:7878"), "{fresh:?}");
         assert!(fresh[0].contains(r"--key-file '/my keys/it'\''s.key' "), "{fresh:?}");
-        assert!(fresh[1].contains("cargo run --release -p client-iced"), "{fresh:?}");
+        assert!(fresh[1].contains("cargo run -p client-iced"), "{fresh:?}");
     }
 }

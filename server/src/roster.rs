@@ -14,6 +14,7 @@ use crate::messages::{
     Broadcast, Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, RelayAdd, RelayRemove, SessionId,
     SharedLedger, ShutdownAll, ToSession, Undelivered, VoiceJoin, VoiceLeave, VoiceReport,
 };
+use crate::metrics::{Metrics, Snapshot, TakeSnapshot};
 use crate::voice_relay::VoiceRelay;
 
 struct Member {
@@ -78,6 +79,7 @@ pub struct Roster {
     /// Users logged in per address, and the cap.
     per_ip: HashMap<std::net::IpAddr, usize>,
     max_per_ip: usize,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 /// Reports older than this no longer count towards a speaker's protection.
@@ -108,7 +110,14 @@ impl Roster {
             per_ip: HashMap::new(),
             max_per_ip,
             replaced: HashMap::new(),
+            metrics: std::sync::Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (by default, metrics nobody reads).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn remove_member(&mut self, id: SessionId) -> Option<Member> {
@@ -191,14 +200,17 @@ impl Roster {
         [self.by_visual.get(&key.visual), self.by_caseless.get(&key.caseless)].into_iter().flatten().copied().collect()
     }
 
-    /// Sends one shared encoded message to everyone but `except`.
-    fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) {
+    /// Sends one shared encoded message to everyone but `except`; returns
+    /// how many sessions it was queued for.
+    fn fan_out(&self, msg: &ServerMessage, except: Option<SessionId>) -> u64 {
         let payload = Bytes::from(message::encode(msg));
+        let mut delivered = 0;
         for (id, m) in &self.members {
-            if Some(*id) != except {
-                self.deliver(*id, m, payload.clone());
+            if Some(*id) != except && self.deliver(*id, m, payload.clone()) {
+                delivered += 1;
             }
         }
+        delivered
     }
 
     /// Queues `msg` for session `id` alone.
@@ -210,13 +222,15 @@ impl Roster {
 
     /// Every send goes through here: a full queue means a hopelessly slow
     /// reader, who is kicked, never waited for; a closed one is a session
-    /// on its way out.
-    fn deliver(&self, id: SessionId, m: &Member, payload: Bytes) {
+    /// on its way out. Returns whether `payload` was queued.
+    fn deliver(&self, id: SessionId, m: &Member, payload: Bytes) -> bool {
         match m.outbox.deliver(payload) {
-            Ok(()) | Err(Undelivered::Closed) => {}
+            Ok(()) => true,
+            Err(Undelivered::Closed) => false,
             Err(Undelivered::Full) => {
                 warn!(self.log, "session queue full; disconnecting slow reader"; "session" => id);
                 m.mailbox.do_send(ToSession::Kick(DisconnectCause::SlowReader, "you did not read fast enough"));
+                false
             }
         }
     }
@@ -379,7 +393,22 @@ impl Handler<Broadcast> for Roster {
             return;
         };
         let out = ServerMessage::Message { from: from.name.clone(), text: msg.text, ts_ms: msg.ts_ms };
-        self.fan_out(&out, Some(id));
+        let delivered = self.fan_out(&out, Some(id));
+        self.metrics.messages.inc();
+        self.metrics.deliveries.inc_by(delivered);
+    }
+}
+
+impl Handler<TakeSnapshot> for Roster {
+    type Result = MessageResult<TakeSnapshot>;
+    fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
+        let mut s = Snapshot { users: self.members.len(), voice_members: self.voice.len(), ..Snapshot::default() };
+        for m in self.members.values() {
+            let depth = m.outbox.0.max_capacity() - m.outbox.0.capacity();
+            s.queued += depth;
+            s.queued_max = s.queued_max.max(depth);
+        }
+        MessageResult(s)
     }
 }
 

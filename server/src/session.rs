@@ -35,6 +35,7 @@ use crate::messages::{
     Authorize, Broadcast, GateHandle, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox,
     PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
 };
+use crate::metrics::{Metrics, Outcome};
 use crate::roster::Roster;
 use crate::rules::{self, ChatVerdict, Decision, Pace, Rules};
 use crate::signer::{Sign, Signer};
@@ -68,6 +69,8 @@ pub struct SessionConfig {
     pub shutdown: watch::Receiver<bool>,
     /// UDP port of the voice relay (`None`: voice is off).
     pub voice_port: Option<u16>,
+    /// What the sessions count.
+    pub metrics: Arc<Metrics>,
 }
 
 enum Phase {
@@ -194,6 +197,11 @@ impl Session {
     /// Refuses the login, saying how long until trying again may work.
     fn refuse_for(&mut self, ctx: &mut Context<Self>, code: RefusalCode, reason: String, retry: Option<Duration>) {
         info!(self.log, "login refused"; "code" => ?code, "reason" => %Escaped(&reason));
+        self.cfg.metrics.handshake(match code {
+            RefusalCode::WrongPassword => Outcome::BadPassword,
+            RefusalCode::RetryLater => Outcome::RateLimited,
+            _ => Outcome::Refused,
+        });
         let retry_after_ms = retry.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         self.send(ctx, &ServerMessage::Refused { code, reason, retry_after_ms });
         self.close(ctx);
@@ -204,6 +212,7 @@ impl Session {
     /// silently dead connection looks like.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
         info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => %Escaped(detail));
+        self.cfg.metrics.kick(cause);
         if cause != DisconnectCause::IdleTimeout {
             self.resumable = false;
             // Out of the roster now, so nobody can take this session over
@@ -236,6 +245,7 @@ impl Session {
                         Ok(Err(Hold::RetryAfter(wait))) => match hs.retry_after(wait) {
                             Ok(reply) => {
                                 debug!(act.log, "key holder told to retry later"; "retry_after_ms" => wait.as_millis());
+                                act.cfg.metrics.handshake(Outcome::RateLimited);
                                 act.queue(ctx, Out::Raw(Bytes::from(reply)));
                                 act.close(ctx);
                             }
@@ -248,6 +258,10 @@ impl Session {
             Ok(ServerStep::Reject { reply, reason }) => {
                 // Debug, not info: a flood of bad handshakes must not flood the log.
                 debug!(self.log, "handshake refused"; "reason" => %Escaped(&reason.to_string()));
+                self.cfg.metrics.handshake(match reason {
+                    protocol::error::HandshakeError::VersionMismatch { .. } => Outcome::Refused,
+                    _ => Outcome::WrongKey,
+                });
                 self.queue(ctx, Out::Raw(Bytes::from(reply)));
                 self.close(ctx);
             }
@@ -366,6 +380,7 @@ impl Session {
                     // The roster has queued the welcome.
                     act.log = act.log.new(o!("user" => Escaped(&username).to_string()));
                     info!(act.log, "user joined"; "users" => users, "resumed" => resumed);
+                    act.cfg.metrics.handshake(Outcome::Ok);
                     act.gate = None;
                     act.phase = Phase::Chat;
                     act.rules.set_ledger(ledger);
@@ -533,7 +548,8 @@ impl Actor for Session {
         self.out = Some(tx);
         self.last_word = Some(word_tx);
         let failed = ctx.address().recipient();
-        actix_rt::spawn(writer::write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take()));
+        let sent = self.cfg.metrics.bytes_sent.clone();
+        actix_rt::spawn(writer::write_loop(w, rx, word_rx, self.cfg.write_timeout, failed, self.open.take(), sent));
         // A small read buffer: it grows for a big frame, and an idle session
         // does not hold more.
         // Before the key check only the client hello may come, and it has
@@ -603,6 +619,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                     // A first frame larger than any client hello cannot hold
                     // the key: the same fixed refusal as a wrong key.
                     debug!(self.log, "first frame too large; refusing"; "error" => %Escaped(&e.to_string()));
+                    self.cfg.metrics.handshake(Outcome::WrongKey);
                     self.queue(ctx, Out::Raw(Bytes::from_static(&protocol::handshake::REFUSED_WRONG_KEY)));
                     return self.close(ctx);
                 }
@@ -611,6 +628,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             }
         };
         self.last_rx = Instant::now();
+        self.cfg.metrics.bytes_received.inc_by(frame.len() as u64 + 4);
         if matches!(self.phase, Phase::Handshake(_)) {
             return self.on_handshake_frame(ctx, &frame);
         }

@@ -35,6 +35,7 @@ use tokio::net::UdpSocket;
 
 use crate::batch_send::{self, Batch};
 use crate::messages::{RelayAdd, RelayRemove};
+use crate::metrics::{Metrics, Publish};
 
 /// Counters of what the relay dropped and did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,9 @@ pub struct VoiceRelay {
     batch: Batch,
     stats: RelayStats,
     logged: RelayStats,
+    /// Where the stats are published, and what was published so far.
+    metrics: Arc<Metrics>,
+    published: RelayStats,
 }
 
 impl std::fmt::Debug for VoiceRelay {
@@ -108,7 +112,38 @@ impl VoiceRelay {
             batch: Batch::default(),
             stats: RelayStats::default(),
             logged: RelayStats::default(),
+            metrics: Arc::default(),
+            published: RelayStats::default(),
         }
+    }
+
+    /// Publishes the relay's counters into `metrics` (by default, metrics
+    /// nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Adds what the relay counted since the last call to the metrics (at
+    /// each scrape): the packet path itself only bumps its own plain counters.
+    pub fn publish(&mut self) {
+        let (s, p, m) = (self.stats, self.published, &self.metrics);
+        m.voice_received.inc_by(s.voice_in - p.voice_in);
+        m.voice_relayed.inc_by(s.sent - p.sent);
+        for (reason, now, before) in [
+            ("malformed", s.malformed, p.malformed),
+            ("unknown_id", s.unknown, p.unknown),
+            ("forged", s.forged, p.forged),
+            ("replayed", s.replayed, p.replayed),
+            ("unproven_address", s.unproven, p.unproven),
+            ("over_rate", s.over_rate, p.over_rate),
+            ("send_buffer_full", s.send_full, p.send_full),
+        ] {
+            if now > before {
+                m.voice_dropped(reason, now - before);
+            }
+        }
+        self.published = s;
     }
 
     /// Adds a voice member with this join's keys (no address yet: it must
@@ -236,6 +271,13 @@ impl StreamHandler<Datagram> for VoiceRelay {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Publish> for VoiceRelay {
+    type Result = ();
+    fn handle(&mut self, _: Publish, _: &mut Context<Self>) {
+        self.publish();
+    }
 }
 
 impl Handler<RelayAdd> for VoiceRelay {

@@ -100,6 +100,7 @@ pub(crate) async fn write_loop(
     timeout: Duration,
     failed: Recipient<WriterFailed>,
     open: Option<CountGuard>,
+    sent: prometheus_client::metrics::counter::Counter,
 ) {
     let mut batch = Vec::new();
     let mut buf = Vec::new();
@@ -140,7 +141,9 @@ pub(crate) async fn write_loop(
             }
         }
         match tokio::time::timeout(timeout, w.write_all(&buf)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                sent.inc_by(buf.len() as u64);
+            }
             Ok(Err(e)) => return failed.do_send(WriterFailed(format!("write failed: {e}"))),
             Err(_) => return failed.do_send(WriterFailed("write stalled; peer not reading".into())),
         }
