@@ -7,6 +7,8 @@
 //! - [`listener`]: accepts connections, starts sessions, keeps the gate.
 //! - [`session`]: one actor per connection.
 //! - [`writer`]: a session's writer task (sealing, batching, the last word).
+//! - [`run`]: the whole server on bound sockets, until told to stop
+//!   (the binary and in-process tests start it).
 //! - [`rules`]: a session's rate, flood and settled-id rules (sans-IO).
 //! - [`roster`]: who is here; text and presence fan-out.
 //! - [`signer`]: RSA signing on worker threads.
@@ -24,6 +26,7 @@ pub mod messages;
 pub mod metrics;
 pub mod roster;
 pub mod rules;
+pub mod run;
 pub mod session;
 pub mod signer;
 pub mod voice_relay;

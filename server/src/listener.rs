@@ -21,22 +21,46 @@ use crate::roster::Roster;
 use crate::session::{Session, SessionConfig};
 use crate::signer::Signer;
 
-/// Decrements a shared counter when dropped (the open connections, which
-/// shutdown waits for).
-#[derive(Debug)]
-pub struct CountGuard(Arc<AtomicUsize>);
+/// The connections whose sockets are still open: counted (for metrics) and
+/// awaited at shutdown. Every connection holds a [`CountGuard`] until its
+/// socket is closed; the receiver [`OpenConnections::new`] returns yields
+/// `None` once this handle and every guard are gone — a completion channel,
+/// nothing polled.
+#[derive(Debug, Clone)]
+pub struct OpenConnections {
+    count: Arc<AtomicUsize>,
+    done: tokio::sync::mpsc::Sender<()>,
+}
 
-impl CountGuard {
-    /// Increments `counter` for the guard's lifetime.
-    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter.clone())
+impl OpenConnections {
+    /// No connection yet, and the receiver that learns when all are closed.
+    pub fn new() -> (Self, tokio::sync::mpsc::Receiver<()>) {
+        let (done, all_closed) = tokio::sync::mpsc::channel(1);
+        (Self { count: Arc::new(AtomicUsize::new(0)), done }, all_closed)
     }
+
+    /// The number of open connections, shared.
+    pub fn count(&self) -> Arc<AtomicUsize> {
+        self.count.clone()
+    }
+
+    /// One more open connection, until the guard is dropped.
+    pub fn guard(&self) -> CountGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        CountGuard { count: self.count.clone(), _done: self.done.clone() }
+    }
+}
+
+/// One open connection (see [`OpenConnections`]).
+#[derive(Debug)]
+pub struct CountGuard {
+    count: Arc<AtomicUsize>,
+    _done: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -53,7 +77,7 @@ pub struct Listener {
     gate: Gate,
     /// The sessions the gate holds, to close the ones it pushes out.
     sessions: HashMap<ConnId, Recipient<ToSession>>,
-    open: Arc<AtomicUsize>,
+    open: OpenConnections,
 }
 
 /// The "address" the per-address caps count: an IPv4 address, or an IPv6
@@ -85,7 +109,7 @@ impl Listener {
         signer: Addr<Signer>,
         workers: Vec<ArbiterHandle>,
         gate: GateConfig,
-        open: Arc<AtomicUsize>,
+        open: OpenConnections,
     ) -> Self {
         Self {
             log,
@@ -151,7 +175,7 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             self.gate.release(id);
             return;
         };
-        let open = CountGuard::new(&self.open);
+        let open = self.open.guard();
         let me = ctx.address();
         let gate = GateHandle {
             id,

@@ -6,26 +6,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use actix::prelude::*;
 use clap::{Parser, Subcommand};
-use protocol::message::Limits;
-use sha2::{Digest, Sha256};
-use slog::{Drain, Logger, info, o, warn};
+use slog::{Drain, Logger, info, o};
 
 use server::config::{Config, LogFormat};
-use server::gate::GateConfig;
 use server::keys;
-use server::listener::{Listener, StopAccepting};
-use server::messages::ShutdownAll;
-use server::metrics::Metrics;
-use server::roster::Roster;
-use server::session::SessionConfig;
-use server::signer::Signer;
-use server::voice_relay::VoiceRelay;
+use server::run::{Control, Sockets};
 
 /// Socket Chatroom server: encrypted text chat over TCP.
 #[derive(Debug, Parser)]
@@ -157,7 +144,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             info!(log, "serving metrics"; "addr" => %addr);
         }
         info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
-        serve(log, cfg, psk, identity, Sockets { tcp: std_listener, udp, metrics: metrics_listener }, signals).await
+        let (tx, control) = tokio::sync::mpsc::channel(4);
+        actix_rt::spawn(signals.forward(log.clone(), tx));
+        let sockets = Sockets { tcp: std_listener, udp, metrics: metrics_listener };
+        server::run::run(log, cfg, psk, identity, sockets, control).await.map_err(|e| Failure::Runtime(e.to_string()))
     })
 }
 
@@ -222,142 +212,6 @@ fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.chars().all(plain) { s.to_owned() } else { format!("'{}'", s.replace('\'', "'\\''")) }
 }
 
-/// The bound sockets `serve` runs on.
-struct Sockets {
-    tcp: std::net::TcpListener,
-    udp: std::net::UdpSocket,
-    metrics: Option<std::net::TcpListener>,
-}
-
-async fn serve(
-    log: Logger,
-    cfg: Config,
-    psk: protocol::crypto::Psk,
-    identity: protocol::crypto::Identity,
-    sockets: Sockets,
-    signals: Signals,
-) -> Result<(), Failure> {
-    let Sockets { tcp: std_listener, udp, metrics: metrics_listener } = sockets;
-    let metrics = Arc::new(Metrics::new());
-    let udp =
-        tokio::net::UdpSocket::from_std(udp).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
-    let bound_port = udp.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?.port();
-    let voice_port = if cfg.voice_public_port == 0 { bound_port } else { cfg.voice_public_port };
-    let listener = tokio::net::TcpListener::from_std(std_listener)
-        .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let psk = Arc::new(std::sync::RwLock::new(psk));
-    let session_cfg = Arc::new(SessionConfig {
-        psk: psk.clone(),
-        identity_der: identity.public_der().into(),
-        password_hash: cfg.password.as_ref().map(|p| Sha256::digest(p.as_bytes()).into()),
-        limits: Limits {
-            max_message_bytes: cfg.max_message_bytes,
-            rate_per_sec: cfg.rate_per_sec,
-            burst: cfg.rate_burst,
-            keepalive_secs: cfg.keepalive.as_secs() as u32,
-            idle_timeout_secs: cfg.idle_timeout.as_secs() as u32,
-        },
-        max_frame: cfg.max_frame_bytes as usize,
-        handshake_timeout: cfg.handshake_timeout,
-        idle_timeout: cfg.idle_timeout,
-        write_timeout: cfg.write_timeout,
-        flood_limit: cfg.flood_limit,
-        outbound_queue: cfg.outbound_queue as usize,
-        shutdown: shutdown_rx,
-        voice_port: Some(voice_port),
-        metrics: metrics.clone(),
-    });
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
-    let roster_log = log.new(o!("actor" => "roster"));
-    let relay_log = log.new(o!("actor" => "voice-relay"));
-    let (max_clients, max_per_ip) = (cfg.max_clients as usize, cfg.max_clients_per_address as usize);
-    let relay = VoiceRelay::new(relay_log, udp).with_metrics(metrics.clone()).start();
-    let relay_addr = Some(relay.clone());
-    let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay)).with_metrics(metrics.clone()).start();
-    // Sessions get the cores the roster (this thread) leaves: a broadcast
-    // wakes fewer threads, and the roster is never preempted by its own
-    // sessions (measured: 2.9 against 5.6 µs per delivery on 2 cores).
-    let session_threads = match cfg.session_threads {
-        0 => cores.saturating_sub(1).max(1),
-        n => n as usize,
-    };
-    let workers: Vec<ArbiterHandle> = (0..session_threads).map(|_| Arbiter::new().handle()).collect();
-    let open = Arc::new(AtomicUsize::new(0));
-    let scrapes = match metrics_listener {
-        Some(l) => {
-            let l = tokio::net::TcpListener::from_std(l)
-                .map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
-            let log = log.new(o!("actor" => "metrics"));
-            let sources = server::metrics::Sources {
-                roster: roster.clone().recipient(),
-                relay: relay_addr.map(Addr::recipient),
-                open: open.clone(),
-            };
-            Some(actix_rt::spawn(server::metrics::serve(log, l, metrics, sources)))
-        }
-        None => None,
-    };
-    let listener = Listener::new(
-        log.clone(),
-        listener,
-        session_cfg,
-        roster.clone(),
-        signer,
-        workers.clone(),
-        GateConfig {
-            max_waiting: cfg.max_handshakes as usize,
-            max_waiting_per_address: cfg.max_handshakes_per_address as usize,
-            max_logging_in: cfg.max_logins_in_progress as usize,
-            max_logging_in_per_address: cfg.max_logins_in_progress_per_address as usize,
-            sign_rate_per_address: f64::from(cfg.handshake_rate_per_address),
-            sign_burst_per_address: cfg.handshake_burst_per_address,
-        },
-        open.clone(),
-    )
-    .start();
-
-    signals.wait(&log, || reload_key(&log, &cfg.key_file, &psk)).await;
-    if let Some(task) = scrapes {
-        task.abort();
-    }
-
-    listener.do_send(StopAccepting);
-    let told = roster.send(ShutdownAll { reason: "the server is shutting down".into() }).await.unwrap_or(0);
-    let _ = shutdown_tx.send(true);
-    info!(log, "shutting down"; "users_told" => told);
-    let deadline = Instant::now() + cfg.shutdown_grace;
-    while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let left = open.load(Ordering::SeqCst);
-    if left > 0 {
-        warn!(log, "connections still open at the shutdown deadline"; "count" => left);
-    }
-    for w in workers {
-        w.stop();
-    }
-    info!(log, "stopped"; "rsa_signatures" => server::signer::SIGNATURES.load(Ordering::Relaxed));
-    Ok(())
-}
-
-/// SIGHUP: reads the key file again (after `server gen-key`); new
-/// connections need the new key, connected users stay. A bad file keeps the
-/// old key and says why.
-fn reload_key(log: &Logger, path: &std::path::Path, psk: &std::sync::RwLock<protocol::crypto::Psk>) {
-    match keys::load_psk(path) {
-        Ok(new) => match psk.write() {
-            Ok(mut p) => {
-                *p = new;
-                info!(log, "reloaded the pre-shared key; new connections need the new key"; "file" => %path.display());
-            }
-            Err(_) => warn!(log, "cannot reload the pre-shared key: lock poisoned"),
-        },
-        Err(e) => warn!(log, "key file not reloaded; keeping the current key"; "error" => %e),
-    }
-}
-
 /// SIGTERM and SIGINT (stop), SIGHUP (reload the key).
 struct Signals {
     term: tokio::signal::unix::Signal,
@@ -375,13 +229,23 @@ impl Signals {
         Ok(Self { term, int, hup })
     }
 
-    /// Returns on SIGTERM or SIGINT; calls `on_hup` for each SIGHUP.
-    async fn wait(mut self, log: &Logger, on_hup: impl Fn()) {
+    /// Tells the server: SIGHUP reloads the key, SIGTERM or SIGINT shuts
+    /// it down (then this ends).
+    async fn forward(mut self, log: Logger, to: tokio::sync::mpsc::Sender<Control>) {
         loop {
-            tokio::select! {
-                _ = self.term.recv() => return info!(log, "SIGTERM received"),
-                _ = self.int.recv() => return info!(log, "SIGINT received"),
-                _ = self.hup.recv() => on_hup(),
+            let order = tokio::select! {
+                _ = self.term.recv() => {
+                    info!(log, "SIGTERM received");
+                    Control::Shutdown
+                }
+                _ = self.int.recv() => {
+                    info!(log, "SIGINT received");
+                    Control::Shutdown
+                }
+                _ = self.hup.recv() => Control::ReloadKey,
+            };
+            if to.send(order).await.is_err() || order == Control::Shutdown {
+                return;
             }
         }
     }
