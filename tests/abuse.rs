@@ -3,30 +3,12 @@
 //! Behaviour only, with generous deadlines; the figures (how fast a user
 //! gets in during a flood) come from `scripts/abuse.sh`.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use protocol::message::{ClientMessage, RefusalCode, ServerMessage};
-use socket_chatroom_tests::{DEADLINE, RawClient, RecvError, TestServer};
-
-fn host(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
-}
-
-/// Whether the server closes `c` within `within` (reading and dropping
-/// whatever it sends first).
-fn closed_within(c: &mut RawClient, within: Duration) -> bool {
-    let end = Instant::now() + within;
-    loop {
-        match c.recv_frame(end.saturating_duration_since(Instant::now())) {
-            Ok(_) => {}
-            Err(RecvError::Closed | RecvError::Other(_)) => return true,
-            Err(RecvError::Timeout) => return false,
-        }
-    }
-}
+use socket_chatroom_tests::{DEADLINE, RawClient, TestServer, closed_within, host};
 
 #[test]
 fn a_user_gets_in_during_a_wrong_key_flood_which_costs_no_rsa_work() {

@@ -5,31 +5,14 @@
 //! from 127.0.0.1 (or through a delaying proxy). Behaviour only, with
 //! generous deadlines; the figures come from `faults gate`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use protocol::message::{ClientMessage, DisconnectCause, RefusalCode, ServerMessage};
 use socket_chatroom_tests::tcp_proxy::TcpProxy;
-use socket_chatroom_tests::{DEADLINE, RawClient, RecvError, TestServer};
-
-fn host(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
-}
-
-/// Whether the server closes `c` within `within` (reading and dropping
-/// whatever it sends first).
-fn closed_within(c: &mut RawClient, within: Duration) -> bool {
-    let end = Instant::now() + within;
-    loop {
-        match c.recv_frame(end.saturating_duration_since(Instant::now())) {
-            Ok(_) => {}
-            Err(RecvError::Closed | RecvError::Other(_)) => return true,
-            Err(RecvError::Timeout) => return false,
-        }
-    }
-}
+use socket_chatroom_tests::{DEADLINE, RawClient, RecvError, TestServer, closed_within, host};
 
 /// Opens idle connections (no byte sent) from `addresses` until `stop`,
 /// keeping at most `keep` of its own open; returns how many it made.

@@ -64,6 +64,24 @@ pub fn write_secret(path: &Path, contents: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
+/// The loopback address 127.0.0.`n` (127.0.0.2 and up play other hosts).
+pub fn host(n: u8) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// Whether the server closes `c` within `within` (reading and dropping
+/// whatever it sends first).
+pub fn closed_within(c: &mut RawClient, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    loop {
+        match c.recv_frame(end.saturating_duration_since(Instant::now())) {
+            Ok(_) => {}
+            Err(RecvError::Closed | RecvError::Other(_)) => return true,
+            Err(RecvError::Timeout) => return false,
+        }
+    }
+}
+
 /// The wait a sealed "retry after" handshake answer asked for (as the
 /// handshake error says it), if `detail` is one.
 pub fn retry_after(detail: &str) -> Option<Duration> {
