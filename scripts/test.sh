@@ -39,7 +39,7 @@ built=$SECONDS
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --locked --workspace --exclude chatroom-bench --lib --bins --tests "$@" 2>&1 | tee "$log"
+cargo test --locked --no-fail-fast --workspace --exclude chatroom-bench --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

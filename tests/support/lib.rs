@@ -428,6 +428,7 @@ impl RawClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(RecvError::Closed),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                     return Err(RecvError::Timeout);
                 }
