@@ -94,6 +94,24 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// Displays any `Display` value (an error that quotes a peer's bytes, say)
+/// escaped as [`Escaped`] does, without formatting it into a string first.
+#[derive(Debug, Clone, Copy)]
+pub struct EscapedDisplay<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for EscapedDisplay<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// Escapes what the inner value writes, character by character.
+        struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escaping<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                s.chars().try_for_each(|c| write_escaped(c, self.0))
+            }
+        }
+        fmt::write(&mut Escaping(f), format_args!("{}", self.0))
+    }
+}
+
 /// A serialized JSON text with every character of [`needs_escape`] written
 /// as a JSON `\uXXXX` escape (a surrogate pair above U+FFFF). Such
 /// characters can only stand inside JSON strings, so the result parses to
@@ -120,6 +138,13 @@ pub fn escape_json(json: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_display_value_is_escaped_like_a_string() {
+        let err = format!("unknown type {:?}", "x\u{1b}[2J\ny\u{2028}");
+        assert_eq!(EscapedDisplay(&err).to_string(), Escaped(&err).to_string());
+        assert!(!EscapedDisplay(&err).to_string().contains('\u{1b}'));
+    }
 
     /// Every kind the issue named: what a terminal obeys, what reorders,
     /// what splits a line for Unicode-aware tools, what is invisible.

@@ -141,34 +141,26 @@ impl Rules {
     /// Chat message `id` whose text checked out as `valid`.
     pub fn chat(&mut self, id: u64, valid: Result<(), TextError>, now: Instant) -> Decision<ChatVerdict> {
         let decided = |verdict| Decision { verdict, tell: false };
-        if self.ledger.lock().is_ok_and(|l| l.is_settled(id)) {
-            // Answered again, but at the price of any message: a loop of
-            // one settled id is a flood like any other.
-            if self.bucket.take(now).is_err() {
-                let d = self.over(now);
-                if d.verdict == Pace::Flooding {
-                    return decided(ChatVerdict::Kick(DisconnectCause::Flooding, FLOODING));
-                }
-                return Decision { verdict: ChatVerdict::Duplicate, tell: d.tell };
+        let settled = self.ledger.lock().is_ok_and(|l| l.is_settled(id));
+        if settled || valid.is_err() {
+            // A resend of a settled id is answered again and an invalid
+            // message refused, each at the price of any request: neither is
+            // a free flood.
+            let paced = self.request(now);
+            if paced.verdict == Pace::Flooding {
+                return decided(ChatVerdict::Kick(DisconnectCause::Flooding, FLOODING));
             }
-            return decided(ChatVerdict::Duplicate);
-        }
-        if let Err(e) = valid {
-            // Refused messages cost a token too, so they cannot be a free flood.
-            let mut tell = false;
-            if self.bucket.take(now).is_err() {
-                let d = self.over(now);
-                if d.verdict == Pace::Flooding {
-                    return decided(ChatVerdict::Kick(DisconnectCause::Flooding, FLOODING));
+            let verdict = match valid {
+                Err(e) if !settled => {
+                    let reason = match e {
+                        TextError::TooLarge { .. } => NackReason::TooLarge,
+                        TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
+                    };
+                    self.settle(id).unwrap_or(ChatVerdict::Refuse(reason, e.to_string()))
                 }
-                tell = d.tell;
-            }
-            let reason = match e {
-                TextError::TooLarge { .. } => NackReason::TooLarge,
-                TextError::Empty | TextError::ControlCharacter => NackReason::Invalid,
+                _ => ChatVerdict::Duplicate,
             };
-            let verdict = self.settle(id).unwrap_or(ChatVerdict::Refuse(reason, e.to_string()));
-            return Decision { verdict, tell };
+            return Decision { verdict, tell: paced.tell };
         }
         let over_rate = match self.blocked_from {
             Some(b) if id > b => Err(self.bucket.wait_time(now).max(Duration::from_millis(1))),

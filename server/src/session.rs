@@ -18,7 +18,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use protocol::PROTOCOL_VERSION;
 use protocol::crypto::{Opener, Psk};
-use protocol::escape::Escaped;
+use protocol::escape::{Escaped, EscapedDisplay};
 use protocol::frame::{CodecError, FrameCodec};
 use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, SignRequest};
 use protocol::message::{self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage};
@@ -257,7 +257,7 @@ impl Session {
             }
             Ok(ServerStep::Reject { reply, reason }) => {
                 // Debug, not info: a flood of bad handshakes must not flood the log.
-                debug!(self.log, "handshake refused"; "reason" => %Escaped(&reason.to_string()));
+                debug!(self.log, "handshake refused"; "reason" => %EscapedDisplay(&reason));
                 self.cfg.metrics.handshake(match reason {
                     protocol::error::HandshakeError::VersionMismatch { .. } => Outcome::Refused,
                     _ => Outcome::WrongKey,
@@ -266,7 +266,7 @@ impl Session {
                 self.close(ctx);
             }
             Err(e) => {
-                info!(self.log, "handshake failed"; "error" => %Escaped(&e.to_string()));
+                info!(self.log, "handshake failed"; "error" => %EscapedDisplay(&e));
                 self.close(ctx);
             }
         }
@@ -292,7 +292,7 @@ impl Session {
                         debug!(act.log, "handshake complete");
                     }
                     Err(e) => {
-                        info!(act.log, "handshake failed"; "error" => %Escaped(&e.to_string()));
+                        info!(act.log, "handshake failed"; "error" => %EscapedDisplay(&e));
                         act.close(ctx);
                     }
                 }
@@ -412,21 +412,19 @@ impl Session {
     }
 
     fn on_chat_message(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
+        // Every request costs a token too, so none is a free flood (chat
+        // and loss reports have rules of their own; a quit always goes).
+        if !matches!(msg, ClientMessage::Chat { .. } | ClientMessage::VoiceReport { .. } | ClientMessage::Quit) {
+            match self.pace(ctx, |r, now| r.request(now)) {
+                Pace::Go => {}
+                Pace::Over => {
+                    return self.send(ctx, &ServerMessage::Error { detail: "too many requests; slow down".into() });
+                }
+                Pace::Flooding => return,
+            }
+        }
         match msg {
             ClientMessage::Chat { id, text } => self.on_chat(ctx, id, text),
-            ClientMessage::Who
-            | ClientMessage::Ping { .. }
-            | ClientMessage::Pong { .. }
-            | ClientMessage::Login { .. }
-            | ClientMessage::VoiceJoin
-            | ClientMessage::VoiceLeave
-                if self.pace(ctx, |r, now| r.request(now)) != Pace::Go =>
-            {
-                // Requests cost a token too, so they cannot be a free flood.
-                if !matches!(self.phase, Phase::Closed) {
-                    self.send(ctx, &ServerMessage::Error { detail: "too many requests; slow down".into() });
-                }
-            }
             ClientMessage::Who => {
                 self.roster
                     .send(ListUsers)
@@ -608,7 +606,7 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             Ok(f) => f,
             // A reset or a frame cut short is a lost connection (resumable).
             Err(CodecError::Io(e)) => {
-                info!(self.log, "connection lost"; "error" => %Escaped(&e.to_string()));
+                info!(self.log, "connection lost"; "error" => %EscapedDisplay(&e));
                 return self.close(ctx);
             }
             // A length no frame of ours has: corruption on the way, or a
@@ -618,12 +616,12 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
                 if matches!(self.phase, Phase::Handshake(_)) {
                     // A first frame larger than any client hello cannot hold
                     // the key: the same fixed refusal as a wrong key.
-                    debug!(self.log, "first frame too large; refusing"; "error" => %Escaped(&e.to_string()));
+                    debug!(self.log, "first frame too large; refusing"; "error" => %EscapedDisplay(&e));
                     self.cfg.metrics.handshake(Outcome::WrongKey);
                     self.queue(ctx, Out::Raw(Bytes::from_static(&protocol::handshake::REFUSED_WRONG_KEY)));
                     return self.close(ctx);
                 }
-                info!(self.log, "bad frame; closing the connection"; "error" => %Escaped(&e.to_string()));
+                info!(self.log, "bad frame; closing the connection"; "error" => %EscapedDisplay(&e));
                 return self.close(ctx);
             }
         };
@@ -641,14 +639,14 @@ impl StreamHandler<Result<Bytes, CodecError>> for Session {
             // could cut the connection anyway). A broken connection the
             // client may resume, never a kick: nothing it said is lost.
             Err(e) => {
-                info!(self.log, "frame failed authentication; closing the connection"; "error" => %Escaped(&e.to_string()));
+                info!(self.log, "frame failed authentication; closing the connection"; "error" => %EscapedDisplay(&e));
                 return self.close(ctx);
             }
         };
         let msg = match message::decode::<ClientMessage>(&plain) {
             Ok(m) => m,
             Err(e) => {
-                debug!(self.log, "undecodable message"; "error" => %Escaped(&e.to_string()));
+                debug!(self.log, "undecodable message"; "error" => %EscapedDisplay(&e));
                 if matches!(self.phase, Phase::Login) {
                     return self.refuse(ctx, RefusalCode::ProtocolError, e.to_string());
                 }
