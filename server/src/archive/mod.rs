@@ -1,0 +1,245 @@
+//! History and durable state (issue 15): what the server keeps across
+//! restarts, behind the [`Archive`] trait so a cluster backend can follow.
+//!
+//! - [`Archive`]: the interface the roster codes against. Writes and history
+//!   reads never block the caller: each takes a [`Completion`] that the
+//!   archive calls once, on its own thread, with the outcome.
+//! - [`SqliteArchive`]: the single-node store, one SQLite file
+//!   (`data_dir/chatroom.db`) in WAL mode with `synchronous = FULL`, one writer
+//!   thread committing everything that waits in one transaction (group commit),
+//!   two reader threads for history pages.
+//! - [`backup`]: an online copy of a running server's database.
+//!
+//! Layout: `mod.rs` holds the types, the trait and the errors; `sqlite.rs`
+//! the SQLite store; `schema.rs` the migrations.
+//!
+//! Deleted messages are removed from the file (no tombstones): history never
+//! returns them and nothing of their text is kept. Message ids are never
+//! reused all the same: the store keeps the highest id it ever stored
+//! ([`Archive::max_id`]) even when that message is deleted or pruned.
+//!
+//! Back up and restore: `backup(dir, FILE)` writes a consistent copy while
+//! the server runs (the copy appears under its name only when complete). To
+//! restore, stop the server, remove `chatroom.db-wal` and `chatroom.db-shm`
+//! from the data directory, copy the backup over `chatroom.db` and start the
+//! server.
+
+mod schema;
+mod sqlite;
+
+use std::path::PathBuf;
+
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::{DB_FILE, SqliteArchive, backup};
+
+/// Called once with the outcome, on the archive's own thread: keep it short
+/// (e.g. `addr.do_send(..)`). A write refused at once because the queue is
+/// full is the one exception: its completion runs on the caller's thread,
+/// before [`Archive::write`] returns.
+pub type Completion<T> = Box<dyn FnOnce(T) + Send + 'static>;
+
+/// The most messages one history page returns; a larger
+/// [`HistoryQuery::limit`] is lowered to it (memory per query stays bounded).
+pub const MAX_PAGE: u32 = 1000;
+
+/// One stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The server id: strictly increasing, unique, never reused.
+    pub id: u64,
+    /// The room's bare name (`general`).
+    pub room: String,
+    /// The sender's name, as the roster knows it.
+    pub sender: String,
+    /// The text (the latest edit).
+    pub text: String,
+    /// The server's time when it took the message, ms since the Unix epoch.
+    pub ts_ms: u64,
+    /// Whether the text was edited since.
+    pub edited: bool,
+}
+
+/// A room as stored: from the config or created by a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// Its bare name (`general`); the key.
+    pub name: String,
+    /// Its topic (may be empty).
+    pub topic: String,
+    /// Whether its messages are kept.
+    pub history: bool,
+    /// Whether it carries voice.
+    pub voice: bool,
+    /// Who created it (user rooms), `None` for rooms from the config.
+    pub owner: Option<String>,
+    /// Retention in days; 0 keeps everything.
+    pub history_days: u32,
+    /// When it was created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When its last member left (None: has members or never had any checked) — for expiry of user rooms.
+    pub empty_since_ms: Option<u64>,
+    /// Whether it comes from `config.toml` (never expires).
+    pub from_config: bool,
+}
+
+/// A change to the store, applied by [`Archive::write`].
+#[derive(Debug)]
+pub enum Write {
+    /// Store a message (its id is assigned by the caller, strictly
+    /// increasing; ids are unique). [`WriteOutcome::NotFound`] when its room
+    /// is not stored; [`StoreError::Rejected`] when the id is already taken.
+    Append(StoredMessage),
+    /// Replace the text of message `id` if `sender` sent it (compare sender
+    /// names exactly); sets `edited`.
+    Edit {
+        /// The message's server id.
+        id: u64,
+        /// Who asks: must be the message's sender.
+        sender: String,
+        /// The new text.
+        text: String,
+    },
+    /// Delete message `id` if `sender` sent it (removed from the file).
+    Delete {
+        /// The message's server id.
+        id: u64,
+        /// Who asks: must be the message's sender.
+        sender: String,
+    },
+    /// Create or update a room (its messages stay).
+    UpsertRoom(RoomRecord),
+    /// Remove a room and all its messages.
+    RemoveRoom {
+        /// The room's name.
+        name: String,
+    },
+    /// Remove a room's messages older than `before_ms` (retention).
+    Prune {
+        /// The room's name.
+        room: String,
+        /// Messages with `ts_ms < before_ms` go.
+        before_ms: u64,
+    },
+}
+
+/// What a [`Write`] did, once durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Applied.
+    Done,
+    /// No such message (edit, delete) or room (append, remove, prune).
+    NotFound,
+    /// The message exists but someone else sent it (edit, delete).
+    NotYours,
+    /// Prune: how many messages were removed.
+    Pruned(u64),
+}
+
+/// A request for one page of a room's history.
+///
+/// `before`: the newest `limit` messages with id < before (or the newest
+/// overall when both are `None`); `after`: the OLDEST `limit` messages with
+/// id > after (catch-up after a reconnection). With both, the oldest `limit`
+/// messages strictly between them (paging forward). `limit` is at most
+/// [`MAX_PAGE`]; 0 returns no messages (and `more` says whether any exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The room's name; a room not stored has an empty history.
+    pub room: String,
+    /// Page backwards from this id (exclusive).
+    pub before: Option<u64>,
+    /// Page forwards from this id (exclusive).
+    pub after: Option<u64>,
+    /// How many messages at most.
+    pub limit: u32,
+}
+
+/// A page of history: returned oldest first; `more` says whether further
+/// messages exist past the page in the paging direction (older ones for
+/// `before`, newer ones for `after`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The messages, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// Whether more exist beyond the page in the paging direction.
+    pub more: bool,
+}
+
+/// Why the store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write or read failed (full disk, read-only directory, queue full,
+    /// store shut down, …); the cause as text. Worth retrying later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// This one write was refused by the store's rules (a message id already
+    /// stored, a value out of range); the rest of its batch went through.
+    #[error("write refused: {0}")]
+    Rejected(String),
+    /// The file is not an SQLite database, or is damaged.
+    #[error("{path}: the database file is corrupt or not a database")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer server (`PRAGMA user_version`).
+    #[error("{path}: schema version {found} is newer than this server's ({supported}); run a newer server")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The newest this server knows.
+        supported: u32,
+    },
+    /// The data directory or the database file could not be created.
+    #[error("{path}: {source}")]
+    CreateDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("{path}: cannot open the database: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// An online backup failed.
+    #[error("backup into {dest}: {source}")]
+    Backup {
+        /// The backup file asked for.
+        dest: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The store of history and rooms.
+pub trait Archive: Send + Sync + std::fmt::Debug + 'static {
+    /// Queues a write; `done` is called once it is durable (committed with
+    /// synchronous=FULL) or failed. Never blocks: a full queue fails the write
+    /// at once with [`StoreError::Unavailable`].
+    fn write(&self, w: Write, done: Completion<Result<WriteOutcome, StoreError>>);
+    /// Reads a page of history off the caller's thread; `done` gets it.
+    fn history(&self, q: HistoryQuery, done: Completion<Result<Page, StoreError>>);
+    /// Every room stored, by name (at start, blocking is fine).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be read.
+    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
+    /// The highest message id ever stored (0 when none), so ids continue
+    /// after a restart; deleted and pruned messages count too.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be read.
+    fn max_id(&self) -> Result<u64, StoreError>;
+}
