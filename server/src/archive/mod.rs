@@ -108,12 +108,19 @@ pub enum Write {
     },
     /// Create or update a room (its messages stay).
     UpsertRoom(RoomRecord),
-    /// Remove a room and all its messages.
+    /// Remove a room and all its messages. Done once the room is gone from
+    /// every lookup (its name is free again; history and edits no longer
+    /// see it); its messages are then deleted in chunks between later
+    /// batches (resumed after a restart), never stalling other writes.
     RemoveRoom {
         /// The room's name.
         name: String,
     },
-    /// Remove a room's messages older than `before_ms` (retention).
+    /// Remove a room's messages older than `before_ms` (retention). Runs in
+    /// chunks between later batches (other writes are not held up); `done`
+    /// gets the total once all are gone, or [`StoreError::Unavailable`] if
+    /// a chunk failed or the store shut down first (what was removed stays
+    /// removed: the next pass goes on).
     Prune {
         /// The room's name.
         room: String,

@@ -11,7 +11,9 @@ const MIGRATIONS: &[&str] = &[
     // 1: rooms, messages, the highest id ever stored.
     "CREATE TABLE rooms (
         id             INTEGER PRIMARY KEY,
-        name           TEXT NOT NULL UNIQUE,
+        -- NULL once removed, while its messages are deleted in chunks (the
+        -- name is free again at once; UNIQUE allows many NULLs).
+        name           TEXT UNIQUE,
         topic          TEXT NOT NULL,
         history        INTEGER NOT NULL,
         voice          INTEGER NOT NULL,

@@ -303,9 +303,12 @@ fn rooms_upsert_list_and_remove_with_their_messages() {
     ok(&a, Write::UpsertRoom(user_room));
     assert_eq!(history(&a, "bobs-room", None, None, 50), Page::default());
     assert_eq!(ok(&a, Write::Edit { id: 3, sender: "bob".into(), text: "x".into() }), WriteOutcome::NotFound);
-    let conn = Connection::open(tmp.path().join(DB_FILE)).expect("open directly");
-    let left: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).expect("count");
-    assert_eq!(left, 1, "only general's message is left in the file");
+    // The purge of the old messages runs behind the removal.
+    let deadline = Instant::now() + WAIT;
+    while messages_in_file(tmp.path()) != 1 {
+        assert!(Instant::now() < deadline, "only general's message is left in the file, eventually");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -330,6 +333,79 @@ fn prune_removes_what_is_older_in_that_room_only() {
         "a bound past i64::MAX prunes everything"
     );
     assert_eq!(a.max_id().expect("max_id"), 110);
+}
+
+fn open_chunked(dir: &std::path::Path, chunk: usize) -> SqliteArchive {
+    SqliteArchive::open_tuned(dir, log(), Tuning { chunk, ..Tuning::default() }).expect("open")
+}
+
+fn messages_in_file(dir: &std::path::Path) -> i64 {
+    let conn = Connection::open(dir.join(DB_FILE)).expect("open directly");
+    conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).expect("count")
+}
+
+#[test]
+fn prune_and_removal_go_in_chunks_while_other_writes_go_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = open_chunked(tmp.path(), 3);
+    ok(&a, Write::UpsertRoom(room("general")));
+    ok(&a, Write::UpsertRoom(room("old")));
+    for id in 1..=20 {
+        ok(&a, Write::Append(msg(id, "general", "ann")));
+        ok(&a, Write::Append(msg(100 + id, "old", "ann")));
+    }
+    // 14 rows in chunks of 3: five transactions; the prune completes once.
+    assert_eq!(ok(&a, Write::Prune { room: "general".into(), before_ms: 1015 }), WriteOutcome::Pruned(14));
+    assert_eq!(ids(&history(&a, "general", None, None, 50)), (15..=20).collect::<Vec<_>>());
+    // An exact multiple of the chunk still ends (on an empty chunk).
+    assert_eq!(ok(&a, Write::Prune { room: "general".into(), before_ms: 1018 }), WriteOutcome::Pruned(3));
+
+    // Removal: Done at once; the name is free, the old messages invisible.
+    assert_eq!(ok(&a, Write::RemoveRoom { name: "old".into() }), WriteOutcome::Done);
+    assert_eq!(ok(&a, Write::Edit { id: 105, sender: "ann".into(), text: "x".into() }), WriteOutcome::NotFound);
+    assert_eq!(ok(&a, Write::RemoveRoom { name: "old".into() }), WriteOutcome::NotFound);
+    ok(&a, Write::UpsertRoom(room("old")));
+    ok(&a, Write::Append(msg(200, "old", "bob")));
+    assert_eq!(ids(&history(&a, "old", None, None, 50)), [200], "the new room holds only its own");
+    assert_eq!(a.rooms().expect("rooms"), vec![room("general"), room("old")]);
+    // The purge finishes between writes, without another write to carry it.
+    let deadline = Instant::now() + WAIT;
+    while messages_in_file(tmp.path()) != 4 {
+        assert!(Instant::now() < deadline, "the purge never finished: {}", messages_in_file(tmp.path()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(ids(&history(&a, "old", None, None, 50)), [200]);
+    assert_eq!(a.max_id().expect("max_id"), 200);
+}
+
+#[test]
+fn a_removal_a_stop_interrupted_finishes_at_the_next_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    {
+        let a = open(tmp.path());
+        ok(&a, Write::UpsertRoom(room("general")));
+        ok(&a, Write::UpsertRoom(room("gone")));
+        for id in 1..=10 {
+            ok(&a, Write::Append(msg(id, "gone", "ann")));
+        }
+        ok(&a, Write::Append(msg(11, "general", "ann")));
+    }
+    // What a stop right after the removal's commit leaves: a nameless row
+    // with its messages.
+    {
+        let conn = Connection::open(tmp.path().join(DB_FILE)).expect("open directly");
+        conn.execute("UPDATE rooms SET name = NULL WHERE name = 'gone'", []).expect("unname");
+    }
+    let a = open_chunked(tmp.path(), 4);
+    assert_eq!(a.rooms().expect("rooms"), vec![room("general")]);
+    let deadline = Instant::now() + WAIT;
+    while messages_in_file(tmp.path()) != 1 {
+        assert!(Instant::now() < deadline, "the purge never resumed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let conn = Connection::open(tmp.path().join(DB_FILE)).expect("open directly");
+    let rows: i64 = conn.query_row("SELECT count(*) FROM rooms", [], |r| r.get(0)).expect("count");
+    assert_eq!(rows, 1, "the row goes too");
 }
 
 #[test]
