@@ -447,10 +447,10 @@ fn writer_loop(mut conn: Connection, rx: &Receiver<WriteJob>, mut chores: VecDeq
                     if let Some(Chore::Prune { pruned, .. }) = chores.front_mut() {
                         *pruned += rows as u64;
                     }
-                    if rows < chunk {
-                        if let Some(Chore::Prune { pruned, done, .. }) = chores.pop_front() {
-                            complete(done, Ok(WriteOutcome::Pruned(pruned)), log);
-                        }
+                    if rows < chunk
+                        && let Some(Chore::Prune { pruned, done, .. }) = chores.pop_front()
+                    {
+                        complete(done, Ok(WriteOutcome::Pruned(pruned)), log);
                     }
                 }
                 for (job, step) in batch.drain(..).zip(steps) {
@@ -478,10 +478,10 @@ fn writer_loop(mut conn: Connection, rx: &Receiver<WriteJob>, mut chores: VecDeq
                 }
                 // A prune fails as a whole (what it removed stays removed;
                 // the next retention pass goes on); a purge is retried.
-                if matches!(chores.front(), Some(Chore::Prune { .. })) {
-                    if let Some(Chore::Prune { done, .. }) = chores.pop_front() {
-                        complete(done, Err(StoreError::Unavailable(cause)), log);
-                    }
+                if matches!(chores.front(), Some(Chore::Prune { .. }))
+                    && let Some(Chore::Prune { done, .. }) = chores.pop_front()
+                {
+                    complete(done, Err(StoreError::Unavailable(cause)), log);
                 }
             }
         }
