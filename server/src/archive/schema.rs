@@ -58,7 +58,14 @@ pub(super) fn version(conn: &Connection) -> rusqlite::Result<u32> {
 /// transaction (a crash or failure leaves the file as it was). Returns the
 /// version found, read again under the write lock (another process may have
 /// migrated meanwhile); a newer one is left alone for the caller to refuse.
+///
+/// A file already at this version is not written to (no write lock taken):
+/// a read-only one still opens, and its writes fail one by one.
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
+    let current = version(conn)?;
+    if current >= SCHEMA_VERSION {
+        return Ok(current);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
     let from = usize::try_from(found).unwrap_or(usize::MAX);

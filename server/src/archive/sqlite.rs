@@ -158,6 +158,7 @@ impl SqliteArchive {
             Err(source) => return Err(StoreError::CreateDir { path, source }),
         }
         let conn = open_writer(&path)?;
+        let conn_read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false);
         if let Some(pages) = tuning.max_pages {
             let current: i64 =
                 conn.pragma_query_value(None, "page_count", |r| r.get(0)).map_err(|e| open_error(&path, e))?;
@@ -181,6 +182,12 @@ impl SqliteArchive {
             let rx = Arc::clone(&read_rx);
             let reader_log = log.clone();
             workers.push(spawn("archive-reader", move || reader_loop(&conn, &rx, &reader_log))?);
+        }
+        // SQLite falls back to read-only where the OS refuses writing (a
+        // read-only mount, another owner): the server runs, every write is
+        // refused (nacks, never acks). Said once here, loudly.
+        if conn_read_only {
+            warn!(log, "the history database is read-only: every write will fail");
         }
         info!(log, "history store open"; "schema" => SCHEMA_VERSION);
         Ok(Self { path, writes: Some(writes), reads: Some(reads), workers: Mutex::new(workers), log })
