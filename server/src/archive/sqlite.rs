@@ -33,6 +33,9 @@ use super::{
     Archive, Completion, HistoryQuery, MAX_PAGE, Page, RoomRecord, StoreError, StoredMessage, Write, WriteOutcome,
 };
 
+/// The writer thread's name.
+const WRITER: &str = "archive-writer";
+
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "chatroom.db";
 
@@ -173,9 +176,7 @@ impl SqliteArchive {
         let mut workers = Vec::with_capacity(READERS + 1);
         let (writes, write_rx) = mpsc::sync_channel(tuning.write_queue);
         let writer_log = log.clone();
-        workers.push(spawn("archive-writer", move || {
-            writer_loop(conn, &write_rx, chores, tuning.chunk.max(1), &writer_log)
-        })?);
+        workers.push(spawn(WRITER, move || writer_loop(conn, &write_rx, chores, tuning.chunk.max(1), &writer_log))?);
         let (reads, read_rx) = mpsc::sync_channel(READ_QUEUE);
         let read_rx = Arc::new(Mutex::new(read_rx));
         for conn in readers {
@@ -241,26 +242,39 @@ impl Archive for SqliteArchive {
 }
 
 impl Drop for SqliteArchive {
-    /// Closes the channels: the writer commits what is queued and calls its
-    /// completions, the readers answer what is queued; waits for them at
-    /// most 10 s in all (`SHUTDOWN_WAIT`).
+    /// Closes the channels: the readers answer what is queued and end, then
+    /// the writer commits what is queued, calls its completions and ends;
+    /// waits for them at most 10 s in all (`SHUTDOWN_WAIT`). The writer's
+    /// connection closes last: only the last connection checkpoints the WAL
+    /// into the database and removes the -wal and -shm files (a read-only
+    /// one cannot), so a clean stop leaves one file.
     fn drop(&mut self) {
-        drop(self.writes.take());
-        drop(self.reads.take());
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         let workers = self.workers.get_mut().unwrap_or_else(PoisonError::into_inner);
+        drop(self.reads.take());
+        let writer = workers.iter().position(|w| w.name == WRITER);
+        let writer = writer.map(|i| workers.remove(i));
         for worker in workers.drain(..) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match worker.ended.recv_timeout(left) {
-                Err(RecvTimeoutError::Disconnected) => {
-                    if worker.handle.join().is_err() {
-                        error!(self.log, "a history store thread panicked"; "thread" => worker.name);
-                    }
-                }
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {
-                    warn!(self.log, "a history store thread did not stop in time"; "thread" => worker.name);
-                }
+            stop(worker, deadline, &self.log);
+        }
+        drop(self.writes.take());
+        if let Some(worker) = writer {
+            stop(worker, deadline, &self.log);
+        }
+    }
+}
+
+/// Waits for a worker until `deadline`, then joins it (or leaves it, said).
+fn stop(worker: Worker, deadline: Instant, log: &Logger) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match worker.ended.recv_timeout(left) {
+        Err(RecvTimeoutError::Disconnected) => {
+            if worker.handle.join().is_err() {
+                error!(log, "a history store thread panicked"; "thread" => worker.name);
             }
+        }
+        Ok(()) | Err(RecvTimeoutError::Timeout) => {
+            warn!(log, "a history store thread did not stop in time"; "thread" => worker.name);
         }
     }
 }

@@ -420,6 +420,8 @@ fn durable_across_reopen_and_ids_continue() {
         ok(&a, Write::Edit { id: 2, sender: "ann".into(), text: "edited".into() });
         ok(&a, Write::Delete { id: 5, sender: "ann".into() });
     }
+    // A clean stop checkpoints: one file left.
+    assert!(!tmp.path().join("chatroom.db-wal").exists() && !tmp.path().join("chatroom.db-shm").exists());
     let a = open(tmp.path());
     // 5 was deleted, yet its id stays taken.
     assert_eq!(a.max_id().expect("max_id"), 5);
@@ -709,4 +711,88 @@ fn the_archive_is_a_shareable_trait_object() {
     let t = std::thread::spawn(move || b.max_id().map_err(|e| e.to_string()));
     assert_eq!(t.join().expect("thread"), Ok(0));
     assert!(format!("{a:?}").contains(DB_FILE));
+}
+
+/// Child half of the next test: runs only in the child process it starts.
+#[test]
+fn child_for_the_read_only_test() {
+    let Some(dir) = std::env::var_os("ARCHIVE_RO_DIR") else { return };
+    match SqliteArchive::open(std::path::Path::new(&dir), log()) {
+        Err(e) => println!("RO open failed: {e}"),
+        Ok(a) => {
+            let p = history(&a, "general", None, None, 5);
+            println!(
+                "RO opened; history {:?}; write {:?}",
+                ids(&p),
+                write(&a, Write::Append(msg(2, "general", "ann")))
+            );
+        }
+    }
+}
+
+/// Read-only for real, as root: a child test process without root's
+/// rights (`setpriv` to nobody; run as it is when not root). A read-only
+/// database in a writable directory opens, serves history and refuses
+/// every write (nacks, never acks); a read-only directory, where SQLite
+/// cannot create the WAL's shared-memory file, stops the server at start
+/// with an error naming the file.
+#[test]
+fn read_only_files_refuse_writes_and_a_read_only_directory_refuses_to_open() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    chmod(tmp.path(), 0o755);
+    let data = tmp.path().join("data");
+    {
+        let a = open(&data);
+        ok(&a, Write::UpsertRoom(room("general")));
+        ok(&a, Write::Append(msg(1, "general", "ann")));
+    }
+    let db = data.join(DB_FILE);
+    let root = std::fs::metadata("/proc/self").expect("/proc/self").uid() == 0;
+    // SQLite gives the -shm file the database's mode: 0644 lets nobody
+    // (the child) write the -shm it creates but not the database, which
+    // root owns. Not root, the file must be 0444 to be read-only to us, and
+    // the -shm then is too: SQLite may refuse to open at all.
+    chmod(&db, if root { 0o644 } else { 0o444 });
+    let child = |dir_mode: u32| {
+        chmod(&data, dir_mode);
+        let exe = std::env::current_exe().expect("test binary");
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        };
+        let out = cmd
+            .args(["--exact", "--nocapture", "--test-threads", "1"])
+            .arg("archive::sqlite::tests::child_for_the_read_only_test")
+            .env("ARCHIVE_RO_DIR", &data)
+            .output()
+            .expect("run the child (setpriv is in util-linux)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "child: {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    // A writable directory (the -shm file can be made), a read-only file.
+    let out = child(0o777);
+    if root {
+        assert!(
+            out.contains("RO opened; history [1]; write Err(Unavailable(\"attempt to write a readonly database\"))"),
+            "{out}"
+        );
+    } else {
+        assert!(out.contains("Unavailable") || out.contains("RO open failed"), "{out}");
+    }
+    assert!(!out.contains("write Ok"), "{out}");
+    // A read-only directory.
+    for f in ["chatroom.db-wal", "chatroom.db-shm"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
+    let out = child(0o555);
+    assert!(out.contains("RO open failed: ") && out.contains(&db.display().to_string()), "{out}");
+    chmod(&data, 0o700);
 }
