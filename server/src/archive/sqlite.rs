@@ -65,6 +65,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const CHUNK: usize = 250;
 /// How long a chore waits after a failed transaction before it tries again.
 const CHORE_RETRY: Duration = Duration::from_secs(1);
+/// The WAL file is truncated to this after a checkpoint when larger.
+const WAL_KEEP_BYTES: i64 = 64 << 20;
 /// Page cache per connection, KiB (SQLite's default is 2,000).
 const CACHE_KIB: i64 = 8192;
 
@@ -333,6 +335,10 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(err)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(err)?;
+    // A checkpoint restarts the WAL from its start but keeps its size; a
+    // burst (or a reader holding a snapshot) can grow it: give the space
+    // back past this.
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES).map_err(err)?;
     match schema::migrate(&mut conn).map_err(err)? {
         found if found > SCHEMA_VERSION => Err(newer(found)),
         _ => Ok(conn),
