@@ -19,6 +19,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -39,10 +40,14 @@ const WRITER: &str = "archive-writer";
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "chatroom.db";
 
-/// Writes waiting for the writer, at most. 65,536 queued appends of a few
-/// hundred bytes each are some tens of MiB at worst; past that a write fails
-/// at once ("queue full") rather than growing memory or blocking an actor.
+/// Writes queued or in the writer's hands, at most, in number (three
+/// seconds of the 20,000 msg/s)…
 const WRITE_QUEUE: usize = 65_536;
+/// …and in bytes (their strings, with an allowance for the rest): messages
+/// may be up to `max_message_bytes` (1 MiB at most), so a count alone would
+/// not bound memory. Past either, a write fails at once ("queue full")
+/// rather than growing memory or blocking an actor.
+const QUEUE_BYTES: usize = 64 << 20;
 /// Writes in one transaction, at most: bounds the time to the first
 /// completion of a batch and the memory of the outcomes.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -74,6 +79,44 @@ const CACHE_KIB: i64 = 8192;
 struct WriteJob {
     w: Write,
     done: Completion<Result<WriteOutcome, StoreError>>,
+    /// Its bytes, counted until the job is dropped (done with).
+    _ticket: Ticket,
+}
+
+impl WriteJob {
+    /// Gives its bytes back, then calls its completion (so whoever sees the
+    /// completion sees the bytes given back).
+    fn finish(self, outcome: Result<WriteOutcome, StoreError>, log: &Logger) {
+        let Self { w, done, _ticket } = self;
+        drop((w, _ticket));
+        complete(done, outcome, log);
+    }
+}
+
+/// Bytes a queued write holds against [`QUEUE_BYTES`]; given back on drop.
+struct Ticket {
+    bytes: usize,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// What a write weighs in the queue: its strings, the job, an allowance
+/// for the completion's captures.
+fn weight(w: &Write) -> usize {
+    let strings = match w {
+        Write::Append(m) => m.room.len() + m.sender.len() + m.text.len(),
+        Write::Edit { sender, text, .. } => sender.len() + text.len(),
+        Write::Delete { sender, .. } => sender.len(),
+        Write::UpsertRoom(r) => r.name.len() + r.topic.len() + r.owner.as_ref().map_or(0, String::len),
+        Write::RemoveRoom { name } => name.len(),
+        Write::Prune { room, .. } => room.len(),
+    };
+    std::mem::size_of::<WriteJob>() + 64 + strings
 }
 
 /// A history query waiting for a reader.
@@ -86,6 +129,7 @@ struct ReadJob {
 #[derive(Debug, Clone, Copy)]
 struct Tuning {
     write_queue: usize,
+    queue_bytes: usize,
     /// `PRAGMA max_page_count` on the writer (tests: a full disk as SQLite
     /// itself reports it, SQLITE_FULL, which root cannot bypass).
     max_pages: Option<u64>,
@@ -95,7 +139,7 @@ struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { write_queue: WRITE_QUEUE, max_pages: None, chunk: CHUNK }
+        Self { write_queue: WRITE_QUEUE, queue_bytes: QUEUE_BYTES, max_pages: None, chunk: CHUNK }
     }
 }
 
@@ -114,6 +158,9 @@ pub struct SqliteArchive {
     path: PathBuf,
     /// `None` only while dropping.
     writes: Option<SyncSender<WriteJob>>,
+    /// Bytes of the writes queued or being written.
+    queued: Arc<AtomicUsize>,
+    queue_bytes: usize,
     reads: Option<SyncSender<ReadJob>>,
     /// Behind a mutex only so the archive is `Sync` (a `Receiver` is not);
     /// used by `drop` alone.
@@ -193,7 +240,15 @@ impl SqliteArchive {
             warn!(log, "the history database is read-only: every write will fail");
         }
         info!(log, "history store open"; "schema" => SCHEMA_VERSION);
-        Ok(Self { path, writes: Some(writes), reads: Some(reads), workers: Mutex::new(workers), log })
+        Ok(Self {
+            path,
+            writes: Some(writes),
+            queued: Arc::new(AtomicUsize::new(0)),
+            queue_bytes: tuning.queue_bytes,
+            reads: Some(reads),
+            workers: Mutex::new(workers),
+            log,
+        })
     }
 
     /// The database file.
@@ -212,7 +267,14 @@ impl Archive for SqliteArchive {
         let Some(writes) = &self.writes else {
             return done(Err(StoreError::Unavailable("the store is shutting down".into())));
         };
-        match writes.try_send(WriteJob { w, done }) {
+        let bytes = weight(&w);
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        let ticket = Ticket { bytes, queued: Arc::clone(&self.queued) };
+        if before.saturating_add(bytes) > self.queue_bytes {
+            drop(ticket);
+            return done(Err(StoreError::Unavailable("write queue full".into())));
+        }
+        match writes.try_send(WriteJob { w, done, _ticket: ticket }) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => (job.done)(Err(StoreError::Unavailable("write queue full".into()))),
             Err(TrySendError::Disconnected(job)) => {
@@ -485,12 +547,12 @@ fn writer_loop(mut conn: Connection, rx: &Receiver<WriteJob>, mut chores: VecDeq
                 }
                 for (job, step) in batch.drain(..).zip(steps) {
                     match step {
-                        Step::Complete(outcome) => complete(job.done, outcome, log),
+                        Step::Complete(outcome) => job.finish(outcome, log),
                         Step::Prune { room_id, before } => {
                             chores.push_back(Chore::Prune { room_id, before, pruned: 0, done: job.done });
                         }
                         Step::Removed { room_id } => {
-                            complete(job.done, Ok(WriteOutcome::Done), log);
+                            job.finish(Ok(WriteOutcome::Done), log);
                             chores.push_back(Chore::Purge { room_id });
                         }
                     }
@@ -504,7 +566,7 @@ fn writer_loop(mut conn: Connection, rx: &Receiver<WriteJob>, mut chores: VecDeq
                 }
                 let cause = e.to_string();
                 for job in batch.drain(..) {
-                    complete(job.done, Err(StoreError::Unavailable(cause.clone())), log);
+                    job.finish(Err(StoreError::Unavailable(cause.clone())), log);
                 }
                 // A prune fails as a whole (what it removed stays removed;
                 // the next retention pass goes on); a purge is retried.

@@ -534,6 +534,54 @@ fn a_full_queue_fails_at_once_without_blocking() {
         assert!(matches!(r, Ok(WriteOutcome::Done)));
         assert_ne!(thread, std::thread::current().id(), "completions run on the writer");
     }
+    // Everything done: the queue's bytes are all given back.
+    assert_eq!(a.queued.load(std::sync::atomic::Ordering::Acquire), 0);
+}
+
+#[test]
+fn the_queue_is_bounded_in_bytes_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = SqliteArchive::open_tuned(tmp.path(), log(), Tuning { queue_bytes: 100_000, ..Tuning::default() })
+        .expect("open");
+    let big = |id: u64| StoredMessage { text: "z".repeat(40_000), ..msg(id, "general", "ann") };
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    a.write(
+        Write::UpsertRoom(room("general")),
+        Box::new(move |_| {
+            let _ = held_tx.send(());
+            let _ = gate_rx.recv_timeout(WAIT);
+        }),
+    );
+    held_rx.recv_timeout(WAIT).expect("the writer is held");
+    // Two of 40 kB queued: a third does not fit in 100 kB.
+    let (tx, rx) = mpsc::channel();
+    for id in 1..=3 {
+        let tx = tx.clone();
+        a.write(
+            Write::Append(big(id)),
+            Box::new(move |r| {
+                let _ = tx.send((id, r));
+            }),
+        );
+    }
+    let (id, r) = rx.try_recv().expect("refused at once");
+    assert!(id == 3 && matches!(r, Err(StoreError::Unavailable(ref s)) if s.contains("queue full")), "{r:?}");
+    // Small writes still fit.
+    let (small_tx, small_rx) = mpsc::channel();
+    a.write(
+        Write::Append(msg(4, "general", "ann")),
+        Box::new(move |r| {
+            let _ = small_tx.send(r);
+        }),
+    );
+    let _ = gate_tx.send(());
+    for _ in 1..=2 {
+        assert!(matches!(rx.recv_timeout(WAIT), Ok((1 | 2, Ok(WriteOutcome::Done)))));
+    }
+    assert!(matches!(small_rx.recv_timeout(WAIT), Ok(Ok(WriteOutcome::Done))));
+    assert_eq!(ok(&a, Write::Append(big(5))), WriteOutcome::Done, "room again once written");
+    assert_eq!(a.queued.load(std::sync::atomic::Ordering::Acquire), 0);
 }
 
 /// A full disk, as SQLite reports it (SQLITE_FULL): `max_page_count` caps
