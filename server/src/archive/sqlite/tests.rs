@@ -805,9 +805,18 @@ fn read_only_files_refuse_writes_and_a_read_only_directory_refuses_to_open() {
     // root owns. Not root, the file must be 0444 to be read-only to us, and
     // the -shm then is too: SQLite may refuse to open at all.
     chmod(&db, if root { 0o644 } else { 0o444 });
+    // A copy of this test binary nobody can run wherever the checkout lies.
+    let exe = if root {
+        let copy = tmp.path().join("child-test-binary");
+        std::fs::copy(std::env::current_exe().expect("test binary"), &copy).expect("copy the test binary");
+        chmod(&copy, 0o755);
+        copy
+    } else {
+        std::env::current_exe().expect("test binary")
+    };
     let child = |dir_mode: u32| {
         chmod(&data, dir_mode);
-        let exe = std::env::current_exe().expect("test binary");
+        let exe = exe.clone();
         let mut cmd = if root {
             let mut c = std::process::Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(exe);
