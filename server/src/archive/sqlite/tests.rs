@@ -824,12 +824,21 @@ fn read_only_files_refuse_writes_and_a_read_only_directory_refuses_to_open() {
         } else {
             std::process::Command::new(exe)
         };
-        let out = cmd
-            .args(["--exact", "--nocapture", "--test-threads", "1"])
+        cmd.args(["--exact", "--nocapture", "--test-threads", "1"])
             .arg("archive::sqlite::tests::child_for_the_read_only_test")
-            .env("ARCHIVE_RO_DIR", &data)
-            .output()
-            .expect("run the child (setpriv is in util-linux)");
+            .env("ARCHIVE_RO_DIR", &data);
+        // A fork elsewhere in this process can briefly hold the fresh copy
+        // open for writing ("Text file busy"): try again.
+        let mut tries = 0;
+        let out = loop {
+            let out = cmd.output().expect("run the child (setpriv is in util-linux)");
+            tries += 1;
+            if tries < 5 && String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            break out;
+        };
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "child: {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         stdout
