@@ -12,9 +12,10 @@ use socket_chatroom_tests::{Proc, RawClient, TestServer, bin};
 /// Sends a chat message to `general`; the ack's server id or the nack's reason.
 fn say(c: &mut RawClient, id: u64, text: &str) -> Result<u64, NackReason> {
     c.send(&ClientMessage::Chat { id, text: text.into(), room: Some("general".into()), to: None });
-    match c.recv_until("an answer", |m| {
-        matches!(m, ServerMessage::Ack { id: i, .. } | ServerMessage::Nack { id: i, .. } if *i == id)
-    }) {
+    match c.recv_until(
+        "an answer",
+        |m| matches!(m, ServerMessage::Ack { id: i, .. } | ServerMessage::Nack { id: i, .. } if *i == id),
+    ) {
         ServerMessage::Ack { server_id: Some(s), .. } => Ok(s),
         ServerMessage::Nack { reason, .. } => Err(reason),
         other => panic!("{other:?}"),

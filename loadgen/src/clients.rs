@@ -86,9 +86,7 @@ pub async fn connect_one(target: &Target, source: IpAddr, name: &str, index: usi
             resume: None,
             first_id: Some(1),
             restored: false,
-            rooms: target
-                .room_size
-                .map(|k| vec![RoomJoin { room: format!("lg{}", index / k.max(1)), after: None }]),
+            rooms: target.room_size.map(|k| vec![RoomJoin { room: format!("lg{}", index / k.max(1)), after: None }]),
             // Figures of live traffic: no history on joining.
             history: Some(0),
         };

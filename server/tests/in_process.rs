@@ -111,7 +111,11 @@ impl Client {
     }
 
     /// Reads until `pred` holds; panics on a message in `never`.
-    fn until(&mut self, pred: impl Fn(&ServerMessage) -> bool, never: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
+    fn until(
+        &mut self,
+        pred: impl Fn(&ServerMessage) -> bool,
+        never: impl Fn(&ServerMessage) -> bool,
+    ) -> ServerMessage {
         loop {
             let m = self.recv();
             assert!(!never(&m), "must not arrive: {m:?}");
@@ -181,7 +185,10 @@ fn a_message_the_store_cannot_take_is_nacked_and_taken_when_resent() {
     alice.send(&chat(1, "while the disk is full"));
     let nack = alice.until(|m| matches!(m, ServerMessage::Nack { .. } | ServerMessage::Ack { .. }), |_| false);
     assert!(
-        matches!(nack, ServerMessage::Nack { id: 1, reason: NackReason::StorageUnavailable, retry_after_ms: Some(_), .. }),
+        matches!(
+            nack,
+            ServerMessage::Nack { id: 1, reason: NackReason::StorageUnavailable, retry_after_ms: Some(_), .. }
+        ),
         "{nack:?}"
     );
     archive.set_failing(false);
@@ -190,7 +197,8 @@ fn a_message_the_store_cannot_take_is_nacked_and_taken_when_resent() {
 
     // The resend is taken: stored, delivered once, acknowledged with its id.
     alice.send(&chat(1, "while the disk is full"));
-    let ack = alice.until(|m| matches!(m, ServerMessage::Ack { id: 1, .. } | ServerMessage::Nack { id: 1, .. }), |_| false);
+    let ack =
+        alice.until(|m| matches!(m, ServerMessage::Ack { id: 1, .. } | ServerMessage::Nack { id: 1, .. }), |_| false);
     assert!(matches!(ack, ServerMessage::Ack { id: 1, server_id: Some(_) }), "{ack:?}");
     bob.until(|m| is_text(m, "while the disk is full"), |_| false);
     alice.send(&chat(1, "while the disk is full"));
