@@ -51,6 +51,8 @@ pub(crate) async fn establish(
         resume,
         first_id: Some(first_id),
         restored,
+        rooms: None,
+        history: None,
     };
     let welcome = conn.login(&login).await?;
     Ok(Established {

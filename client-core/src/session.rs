@@ -172,7 +172,7 @@ impl<'a> Session<'a> {
                 return Ok(Some(now + wait));
             }
             let (id, text) = entry.remove_entry();
-            if let Err(e) = out.send(&ClientMessage::Chat { id, text: text.clone() }).await {
+            if let Err(e) = out.send(&ClientMessage::Chat { id, text: text.clone(), room: None, to: None }).await {
                 unacked.pending.insert(id, text);
                 return Err(e.into());
             }
@@ -214,12 +214,12 @@ impl<'a> Session<'a> {
     pub(crate) async fn on_server(&mut self, msg: ServerMessage, out: &mut impl Outbound) -> Step {
         self.last_rx = Instant::now();
         let event = match msg {
-            ServerMessage::Message { from, text, ts_ms } => {
+            ServerMessage::Message { from, text, ts_ms, .. } => {
                 Some(Event::Message { from, text, time: UNIX_EPOCH + Duration::from_millis(ts_ms) })
             }
-            ServerMessage::Joined { user } => Some(Event::Joined(user)),
-            ServerMessage::Left { user } => Some(Event::Left(user)),
-            ServerMessage::Users { users } => {
+            ServerMessage::Joined { user, .. } => Some(Event::Joined(user)),
+            ServerMessage::Left { user, .. } => Some(Event::Left(user)),
+            ServerMessage::Users { users, .. } => {
                 self.who_pending = self.who_pending.saturating_sub(1);
                 Some(Event::Users(users))
             }
@@ -229,7 +229,7 @@ impl<'a> Session<'a> {
                 self.who_pending = self.who_pending.saturating_sub(1);
                 Some(Event::Notice(format!("server: {detail}")))
             }
-            ServerMessage::Ack { id } => self.carry.unacked.settle(id).then_some(Event::Acked(id)),
+            ServerMessage::Ack { id, .. } => self.carry.unacked.settle(id).then_some(Event::Acked(id)),
             ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms, .. } => {
                 let wait = Duration::from_millis(retry_after_ms.unwrap_or(100).min(60_000));
                 self.carry.unacked.retry_later(id, wait, Instant::now());
@@ -260,7 +260,7 @@ impl<'a> Session<'a> {
             ServerMessage::Disconnect { cause, detail } => return Err(DisconnectReason::Kicked { cause, detail }),
             // Batches come apart in the link reader.
             ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
-            ServerMessage::VoiceJoined { voice_id, udp_port, epoch } => {
+            ServerMessage::VoiceJoined { voice_id, udp_port, epoch, .. } => {
                 let server = SocketAddr::new(self.server, udp_port);
                 let ev = self.voice.on_joined(server, &self.keys, voice_id, epoch, &self.engine_tx);
                 if matches!(ev, Some(Event::VoiceError(_))) {
@@ -270,7 +270,7 @@ impl<'a> Session<'a> {
                 ev
             }
             ServerMessage::VoiceLeft => None,
-            ServerMessage::VoiceUsers { users } => {
+            ServerMessage::VoiceUsers { users, .. } => {
                 self.voice.names = users.iter().map(|u| (u.voice_id, u.name.clone())).collect();
                 self.voice.apply_gains();
                 Some(Event::VoiceUsers(users.into_iter().map(|u| u.name).collect()))
@@ -281,6 +281,14 @@ impl<'a> Session<'a> {
                 }
                 None
             }
+            // Rooms come to the clients in their own change.
+            ServerMessage::RoomJoined { .. }
+            | ServerMessage::JoinRefused { .. }
+            | ServerMessage::RoomLeft { .. }
+            | ServerMessage::Rooms { .. }
+            | ServerMessage::HistoryEnd { .. }
+            | ServerMessage::Edited { .. }
+            | ServerMessage::Deleted { .. } => None,
         };
         if let Some(ev) = event {
             self.emit(ev).await;
@@ -293,7 +301,7 @@ impl<'a> Session<'a> {
     pub(crate) async fn on_command(&mut self, cmd: Command, out: &mut impl Outbound) -> Step {
         match self.carry.command(cmd) {
             Some(Command::Who) => {
-                self.send(out, &ClientMessage::Who).await?;
+                self.send(out, &ClientMessage::Who { room: None, offset: None }).await?;
                 self.who_pending += 1;
                 self.last_tx = Instant::now();
             }

@@ -684,7 +684,7 @@ impl Voice {
                     let _ = events.send(Event::VoiceFallback(note)).await;
                 }
                 self.pending = Some((options, devices));
-                out.send(&ClientMessage::VoiceJoin).await.map(|()| true)
+                out.send(&ClientMessage::VoiceJoin { room: None }).await.map(|()| true)
             }
             Err(e) => {
                 let _ = events.send(Event::VoiceError(e.to_string())).await;

@@ -37,4 +37,4 @@ pub mod voice;
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
 /// The protocol version this build speaks. Both handshake hellos carry it.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;

@@ -43,16 +43,91 @@ pub enum ClientMessage {
         /// back only, with a fresh ledger starting at `first_id`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         restored: bool,
+        /// The rooms to be in after login, each with where its history
+        /// resumes (a reconnecting client's rooms). Absent: the server's
+        /// default rooms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rooms: Option<Vec<RoomJoin>>,
+        /// How many stored messages each room joined at login delivers
+        /// (absent: the server's `history_on_join`; 0: none). A room with
+        /// `after` delivers what followed that id instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history: Option<u32>,
     },
-    /// A chat message to the room.
+    /// A chat message to a room, or privately to one user.
     Chat {
         /// Client-chosen id, echoed in the ack or nack.
         id: MessageId,
         /// The text.
         text: String,
+        /// The room it is for (the client must be in it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// A private message to this user instead. With neither `room` nor
+        /// `to`, the message goes to the first room the client is in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
-    /// Ask for the user list (answered with [`ServerMessage::Users`]).
-    Who,
+    /// Replace the text of one of our own messages; acknowledged under `id`.
+    Edit {
+        /// Client-chosen id, from the same sequence as chat ids.
+        id: MessageId,
+        /// The server id of the message to edit.
+        target: ServerId,
+        /// The new text.
+        text: String,
+    },
+    /// Delete one of our own messages; acknowledged under `id`.
+    Delete {
+        /// Client-chosen id, from the same sequence as chat ids.
+        id: MessageId,
+        /// The server id of the message to delete.
+        target: ServerId,
+    },
+    /// Join a room, creating it where the server lets users create rooms;
+    /// answered with [`ServerMessage::RoomJoined`] and its history, or
+    /// [`ServerMessage::JoinRefused`].
+    Join {
+        /// The room and where its history resumes.
+        #[serde(flatten)]
+        join: RoomJoin,
+        /// Stored messages to deliver (absent: `history_on_join`; 0: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history: Option<u32>,
+    },
+    /// Leave a room (and its voice); answered with [`ServerMessage::RoomLeft`].
+    Part {
+        /// The room.
+        room: String,
+    },
+    /// List the rooms (answered with [`ServerMessage::Rooms`]).
+    Rooms,
+    /// A page of a room's stored messages, answered with the messages
+    /// (marked `history`) and [`ServerMessage::HistoryEnd`].
+    History {
+        /// The room (the client must be in it).
+        room: String,
+        /// The newest messages older than this id (absent with `after`
+        /// absent too: the newest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<ServerId>,
+        /// The oldest messages newer than this id (catching up).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<ServerId>,
+        /// At most this many (the server caps it at [`MAX_HISTORY_PAGE`]).
+        limit: u32,
+    },
+    /// Ask for a user list (answered with [`ServerMessage::Users`]).
+    Who {
+        /// A room's members (the client must be in it); absent: everyone
+        /// connected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Skip this many names (paging through lists longer than
+        /// [`MAX_LISTED_USERS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u32>,
+    },
     /// Keepalive; answered with [`ServerMessage::Pong`].
     Ping {
         /// Echoed back.
@@ -65,8 +140,14 @@ pub enum ClientMessage {
     },
     /// Polite goodbye.
     Quit,
-    /// Enter voice; answered with [`ServerMessage::VoiceJoined`].
-    VoiceJoin,
+    /// Enter voice in a room (leaving voice elsewhere); answered with
+    /// [`ServerMessage::VoiceJoined`].
+    VoiceJoin {
+        /// The room (the client must be in it, and it must have voice).
+        /// Absent: the first room the client is in that has voice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
     /// Leave voice; answered with [`ServerMessage::VoiceLeft`].
     VoiceLeave,
     /// Loss this listener sees from one speaker, for the speaker's encoder.
@@ -90,8 +171,16 @@ pub enum ServerMessage {
         version: u16,
         /// Our name as the server knows it.
         you: String,
-        /// Everyone connected, us included, sorted case-insensitively.
+        /// Everyone connected, us included, sorted case-insensitively: the
+        /// first [`MAX_LISTED_USERS`] of them.
         users: Vec<String>,
+        /// How many users are connected.
+        #[serde(default)]
+        users_total: u32,
+        /// The rooms we are in now; each one's [`ServerMessage::RoomJoined`]
+        /// and history follow.
+        #[serde(default)]
+        rooms: Vec<String>,
         /// The limits the client must stay inside.
         limits: Limits,
         /// A secret for taking this name back after a lost connection
@@ -110,19 +199,39 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
-    /// A chat message from someone else.
+    /// A chat message from someone else (or, in history, from us).
     Message {
+        /// Its server id (unique, increasing in time).
+        #[serde(default)]
+        id: ServerId,
         /// Sender's name.
         from: String,
         /// The text.
         text: String,
         /// Server receive time, Unix milliseconds.
         ts_ms: u64,
+        /// The room it was said in; absent for a private message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// For a private message: its recipient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// A stored message delivered on join or request, not a new one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        history: bool,
+        /// Its text was edited after it was sent.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        edited: bool,
     },
-    /// The message with this id was taken and handed to everyone connected.
+    /// The message with this id was taken: handed to its recipients and,
+    /// in a room with history, stored durably first.
     Ack {
         /// The message's id.
         id: MessageId,
+        /// The server id it got (for a chat message; edits and deletes
+        /// carry their target's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_id: Option<ServerId>,
     },
     /// The message with this id was not taken.
     Nack {
@@ -136,20 +245,104 @@ pub enum ServerMessage {
         /// Human-readable detail.
         detail: String,
     },
-    /// Someone joined.
+    /// Someone joined a room we are in.
     Joined {
         /// Their name.
         user: String,
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
     },
-    /// Someone left.
+    /// Someone left a room we are in (or disconnected).
     Left {
         /// Their name.
         user: String,
+        /// The room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
     },
     /// Answer to [`ClientMessage::Who`].
     Users {
-        /// Everyone connected, sorted case-insensitively.
+        /// The room asked about; absent: everyone connected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// At most [`MAX_LISTED_USERS`] names from the offset asked for,
+        /// sorted case-insensitively.
         users: Vec<String>,
+        /// How many there are in all.
+        #[serde(default)]
+        users_total: u32,
+    },
+    /// We are in a room now (after login, or a join).
+    RoomJoined {
+        /// Its name.
+        room: String,
+        /// Its topic (may be empty).
+        #[serde(default)]
+        topic: String,
+        /// The first [`MAX_LISTED_USERS`] of its members, us included.
+        users: Vec<String>,
+        /// How many members it has.
+        users_total: u32,
+        /// Whether it has voice.
+        #[serde(default)]
+        voice: bool,
+        /// Whether its messages are stored.
+        #[serde(default)]
+        history: bool,
+    },
+    /// A room we asked to join could not be joined.
+    JoinRefused {
+        /// The room.
+        room: String,
+        /// Why ([`NackReason::NoSuchRoom`], [`NackReason::Invalid`],
+        /// [`NackReason::RateLimited`], [`NackReason::TooManyRooms`]).
+        reason: NackReason,
+        /// Human-readable detail.
+        detail: String,
+    },
+    /// We left a room (we asked to, or it went away).
+    RoomLeft {
+        /// The room.
+        room: String,
+    },
+    /// Answer to [`ClientMessage::Rooms`].
+    Rooms {
+        /// Every room, sorted by name.
+        rooms: Vec<RoomInfo>,
+    },
+    /// The end of a history delivery (on join, or a request).
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// Older (or, catching up, newer) stored messages remain.
+        more: bool,
+    },
+    /// A message's text was edited by its sender.
+    Edited {
+        /// Its server id.
+        id: ServerId,
+        /// Its room; absent for a private message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// For a private message: its recipient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Its sender.
+        from: String,
+        /// The new text.
+        text: String,
+    },
+    /// A message was deleted by its sender.
+    Deleted {
+        /// Its server id.
+        id: ServerId,
+        /// Its room; absent for a private message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// For a private message: its recipient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// Something the user should read (e.g. "you are being rate limited").
     Notice {
@@ -200,11 +393,18 @@ pub enum ServerMessage {
         udp_port: u16,
         /// Key context: this join's keys are [`crate::voice::voice_keys`]`(keys, epoch)`.
         epoch: u32,
+        /// The room whose voice we are in.
+        #[serde(default)]
+        room: String,
     },
     /// Voice left.
     VoiceLeft,
-    /// Who is in voice (pushed on every change, and after login).
+    /// Who is in a room's voice (pushed to its members on every change,
+    /// and on joining it).
     VoiceUsers {
+        /// The room.
+        #[serde(default)]
+        room: String,
         /// Members, sorted by name.
         users: Vec<VoiceUser>,
     },
@@ -215,6 +415,46 @@ pub enum ServerMessage {
         /// Mean burst length times 10.
         burst_x10: u16,
     },
+}
+
+/// A server-assigned message id: unique on the server, increasing in time.
+pub type ServerId = u64;
+
+/// Most names in one user list (welcome, room joined, who); the totals say
+/// how many there are.
+pub const MAX_LISTED_USERS: usize = 1000;
+
+/// Most messages in one history page.
+pub const MAX_HISTORY_PAGE: u32 = 500;
+
+/// A room to join, and where its history resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomJoin {
+    /// The room's name.
+    pub room: String,
+    /// The newest message id already seen in it: deliver what came after
+    /// (instead of the last `history` messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ServerId>,
+}
+
+/// One room in a [`ServerMessage::Rooms`] list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Its name.
+    pub name: String,
+    /// Its topic (may be empty).
+    #[serde(default)]
+    pub topic: String,
+    /// How many members it has.
+    pub members: u32,
+    /// Whether it has voice.
+    pub voice: bool,
+    /// Whether its messages are stored.
+    pub history: bool,
+    /// Who is in its voice (the first [`MAX_LISTED_USERS`]).
+    #[serde(default)]
+    pub voice_users: Vec<String>,
 }
 
 /// A member of voice.
@@ -275,6 +515,22 @@ pub enum NackReason {
     Invalid,
     /// Over the rate; wait `retry_after_ms` and resend.
     RateLimited,
+    /// The message could not be stored; wait `retry_after_ms` and resend.
+    StorageUnavailable,
+    /// No room has that name.
+    NoSuchRoom,
+    /// Nobody of that name is connected.
+    NoSuchUser,
+    /// We are not in that room.
+    NotInRoom,
+    /// No message has that id (or it is gone).
+    NoSuchMessage,
+    /// That message is someone else's.
+    NotYours,
+    /// The server holds its most rooms already.
+    TooManyRooms,
+    /// That room has no voice.
+    NoVoice,
 }
 
 /// Why the server ended a session for cause.
@@ -295,15 +551,23 @@ pub enum DisconnectCause {
 const BATCH_PREFIX: &[u8] = br#"{"type":"batch","messages":["#;
 
 /// Writes the [`ServerMessage::Batch`] of already encoded messages into
-/// `out` (cleared first), without decoding or encoding them again.
+/// `out` (cleared first), without decoding or encoding them again. An
+/// encoded batch among them is spliced in (its messages, not the batch), so
+/// batches never nest.
 pub fn encode_batch<'a>(encoded: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(BATCH_PREFIX);
-    for (i, m) in encoded.into_iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for m in encoded {
+        let inner = m.strip_prefix(BATCH_PREFIX).and_then(|b| b.strip_suffix(b"]}")).unwrap_or(m);
+        if inner.is_empty() {
+            continue;
+        }
+        if !first {
             out.push(b',');
         }
-        out.extend_from_slice(m);
+        first = false;
+        out.extend_from_slice(inner);
     }
     out.extend_from_slice(b"]}");
 }
@@ -396,6 +660,9 @@ pub enum NameError {
     /// Cyrillic or Greek, or more than one script besides Latin).
     #[error("a word of the name mixes scripts (e.g. Latin and Cyrillic letters)")]
     MixedScript,
+    /// A room name holds a space.
+    #[error("a room name holds no spaces")]
+    Space,
 }
 
 pub use crate::escape::{is_bidi_control, is_invisible};
@@ -436,6 +703,19 @@ pub fn validate_username(name: &str) -> Result<(), NameError> {
         return Err(NameError::MixedScript);
     }
     Ok(())
+}
+
+/// Checks a room name: the username rules ([`validate_username`]), and no
+/// spaces. Room names are compared like usernames ([`name_keys`]).
+///
+/// # Errors
+///
+/// The first rule broken.
+pub fn validate_room_name(name: &str) -> Result<(), NameError> {
+    if name.contains(' ') {
+        return Err(NameError::Space);
+    }
+    validate_username(name)
 }
 
 /// The keys under which two names count as the same: a name is taken when
@@ -572,6 +852,38 @@ mod tests {
     }
 
     #[test]
+    fn room_names_follow_the_username_rules_without_spaces() {
+        assert_eq!(validate_room_name("general"), Ok(()));
+        assert_eq!(validate_room_name("rust-dev"), Ok(()));
+        assert_eq!(validate_room_name("two words"), Err(NameError::Space));
+        assert_eq!(validate_room_name(""), Err(NameError::Empty));
+        assert_eq!(validate_room_name("#general"), Err(NameError::ForbiddenCharacter));
+        assert_eq!(validate_room_name("gen\u{202E}eral"), Err(NameError::ForbiddenCharacter));
+    }
+
+    #[test]
+    fn v4_messages_keep_older_shapes_decodable() {
+        // Fields added in version 4 are optional on the wire.
+        let chat = decode::<ClientMessage>(br#"{"type":"chat","id":1,"text":"hi"}"#).expect("valid");
+        assert_eq!(chat, ClientMessage::Chat { id: 1, text: "hi".into(), room: None, to: None });
+        let join = decode::<ClientMessage>(br#"{"type":"join","room":"dev","after":7}"#).expect("valid");
+        assert_eq!(join, ClientMessage::Join { join: RoomJoin { room: "dev".into(), after: Some(7) }, history: None });
+        let m = ServerMessage::Message {
+            id: 9,
+            from: "bo".into(),
+            text: "x".into(),
+            ts_ms: 1,
+            room: Some("general".into()),
+            to: None,
+            history: true,
+            edited: false,
+        };
+        let bytes = encode(&m);
+        assert_eq!(decode::<ServerMessage>(&bytes), Ok(m));
+        assert!(!String::from_utf8_lossy(&bytes).contains("edited"), "false flags are left out");
+    }
+
+    #[test]
     fn texts_follow_the_rules() {
         assert_eq!(validate_text("hi", 4), Ok(()));
         assert_eq!(validate_text("héllo", 5), Err(TextError::TooLarge { len: 6, max: 5 }));
@@ -582,10 +894,19 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_unknown_types_fail_cleanly() {
-        let m = ClientMessage::Chat { id: 7, text: "hi".into() };
+        let m = ClientMessage::Chat { id: 7, text: "hi".into(), room: None, to: None };
         let bytes = encode(&m);
-        let a = ServerMessage::Joined { user: "ann".into() };
-        let b = ServerMessage::Message { from: "bo".into(), text: "x\"]}".into(), ts_ms: 3 };
+        let a = ServerMessage::Joined { user: "ann".into(), room: None };
+        let b = ServerMessage::Message {
+            id: 1,
+            from: "bo".into(),
+            text: "x\"]}".into(),
+            ts_ms: 3,
+            room: None,
+            to: None,
+            history: false,
+            edited: false,
+        };
         let mut batch = Vec::new();
         encode_batch([encode(&a).as_slice(), encode(&b).as_slice()], &mut batch);
         assert_eq!(
@@ -596,6 +917,12 @@ mod tests {
         decode_server(&batch, &mut out).expect("valid");
         decode_server(&encode(&a), &mut out).expect("valid");
         assert_eq!(Vec::from(out.clone()), vec![a.clone(), b.clone(), a.clone()]);
+        // A batch among the messages is spliced in, not nested.
+        let mut outer = Vec::new();
+        encode_batch([encode(&a).as_slice(), batch.as_slice()], &mut outer);
+        out.clear();
+        decode_server(&outer, &mut out).expect("not nested");
+        assert_eq!(Vec::from(out.clone()), vec![a.clone(), a.clone(), b.clone()]);
         // A batch with its keys in another order comes apart too; nesting does not pass.
         let reordered = br#"{"messages":[{"type":"joined","user":"ann"}],"type":"batch"}"#;
         out.clear();
@@ -609,6 +936,9 @@ mod tests {
         assert!(decode::<ClientMessage>(b"{\"type\":\"chat\",\"id\":1,\"text\":\"\xff\"}").is_err());
         assert!(decode::<ClientMessage>(b"").is_err());
         // Unknown fields are ignored (forward compatibility).
-        assert_eq!(decode::<ClientMessage>(br#"{"type":"who","extra":1}"#), Ok(ClientMessage::Who));
+        assert_eq!(
+            decode::<ClientMessage>(br#"{"type":"who","extra":1}"#),
+            Ok(ClientMessage::Who { room: None, offset: None })
+        );
     }
 }

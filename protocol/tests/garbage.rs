@@ -60,7 +60,7 @@ fn frame_decoder_never_panics_and_never_over_buffers() {
 fn message_decoders_never_panic() {
     let mut rng = Rng(42);
     let valid = [
-        message::encode(&ClientMessage::Chat { id: 7, text: "hello".into() }),
+        message::encode(&ClientMessage::Chat { id: 7, text: "hello".into(), room: Some("general".into()), to: None }),
         message::encode(&ClientMessage::Login {
             version: 1,
             username: "alice".into(),
@@ -68,8 +68,11 @@ fn message_decoders_never_panic() {
             resume: None,
             first_id: Some(1),
             restored: false,
+            rooms: Some(vec![message::RoomJoin { room: "dev".into(), after: Some(3) }]),
+            history: Some(50),
         }),
-        message::encode(&ServerMessage::VoiceJoined { voice_id: 9, udp_port: 7878, epoch: 1 }),
+        message::encode(&ServerMessage::VoiceJoined { voice_id: 9, udp_port: 7878, epoch: 1, room: "general".into() }),
+        message::encode(&ClientMessage::History { room: "dev".into(), before: Some(9), after: None, limit: 50 }),
     ];
     for i in 0..20_000 {
         let input = if i % 2 == 0 { rng.bytes(80) } else { rng.mutate(&valid[i % valid.len()]) };

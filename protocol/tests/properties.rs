@@ -55,7 +55,7 @@ proptest! {
     /// Chat messages round-trip through the JSON encoding.
     #[test]
     fn chat_messages_round_trip(id in any::<u64>(), text in "\\PC{0,200}") {
-        let m = ClientMessage::Chat { id, text };
+        let m = ClientMessage::Chat { id, text, room: None, to: None };
         prop_assert_eq!(message::decode::<ClientMessage>(&message::encode(&m)).expect("decodes"), m);
     }
 

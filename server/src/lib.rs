@@ -26,6 +26,7 @@ pub mod keys;
 pub mod listener;
 pub mod messages;
 pub mod metrics;
+pub mod rooms;
 pub mod roster;
 pub mod rules;
 pub mod run;

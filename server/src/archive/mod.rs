@@ -9,6 +9,8 @@
 //!   thread committing everything that waits in one transaction (group commit),
 //!   two reader threads for history pages.
 //! - [`backup`]: an online copy of a running server's database.
+//! - [`memory`]: an archive in memory, for tests of everything around the
+//!   store.
 //!
 //! Layout: `mod.rs` holds the types, the trait and the errors; `sqlite.rs`
 //! the SQLite store; `schema.rs` the migrations.
@@ -24,6 +26,7 @@
 //! from the data directory, copy the backup over `chatroom.db` and start the
 //! server.
 
+pub mod memory;
 mod schema;
 mod sqlite;
 
@@ -90,7 +93,8 @@ pub enum Write {
     /// is not stored; [`StoreError::Rejected`] when the id is already taken.
     Append(StoredMessage),
     /// Replace the text of message `id` if `sender` sent it (compare sender
-    /// names exactly); sets `edited`.
+    /// names exactly); sets `edited`. [`WriteOutcome::Changed`] with its
+    /// room when done.
     Edit {
         /// The message's server id.
         id: u64,
@@ -100,6 +104,7 @@ pub enum Write {
         text: String,
     },
     /// Delete message `id` if `sender` sent it (removed from the file).
+    /// [`WriteOutcome::Changed`] with its room when done.
     Delete {
         /// The message's server id.
         id: u64,
@@ -130,10 +135,15 @@ pub enum Write {
 }
 
 /// What a [`Write`] did, once durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
-    /// Applied.
+    /// Applied (append, room upsert and removal).
     Done,
+    /// An edit or delete was made, in this room (whose members hear of it).
+    Changed {
+        /// The message's room.
+        room: String,
+    },
     /// No such message (edit, delete) or room (append, remove, prune).
     NotFound,
     /// The message exists but someone else sent it (edit, delete).

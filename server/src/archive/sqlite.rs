@@ -632,7 +632,7 @@ impl Sql {
             }
             // A removed room's messages are gone, even while being purged.
             Self::SenderOf => {
-                "SELECT m.sender FROM messages m JOIN rooms r ON r.id = m.room_id
+                "SELECT m.sender, r.name FROM messages m JOIN rooms r ON r.id = m.room_id
                  WHERE m.id = ?1 AND r.name IS NOT NULL"
             }
             Self::Edit => "UPDATE messages SET text = ?2, edited = 1 WHERE id = ?1",
@@ -748,7 +748,7 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write, high: &mut i64) -> rusqlite::Resu
         Write::Edit { id, sender, text } => {
             let id = to_sql(*id)?;
             let outcome = sender_check(st, id, sender)?;
-            if outcome == WriteOutcome::Done {
+            if matches!(outcome, WriteOutcome::Changed { .. }) {
                 st.get(Sql::Edit)?.execute(params![id, text])?;
             }
             done(outcome)
@@ -756,7 +756,7 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write, high: &mut i64) -> rusqlite::Resu
         Write::Delete { id, sender } => {
             let id = to_sql(*id)?;
             let outcome = sender_check(st, id, sender)?;
-            if outcome == WriteOutcome::Done {
+            if matches!(outcome, WriteOutcome::Changed { .. }) {
                 st.get(Sql::Delete)?.execute([id])?;
             }
             done(outcome)
@@ -792,12 +792,14 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write, high: &mut i64) -> rusqlite::Resu
     })
 }
 
-/// Done when message `id` exists and `sender` sent it.
+/// `Changed` (with the message's room) when message `id` exists and
+/// `sender` sent it.
 fn sender_check(st: &mut Prepared<'_>, id: i64, sender: &str) -> rusqlite::Result<WriteOutcome> {
-    let stored: Option<String> = st.get(Sql::SenderOf)?.query_row([id], |r| r.get(0)).optional()?;
+    let stored: Option<(String, String)> =
+        st.get(Sql::SenderOf)?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
     Ok(match stored {
         None => WriteOutcome::NotFound,
-        Some(s) if s == sender => WriteOutcome::Done,
+        Some((s, room)) if s == sender => WriteOutcome::Changed { room },
         Some(_) => WriteOutcome::NotYours,
     })
 }
@@ -887,7 +889,8 @@ fn read_max_id(conn: &Connection) -> rusqlite::Result<u64> {
 /// SQLite online backup of the database in `dir` into `dest` (safe while a
 /// server runs on it: WAL lets it read a consistent snapshot without
 /// stopping the writer). The copy is written beside `dest` under a temporary
-/// name, synced, and renamed to `dest` only when complete (mode 0600); it is
+/// name, synced, and linked as `dest` only when complete (mode 0600; an
+/// existing `dest` is left alone and the backup fails); it is
 /// a single self-contained file (rollback journal mode, no -wal needed).
 ///
 /// # Errors
@@ -940,7 +943,8 @@ pub fn backup(dir: &Path, dest: &Path) -> Result<(), StoreError> {
         }
     }
     tmp.as_file().sync_all().map_err(|e| fail(e.into()))?;
-    tmp.persist(dest).map_err(|e| fail(e.error.into()))?;
+    // Never over an existing file (another backup, the live database).
+    tmp.persist_noclobber(dest).map_err(|e| fail(e.error.into()))?;
     // The rename itself is durable only once the directory is synced.
     std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| fail(e.into()))?;
     Ok(())

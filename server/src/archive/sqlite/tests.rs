@@ -251,7 +251,8 @@ fn edit_and_delete_only_your_own() {
     ok(&a, Write::Append(msg(2, "general", "bob")));
 
     let edit = |id: u64, sender: &str| Write::Edit { id, sender: sender.into(), text: format!("{sender} edits {id}") };
-    assert_eq!(ok(&a, edit(1, "ann")), WriteOutcome::Done);
+    let general = || WriteOutcome::Changed { room: "general".into() };
+    assert_eq!(ok(&a, edit(1, "ann")), general(), "done, and where");
     assert_eq!(ok(&a, edit(2, "ann")), WriteOutcome::NotYours);
     // Exact comparison: a differently cased name is someone else.
     assert_eq!(ok(&a, edit(2, "Bob")), WriteOutcome::NotYours);
@@ -264,7 +265,7 @@ fn edit_and_delete_only_your_own() {
     let delete = |id: u64, sender: &str| Write::Delete { id, sender: sender.into() };
     assert_eq!(ok(&a, delete(2, "ann")), WriteOutcome::NotYours);
     assert_eq!(ok(&a, delete(9, "ann")), WriteOutcome::NotFound);
-    assert_eq!(ok(&a, delete(2, "bob")), WriteOutcome::Done);
+    assert_eq!(ok(&a, delete(2, "bob")), general());
     assert_eq!(ok(&a, delete(2, "bob")), WriteOutcome::NotFound);
     assert_eq!(ok(&a, edit(2, "bob")), WriteOutcome::NotFound, "a deleted message cannot be edited");
     assert_eq!(ids(&history(&a, "general", None, None, 50)), [1]);
@@ -417,8 +418,9 @@ fn durable_across_reopen_and_ids_continue() {
         for id in 1..=5 {
             ok(&a, Write::Append(msg(id, "general", "ann")));
         }
-        ok(&a, Write::Edit { id: 2, sender: "ann".into(), text: "edited".into() });
-        ok(&a, Write::Delete { id: 5, sender: "ann".into() });
+        let changed = WriteOutcome::Changed { room: "general".into() };
+        assert_eq!(ok(&a, Write::Edit { id: 2, sender: "ann".into(), text: "edited".into() }), changed);
+        assert_eq!(ok(&a, Write::Delete { id: 5, sender: "ann".into() }), changed);
     }
     // A clean stop checkpoints: one file left.
     assert!(!tmp.path().join("chatroom.db-wal").exists() && !tmp.path().join("chatroom.db-shm").exists());
@@ -745,6 +747,13 @@ fn backup_copies_a_running_store_into_one_file() {
     assert_eq!(b.max_id().expect("max_id"), 100);
     assert_eq!(history(&b, "general", None, None, 200).messages.len(), 100);
     // No database there: an error naming the file.
+    // Never over an existing file.
+    match super::backup(&tmp.path().join("data"), &dest) {
+        Err(e @ StoreError::Backup { .. }) => assert!(e.to_string().contains(&dest.display().to_string()), "{e}"),
+        other => panic!("expected Backup, got {other:?}"),
+    }
+    assert_eq!(b.max_id().expect("max_id"), 100, "the first copy is untouched");
+    assert_eq!(std::fs::read_dir(tmp.path().join("copy")).expect("ls").count(), 1 + 2, "the copy, its -wal and -shm");
     match super::backup(&tmp.path().join("nowhere"), &tmp.path().join("x.db")) {
         Err(e @ StoreError::Open { .. }) => assert!(e.to_string().contains("nowhere"), "{e}"),
         other => panic!("expected Open, got {other:?}"),
