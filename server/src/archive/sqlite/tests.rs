@@ -682,6 +682,77 @@ fn child_for_the_file_size_limit_test() {
     println!("ARCHIVE_FSIZE_CHILD_OK failed_at={id} cause={cause}");
 }
 
+/// Child half of the next test: acknowledges writes, says which, then dies
+/// without any shutdown (abort: no drop, no checkpoint, no close).
+#[test]
+fn child_for_the_crash_test() {
+    let Some(dir) = std::env::var_os("ARCHIVE_CRASH_DIR") else { return };
+    let a = open(std::path::Path::new(&dir));
+    ok(&a, Write::UpsertRoom(room("general")));
+    let (tx, rx) = mpsc::channel();
+    for id in 1..=3000 {
+        let tx = tx.clone();
+        a.write(
+            Write::Append(msg(id, "general", "ann")),
+            Box::new(move |r| {
+                if matches!(r, Ok(WriteOutcome::Done)) {
+                    let _ = tx.send(id);
+                }
+            }),
+        );
+    }
+    // Die in the middle of it: after some acknowledgements, with more queued.
+    let mut acked = 0;
+    while acked < 1500 {
+        let id = rx.recv_timeout(WAIT).expect("acks");
+        acked = acked.max(id);
+    }
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ACKED {acked}");
+    let _ = out.flush();
+    std::process::abort();
+}
+
+/// What was acknowledged survives the process dying at once (the WAL is
+/// recovered at the next open).
+#[test]
+fn acknowledged_writes_survive_an_abort() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // No core file from the abort.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -c 0; exec \"$0\" --exact --nocapture --test-threads 1 archive::sqlite::tests::child_for_the_crash_test")
+        .arg(std::env::current_exe().expect("test binary"))
+        .env("ARCHIVE_CRASH_DIR", tmp.path())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child aborts");
+    let acked: u64 = stdout
+        .lines()
+        .find_map(|l| l.split("ACKED ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("child said nothing: {stdout}"));
+    assert!(tmp.path().join("chatroom.db-wal").exists(), "no clean close: the WAL is still there");
+    let a = open(tmp.path());
+    let max = a.max_id().expect("max_id");
+    assert!(max >= acked, "acked up to {acked}, stored up to {max}");
+    // Every one up to the last stored, none missing in between.
+    let mut after = 0;
+    loop {
+        let p = history(&a, "general", None, Some(after), crate::archive::MAX_PAGE);
+        for m in &p.messages {
+            assert_eq!(m.id, after + 1, "a gap after {after}");
+            after = m.id;
+        }
+        if !p.more {
+            break;
+        }
+    }
+    assert_eq!(after, max);
+}
+
 /// A write(2) that fails, as root: the server's process under a file size
 /// limit (RLIMIT_FSIZE binds root too; SIGXFSZ ignored, so the write returns
 /// EFBIG). The limit is per process, so a child test process runs it.
