@@ -16,7 +16,8 @@
 //! the SQLite store; `schema.rs` the migrations.
 //!
 //! Deleted messages are removed from the file (no tombstones): history never
-//! returns them and nothing of their text is kept. Message ids are never
+//! returns them and nothing of their text is kept (`secure_delete`: the
+//! freed space is zeroed, so a later backup holds none of it either). Message ids are never
 //! reused all the same: the store keeps the highest id it ever stored
 //! ([`Archive::max_id`]) even when that message is deleted or pruned.
 //!

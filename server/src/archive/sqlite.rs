@@ -396,6 +396,9 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // power cut, not only a crash of the server.
     conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(err)?;
+    // A deleted message (or an edit's old text) is overwritten with zeros,
+    // not left in a free page where a backup would copy it.
+    conn.pragma_update(None, "secure_delete", true).map_err(err)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(err)?;
     // A checkpoint restarts the WAL from its start but keeps its size; a
     // burst (or a reader holding a snapshot) can grow it: give the space

@@ -269,6 +269,15 @@ fn edit_and_delete_only_your_own() {
     assert_eq!(ok(&a, delete(2, "bob")), WriteOutcome::NotFound);
     assert_eq!(ok(&a, edit(2, "bob")), WriteOutcome::NotFound, "a deleted message cannot be edited");
     assert_eq!(ids(&history(&a, "general", None, None, 50)), [1]);
+    // Nothing of the deleted or the edited-away text is left in the files.
+    drop(a);
+    for f in std::fs::read_dir(tmp.path()).expect("ls") {
+        let bytes = std::fs::read(f.expect("entry").path()).expect("read");
+        for gone in [&b"message 2"[..], b"message 1"] {
+            assert!(!bytes.windows(gone.len()).any(|w| w == gone), "{:?} still on disk", String::from_utf8_lossy(gone));
+        }
+    }
+    let a = open(tmp.path());
     // The deleted newest id is not given out again.
     assert_eq!(a.max_id().expect("max_id"), 2);
 }
