@@ -65,9 +65,10 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows a chore deletes per transaction (see [`Chore`]). A room's rows lie
 /// among other rooms' (ids interleave), so a chunk dirties about one page
-/// per row or two: 250 adds about 1 MiB to that commit's WAL write; a room
-/// of 50,000 is gone in 200 commits (a second or two).
-const CHUNK: usize = 250;
+/// per row or two, and `secure_delete` writes the freed ones too: 100 keeps
+/// what a chunk adds to a commit small; a room of 50,000 is gone in 500
+/// commits (a few seconds, in the background).
+const CHUNK: usize = 100;
 /// How long a chore waits after a failed transaction before it tries again.
 const CHORE_RETRY: Duration = Duration::from_secs(1);
 /// The WAL file is truncated to this after a checkpoint when larger.
