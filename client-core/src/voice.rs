@@ -29,11 +29,11 @@ use protocol::message::ClientMessage;
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use tokio::sync::mpsc;
 
+use crate::audio::aec::reference::{self, Feed, Tap};
 use crate::audio::decoder::Decoder;
 use crate::audio::device::{Capture, Input, Output, Playback, open_capture_or_fallback, open_playback_or_fallback};
 use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
 use crate::audio::mixer::{Limiter, add};
-use crate::audio::aec::reference::{self, Feed, Tap};
 use crate::audio::pipeline::{PushToTalk, SendConfig, SendPipeline};
 use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::room::{self, Room};
@@ -711,9 +711,7 @@ fn mix_loop(
         // What is queued ahead of this frame plays first.
         let queued = playback.ring.buffer().capacity() - playback.ring.slots();
         let starts = Instant::now()
-            + Duration::from_secs_f64(
-                queued as f64 / f64::from(playback.rate) / f64::from(playback.channels.max(1)),
-            );
+            + Duration::from_secs_f64(queued as f64 / f64::from(playback.rate) / f64::from(playback.channels.max(1)));
         let mut whole = true;
         for s in &out {
             if playback.ring.push(*s).is_err() {

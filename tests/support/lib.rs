@@ -8,6 +8,7 @@
 #![allow(missing_debug_implementations, clippy::unwrap_used)]
 
 pub mod audio;
+pub mod echo;
 pub mod loss;
 pub mod proxy;
 pub mod tcp_proxy;

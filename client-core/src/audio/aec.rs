@@ -224,8 +224,7 @@ mod tests {
     fn removes_a_delayed_echo_of_the_reference() {
         let far = bursts(RATE as usize * 5, 7);
         let delay = 4_800; // 100 ms
-        let echo: Vec<f32> =
-            (0..far.len()).map(|i| if i >= delay { 0.5 * far[i - delay] } else { 0.0 }).collect();
+        let echo: Vec<f32> = (0..far.len()).map(|i| if i >= delay { 0.5 * far[i - delay] } else { 0.0 }).collect();
         let mut aec = EchoCanceller::new();
         let mut out = echo.clone();
         for (f, c) in far.chunks(FRAME).zip(out.chunks_mut(FRAME)) {
