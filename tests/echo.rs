@@ -62,3 +62,52 @@ fn in_double_talk_the_near_end_goes_through_and_the_echo_does_not() {
     let level = 10.0 * (power(heard) / power(&near[4 * RATE..])).log10();
     assert!(level > -6.0, "the far end hears the near end {level:.1} dB down");
 }
+
+/// Real clients through the server, the near end on the test room: the far
+/// end plays speech, the near end (silent, gate open, no noise
+/// suppression, so nothing but the canceller stands between its
+/// microphone and the far end) sends back what its microphone hears.
+/// Returns the far end's recording of it and the near end's counters.
+fn far_end_hears(server: &socket_chatroom_tests::TestServer, near_args: &[&str]) -> (Vec<f32>, String) {
+    use socket_chatroom_tests::audio::{read_wav, write_wav};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (src, rec) = (dir.path().join("far.wav"), dir.path().join("far-rec.wav"));
+    write_wav(&src, &speech_like(6.0));
+    let mut args = vec!["--voice", "--input", "null", "--output", "null", "--echo-room", "100"];
+    args.extend_from_slice(&["--vad-threshold", "0", "--no-denoise"]);
+    args.extend_from_slice(near_args);
+    let mut near = server.spawn_cli("near", &args);
+    near.expect_contains("* you joined voice");
+    let (src_s, rec_s) = (src.to_str().expect("utf8 path"), rec.to_str().expect("utf8 path"));
+    let mut far = server.spawn_cli("far", &["--voice", "--input", src_s, "--output", rec_s]);
+    assert_eq!(far.wait(), 0, "far end: {}", far.stderr());
+    near.expect_contains("* far left");
+    near.signal("INT");
+    assert_eq!(near.wait(), 0, "near end: {}", near.stderr());
+    (read_wav(&rec), near.stderr())
+}
+
+#[test]
+fn real_clients_cancel_the_echo_of_the_test_room() {
+    let server = socket_chatroom_tests::TestServer::start();
+    let (on, counters) = far_end_hears(&server, &[]);
+    let (off, _) = far_end_hears(&server, &["--no-aec"]);
+    // The far end's speech plays from its join; its echo comes back from
+    // about 0.15 s on. Judge 3-6 s: converged, still talking.
+    let power = |x: &[f32]| {
+        let span = &x[(3 * RATE).min(x.len())..(6 * RATE).min(x.len())];
+        span.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / span.len().max(1) as f64
+    };
+    let erle = 10.0 * (power(&off) / power(&on).max(1e-20)).log10();
+    eprintln!("real clients, 100 ms room: ERLE {erle:.1} dB at the far end; near end: {counters}");
+    assert!(power(&off) > 1e-4, "without echo cancellation the far end hears its echo");
+    assert!(erle >= 25.0, "ERLE {erle:.1} dB at the far end; near end: {counters}");
+    // The canceller found the room (100 ms) plus the playback queue.
+    let delay: u32 = counters
+        .split("delay ")
+        .last()
+        .and_then(|d| d.split_whitespace().next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no echo delay in {counters}"));
+    assert!((90..=200).contains(&delay), "echo delay {delay} ms for a 100 ms room: {counters}");
+}
