@@ -173,7 +173,7 @@ mod tests {
     fn the_echo_is_the_played_signal_delayed_and_six_db_down() {
         let mut path = EchoPath::new(Room::new(20));
         let delay = 960;
-        let echo: Vec<f32> = (0..2000).map(|i| path.next(if i == 0 { 1.0 } else { 0.0 })).collect();
+        let echo: Vec<f32> = (0..4000).map(|i| path.next(if i == 0 { 1.0 } else { 0.0 })).collect();
         assert!(echo[..delay].iter().all(|e| *e == 0.0), "nothing before the direct path");
         assert!((echo[delay] - 0.501).abs() < 0.001, "−6 dB: {}", echo[delay]);
         let reflections: Vec<f32> = echo[delay + 1..].iter().copied().filter(|e| *e != 0.0).collect();
