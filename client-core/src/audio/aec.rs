@@ -140,8 +140,10 @@ pub mod reference {
     /// How far ahead of a captured frame's end the reference is fed.
     pub const LEAD: Duration = Duration::from_millis(10);
 
-    /// Frames the ring holds (one second): a send thread that falls further
-    /// behind loses the oldest reference (the canceller re-converges).
+    /// Frames the ring holds (one second; the send thread takes them every
+    /// 20 ms). If it ever falls further behind, the frames played meanwhile
+    /// are not referenced (the tap never waits), and the canceller
+    /// re-converges on what follows.
     const CAPACITY: usize = 50;
 
     /// One played frame and when it reaches the device.
