@@ -264,6 +264,16 @@ impl Handler<Stored> for Roster {
                 warn!(self.log, "message not stored"; "error" => %e);
                 self.answer(&sender, &ledger, client_id, Answer::Unstored);
             }
+            (Pending::Chat { sender, ledger, client_id, room, .. }, Ok(outcome)) if outcome != WriteOutcome::Done => {
+                // The store does not know the room (never true while rooms
+                // are written before their messages): nothing was stored.
+                // Write the room again; the resend goes after it.
+                warn!(self.log, "message not stored: the store lacks its room"; "outcome" => ?outcome);
+                if let Some(r) = self.rooms.get(room) {
+                    self.store_quietly(Write::UpsertRoom(r.record()));
+                }
+                self.answer(&sender, &ledger, client_id, Answer::Unstored);
+            }
             (Pending::Chat { sender, ledger, client_id, room, out }, Ok(_)) => {
                 let except = self.holder_of(&sender, &ledger);
                 let delivered = self.fan_out_room(room, &out, except);
