@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Statement, TransactionBehavior, params};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use slog::{Logger, error, info, o, warn};
 
 use super::schema::{self, SCHEMA_VERSION};
@@ -663,7 +663,10 @@ impl Sql {
                  (SELECT id FROM messages WHERE room_id = ?1 ORDER BY id LIMIT ?2)"
             }
             Self::DropRoom => "DELETE FROM rooms WHERE id = ?1",
-            Self::HighWater => "UPDATE high_water SET max_id = max(max_id, ?1) WHERE only = 1",
+            // Before anything is deleted: ids are never handed out twice.
+            Self::HighWater => {
+                "UPDATE high_water SET max_id = max(max_id, coalesce((SELECT max(id) FROM messages), 0)) WHERE only = 1"
+            }
         }
     }
 }
@@ -671,7 +674,7 @@ impl Sql {
 /// Statements prepared on first use within one transaction.
 struct Prepared<'c> {
     conn: &'c Connection,
-    slots: [Option<Statement<'c>>; Sql::COUNT],
+    slots: [Option<CachedStatement<'c>>; Sql::COUNT],
 }
 
 impl<'c> Prepared<'c> {
@@ -679,10 +682,11 @@ impl<'c> Prepared<'c> {
         Self { conn, slots: std::array::from_fn(|_| None) }
     }
 
-    fn get(&mut self, sql: Sql) -> rusqlite::Result<&mut Statement<'c>> {
+    fn get(&mut self, sql: Sql) -> rusqlite::Result<&mut CachedStatement<'c>> {
         let slot = &mut self.slots[sql as usize];
         if slot.is_none() {
-            *slot = Some(self.conn.prepare(sql.text())?);
+            // Cached across batches: parsing costs more than running them.
+            *slot = Some(self.conn.prepare_cached(sql.text())?);
         }
         slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
     }
@@ -702,16 +706,12 @@ fn apply_batch(
     let chore_rows;
     {
         let mut st = Prepared::new(&tx);
-        let mut high = 0;
         for job in batch {
-            match apply_one(&mut st, &job.w, &mut high) {
+            match apply_one(&mut st, &job.w) {
                 Ok(step) => steps.push(step),
                 Err(e) if refused(&e) => steps.push(Step::Complete(Err(StoreError::Rejected(e.to_string())))),
                 Err(e) => return Err(e),
             }
-        }
-        if high > 0 {
-            st.get(Sql::HighWater)?.execute([high])?;
         }
         chore_rows = chore.map(|c| chore_step(&mut st, c, chunk)).transpose()?;
     }
@@ -722,6 +722,7 @@ fn apply_batch(
 /// One chunk of a chore: the rows deleted (fewer than `chunk`: finished).
 fn chore_step(st: &mut Prepared<'_>, c: ChoreStep, chunk: usize) -> rusqlite::Result<usize> {
     let limit = i64::try_from(chunk).unwrap_or(i64::MAX);
+    st.get(Sql::HighWater)?.execute([])?;
     match c {
         ChoreStep::Prune { room_id, before } => st.get(Sql::PruneChunk)?.execute(params![room_id, before, limit]),
         ChoreStep::Purge { room_id } => {
@@ -734,20 +735,15 @@ fn chore_step(st: &mut Prepared<'_>, c: ChoreStep, chunk: usize) -> rusqlite::Re
     }
 }
 
-/// One write inside the batch's transaction; `high` gathers the highest id
-/// appended.
-fn apply_one(st: &mut Prepared<'_>, w: &Write, high: &mut i64) -> rusqlite::Result<Step> {
+/// One write inside the batch's transaction. Appends leave the high-water
+/// mark alone (the highest message is the mark); a delete raises it first.
+fn apply_one(st: &mut Prepared<'_>, w: &Write) -> rusqlite::Result<Step> {
     let done = |o| Step::Complete(Ok(o));
     Ok(match w {
         Write::Append(m) => {
             let id = to_sql(m.id)?;
             let n = st.get(Sql::Append)?.execute(params![id, m.room, m.sender, m.text, to_sql(m.ts_ms)?, m.edited])?;
-            if n == 0 {
-                done(WriteOutcome::NotFound)
-            } else {
-                *high = (*high).max(id);
-                done(WriteOutcome::Done)
-            }
+            if n == 0 { done(WriteOutcome::NotFound) } else { done(WriteOutcome::Done) }
         }
         Write::Edit { id, sender, text } => {
             let id = to_sql(*id)?;
@@ -761,6 +757,7 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write, high: &mut i64) -> rusqlite::Resu
             let id = to_sql(*id)?;
             let outcome = sender_check(st, id, sender)?;
             if matches!(outcome, WriteOutcome::Changed { .. }) {
+                st.get(Sql::HighWater)?.execute([])?;
                 st.get(Sql::Delete)?.execute([id])?;
             }
             done(outcome)

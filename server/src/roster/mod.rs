@@ -580,14 +580,15 @@ impl Handler<Join> for Roster {
             voice_room: None,
         };
         self.members.insert(msg.id, member);
-        // Into the rooms (creating none: a room a reconnecting client was
-        // in may have gone), then the welcome first into the new session's
-        // queue: nothing the roster delivers can overtake it.
+        // Into the rooms (as joins: a user room that went while its member
+        // was away comes back where users may create rooms), then the
+        // welcome first into the new session's queue: nothing the roster
+        // delivers can overtake it.
         let mut entered = Vec::new();
         let mut refused = Vec::new();
         for w in wanted {
             let quiet = self.rooms.find(&w.room).is_some_and(|r| stays.contains(&r));
-            match self.enter_room(msg.id, &w.room, false, quiet) {
+            match self.enter_room(msg.id, &w.room, true, quiet) {
                 Ok(rid) if !entered.iter().any(|(r, _)| *r == rid) => entered.push((rid, w.after)),
                 Ok(_) => {}
                 Err((reason, detail)) => refused.push(ServerMessage::JoinRefused { room: w.room, reason, detail }),
