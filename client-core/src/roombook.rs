@@ -148,8 +148,9 @@ impl RoomBook {
             // open: `newest` stays where it was.
             r.live_max = None;
         }
+        // Rooms the login put us in already need no join.
         let joining = std::mem::take(&mut self.joining);
-        joining.into_iter().filter_map(|room| self.join(&room)).collect()
+        joining.into_iter().filter(|r| !keys.contains(&name_key(r))).filter_map(|room| self.join(&room)).collect()
     }
 
     /// The user asks to join `room`: the message to send, unless we are in
@@ -270,7 +271,7 @@ mod tests {
 
     #[test]
     fn the_first_login_takes_the_defaults_and_then_the_rooms_asked_for() {
-        let mut book = RoomBook::new(Some(0), &["#dev".into(), "ops".into(), "dev".into()]);
+        let mut book = RoomBook::new(Some(0), &["#dev".into(), "ops".into(), "dev".into(), "General".into()]);
         assert_eq!(book.login(), (None, Some(0)));
         let joins = welcome(&mut book, &["general"]);
         assert_eq!(
@@ -280,7 +281,7 @@ mod tests {
                 ClientMessage::Join { join: RoomJoin { room: "ops".into(), after: None }, history: Some(0) },
             ]
         );
-        assert!(!book.on_room_joined("general", true), "a login room was not asked for");
+        assert!(!book.on_room_joined("general", true), "a login room needs no join");
         assert!(book.on_room_joined("dev", true));
         assert_eq!(book.join("DEV"), None, "already in it");
         assert!(book.on_gone("ops"), "refused");

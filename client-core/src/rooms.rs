@@ -19,7 +19,12 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use protocol::message::{MAX_LISTED_USERS, ServerId, name_key};
+/// A name's case-insensitive key: two names (or rooms) are the same when
+/// their keys are equal.
+pub use protocol::message::name_key;
+/// Checks a room name (the username rules, no spaces).
+pub use protocol::message::validate_room_name;
+use protocol::message::{MAX_LISTED_USERS, ServerId};
 
 use crate::client::{Event, Outgoing, Target};
 
