@@ -368,20 +368,24 @@ impl App {
 
     fn event(&mut self, event: Event) -> Task<Message> {
         match event {
-            Event::Connected { me, users, fingerprint, limits, trust } => {
+            Event::Connected { ref me, ref users, fingerprint, limits, trust, .. } => {
+                let (me, users) = (me.clone(), users.clone());
                 info!(self.log, "connected"; "me" => &me, "users" => users.len(), "trust" => format!("{trust:?}"));
                 if let Some(chat) = &mut self.chat {
                     // Back after a lost connection (client-core resends what
                     // was not acknowledged and rejoins voice).
                     chat.banner = None;
                     chat.max_message = limits.max_message_bytes as usize;
-                    chat.apply(Event::Users(users));
+                    let total = users.len() as u32;
+                    chat.apply(event);
+                    chat.apply(Event::Users { room: None, users, total });
                     chat.notice("Reconnected.");
                     return Task::none();
                 }
                 self.connect.status = connect::Status::Idle;
                 let server = self.request.as_ref().map(|(r, _)| r.server.clone()).unwrap_or_default();
                 let mut chat = Chat::new(me, server, fingerprint, users, limits.max_message_bytes as usize);
+                chat.apply(event);
                 if let Err(e) = self.remember() {
                     chat.error(format!("Could not save your settings: {e}"));
                 }

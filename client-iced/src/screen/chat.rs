@@ -6,8 +6,9 @@ use std::time::SystemTime;
 
 use client_core::command;
 use client_core::display::escape_line;
+use client_core::rooms::{Applied, Rooms, name_key};
 use client_core::voice::VoiceStats;
-use client_core::{Event, Fingerprint, MessageId};
+use client_core::{Event, Fingerprint, MessageId, Target};
 use iced::widget::{
     button, column, container, progress_bar, row, scrollable, slider, text, text_input, toggler, tooltip,
 };
@@ -116,6 +117,11 @@ pub struct Chat {
     /// A voice list has come since we connected (later ones are logged as
     /// joins and leaves).
     voice_known: bool,
+    /// Rooms, conversations and their logs (client-core's state); this
+    /// screen shows one log, with the room of a message from elsewhere.
+    pub rooms: Rooms,
+    /// The room whose voice we are in.
+    voice_room: Option<String>,
     /// The connection-lost banner.
     pub banner: Option<String>,
     /// Longest message the server takes, bytes.
@@ -247,6 +253,8 @@ impl Chat {
             stats: None,
             gains: HashMap::new(),
             voice_known: false,
+            rooms: Rooms::new(None),
+            voice_room: None,
             banner: None,
             max_message,
             early: HashMap::new(),
@@ -276,7 +284,7 @@ impl Chat {
                         self.input.clear();
                         return match other {
                             command::Input::Quit => Action::Quit,
-                            command::Input::Who => {
+                            command::Input::Who(_) => {
                                 self.who_asked = true;
                                 Action::Who
                             }
@@ -284,8 +292,16 @@ impl Chat {
                                 self.notice(command::HELP);
                                 Action::None
                             }
-                            _ => {
+                            command::Input::Unknown(_) => {
                                 self.error(format!("Unknown command {:?}. {}", escape_line(&line), command::HELP));
+                                Action::None
+                            }
+                            command::Input::Usage { problem, usage } => {
+                                self.error(format!("Usage: {usage} ({})", escape_line(&problem)));
+                                Action::None
+                            }
+                            _ => {
+                                self.error("Rooms, private messages, history and edits are in client-cli for now.");
                                 Action::None
                             }
                         };
@@ -430,27 +446,44 @@ impl Chat {
         self.meter = (0.0, false);
     }
 
+    /// Whether `room` is where our lines go (the first room we are in).
+    fn is_current(&self, room: &str) -> bool {
+        matches!(self.rooms.current(), Some(Target::Room(r)) if same(r, room))
+    }
+
     /// Applies a client-core event (all but connect and disconnect).
     pub fn apply(&mut self, event: Event) {
+        // A message delivered again (a catch-up after a lost connection) is shown once.
+        if self.rooms.apply(&event) == Applied::Duplicate {
+            return;
+        }
         match event {
-            Event::Message { from, text, time } => {
+            Event::Message { from, text, time, room, history, .. } => {
                 let text = escape_line(&text).into_owned();
-                let from = escape_line(&from).into_owned();
+                let mut from = escape_line(&from).into_owned();
+                match &room {
+                    Some(r) if !self.is_current(r) => from = format!("{from} in #{}", escape_line(r)),
+                    Some(_) => {}
+                    None => from = format!("{from} (private)"),
+                }
+                if history {
+                    from = format!("~ {from}");
+                }
                 self.push_at(time, Kind::Chat { from, text, own: None });
             }
-            Event::Joined(u) => {
-                self.notice(format!("{} joined", escape_line(&u)));
+            Event::Joined { user: u, room } => {
+                self.notice(format!("{} joined{}", escape_line(&u), in_room(room.as_deref())));
                 if !self.users.contains(&u) {
                     self.users.push(u);
                     self.users.sort_by_key(|u| u.to_lowercase());
                 }
             }
-            Event::Left(u) => {
-                self.notice(format!("{} left", escape_line(&u)));
+            Event::Left { user: u, room } => {
+                self.notice(format!("{} left{}", escape_line(&u), in_room(room.as_deref())));
                 self.users.retain(|x| *x != u);
                 self.talking.remove(&u);
             }
-            Event::Users(mut users) => {
+            Event::Users { room: None, mut users, .. } => {
                 users.sort_by_key(|u| u.to_lowercase());
                 if std::mem::take(&mut self.who_asked) {
                     let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
@@ -458,16 +491,30 @@ impl Chat {
                 }
                 self.users = users;
             }
+            Event::Users { room: Some(_), .. } | Event::Rooms(_) | Event::HistoryEnd { .. } => {}
+            Event::RoomJoined { room, .. } => self.notice(format!("You are in #{}.", escape_line(&room))),
+            Event::JoinRefused { room, detail, .. } => {
+                self.error(format!("Cannot join #{}: {}", escape_line(&room), escape_line(&detail)));
+            }
+            Event::RoomLeft { room } => self.notice(format!("You left #{}.", escape_line(&room))),
+            Event::Edited { from, text, .. } => {
+                self.notice(format!("{} edited a message: {}", escape_line(&from), escape_line(&text)));
+            }
+            Event::Deleted { .. } => self.notice("A message was deleted."),
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
-            Event::Acked(id) => self.set_delivery(id, Delivery::Delivered),
+            Event::Acked { id, .. } => self.set_delivery(id, Delivery::Delivered),
             Event::Rejected { id, detail, .. } => {
                 self.set_delivery(id, Delivery::Failed(escape_line(&detail).into_owned()));
             }
-            Event::VoiceJoined => {
+            Event::VoiceJoined { room } => {
+                self.voice_room = Some(room);
                 self.voice = Voice::On;
                 self.notice("You joined voice.");
             }
-            Event::VoiceUsers(users) => {
+            // The voice of our voice room (before joining: the room we are in).
+            Event::VoiceUsers { room, .. }
+                if !self.voice_room.as_deref().map_or_else(|| self.is_current(&room), |v| same(v, &room)) => {}
+            Event::VoiceUsers { users, .. } => {
                 // The first list after connecting is who was there already.
                 if self.voice_known {
                     let others = |list: &[String], not_in: &[String]| -> Vec<String> {
@@ -488,7 +535,7 @@ impl Chat {
                 self.talking.retain(|u| users.contains(u));
                 self.voice_users = users;
             }
-            Event::Talking { user, talking } => {
+            Event::Talking { user, talking, .. } => {
                 if talking {
                     self.talking.insert(user);
                 } else {
@@ -497,6 +544,7 @@ impl Chat {
             }
             Event::VoiceStats(s) => self.stats = Some(s),
             Event::VoiceLeft(_) => {
+                self.voice_room = None;
                 self.voice = Voice::Off;
                 self.talking.clear();
                 self.meter = (0.0, false);
@@ -737,6 +785,16 @@ fn entry(e: &Entry) -> Element<'_, Message> {
     row![time, body].spacing(8).align_y(Alignment::Start).into()
 }
 
+/// Whether two room names are the same room.
+fn same(a: &str, b: &str) -> bool {
+    name_key(a) == name_key(b)
+}
+
+/// ` in #room` after a presence notice, if it names one.
+fn in_room(room: Option<&str>) -> String {
+    room.map(|r| format!(" in #{}", escape_line(r))).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -807,10 +865,10 @@ mod tests {
     fn roster_changes_keep_the_list_sorted_and_logged() {
         let mut c = chat();
         assert_eq!(c.users, ["Amy", "me", "zed"]);
-        c.apply(Event::Joined("bob".into()));
-        c.apply(Event::Left("zed".into()));
+        c.apply(Event::Joined { user: "bob".into(), room: Some("general".into()) });
+        c.apply(Event::Left { user: "zed".into(), room: Some("general".into()) });
         assert_eq!(c.users, ["Amy", "bob", "me"]);
-        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "zed left"));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "zed left in #general"));
     }
 
     #[test]
@@ -819,7 +877,7 @@ mod tests {
         c.sending(1, "hi");
         c.sending(2, "there");
         c.sending(3, "too long");
-        c.apply(Event::Acked(7));
+        c.apply(Event::Acked { id: 7, server_id: Some(70), sent: None });
         c.queued(1, Ok(7));
         c.queued(2, Ok(8));
         c.queued(3, Err("too long".into()));
@@ -837,7 +895,16 @@ mod tests {
     #[test]
     fn others_text_is_escaped_and_the_log_is_bounded() {
         let mut c = chat();
-        c.apply(Event::Message { from: "e\u{202e}ve".into(), text: "a\u{1b}[2Jb".into(), time: SystemTime::now() });
+        c.apply(Event::Message {
+            id: 1,
+            from: "e\u{202e}ve".into(),
+            text: "a\u{1b}[2Jb".into(),
+            time: SystemTime::now(),
+            room: None,
+            to: Some("me".into()),
+            history: false,
+            edited: false,
+        });
         let Kind::Chat { from, text, .. } = &c.log.back().expect("line").kind else { panic!("chat line") };
         assert!(!from.contains('\u{202e}') && !text.contains('\u{1b}'), "{from:?} {text:?}");
         for i in 0..LOG_LIMIT + 10 {
@@ -849,11 +916,11 @@ mod tests {
     #[test]
     fn who_answers_in_the_log_once_asked() {
         let mut c = chat();
-        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        c.apply(Event::Users { room: None, users: vec!["b".into(), "a".into()], total: 2 });
         assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Notice(n) if n.contains("here:"))));
         c.update(Message::Input("/who".into()));
         assert_eq!(c.update(Message::Send), Action::Who);
-        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        c.apply(Event::Users { room: None, users: vec!["b".into(), "a".into()], total: 2 });
         assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "2 here: a, b"));
     }
 }
