@@ -83,6 +83,10 @@ pub async fn connect_one(target: &Target, source: IpAddr, name: &str) -> Result<
             resume: None,
             first_id: Some(1),
             restored: false,
+            // The server's default rooms; no stored messages (they would
+            // count as deliveries of earlier runs' markers).
+            rooms: None,
+            history: Some(0),
         };
         let welcome = link.login(&login).await.map_err(|e| e.to_string())?;
         Ok(Connected { link, limits: welcome.limits })
@@ -312,7 +316,7 @@ pub fn spawn_writer(
                         let lag_us = due_at.map_or(0, |d| now.saturating_sub(marker::ns_at(d)) / 1000);
                         shared.send_lag_max_us.fetch_max(lag_us, Ordering::Relaxed);
                         let text = marker::text(sender, sent, now);
-                        batch.push(ClientMessage::Chat { id: next_id, text });
+                        batch.push(ClientMessage::Chat { id: next_id, text, room: None, to: None });
                         next_id += 1;
                         sent += 1;
                     }

@@ -65,10 +65,10 @@ struct MemberReport {
 /// Joins voice on a logged-in link: the voice id, the relay's address and
 /// this join's keys (client → server, server → client).
 async fn join_voice(c: &mut Connected) -> Result<(u32, SocketAddr, [u8; 32], [u8; 32]), String> {
-    c.link.send(&ClientMessage::VoiceJoin).await.map_err(|e| e.to_string())?;
+    c.link.send(&ClientMessage::VoiceJoin { room: None }).await.map_err(|e| e.to_string())?;
     for _ in 0..100_000 {
         match c.link.recv().await.map_err(|e| e.to_string())? {
-            ServerMessage::VoiceJoined { voice_id, udp_port, epoch } => {
+            ServerMessage::VoiceJoined { voice_id, udp_port, epoch, .. } => {
                 let (up, down) = voice::voice_keys(c.link.keys(), epoch);
                 return Ok((voice_id, SocketAddr::new(c.link.peer().ip(), udp_port), up, down));
             }
