@@ -130,7 +130,7 @@ fn peers_dying_mid_frame_handshake_or_voice_leave_nothing_behind() {
     }
     watcher.recv_until(
         "talker in voice",
-        |m| matches!(m, ServerMessage::VoiceUsers { users } if users.iter().any(|u| u.name == "talker")),
+        |m| matches!(m, ServerMessage::VoiceUsers { users, .. } if users.iter().any(|u| u.name == "talker")),
     );
     let _ = v.send_bytes(&[0, 0, 1, 0, b'g', b'A']);
     drop(v);
@@ -139,12 +139,12 @@ fn peers_dying_mid_frame_handshake_or_voice_leave_nothing_behind() {
     // The watcher sees the talker leave voice and the room; nobody else is left.
     watcher.recv_until(
         "talker out of voice",
-        |m| matches!(m, ServerMessage::VoiceUsers { users } if users.iter().all(|u| u.name != "talker")),
+        |m| matches!(m, ServerMessage::VoiceUsers { users, .. } if users.iter().all(|u| u.name != "talker")),
     );
-    watcher.recv_until("talker left", |m| matches!(m, ServerMessage::Left { user } if user == "talker"));
-    watcher.send(&ClientMessage::Who);
+    watcher.recv_until("talker left", |m| matches!(m, ServerMessage::Left { user, .. } if user == "talker"));
+    watcher.send(&ClientMessage::Who { room: None, offset: None });
     let users = watcher.recv_until("user list", |m| matches!(m, ServerMessage::Users { .. }));
-    assert_eq!(users, ServerMessage::Users { users: vec!["watcher".into()] });
+    assert_eq!(users, ServerMessage::Users { room: None, users: vec!["watcher".into()], users_total: 1 });
 }
 
 #[test]
@@ -171,6 +171,6 @@ fn a_new_key_after_sighup_admits_new_connections_and_keeps_users() {
     }
     assert!(RawClient::handshake(server.addr, &old_key).is_err(), "the old key no longer admits");
     // Users connected before are still there.
-    alice.send(&ClientMessage::Chat { id: 1, text: "still here".into() });
+    alice.send(&ClientMessage::Chat { id: 1, text: "still here".into(), room: None, to: None });
     bob.recv_until("alice's message", |m| matches!(m, ServerMessage::Message { text, .. } if text == "still here"));
 }

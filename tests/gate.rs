@@ -83,6 +83,8 @@ fn a_connection_past_the_key_check_is_not_pushed_out_by_idle_ones() {
         resume: None,
         first_id: None,
         restored: false,
+        rooms: None,
+        history: None,
     });
     let got = early.recv(DEADLINE);
     assert!(matches!(got, Ok(ServerMessage::Welcome { .. })), "{got:?}");
@@ -217,6 +219,8 @@ fn pongs_and_repeated_logins_count_against_the_rate() {
                 resume: None,
                 first_id: None,
                 restored: false,
+                rooms: None,
+                history: None,
             },
         ),
     ] {

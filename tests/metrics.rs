@@ -88,7 +88,7 @@ fn a_scrape_after_some_chat_shows_the_counts() {
     }
 
     for i in 0..3 {
-        alice.send(&ClientMessage::Chat { id: i + 1, text: format!("hello {i}") });
+        alice.send(&ClientMessage::Chat { id: i + 1, text: format!("hello {i}"), room: None, to: None });
     }
     for c in [&mut bob, &mut carol] {
         c.recv_until("the last message", |m| matches!(m, ServerMessage::Message { text, .. } if text == "hello 2"));

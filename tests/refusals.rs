@@ -220,7 +220,7 @@ fn slow_reader_is_disconnected_for_cause_exit_6() {
     for _round in 0..4000 {
         for _ in 0..8 {
             id += 1;
-            blaster.send(&ClientMessage::Chat { id, text: text.clone() });
+            blaster.send(&ClientMessage::Chat { id, text: text.clone(), room: None, to: None });
         }
         for _ in 0..8 {
             blaster.recv_until("an ack", |m| matches!(m, ServerMessage::Ack { .. }));

@@ -14,15 +14,15 @@ fn chat(from: &str, text: &str) -> impl Fn(&ServerMessage) -> bool {
 /// The next message `bob` gets that is about alice or from her.
 fn next_about_alice(bob: &mut RawClient) -> ServerMessage {
     bob.recv_until("something about alice", |m| match m {
-        ServerMessage::Joined { user } | ServerMessage::Left { user } => user == "alice",
+        ServerMessage::Joined { user, .. } | ServerMessage::Left { user, .. } => user == "alice",
         ServerMessage::Message { from, .. } => from == "alice",
         _ => false,
     })
 }
 
 fn send(c: &mut RawClient, id: u64, text: &str) {
-    c.send(&ClientMessage::Chat { id, text: text.into() });
-    c.recv_until("ack", |m| matches!(m, ServerMessage::Ack { id: i } if *i == id));
+    c.send(&ClientMessage::Chat { id, text: text.into(), room: None, to: None });
+    c.recv_until("ack", |m| matches!(m, ServerMessage::Ack { id: i, .. } if *i == id));
 }
 
 #[test]

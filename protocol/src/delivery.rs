@@ -4,8 +4,11 @@
 //!
 //! "Settled" means taken (delivered) or finally refused (too large,
 //! invalid); rate-limited messages are not settled, since the client resends
-//! them. Memory stays small: everything below `floor` is settled, and only
-//! the settled ids above it are kept.
+//! them. A message being stored is *pending* until the store answers: a
+//! resend meanwhile is neither taken again nor answered (the store's answer
+//! is), and a failed store leaves the id unsettled, so the resend after the
+//! nack is taken. Memory stays small: everything below `floor` is settled,
+//! and only the settled ids above it are kept.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +22,8 @@ pub struct Ledger {
     floor: u64,
     /// Settled ids at or above `floor`.
     sparse: BTreeSet<u64>,
+    /// Ids taken and waiting for the store (never settled ones).
+    pending: BTreeSet<u64>,
 }
 
 impl Default for Ledger {
@@ -30,13 +35,13 @@ impl Default for Ledger {
 impl Ledger {
     /// An empty ledger (ids start at 1).
     pub fn new() -> Self {
-        Self { floor: 1, sparse: BTreeSet::new() }
+        Self { floor: 1, sparse: BTreeSet::new(), pending: BTreeSet::new() }
     }
 
     /// A ledger for a sender whose ids start at `first` (all below count
     /// as settled).
     pub fn starting_at(first: u64) -> Self {
-        Self { floor: first.max(1), sparse: BTreeSet::new() }
+        Self { floor: first.max(1), sparse: BTreeSet::new(), pending: BTreeSet::new() }
     }
 
     /// The lowest id not settled yet.
@@ -49,13 +54,35 @@ impl Ledger {
         id < self.floor || self.sparse.contains(&id)
     }
 
-    /// Records `id` as settled.
+    /// Whether `id` was taken and waits for the store.
+    pub fn is_pending(&self, id: u64) -> bool {
+        self.pending.contains(&id)
+    }
+
+    /// Marks `id` (not settled) as taken and waiting for the store.
+    ///
+    /// # Errors
+    ///
+    /// When more than [`MAX_SPARSE`] ids are pending at once.
+    pub fn begin(&mut self, id: u64) -> Result<(), usize> {
+        self.pending.insert(id);
+        if self.pending.len() > MAX_SPARSE { Err(self.pending.len()) } else { Ok(()) }
+    }
+
+    /// The store failed for pending `id`: it is neither pending nor
+    /// settled, so a resend is taken.
+    pub fn abandon(&mut self, id: u64) {
+        self.pending.remove(&id);
+    }
+
+    /// Records `id` as settled (ending its wait for the store, if any).
     ///
     /// # Errors
     ///
     /// When more than [`MAX_SPARSE`] ids sit above a gap: the sender is
     /// skipping ids on purpose.
     pub fn settle(&mut self, id: u64) -> Result<(), usize> {
+        self.pending.remove(&id);
         if id < self.floor {
             return Ok(());
         }
@@ -96,6 +123,18 @@ mod tests {
         assert!(!l.is_settled(7));
         l.settle(7).expect("bounded");
         assert!(l.is_settled(7) && !l.is_settled(6));
+    }
+
+    #[test]
+    fn a_pending_id_settles_or_is_abandoned() {
+        let mut l = Ledger::new();
+        l.begin(1).expect("bounded");
+        assert!(l.is_pending(1) && !l.is_settled(1));
+        l.settle(1).expect("bounded");
+        assert!(!l.is_pending(1) && l.is_settled(1));
+        l.begin(2).expect("bounded");
+        l.abandon(2);
+        assert!(!l.is_pending(2) && !l.is_settled(2), "a failed store leaves the id open for the resend");
     }
 
     #[test]

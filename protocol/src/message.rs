@@ -551,15 +551,23 @@ pub enum DisconnectCause {
 const BATCH_PREFIX: &[u8] = br#"{"type":"batch","messages":["#;
 
 /// Writes the [`ServerMessage::Batch`] of already encoded messages into
-/// `out` (cleared first), without decoding or encoding them again.
+/// `out` (cleared first), without decoding or encoding them again. An
+/// encoded batch among them is spliced in (its messages, not the batch), so
+/// batches never nest.
 pub fn encode_batch<'a>(encoded: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(BATCH_PREFIX);
-    for (i, m) in encoded.into_iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for m in encoded {
+        let inner = m.strip_prefix(BATCH_PREFIX).and_then(|b| b.strip_suffix(b"]}")).unwrap_or(m);
+        if inner.is_empty() {
+            continue;
+        }
+        if !first {
             out.push(b',');
         }
-        out.extend_from_slice(m);
+        first = false;
+        out.extend_from_slice(inner);
     }
     out.extend_from_slice(b"]}");
 }
@@ -909,6 +917,12 @@ mod tests {
         decode_server(&batch, &mut out).expect("valid");
         decode_server(&encode(&a), &mut out).expect("valid");
         assert_eq!(Vec::from(out.clone()), vec![a.clone(), b.clone(), a.clone()]);
+        // A batch among the messages is spliced in, not nested.
+        let mut outer = Vec::new();
+        encode_batch([encode(&a).as_slice(), batch.as_slice()], &mut outer);
+        out.clear();
+        decode_server(&outer, &mut out).expect("not nested");
+        assert_eq!(Vec::from(out.clone()), vec![a.clone(), a.clone(), b.clone()]);
         // A batch with its keys in another order comes apart too; nesting does not pass.
         let reordered = br#"{"messages":[{"type":"joined","user":"ann"}],"type":"batch"}"#;
         out.clear();

@@ -48,6 +48,9 @@ pub enum ConfigError {
 struct RawFile {
     #[serde(default)]
     server: RawServer,
+    /// `[[rooms]]`: the rooms the operator sets up.
+    #[serde(default)]
+    rooms: Vec<RawRoom>,
     /// The client's section; the server ignores it.
     #[serde(default)]
     #[allow(dead_code)]
@@ -86,6 +89,38 @@ struct RawServer {
     voice_public_port: Option<u16>,
     metrics_bind: Option<String>,
     log_format: Option<String>,
+    data_dir: Option<PathBuf>,
+    default_rooms: Option<Vec<String>>,
+    allow_user_rooms: Option<bool>,
+    empty_room_days: Option<u32>,
+    max_rooms: Option<u32>,
+    history_on_join: Option<u32>,
+    history_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoom {
+    name: String,
+    topic: Option<String>,
+    history: Option<bool>,
+    voice: Option<bool>,
+    history_days: Option<u32>,
+}
+
+/// A room the operator set up in `config.toml` (`[[rooms]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// Its name (valid, see [`protocol::message::validate_room_name`]).
+    pub name: String,
+    /// Its topic.
+    pub topic: String,
+    /// Whether its messages are stored.
+    pub history: bool,
+    /// Whether it has voice.
+    pub voice: bool,
+    /// Days its messages are kept; 0 keeps them all.
+    pub history_days: u32,
 }
 
 /// The validated server configuration.
@@ -155,6 +190,22 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// Where the database lives (history, rooms).
+    pub data_dir: PathBuf,
+    /// The operator's rooms; every default room is among them.
+    pub rooms: Vec<RoomConfig>,
+    /// Rooms every user is in after logging in.
+    pub default_rooms: Vec<String>,
+    /// Users may create rooms by joining a name that does not exist.
+    pub allow_user_rooms: bool,
+    /// A user room with no members for this many days is removed.
+    pub empty_room_days: u32,
+    /// Most rooms at once.
+    pub max_rooms: u32,
+    /// Stored messages delivered when joining a room.
+    pub history_on_join: u32,
+    /// Days a new room keeps its messages (0: for ever).
+    pub history_days: u32,
 }
 
 /// How the server writes its log (stderr).
@@ -306,7 +357,64 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => return Err(invalid("log_format", format!("{other:?} is neither \"text\" nor \"json\""))),
         };
+        let history_days = range("history_days", s.history_days, 30, 0, 36_500)?;
+        let room_invalid = |problem: String| ConfigError::Invalid { path: shown.clone(), key: "rooms", problem };
+        let mut rooms: Vec<RoomConfig> = Vec::new();
+        for r in raw.rooms {
+            protocol::message::validate_room_name(&r.name)
+                .map_err(|e| room_invalid(format!("room name {:?}: {e}", r.name)))?;
+            let keys = protocol::message::name_keys(&r.name);
+            if rooms.iter().any(|o| protocol::message::name_keys(&o.name).collides(&keys)) {
+                return Err(room_invalid(format!("room {:?} is listed twice (names compare like usernames)", r.name)));
+            }
+            let topic = r.topic.unwrap_or_default();
+            if topic.len() > 512 || topic.chars().any(char::is_control) {
+                return Err(room_invalid(format!("room {:?}: a topic is one line of at most 512 bytes", r.name)));
+            }
+            let days = r.history_days.unwrap_or(history_days);
+            if days > 36_500 {
+                return Err(room_invalid(format!("room {:?}: history_days {days} is out of range 0..=36500", r.name)));
+            }
+            rooms.push(RoomConfig {
+                name: r.name,
+                topic,
+                history: r.history.unwrap_or(true),
+                voice: r.voice.unwrap_or(true),
+                history_days: days,
+            });
+        }
+        let default_rooms = s.default_rooms.unwrap_or_else(|| vec!["general".to_owned()]);
+        for name in &default_rooms {
+            protocol::message::validate_room_name(name)
+                .map_err(|e| invalid("default_rooms", format!("room name {name:?}: {e}")))?;
+            let keys = protocol::message::name_keys(name);
+            if !rooms.iter().any(|r| protocol::message::name_keys(&r.name).collides(&keys)) {
+                // A default room need not be listed: it gets the defaults.
+                rooms.push(RoomConfig {
+                    name: name.clone(),
+                    topic: String::new(),
+                    history: true,
+                    voice: true,
+                    history_days,
+                });
+            }
+        }
+        let max_rooms = range("max_rooms", s.max_rooms, 1000, 1, 1_000_000)?;
+        if rooms.len() > max_rooms as usize {
+            return Err(invalid(
+                "max_rooms",
+                format!("{max_rooms} is fewer than the {} rooms configured", rooms.len()),
+            ));
+        }
         Ok(Self {
+            data_dir: resolve(s.data_dir, "data"),
+            rooms,
+            default_rooms,
+            allow_user_rooms: s.allow_user_rooms.unwrap_or(true),
+            empty_room_days: range("empty_room_days", s.empty_room_days, 7, 1, 36_500)?,
+            max_rooms,
+            history_on_join: range("history_on_join", s.history_on_join, 50, 0, protocol::message::MAX_HISTORY_PAGE)?,
+            history_days,
             bind,
             key_file: resolve(s.key_file, "server.key"),
             identity_file: resolve(s.identity_file, "server_identity.pem"),
@@ -390,6 +498,41 @@ mod tests {
         assert_eq!(c.max_message_bytes, 4096);
         assert_eq!(c.metrics_bind, None, "no metrics listener unless asked");
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.default_rooms, ["general"]);
+        assert_eq!(c.rooms.len(), 1, "the default room exists without being listed");
+        assert!(c.rooms[0].history && c.rooms[0].voice && c.rooms[0].history_days == 30);
+        assert!(c.allow_user_rooms);
+        assert_eq!((c.empty_room_days, c.max_rooms, c.history_on_join), (7, 1000, 50));
+    }
+
+    #[test]
+    fn rooms_are_checked() {
+        let c = load(
+            "default_rooms = []\n[server]\ndefault_rooms = [\"lobby\"]\n[[rooms]]\nname = \"lobby\"\ntopic = \"hi\"\n\
+             history = false\n[[rooms]]\nname = \"dev\"\nhistory_days = 0\n",
+        );
+        // `default_rooms` belongs to [server]: at the top level it is an unknown key.
+        assert!(c.is_err());
+        let c = load(
+            "[server]\ndefault_rooms = [\"lobby\"]\n[[rooms]]\nname = \"lobby\"\ntopic = \"hi\"\nhistory = false\n\
+             [[rooms]]\nname = \"dev\"\nhistory_days = 0\n",
+        )
+        .expect("valid");
+        assert_eq!(c.rooms.len(), 2);
+        assert_eq!((c.rooms[0].topic.as_str(), c.rooms[0].history), ("hi", false));
+        assert_eq!(c.rooms[1].history_days, 0);
+        for bad in [
+            "[[rooms]]\nname = \"two words\"\n",
+            "[[rooms]]\nname = \"dev\"\n[[rooms]]\nname = \"DEV\"\n",
+            "[[rooms]]\nname = \"dev\"\ntopic = \"a\\nb\"\n",
+            "[[rooms]]\nname = \"dev\"\ncolour = 1\n",
+            "[server]\ndefault_rooms = [\"#general\"]\n",
+            "[server]\nmax_rooms = 1\n[[rooms]]\nname = \"dev\"\n",
+        ] {
+            let e = load(bad).expect_err(bad).to_string();
+            assert!(!e.contains('\n'), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -471,7 +614,8 @@ mod tests {
                 "max_frame_bytes", "max_message_bytes", "handshake_timeout_secs", "keepalive_secs",
                 "idle_timeout_secs", "rate_per_sec", "rate_burst", "flood_limit", "outbound_queue",
                 "session_threads", "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",
-                "metrics_bind", "log_format",
+                "metrics_bind", "log_format", "data_dir", "default_rooms", "allow_user_rooms", "empty_room_days",
+                "max_rooms", "history_on_join", "history_days",
             ]),
             value in proptest::prop_oneof![
                 proptest::num::i64::ANY.prop_map(|n| n.to_string()),

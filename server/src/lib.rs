@@ -17,6 +17,7 @@
 //! - [`messages`]: messages between actors.
 //! - [`metrics`]: Prometheus counters and the opt-in scrape listener.
 
+pub mod archive;
 pub mod batch_send;
 pub mod config;
 pub mod gate;
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod listener;
 pub mod messages;
 pub mod metrics;
+pub mod rooms;
 pub mod roster;
 pub mod rules;
 pub mod run;

@@ -37,6 +37,12 @@ enum Command {
     GenKey,
     /// Print the server identity's fingerprint (creating the identity if missing).
     Fingerprint,
+    /// Copy the database (rooms, history) into FILE, consistently, while
+    /// the server may be running (SQLite online backup).
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
 }
 
 /// How `main` ends.
@@ -104,6 +110,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", id.fingerprint());
             return Ok(());
         }
+        Some(Command::Backup { file }) => {
+            if file.exists() {
+                return Err(Failure::Config(format!("{} exists; choose a new file", file.display())));
+            }
+            server::archive::backup(&cfg.data_dir, &file).map_err(|e| Failure::Runtime(e.to_string()))?;
+            eprintln!("server: backed up {} to {}", cfg.data_dir.display(), file.display());
+            return Ok(());
+        }
         None => {}
     }
 
@@ -116,6 +130,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if id_created {
         info!(log, "created a new server identity"; "file" => %cfg.identity_file.display());
     }
+    // The store first: a corrupt or newer database stops the server here,
+    // before it listens, with one line naming the file.
+    let archive: std::sync::Arc<dyn server::archive::Archive> = std::sync::Arc::new(
+        server::archive::SqliteArchive::open(&cfg.data_dir, log.new(o!("actor" => "archive")))
+            .map_err(|e| Failure::Runtime(e.to_string()))?,
+    );
     let std_listener = std::net::TcpListener::bind(cfg.bind)
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", cfg.bind)))?;
     std_listener.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
@@ -147,7 +167,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         let (tx, control) = tokio::sync::mpsc::channel(4);
         actix_rt::spawn(signals.forward(log.clone(), tx));
         let sockets = Sockets { tcp: std_listener, udp, metrics: metrics_listener };
-        server::run::run(log, cfg, psk, identity, sockets, control).await.map_err(|e| Failure::Runtime(e.to_string()))
+        server::run::run(log, cfg, psk, identity, sockets, archive, control)
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()))
     })
 }
 

@@ -104,6 +104,10 @@ pub struct Join {
     pub outbox: Outbox,
     /// The limits the welcome announces.
     pub limits: protocol::message::Limits,
+    /// The rooms to put the user in (`None`: the default rooms).
+    pub rooms: Option<Vec<protocol::message::RoomJoin>>,
+    /// Stored messages per room joined (`None`: `history_on_join`).
+    pub history: Option<u32>,
 }
 
 /// The roster's answer to a successful [`Join`].
@@ -127,19 +131,102 @@ pub struct Leave {
     pub resumable: bool,
 }
 
-/// Session → roster: a chat message taken from `from`.
+/// Session → roster: a chat message taken from `from` (its id pending in
+/// the ledger): the roster delivers it (storing it first where the room
+/// keeps history), settles the id and answers `ack` or `nack`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Broadcast {
     /// The sending session (not delivered back to it).
     pub from: SessionId,
+    /// The client's id for it.
+    pub client_id: u64,
     /// The text.
     pub text: String,
     /// Server receive time, Unix milliseconds.
     pub ts_ms: u64,
+    /// The room it is for.
+    pub room: Option<String>,
+    /// A private message to this user instead.
+    pub to: Option<String>,
 }
 
-/// Anyone → roster: the sorted user list.
+/// Session → roster: edit (`text`) or delete (`None`) one of the sender's
+/// messages; answered like a [`Broadcast`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Amend {
+    /// The sending session.
+    pub from: SessionId,
+    /// The client's id for this edit or delete.
+    pub client_id: u64,
+    /// The server id of the message.
+    pub target: u64,
+    /// The new text; `None` deletes.
+    pub text: Option<String>,
+}
+
+/// Session → roster: join (or create) a room; the roster answers on the
+/// session's queue.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct JoinRoom {
+    /// The session.
+    pub id: SessionId,
+    /// The room and where its history resumes.
+    pub join: protocol::message::RoomJoin,
+    /// Stored messages to deliver (`None`: `history_on_join`).
+    pub history: Option<u32>,
+}
+
+/// Session → roster: leave a room.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PartRoom {
+    /// The session.
+    pub id: SessionId,
+    /// The room.
+    pub room: String,
+}
+
+/// Session → roster: list the rooms (answered on the session's queue).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ListRooms {
+    /// The session.
+    pub id: SessionId,
+}
+
+/// Session → roster: a page of a room's history (answered on the
+/// session's queue).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct HistoryPage {
+    /// The session.
+    pub id: SessionId,
+    /// The room.
+    pub room: String,
+    /// Older than this id.
+    pub before: Option<u64>,
+    /// Newer than this id.
+    pub after: Option<u64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Session → roster: a user list (answered on the session's queue).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Who {
+    /// The session.
+    pub id: SessionId,
+    /// A room's members; `None`: everyone.
+    pub room: Option<String>,
+    /// Names to skip.
+    pub offset: u32,
+}
+
+/// Anyone → roster: the sorted user list (all of it; for tests and tools).
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<String>")]
 pub struct ListUsers;
@@ -158,13 +245,15 @@ pub struct ShutdownAll {
 #[rtype(result = "usize")]
 pub struct Count;
 
-/// Session → roster: enter voice with this join's keys. Returns the voice
-/// id, or `None` if the session is not logged in.
+/// Session → roster: enter a room's voice with this join's keys. Returns
+/// the voice id, or why not.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<u32>")]
+#[rtype(result = "Result<u32, String>")]
 pub struct VoiceJoin {
     /// The session.
     pub id: SessionId,
+    /// The room (`None`: the session's first room with voice).
+    pub room: Option<String>,
     /// Client → server key of this join.
     pub up_key: [u8; 32],
     /// Server → client key of this join.
@@ -204,6 +293,8 @@ pub struct VoiceReport {
 pub struct RelayAdd {
     /// Voice id.
     pub voice_id: u32,
+    /// Its room: voice is relayed among one room's members only.
+    pub channel: u32,
     /// Client → server key.
     pub up_key: [u8; 32],
     /// Server → client key.

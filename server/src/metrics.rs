@@ -88,6 +88,7 @@ pub struct Metrics {
     voice_dropped: [Counter; 7],
     users: Gauge,
     voice_members: Gauge,
+    rooms: Gauge,
     queued: Gauge,
     queued_max: Gauge,
     connections: Gauge,
@@ -121,6 +122,7 @@ impl Metrics {
         };
         let users = gauge(&mut r, "users", "Users logged in");
         let voice_members = gauge(&mut r, "voice_members", "Users in voice");
+        let rooms = gauge(&mut r, "rooms", "Rooms");
         let connections = gauge(&mut r, "connections", "TCP connections open (logged in or not)");
         let queued = gauge(&mut r, "outbound_queued", "Messages queued for all sessions, not yet written");
         let queued_max = gauge(&mut r, "outbound_queue_max", "Deepest outbound queue of one session");
@@ -157,6 +159,7 @@ impl Metrics {
             voice_dropped,
             users,
             voice_members,
+            rooms,
             queued,
             queued_max,
             connections,
@@ -194,6 +197,7 @@ impl Metrics {
         let g = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.users.set(g(s.users));
         self.voice_members.set(g(s.voice_members));
+        self.rooms.set(g(s.rooms));
         self.queued.set(g(s.queued));
         self.queued_max.set(g(s.queued_max));
         self.connections.set(g(connections));
@@ -231,6 +235,8 @@ pub struct Snapshot {
     pub queued: usize,
     /// The deepest one session's queue.
     pub queued_max: usize,
+    /// Rooms.
+    pub rooms: usize,
 }
 
 /// Asks the roster for a [`Snapshot`].
@@ -365,7 +371,7 @@ mod tests {
         m.handshake(Outcome::Ok);
         m.kick(protocol::message::DisconnectCause::SlowReader);
         m.voice_dropped("forged", 2);
-        m.set_snapshot(Snapshot { users: 2, voice_members: 1, queued: 5, queued_max: 4 }, 3);
+        m.set_snapshot(Snapshot { users: 2, voice_members: 1, queued: 5, queued_max: 4, rooms: 1 }, 3);
         let text = m.encode();
         for line in [
             "chatroom_messages_total 3",

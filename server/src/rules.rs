@@ -36,8 +36,13 @@ pub enum Pace {
 pub enum ChatVerdict {
     /// Its id was settled before: acknowledge again, deliver nothing.
     Duplicate,
-    /// Deliver it, then acknowledge (the id is settled).
+    /// Hand it to the roster, which settles the id (pending until then)
+    /// and answers once it is delivered (and stored, where rooms keep
+    /// history) or refused.
     Take,
+    /// Its id is pending (being stored): the roster's answer will come;
+    /// answer nothing now.
+    Pending,
     /// Refuse it for good (the id is settled).
     Refuse(NackReason, String),
     /// Refuse it for now: resend after this long.
@@ -141,7 +146,16 @@ impl Rules {
     /// Chat message `id` whose text checked out as `valid`.
     pub fn chat(&mut self, id: u64, valid: Result<(), TextError>, now: Instant) -> Decision<ChatVerdict> {
         let decided = |verdict| Decision { verdict, tell: false };
-        let settled = self.ledger.lock().is_ok_and(|l| l.is_settled(id));
+        let (settled, pending) = self.ledger.lock().map_or((false, false), |l| (l.is_settled(id), l.is_pending(id)));
+        if pending {
+            let paced = self.request(now);
+            let verdict = if paced.verdict == Pace::Flooding {
+                ChatVerdict::Kick(DisconnectCause::Flooding, FLOODING)
+            } else {
+                ChatVerdict::Pending
+            };
+            return Decision { verdict, tell: paced.tell };
+        }
         if settled || valid.is_err() {
             // A resend of a settled id is answered again and an invalid
             // message refused, each at the price of any request: neither is
@@ -178,14 +192,20 @@ impl Rules {
         if self.blocked_from == Some(id) {
             self.blocked_from = None;
         }
-        decided(self.settle(id).unwrap_or(ChatVerdict::Take))
+        let begun = self.ledger.lock().map(|mut l| l.begin(id).is_ok()).unwrap_or(false);
+        decided(if begun { ChatVerdict::Take } else { too_many_skipped() })
     }
 
     /// Settles `id`; `Some(kick)` when the client skipped too many ids.
     fn settle(&mut self, id: u64) -> Option<ChatVerdict> {
         let settled = self.ledger.lock().map(|mut l| l.settle(id).is_ok()).unwrap_or(false);
-        (!settled).then_some(ChatVerdict::Kick(DisconnectCause::ProtocolViolation, "too many message ids skipped"))
+        (!settled).then(too_many_skipped)
     }
+}
+
+/// The verdict on a client whose ids leave too many gaps in the ledger.
+fn too_many_skipped() -> ChatVerdict {
+    ChatVerdict::Kick(DisconnectCause::ProtocolViolation, "too many message ids skipped")
 }
 
 /// The detail of a disconnect for flooding.
@@ -199,12 +219,23 @@ mod tests {
         base + Duration::from_millis(ms)
     }
 
+    /// What the roster does once a taken message is delivered (and stored).
+    fn settle(r: &Rules, id: u64) {
+        r.ledger().lock().expect("unpoisoned").settle(id).expect("bounded");
+    }
+
     #[test]
     fn a_resent_id_is_acknowledged_not_delivered_again() {
         let now = Instant::now();
-        let mut r = Rules::new(10.0, 5, 50, now);
+        let mut r = Rules::new(10.0, 10, 50, now);
         assert_eq!(r.chat(1, Ok(()), now).verdict, ChatVerdict::Take);
+        assert_eq!(r.chat(1, Ok(()), now).verdict, ChatVerdict::Pending, "being stored: the store answers");
+        settle(&r, 1);
         assert_eq!(r.chat(1, Ok(()), now).verdict, ChatVerdict::Duplicate);
+        // A failed store leaves the id open: the resend is taken.
+        assert_eq!(r.chat(3, Ok(()), now).verdict, ChatVerdict::Take);
+        r.ledger().lock().expect("unpoisoned").abandon(3);
+        assert_eq!(r.chat(3, Ok(()), now).verdict, ChatVerdict::Take);
         // A refused id is settled too.
         let too_large = Err(TextError::TooLarge { len: 9, max: 8 });
         assert!(matches!(r.chat(2, too_large, now).verdict, ChatVerdict::Refuse(NackReason::TooLarge, _)));
@@ -216,6 +247,7 @@ mod tests {
         let now = Instant::now();
         let mut r = Rules::new(1.0, 2, 3, now);
         assert_eq!(r.chat(1, Ok(()), now).verdict, ChatVerdict::Take);
+        settle(&r, 1);
         let mut kicked = false;
         for _ in 0..10 {
             if let ChatVerdict::Kick(DisconnectCause::Flooding, _) = r.chat(1, Ok(()), now).verdict {

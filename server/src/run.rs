@@ -14,13 +14,14 @@ use slog::{Logger, info, o, warn};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+use crate::archive::Archive;
 use crate::config::Config;
 use crate::gate::GateConfig;
 use crate::keys;
 use crate::listener::{Listener, OpenConnections, StopAccepting};
 use crate::messages::ShutdownAll;
 use crate::metrics::{self, Metrics};
-use crate::roster::Roster;
+use crate::roster::{RoomSettings, Roster};
 use crate::session::SessionConfig;
 use crate::signer::{self, Signer};
 use crate::voice_relay::VoiceRelay;
@@ -51,6 +52,9 @@ pub enum RunError {
     /// A socket could not be handed to the runtime.
     #[error("socket setup failed: {0}")]
     Socket(#[from] std::io::Error),
+    /// The store could not be read at start.
+    #[error("{0}")]
+    Store(#[from] crate::archive::StoreError),
 }
 
 /// Runs the server on `sockets` until `control` says [`Control::Shutdown`]
@@ -66,8 +70,11 @@ pub async fn run(
     psk: Psk,
     identity: Identity,
     sockets: Sockets,
+    archive: Arc<dyn Archive>,
     mut control: mpsc::Receiver<Control>,
 ) -> Result<(), RunError> {
+    let stored_rooms = archive.rooms()?;
+    let max_id = archive.max_id()?;
     let Sockets { tcp, udp, metrics: metrics_listener } = sockets;
     let metrics = Arc::new(Metrics::new());
     let udp = tokio::net::UdpSocket::from_std(udp)?;
@@ -104,7 +111,18 @@ pub async fn run(
     let (max_clients, max_per_ip) = (cfg.max_clients as usize, cfg.max_clients_per_address as usize);
     let relay = VoiceRelay::new(relay_log, udp).with_metrics(metrics.clone()).start();
     let relay_addr = Some(relay.clone());
-    let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay)).with_metrics(metrics.clone()).start();
+    let settings = RoomSettings {
+        default_rooms: cfg.default_rooms.clone(),
+        allow_user_rooms: cfg.allow_user_rooms,
+        empty_room_days: cfg.empty_room_days,
+        max_rooms: cfg.max_rooms,
+        history_on_join: cfg.history_on_join,
+        history_days: cfg.history_days,
+    };
+    let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay))
+        .with_metrics(metrics.clone())
+        .with_rooms(settings, &cfg.rooms, stored_rooms, Some(archive), max_id)
+        .start();
     // Sessions get the cores the roster (this thread) leaves: a broadcast
     // wakes fewer threads, and the roster is never preempted by its own
     // sessions (measured: 2.9 against 5.6 µs per delivery on 2 cores).

@@ -21,7 +21,9 @@ use protocol::crypto::{Opener, Psk};
 use protocol::escape::{Escaped, EscapedDisplay};
 use protocol::frame::{CodecError, FrameCodec};
 use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, SignRequest};
-use protocol::message::{self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, ServerMessage};
+use protocol::message::{
+    self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, RoomJoin, ServerMessage,
+};
 use sha2::{Digest, Sha256};
 use slog::{Logger, debug, info, o, warn};
 use subtle::ConstantTimeEq;
@@ -32,8 +34,9 @@ use tokio_util::codec::FramedRead;
 use crate::gate::Hold;
 use crate::listener::CountGuard;
 use crate::messages::{
-    Authorize, Broadcast, GateHandle, Join, JoinRefusal, Joined, Leave, ListUsers, Outbound as Out, Outbox,
-    PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport,
+    Amend, Authorize, Broadcast, GateHandle, HistoryPage, Join, JoinRefusal, JoinRoom, Joined, Leave, ListRooms,
+    Outbound as Out, Outbox, PartRoom, PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin, VoiceLeave,
+    VoiceReport, Who,
 };
 use crate::metrics::{Metrics, Outcome};
 use crate::roster::Roster;
@@ -71,6 +74,24 @@ pub struct SessionConfig {
     pub voice_port: Option<u16>,
     /// What the sessions count.
     pub metrics: Arc<Metrics>,
+}
+
+/// What a login asks for, carried through the password check.
+struct LoginRequest {
+    username: String,
+    resume: Option<String>,
+    restored: bool,
+    first_id: Option<u64>,
+    rooms: Option<Vec<RoomJoin>>,
+    history: Option<u32>,
+}
+
+/// What a message taking a chat id does once taken.
+enum Take {
+    /// A chat message to a room or a user.
+    Chat { text: String, room: Option<String>, to: Option<String> },
+    /// An edit (`text`) or delete of message `target`.
+    Amend { target: u64, text: Option<String> },
 }
 
 enum Phase {
@@ -301,7 +322,8 @@ impl Session {
     }
 
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
-        let ClientMessage::Login { version, username, password, resume, first_id, restored } = msg else {
+        let ClientMessage::Login { version, username, password, resume, first_id, restored, rooms, history } = msg
+        else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
         };
         if version != PROTOCOL_VERSION {
@@ -311,8 +333,9 @@ impl Session {
         if let Err(e) = message::validate_username(&username) {
             return self.refuse(ctx, RefusalCode::InvalidName, format!("invalid username: {e}"));
         }
+        let login = LoginRequest { username, resume, restored, first_id, rooms, history };
         if self.cfg.password_hash.is_none() {
-            return self.join(ctx, username, resume, restored, first_id);
+            return self.join(ctx, login);
         }
         // The gate lets a password be checked (beyond the free failures one
         // at a time per address) and hears how it turned out.
@@ -343,20 +366,14 @@ impl Session {
                     let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
                     return act.refuse(ctx, RefusalCode::WrongPassword, reason.into());
                 }
-                act.join(ctx, username, resume, restored, first_id);
+                act.join(ctx, login);
             })
             .wait(ctx);
     }
 
     /// Asks the roster to let the (authenticated) user in.
-    fn join(
-        &mut self,
-        ctx: &mut Context<Self>,
-        username: String,
-        resume: Option<String>,
-        restored: bool,
-        first_id: Option<u64>,
-    ) {
+    fn join(&mut self, ctx: &mut Context<Self>, login: LoginRequest) {
+        let LoginRequest { username, resume, restored, first_id, rooms, history } = login;
         if let Some(first) = first_id {
             self.rules.start_ledger_at(first);
         }
@@ -371,6 +388,8 @@ impl Session {
             mailbox: ctx.address().recipient(),
             outbox: Outbox(out.clone()),
             limits: self.cfg.limits,
+            rooms,
+            history,
         };
         self.roster
             .send(join)
@@ -414,7 +433,14 @@ impl Session {
     fn on_chat_message(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
         // Every request costs a token too, so none is a free flood (chat
         // and loss reports have rules of their own; a quit always goes).
-        if !matches!(msg, ClientMessage::Chat { .. } | ClientMessage::VoiceReport { .. } | ClientMessage::Quit) {
+        if !matches!(
+            msg,
+            ClientMessage::Chat { .. }
+                | ClientMessage::Edit { .. }
+                | ClientMessage::Delete { .. }
+                | ClientMessage::VoiceReport { .. }
+                | ClientMessage::Quit
+        ) {
             match self.pace(ctx, |r, now| r.request(now)) {
                 Pace::Go => {}
                 Pace::Over => {
@@ -424,17 +450,27 @@ impl Session {
             }
         }
         match msg {
-            ClientMessage::Chat { id, text } => self.on_chat(ctx, id, text),
-            ClientMessage::Who => {
-                self.roster
-                    .send(ListUsers)
-                    .into_actor(self)
-                    .map(|res, act, ctx| {
-                        if let Ok(users) = res {
-                            act.send(ctx, &ServerMessage::Users { users });
-                        }
-                    })
-                    .spawn(ctx);
+            ClientMessage::Chat { id, text, room, to } => {
+                let valid = message::validate_text(&text, self.cfg.limits.max_message_bytes as usize);
+                let take = Take::Chat { text, room, to };
+                self.on_chat(ctx, id, valid, take);
+            }
+            ClientMessage::Edit { id, target, text } => {
+                let valid = message::validate_text(&text, self.cfg.limits.max_message_bytes as usize);
+                self.on_chat(ctx, id, valid, Take::Amend { target, text: Some(text) });
+            }
+            ClientMessage::Delete { id, target } => self.on_chat(ctx, id, Ok(()), Take::Amend { target, text: None }),
+            ClientMessage::Join { join, history } => {
+                let join = RoomJoin { room: join.room.trim_start_matches('#').to_owned(), after: join.after };
+                self.roster.do_send(JoinRoom { id: self.id, join, history });
+            }
+            ClientMessage::Part { room } => self.roster.do_send(PartRoom { id: self.id, room }),
+            ClientMessage::Rooms => self.roster.do_send(ListRooms { id: self.id }),
+            ClientMessage::History { room, before, after, limit } => {
+                self.roster.do_send(HistoryPage { id: self.id, room, before, after, limit });
+            }
+            ClientMessage::Who { room, offset } => {
+                self.roster.do_send(Who { id: self.id, room, offset: offset.unwrap_or(0) });
             }
             ClientMessage::Ping { nonce } => self.send(ctx, &ServerMessage::Pong { nonce }),
             ClientMessage::Pong { .. } => {}
@@ -446,7 +482,7 @@ impl Session {
             ClientMessage::Login { .. } => {
                 self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
-            ClientMessage::VoiceJoin => self.on_voice_join(ctx),
+            ClientMessage::VoiceJoin { room } => self.on_voice_join(ctx, room),
             // The roster tells the relay to stop, then answers `voice_left`.
             ClientMessage::VoiceLeave => self.roster.do_send(VoiceLeave { id: self.id }),
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
@@ -461,7 +497,7 @@ impl Session {
         }
     }
 
-    fn on_voice_join(&mut self, ctx: &mut Context<Self>) {
+    fn on_voice_join(&mut self, ctx: &mut Context<Self>, room: Option<String>) {
         let (Some(port), Some(keys)) = (self.cfg.voice_port, &self.keys) else {
             return self.send(ctx, &ServerMessage::Error { detail: "voice is not enabled on this server".into() });
         };
@@ -470,18 +506,21 @@ impl Session {
         let epoch = self.voice_epoch;
         let (up_key, down_key) = protocol::voice::voice_keys(keys, epoch);
         self.roster
-            .send(VoiceJoin { id: self.id, up_key, down_key, udp_port: port, epoch })
+            .send(VoiceJoin { id: self.id, room, up_key, down_key, udp_port: port, epoch })
             .into_actor(self)
             .map(move |res, act, ctx| match res {
                 // The roster has queued `voice_joined`.
-                Ok(Some(voice_id)) => debug!(act.log, "voice joined"; "voice_id" => voice_id),
-                _ => act.send(ctx, &ServerMessage::Error { detail: "could not join voice".into() }),
+                Ok(Ok(voice_id)) => debug!(act.log, "voice joined"; "voice_id" => voice_id),
+                Ok(Err(why)) => act.send(ctx, &ServerMessage::Error { detail: format!("could not join voice: {why}") }),
+                Err(_) => act.send(ctx, &ServerMessage::Error { detail: "could not join voice".into() }),
             })
             .wait(ctx);
     }
 
-    fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, text: String) {
-        let valid = message::validate_text(&text, self.cfg.limits.max_message_bytes as usize);
+    /// A message that takes a chat id (a chat message, an edit, a delete):
+    /// paced and checked against the ledger here; what is taken goes to
+    /// the roster, which answers once it is delivered (and stored).
+    fn on_chat(&mut self, ctx: &mut Context<Self>, id: u64, valid: Result<(), message::TextError>, take: Take) {
         let Decision { verdict, tell } = self.rules.chat(id, valid, Instant::now());
         if tell {
             self.tell_too_fast(ctx);
@@ -490,13 +529,20 @@ impl Session {
             ChatVerdict::Duplicate => {
                 // A resend of something already settled: answer again, deliver once.
                 debug!(self.log, "duplicate message id"; "id" => id);
-                self.send(ctx, &ServerMessage::Ack { id });
+                self.send(ctx, &ServerMessage::Ack { id, server_id: None });
             }
-            ChatVerdict::Take => {
-                let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                self.roster.do_send(Broadcast { from: self.id, text, ts_ms });
-                self.send(ctx, &ServerMessage::Ack { id });
-            }
+            // Being stored: the roster answers when the store does.
+            ChatVerdict::Pending => debug!(self.log, "resend of a message being stored"; "id" => id),
+            ChatVerdict::Take => match take {
+                Take::Chat { text, room, to } => {
+                    let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                    let room = room.map(|r| r.trim_start_matches('#').to_owned());
+                    self.roster.do_send(Broadcast { from: self.id, client_id: id, text, ts_ms, room, to });
+                }
+                Take::Amend { target, text } => {
+                    self.roster.do_send(Amend { from: self.id, client_id: id, target, text });
+                }
+            },
             ChatVerdict::Refuse(reason, detail) => {
                 self.send(ctx, &ServerMessage::Nack { id, reason, retry_after_ms: None, detail });
             }

@@ -65,6 +65,8 @@ pub struct RelayStats {
 }
 
 struct Member {
+    /// The room whose voice it is in: voice goes only to the same room's members.
+    channel: u32,
     opener: VoiceOpener,
     sealer: VoiceSealer,
     /// Where the member may be sent to (return routability).
@@ -81,6 +83,8 @@ pub struct VoiceRelay {
     log: Logger,
     socket: Arc<UdpSocket>,
     members: HashMap<u32, Member>,
+    /// Voice ids per room (`Member::channel`).
+    channels: HashMap<u32, Vec<u32>>,
     body: Vec<u8>,
     out: Vec<u8>,
     batch: Batch,
@@ -107,6 +111,7 @@ impl VoiceRelay {
             log,
             socket: Arc::new(socket),
             members: HashMap::new(),
+            channels: HashMap::new(),
             body: Vec::with_capacity(voice::MAX_PACKET),
             out: Vec::with_capacity(voice::MAX_PACKET),
             batch: Batch::default(),
@@ -146,18 +151,33 @@ impl VoiceRelay {
         self.published = s;
     }
 
-    /// Adds a voice member with this join's keys (no address yet: it must
-    /// prove one).
-    pub fn add_member(&mut self, voice_id: u32, up_key: &[u8; 32], down_key: &[u8; 32]) {
+    /// Adds a voice member of room `channel` with this join's keys (no
+    /// address yet: it must prove one).
+    pub fn add_member(&mut self, voice_id: u32, channel: u32, up_key: &[u8; 32], down_key: &[u8; 32]) {
+        self.remove_member(voice_id);
+        self.channels.entry(channel).or_default().push(voice_id);
         self.members.insert(
             voice_id,
             Member {
+                channel,
                 opener: VoiceOpener::new(up_key, Direction::Up),
                 sealer: VoiceSealer::new(down_key, Direction::Down),
                 path: PathCheck::new(),
                 rate: TokenBucket::new(MEMBER_RATE, 60, Instant::now()),
             },
         );
+    }
+
+    /// Forgets a voice member; whether it was one.
+    pub fn remove_member(&mut self, voice_id: u32) -> bool {
+        let Some(m) = self.members.remove(&voice_id) else { return false };
+        if let Some(ids) = self.channels.get_mut(&m.channel) {
+            ids.retain(|id| *id != voice_id);
+            if ids.is_empty() {
+                self.channels.remove(&m.channel);
+            }
+        }
+        true
     }
 
     /// What the relay has counted.
@@ -218,13 +238,15 @@ impl VoiceRelay {
         }
         self.stats.voice_in += 1;
         let speaker = header.id;
-        // One sealed copy per listener with a proven address, all sent in
-        // one system call.
+        let channel = member.channel;
+        // One sealed copy per listener of the speaker's room with a proven
+        // address, all sent in one system call.
         self.batch.clear();
-        for (id, m) in &mut self.members {
+        for id in self.channels.get(&channel).map_or(&[][..], Vec::as_slice) {
             if *id == speaker {
                 continue;
             }
+            let Some(m) = self.members.get_mut(id) else { continue };
             let Some(addr) = m.path.destination(now) else { continue };
             m.sealer.seal(Kind::Voice, speaker, &self.body, &mut self.out);
             self.batch.push(addr, |b| b.extend_from_slice(&self.out));
@@ -284,14 +306,14 @@ impl Handler<RelayAdd> for VoiceRelay {
     type Result = ();
     fn handle(&mut self, msg: RelayAdd, _: &mut Context<Self>) {
         info!(self.log, "voice member added"; "voice_id" => msg.voice_id, "members" => self.members.len() + 1);
-        self.add_member(msg.voice_id, &msg.up_key, &msg.down_key);
+        self.add_member(msg.voice_id, msg.channel, &msg.up_key, &msg.down_key);
     }
 }
 
 impl Handler<RelayRemove> for VoiceRelay {
     type Result = ();
     fn handle(&mut self, msg: RelayRemove, _: &mut Context<Self>) {
-        if self.members.remove(&msg.voice_id).is_some() {
+        if self.remove_member(msg.voice_id) {
             info!(self.log, "voice member removed"; "voice_id" => msg.voice_id, "members" => self.members.len());
         }
     }
@@ -316,7 +338,7 @@ mod tests {
             let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
             VoiceRelay::new(Logger::root(slog::Discard, slog::o!()), socket)
         });
-        relay.add_member(ID, &UP, &DOWN);
+        relay.add_member(ID, 1, &UP, &DOWN);
         (system, relay, VoiceSealer::new(&UP, Direction::Up))
     }
 
@@ -382,7 +404,7 @@ mod tests {
     fn voice_goes_only_to_proven_addresses() {
         let (_system, mut relay, mut speaker) = relay();
         const LISTENER: u32 = 7;
-        relay.add_member(LISTENER, &[3; 32], &[4; 32]);
+        relay.add_member(LISTENER, 1, &[3; 32], &[4; 32]);
         let mut listener = VoiceSealer::new(&[3; 32], Direction::Up);
         let (l_sock, l_at) = socket();
         let mut ka = Vec::new();

@@ -51,7 +51,8 @@ fn a_server_in_process_serves_a_login_and_shuts_down_when_told() {
     let server = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let log = slog::Logger::root(slog::Discard, slog::o!());
-            run(log, cfg, psk, identity, Sockets { tcp, udp, metrics: None }, control).await
+            let archive = std::sync::Arc::new(server::archive::memory::MemoryArchive::new());
+            run(log, cfg, psk, identity, Sockets { tcp, udp, metrics: None }, archive, control).await
         })
     });
 
@@ -74,17 +75,33 @@ fn a_server_in_process_serves_a_login_and_shuts_down_when_told() {
         resume: None,
         first_id: None,
         restored: false,
+        rooms: None,
+        history: None,
     };
     send_frame(&mut s, sealer.seal(&message::encode(&login)).as_bytes());
-    let plain = opener.open(&read_frame(&mut s, &mut buf)).expect("sealed");
-    let welcome: ServerMessage = message::decode(&plain).expect("message");
-    assert!(matches!(welcome, ServerMessage::Welcome { ref you, .. } if you == "alice"), "{welcome:?}");
+    let mut inbox = std::collections::VecDeque::new();
+    let mut recv = |s: &mut TcpStream, buf: &mut BytesMut| loop {
+        if let Some(m) = inbox.pop_front() {
+            break m;
+        }
+        let plain = opener.open(&read_frame(s, buf)).expect("sealed");
+        message::decode_server(&plain, &mut inbox).expect("message");
+    };
+    let welcome = recv(&mut s, &mut buf);
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { ref you, ref rooms, .. } if you == "alice" && rooms == &["general"]),
+        "{welcome:?}"
+    );
 
     // Told to stop: the user hears so, and run() returns once the
     // connection is closed.
     tx.blocking_send(Control::Shutdown).expect("control");
-    let plain = opener.open(&read_frame(&mut s, &mut buf)).expect("sealed");
-    let bye = message::decode::<ServerMessage>(&plain).expect("message");
+    let bye = loop {
+        match recv(&mut s, &mut buf) {
+            ServerMessage::RoomJoined { .. } | ServerMessage::HistoryEnd { .. } => {}
+            other => break other,
+        }
+    };
     assert!(matches!(bye, ServerMessage::Shutdown { .. }), "{bye:?}");
     drop(s);
     let result = server.join().expect("server thread");

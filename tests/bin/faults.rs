@@ -188,7 +188,7 @@ fn flooder() {
                 let Ok(mut f) = RawClient::login(addr, &key, "flooder", None) else { continue };
                 'flood: while t.elapsed() < Duration::from_secs(10) {
                     id += 1;
-                    f.send(&ClientMessage::Chat { id, text: "spam".into() });
+                    f.send(&ClientMessage::Chat { id, text: "spam".into(), room: None, to: None });
                     flood_sent.fetch_add(1, Ordering::Relaxed);
                     // Every 50 messages, read what came back; a disconnect ends this round.
                     if id.is_multiple_of(50) {
@@ -213,7 +213,7 @@ fn flooder() {
             flooding.store(true, Ordering::SeqCst);
         }
         let now_us = base.elapsed().as_micros() as u64;
-        talker.send(&ClientMessage::Chat { id: i, text: now_us.to_string() });
+        talker.send(&ClientMessage::Chat { id: i, text: now_us.to_string(), room: None, to: None });
         let _ = talker.recv(Duration::from_millis(1));
         let next = Duration::from_millis(200 * i);
         if let Some(wait) = next.checked_sub(base.elapsed()) {
@@ -425,7 +425,7 @@ fn soak(minutes: u64) {
             while !stop.load(Ordering::SeqCst) {
                 if Instant::now() >= next {
                     id += 1;
-                    c.send(&ClientMessage::Chat { id, text: format!("m{id}") });
+                    c.send(&ClientMessage::Chat { id, text: format!("m{id}"), room: None, to: None });
                     next += Duration::from_secs(10);
                 }
                 if last_ping.elapsed() > Duration::from_secs(15) {

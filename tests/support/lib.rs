@@ -505,6 +505,8 @@ impl RawClient {
             resume,
             first_id: None,
             restored: false,
+            rooms: None,
+            history: None,
         });
         match c.recv(DEADLINE) {
             Ok(ServerMessage::Welcome { resume, .. }) => {
@@ -560,11 +562,17 @@ impl RawClient {
         }
     }
 
-    /// Enters voice; returns the UDP side, bound on loopback.
+    /// Enters voice (in the first room with voice); returns the UDP side,
+    /// bound on loopback.
     pub fn join_voice(&mut self) -> RawVoice {
-        self.send(&ClientMessage::VoiceJoin);
+        self.join_voice_in(None)
+    }
+
+    /// Enters the voice of `room`; returns the UDP side, bound on loopback.
+    pub fn join_voice_in(&mut self, room: Option<&str>) -> RawVoice {
+        self.send(&ClientMessage::VoiceJoin { room: room.map(str::to_owned) });
         let m = self.recv_until("voice joined", |m| matches!(m, ServerMessage::VoiceJoined { .. }));
-        let ServerMessage::VoiceJoined { voice_id, udp_port, epoch } = m else { unreachable!() };
+        let ServerMessage::VoiceJoined { voice_id, udp_port, epoch, .. } = m else { unreachable!() };
         let keys = protocol::voice::voice_keys(self.keys.as_ref().expect("handshake done"), epoch);
         let server = SocketAddr::new(self.stream.peer_addr().expect("peer").ip(), udp_port);
         RawVoice::new(server, voice_id, epoch, keys)

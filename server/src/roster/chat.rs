@@ -1,0 +1,299 @@
+//! Chat in the roster: messages to rooms and to users, edits and deletes,
+//! and what the store answers about them. A message to a room with history
+//! is stored before anyone gets it or its sender gets the `ack`.
+
+use actix::prelude::*;
+use protocol::message::{NackReason, ServerMessage, name_keys};
+use slog::warn;
+
+use super::{Place, RECENT_CAP, Recent, Roster};
+use crate::archive::{StoreError, StoredMessage, Write, WriteOutcome};
+use crate::messages::{Amend, Broadcast, SessionId, SharedLedger, ToSession};
+use crate::rooms::RoomId;
+
+/// How long a client waits before resending what the store could not take.
+const STORE_RETRY_MS: u64 = 1000;
+
+/// What a write to the store was for.
+#[derive(Debug)]
+enum Pending {
+    /// A chat message to a room, delivered once stored.
+    Chat { sender: String, ledger: SharedLedger, client_id: u64, room: RoomId, out: ServerMessage },
+    /// An edit (`text`) or delete of message `target`.
+    Amend { sender: String, ledger: SharedLedger, client_id: u64, target: u64, text: Option<String> },
+}
+
+/// The store → roster: a write is durable, or failed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stored {
+    what: Pending,
+    result: Result<WriteOutcome, StoreError>,
+}
+
+/// How a chat id turned out, for [`Roster::answer`].
+enum Answer {
+    /// Taken, with this server id.
+    Taken(u64),
+    /// Refused for good.
+    Refused(NackReason, String),
+    /// Not stored: resend later.
+    Unstored,
+}
+
+impl Roster {
+    /// The next server message id.
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Remembers where message `id` went, for its edits and deletes.
+    fn remember(&mut self, id: u64, sender: String, place: Place) {
+        self.recent.insert(id, Recent { sender, place });
+        self.recent_order.push_back(id);
+        while self.recent_order.len() > RECENT_CAP {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+
+    /// Settles chat id `client_id` of `sender` (or leaves it open to be
+    /// resent) and answers the session now holding the sender's ledger.
+    fn answer(&self, sender: &str, ledger: &SharedLedger, client_id: u64, answer: Answer) {
+        let settled = match answer {
+            Answer::Unstored => {
+                if let Ok(mut l) = ledger.lock() {
+                    l.abandon(client_id);
+                }
+                true
+            }
+            _ => ledger.lock().map(|mut l| l.settle(client_id).is_ok()).unwrap_or(false),
+        };
+        let Some(sid) = self.holder_of(sender, ledger) else { return };
+        if !settled {
+            if let Some(m) = self.members.get(&sid) {
+                let detail = "too many message ids skipped";
+                m.mailbox.do_send(ToSession::Kick(protocol::message::DisconnectCause::ProtocolViolation, detail));
+            }
+            return;
+        }
+        let msg = match answer {
+            Answer::Taken(server_id) => ServerMessage::Ack { id: client_id, server_id: Some(server_id) },
+            Answer::Refused(reason, detail) => {
+                ServerMessage::Nack { id: client_id, reason, retry_after_ms: None, detail }
+            }
+            Answer::Unstored => ServerMessage::Nack {
+                id: client_id,
+                reason: NackReason::StorageUnavailable,
+                retry_after_ms: Some(STORE_RETRY_MS),
+                detail: "the server could not store the message; resend it".into(),
+            },
+        };
+        self.deliver_to(sid, &msg);
+    }
+
+    /// Sends an edit (`text`) or delete of message `target` to everyone
+    /// who got it.
+    fn apply_amend(&mut self, target: u64, place: &Place, sender: &str, text: Option<String>) {
+        let (room, to) = match place {
+            Place::Room(rid) => (self.rooms.get(*rid).map(|r| r.name.clone()), None),
+            Place::Dm(to) => (None, Some(to.clone())),
+        };
+        let deleted = text.is_none();
+        let msg = match text {
+            Some(text) => ServerMessage::Edited { id: target, room, to: to.clone(), from: sender.to_owned(), text },
+            None => ServerMessage::Deleted { id: target, room, to: to.clone() },
+        };
+        match place {
+            Place::Room(rid) => {
+                self.fan_out_room(*rid, &msg, None);
+            }
+            Place::Dm(to) => {
+                let mut told = std::collections::BTreeSet::new();
+                for name in [to.as_str(), sender] {
+                    told.extend(self.holders(&name_keys(name)));
+                }
+                for sid in told {
+                    self.deliver_to(sid, &msg);
+                }
+            }
+        }
+        if deleted {
+            self.recent.remove(&target);
+        }
+    }
+
+    /// The room a chat message without `to` is for, or why it cannot go.
+    fn chat_room(&self, sid: SessionId, room: Option<&str>) -> Result<RoomId, (NackReason, String)> {
+        let rooms = self.members.get(&sid).map(|m| m.rooms.as_slice()).unwrap_or_default();
+        match room {
+            Some(name) => match self.rooms.find(name) {
+                None => Err((NackReason::NoSuchRoom, format!("there is no room #{name}"))),
+                Some(rid) if !rooms.contains(&rid) => Err((NackReason::NotInRoom, format!("you are not in #{name}"))),
+                Some(rid) => Ok(rid),
+            },
+            None => rooms.first().copied().ok_or((NackReason::NotInRoom, "you are in no room".into())),
+        }
+    }
+}
+
+impl Handler<Broadcast> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        // A session replaced by its user's new one may still have taken a
+        // message: it is the new one's.
+        let sid = self.replaced.get(&msg.from).copied().unwrap_or(msg.from);
+        let Some(m) = self.members.get(&sid) else { return };
+        let (sender, ledger) = (m.name.clone(), m.ledger.clone());
+        if let Some(to) = msg.to {
+            let Some(&rsid) = self.holders(&name_keys(&to)).first() else {
+                let detail = format!("nobody called {} is here", protocol::escape::Escaped(&to));
+                return self.answer(&sender, &ledger, msg.client_id, Answer::Refused(NackReason::NoSuchUser, detail));
+            };
+            let recipient = self.members.get(&rsid).map(|m| m.name.clone()).unwrap_or_default();
+            let id = self.next_id();
+            let out = ServerMessage::Message {
+                id,
+                from: sender.clone(),
+                text: msg.text,
+                ts_ms: msg.ts_ms,
+                room: None,
+                to: Some(recipient.clone()),
+                history: false,
+                edited: false,
+            };
+            if rsid != sid {
+                self.deliver_to(rsid, &out);
+            }
+            self.metrics.messages.inc();
+            self.metrics.deliveries.inc();
+            self.remember(id, sender.clone(), Place::Dm(recipient));
+            return self.answer(&sender, &ledger, msg.client_id, Answer::Taken(id));
+        }
+        let rid = match self.chat_room(sid, msg.room.as_deref()) {
+            Ok(rid) => rid,
+            Err((reason, detail)) => {
+                return self.answer(&sender, &ledger, msg.client_id, Answer::Refused(reason, detail));
+            }
+        };
+        let Some(room) = self.rooms.get(rid) else { return };
+        let (room_name, stored) = (room.name.clone(), room.history);
+        let id = self.next_id();
+        let out = ServerMessage::Message {
+            id,
+            from: sender.clone(),
+            text: msg.text.clone(),
+            ts_ms: msg.ts_ms,
+            room: Some(room_name.clone()),
+            to: None,
+            history: false,
+            edited: false,
+        };
+        if let (true, Some(archive), Some(me)) = (stored, &self.archive, &self.me) {
+            let me = me.clone();
+            let record = StoredMessage {
+                id,
+                room: room_name,
+                sender: sender.clone(),
+                text: msg.text,
+                ts_ms: msg.ts_ms,
+                edited: false,
+            };
+            let what = Pending::Chat { sender, ledger, client_id: msg.client_id, room: rid, out };
+            archive.write(Write::Append(record), Box::new(move |result| me.do_send(Stored { what, result })));
+            return;
+        }
+        let delivered = self.fan_out_room(rid, &out, Some(sid));
+        self.metrics.messages.inc();
+        self.metrics.deliveries.inc_by(delivered);
+        self.remember(id, sender.clone(), Place::Room(rid));
+        self.answer(&sender, &ledger, msg.client_id, Answer::Taken(id));
+    }
+}
+
+impl Handler<Amend> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: Amend, _: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let sid = self.replaced.get(&msg.from).copied().unwrap_or(msg.from);
+        let Some(m) = self.members.get(&sid) else { return };
+        let (sender, ledger) = (m.name.clone(), m.ledger.clone());
+        let recent = self.recent.get(&msg.target).cloned();
+        if let Some(r) = &recent {
+            if r.sender != sender {
+                let why = Answer::Refused(NackReason::NotYours, "that message is someone else's".into());
+                return self.answer(&sender, &ledger, msg.client_id, why);
+            }
+            let stored = match r.place {
+                Place::Room(rid) => self.rooms.get(rid).is_some_and(|room| room.history),
+                Place::Dm(_) => false,
+            };
+            if !stored || self.archive.is_none() {
+                self.apply_amend(msg.target, &r.place, &sender, msg.text);
+                return self.answer(&sender, &ledger, msg.client_id, Answer::Taken(msg.target));
+            }
+        }
+        let (Some(archive), Some(me)) = (&self.archive, &self.me) else {
+            let why = Answer::Refused(NackReason::NoSuchMessage, "there is no such message".into());
+            return self.answer(&sender, &ledger, msg.client_id, why);
+        };
+        let write = match &msg.text {
+            Some(text) => Write::Edit { id: msg.target, sender: sender.clone(), text: text.clone() },
+            None => Write::Delete { id: msg.target, sender: sender.clone() },
+        };
+        let me = me.clone();
+        let what = Pending::Amend { sender, ledger, client_id: msg.client_id, target: msg.target, text: msg.text };
+        archive.write(write, Box::new(move |result| me.do_send(Stored { what, result })));
+    }
+}
+
+impl Handler<Stored> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: Stored, _: &mut Context<Self>) {
+        match (msg.what, msg.result) {
+            (Pending::Chat { sender, ledger, client_id, .. }, Err(e))
+            | (Pending::Amend { sender, ledger, client_id, .. }, Err(e)) => {
+                warn!(self.log, "message not stored"; "error" => %e);
+                self.answer(&sender, &ledger, client_id, Answer::Unstored);
+            }
+            (Pending::Chat { sender, ledger, client_id, room, out }, Ok(_)) => {
+                let except = self.holder_of(&sender, &ledger);
+                let delivered = self.fan_out_room(room, &out, except);
+                self.metrics.messages.inc();
+                self.metrics.deliveries.inc_by(delivered);
+                let id = match out {
+                    ServerMessage::Message { id, .. } => id,
+                    _ => 0,
+                };
+                self.remember(id, sender.clone(), Place::Room(room));
+                self.answer(&sender, &ledger, client_id, Answer::Taken(id));
+            }
+            (Pending::Amend { sender, ledger, client_id, target, text }, Ok(outcome)) => {
+                let answer = match outcome {
+                    WriteOutcome::NotFound => {
+                        Answer::Refused(NackReason::NoSuchMessage, "there is no such message".into())
+                    }
+                    WriteOutcome::NotYours => {
+                        Answer::Refused(NackReason::NotYours, "that message is someone else's".into())
+                    }
+                    WriteOutcome::Changed { room } => {
+                        if let Some(rid) = self.rooms.find(&room) {
+                            self.apply_amend(target, &Place::Room(rid), &sender, text);
+                        }
+                        Answer::Taken(target)
+                    }
+                    _ => Answer::Taken(target),
+                };
+                self.answer(&sender, &ledger, client_id, answer);
+            }
+        }
+    }
+}
