@@ -483,10 +483,25 @@ fn the_connect_form_does_not_move_when_an_error_appears() {
 #[test]
 fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
     let mut chat = chat::Chat::new("dana".into(), "h:1".into(), fingerprint('A', 'A'), vec!["dana".into()], 4096);
-    // The list that comes with connecting is who was there: not news.
-    chat.apply(Event::VoiceUsers(vec!["erin".into()]));
-    chat.apply(Event::VoiceJoined);
-    chat.apply(Event::VoiceUsers(vec!["carol".into(), "dana".into(), "erin".into()]));
+    chat.apply(Event::RoomJoined {
+        room: "general".into(),
+        topic: String::new(),
+        users: vec!["dana".into(), "erin".into()],
+        users_total: 2,
+        voice: true,
+        history: false,
+    });
+    // The list that comes with joining is who was there: not news.
+    let voice = |room: &str, users: &[&str]| Event::VoiceUsers {
+        room: room.into(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    chat.apply(voice("general", &["erin"]));
+    // Another room's voice is not this panel's.
+    chat.apply(voice("dev", &["zoe"]));
+    chat.apply(Event::VoiceJoined { room: "general".into() });
+    chat.apply(voice("dev", &["zoe", "yan"]));
+    chat.apply(voice("general", &["carol", "dana", "erin"]));
     chat.meter = (0.1, true);
     let notices: Vec<String> = chat
         .log
@@ -498,6 +513,8 @@ fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
         .collect();
     assert!(notices.contains(&"carol joined voice".to_owned()), "{notices:?}");
     assert!(!notices.iter().any(|n| n.contains("erin") || n.contains("dana joined")), "{notices:?}");
+    assert!(!notices.iter().any(|n| n.contains("zoe") || n.contains("yan")), "{notices:?}");
+    assert_eq!(chat.voice_users, ["carol", "dana", "erin"]);
 
     let mut sim = simulator(WINDOW, chat.view());
     assert_in_window(&mut sim, WINDOW, "-20 dBFS");
@@ -514,7 +531,7 @@ fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
     assert_in_window(&mut sim, WINDOW, "200 %");
     drop(sim);
 
-    chat.apply(Event::VoiceUsers(vec!["dana".into(), "erin".into()]));
+    chat.apply(voice("general", &["dana", "erin"]));
     assert!(matches!(&chat.log.back().expect("line").kind, chat::Kind::Notice(n) if n == "carol left voice"));
     assert_eq!(chat::meter_label(chat::dbfs(0.0)), "≤ -60 dBFS");
 }
