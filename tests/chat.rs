@@ -162,7 +162,12 @@ fn other_peoples_escape_sequences_are_not_printed_raw() {
     let server = TestServer::start();
     let mut listener = server.listener("listener");
     let mut raw = server.raw("mallory");
-    raw.send(&protocol::message::ClientMessage::Chat { id: 1, text: "abc\u{202E}fed\x1b[2J".into(), room: None, to: None });
+    raw.send(&protocol::message::ClientMessage::Chat {
+        id: 1,
+        text: "abc\u{202E}fed\x1b[2J".into(),
+        room: None,
+        to: None,
+    });
     let nack = raw.recv_until("a nack", |m| matches!(m, protocol::message::ServerMessage::Nack { .. }));
     assert!(matches!(
         nack,
