@@ -5,6 +5,9 @@
 //! from 127.0.0.1 (or through a delaying proxy). Behaviour only, with
 //! generous deadlines; the figures come from `faults gate`.
 
+// Logins hand back the server's refusal message as it came.
+#![allow(clippy::result_large_err)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -198,7 +198,8 @@ pub struct Config {
     pub default_rooms: Vec<String>,
     /// Users may create rooms by joining a name that does not exist.
     pub allow_user_rooms: bool,
-    /// A user room with no members for this many days is removed.
+    /// A user room with no members for this many days is removed (0: as
+    /// soon as its last member leaves).
     pub empty_room_days: u32,
     /// Most rooms at once.
     pub max_rooms: u32,
@@ -411,7 +412,7 @@ impl Config {
             rooms,
             default_rooms,
             allow_user_rooms: s.allow_user_rooms.unwrap_or(true),
-            empty_room_days: range("empty_room_days", s.empty_room_days, 7, 1, 36_500)?,
+            empty_room_days: range("empty_room_days", s.empty_room_days, 7, 0, 36_500)?,
             max_rooms,
             history_on_join: range("history_on_join", s.history_on_join, 50, 0, protocol::message::MAX_HISTORY_PAGE)?,
             history_days,

@@ -5,7 +5,9 @@
 //! Every wait has a generous deadline and fails with what was seen so far;
 //! nothing sleeps blindly.
 
-#![allow(missing_debug_implementations, clippy::unwrap_used)]
+// The login helpers return the server's refusal as it came: a large
+// message, on a path that runs once per test login.
+#![allow(missing_debug_implementations, clippy::unwrap_used, clippy::result_large_err)]
 
 pub mod audio;
 pub mod loss;
@@ -333,9 +335,25 @@ impl TestServer {
     /// Logs a raw client in; like a real client it waits when the server
     /// says "retry after" (many logins from one address at once).
     pub fn raw(&self, name: &str) -> RawClient {
+        self.raw_with(name, None, None)
+    }
+
+    /// As [`TestServer::raw`], asking for `rooms` (absent: the defaults)
+    /// and `history` messages per room.
+    pub fn raw_with(&self, name: &str, rooms: Option<Vec<message::RoomJoin>>, history: Option<u32>) -> RawClient {
+        let login = ClientMessage::Login {
+            version: protocol::PROTOCOL_VERSION,
+            username: name.to_owned(),
+            password: None,
+            resume: None,
+            first_id: None,
+            restored: false,
+            rooms,
+            history,
+        };
         let end = Instant::now() + DEADLINE;
         loop {
-            match RawClient::login(self.addr, &self.key, name, None) {
+            match RawClient::connect(self.addr).finish_login_as(&self.key, &login) {
                 Ok(c) => return c,
                 Err(ServerMessage::Error { detail }) if Instant::now() < end => match retry_after(&detail) {
                     Some(wait) => std::thread::sleep(wait),
@@ -497,8 +515,7 @@ impl RawClient {
         password: Option<&str>,
         resume: Option<String>,
     ) -> Result<Self, ServerMessage> {
-        let mut c = self.do_handshake(key).map_err(|detail| ServerMessage::Error { detail })?;
-        c.send(&ClientMessage::Login {
+        let login = ClientMessage::Login {
             version: protocol::PROTOCOL_VERSION,
             username: name.to_owned(),
             password: password.map(str::to_owned),
@@ -507,7 +524,14 @@ impl RawClient {
             restored: false,
             rooms: None,
             history: None,
-        });
+        };
+        self.finish_login_as(key, &login)
+    }
+
+    /// Handshake and login with `login` as given (rooms, history).
+    pub fn finish_login_as(self, key: &str, login: &ClientMessage) -> Result<Self, ServerMessage> {
+        let mut c = self.do_handshake(key).map_err(|detail| ServerMessage::Error { detail })?;
+        c.send(login);
         match c.recv(DEADLINE) {
             Ok(ServerMessage::Welcome { resume, .. }) => {
                 c.resume = resume;
