@@ -2,8 +2,8 @@
 //! what a failed link means to the user (`From<LinkError> for
 //! DisconnectReason`, the one place where that is decided).
 //!
-//! What happens once logged in is [`crate::session`]; trying again after a
-//! lost connection is [`crate::reconnect`].
+//! What happens once logged in is `session`; trying again after a
+//! lost connection is `reconnect`.
 
 use protocol::crypto::Fingerprint;
 use protocol::message::{ClientMessage, Limits, RoomJoin};

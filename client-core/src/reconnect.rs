@@ -107,6 +107,7 @@ pub(crate) async fn run(
                 }
                 max_message.store(u64::from(est.limits.max_message_bytes), Ordering::Relaxed);
                 carry.unacked.resend_inflight();
+                carry.me.clone_from(&est.me);
                 let connected = Event::Connected {
                     me: est.me,
                     users: est.users,

@@ -49,6 +49,8 @@ pub(crate) struct Carry {
     pub(crate) gains: HashMap<String, f32>,
     /// The user asked to leave (once the messages are acknowledged).
     pub(crate) quitting: bool,
+    /// Our name as the server knows it (the last welcome's).
+    pub(crate) me: String,
 }
 
 impl Carry {
@@ -269,6 +271,8 @@ impl<'a> Session<'a> {
                 let time = UNIX_EPOCH + Duration::from_millis(ts_ms);
                 Some(Event::Message { id, from, text, time, room, to, history, edited })
             }
+            // We know when we join or leave (`room_joined`, `room_left`).
+            ServerMessage::Joined { user, .. } | ServerMessage::Left { user, .. } if self.is_me(&user) => None,
             ServerMessage::Joined { user, room } => Some(Event::Joined { user, room }),
             ServerMessage::Left { user, room } => Some(Event::Left { user, room }),
             ServerMessage::Users { room, users, users_total } => {
@@ -396,6 +400,10 @@ impl<'a> Session<'a> {
             self.emit(ev).await;
         }
         Ok(())
+    }
+
+    fn is_me(&self, name: &str) -> bool {
+        !self.carry.me.is_empty() && (name == self.carry.me || name_key(name) == name_key(&self.carry.me))
     }
 
     /// Speakers' names from the voice list of `room`.
@@ -753,8 +761,12 @@ mod tests {
     #[tokio::test]
     async fn server_traffic_becomes_events() {
         let mut h = Harness::new();
+        h.carry.me = "Me".into();
         {
             let (mut s, out) = h.session();
+            s.on_server(ServerMessage::Joined { user: "me".into(), room: Some("general".into()) }, out)
+                .await
+                .expect("on");
             s.on_server(ServerMessage::Joined { user: "ann".into(), room: Some("general".into()) }, out)
                 .await
                 .expect("on");
