@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceControls;
-use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect};
+use client_core::{
+    Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect, Target,
+};
 use iced::keyboard::{self, key::Named};
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme};
@@ -466,12 +468,17 @@ impl App {
         let Some(chat) = &mut self.chat else { return Task::none() };
         match chat.update(m) {
             chat::Action::None => Task::none(),
-            chat::Action::Send { local, text } => match (self.client.clone(), attempt_id) {
-                (Some(client), Some(attempt)) => {
-                    Task::perform(async move { client.send(text).await.map_err(|e| e.to_string()) }, move |result| {
-                        Message::Sent { attempt, local, result }
-                    })
-                }
+            chat::Action::Send { local, text, target } => match (self.client.clone(), attempt_id) {
+                (Some(client), Some(attempt)) => Task::perform(
+                    async move {
+                        match target {
+                            Some(target) => client.say(target, text).await,
+                            None => client.send(text).await,
+                        }
+                        .map_err(|e| e.to_string())
+                    },
+                    move |result| Message::Sent { attempt, local, result },
+                ),
                 _ => {
                     chat.unsent(local, text);
                     Task::none()
@@ -497,6 +504,25 @@ impl App {
                 Some(client) => {
                     Task::perform(async move { client.who().await.map_err(|e| e.to_string()) }, Message::Done)
                 }
+                None => Task::none(),
+            },
+            chat::Action::Request(request) => match self.client.clone() {
+                Some(client) => Task::perform(
+                    async move {
+                        match request {
+                            chat::Request::Join(room) => client.join(room).await,
+                            chat::Request::Part(room) => client.part(room).await,
+                            chat::Request::Rooms => client.rooms().await,
+                            chat::Request::Who(room) => client.who_in(Some(room)).await,
+                            chat::Request::Msg { to, text } => client.say(Target::User(to), text).await.map(|_| ()),
+                            chat::Request::History { room, before, limit } => client.history(room, before, limit).await,
+                            chat::Request::Edit(id, text) => client.edit(id, text).await.map(|_| ()),
+                            chat::Request::Delete(id) => client.delete(id).await.map(|_| ()),
+                        }
+                        .map_err(|e| e.to_string())
+                    },
+                    Message::Done,
+                ),
                 None => Task::none(),
             },
             chat::Action::FocusInput => operation::focus(chat::INPUT),

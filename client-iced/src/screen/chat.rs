@@ -200,7 +200,11 @@ pub enum Action {
         local: u64,
         /// The line.
         text: String,
+        /// Where it goes (`None`: the server's first room for us).
+        target: Option<Target>,
     },
+    /// A room, history or private-message request typed as a command.
+    Request(Request),
     /// Leave politely (Disconnect, `/quit`, `!DISCONNECT`).
     Quit,
     /// Ask for the user list (`/who`).
@@ -226,6 +230,40 @@ pub enum Action {
     ReconnectNow,
     /// Stop reconnecting and leave the screen.
     GiveUp,
+}
+
+/// What a typed command asks of the connection (the same commands as
+/// client-cli's, parsed in client-core).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `/join ROOM`.
+    Join(String),
+    /// `/part ROOM`.
+    Part(String),
+    /// `/rooms`.
+    Rooms,
+    /// `/who ROOM`.
+    Who(String),
+    /// `/msg NAME TEXT`.
+    Msg {
+        /// To whom.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// `/history [N]` in the current room, before the oldest message held.
+    History {
+        /// The room.
+        room: String,
+        /// The oldest server id held there.
+        before: Option<client_core::ServerId>,
+        /// How many.
+        limit: u32,
+    },
+    /// `/edit ID TEXT`.
+    Edit(client_core::ServerId, String),
+    /// `/delete ID`.
+    Delete(client_core::ServerId),
 }
 
 /// Local time as `HH:MM`.
@@ -284,10 +322,36 @@ impl Chat {
                         self.input.clear();
                         return match other {
                             command::Input::Quit => Action::Quit,
-                            command::Input::Who(_) => {
+                            command::Input::Who(None) => {
                                 self.who_asked = true;
                                 Action::Who
                             }
+                            command::Input::Who(Some(room)) => Action::Request(Request::Who(room)),
+                            command::Input::Join(room) => Action::Request(Request::Join(room)),
+                            command::Input::Part(room) => Action::Request(Request::Part(room)),
+                            command::Input::Rooms => Action::Request(Request::Rooms),
+                            command::Input::Msg { to, text } => {
+                                Action::Request(Request::Msg { to, text: text.to_owned() })
+                            }
+                            command::Input::Edit { id, text } => Action::Request(Request::Edit(id, text.to_owned())),
+                            command::Input::Delete(id) => Action::Request(Request::Delete(id)),
+                            command::Input::Room(room) => {
+                                let name = self.rooms.room(&room).map_or(room, |r| r.name.clone());
+                                self.notice(format!("Your lines go to #{}.", escape_line(&name)));
+                                self.rooms.set_current(Target::Room(name));
+                                Action::None
+                            }
+                            command::Input::History(n) => match self.rooms.current() {
+                                Some(Target::Room(room)) => {
+                                    let before = self.rooms.room(room).and_then(|r| r.oldest());
+                                    let (room, limit) = (room.clone(), n.unwrap_or(50));
+                                    Action::Request(Request::History { room, before, limit })
+                                }
+                                _ => {
+                                    self.error("/history pages the current room: /room ROOM first.");
+                                    Action::None
+                                }
+                            },
                             command::Input::Help => {
                                 self.notice(command::HELP);
                                 Action::None
@@ -300,10 +364,7 @@ impl Chat {
                                 self.error(format!("Usage: {usage} ({})", escape_line(&problem)));
                                 Action::None
                             }
-                            _ => {
-                                self.error("Rooms, private messages, history and edits are in client-cli for now.");
-                                Action::None
-                            }
+                            command::Input::Say(_) | command::Input::Nothing => Action::None,
                         };
                     }
                 };
@@ -315,7 +376,7 @@ impl Chat {
                 self.input.clear();
                 self.last_local += 1;
                 self.sending(self.last_local, &text);
-                Action::Send { local: self.last_local, text }
+                Action::Send { local: self.last_local, text, target: self.rooms.current().cloned() }
             }
             Message::Resend(text) => {
                 if self.input.is_empty() {
@@ -491,7 +552,16 @@ impl Chat {
                 }
                 self.users = users;
             }
-            Event::Users { room: Some(_), .. } | Event::Rooms(_) | Event::HistoryEnd { .. } => {}
+            Event::Users { room: Some(room), users, total } => {
+                let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
+                self.notice(format!("{total} in #{}: {}", escape_line(&room), names.join(", ")));
+            }
+            Event::Rooms(rooms) => {
+                let names: Vec<_> =
+                    rooms.iter().map(|r| format!("#{} ({})", escape_line(&r.name), r.members)).collect();
+                self.notice(format!("Rooms: {}", names.join(", ")));
+            }
+            Event::HistoryEnd { .. } => {}
             Event::RoomJoined { room, .. } => self.notice(format!("You are in #{}.", escape_line(&room))),
             Event::JoinRefused { room, detail, .. } => {
                 self.error(format!("Cannot join #{}: {}", escape_line(&room), escape_line(&detail)));
@@ -813,10 +883,10 @@ mod tests {
         assert_eq!(c.update(Message::Send), Action::None, "too long");
         assert_eq!(c.input.len(), 101, "a too long message stays in the input");
         c.update(Message::Input("hello  ".into()));
-        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "hello".into() });
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "hello".into(), target: None });
         assert!(c.input.is_empty());
         c.update(Message::Input("again".into()));
-        assert_eq!(c.update(Message::Send), Action::Send { local: 2, text: "again".into() });
+        assert_eq!(c.update(Message::Send), Action::Send { local: 2, text: "again".into(), target: None });
         // No connection to take it: back into the input, out of the log.
         c.unsent(2, "again".into());
         assert_eq!(c.input, "again");
@@ -839,7 +909,47 @@ mod tests {
         assert_eq!(c.update(Message::Send), Action::None);
         assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("Unknown command")));
         c.update(Message::Input("//who is there".into()));
-        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into() });
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into(), target: None });
+    }
+
+    #[test]
+    fn room_commands_become_requests_and_lines_go_to_the_current_room() {
+        let mut c = chat();
+        let typed = |c: &mut Chat, line: &str| {
+            c.update(Message::Input(line.into()));
+            c.update(Message::Send)
+        };
+        c.apply(Event::RoomJoined {
+            room: "general".into(),
+            topic: String::new(),
+            users: vec!["me".into()],
+            users_total: 1,
+            voice: true,
+            history: true,
+        });
+        assert_eq!(
+            typed(&mut c, "hi"),
+            Action::Send { local: 1, text: "hi".into(), target: Some(Target::Room("general".into())) }
+        );
+        assert_eq!(typed(&mut c, "/join #dev"), Action::Request(Request::Join("dev".into())));
+        assert_eq!(typed(&mut c, "/room dev"), Action::None);
+        assert_eq!(
+            typed(&mut c, "there"),
+            Action::Send { local: 2, text: "there".into(), target: Some(Target::Room("dev".into())) }
+        );
+        assert_eq!(
+            typed(&mut c, "/history 5"),
+            Action::Request(Request::History { room: "dev".into(), before: None, limit: 5 })
+        );
+        assert_eq!(
+            typed(&mut c, r#"/msg "Bart F" psst"#),
+            Action::Request(Request::Msg { to: "Bart F".into(), text: "psst".into() })
+        );
+        assert_eq!(typed(&mut c, "/edit 7 better"), Action::Request(Request::Edit(7, "better".into())));
+        assert_eq!(typed(&mut c, "/delete 7"), Action::Request(Request::Delete(7)));
+        assert_eq!(typed(&mut c, "/part dev"), Action::Request(Request::Part("dev".into())));
+        assert_eq!(typed(&mut c, "/edit x"), Action::None);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("/edit ID TEXT")));
     }
 
     #[test]
