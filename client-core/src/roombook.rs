@@ -171,9 +171,10 @@ impl RoomBook {
         self.rooms.retain(|r| name_key(&r.name) != key);
     }
 
-    /// We are in `room`; `history`: it stores messages (and delivers them
-    /// now). Whether we had asked to join it (not a room of the login).
-    pub(crate) fn on_room_joined(&mut self, room: &str, history: bool) -> bool {
+    /// We are in `room`; its delivery of stored messages follows (ended by
+    /// a `history_end` even where it stores none). Whether we had asked to
+    /// join it (not a room of the login).
+    pub(crate) fn on_room_joined(&mut self, room: &str) -> bool {
         let key = name_key(room);
         let asked = self.joining.len();
         self.joining.retain(|j| name_key(j) != key);
@@ -190,9 +191,7 @@ impl RoomBook {
         r.name = room.to_owned();
         r.deliveries.clear();
         r.pages = 0;
-        if history {
-            r.deliveries.push_back(intent);
-        }
+        r.deliveries.push_back(intent);
         asked
     }
 
@@ -281,8 +280,8 @@ mod tests {
                 ClientMessage::Join { join: RoomJoin { room: "ops".into(), after: None }, history: Some(0) },
             ]
         );
-        assert!(!book.on_room_joined("general", true), "a login room needs no join");
-        assert!(book.on_room_joined("dev", true));
+        assert!(!book.on_room_joined("general"), "a login room needs no join");
+        assert!(book.on_room_joined("dev"));
         assert_eq!(book.join("DEV"), None, "already in it");
         assert!(book.on_gone("ops"), "refused");
         assert_eq!(book.names(), vec!["general", "dev"]);
@@ -292,8 +291,8 @@ mod tests {
     fn a_reconnection_names_each_room_with_the_newest_id_seen() {
         let mut book = RoomBook::new(None, &[]);
         welcome(&mut book, &["general", "quiet"]);
-        book.on_room_joined("general", true);
-        book.on_room_joined("quiet", true);
+        book.on_room_joined("general");
+        book.on_room_joined("quiet");
         book.on_message("general", 7, true);
         book.on_message("general", 5, true);
         assert_eq!(book.on_history_end("general", false), (Some(Delivery::Newest), Next::Done));
@@ -316,11 +315,11 @@ mod tests {
     fn catching_up_pages_on_from_the_last_stored_id_not_the_live_ones() {
         let mut book = RoomBook::new(None, &[]);
         welcome(&mut book, &["general"]);
-        book.on_room_joined("general", true);
+        book.on_room_joined("general");
         book.on_message("general", 10, false);
         let _ = book.login();
         welcome(&mut book, &["general"]);
-        book.on_room_joined("general", true);
+        book.on_room_joined("general");
         // The gap 11..=30 comes in pages; live messages arrive meanwhile.
         book.on_message("general", 11, true);
         book.on_message("general", 40, false);
@@ -348,11 +347,11 @@ mod tests {
     fn a_catch_up_gives_up_after_the_page_limit() {
         let mut book = RoomBook::new(None, &[]);
         welcome(&mut book, &["g"]);
-        book.on_room_joined("g", true);
+        book.on_room_joined("g");
         book.on_message("g", 1, false);
         let _ = book.login();
         welcome(&mut book, &["g"]);
-        book.on_room_joined("g", true);
+        book.on_room_joined("g");
         for page in 0..MAX_CATCHUP_PAGES {
             book.on_message("g", u64::from(page) + 2, true);
             assert!(matches!(book.on_history_end("g", true).1, Next::Ask(_)), "page {page}");
@@ -365,9 +364,9 @@ mod tests {
     fn paging_back_does_not_move_the_newest_id_and_parting_forgets_the_room() {
         let mut book = RoomBook::new(None, &[]);
         welcome(&mut book, &["g", "h"]);
-        book.on_room_joined("g", false);
-        book.on_room_joined("h", true);
-        assert_eq!(book.on_history_end("g", false), (None, Next::Done), "no delivery in a room without history");
+        book.on_room_joined("g");
+        book.on_room_joined("h");
+        assert_eq!(book.on_history_end("g", false), (Some(Delivery::Newest), Next::Done), "ended even without history");
         book.on_message("h", 50, true);
         book.on_history_end("h", true);
         book.on_history_asked("h");

@@ -280,7 +280,7 @@ impl<'a> Session<'a> {
                 Some(Event::Users { room, users, total: users_total })
             }
             ServerMessage::RoomJoined { room, topic, users, users_total, voice, history } => {
-                if self.carry.rooms.on_room_joined(&room, history) {
+                if self.carry.rooms.on_room_joined(&room) {
                     self.answered();
                 }
                 Some(Event::RoomJoined { room, topic, users, users_total, voice, history })
