@@ -8,7 +8,7 @@
 //! asked for) is the [`Carry`], whose [`Carry::command`] is the part of
 //! every command shared with the offline loop in [`crate::reconnect`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -102,6 +102,10 @@ pub(crate) struct Session<'a> {
     /// Requests not answered yet (`who`, `rooms`, joins, history pages): a
     /// quit waits for them.
     awaiting: usize,
+    /// Requests waiting for a token of the rate, in order: the server
+    /// counts them as it counts chat lines, and they go first (a join
+    /// before the lines to its room).
+    requests: VecDeque<ClientMessage>,
     /// The room whose voice we are in (or asked for).
     voice_room: Option<String>,
     /// Each room's voice members, by room key (voice ids name speakers
@@ -135,6 +139,7 @@ impl<'a> Session<'a> {
             last_tx: now,
             last_rx: now,
             awaiting: 0,
+            requests: VecDeque::new(),
             voice_room: None,
             voice_lists: HashMap::new(),
             ping_nonce: 0,
@@ -186,20 +191,16 @@ impl<'a> Session<'a> {
     /// join, then voice again.
     pub(crate) async fn start(&mut self, rooms: &[String], out: &mut impl Outbound) -> Step {
         for join in self.carry.rooms.on_welcome(rooms) {
-            self.request(out, &join).await?;
+            self.request(join);
         }
         self.rejoin_voice(out).await
     }
 
-    /// Sends a request the server answers (a quit waits for the answer);
-    /// it takes a token of the rate if one is there.
-    async fn request(&mut self, out: &mut impl Outbound, msg: &ClientMessage) -> Step {
-        let now = Instant::now();
-        let _ = self.bucket.take(now);
-        self.send(out, msg).await?;
+    /// Queues a request the server answers (a quit waits for the answer);
+    /// [`Session::send_due`] sends it as the rate allows.
+    fn request(&mut self, msg: ClientMessage) {
+        self.requests.push_back(msg);
         self.awaiting += 1;
-        self.last_tx = now;
-        Ok(())
     }
 
     fn answered(&mut self) {
@@ -213,6 +214,19 @@ impl<'a> Session<'a> {
         let unacked = &mut self.carry.unacked;
         if unacked.paused_until.is_some_and(|t| t <= now) {
             unacked.paused_until = None;
+        }
+        // Requests first, under the same rate and pause.
+        while let Some(msg) = self.requests.front() {
+            if let Some(t) = unacked.paused_until {
+                return Ok(Some(t));
+            }
+            if let Err(wait) = self.bucket.take(now) {
+                return Ok(Some(now + wait));
+            }
+            out.send(msg).await?;
+            self.requests.pop_front();
+            now = Instant::now();
+            self.last_tx = now;
         }
         while let Some(entry) = unacked.pending.first_entry() {
             if let Some(t) = unacked.paused_until {
@@ -311,7 +325,8 @@ impl<'a> Session<'a> {
                 }
                 match next {
                     Next::Done => {}
-                    Next::Ask(ask) => self.send(out, &ask).await?,
+                    // The next page; the client's own doing, not awaited by a quit.
+                    Next::Ask(ask) => self.requests.push_back(ask),
                     Next::GaveUp(why) => self.emit(Event::Notice(why)).await,
                 }
                 Some(Event::HistoryEnd { room, more, older: ended != Some(Delivery::CatchUp) })
@@ -419,21 +434,21 @@ impl<'a> Session<'a> {
         match self.carry.command(cmd) {
             Some(Command::Who { room }) => {
                 let room = room.map(|r| bare(&r).to_owned());
-                self.request(out, &ClientMessage::Who { room, offset: None }).await?;
+                self.request(ClientMessage::Who { room, offset: None });
             }
             Some(Command::Join { room }) => match self.carry.rooms.join(&room) {
-                Some(join) => self.request(out, &join).await?,
+                Some(join) => self.request(join),
                 None => self.emit(Event::Notice(format!("already in #{}", bare(&room)))).await,
             },
+            // `room_left` answers it, but a quit need not wait for that.
             Some(Command::Part { room }) => {
-                self.send(out, &ClientMessage::Part { room: bare(&room).to_owned() }).await?;
-                self.last_tx = Instant::now();
+                self.requests.push_back(ClientMessage::Part { room: bare(&room).to_owned() })
             }
-            Some(Command::Rooms) => self.request(out, &ClientMessage::Rooms).await?,
+            Some(Command::Rooms) => self.request(ClientMessage::Rooms),
             Some(Command::History { room, before, limit }) => {
                 let room = bare(&room).to_owned();
                 self.carry.rooms.on_history_asked(&room);
-                self.request(out, &ClientMessage::History { room, before, after: None, limit }).await?;
+                self.request(ClientMessage::History { room, before, after: None, limit });
             }
             Some(Command::JoinVoice { options, room }) => {
                 if self.voice.engine.is_some() || self.voice.pending.is_some() {
@@ -837,6 +852,7 @@ mod tests {
         {
             let (mut s, out) = h.session();
             s.start(&["general".into()], out).await.expect("on");
+            s.send_due(out).await.expect("sent");
             s.on_command(Command::Quit, out).await.expect("on");
             assert!(!s.quit_due(), "the join is unanswered");
             s.on_server(room_joined("general"), out).await.expect("on");
@@ -879,6 +895,7 @@ mod tests {
             s.on_server(live(20, "ann", "meanwhile", "general"), out).await.expect("on");
             s.on_server(stored(9, "general"), out).await.expect("on");
             s.on_server(ServerMessage::HistoryEnd { room: "general".into(), more: true }, out).await.expect("on");
+            s.send_due(out).await.expect("sent");
         }
         assert_eq!(
             h.out,
@@ -947,7 +964,10 @@ mod tests {
             s.on_command(Command::Rooms, out).await.expect("on");
             let dm = Outgoing::Chat { text: "psst".into(), target: Some(Target::User("Bart F".into())) };
             s.on_command(Command::Send { id: 1, out: dm }, out).await.expect("on");
-            s.send_due(out).await.expect("sent");
+            let next = s.send_due(out).await.expect("sent");
+            // Requests and lines share the rate (a burst of 5 here): the
+            // line waits for the next token.
+            assert!(next.is_some() && s.carry.unacked.pending.contains_key(&1));
         }
         assert_eq!(
             h.out,
@@ -957,7 +977,6 @@ mod tests {
                 ClientMessage::History { room: "dev".into(), before: Some(5), after: None, limit: 20 },
                 ClientMessage::Part { room: "dev".into() },
                 ClientMessage::Rooms,
-                ClientMessage::Chat { id: 1, text: "psst".into(), room: None, to: Some("Bart F".into()) },
             ]
         );
         assert_eq!(drain(&mut h.seen), vec![Event::Notice("already in #dev".into())]);
