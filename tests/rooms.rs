@@ -333,3 +333,37 @@ fn voice_is_heard_only_in_the_room_it_is_spoken_in() {
     let peak = read_wav(&rec_b).iter().fold(0.0f32, |m, s| m.max(s.abs()));
     assert!(peak < 1e-3, "#b's recording is silent: peak {peak}");
 }
+
+#[test]
+fn joining_more_rooms_than_the_burst_stays_inside_the_rate() {
+    // A burst of 2 at 4 messages a second, and six rooms from the config
+    // (with topics), joined at once with --room: the client paces its
+    // joins, so none is refused for the rate.
+    let rooms: String = (1..=6)
+        .map(|i| format!("\n[[rooms]]\nname = \"r{i}\"\ntopic = \"room {i}\"\nvoice = {}\n", i % 2 == 0))
+        .collect();
+    let server = TestServer::with_config(&format!("rate_per_sec = 4\nrate_burst = 2\n{rooms}"));
+    let mut args = vec!["--json".to_owned()];
+    for i in (1..=6).rev() {
+        args.extend(["--room".to_owned(), format!("#r{i}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut alice = server.spawn_cli("alice", &args);
+    // Joined in the order asked for; r1 is the last.
+    expect_event(&mut alice, "room_joined", |v| v["room"] == "r1");
+    let joined = seen(&alice, "room_joined");
+    let names: Vec<&str> = joined.iter().filter_map(|j| j["room"].as_str()).collect();
+    assert_eq!(names, ["general", "r6", "r5", "r4", "r3", "r2", "r1"]);
+    for j in &joined[1..] {
+        let i: u32 = j["room"].as_str().and_then(|r| r[1..].parse().ok()).expect("rN");
+        assert_eq!((&j["topic"], &j["voice"]), (&json!(format!("room {i}")), &json!(i % 2 == 0)), "{j}");
+    }
+    // The first --room is where lines go.
+    let mut bob = server.spawn_cli("bob", &["--json", "--listen", "--room", "r6"]);
+    expect_event(&mut bob, "room_joined", |v| v["room"] == "r6");
+    alice.send("to the first --room");
+    assert_eq!(expect_message(&mut bob, "to the first --room")["room"], "r6");
+    alice.send("/quit");
+    assert_eq!(alice.wait(), 0, "{}", alice.stderr());
+    assert!(seen(&alice, "join_refused").is_empty(), "{:?}", alice.seen());
+}
