@@ -340,7 +340,7 @@ fn joining_more_rooms_than_the_burst_stays_inside_the_rate() {
     // (with topics), joined at once with --room: the client paces its
     // joins, so none is refused for the rate.
     let rooms: String = (1..=6)
-        .map(|i| format!("\n[[rooms]]\nname = \"r{i}\"\ntopic = \"room {i}\"\nvoice = {}\n", i % 2 == 0))
+        .map(|i: u32| format!("\n[[rooms]]\nname = \"r{i}\"\ntopic = \"room {i}\"\nvoice = {}\n", i.is_multiple_of(2)))
         .collect();
     let server = TestServer::with_config(&format!("rate_per_sec = 4\nrate_burst = 2\n{rooms}"));
     let mut args = vec!["--json".to_owned()];
@@ -356,7 +356,7 @@ fn joining_more_rooms_than_the_burst_stays_inside_the_rate() {
     assert_eq!(names, ["general", "r6", "r5", "r4", "r3", "r2", "r1"]);
     for j in &joined[1..] {
         let i: u32 = j["room"].as_str().and_then(|r| r[1..].parse().ok()).expect("rN");
-        assert_eq!((&j["topic"], &j["voice"]), (&json!(format!("room {i}")), &json!(i % 2 == 0)), "{j}");
+        assert_eq!((&j["topic"], &j["voice"]), (&json!(format!("room {i}")), &json!(i.is_multiple_of(2))), "{j}");
     }
     // The first --room is where lines go.
     let mut bob = server.spawn_cli("bob", &["--json", "--listen", "--room", "r6"]);
