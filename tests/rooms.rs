@@ -307,31 +307,40 @@ fn counter(stats: &str, name: &str) -> u64 {
 fn voice_is_heard_only_in_the_room_it_is_spoken_in() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (src, rec_a, rec_b) = (dir.path().join("source.wav"), dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let file = |name: &str| dir.path().join(name).to_str().expect("utf8 path").to_owned();
+    let (src, rec_a, rec_b) = (file("source.wav"), file("a.wav"), file("b.wav"));
     let source = speech_like(3.0);
-    write_wav(&src, &source);
-    let path = |p: &std::path::Path| p.to_str().expect("utf8 path").to_owned();
-    let (src_s, rec_a_s, rec_b_s) = (path(&src), path(&rec_a), path(&rec_b));
-    let mut in_a = server.spawn_cli("ann", &["--voice", "--room", "a", "--input", "null", "--output", &rec_a_s]);
-    in_a.expect_contains("* you joined voice in #a");
-    let mut in_b = server.spawn_cli("ben", &["--voice", "--room", "b", "--input", "null", "--output", &rec_b_s]);
-    in_b.expect_contains("* you joined voice in #b");
-    let mut talker = server.spawn_cli("talker", &["--voice", "--room", "#a", "--input", &src_s, "--output", "null"]);
-    in_a.expect_contains("* talker is talking in #a");
-    assert_eq!(talker.wait(), 0, "talker: {}", talker.stderr());
-    in_a.expect_contains("* talker left #a");
-    for p in [&mut in_a, &mut in_b] {
+    write_wav(std::path::Path::new(&src), &source);
+    let mut ann = server.spawn_cli("ann", &["--voice", "--room", "a", "--input", "null", "--output", &rec_a]);
+    ann.expect_contains("* you joined voice in #a");
+    let mut ben = server.spawn_cli("ben", &["--voice", "--room", "b", "--input", "null", "--output", &rec_b]);
+    ben.expect_contains("* you joined voice in #b");
+    // First ben hears a talker in his own room: his address is proven and
+    // the relay sends to him.
+    let mut talb = server.spawn_cli("talb", &["--voice", "--room", "b", "--input", &src, "--output", "null"]);
+    ben.expect_contains("* talb is talking in #b");
+    assert_eq!(talb.wait(), 0, "talb: {}", talb.stderr());
+    ben.expect_contains("* talb left #b");
+    // Then someone talks in #a: ann hears it, ben gets nothing more.
+    let mut tala = server.spawn_cli("tala", &["--voice", "--room", "#a", "--input", &src, "--output", "null"]);
+    ann.expect_contains("* tala is talking in #a");
+    assert_eq!(tala.wait(), 0, "tala: {}", tala.stderr());
+    ann.expect_contains("* tala left #a");
+    for p in [&mut ann, &mut ben] {
         p.signal("INT");
         assert_eq!(p.wait(), 0, "{}", p.stderr());
     }
-    let m = align(&source, &read_wav(&rec_a), 6.0);
-    assert!(m.correlation > 0.8, "#a hears the talker: {m:?}");
-    assert!(counter(&in_a.stderr(), "received") > 50, "{}", in_a.stderr());
-    // #b's listener got no voice packet at all, and never saw the talker.
-    assert_eq!(counter(&in_b.stderr(), "received"), 0, "{}", in_b.stderr());
-    assert!(!in_b.seen().iter().any(|l| l.contains("talker is talking")), "{:?}", in_b.seen());
-    let peak = read_wav(&rec_b).iter().fold(0.0f32, |m, s| m.max(s.abs()));
-    assert!(peak < 1e-3, "#b's recording is silent: peak {peak}");
+    let (sent_a, sent_b) = (counter(&tala.stderr(), "sent"), counter(&talb.stderr(), "sent"));
+    let (got_a, got_b) = (counter(&ann.stderr(), "received"), counter(&ben.stderr(), "received"));
+    assert!(got_a > 50 && got_b > 50, "each hears its room: ann {got_a}, ben {got_b}");
+    assert!(got_a <= sent_a, "ann got {got_a} packets, more than tala sent ({sent_a}): talb's leaked into #a");
+    assert!(got_b <= sent_b, "ben got {got_b} packets, more than talb sent ({sent_b}): tala's leaked into #b");
+    for rec in [&rec_a, &rec_b] {
+        let m = align(&source, &read_wav(std::path::Path::new(rec)), 6.0);
+        assert!(m.correlation > 0.8, "{rec}: {m:?}");
+    }
+    assert!(!ben.seen().iter().any(|l| l.contains("tala is talking")), "{:?}", ben.seen());
+    assert!(!ann.seen().iter().any(|l| l.contains("talb is talking")), "{:?}", ann.seen());
 }
 
 #[test]
