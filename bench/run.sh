@@ -3,7 +3,9 @@
 # one right after the other, so that every comparison is a ratio from one run.
 #
 #   bench/run.sh build                  release build of server + loadgen, the floor tools, murmurd's loadgen
-#   bench/run.sh text N S RATE [DUR]    ours: N clients, S senders, RATE msgs/s each
+#   bench/run.sh text N S RATE [DUR]    ours: N clients, S senders, RATE msgs/s each (HISTORY=off: `general` keeps none)
+#   bench/run.sh rooms N K S RATE [DUR] ours: N clients in rooms of K, S senders, RATE msgs/s each (history on)
+#   bench/run.sh history                text 100 10 10 with history on, then off, one after the other
 #   bench/run.sh voice N K [DUR]        ours: N listeners + K speakers at 50 packets/s
 #   bench/run.sh connect M [C]          ours: M clients connect, C in flight; memory per idle client
 #   bench/run.sh broadcast M            ours: M clients connected, one message to all
@@ -42,6 +44,9 @@ start_server() {
   local d=$WORK/server
   mkdir -p "$d"
   cp "$HERE/bench.toml" "$d/config.toml"
+  # Every run starts with an empty store.
+  rm -rf "$d/data"
+  if [ "${HISTORY:-on}" = off ]; then printf '\n[[rooms]]\nname = "general"\nhistory = false\n' >>"$d/config.toml"; fi
   [ -f "$d/server.key" ] || (cd "$d" && "$BIN/server" -c config.toml gen-key >/dev/null)
   (cd "$d" && exec "$BIN/server" -c config.toml >"$d/server.log" 2>&1) &
   echo $! >"$d/server.pid"
@@ -68,6 +73,8 @@ lg() {
 }
 
 text()      { start_server; lg text --clients "$1" --senders "$2" --rate "$3" --duration "${4:-15}"; stop_server; }
+rooms()     { start_server; lg --room-size "$2" text --clients "$1" --senders "$3" --rate "$4" --duration "${5:-15}"; stop_server; }
+history()   { TAG=hist-on text 100 10 10 15; HISTORY=off TAG=hist-off text 100 10 10 15; }
 voice()     { start_server; lg voice --listeners "$1" --speakers "$2" --duration "${3:-15}"; stop_server; }
 connect()   { start_server; lg --concurrency "${2:-32}" connect --clients "$1"; stop_server; }
 broadcast() { start_server; lg --concurrency 32 --max-wall 900 connect --clients "$1" --broadcast --settle 5; stop_server; }
@@ -144,6 +151,6 @@ sweep() {
 cmd=${1:-}; shift || true
 trap stop_server EXIT
 case "$cmd" in
-  build|text|voice|connect|broadcast|murmur|floor|compare|sweep|rsa) "$cmd" "$@" ;;
+  build|text|rooms|history|voice|connect|broadcast|murmur|floor|compare|sweep|rsa) "$cmd" "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 1 ;;
 esac

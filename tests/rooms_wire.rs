@@ -292,23 +292,36 @@ fn voice_is_relayed_only_within_a_room() {
     for v in [&mut b, &mut c] {
         v.keepalive();
     }
-    // Alice speaks until bob hears her (his address proven on the way)...
-    for i in 0.. {
-        a.say(format!("general {i}").as_bytes());
-        if b.recv(Duration::from_millis(200)).is_some_and(|(id, _, _)| id == a.id) {
-            break;
+    // Each listener's address proven: each hears its own room's speaker.
+    for (speaker, listener, what) in
+        [(&mut a, &mut b, "bob never heard alice"), (&mut d, &mut c, "carol never heard dave")]
+    {
+        for i in 0.. {
+            speaker.say(format!("warmup {i}").as_bytes());
+            if listener.recv(Duration::from_millis(200)).is_some_and(|(id, _, _)| id == speaker.id) {
+                break;
+            }
+            assert!(i < 100, "{what}");
         }
-        assert!(i < 100, "bob never heard alice");
     }
-    // ...then dave speaks until carol hears him: the relay handled alice's
-    // packets before dave's, so had any gone to carol it would be first.
-    for i in 0.. {
-        d.say(format!("dev {i}").as_bytes());
-        if let Some((id, _, _)) = c.recv(Duration::from_millis(200)) {
-            assert_eq!(id, d.id, "carol (in #dev) heard someone from #general");
+    // Alice talks in #general; bob hears all of it...
+    for i in 0..20 {
+        a.say(format!("general {i}").as_bytes());
+    }
+    while let Some((id, _, frame)) = b.recv(Duration::from_secs(10)) {
+        if id == a.id && frame == b"general 19" {
             break;
         }
-        assert!(i < 100, "carol never heard dave");
+    }
+    // ...then dave says a marker in #dev: the relay handled alice's packets
+    // first, so had any gone to carol, it would come before the marker.
+    d.say(b"marker");
+    loop {
+        let (id, _, frame) = c.recv(Duration::from_secs(10)).expect("carol hears the marker");
+        assert_ne!(id, a.id, "carol (in #dev) heard alice (in #general)");
+        if frame == b"marker" {
+            break;
+        }
     }
 }
 

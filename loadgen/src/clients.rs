@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use client_core::link::{self, Link, LinkReader, LinkWriter};
 use client_core::{Fingerprint, Psk};
 use protocol::PROTOCOL_VERSION;
-use protocol::message::{ClientMessage, Limits, ServerMessage};
+use protocol::message::{ClientMessage, Limits, RoomJoin, ServerMessage};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,9 @@ pub struct Target {
     pub pin: Arc<Mutex<Option<Fingerprint>>>,
     /// Most time one connection (connect, handshake, login) may take.
     pub timeout: Duration,
+    /// Clients in rooms of this many (client `i` alone in room `lg{i / K}`,
+    /// where its lines go); `None`: everyone in the server's default rooms.
+    pub room_size: Option<usize>,
 }
 
 /// The first `n` addresses of 127.0.0.0/8 from 127.0.0.1 (127.0.0.1,
@@ -63,7 +66,7 @@ pub struct Connected {
 }
 
 /// Connects, checks the identity and logs in as `name` from `source`.
-pub async fn connect_one(target: &Target, source: IpAddr, name: &str) -> Result<Connected, String> {
+pub async fn connect_one(target: &Target, source: IpAddr, name: &str, index: usize) -> Result<Connected, String> {
     let work = async {
         let stream =
             link::dial(target.server, Some(source)).await.map_err(|e| format!("connect from {source}: {e}"))?;
@@ -83,9 +86,8 @@ pub async fn connect_one(target: &Target, source: IpAddr, name: &str) -> Result<
             resume: None,
             first_id: Some(1),
             restored: false,
-            // The server's default rooms; no stored messages (they would
-            // count as deliveries of earlier runs' markers).
-            rooms: None,
+            rooms: target.room_size.map(|k| vec![RoomJoin { room: format!("lg{}", index / k.max(1)), after: None }]),
+            // Figures of live traffic: no history on joining.
             history: Some(0),
         };
         let welcome = link.login(&login).await.map_err(|e| e.to_string())?;
@@ -129,7 +131,7 @@ where
             let Ok(_permit) = gate.acquire_owned().await else { return Err("closed".to_owned()) };
             let t = Instant::now();
             let source = target.sources[i % target.sources.len()];
-            let c = connect_one(&target, source, &name).await?;
+            let c = connect_one(&target, source, &name, i).await?;
             let us = t.elapsed().as_micros() as u64;
             drop(_permit);
             then(i, c).await.map(|v| (v, us))

@@ -71,6 +71,10 @@ struct Args {
     /// A label copied into the JSON line.
     #[arg(long, default_value = "")]
     tag: String,
+    /// Put the clients in rooms of this many (each client's lines go to its
+    /// room); without it everyone is in the server's default rooms.
+    #[arg(long)]
+    room_size: Option<usize>,
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 300)]
     max_wall: u64,
@@ -165,7 +169,13 @@ fn main() -> anyhow::Result<()> {
         sources,
         pin: Arc::new(Mutex::new(args.fingerprint)),
         timeout: Duration::from_secs(60),
+        room_size: args.room_size.filter(|k| *k > 0),
     };
+    if let (Some(k), Workload::Text { clients, .. }) = (target.room_size, &args.workload)
+        && clients % k != 0
+    {
+        bail!("--room-size {k} must divide --clients {clients} (every room the same size)");
+    }
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {

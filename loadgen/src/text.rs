@@ -71,7 +71,8 @@ pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::R
     let sent = shared.sent.load(Ordering::Relaxed);
     clients::wait_for_count(&shared.acked, sent, drain).await;
     let acked = shared.acked.load(Ordering::Relaxed);
-    let expected = expected_deliveries(acked, n);
+    // Each message goes to the others of its sender's room.
+    let expected = expected_deliveries(acked, target.room_size.map_or(n, |k| k.min(n)));
     clients::wait_for_count(&shared.received, expected, drain).await;
     let after = CpuMark::now(server_pid);
     let _ = stop_tx.send(true);
@@ -95,6 +96,7 @@ pub async fn run(target: &Target, load: &TextLoad, server_pid: u32) -> anyhow::R
         "clients": n,
         "connect_errors": connects.errors.len(),
         "senders": senders,
+        "room_size": target.room_size,
         "rate_per_sender": load.rate,
         "duration_s": load.seconds,
         "sources": target.sources.len(),

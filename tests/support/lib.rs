@@ -269,6 +269,13 @@ impl TestServer {
     pub fn launch(dir: tempfile::TempDir) -> Self {
         let mut cmd = Command::new(bin("server"));
         cmd.arg("--config").arg(dir.path().join("config.toml")).current_dir(dir.path());
+        Self::launch_cmd(dir, cmd)
+    }
+
+    /// Starts the server with `cmd` (which runs it, e.g. under a shell that
+    /// sets limits first) on an existing directory.
+    pub fn launch_cmd(dir: tempfile::TempDir, mut cmd: Command) -> Self {
+        cmd.current_dir(dir.path());
         let mut proc = Proc::spawn("server", cmd);
         let line = proc.expect_contains("listening on ");
         let addr: SocketAddr =

@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytes::Bytes;
 use protocol::escape::Escaped;
-use protocol::message::{self, MAX_HISTORY_PAGE, NackReason, ServerMessage, validate_room_name};
+use protocol::message::{self, MAX_HISTORY_PAGE, MAX_LISTED_USERS, NackReason, ServerMessage, validate_room_name};
 use slog::{info, warn};
 
 use super::{Roster, deliver, deliver_raw, now_ms};
@@ -200,11 +200,17 @@ impl Roster {
     }
 
     /// Sends each room's presence of the last window to its members: one
-    /// shared batch per room, however many came and went.
+    /// shared batch per room, however many came and went. A room of more
+    /// than [`MAX_LISTED_USERS`] gets none (its member list pages on
+    /// demand, through `who`): there, presence would cost every member
+    /// every join.
     pub(super) fn send_presence(&mut self) {
         for rid in self.rooms.take_dirty() {
             let Some(room) = self.rooms.get_mut(rid) else { continue };
             let payloads = room.take_presence();
+            if room.members.len() > MAX_LISTED_USERS {
+                continue;
+            }
             for (_, id) in &room.members {
                 let Some(m) = self.members.get(id) else { continue };
                 for p in &payloads {
