@@ -257,6 +257,12 @@ impl Rooms {
         &self.me
     }
 
+    /// Sets our name (what [`Event::Connected`] does), for mentions and
+    /// for telling our own lines apart.
+    pub fn set_me(&mut self, me: impl Into<String>) {
+        self.me = me.into();
+    }
+
     /// The rooms we are in, in the order we joined them.
     pub fn rooms(&self) -> &[Room] {
         &self.rooms

@@ -1,5 +1,7 @@
-//! The chat screen: the log, the input, the user and voice lists, the voice
-//! bar, and the connection-lost banner.
+//! The chat screen: the room list (rooms and private conversations, with
+//! unread counts and each room's voice members), the log of the current
+//! room, the input, the user and voice lists, the voice bar, and the
+//! connection-lost banner.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
@@ -30,6 +32,8 @@ pub struct Entry {
     pub time: String,
     /// What it is.
     pub kind: Kind,
+    /// The room or conversation it belongs to (`None`: shown everywhere).
+    pub place: Option<Target>,
 }
 
 /// Kinds of log lines.
@@ -186,6 +190,8 @@ pub enum Message {
     Volume(String, f32),
     /// A voice user muted (`true`) or unmuted for us only.
     MuteUser(String, bool),
+    /// A room or conversation picked in the room list.
+    Show(Target),
 }
 
 /// What the application does after the screen took a [`Message`].
@@ -300,6 +306,7 @@ impl Chat {
             who_asked: false,
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
+        chat.rooms.set_me(chat.me.clone());
         let n = chat.users.len();
         chat.notice(format!("Connected to {} as {} — {n} here.", chat.server, chat.me));
         chat
@@ -385,6 +392,10 @@ impl Chat {
                 Action::FocusInput
             }
             Message::Disconnect => Action::Quit,
+            Message::Show(target) => {
+                self.rooms.set_current(target);
+                Action::FocusInput
+            }
             Message::Voice(true) => Action::JoinVoice,
             Message::Voice(false) => {
                 if self.voice == Voice::Joining {
@@ -430,10 +441,27 @@ impl Chat {
     }
 
     fn push_at(&mut self, t: SystemTime, kind: Kind) {
+        self.push_in(None, t, kind);
+    }
+
+    /// Adds a line that belongs to one room or conversation.
+    fn push_in(&mut self, place: Option<Target>, t: SystemTime, kind: Kind) {
         if self.log.len() >= LOG_LIMIT {
             self.log.pop_front();
         }
-        self.log.push_back(Entry { time: clock(t), kind });
+        self.log.push_back(Entry { time: clock(t), kind, place });
+    }
+
+    /// Whether a line of `place` shows with the current room or
+    /// conversation.
+    pub fn shows(&self, place: Option<&Target>) -> bool {
+        match (place, self.rooms.current()) {
+            (None, _) | (_, None) => true,
+            (Some(Target::Room(a)), Some(Target::Room(b))) | (Some(Target::User(a)), Some(Target::User(b))) => {
+                same(a, b)
+            }
+            _ => false,
+        }
     }
 
     /// Adds a notice.
@@ -450,7 +478,8 @@ impl Chat {
     /// [`Chat::queued`] gives its id.
     pub fn sending(&mut self, local: u64, text: &str) {
         let own = Some((Own::Local(local), Delivery::Pending));
-        self.push(Kind::Chat { from: self.me.clone(), text: text.to_owned(), own });
+        let place = self.rooms.current().cloned();
+        self.push_in(place, SystemTime::now(), Kind::Chat { from: self.me.clone(), text: text.to_owned(), own });
     }
 
     /// Our message `local` was queued as `id` (or refused before sending).
@@ -519,28 +548,30 @@ impl Chat {
             return;
         }
         match event {
-            Event::Message { from, text, time, room, history, .. } => {
+            Event::Message { from, text, time, room, to, history, .. } => {
+                let place = match room {
+                    Some(r) => Target::Room(r),
+                    None if from == self.me => Target::User(to.unwrap_or_default()),
+                    None => Target::User(from.clone()),
+                };
                 let text = escape_line(&text).into_owned();
                 let mut from = escape_line(&from).into_owned();
-                match &room {
-                    Some(r) if !self.is_current(r) => from = format!("{from} in #{}", escape_line(r)),
-                    Some(_) => {}
-                    None => from = format!("{from} (private)"),
-                }
                 if history {
                     from = format!("~ {from}");
                 }
-                self.push_at(time, Kind::Chat { from, text, own: None });
+                self.push_in(Some(place), time, Kind::Chat { from, text, own: None });
             }
             Event::Joined { user: u, room } => {
-                self.notice(format!("{} joined{}", escape_line(&u), in_room(room.as_deref())));
+                let line = Kind::Notice(format!("{} joined{}", escape_line(&u), in_room(room.as_deref())));
+                self.push_in(room.map(Target::Room), SystemTime::now(), line);
                 if !self.users.contains(&u) {
                     self.users.push(u);
                     self.users.sort_by_key(|u| u.to_lowercase());
                 }
             }
             Event::Left { user: u, room } => {
-                self.notice(format!("{} left{}", escape_line(&u), in_room(room.as_deref())));
+                let line = Kind::Notice(format!("{} left{}", escape_line(&u), in_room(room.as_deref())));
+                self.push_in(room.map(Target::Room), SystemTime::now(), line);
                 self.users.retain(|x| *x != u);
                 self.talking.remove(&u);
             }
@@ -650,7 +681,8 @@ impl Chat {
         .spacing(8)
         .align_y(Alignment::Center);
 
-        let log = scrollable(column(self.log.iter().map(entry)).spacing(4).padding([4, 12]))
+        let shown = self.log.iter().filter(|e| self.shows(e.place.as_ref()));
+        let log = scrollable(column(shown.map(entry)).spacing(4).padding([4, 12]))
             .id(LOG)
             .anchor_bottom()
             .height(Fill)
@@ -689,11 +721,61 @@ impl Chat {
                 .style(style::warning_box),
             );
         }
-        page.push(row![main, side].spacing(8).height(Fill)).into()
+        page.push(row![self.rooms_panel(), main, side].spacing(8).height(Fill)).into()
+    }
+
+    /// The rooms we are in (with unread counts, mentions, and who is in
+    /// each one's voice beneath it) and the private conversations; a click
+    /// shows one.
+    fn rooms_panel(&self) -> Element<'_, Message> {
+        let current = self.rooms.current();
+        let place = |target: Target, label: String, unread: u32, mentions: u32| -> Element<'_, Message> {
+            let mut line = row![text(label).size(14).wrapping(text::Wrapping::None).width(Fill)].spacing(4);
+            if mentions > 0 {
+                line = line.push(text(format!("@{mentions}")).size(12).style(style::error_text));
+            }
+            if unread > 0 {
+                line = line.push(text(unread.to_string()).size(12).style(style::own));
+            }
+            let style = if current == Some(&target) { button::primary } else { button::text };
+            button(line).padding([3, 6]).width(Fill).style(style).on_press(Message::Show(target)).into()
+        };
+        let mut list = column![text("Rooms").size(15)].spacing(2);
+        for r in self.rooms.rooms() {
+            let label = format!("#{}", escape_line(&r.name));
+            list = list.push(place(Target::Room(r.name.clone()), label, r.unread, r.mentions));
+            for u in &r.voice_users {
+                let who = text(format!("· {}", escape_line(u))).size(12).wrapping(text::Wrapping::None);
+                let who = if self.talking.contains(u) { who.style(style::talking) } else { who.style(style::muted) };
+                list = list.push(container(who).padding([0, 18]));
+            }
+        }
+        if !self.rooms.conversations().is_empty() {
+            list = list.push(text("Private").size(15));
+            for c in self.rooms.conversations() {
+                list = list.push(place(Target::User(c.peer.clone()), escape_line(&c.peer).into_owned(), c.unread, 0));
+            }
+        }
+        list = list.push(text("/join ROOM, /msg NAME TEXT").size(11).style(style::muted));
+        container(scrollable(list).height(Fill).width(Fill))
+            .padding(8)
+            .height(Fill)
+            .width(180)
+            .style(style::panel)
+            .into()
     }
 
     fn users_panel(&self) -> Element<'_, Message> {
-        let names = column(self.users.iter().map(|u| {
+        // The current room's members; everyone connected otherwise.
+        let room = match self.rooms.current() {
+            Some(Target::Room(r)) => self.rooms.room(r),
+            _ => None,
+        };
+        let (users, title) = match room {
+            Some(r) => (&r.members, format!("#{} ({})", escape_line(&r.name), r.members_total)),
+            None => (&self.users, format!("Users ({})", self.users.len())),
+        };
+        let names = column(users.iter().map(|u| {
             let shown = escape_line(u).into_owned();
             let label = text(shown.clone()).size(14).wrapping(text::Wrapping::None);
             let label = if *u == self.me { label.style(style::own) } else { label };
@@ -706,18 +788,12 @@ impl Chat {
             .into()
         }))
         .spacing(2);
-        container(
-            column![
-                text(format!("Users ({})", self.users.len())).size(15),
-                scrollable(names).height(Fill).width(Fill),
-            ]
-            .spacing(6),
-        )
-        .padding(8)
-        .height(Fill)
-        .width(Fill)
-        .style(style::panel)
-        .into()
+        container(column![text(title).size(15), scrollable(names).height(Fill).width(Fill),].spacing(6))
+            .padding(8)
+            .height(Fill)
+            .width(Fill)
+            .style(style::panel)
+            .into()
     }
 
     fn voice_panel(&self) -> Element<'_, Message> {
