@@ -570,7 +570,15 @@ impl App {
         options.push_to_talk = self.push_to_talk.as_ref().map(push_to_talk::Binding::switch);
         chat.push_to_talk = self.push_to_talk.as_ref().and(self.voice.push_to_talk.clone());
         chat.voice = Voice::Joining;
-        Task::perform(async move { client.join_voice(options).await.map_err(|e| e.to_string()) }, Message::Done)
+        // The voice of the room shown (a conversation: the first room with voice).
+        let room = match chat.rooms.current() {
+            Some(Target::Room(r)) => Some(r.clone()),
+            _ => None,
+        };
+        Task::perform(
+            async move { client.join_voice_in(options, room).await.map_err(|e| e.to_string()) },
+            Message::Done,
+        )
     }
 
     fn open_settings(&mut self) -> Task<Message> {
