@@ -12,7 +12,19 @@ patterns and gives the mean. --offline runs the loss_sim simulator
 (tests/bin/loss_sim.rs) instead (simulated network and clock: fast and deterministic, for trying
 choices; the figures in the README come from the real clients).
 
-Usage: scripts/voice-quality.sh [LINK...] [--seeds N] [--jitter MS] [--one-way] [--offline]
+Echo cancellation (link "echo"): a far-end client plays speech into the
+room; the near-end client (`--echo-room MS`: its input hears its own
+playback through a synthetic room, direct path after MS ms at -6 dB)
+is silent for 4 s, then talks over the far end. Reported: ERLE over the
+last 2 s of far-end single talk, from what the far end receives with the
+gate open and noise suppression off, against the same run with --no-aec;
+and the double-talk score: PESQ-WB of the near end's speech as the far end
+receives it (defaults: noise suppression and voice activation on), against
+the clean near-end source, with and without echo cancellation. --offline
+runs the same through tests/bin/echo_sim.rs (the send pipeline and the
+room, no network, no clock). --echo-delay MS sets the room (default 100).
+
+Usage: scripts/voice-quality.sh [LINK...] [--seeds N] [--jitter MS] [--one-way] [--offline] [--echo-delay MS]
        (sets up a venv with numpy, scipy, pesq)
 For experiments: LOSS_SIM_ARGS adds flags to loss_sim (e.g. "--fixed 2"),
 TALKER_ARGS to the talking client-cli (e.g. "--bitrate 21000").
@@ -144,6 +156,104 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=Fa
     return rec, detail, proxy.dropped, offset
 
 
+def start_server(workdir, name):
+    cfg = os.path.join(workdir, f"{name}.toml")
+    with open(cfg, "w") as f:
+        f.write('[server]\nbind = "127.0.0.1:0"\nkey_file = "server.key"\nidentity_file = "identity.pem"\n')
+    os.chmod(cfg, 0o600)
+    srv = subprocess.Popen([os.path.join(BIN, "server"), "--config", cfg], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in srv.stdout:
+        if "listening on" in line:
+            return srv, line.split()[-1]
+    raise RuntimeError("the server did not start")
+
+
+def run_echo(near, far, workdir, delay_ms, near_args, tag):
+    """The far end plays `far`; the near end plays `near` through the echo
+    room. Returns what the far end recorded (the near end's stream) and the
+    near end's counters line."""
+    srv, addr = start_server(workdir, f"echo-{tag}")
+    env = dict(os.environ, HOME=workdir)
+    env["CHATROOM_KEY"] = open(os.path.join(workdir, "server.key")).read().strip()
+    cli = os.path.join(BIN, "client-cli")
+    rec = os.path.join(workdir, f"echo-{tag}-far-rec.wav")
+    near_p = subprocess.Popen([cli, "--server", addr, "--user", "near", "--voice", "--input", near, "--output", "null",
+                               "--echo-room", str(delay_ms)] + near_args,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in near_p.stdout:
+        if "you joined voice" in line:
+            break
+    far_p = subprocess.Popen([cli, "--server", addr, "--user", "far", "--voice", "--input", far, "--output", rec],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, near_err = near_p.communicate(timeout=120)
+    far_p.send_signal(signal.SIGINT)
+    far_p.communicate(timeout=30)
+    srv.send_signal(signal.SIGTERM)
+    srv.wait(timeout=30)
+    counters = [l for l in near_err.splitlines() if "voice: sent" in l]
+    return rec, (counters[-1].split("; ")[-1] if counters else "?")
+
+
+def onset(src, rec):
+    """Where `src` starts in `rec`, in samples (cross-correlation)."""
+    n = len(src) + len(rec)
+    xc = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(src, n)), n)
+    return int(np.argmax(xc[: max(1, len(rec) - len(src) // 2)]))
+
+
+def power_db(x):
+    return 10 * np.log10(np.mean(np.square(x)) + 1e-20)
+
+
+def echo_report(work, src_speech, far, args):
+    """The echo cancellation figures (see the module's docs)."""
+    lead = 4.0
+    near = os.path.join(work, "near.wav")
+    subprocess.run(["sox", src_speech, near, "pad", str(lead), "0"], check=True)
+    speech, _ = read_wav(src_speech)
+    print(f"echo room: direct path after {args.echo_delay} ms at -6 dB; {lead:.0f} s of far-end single talk, then double talk")
+    if args.offline:
+        sim = os.path.join(os.path.dirname(__file__), "..", "target", "release", "echo_sim")
+        out = {}
+        for tag, extra in [("aec", []), ("no-aec", ["--no-aec"])]:
+            d = os.path.join(work, f"echo-sim-{tag}")
+            line = subprocess.run([sim, near, far, d, "--delay", str(args.echo_delay)] + extra,
+                                  check=True, capture_output=True, text=True).stdout.strip()
+            rec, _ = read_wav(os.path.join(d, "received.wav"))
+            trimmed = os.path.join(d, "double-talk.wav")
+            write_wav(trimmed, rec[int(lead * 48000):])
+            out[tag] = (score(src_speech, trimmed)[0], line)
+        print(f"offline: {out['aec'][1]}; double talk PESQ-WB {out['aec'][0]:.2f} (without echo cancellation {out['no-aec'][0]:.2f})")
+        return
+    # ERLE: gate open, no noise suppression, so what the far end receives
+    # is the canceller's output through Opus.
+    powers, notes = {}, {}
+    for tag, extra in [("aec", []), ("no-aec", ["--no-aec"])]:
+        rec_path, note = run_echo(near, far, work, args.echo_delay, ["--vad-threshold", "0", "--no-denoise"] + extra, f"erle-{tag}")
+        rec, _ = read_wav(rec_path)
+        at = onset(speech, rec)
+        powers[tag] = power_db(rec[max(0, at - 2 * 48000) : max(1, at - 4800)])
+        notes[tag] = note
+    erle = powers["no-aec"] - powers["aec"]
+    print(f"real clients: ERLE {erle:.1f} dB over the last 2 s of single talk (echo {powers['no-aec']:.1f} dBFS, left {powers['aec']:.1f} dBFS; near end: {notes['aec']})")
+    scores = {}
+    for tag, extra in [("aec", []), ("no-aec", ["--no-aec"])]:
+        rec_path, _ = run_echo(near, far, work, args.echo_delay, extra, f"dt-{tag}")
+        rec, _ = read_wav(rec_path)
+        trimmed = os.path.join(work, f"echo-dt-{tag}.wav")
+        write_wav(trimmed, rec[max(0, onset(speech, rec) - 4800):])
+        scores[tag] = score(src_speech, trimmed)[0]
+    print(f"real clients: double talk PESQ-WB {scores['aec']:.2f} (without echo cancellation {scores['no-aec']:.2f})")
+
+
+def write_wav(path, x):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
+
+
 def joined_at(line):
     from datetime import datetime
     t = json.loads(line)["time"]
@@ -178,7 +288,8 @@ def main():
     subprocess.run(["sox", raw, "-r", "48000", "-c", "1", "-b", "16", src, "norm", "-3"], check=True)
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 (default: all)")
+    ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 echo (default: all but echo)")
+    ap.add_argument("--echo-delay", type=int, default=100, help="echo: the room's delay, ms (default 100)")
     ap.add_argument("--jitter", type=float, default=0.0, help="extra random delay per packet, ms (default 0)")
     ap.add_argument("--one-way", action="store_true",
                     help="loss on the way down (relay to listener) only, as in the design's libopus reference columns")
@@ -188,6 +299,21 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, help="runs per link with different loss patterns (their mean is the figure)")
     args = ap.parse_args()
     links = [("clean", 0.0, 1), ("random-5", 0.05, 1), ("random-10", 0.10, 1), ("bursty-10", 0.10, 3)]
+    if "echo" in args.links:
+        far_raw = os.path.join(work, "far-raw.wav")
+        far = os.path.join(work, "far.wav")
+        far_text = text + " Rice is often served in round bowls. The juice of lemons makes fine punch."
+        subprocess.run(["espeak-ng", "-s", "150", "-w", far_raw, far_text], check=True)
+        subprocess.run(["sox", far_raw, "-r", "48000", "-c", "1", "-b", "16", far, "norm", "-3"], check=True)
+        near_raw = os.path.join(work, "near-raw.wav")
+        near = os.path.join(work, "near-speech.wav")
+        near_text = ("A large size in stockings is hard to sell. The boy was there when the sun rose. "
+                     "A rod is used to catch pink salmon. The source of the huge river is the clear spring.")
+        subprocess.run(["espeak-ng", "-v", "en+f3", "-s", "150", "-w", near_raw, near_text], check=True)
+        subprocess.run(["sox", near_raw, "-r", "48000", "-c", "1", "-b", "16", near, "norm", "-3"], check=True)
+        echo_report(work, near, far, args)
+        if args.links == ["echo"]:
+            return
     if args.links:
         links = [l for l in links if l[0] in args.links]
     print(f"jitter up to {args.jitter:.0f} ms per packet, loss applied {'on the way down only' if args.one_way else 'both ways'}")

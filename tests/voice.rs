@@ -112,8 +112,8 @@ fn bursty_loss_is_recovered_and_protection_pays() {
 fn through_pipeline(input: &[f32], denoise: bool) -> Vec<f32> {
     use client_core::audio::decoder::Decoder;
     use client_core::audio::pipeline::{SendConfig, SendPipeline};
-    let mut p =
-        SendPipeline::new(SendConfig { denoise, vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
+    let mut p = SendPipeline::new(SendConfig { aec: false, denoise, vad_threshold: 0.0, ..SendConfig::default() })
+        .expect("pipeline");
     let mut d = Decoder::new().expect("decoder");
     let mut out = Vec::with_capacity(input.len());
     let mut frame = vec![0.0; client_core::audio::FRAME];

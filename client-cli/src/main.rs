@@ -79,6 +79,12 @@ struct Cli {
     /// List audio devices and exit.
     #[arg(long)]
     list_devices: bool,
+    /// Turn echo cancellation off (it runs only with a microphone and speakers, or --echo-room) [config: aec].
+    #[arg(long)]
+    no_aec: bool,
+    /// Test endpoint: the input also hears the output's echo through a synthetic room (direct path after MS ms at −6 dB, then weaker reflections); --input and --output must be WAV files or null.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=500))]
+    echo_room: Option<u32>,
     /// Turn noise suppression off.
     #[arg(long)]
     no_denoise: bool,
@@ -237,10 +243,12 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
         cfg.input = cli.input.clone().or(cfg.input);
         cfg.output = cli.output.clone().or(cfg.output);
         cfg.denoise = if cli.no_denoise { Some(false) } else { cfg.denoise };
+        cfg.aec = if cli.no_aec { Some(false) } else { cfg.aec };
         cfg.vad_threshold = cli.vad_threshold.or(cfg.vad_threshold);
         cfg.bitrate = cli.bitrate.or(cfg.bitrate);
         let mut options = cfg.voice_options();
         options.send.protect = !cli.no_protection;
+        options.room = cli.echo_room.map(client_core::audio::room::Room::new);
         let wav_input = matches!(options.input, Input::Wav(_));
         let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
         let voice = voice::Voice { options, room: first_room, duration, wav_input };

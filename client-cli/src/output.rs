@@ -387,7 +387,7 @@ impl Printer {
             Event::VoiceError(detail) => self.note(&format!("client-cli: voice: {}", escape_line(detail))),
             Event::VoiceLeft(s) => self.note(&format!(
                 "client-cli: voice: sent {} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} \
-                 dropped {}; repeating {} frames, playout delay {} ms",
+                 dropped {}; repeating {} frames, playout delay {} ms; echo cancellation {}",
                 s.sent,
                 s.received,
                 s.lost,
@@ -398,7 +398,12 @@ impl Printer {
                 s.late,
                 s.dropped,
                 s.repeats,
-                s.playout_delay_ms
+                s.playout_delay_ms,
+                if s.echo_delay_ms > 0 || s.echo_erle_db > 0 {
+                    format!("ERLE {} dB, delay {} ms", s.echo_erle_db, s.echo_delay_ms)
+                } else {
+                    "off or idle".to_owned()
+                }
             )),
             Event::Disconnected { reason, unacked } => {
                 if !matches!(reason, DisconnectReason::Quit) {

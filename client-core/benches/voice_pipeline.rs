@@ -8,6 +8,7 @@ use chatroom_client_core::audio::FRAME;
 use chatroom_client_core::audio::decoder::{DECODER_COMPLEXITY, Decoder};
 use chatroom_client_core::audio::jitter::{JitterBuffer, Play};
 use chatroom_client_core::audio::pipeline::{SendConfig, SendPipeline};
+use chatroom_client_core::audio::room::{EchoPath, Room};
 
 fn speechy(n: usize) -> Vec<f32> {
     (0..n)
@@ -39,15 +40,36 @@ fn main() {
     for (label, denoise) in
         [("send: denoise + VAD + Opus encode", true), ("send: VAD + Opus encode (no denoise)", false)]
     {
-        let mut p =
-            SendPipeline::new(SendConfig { denoise, vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
+        let mut p = SendPipeline::new(SendConfig { aec: false, denoise, vad_threshold: 0.0, ..SendConfig::default() })
+            .expect("pipeline");
         let mut i = 0;
         bench(label, 500, || {
             let _ = p.process(frames[i % frames.len()]).expect("encode");
             i += 1;
         });
     }
+    // Echo cancellation: the played frame goes to the canceller, the
+    // captured frame (its echo through a 100 ms room) through the pipeline.
+    let mut path = EchoPath::new(Room::new(100));
+    let echoes: Vec<Vec<f32>> = frames.iter().map(|f| f.iter().map(|s| path.next(*s)).collect()).collect();
     let mut p = SendPipeline::new(SendConfig { vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
+    let mut i = 0;
+    bench("send: echo cancellation (AEC3) + denoise + VAD + Opus encode", 500, || {
+        p.play(frames[i % frames.len()]);
+        let _ = p.process(&echoes[i % echoes.len()]).expect("encode");
+        i += 1;
+    });
+    let mut aec = chatroom_client_core::audio::aec::EchoCanceller::new();
+    let mut out = vec![0.0; FRAME];
+    let mut i = 0;
+    bench("send: echo cancellation (AEC3) alone: render + capture", 500, || {
+        aec.render(frames[i % frames.len()]);
+        out.copy_from_slice(&echoes[i % echoes.len()]);
+        aec.process(&mut out);
+        i += 1;
+    });
+    let mut p =
+        SendPipeline::new(SendConfig { aec: false, vad_threshold: 0.0, ..SendConfig::default() }).expect("pipeline");
     let packets: Vec<Vec<u8>> =
         frames.iter().flat_map(|f| p.process(f).expect("encode")).map(|o| o.frames[0].clone()).collect();
     let mut out = vec![0.0; FRAME];

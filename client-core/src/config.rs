@@ -12,6 +12,7 @@
 //! known_servers = "/path/to/known_servers"
 //! input = "default"              # voice: device name, FILE.wav or "null"
 //! output = "default"
+//! aec = true                     # echo cancellation (microphone and speakers only)
 //! denoise = true
 //! vad_threshold = 0.5            # 0 transmits always
 //! bitrate = 32000
@@ -51,6 +52,9 @@ pub struct ClientConfig {
     pub input: Option<String>,
     /// Voice output: a device name, `default`, `FILE.wav` or `null`.
     pub output: Option<String>,
+    /// Echo cancellation where the speakers can be heard by the
+    /// microphone (default on).
+    pub aec: Option<bool>,
     /// Noise suppression on the microphone (default on).
     pub denoise: Option<bool>,
     /// Speech probability at which voice activation opens (0..1).
@@ -84,6 +88,7 @@ impl ClientConfig {
             input: Input::parse(self.input.as_deref().unwrap_or("default")),
             output: Output::parse(self.output.as_deref().unwrap_or("default")),
             send: SendConfig {
+                aec: self.aec.unwrap_or(d.aec),
                 denoise: self.denoise.unwrap_or(d.denoise),
                 vad_threshold: self.vad_threshold.filter(|v| v.is_finite()).unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
                 bitrate: self.bitrate.unwrap_or(d.bitrate).clamp(6_000, 128_000),
@@ -173,6 +178,7 @@ const KEYS: &[&str] = &[
     "known_servers",
     "input",
     "output",
+    "aec",
     "denoise",
     "vad_threshold",
     "bitrate",
@@ -186,10 +192,11 @@ mod tests {
         use crate::audio::device::{Input, Output};
         let d = ClientConfig::default().voice_options();
         assert_eq!(d.input, Input::parse("default"));
-        assert!(d.send.denoise && d.send.protect);
+        assert!(d.send.aec && d.send.denoise && d.send.protect);
         let c = ClientConfig {
             input: Some("speech.wav".into()),
             output: Some("null".into()),
+            aec: Some(false),
             denoise: Some(false),
             vad_threshold: Some(7.0),
             bitrate: Some(1),
@@ -198,7 +205,7 @@ mod tests {
         let o = c.voice_options();
         assert!(matches!(o.input, Input::Wav(_)));
         assert_eq!(o.output, Output::parse("null"));
-        assert!(!o.send.denoise);
+        assert!(!o.send.denoise && !o.send.aec);
         assert_eq!(o.send.vad_threshold, 1.0);
         assert_eq!(o.send.bitrate, 6_000);
     }
@@ -253,6 +260,7 @@ mod tests {
             input: Some("i".into()),
             output: Some("o".into()),
             bitrate: Some(1),
+            aec: Some(true),
             ..cfg.clone()
         };
         let written = toml::Table::try_from(&all).expect("serializes");

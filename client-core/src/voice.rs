@@ -1,6 +1,8 @@
 //! The voice engine of one voice join: three threads around one UDP socket.
 //!
-//! - **send**: capture ring → 48 kHz mono → [`SendPipeline`] → seal → UDP;
+//! - **send**: capture ring → 48 kHz mono → [`SendPipeline`] (echo
+//!   cancellation against the mix's reference frames that have started
+//!   playing by then, [`reference`]) → seal → UDP;
 //!   keepalives (padded, see [`voice::KEEPALIVE_PAD`]) while silent; applies
 //!   loss feedback to the encoder.
 //! - **receive**: UDP → open (replay window) → the speaker's jitter buffer;
@@ -8,7 +10,9 @@
 //!   one it reached), which proves our address ([`voice::path`]).
 //! - **mix**: every 20 ms, each speaker's next frame (decoded, recovered by
 //!   redundancy or FEC, or concealed) → mix → limiter → playback ring; loss
-//!   reports for the speakers and talking indicators go to the connection.
+//!   reports for the speakers and talking indicators go to the connection;
+//!   with echo cancellation on, each mixed frame also goes to the send
+//!   thread as the reference, stamped with when it reaches the device.
 //!
 //! None of these is a real-time audio callback (those only copy to and from
 //! the rings), so they may lock the speakers table, which only they share.
@@ -25,12 +29,14 @@ use protocol::message::ClientMessage;
 use protocol::voice::{self, Direction, Kind, VoiceOpener, VoiceSealer};
 use tokio::sync::mpsc;
 
+use crate::audio::aec::reference::{self, Feed, Tap};
 use crate::audio::decoder::Decoder;
 use crate::audio::device::{Capture, Input, Output, Playback, open_capture_or_fallback, open_playback_or_fallback};
 use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
 use crate::audio::mixer::{Limiter, add};
 use crate::audio::pipeline::{PushToTalk, SendConfig, SendPipeline};
 use crate::audio::resample::{Resampler, Upsampler};
+use crate::audio::room::{self, Room};
 use crate::audio::{AudioError, FRAME, RATE};
 use crate::client::Event;
 use crate::link::{LinkError, Outbound};
@@ -66,6 +72,10 @@ pub struct VoiceOptions {
     pub push_to_talk: Option<PushToTalk>,
     /// Mute, deafen and the input meter, shared with the front end.
     pub controls: VoiceControls,
+    /// A test room instead of an acoustic path: the input hears the
+    /// output's echo through it ([`room`]); `input` and `output` must then
+    /// be WAV files or `null`.
+    pub room: Option<Room>,
 }
 
 /// Live switches and meters of a voice join, shared with a front end
@@ -147,6 +157,7 @@ impl Default for VoiceOptions {
             send: SendConfig::default(),
             push_to_talk: None,
             controls: VoiceControls::default(),
+            room: None,
         }
     }
 }
@@ -180,6 +191,11 @@ pub struct VoiceStats {
     pub dropped: u64,
     /// Round-trip time to the server (TCP ping every 2 s in voice), µs.
     pub rtt_us: u64,
+    /// Echo cancellation: the echo return loss enhancement it estimates, dB
+    /// (0 while it is off).
+    pub echo_erle_db: u64,
+    /// Echo cancellation: the speaker-to-microphone delay it found, ms.
+    pub echo_delay_ms: u64,
 }
 
 impl VoiceStats {
@@ -209,6 +225,8 @@ struct Counters {
     depth: AtomicU64,
     delay_ms: AtomicU64,
     repeats: AtomicU64,
+    echo_erle_db: AtomicU64,
+    echo_delay_ms: AtomicU64,
     /// Address challenges answered.
     challenges: AtomicU64,
     /// Counters of speakers forgotten since.
@@ -246,6 +264,9 @@ pub(crate) struct Engine {
 pub(crate) struct Devices {
     capture: Capture,
     playback: Playback,
+    /// What is played can be heard by what captures: a microphone and
+    /// speakers, or the test room (not WAV files or `null`).
+    echo_path: bool,
 }
 
 impl std::fmt::Debug for Devices {
@@ -260,9 +281,17 @@ impl Devices {
     /// The default devices give way to none when they cannot be opened (no
     /// sound card); the notes say so, one line each.
     pub(crate) fn open(options: &VoiceOptions) -> Result<(Self, Vec<String>), AudioError> {
+        if let Some(r) = options.room {
+            let (capture, playback) = room::open(r, &options.input, &options.output)?;
+            return Ok((Self { capture, playback, echo_path: true }, Vec::new()));
+        }
         let (capture, input_note) = open_capture_or_fallback(&options.input)?;
         let (playback, output_note) = open_playback_or_fallback(&options.output)?;
-        Ok((Self { capture, playback }, input_note.into_iter().chain(output_note).collect()))
+        let echo_path = matches!(options.input, Input::Device(_))
+            && matches!(options.output, Output::Device(_))
+            && input_note.is_none()
+            && output_note.is_none();
+        Ok((Self { capture, playback, echo_path }, input_note.into_iter().chain(output_note).collect()))
     }
 }
 
@@ -319,14 +348,21 @@ impl Engine {
         options: &VoiceOptions,
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> Result<Self, EngineError> {
-        let Devices { capture, playback } = devices;
+        let Devices { capture, playback, echo_path } = devices;
         let any =
             if server.is_ipv6() { IpAddr::from(Ipv6Addr::UNSPECIFIED) } else { IpAddr::from(Ipv4Addr::UNSPECIFIED) };
         let socket = UdpSocket::bind(SocketAddr::new(any, 0)).map_err(EngineError::Bind)?;
         socket.connect(server).map_err(|source| EngineError::Connect { server, source })?;
         socket.set_read_timeout(Some(Duration::from_millis(100))).map_err(EngineError::Socket)?;
-        let mut pipeline = SendPipeline::new(options.send)?;
-        pipeline.set_push_to_talk(options.push_to_talk.clone());
+        // Echo cancellation only where there is an echo to cancel.
+        let aec = options.send.aec && echo_path;
+        let send_config = SendConfig { aec, ..options.send };
+        let (tap, feed) = if aec {
+            let (tap, feed) = reference::channel();
+            (Some(tap), Some(feed))
+        } else {
+            (None, None)
+        };
         // Built before any thread starts: if one fails to start, dropping
         // the engine stops and joins those already running.
         let mut engine = Self {
@@ -340,9 +376,11 @@ impl Engine {
             speakers: Arc::new(Mutex::new(HashMap::new())),
             gains: Arc::new(Mutex::new(HashMap::new())),
         };
-        engine.counters.repeats.store(pipeline.protection().redundancy as u64, Ordering::Relaxed);
         {
-            let controls = options.controls.clone();
+            let (controls, push_to_talk) = (options.controls.clone(), options.push_to_talk.clone());
+            // The pipeline is built on its own thread (the echo canceller
+            // cannot move between threads), which says whether it could.
+            let (built_tx, built_rx) = std::sync::mpsc::channel();
             let (stop, socket, sealer, feedback, counters, events) = (
                 engine.stop.clone(),
                 engine.socket.clone(),
@@ -352,6 +390,16 @@ impl Engine {
                 events.clone(),
             );
             engine.threads.push(spawn("voice-send", move || {
+                let mut pipeline = match SendPipeline::new(send_config) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = built_tx.send(Err(e));
+                        return;
+                    }
+                };
+                pipeline.set_push_to_talk(push_to_talk);
+                counters.repeats.store(pipeline.protection().redundancy as u64, Ordering::Relaxed);
+                let _ = built_tx.send(Ok(()));
                 let shared = SendShared {
                     socket: &socket,
                     sealer: &sealer,
@@ -359,8 +407,9 @@ impl Engine {
                     feedback: &feedback,
                     counters: &counters,
                 };
-                send_loop(capture, pipeline, voice_id, &shared, &controls, &events);
+                send_loop(capture, pipeline, feed, voice_id, &shared, &controls, &events);
             })?);
+            built_rx.recv().map_err(|_| AudioError::Codec("the send pipeline did not start".into()))??;
         }
         {
             let (stop, socket, sealer, counters, speakers) = (
@@ -386,7 +435,7 @@ impl Engine {
                 options.controls.clone(),
             );
             engine.threads.push(spawn("voice-mix", move || {
-                mix_loop(playback, &speakers, &gains, &controls, &stop, &counters, &events);
+                mix_loop(playback, tap, &speakers, &gains, &controls, &stop, &counters, &events);
             })?);
         }
         Ok(engine)
@@ -416,6 +465,8 @@ impl Engine {
         s.jitter_depth = self.counters.depth.load(Ordering::Relaxed);
         s.playout_delay_ms = self.counters.delay_ms.load(Ordering::Relaxed);
         s.repeats = self.counters.repeats.load(Ordering::Relaxed);
+        s.echo_erle_db = self.counters.echo_erle_db.load(Ordering::Relaxed);
+        s.echo_delay_ms = self.counters.echo_delay_ms.load(Ordering::Relaxed);
         if let Ok(speakers) = self.speakers.lock() {
             for sp in speakers.values() {
                 s.add_jitter(&sp.jb.stats);
@@ -447,6 +498,7 @@ struct SendShared<'a> {
 fn send_loop(
     mut capture: Capture,
     mut pipeline: SendPipeline,
+    mut reference: Option<Feed>,
     voice_id: u32,
     shared: &SendShared<'_>,
     controls: &VoiceControls,
@@ -471,6 +523,10 @@ fn send_loop(
             }
         }
         resampler.process(&raw, &mut mono);
+        // The newest sample was captured about now (the ring was drained):
+        // when the oldest one waiting here was captured.
+        let oldest = Instant::now().checked_sub(samples_to_duration(mono.len())).unwrap_or_else(Instant::now);
+        let mut framed = 0;
         let fb = feedback.load(Ordering::Relaxed);
         if fb != applied_feedback {
             applied_feedback = fb;
@@ -479,9 +535,19 @@ fn send_loop(
         }
         while mono.len() >= FRAME {
             let frame: Vec<f32> = mono.drain(..FRAME).collect();
+            framed += FRAME;
+            if let Some(feed) = &mut reference {
+                // Everything that started playing before this frame's end
+                // (its echo may be in it) goes to the canceller first.
+                feed.due(oldest + samples_to_duration(framed), |played| pipeline.play(played));
+            }
             pipeline.set_muted(controls.muted());
             let Ok(packets) = pipeline.process(&frame) else { continue };
             controls.meter(pipeline.level, pipeline.speech_prob, !packets.is_empty());
+            if let Some(m) = pipeline.echo_metrics() {
+                counters.echo_erle_db.store(m.erle_db.max(0.0).round() as u64, Ordering::Relaxed);
+                counters.echo_delay_ms.store(u64::try_from(m.delay_ms).unwrap_or(0), Ordering::Relaxed);
+            }
             for out in packets {
                 let frames: Vec<&[u8]> = out.frames.iter().map(Vec::as_slice).collect();
                 // Our encoder never uses in-band FEC (see `audio::pipeline`).
@@ -571,8 +637,15 @@ fn recv_loop(mut opener: VoiceOpener, shared: &RecvShared<'_>, speakers: &Speake
     }
 }
 
+/// How long `n` samples at the pipeline's rate last.
+fn samples_to_duration(n: usize) -> Duration {
+    Duration::from_secs_f64(n as f64 / f64::from(RATE))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn mix_loop(
     mut playback: Playback,
+    mut reference: Option<Tap>,
     speakers: &Speakers,
     gains: &Mutex<HashMap<u32, f32>>,
     controls: &VoiceControls,
@@ -635,10 +708,21 @@ fn mix_loop(
         limiter.process(&mut mix);
         out.clear();
         up.process(&mix, &mut out);
+        // What is queued ahead of this frame plays first.
+        let queued = playback.ring.buffer().capacity() - playback.ring.slots();
+        let starts = Instant::now()
+            + Duration::from_secs_f64(queued as f64 / f64::from(playback.rate) / f64::from(playback.channels.max(1)));
+        let mut whole = true;
         for s in &out {
             if playback.ring.push(*s).is_err() {
+                whole = false;
                 break;
             }
+        }
+        if whole && let Some(tap) = &mut reference {
+            // The reference is exactly what was played, at the pipeline's
+            // rate (the device gets it resampled).
+            tap.played(&mix, starts);
         }
     }
 }

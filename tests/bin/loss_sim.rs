@@ -131,7 +131,8 @@ fn run() -> Result<(), String> {
     Resampler::new(rate, RATE, channels).map_err(|e| e.to_string())?.process(&samples, &mut mono);
     let frames = mono.len() / FRAME;
     let mut pipeline =
-        SendPipeline::new(SendConfig { protect: o.protect, ..SendConfig::default() }).map_err(|e| e.to_string())?;
+        // WAV to WAV: no echo path, so no echo cancellation (as in the engine).
+        SendPipeline::new(SendConfig { aec: false, protect: o.protect, ..SendConfig::default() }).map_err(|e| e.to_string())?;
     if let Some(p) = o.fixed {
         pipeline.set_protection(p).map_err(|e| e.to_string())?;
     }

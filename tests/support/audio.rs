@@ -10,16 +10,49 @@ pub const RATE: usize = 48_000;
 /// series with a gliding pitch and two formant-ish emphases) separated by
 /// short pauses, deterministic. `secs` long, peak about 0.5.
 pub fn speech_like(secs: f64) -> Vec<f32> {
+    speech_like_voice(secs, Voice::default())
+}
+
+/// Who speaks in [`speech_like_voice`]: pitch, formants and the syllable
+/// sequence (so two voices talk over each other, not in step).
+#[derive(Debug, Clone, Copy)]
+pub struct Voice {
+    /// Mean pitch, Hz.
+    pub pitch_hz: f64,
+    /// First and second formants, Hz.
+    pub formants_hz: (f64, f64),
+    /// Seed of the syllable timing.
+    pub seed: u64,
+}
+
+impl Default for Voice {
+    /// The voice of [`speech_like`].
+    fn default() -> Self {
+        Self { pitch_hz: 120.0, formants_hz: (700.0, 1800.0), seed: 0x9E37_79B9 }
+    }
+}
+
+impl Voice {
+    /// A second, higher voice with its own timing.
+    pub fn second() -> Self {
+        Self { pitch_hz: 210.0, formants_hz: (550.0, 2300.0), seed: 0x5851_F42D }
+    }
+}
+
+/// [`speech_like`] in another voice.
+pub fn speech_like_voice(secs: f64, voice: Voice) -> Vec<f32> {
     let n = (secs * RATE as f64) as usize;
     let mut out = vec![0.0f32; n];
     let mut phase = 0.0f64;
-    let syllables = Syllables::new(secs);
+    let syllables = Syllables::new(secs, voice.seed);
+    let (f1, f2) = voice.formants_hz;
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for (i, s) in out.iter_mut().enumerate() {
         let t = i as f64 / RATE as f64;
         // 4 syllables per second: 180 ms voiced, 70 ms pause, smooth edges.
         let env = syllables.envelope(t);
-        let f0 = 120.0 + 40.0 * (t * 1.3).sin() + 25.0 * (t * 4.0 * std::f64::consts::PI).sin();
+        let f0 =
+            voice.pitch_hz + voice.pitch_hz / 3.0 * (t * 1.3).sin() + 25.0 * (t * 4.0 * std::f64::consts::PI).sin();
         phase += f0 / RATE as f64;
         let mut v = 0.0;
         for h in 1..=30 {
@@ -27,8 +60,7 @@ pub fn speech_like(secs: f64) -> Vec<f32> {
             if f > 7000.0 {
                 break;
             }
-            let formant =
-                1.0 / (1.0 + ((f - 700.0) / 300.0).powi(2)) + 0.6 / (1.0 + ((f - 1800.0) / 400.0).powi(2)) + 0.05;
+            let formant = 1.0 / (1.0 + ((f - f1) / 300.0).powi(2)) + 0.6 / (1.0 + ((f - f2) / 400.0).powi(2)) + 0.05;
             v += formant * (2.0 * std::f64::consts::PI * h as f64 * phase).sin() / (h as f64).sqrt();
         }
         // A little breath noise.
@@ -48,9 +80,9 @@ struct Syllables {
 }
 
 impl Syllables {
-    fn new(secs: f64) -> Self {
+    fn new(secs: f64, seed: u64) -> Self {
         let mut spans = Vec::new();
-        let (mut t, mut x) = (0.05f64, 0x9E37_79B9u64);
+        let (mut t, mut x) = (0.05f64, seed);
         while t < secs {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let len = 0.12 + 0.22 * ((x >> 33) as f64 / (1u64 << 31) as f64);

@@ -10,6 +10,7 @@
 #![allow(missing_debug_implementations, clippy::unwrap_used, clippy::result_large_err)]
 
 pub mod audio;
+pub mod echo;
 pub mod loss;
 pub mod proxy;
 pub mod tcp_proxy;

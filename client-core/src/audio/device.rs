@@ -241,6 +241,11 @@ impl Playback {
     ) -> Self {
         Self { rate, channels, ring, _guard: Guard { stop, thread: Some(thread) } }
     }
+
+    /// A playback whose thread is owned elsewhere: dropping it only raises `stop`.
+    pub(crate) fn detached(rate: u32, channels: u16, ring: rtrb::Producer<f32>, stop: Arc<AtomicBool>) -> Self {
+        Self { rate, channels, ring, _guard: Guard { stop, thread: None } }
+    }
 }
 
 /// Names of the capture and playback devices of the default host.

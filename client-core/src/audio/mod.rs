@@ -1,5 +1,6 @@
-//! The audio side of voice: devices and WAV files behind one interface,
-//! resampling, the send pipeline (noise suppression, voice activity gate,
+//! The audio side of voice: devices and WAV files behind one interface
+//! (and a test room that gives them an echo path), resampling, the send
+//! pipeline (echo cancellation, noise suppression, voice activity gate,
 //! Opus with adaptive protection), the per-speaker decoder and jitter
 //! buffer, and the mixer.
 //!
@@ -7,12 +8,14 @@
 //! [`FRAME`]); devices and files at other rates or channel counts are
 //! converted at the edges.
 
+pub mod aec;
 pub mod decoder;
 pub mod device;
 pub mod jitter;
 pub mod mixer;
 pub mod pipeline;
 pub mod resample;
+pub mod room;
 pub mod wav;
 
 /// The pipeline's sample rate.

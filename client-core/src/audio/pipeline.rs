@@ -1,4 +1,5 @@
-//! The send pipeline for one 20 ms frame: noise suppression (nnnoiseless),
+//! The send pipeline for one 20 ms frame: echo cancellation (AEC3, against
+//! what the speakers played: [`super::aec`]), noise suppression (nnnoiseless),
 //! the voice activity gate (its speech probability, with hangover and one
 //! frame of pre-roll), Opus (VOIP mode) with loss protection that follows
 //! the listeners' loss reports. (What a listener decodes with is
@@ -31,11 +32,17 @@ use std::collections::VecDeque;
 
 use nnnoiseless::DenoiseState;
 
+use super::aec::{EchoCanceller, EchoMetrics};
 use super::{AudioError, DENOISE_FRAME, FRAME, codec_error as codec};
 
 /// Send-side settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SendConfig {
+    /// Cancel the echo of what the speakers play (before noise
+    /// suppression, as WebRTC's audio processing does). The voice engine
+    /// runs it only where there is an echo path: a microphone and speakers
+    /// (or the test room, [`super::room`]), not WAV files or `null`.
+    pub aec: bool,
     /// Run noise suppression.
     pub denoise: bool,
     /// Speech probability at which the gate opens (0 = always transmit).
@@ -48,7 +55,7 @@ pub struct SendConfig {
 
 impl Default for SendConfig {
     fn default() -> Self {
-        Self { denoise: true, vad_threshold: 0.5, bitrate: 32_000, protect: true }
+        Self { aec: true, denoise: true, vad_threshold: 0.5, bitrate: 32_000, protect: true }
     }
 }
 
@@ -141,6 +148,7 @@ pub struct SendPipeline {
     config: SendConfig,
     push_to_talk: Option<PushToTalk>,
     muted: bool,
+    echo: Option<Box<EchoCanceller>>,
     denoise: Box<DenoiseState<'static>>,
     encoder: codec::Encoder,
     protection: Protection,
@@ -155,6 +163,7 @@ pub struct SendPipeline {
     /// Recently sent frames, newest first, for redundancy.
     history: VecDeque<Vec<u8>>,
     seq: u32,
+    input: Vec<f32>,
     scaled: Vec<f32>,
     cleaned: Vec<f32>,
     packet: Vec<u8>,
@@ -183,6 +192,7 @@ impl SendPipeline {
             config,
             push_to_talk: None,
             muted: false,
+            echo: config.aec.then(|| Box::new(EchoCanceller::new())),
             denoise: DenoiseState::new(),
             encoder,
             protection: Protection::default(),
@@ -193,6 +203,7 @@ impl SendPipeline {
             preroll: None,
             history: VecDeque::new(),
             seq: 0,
+            input: vec![0.0; FRAME],
             scaled: vec![0.0; DENOISE_FRAME],
             cleaned: vec![0.0; FRAME],
             packet: vec![0; codec::MAX_PACKET],
@@ -219,6 +230,27 @@ impl SendPipeline {
     /// captured while muted is ever sent, not as pre-roll, not as a repeat.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
+    }
+
+    /// Feeds the echo canceller what the speakers played (48 kHz mono,
+    /// ±1.0), in order and before the captured frames that may hold its
+    /// echo ([`super::aec::reference`] keeps that order). Without echo
+    /// cancellation it does nothing.
+    pub fn play(&mut self, played: &[f32]) {
+        if let Some(echo) = &mut self.echo {
+            echo.render(played);
+        }
+    }
+
+    /// The echo canceller's estimates (`None` when it is off).
+    pub fn echo_metrics(&self) -> Option<EchoMetrics> {
+        self.echo.as_ref().map(|e| e.metrics())
+    }
+
+    /// The last frame after echo cancellation and before noise
+    /// suppression (the captured frame itself when echo cancellation is off).
+    pub fn echo_cancelled(&self) -> &[f32] {
+        &self.input
     }
 
     /// The protection in force.
@@ -280,8 +312,12 @@ impl SendPipeline {
     /// [`AudioError::Codec`] if encoding fails.
     pub fn process(&mut self, frame: &[f32]) -> Result<Vec<Outgoing>, AudioError> {
         debug_assert_eq!(frame.len(), FRAME);
+        self.input.copy_from_slice(frame);
+        if let Some(echo) = &mut self.echo {
+            echo.process(&mut self.input);
+        }
         let mut prob = 0.0f32;
-        for (half, out) in frame.chunks_exact(DENOISE_FRAME).zip(self.cleaned.chunks_exact_mut(DENOISE_FRAME)) {
+        for (half, out) in self.input.chunks_exact(DENOISE_FRAME).zip(self.cleaned.chunks_exact_mut(DENOISE_FRAME)) {
             for (d, s) in self.scaled.iter_mut().zip(half) {
                 *d = s * 32768.0;
             }

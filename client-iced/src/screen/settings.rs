@@ -60,6 +60,8 @@ pub struct Voice {
     pub input: String,
     /// Output device name, `default`, or a WAV file.
     pub output: String,
+    /// Echo cancellation (with a microphone and speakers).
+    pub aec: bool,
     /// Noise suppression.
     pub denoise: bool,
     /// Voice activation threshold (speech probability).
@@ -77,6 +79,7 @@ impl Voice {
         Self {
             input: c.input.clone().unwrap_or_else(|| DEFAULT_DEVICE.into()),
             output: c.output.clone().unwrap_or_else(|| DEFAULT_DEVICE.into()),
+            aec: c.aec.unwrap_or(d.aec),
             denoise: c.denoise.unwrap_or(d.denoise),
             vad_threshold: c.vad_threshold.unwrap_or(d.vad_threshold).clamp(0.0, 1.0),
             bitrate: c.bitrate.and_then(|b| u32::try_from(b).ok()).unwrap_or(32_000).clamp(6_000, 128_000),
@@ -88,6 +91,7 @@ impl Voice {
     pub fn store(&self, c: &mut ClientConfig) {
         c.input = Some(self.input.clone());
         c.output = Some(self.output.clone());
+        c.aec = Some(self.aec);
         c.denoise = Some(self.denoise);
         c.vad_threshold = Some(self.vad_threshold);
         c.bitrate = i32::try_from(self.bitrate).ok();
@@ -126,6 +130,8 @@ pub enum Message {
     Input(String),
     /// Output chosen.
     Output(String),
+    /// Echo cancellation toggled.
+    EchoCancellation(bool),
     /// Noise suppression toggled.
     Denoise(bool),
     /// Threshold moved.
@@ -176,6 +182,7 @@ impl Dialog {
             }
             Message::Input(d) => self.voice.input = d,
             Message::Output(d) => self.voice.output = d,
+            Message::EchoCancellation(b) => self.voice.aec = b,
             Message::Denoise(b) => self.voice.denoise = b,
             Message::Threshold(t) => self.voice.vad_threshold = t.clamp(0.0, 1.0),
             Message::Bitrate(b) => self.voice.bitrate = b,
@@ -220,6 +227,7 @@ impl Dialog {
             pick_list(inputs, Some(DeviceName(self.voice.input.clone())), |d| Message::Input(d.0)).width(Fill),
             text("Speakers"),
             pick_list(outputs, Some(DeviceName(self.voice.output.clone())), |d| Message::Output(d.0)).width(Fill),
+            toggler(self.voice.aec).label("Echo cancellation").on_toggle(Message::EchoCancellation),
             toggler(self.voice.denoise).label("Noise suppression").on_toggle(Message::Denoise),
             text("Push to talk"),
             pick_list(ptt_keys, Some(ptt), Message::PushToTalk).width(Fill),
@@ -274,10 +282,14 @@ mod tests {
         let mut d = Dialog::new(v);
         d.update(Message::PushToTalk("F2".into()));
         d.update(Message::Bitrate(48_000));
+        assert!(d.voice.aec, "echo cancellation is on by default");
+        d.update(Message::EchoCancellation(false));
         let Action::Save(v) = d.update(Message::Save) else { panic!("saves") };
         v.store(&mut c);
         assert_eq!(Voice::from_config(&c), v);
+        assert_eq!(c.aec, Some(false), "the switch is saved as `aec`");
         assert_eq!(v.options().send.bitrate, 48_000);
+        assert!(!v.options().send.aec);
         d.update(Message::PushToTalk(VOICE_ACTIVATION.into()));
         assert_eq!(d.voice.push_to_talk, None);
     }
