@@ -38,7 +38,7 @@ fn history_of(server: &TestServer, name: &str) -> Vec<(u64, String)> {
 
 #[test]
 fn acknowledged_messages_survive_kill_9_and_a_restart() {
-    let server = TestServer::start();
+    let server = TestServer::with_config("rate_per_sec = 1000\nrate_burst = 1000\n");
     let mut alice = server.raw("alice");
     let mut acked = Vec::new();
     for i in 1..=60 {
@@ -59,7 +59,7 @@ fn acknowledged_messages_survive_kill_9_and_a_restart() {
 
 #[test]
 fn a_backup_taken_while_the_server_runs_restores_its_history() {
-    let server = TestServer::start();
+    let server = TestServer::with_config("rate_per_sec = 1000\nrate_burst = 1000\n");
     let mut alice = server.raw("alice");
     for i in 1..=20 {
         say(&mut alice, i, &format!("keep {i}")).expect("taken");
@@ -153,9 +153,6 @@ fn a_failing_disk_turns_acks_into_nacks_and_loses_nothing_acknowledged() {
         }
     }
     assert!(!nacked.is_empty(), "2.8 MB of messages fit in a 1 MiB file?");
-    // Others go on: a private message needs no disk.
-    bob.send(&ClientMessage::Chat { id: 1, text: "still here".into(), room: None, to: Some("alice".into()) });
-    bob.recv_until("ack", |m| matches!(m, ServerMessage::Ack { id: 1, .. }));
     alice.send(&ClientMessage::Chat { id: 1000, text: "end".into(), room: None, to: Some("bob".into()) });
     // Bob got every acked message and none of the nacked ones, before "end".
     let mut got = HashSet::new();
@@ -171,5 +168,26 @@ fn a_failing_disk_turns_acks_into_nacks_and_loses_nothing_acknowledged() {
         }
     }
     assert_eq!(got, acked, "every acked message was delivered");
+    // Others go on: a private message needs no disk.
+    bob.send(&ClientMessage::Chat { id: 1, text: "still here".into(), room: None, to: Some("alice".into()) });
+    bob.recv_until("ack", |m| matches!(m, ServerMessage::Ack { id: 1, .. }));
     assert!(server.proc.stderr().contains("not stored") || server.proc.stderr().contains("store"));
+}
+
+#[test]
+fn a_second_server_on_the_same_data_is_refused() {
+    let server = TestServer::start();
+    let out = Command::new(bin("server"))
+        .arg("--config")
+        .arg(server.dir.path().join("config.toml"))
+        .args(["--bind", "127.0.0.1:0"])
+        .current_dir(server.dir.path())
+        .output()
+        .expect("second server");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another server is running") && err.trim().lines().count() == 1, "{err}");
+    // The first one goes on.
+    let mut alice = server.raw("alice");
+    say(&mut alice, 1, "still serving").expect("taken");
 }

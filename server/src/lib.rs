@@ -16,6 +16,7 @@
 //! - [`batch_send`]: many datagrams in one system call.
 //! - [`messages`]: messages between actors.
 //! - [`metrics`]: Prometheus counters and the opt-in scrape listener.
+//! - [`archive`]: history and rooms kept across restarts (SQLite).
 
 pub mod archive;
 pub mod batch_send;

@@ -130,12 +130,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if id_created {
         info!(log, "created a new server identity"; "file" => %cfg.identity_file.display());
     }
-    // The store first: a corrupt or newer database stops the server here,
-    // before it listens, with one line naming the file.
-    let archive: std::sync::Arc<dyn server::archive::Archive> = std::sync::Arc::new(
-        server::archive::SqliteArchive::open(&cfg.data_dir, log.new(o!("actor" => "archive")))
-            .map_err(|e| Failure::Runtime(e.to_string()))?,
-    );
     let std_listener = std::net::TcpListener::bind(cfg.bind)
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", cfg.bind)))?;
     std_listener.set_nonblocking(true).map_err(|e| Failure::Runtime(format!("socket setup failed: {e}")))?;
@@ -153,6 +147,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         None => None,
     };
+    // Then the store: one server per data directory (a lock held while it
+    // runs); a corrupt or newer database stops the server here, before it
+    // accepts anyone, with one line naming the file.
+    let _data_lock = lock_data_dir(&cfg.data_dir)?;
+    let archive: std::sync::Arc<dyn server::archive::Archive> = std::sync::Arc::new(
+        server::archive::SqliteArchive::open(&cfg.data_dir, log.new(o!("actor" => "archive")))
+            .map_err(|e| Failure::Runtime(e.to_string()))?,
+    );
     let system = actix_rt::System::new();
     system.block_on(async move {
         // Watch the signals before announcing readiness, so a prompt SIGTERM
@@ -171,6 +173,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))
     })
+}
+
+/// Creates `dir` (mode 0700) and locks it for this process: a second server
+/// on the same data would hand out the same message ids.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let fail = |e: std::io::Error| Failure::Runtime(format!("data directory {}: {e}", dir.display()));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+    let path = dir.join("server.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(Failure::Runtime(format!("another server is running on the data directory {}", dir.display())))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
 }
 
 /// Prints where the server listens and ready command lines to join.

@@ -1,176 +1,263 @@
-//! Placeholder of the archive API (the SQLite store lands from its branch).
+//! History and durable state (issue 15): what the server keeps across
+//! restarts, behind the [`Archive`] trait so a cluster backend can follow.
+//!
+//! - [`Archive`]: the interface the roster codes against. Writes and history
+//!   reads never block the caller: each takes a [`Completion`] that the
+//!   archive calls once, on its own thread, with the outcome.
+//! - [`SqliteArchive`]: the single-node store, one SQLite file
+//!   (`data_dir/chatroom.db`) in WAL mode with `synchronous = FULL`, one writer
+//!   thread committing everything that waits in one transaction (group commit),
+//!   two reader threads for history pages.
+//! - [`backup`]: an online copy of a running server's database.
+//! - [`memory`]: an archive in memory, for tests of everything around the
+//!   store.
+//!
+//! Layout: `mod.rs` holds the types, the trait and the errors; `sqlite.rs`
+//! the SQLite store; `schema.rs` the migrations.
+//!
+//! Deleted messages are removed from the file (no tombstones): history never
+//! returns them and nothing of their text is kept (`secure_delete`: the
+//! freed space is zeroed, so a later backup holds none of it either). Message ids are never
+//! reused all the same: the store keeps the highest id it ever stored
+//! ([`Archive::max_id`]) even when that message is deleted or pruned.
+//!
+//! Back up and restore: `backup(dir, FILE)` writes a consistent copy while
+//! the server runs (the copy appears under its name only when complete). To
+//! restore, stop the server, remove `chatroom.db-wal` and `chatroom.db-shm`
+//! from the data directory, copy the backup over `chatroom.db` and start the
+//! server.
 
 pub mod memory;
+mod schema;
+mod sqlite;
 
-use std::path::Path;
+use std::path::PathBuf;
 
-/// Called once with the outcome, on the archive's own thread.
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::{DB_FILE, SqliteArchive, backup};
+
+/// Called once with the outcome, on the archive's own thread: keep it short
+/// (e.g. `addr.do_send(..)`). A write refused at once because the queue is
+/// full is the one exception: its completion runs on the caller's thread,
+/// before [`Archive::write`] returns.
 pub type Completion<T> = Box<dyn FnOnce(T) + Send + 'static>;
 
-/// A stored message.
+/// The most messages one history page returns; a larger
+/// [`HistoryQuery::limit`] is lowered to it (memory per query stays bounded).
+pub const MAX_PAGE: u32 = 1000;
+
+/// One stored chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// Server id.
+    /// The server id: strictly increasing, unique, never reused.
     pub id: u64,
-    /// Room name.
+    /// The room's bare name (`general`).
     pub room: String,
-    /// Sender name.
+    /// The sender's name, as the roster knows it.
     pub sender: String,
-    /// Text.
+    /// The text (the latest edit).
     pub text: String,
-    /// Server time.
+    /// The server's time when it took the message, ms since the Unix epoch.
     pub ts_ms: u64,
-    /// Edited since.
+    /// Whether the text was edited since.
     pub edited: bool,
 }
 
-/// A stored room.
+/// A room as stored: from the config or created by a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
-    /// Name.
+    /// Its bare name (`general`); the key.
     pub name: String,
-    /// Topic.
+    /// Its topic (may be empty).
     pub topic: String,
-    /// History on.
+    /// Whether its messages are kept.
     pub history: bool,
-    /// Voice on.
+    /// Whether it carries voice.
     pub voice: bool,
-    /// Owner.
+    /// Who created it (user rooms), `None` for rooms from the config.
     pub owner: Option<String>,
-    /// Retention.
+    /// Retention in days; 0 keeps everything.
     pub history_days: u32,
-    /// Created.
+    /// When it was created, ms since the Unix epoch.
     pub created_ms: u64,
-    /// Empty since.
+    /// When its last member left (None: has members or never had any checked) — for expiry of user rooms.
     pub empty_since_ms: Option<u64>,
-    /// From config.
+    /// Whether it comes from `config.toml` (never expires).
     pub from_config: bool,
 }
 
-/// A write.
+/// A change to the store, applied by [`Archive::write`].
 #[derive(Debug)]
 pub enum Write {
-    /// Append.
+    /// Store a message (its id is assigned by the caller, strictly
+    /// increasing; ids are unique). [`WriteOutcome::NotFound`] when its room
+    /// is not stored; [`StoreError::Rejected`] when the id is already taken.
     Append(StoredMessage),
-    /// Edit.
+    /// Replace the text of message `id` if `sender` sent it (compare sender
+    /// names exactly); sets `edited`. [`WriteOutcome::Changed`] with its
+    /// room when done.
     Edit {
-        /// Id.
+        /// The message's server id.
         id: u64,
-        /// Sender.
+        /// Who asks: must be the message's sender.
         sender: String,
-        /// Text.
+        /// The new text.
         text: String,
     },
-    /// Delete.
+    /// Delete message `id` if `sender` sent it (removed from the file).
+    /// [`WriteOutcome::Changed`] with its room when done.
     Delete {
-        /// Id.
+        /// The message's server id.
         id: u64,
-        /// Sender.
+        /// Who asks: must be the message's sender.
         sender: String,
     },
-    /// Upsert.
+    /// Create or update a room (its messages stay).
     UpsertRoom(RoomRecord),
-    /// Remove.
+    /// Remove a room and all its messages. Done once the room is gone from
+    /// every lookup (its name is free again; history and edits no longer
+    /// see it); its messages are then deleted in chunks between later
+    /// batches (resumed after a restart), never stalling other writes.
     RemoveRoom {
-        /// Name.
+        /// The room's name.
         name: String,
     },
-    /// Prune.
+    /// Remove a room's messages older than `before_ms` (retention). Runs in
+    /// chunks between later batches (other writes are not held up); `done`
+    /// gets the total once all are gone, or [`StoreError::Unavailable`] if
+    /// a chunk failed or the store shut down first (what was removed stays
+    /// removed: the next pass goes on).
     Prune {
-        /// Room.
+        /// The room's name.
         room: String,
-        /// Before.
+        /// Messages with `ts_ms < before_ms` go.
         before_ms: u64,
     },
 }
 
-/// Outcome.
+/// What a [`Write`] did, once durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
-    /// Done.
+    /// Applied (append, room upsert and removal).
     Done,
-    /// An edit or delete was made, in this room.
+    /// An edit or delete was made, in this room (whose members hear of it).
     Changed {
-        /// The room.
+        /// The message's room.
         room: String,
     },
-    /// Not found.
+    /// No such message (edit, delete) or room (append, remove, prune).
     NotFound,
-    /// Not yours.
+    /// The message exists but someone else sent it (edit, delete).
     NotYours,
-    /// Pruned.
+    /// Prune: how many messages were removed.
     Pruned(u64),
 }
 
-/// Query.
+/// A request for one page of a room's history.
+///
+/// `before`: the newest `limit` messages with id < before (or the newest
+/// overall when both are `None`); `after`: the OLDEST `limit` messages with
+/// id > after (catch-up after a reconnection). With both, the oldest `limit`
+/// messages strictly between them (paging forward). `limit` is at most
+/// [`MAX_PAGE`]; 0 returns no messages (and `more` says whether any exist).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
-    /// Room.
+    /// The room's name; a room not stored has an empty history.
     pub room: String,
-    /// Before.
+    /// Page backwards from this id (exclusive).
     pub before: Option<u64>,
-    /// After.
+    /// Page forwards from this id (exclusive).
     pub after: Option<u64>,
-    /// Limit.
+    /// How many messages at most.
     pub limit: u32,
 }
 
-/// Page.
+/// A page of history: returned oldest first; `more` says whether further
+/// messages exist past the page in the paging direction (older ones for
+/// `before`, newer ones for `after`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Page {
-    /// Messages.
+    /// The messages, oldest first.
     pub messages: Vec<StoredMessage>,
-    /// More.
+    /// Whether more exist beyond the page in the paging direction.
     pub more: bool,
 }
 
-/// Error.
+/// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Unavailable.
+    /// A write or read failed (full disk, read-only directory, queue full,
+    /// store shut down, …); the cause as text. Worth retrying later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// This one write was refused by the store's rules (a message id already
+    /// stored, a value out of range); the rest of its batch went through.
+    #[error("write refused: {0}")]
+    Rejected(String),
+    /// The file is not an SQLite database, or is damaged.
+    #[error("{path}: the database file is corrupt or not a database")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer server (`PRAGMA user_version`).
+    #[error("{path}: schema version {found} is newer than this server's ({supported}); run a newer server")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The newest this server knows.
+        supported: u32,
+    },
+    /// The data directory or the database file could not be created.
+    #[error("{path}: {source}")]
+    CreateDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("{path}: cannot open the database: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// An online backup failed.
+    #[error("backup into {dest}: {source}")]
+    Backup {
+        /// The backup file asked for.
+        dest: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-/// Placeholder.
-pub fn backup(_dir: &Path, _dest: &Path) -> Result<(), StoreError> {
-    Err(StoreError::Unavailable("placeholder".into()))
-}
-
-/// The archive.
+/// The store of history and rooms.
 pub trait Archive: Send + Sync + std::fmt::Debug + 'static {
-    /// Write.
+    /// Queues a write; `done` is called once it is durable (committed with
+    /// synchronous=FULL) or failed. Never blocks: a full queue fails the write
+    /// at once with [`StoreError::Unavailable`].
     fn write(&self, w: Write, done: Completion<Result<WriteOutcome, StoreError>>);
-    /// History.
+    /// Reads a page of history off the caller's thread; `done` gets it.
     fn history(&self, q: HistoryQuery, done: Completion<Result<Page, StoreError>>);
-    /// Rooms.
+    /// Every room stored, by name (at start, blocking is fine).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be read.
     fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
-    /// Max id.
+    /// The highest message id ever stored (0 when none), so ids continue
+    /// after a restart; deleted and pruned messages count too.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be read.
     fn max_id(&self) -> Result<u64, StoreError>;
-}
-
-/// Placeholder.
-#[derive(Debug, Default)]
-pub struct SqliteArchive(memory::MemoryArchive);
-
-impl SqliteArchive {
-    /// Placeholder.
-    pub fn open(_dir: &Path, _log: slog::Logger) -> Result<Self, StoreError> {
-        Ok(Self::default())
-    }
-}
-
-impl Archive for SqliteArchive {
-    fn write(&self, w: Write, done: Completion<Result<WriteOutcome, StoreError>>) {
-        self.0.write(w, done);
-    }
-    fn history(&self, q: HistoryQuery, done: Completion<Result<Page, StoreError>>) {
-        self.0.history(q, done);
-    }
-    fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
-        self.0.rooms()
-    }
-    fn max_id(&self) -> Result<u64, StoreError> {
-        self.0.max_id()
-    }
 }

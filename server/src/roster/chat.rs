@@ -60,9 +60,9 @@ impl Roster {
         }
     }
 
-    /// Settles chat id `client_id` of `sender` (or leaves it open to be
-    /// resent) and answers the session now holding the sender's ledger.
-    fn answer(&self, sender: &str, ledger: &SharedLedger, client_id: u64, answer: Answer) {
+    /// Settles chat id `client_id` in `ledger` (or leaves it open to be
+    /// resent) and answers the session now holding that ledger.
+    fn answer(&self, ledger: &SharedLedger, client_id: u64, answer: Answer) {
         let settled = match answer {
             Answer::Unstored => {
                 if let Ok(mut l) = ledger.lock() {
@@ -72,7 +72,7 @@ impl Roster {
             }
             _ => ledger.lock().map(|mut l| l.settle(client_id).is_ok()).unwrap_or(false),
         };
-        let Some(sid) = self.holder_of(sender, ledger) else { return };
+        let Some(sid) = self.holder_of(ledger) else { return };
         if !settled {
             if let Some(m) = self.members.get(&sid) {
                 let detail = "too many message ids skipped";
@@ -154,7 +154,7 @@ impl Handler<Broadcast> for Roster {
         if let Some(to) = msg.to {
             let Some(&rsid) = self.holders(&name_keys(&to)).first() else {
                 let detail = format!("nobody called {} is here", protocol::escape::Escaped(&to));
-                return self.answer(&sender, &ledger, msg.client_id, Answer::Refused(NackReason::NoSuchUser, detail));
+                return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::NoSuchUser, detail));
             };
             let recipient = self.members.get(&rsid).map(|m| m.name.clone()).unwrap_or_default();
             let id = self.next_id();
@@ -174,12 +174,12 @@ impl Handler<Broadcast> for Roster {
             self.metrics.messages.inc();
             self.metrics.deliveries.inc();
             self.remember(id, sender.clone(), Place::Dm(recipient));
-            return self.answer(&sender, &ledger, msg.client_id, Answer::Taken(id));
+            return self.answer(&ledger, msg.client_id, Answer::Taken(id));
         }
         let rid = match self.chat_room(sid, msg.room.as_deref()) {
             Ok(rid) => rid,
             Err((reason, detail)) => {
-                return self.answer(&sender, &ledger, msg.client_id, Answer::Refused(reason, detail));
+                return self.answer(&ledger, msg.client_id, Answer::Refused(reason, detail));
             }
         };
         let Some(room) = self.rooms.get(rid) else { return };
@@ -213,7 +213,7 @@ impl Handler<Broadcast> for Roster {
         self.metrics.messages.inc();
         self.metrics.deliveries.inc_by(delivered);
         self.remember(id, sender.clone(), Place::Room(rid));
-        self.answer(&sender, &ledger, msg.client_id, Answer::Taken(id));
+        self.answer(&ledger, msg.client_id, Answer::Taken(id));
     }
 }
 
@@ -230,7 +230,7 @@ impl Handler<Amend> for Roster {
         if let Some(r) = &recent {
             if r.sender != sender {
                 let why = Answer::Refused(NackReason::NotYours, "that message is someone else's".into());
-                return self.answer(&sender, &ledger, msg.client_id, why);
+                return self.answer(&ledger, msg.client_id, why);
             }
             let stored = match r.place {
                 Place::Room(rid) => self.rooms.get(rid).is_some_and(|room| room.history),
@@ -238,12 +238,12 @@ impl Handler<Amend> for Roster {
             };
             if !stored || self.archive.is_none() {
                 self.apply_amend(msg.target, &r.place, &sender, msg.text);
-                return self.answer(&sender, &ledger, msg.client_id, Answer::Taken(msg.target));
+                return self.answer(&ledger, msg.client_id, Answer::Taken(msg.target));
             }
         }
         let (Some(archive), Some(me)) = (&self.archive, &self.me) else {
             let why = Answer::Refused(NackReason::NoSuchMessage, "there is no such message".into());
-            return self.answer(&sender, &ledger, msg.client_id, why);
+            return self.answer(&ledger, msg.client_id, why);
         };
         let write = match &msg.text {
             Some(text) => Write::Edit { id: msg.target, sender: sender.clone(), text: text.clone() },
@@ -259,13 +259,22 @@ impl Handler<Stored> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Stored, _: &mut Context<Self>) {
         match (msg.what, msg.result) {
-            (Pending::Chat { sender, ledger, client_id, .. }, Err(e))
-            | (Pending::Amend { sender, ledger, client_id, .. }, Err(e)) => {
+            (Pending::Chat { ledger, client_id, .. }, Err(e)) | (Pending::Amend { ledger, client_id, .. }, Err(e)) => {
                 warn!(self.log, "message not stored"; "error" => %e);
-                self.answer(&sender, &ledger, client_id, Answer::Unstored);
+                self.answer(&ledger, client_id, Answer::Unstored);
+            }
+            (Pending::Chat { ledger, client_id, room, .. }, Ok(outcome)) if outcome != WriteOutcome::Done => {
+                // The store does not know the room (never true while rooms
+                // are written before their messages): nothing was stored.
+                // Write the room again; the resend goes after it.
+                warn!(self.log, "message not stored: the store lacks its room"; "outcome" => ?outcome);
+                if let Some(r) = self.rooms.get(room) {
+                    self.store_quietly(Write::UpsertRoom(r.record()));
+                }
+                self.answer(&ledger, client_id, Answer::Unstored);
             }
             (Pending::Chat { sender, ledger, client_id, room, out }, Ok(_)) => {
-                let except = self.holder_of(&sender, &ledger);
+                let except = self.holder_of(&ledger);
                 let delivered = self.fan_out_room(room, &out, except);
                 self.metrics.messages.inc();
                 self.metrics.deliveries.inc_by(delivered);
@@ -274,7 +283,7 @@ impl Handler<Stored> for Roster {
                     _ => 0,
                 };
                 self.remember(id, sender.clone(), Place::Room(room));
-                self.answer(&sender, &ledger, client_id, Answer::Taken(id));
+                self.answer(&ledger, client_id, Answer::Taken(id));
             }
             (Pending::Amend { sender, ledger, client_id, target, text }, Ok(outcome)) => {
                 let answer = match outcome {
@@ -292,7 +301,7 @@ impl Handler<Stored> for Roster {
                     }
                     _ => Answer::Taken(target),
                 };
-                self.answer(&sender, &ledger, client_id, answer);
+                self.answer(&ledger, client_id, answer);
             }
         }
     }

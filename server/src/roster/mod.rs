@@ -79,6 +79,12 @@ fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// A ledger's identity: the address it lives at (a held ledger is kept alive
+/// by its `Arc`, so the address is not reused meanwhile).
+fn ledger_key(ledger: &SharedLedger) -> usize {
+    Arc::as_ptr(ledger) as usize
+}
+
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -145,6 +151,9 @@ pub struct Roster {
     /// or caseless key is here is taken.
     by_visual: HashMap<String, SessionId>,
     by_caseless: HashMap<String, SessionId>,
+    /// Which session holds each ledger (by its address): where the answer
+    /// for a message goes once the store has it, whatever session took it.
+    by_ledger: HashMap<usize, SessionId>,
     relay: Option<Addr<VoiceRelay>>,
     shutting_down: bool,
     /// Who is in voice: session → voice id.
@@ -233,6 +242,7 @@ impl Roster {
             order: BTreeSet::new(),
             by_visual: HashMap::new(),
             by_caseless: HashMap::new(),
+            by_ledger: HashMap::new(),
             relay,
             shutting_down: false,
             voice: BTreeMap::new(),
@@ -353,6 +363,10 @@ impl Roster {
         self.order.remove(&(m.sort.clone(), id));
         self.by_visual.remove(&m.key.visual);
         self.by_caseless.remove(&m.key.caseless);
+        let ledger = ledger_key(&m.ledger);
+        if self.by_ledger.get(&ledger) == Some(&id) {
+            self.by_ledger.remove(&ledger);
+        }
         if let Some(ip) = m.ip
             && let Some(n) = self.per_ip.get_mut(&ip)
         {
@@ -417,12 +431,10 @@ impl Roster {
         [self.by_visual.get(&key.visual), self.by_caseless.get(&key.caseless)].into_iter().flatten().copied().collect()
     }
 
-    /// The session now holding `ledger` under `name` (the sender of a
-    /// message, or the session that resumed it).
-    fn holder_of(&self, name: &str, ledger: &SharedLedger) -> Option<SessionId> {
-        self.holders(&name_keys(name))
-            .into_iter()
-            .find(|id| self.members.get(id).is_some_and(|m| Arc::ptr_eq(&m.ledger, ledger)))
+    /// The session now holding `ledger` (the sender of a message, or the
+    /// session that resumed it).
+    fn holder_of(&self, ledger: &SharedLedger) -> Option<SessionId> {
+        self.by_ledger.get(&ledger_key(ledger)).copied()
     }
 
     /// Sends one shared encoded message to every member of room `room` but
@@ -554,6 +566,7 @@ impl Handler<Join> for Roster {
         self.order.insert((sort.clone(), msg.id));
         self.by_visual.insert(key.visual.clone(), msg.id);
         self.by_caseless.insert(key.caseless.clone(), msg.id);
+        self.by_ledger.insert(ledger_key(&ledger), msg.id);
         let member = Member {
             name: msg.name.clone(),
             key,
