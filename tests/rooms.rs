@@ -376,3 +376,39 @@ fn joining_more_rooms_than_the_burst_stays_inside_the_rate() {
     assert_eq!(alice.wait(), 0, "{}", alice.stderr());
     assert!(seen(&alice, "join_refused").is_empty(), "{:?}", alice.seen());
 }
+
+#[test]
+fn history_survives_a_server_crash_and_a_reconnected_client_sees_nothing_twice() {
+    let server = TestServer::start();
+    let mut alice = server.spawn_cli("alice", &["--json"]);
+    expect_event(&mut alice, "history_end", |v| v["room"] == "general");
+    let mut carol = server.spawn_cli("carol", &["--json", "--listen"]);
+    expect_event(&mut carol, "history_end", |v| v["room"] == "general");
+    for (i, t) in ["stored one", "stored two"].iter().enumerate() {
+        alice.send(t);
+        expect_ack(&mut alice, i as u64 + 1);
+    }
+    expect_message(&mut carol, "stored two");
+
+    let TestServer { mut proc, addr, dir, .. } = server;
+    proc.signal("KILL");
+    proc.wait();
+    expect_event(&mut carol, "reconnecting", |_| true);
+    let server = TestServer::relaunch_at(dir, addr);
+    // carol is back: she rejoins from the newest id she saw, so nothing
+    // she has comes again; a line said now reaches her live.
+    expect_event(&mut carol, "connected", |_| true);
+    expect_event(&mut carol, "history_end", |v| v["room"] == "general");
+    expect_event(&mut alice, "connected", |_| true);
+    alice.send("after the restart");
+    let live = expect_message(&mut carol, "after the restart");
+    assert!(live.get("history").is_none(), "{live}");
+    let all = texts(&carol);
+    assert_eq!(all, ["stored one", "stored two", "after the restart"], "{:?}", carol.seen());
+    // A newcomer gets what was acknowledged before the crash, marked history.
+    let mut bob = server.spawn_cli("bob", &["--listen"]);
+    for t in ["stored one", "stored two", "after the restart"] {
+        let line = bob.expect_contains(&format!("#general <alice> {t}"));
+        assert!(line.starts_with("~ ["), "{line}");
+    }
+}
