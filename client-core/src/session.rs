@@ -308,8 +308,13 @@ impl<'a> Session<'a> {
             ServerMessage::RoomLeft { room } => {
                 self.carry.rooms.on_gone(&room);
                 if self.voice_room.as_deref().is_some_and(|v| name_key(v) == name_key(&room)) {
-                    // Parting a room leaves its voice.
+                    // Leaving a room leaves its voice (the server has taken
+                    // us out): stop sending, and do not rejoin it later.
                     self.voice_room = None;
+                    self.carry.voice = None;
+                    if let Some(stats) = self.voice.stop() {
+                        self.emit(Event::VoiceLeft(stats)).await;
+                    }
                 }
                 self.voice_lists.remove(&name_key(&room));
                 Some(Event::RoomLeft { room })
@@ -997,8 +1002,10 @@ mod tests {
             assert_eq!(s.voice.names.get(&1).map(String::as_str), Some("ann"));
             assert!(!s.voice.names.contains_key(&2), "another room's voice names nobody here");
             s.on_engine(EngineEvent::Talking(1, true), out).await.expect("on");
+            s.carry.voice = Some((VoiceOptions::default(), Some("general".into())));
             s.on_server(ServerMessage::RoomLeft { room: "general".into() }, out).await.expect("on");
             assert_eq!(s.voice_room, None);
+            assert!(s.carry.voice.is_none(), "not rejoined after a reconnection");
         }
         let events = drain(&mut h.seen);
         assert!(events.contains(&Event::VoiceUsers { room: "dev".into(), users: vec!["bob".into()] }));
