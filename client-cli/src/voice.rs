@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use client_core::audio::device::{Input, Output};
+use client_core::rooms::{Applied, Rooms};
 use client_core::voice::VoiceOptions;
 use client_core::{Client, DisconnectReason, Event, Events};
 
@@ -38,6 +39,7 @@ pub async fn run(client: Client, mut events: Events, printer: std::sync::Arc<Pri
     let mut reconnected = false;
     let uses_device = matches!(options.input, Input::Device(_)) || matches!(options.output, Output::Device(_));
     let mut pending_options = Some(options);
+    let mut rooms = Rooms::new(None);
     loop {
         let sleep = async {
             match deadline {
@@ -64,7 +66,10 @@ pub async fn run(client: Client, mut events: Events, printer: std::sync::Arc<Pri
             }
         };
         let Some(event) = event else { return 5 };
-        printer.print(&event);
+        // A message delivered again by a catch-up is shown once.
+        if rooms.apply(&event) != Applied::Duplicate {
+            printer.print(&event);
+        }
         match &event {
             // Into voice once in the room (at once for the server's choice).
             Event::Connected { .. } if room.is_none() => {
