@@ -39,7 +39,7 @@ fn line_separators_and_invisibles_are_escaped_in_plain_and_json() {
     json.expect_contains("\"connected\"");
     let text = "one\u{2028}two\u{2029}\u{202E}three\u{200B}\u{2060}\u{FEFF}four\nfive";
     let mut bob = server.raw("bob");
-    bob.send(&protocol::message::ClientMessage::Chat { id: 1, text: text.into() });
+    bob.send(&protocol::message::ClientMessage::Chat { id: 1, text: text.into(), room: None, to: None });
     let line = plain.expect_contains("<bob>");
     assert!(line.ends_with("one\\u{2028}two\\u{2029}\\u{202E}three\\u{200B}\\u{2060}\\u{FEFF}four\\nfive"), "{line:?}");
     let line = json.expect_contains("\"message\"");
@@ -162,13 +162,18 @@ fn other_peoples_escape_sequences_are_not_printed_raw() {
     let server = TestServer::start();
     let mut listener = server.listener("listener");
     let mut raw = server.raw("mallory");
-    raw.send(&protocol::message::ClientMessage::Chat { id: 1, text: "abc\u{202E}fed\x1b[2J".into() });
+    raw.send(&protocol::message::ClientMessage::Chat {
+        id: 1,
+        text: "abc\u{202E}fed\x1b[2J".into(),
+        room: None,
+        to: None,
+    });
     let nack = raw.recv_until("a nack", |m| matches!(m, protocol::message::ServerMessage::Nack { .. }));
     assert!(matches!(
         nack,
         protocol::message::ServerMessage::Nack { reason: protocol::message::NackReason::Invalid, .. }
     ));
-    raw.send(&protocol::message::ClientMessage::Chat { id: 2, text: "abc\u{202E}fed".into() });
+    raw.send(&protocol::message::ClientMessage::Chat { id: 2, text: "abc\u{202E}fed".into(), room: None, to: None });
     let line = listener.expect_contains("<mallory>");
     assert!(line.contains("abc\\u{202E}fed"), "{line:?}");
     assert!(!line.contains('\u{202E}') && !line.contains('\x1b'));

@@ -167,7 +167,7 @@ fn connect_trust_chat_voice_and_quit() {
     assert!(g.text_containing(&server.fingerprint).is_some(), "fingerprint shown:\n{}", g.texts());
     assert!(!dir.path().join("known_servers").exists(), "not pinned before the user agrees");
     g.click("Trust and connect");
-    g.wait_for_text("Users (2)");
+    g.wait_for_text("#general (2)");
     wait_line(&mut bob, "* gui joined");
     let pins = std::fs::read_to_string(dir.path().join("known_servers")).expect("pinned after trusting");
     assert!(pins.contains(&server.fingerprint), "{pins}");
@@ -272,7 +272,7 @@ fn refusals_are_shown_in_place() {
     g.type_into(client_iced::screen::connect::ids::NEW_FINGERPRINT, &server.fingerprint);
     g.wait_for_text("It matches what the server presents");
     g.click("Trust the new identity and connect");
-    g.wait_for_text("Users (2)");
+    g.wait_for_text("#general (2)");
     let pins = std::fs::read_to_string(dir.path().join("known_servers")).expect("pins");
     assert!(pins.contains(&server.fingerprint) && !pins.contains(wrong), "{pins}");
 }
@@ -292,7 +292,7 @@ fn remember_me_stores_secrets_privately_and_refills_the_form() {
     g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Remember password and key on this computer");
     g.click("Connect");
-    g.wait_for_text("Users (1)");
+    g.wait_for_text("#general (1)");
     let saved = std::fs::read_to_string(&config).expect("config");
     assert!(saved.contains(&server.key), "{saved}");
     #[cfg(unix)]
@@ -313,7 +313,7 @@ fn a_lost_connection_shows_a_banner_and_reconnects() {
     let mut g = gui(&config);
     g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
     g.click("Connect");
-    g.wait_for_text("Users (1)");
+    g.wait_for_text("#general (1)");
 
     // The server goes away: a banner, not a dead window.
     let TestServer { mut proc, addr, dir: server_dir, .. } = server;
@@ -483,10 +483,25 @@ fn the_connect_form_does_not_move_when_an_error_appears() {
 #[test]
 fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
     let mut chat = chat::Chat::new("dana".into(), "h:1".into(), fingerprint('A', 'A'), vec!["dana".into()], 4096);
-    // The list that comes with connecting is who was there: not news.
-    chat.apply(Event::VoiceUsers(vec!["erin".into()]));
-    chat.apply(Event::VoiceJoined);
-    chat.apply(Event::VoiceUsers(vec!["carol".into(), "dana".into(), "erin".into()]));
+    chat.apply(Event::RoomJoined {
+        room: "general".into(),
+        topic: String::new(),
+        users: vec!["dana".into(), "erin".into()],
+        users_total: 2,
+        voice: true,
+        history: false,
+    });
+    // The list that comes with joining is who was there: not news.
+    let voice = |room: &str, users: &[&str]| Event::VoiceUsers {
+        room: room.into(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    chat.apply(voice("general", &["erin"]));
+    // Another room's voice is not this panel's.
+    chat.apply(voice("dev", &["zoe"]));
+    chat.apply(Event::VoiceJoined { room: "general".into() });
+    chat.apply(voice("dev", &["zoe", "yan"]));
+    chat.apply(voice("general", &["carol", "dana", "erin"]));
     chat.meter = (0.1, true);
     let notices: Vec<String> = chat
         .log
@@ -498,6 +513,8 @@ fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
         .collect();
     assert!(notices.contains(&"carol joined voice".to_owned()), "{notices:?}");
     assert!(!notices.iter().any(|n| n.contains("erin") || n.contains("dana joined")), "{notices:?}");
+    assert!(!notices.iter().any(|n| n.contains("zoe") || n.contains("yan")), "{notices:?}");
+    assert_eq!(chat.voice_users, ["carol", "dana", "erin"]);
 
     let mut sim = simulator(WINDOW, chat.view());
     assert_in_window(&mut sim, WINDOW, "-20 dBFS");
@@ -514,7 +531,7 @@ fn the_voice_panel_logs_joins_shows_dbfs_and_has_per_user_volume() {
     assert_in_window(&mut sim, WINDOW, "200 %");
     drop(sim);
 
-    chat.apply(Event::VoiceUsers(vec!["dana".into(), "erin".into()]));
+    chat.apply(voice("general", &["dana", "erin"]));
     assert!(matches!(&chat.log.back().expect("line").kind, chat::Kind::Notice(n) if n == "carol left voice"));
     assert_eq!(chat::meter_label(chat::dbfs(0.0)), "≤ -60 dBFS");
 }
@@ -530,4 +547,70 @@ fn voice_device_errors_and_fallbacks_read_well() {
     ));
     let chat::Kind::Notice(n) = &chat.log.back().expect("line").kind else { panic!("a notice") };
     assert!(n.starts_with("Voice: no speakers") && !n.contains(".."), "{n}");
+}
+
+#[test]
+fn the_room_list_counts_unread_lines_and_shows_one_room_at_a_time() {
+    use client_core::Target;
+    let mut chat = chat::Chat::new("dana".into(), "h:1".into(), fingerprint('A', 'A'), vec!["dana".into()], 4096);
+    let joined = |room: &str, voice: &[&str]| {
+        vec![
+            Event::RoomJoined {
+                room: room.into(),
+                topic: String::new(),
+                users: vec!["dana".into(), "erin".into()],
+                users_total: 2,
+                voice: true,
+                history: true,
+            },
+            Event::VoiceUsers { room: room.into(), users: voice.iter().map(|u| (*u).to_owned()).collect() },
+        ]
+    };
+    let said = |id: u64, room: Option<&str>, text: &str| Event::Message {
+        id,
+        from: "erin".into(),
+        text: text.into(),
+        time: std::time::SystemTime::now(),
+        room: room.map(Into::into),
+        to: room.is_none().then(|| "dana".into()),
+        history: false,
+        edited: false,
+    };
+    for e in joined("general", &[]).into_iter().chain(joined("dev", &["frank"])) {
+        chat.apply(e);
+    }
+    chat.apply(said(1, Some("general"), "hello general"));
+    chat.apply(said(2, Some("dev"), "hello dev, @dana"));
+    chat.apply(said(3, Some("dev"), "more dev"));
+    chat.apply(said(4, None, "psst dana"));
+
+    // #general is shown (the first room joined); #dev has 2 unread, 1 mention;
+    // frank is in #dev's voice; erin wrote privately.
+    let mut sim = simulator(WINDOW, chat.view());
+    for needle in ["hello general", "#general", "#dev", "@1", "· frank", "Private", "erin"] {
+        assert_in_window(&mut sim, WINDOW, needle);
+    }
+    assert!(text_at(&mut sim, "hello dev").is_none(), "another room's line is not shown here");
+    assert!(text_at(&mut sim, "psst").is_none());
+    sim.click("#dev").expect("a button per room");
+    let messages: Vec<_> = sim.into_messages().collect();
+    assert_eq!(messages, [chat::Message::Show(Target::Room("dev".into()))]);
+    for m in messages {
+        chat.update(m);
+    }
+    assert_eq!(chat.rooms.room("dev").map(|r| (r.unread, r.mentions)), Some((0, 0)), "read now");
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "hello dev, @dana");
+    assert_in_window(&mut sim, WINDOW, "more dev");
+    assert_in_window(&mut sim, WINDOW, "#dev (2)");
+    assert!(text_at(&mut sim, "hello general").is_none());
+    drop(sim);
+    // What we type goes to the room shown.
+    chat.update(chat::Message::Input("for dev".into()));
+    let action = chat.update(chat::Message::Send);
+    assert!(matches!(&action, chat::Action::Send { target: Some(Target::Room(r)), .. } if r == "dev"), "{action:?}");
+    chat.update(chat::Message::Show(Target::User("erin".into())));
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "psst dana");
+    assert!(text_at(&mut sim, "for dev").is_none());
 }

@@ -34,7 +34,7 @@ fn clients_come_back_after_the_server_is_killed_and_restarted() {
     carol.expect_contains("* you joined voice");
     bob.expect("ack of the queued message", |l| l.contains(r#""event":"acked""#) && l.contains(r#""id":2"#));
     // Everyone is back by now: a new message reaches them.
-    alice.expect_contains("* in voice (1): carol");
+    alice.expect_contains("* voice in #general (1): carol");
     bob.send("after");
     alice.expect_contains("<bob> after");
     assert!(

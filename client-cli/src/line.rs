@@ -1,28 +1,47 @@
-//! Text mode: stdin lines become messages, events become stdout lines.
+//! Text mode: stdin lines become messages (to the current room) and
+//! commands, events become stdout lines.
 
 use std::io::IsTerminal as _;
+use std::sync::{Arc, Mutex};
 
-use client_core::command::{HELP, Input, parse};
-use client_core::{Client, ClientError};
+use client_core::command::{HELP, Input as Line, parse};
+use client_core::rooms::Rooms;
+use client_core::{Client, ClientError, Target};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::output::Printer;
 use crate::term::Typed;
 
+/// Messages a `/history` without a number asks for.
+const HISTORY_PAGE: u32 = 50;
+
+/// What acting on input lines needs: the client, the printer, and the
+/// rooms (where lines go, where paging back starts).
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The connection.
+    pub client: Client,
+    /// Notes and local refusals.
+    pub printer: Arc<Printer>,
+    /// The rooms, kept current by the event loop.
+    pub state: Arc<Mutex<Rooms>>,
+}
+
 /// Reads stdin until EOF or a quit command, sending each line; then asks
 /// the client to quit once everything is acknowledged. A line that is not
 /// UTF-8, too large or holds control characters is refused with a note and
 /// the rest goes on. (On a terminal, [`crate::term`] reads instead.)
-pub async fn pump_stdin(client: Client, printer: std::sync::Arc<Printer>) {
+pub async fn pump_stdin(input: Input) {
+    let (client, printer) = (&input.client, &input.printer);
     if std::io::stdin().is_terminal() {
         printer.note("client-cli: type a message and press Enter; /help for commands");
     }
-    let mut input = BufReader::new(tokio::io::stdin());
+    let mut stdin = BufReader::new(tokio::io::stdin());
     let mut raw = Vec::new();
     let mut number = 0u64;
     loop {
         raw.clear();
-        match input.read_until(b'\n', &mut raw).await {
+        match stdin.read_until(b'\n', &mut raw).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -36,7 +55,7 @@ pub async fn pump_stdin(client: Client, printer: std::sync::Arc<Printer>) {
             continue;
         };
         let line = line.trim_end_matches('\n').trim_end_matches('\r');
-        match handle(&client, &printer, line).await {
+        match handle(&input, line).await {
             Flow::Go => {}
             Flow::Quit => break,
             Flow::Ended => return,
@@ -49,15 +68,15 @@ pub async fn pump_stdin(client: Client, printer: std::sync::Arc<Printer>) {
 /// Ctrl-C and Ctrl-D leave politely, as `/quit` does. `quitting` is set
 /// once leaving has begun (a second Ctrl-C then exits at once).
 pub async fn pump_typed(
-    client: Client,
-    printer: std::sync::Arc<Printer>,
+    input: Input,
     mut typed: tokio::sync::mpsc::Receiver<Typed>,
-    quitting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    quitting: Arc<std::sync::atomic::AtomicBool>,
 ) {
+    let (client, printer) = (&input.client, &input.printer);
     printer.note("client-cli: type a message and press Enter; Tab completes names and /commands; /help");
     while let Some(t) = typed.recv().await {
         match t {
-            Typed::Line(line) => match handle(&client, &printer, &line).await {
+            Typed::Line(line) => match handle(&input, &line).await {
                 Flow::Go => continue,
                 Flow::Quit => break,
                 Flow::Ended => return,
@@ -85,17 +104,59 @@ pub enum Flow {
 }
 
 /// Acts on one input line (line endings already trimmed).
-pub async fn handle(client: &Client, printer: &Printer, line: &str) -> Flow {
+pub async fn handle(input: &Input, line: &str) -> Flow {
+    let Input { client, printer, state } = input;
+    let current = || state.lock().ok().and_then(|s| s.current().cloned());
     let result = match parse(line) {
-        Input::Say(text) => client.send(text).await.map(|_| ()),
-        Input::Who => client.who().await,
-        Input::Quit => return Flow::Quit,
-        Input::Help => {
+        Line::Say(text) => match current() {
+            Some(target) => client.say(target, text).await.map(|_| ()),
+            None => client.send(text).await.map(|_| ()),
+        },
+        Line::Msg { to, text } => client.say(Target::User(to), text).await.map(|_| ()),
+        Line::Edit { id, text } => client.edit(id, text).await.map(|_| ()),
+        Line::Delete(id) => client.delete(id).await.map(|_| ()),
+        Line::Who(room) => client.who_in(room).await,
+        Line::Join(room) => client.join(room).await,
+        Line::Part(room) => client.part(room).await,
+        Line::Rooms => client.rooms().await,
+        Line::Room(room) => {
+            let Ok(mut s) = state.lock() else { return Flow::Go };
+            // A room being joined is fine (`/join x` then `/room x` in a
+            // script): the server takes the join before the lines.
+            let name = s.room(&room).map_or(room, |r| r.name.clone());
+            if s.room(&name).is_none() {
+                printer.note(&format!("client-cli: you are not in #{name} (yet): /join {name}"));
+            }
+            s.set_current(Target::Room(name));
+            Ok(())
+        }
+        Line::History(n) => {
+            let page = match current() {
+                Some(Target::Room(room)) => {
+                    let before = state.lock().ok().and_then(|s| s.room(&room).and_then(|r| r.oldest()));
+                    Some((room, before))
+                }
+                _ => None,
+            };
+            match page {
+                Some((room, before)) => client.history(room, before, n.unwrap_or(HISTORY_PAGE)).await,
+                None => {
+                    printer.note("client-cli: /history pages the current room; /room ROOM first");
+                    Ok(())
+                }
+            }
+        }
+        Line::Quit => return Flow::Quit,
+        Line::Help => {
             printer.note(HELP);
             Ok(())
         }
-        Input::Nothing => Ok(()),
-        Input::Unknown(cmd) => {
+        Line::Nothing => Ok(()),
+        Line::Usage { problem, usage } => {
+            printer.note(&format!("client-cli: usage: {usage} ({problem})"));
+            Ok(())
+        }
+        Line::Unknown(cmd) => {
             printer.note(&format!("client-cli: unknown command {cmd:?}; {HELP}"));
             Ok(())
         }

@@ -19,9 +19,11 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use clap::Parser;
 use client_core::audio::device::Input;
+use client_core::command::room_name;
 use client_core::config::ClientConfig;
 use client_core::display::escape_line;
-use client_core::{Client, ConnectOptions, Event, Fingerprint, Trust};
+use client_core::rooms::{Applied, Rooms, validate_room_name as protocol_room_check};
+use client_core::{Client, ConnectOptions, Event, Fingerprint, Target, Trust};
 use slog::{Drain, Logger, debug, o};
 
 use crate::output::{Printer, Style, exit_code};
@@ -98,6 +100,12 @@ struct Cli {
     /// Voice activation: speech probability (0-1) that opens the microphone; 0 always transmits [config: vad_threshold; default: 0.5].
     #[arg(long)]
     vad_threshold: Option<f32>,
+    /// Join this room too (repeatable; besides the server's default rooms). The first is where your lines go, and with --voice the room you talk in.
+    #[arg(long, value_name = "ROOM")]
+    room: Vec<String>,
+    /// Deliver no stored messages when joining a room (what was missed during a lost connection still is).
+    #[arg(long)]
+    no_history: bool,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version, still busy); \
@@ -187,6 +195,11 @@ fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
     opts.known_servers = cfg.known_servers;
     opts.key_file = key_file;
     opts.reconnect = client_core::Reconnect { attempts: cli.reconnect, ..client_core::Reconnect::default() };
+    opts.rooms = cli.room.iter().map(|r| room_name(r)).collect();
+    if let Some(bad) = opts.rooms.iter().find(|r| protocol_room_check(r).is_err()) {
+        return Err(anyhow!("--room {bad:?}: not a room name (letters, digits, - _ . ' :, no spaces)"));
+    }
+    opts.history = cli.no_history.then_some(0);
     Ok((opts, voice_cfg))
 }
 
@@ -220,6 +233,9 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
     }
     let printer = std::sync::Arc::new(printer);
     debug!(log, "connecting"; "server" => &opts.server, "user" => &opts.username);
+    // The first --room is where lines go (and the voice room).
+    let first_room = opts.rooms.first().cloned();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(Rooms::new(first_room.clone().map(Target::Room))));
     let (client, mut events) = Client::connect(opts);
     if cli.voice {
         // Flags beat the file; the file's table maps to options in client-core.
@@ -235,9 +251,13 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
         options.room = cli.echo_room.map(client_core::audio::room::Room::new);
         let wav_input = matches!(options.input, Input::Wav(_));
         let duration = cli.duration.filter(|d| d.is_finite() && *d >= 0.0).map(Duration::from_secs_f64);
-        return voice::run(client, events, printer, options, duration, wav_input).await;
+        let voice = voice::Voice { options, room: first_room, duration, wav_input };
+        return voice::run(client, events, printer, voice).await;
     }
     let mut stdin_task = None;
+    // Lines are read once we are in the room they go to (or it was refused).
+    let mut connected = false;
+    let mut room_answered = first_room.is_none();
     let mut signals = Signals::new();
     let quitting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
@@ -258,6 +278,7 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
         };
         let Some(event) = event else { return 5 };
         names.apply(&event);
+        let applied = state.lock().map_or(Applied::Other, |mut s| s.apply(&event));
         if let Event::Connected { fingerprint, trust, .. } = &event {
             // How the identity was trusted comes before what follows from it.
             if *trust == Trust::FirstUse {
@@ -275,19 +296,30 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
             t.restore();
             printer.detach_editor();
         }
-        printer.print(&event);
+        // A message held already (delivered again by a catch-up) is not shown twice.
+        if applied != Applied::Duplicate {
+            printer.print(&event);
+        }
         match &event {
-            Event::Connected { me, .. } if !cli.listen && stdin_task.is_none() => {
-                stdin_task = Some(match (typed.take(), &terminal.0) {
-                    (Some(lines), Some(t)) => {
-                        t.start(format!("{}> ", escape_line(me)));
-                        tokio::spawn(line::pump_typed(client.clone(), printer.clone(), lines, quitting.clone()))
-                    }
-                    _ => tokio::spawn(line::pump_stdin(client.clone(), printer.clone())),
-                });
+            Event::Connected { .. } => connected = true,
+            Event::RoomJoined { room, .. } | Event::JoinRefused { room, .. }
+                if first_room.as_deref().is_some_and(|f| same_room(f, room)) =>
+            {
+                room_answered = true;
             }
-            Event::Acked(id) => debug!(log, "acknowledged"; "id" => id),
+            Event::Acked { id, server_id, .. } => debug!(log, "acknowledged"; "id" => id, "server_id" => server_id),
             _ => {}
+        }
+        if connected && room_answered && !cli.listen && stdin_task.is_none() {
+            let me = state.lock().map(|s| s.me().to_owned()).unwrap_or_default();
+            let input = line::Input { client: client.clone(), printer: printer.clone(), state: state.clone() };
+            stdin_task = Some(match (typed.take(), &terminal.0) {
+                (Some(lines), Some(t)) => {
+                    t.start(format!("{}> ", escape_line(&me)));
+                    tokio::spawn(line::pump_typed(input, lines, quitting.clone()))
+                }
+                _ => tokio::spawn(line::pump_stdin(input)),
+            });
         }
         if let Event::Disconnected { reason, .. } = &event {
             if let Some(t) = stdin_task {
@@ -298,6 +330,11 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
             return exit_code(reason);
         }
     }
+}
+
+/// Whether two room names are the same room.
+fn same_room(a: &str, b: &str) -> bool {
+    client_core::rooms::name_key(a) == client_core::rooms::name_key(b)
 }
 
 fn list_devices() -> ExitCode {
@@ -364,6 +401,9 @@ mod tests {
             .expect("hyphen values parse");
         assert_eq!((cli.key.as_deref(), cli.password.as_deref()), (Some(key.as_str()), Some("-pw")));
         assert_eq!(cli.server.as_deref(), Some("h:1"));
+        let cli =
+            Cli::try_parse_from(["client-cli", "--room", "#dev", "--room", "ops", "--no-history"]).expect("parses");
+        assert_eq!((cli.room, cli.no_history), (vec!["#dev".to_owned(), "ops".to_owned()], true));
         // Unknown flags are still refused.
         assert!(Cli::try_parse_from(["client-cli", "--frobnicate"]).is_err());
     }

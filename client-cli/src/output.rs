@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
 use client_core::display::{escape_json, escape_line};
+use client_core::rooms::name_key as protocol_name_key;
 use client_core::{DisconnectReason, Event, Trust};
 use serde_json::{Value, json};
 
@@ -72,6 +73,9 @@ fn enum_str<T: serde::Serialize>(v: &T) -> Value {
 pub struct Printer {
     style: Style,
     server: String,
+    /// Our name once connected (our own private messages from history
+    /// show whom they went to).
+    me: Mutex<String>,
     editor: Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>>,
     /// stderr is the editor's terminal too.
     notes_to_editor: bool,
@@ -86,7 +90,7 @@ impl std::fmt::Debug for Printer {
 impl Printer {
     /// A printer for events from `server`.
     pub fn new(style: Style, server: String) -> Self {
-        Self { style, server, editor: Mutex::new(None), notes_to_editor: false }
+        Self { style, server, me: Mutex::new(String::new()), editor: Mutex::new(None), notes_to_editor: false }
     }
 
     /// Prints through the line editor from now on (stderr notes too, when
@@ -126,6 +130,10 @@ impl Printer {
         }
     }
 
+    fn is_me(&self, name: &str) -> bool {
+        self.me.lock().is_ok_and(|me| !me.is_empty() && protocol_name_key(&me) == protocol_name_key(name))
+    }
+
     /// The server address as typed.
     pub fn server(&self) -> &str {
         &self.server
@@ -134,28 +142,84 @@ impl Printer {
     /// The JSON object for an event.
     pub fn json(&self, event: &Event) -> Value {
         let now = rfc3339(SystemTime::now());
-        match event {
-            Event::Connected { me, users, fingerprint, trust, limits } => json!({
+        let mut v = match event {
+            Event::Connected { me, users, users_total, rooms, fingerprint, trust, limits } => json!({
                 "event": "connected", "time": now, "server": self.server, "me": me, "users": users,
+                "users_total": users_total, "rooms": rooms,
                 "fingerprint": fingerprint.to_string(),
                 "trust": match trust { Trust::Explicit => "explicit", Trust::Known => "known", Trust::FirstUse => "first_use" },
                 "max_message_bytes": limits.max_message_bytes,
             }),
-            Event::Message { from, text, time } => {
-                json!({"event": "message", "time": rfc3339(*time), "from": from, "text": text})
+            Event::Message { id, from, text, time, room, to, history, edited } => {
+                let mut v = json!({"event": "message", "time": rfc3339(*time), "id": id, "from": from, "text": text});
+                match room {
+                    Some(room) => v["room"] = json!(room),
+                    None => {
+                        v["dm"] = json!(true);
+                        v["to"] = json!(to);
+                    }
+                }
+                if *history {
+                    v["history"] = json!(true);
+                }
+                if *edited {
+                    v["edited"] = json!(true);
+                }
+                v
             }
-            Event::Joined(u) => json!({"event": "joined", "time": now, "user": u}),
-            Event::Left(u) => json!({"event": "left", "time": now, "user": u}),
-            Event::Users(users) => json!({"event": "users", "time": now, "users": users}),
+            Event::Joined { user, room } => json!({"event": "joined", "time": now, "user": user, "room": room}),
+            Event::Left { user, room } => json!({"event": "left", "time": now, "user": user, "room": room}),
+            Event::Users { room, users, total } => {
+                json!({"event": "users", "time": now, "room": room, "users": users, "users_total": total})
+            }
+            Event::RoomJoined { room, topic, users, users_total, voice, history } => json!({
+                "event": "room_joined", "time": now, "room": room, "topic": topic, "users": users,
+                "users_total": users_total, "voice": voice, "history": history,
+            }),
+            Event::JoinRefused { room, reason, detail } => json!({
+                "event": "join_refused", "time": now, "room": room, "reason": enum_str(reason), "detail": detail,
+            }),
+            Event::RoomLeft { room } => json!({"event": "room_left", "time": now, "room": room}),
+            Event::Rooms(rooms) => {
+                let rooms: Vec<Value> = rooms
+                    .iter()
+                    .map(|r| {
+                        json!({"name": r.name, "topic": r.topic, "members": r.members, "voice": r.voice,
+                               "history": r.history})
+                    })
+                    .collect();
+                json!({"event": "rooms", "time": now, "rooms": rooms})
+            }
+            Event::HistoryEnd { room, more, .. } => {
+                json!({"event": "history_end", "time": now, "room": room, "more": more})
+            }
+            Event::Edited { id, room, to, from, text } => {
+                let mut v = json!({"event": "edited", "time": now, "id": id, "from": from, "text": text});
+                place(&mut v, room.as_ref(), to.as_ref());
+                v
+            }
+            Event::Deleted { id, room, to } => {
+                let mut v = json!({"event": "deleted", "time": now, "id": id});
+                place(&mut v, room.as_ref(), to.as_ref());
+                v
+            }
             Event::Notice(text) => json!({"event": "notice", "time": now, "text": text}),
-            Event::Acked(id) => json!({"event": "acked", "time": now, "id": id}),
+            Event::Acked { id, server_id, .. } => {
+                let mut v = json!({"event": "acked", "time": now, "id": id});
+                if let Some(s) = server_id {
+                    v["server_id"] = json!(s);
+                }
+                v
+            }
             Event::Rejected { id, reason, detail } => {
                 json!({"event": "rejected", "time": now, "id": id, "reason": enum_str(reason), "detail": detail})
             }
-            Event::VoiceJoined => json!({"event": "voice_joined", "time": now}),
-            Event::VoiceUsers(users) => json!({"event": "voice_users", "time": now, "users": users}),
-            Event::Talking { user, talking } => {
-                json!({"event": "talking", "time": now, "user": user, "talking": talking})
+            Event::VoiceJoined { room } => json!({"event": "voice_joined", "time": now, "room": room}),
+            Event::VoiceUsers { room, users } => {
+                json!({"event": "voice_users", "time": now, "room": room, "users": users})
+            }
+            Event::Talking { room, user, talking } => {
+                json!({"event": "talking", "time": now, "room": room, "user": user, "talking": talking})
             }
             Event::VoiceStats(stats) => json!({"event": "voice_stats", "time": now, "stats": stats}),
             Event::VoiceInputEnded => json!({"event": "voice_input_ended", "time": now}),
@@ -170,7 +234,14 @@ impl Printer {
                 "event": "disconnected", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
                 "unacked": unacked, "exit_code": exit_code(reason),
             }),
+        };
+        // A room absent on the wire is absent here too (not `null`).
+        if let Some(o) = v.as_object_mut()
+            && o.get("room").is_some_and(Value::is_null)
+        {
+            o.remove("room");
         }
+        v
     }
 
     /// The JSON line for an event on stdout: [`Printer::json`] with every
@@ -183,24 +254,91 @@ impl Printer {
     pub fn plain(&self, event: &Event) -> Option<String> {
         let clock = |t: SystemTime| DateTime::<Local>::from(t).format("%H:%M:%S").to_string();
         Some(match event {
-            Event::Connected { me, users, .. } => format!(
-                "* connected to {} as {}; {} here: {}",
+            Event::Connected { me, users, users_total, rooms, .. } => format!(
+                "* connected to {} as {}; {} here: {}{}",
                 escape_line(&self.server),
                 escape_line(me),
-                users.len(),
+                users_total.max(&(users.len() as u32)),
+                list(users),
+                if rooms.is_empty() { String::new() } else { format!("; in {}", room_list(rooms)) }
+            ),
+            Event::Message { from, text, time, room, to, history, edited, .. } => {
+                let mark = if *history { "~ " } else { "" };
+                let edited = if *edited { " (edited)" } else { "" };
+                let (from, text) = (escape_line(from), escape_line(text));
+                match (room, to) {
+                    (Some(room), _) => {
+                        format!("{mark}[{}] #{} <{from}> {text}{edited}", clock(*time), escape_line(room))
+                    }
+                    (None, Some(to)) if self.is_me(&from) => {
+                        format!("{mark}[{}] *{from} -> {}* {text}{edited}", clock(*time), escape_line(to))
+                    }
+                    (None, _) => format!("{mark}[{}] *{from}* {text}{edited}", clock(*time)),
+                }
+            }
+            Event::Joined { user, room } => format!("* {} joined{}", escape_line(user), in_room(room.as_deref())),
+            Event::Left { user, room } => format!("* {} left{}", escape_line(user), in_room(room.as_deref())),
+            Event::Users { room: None, users, total } => {
+                format!("* {} here: {}", total.max(&(users.len() as u32)), list(users))
+            }
+            Event::Users { room: Some(room), users, total } => {
+                format!("* {} in #{}: {}", total.max(&(users.len() as u32)), escape_line(room), list(users))
+            }
+            Event::RoomJoined { room, topic, users, users_total, .. } => format!(
+                "* you are in #{}{}; {} here: {}",
+                escape_line(room),
+                if topic.is_empty() { String::new() } else { format!(" ({})", escape_line(topic)) },
+                users_total.max(&(users.len() as u32)),
                 list(users)
             ),
-            Event::Message { from, text, time } => {
-                format!("[{}] <{}> {}", clock(*time), escape_line(from), escape_line(text))
+            Event::JoinRefused { room, detail, .. } => {
+                format!("* cannot join #{}: {}", escape_line(room), escape_line(detail))
             }
-            Event::Joined(u) => format!("* {} joined", escape_line(u)),
-            Event::Left(u) => format!("* {} left", escape_line(u)),
-            Event::Users(users) => format!("* {} here: {}", users.len(), list(users)),
+            Event::RoomLeft { room } => format!("* you left #{}", escape_line(room)),
+            Event::Rooms(rooms) => {
+                let each: Vec<String> = rooms
+                    .iter()
+                    .map(|r| {
+                        let mut flags = vec![format!("{} here", r.members)];
+                        if r.voice {
+                            flags.push("voice".into());
+                        }
+                        if r.history {
+                            flags.push("history".into());
+                        }
+                        let topic =
+                            if r.topic.is_empty() { String::new() } else { format!(" {}", escape_line(&r.topic)) };
+                        format!("#{} ({}){topic}", escape_line(&r.name), flags.join(", "))
+                    })
+                    .collect();
+                format!("* {} rooms: {}", rooms.len(), each.join("; "))
+            }
+            Event::HistoryEnd { room, more, older } => format!(
+                "~ #{}: end of history{}",
+                escape_line(room),
+                if *more && *older { " (older: /history)" } else { "" }
+            ),
+            Event::Edited { id, room, from, text, .. } => format!(
+                "* {} edited {}{id}: {}",
+                escape_line(from),
+                room.as_deref().map(|r| format!("#{} ", escape_line(r))).unwrap_or_default(),
+                escape_line(text)
+            ),
+            Event::Deleted { id, room, .. } => format!(
+                "* message {id}{} was deleted",
+                room.as_deref().map(|r| format!(" in #{}", escape_line(r))).unwrap_or_default()
+            ),
             Event::Notice(text) => format!("* notice: {}", escape_line(text)),
-            Event::VoiceJoined => "* you joined voice".to_owned(),
-            Event::VoiceUsers(users) => format!("* in voice ({}): {}", users.len(), list(users)),
-            Event::Talking { user, talking: true } => format!("* {} is talking", escape_line(user)),
-            Event::Talking { user, talking: false } => format!("* {} stopped talking", escape_line(user)),
+            Event::VoiceJoined { room } => format!("* you joined voice in #{}", escape_line(room)),
+            Event::VoiceUsers { room, users } => {
+                format!("* voice in #{} ({}): {}", escape_line(room), users.len(), list(users))
+            }
+            Event::Talking { user, talking: true, room } => {
+                format!("* {} is talking in #{}", escape_line(user), escape_line(room))
+            }
+            Event::Talking { user, talking: false, room } => {
+                format!("* {} stopped talking in #{}", escape_line(user), escape_line(room))
+            }
             Event::VoiceLeft(_) => "* you left voice".to_owned(),
             Event::VoiceFallback(detail) => format!("* voice: {}", escape_line(detail)),
             Event::Reconnecting { reason, attempt, delay } => format!(
@@ -208,7 +346,7 @@ impl Printer {
                 escape_line(&reason.to_string()),
                 delay.as_secs_f64()
             ),
-            Event::Acked(_)
+            Event::Acked { .. }
             | Event::Rejected { .. }
             | Event::Disconnected { .. }
             | Event::VoiceStats(_)
@@ -229,6 +367,11 @@ impl Printer {
 
     /// Prints an event; diagnostics go to stderr.
     pub fn print(&self, event: &Event) {
+        if let Event::Connected { me, .. } = event
+            && let Ok(mut mine) = self.me.lock()
+        {
+            mine.clone_from(me);
+        }
         match self.style {
             Style::Json => self.out(&self.json_line(event)),
             Style::Plain => {
@@ -279,6 +422,28 @@ fn list(users: &[String]) -> String {
     users.iter().map(|u| escape_line(u).into_owned()).collect::<Vec<_>>().join(", ")
 }
 
+fn room_list(rooms: &[String]) -> String {
+    rooms.iter().map(|r| format!("#{}", escape_line(r))).collect::<Vec<_>>().join(", ")
+}
+
+/// ` #room` after a presence line, if it names one.
+fn in_room(room: Option<&str>) -> String {
+    room.map(|r| format!(" #{}", escape_line(r))).unwrap_or_default()
+}
+
+/// Where an edit or deletion happened: `room`, or `dm: true` (with `to`).
+fn place(v: &mut Value, room: Option<&String>, to: Option<&String>) {
+    match room {
+        Some(room) => v["room"] = json!(room),
+        None => {
+            v["dm"] = json!(true);
+            if let Some(to) = to {
+                v["to"] = json!(to);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +463,71 @@ mod tests {
         );
     }
 
+    fn message(room: Option<&str>, text: &str, history: bool) -> Event {
+        Event::Message {
+            id: 42,
+            from: "bob\u{2028}x".into(),
+            text: text.into(),
+            time: SystemTime::now(),
+            room: room.map(Into::into),
+            to: room.is_none().then(|| "me".into()),
+            history,
+            edited: false,
+        }
+    }
+
+    #[test]
+    fn messages_name_their_room_or_say_they_are_private() {
+        let p = Printer::new(Style::Plain, "h:1".into());
+        let line = p.plain(&message(Some("general"), "hi", false)).expect("a line");
+        assert!(line.starts_with('[') && line.ends_with("] #general <bob\\u{2028}x> hi"), "{line}");
+        let line = p.plain(&message(None, "psst", false)).expect("a line");
+        assert!(line.ends_with("] *bob\\u{2028}x* psst"), "{line}");
+        let line = p.plain(&message(Some("general"), "old", true)).expect("a line");
+        assert!(line.starts_with("~ ["), "history is marked: {line}");
+
+        let room = p.json(&message(Some("general"), "hi", false));
+        assert_eq!((room["id"].as_u64(), room["room"].as_str()), (Some(42), Some("general")));
+        assert!(room.get("dm").is_none() && room.get("history").is_none() && room.get("to").is_none());
+        let dm = p.json(&message(None, "psst", true));
+        assert_eq!(
+            (dm["dm"].as_bool(), dm["to"].as_str(), dm["history"].as_bool()),
+            (Some(true), Some("me"), Some(true))
+        );
+        assert!(dm.get("room").is_none(), "a private message has no room: {dm}");
+    }
+
+    #[test]
+    fn new_json_events_carry_their_fields() {
+        let p = Printer::new(Style::Json, "h:1".into());
+        let acked = p.json(&Event::Acked { id: 3, server_id: Some(99), sent: None });
+        assert_eq!((acked["event"].as_str(), acked["server_id"].as_u64()), (Some("acked"), Some(99)));
+        let left = p.json(&Event::Left { user: "ann".into(), room: None });
+        assert!(left.get("room").is_none(), "{left}");
+        let info = client_core::RoomInfo {
+            name: "dev".into(),
+            topic: "code".into(),
+            members: 3,
+            voice: true,
+            history: false,
+            voice_users: vec![],
+        };
+        let rooms = p.json(&Event::Rooms(vec![info]));
+        assert_eq!(
+            rooms["rooms"],
+            json!([{"name": "dev", "topic": "code", "members": 3, "voice": true, "history": false}])
+        );
+        let end = p.json(&Event::HistoryEnd { room: "dev".into(), more: true, older: true });
+        assert_eq!((end["room"].as_str(), end["more"].as_bool()), (Some("dev"), Some(true)));
+        let deleted = p.json(&Event::Deleted { id: 7, room: None, to: Some("ann".into()) });
+        assert_eq!((deleted["id"].as_u64(), deleted["dm"].as_bool()), (Some(7), Some(true)));
+        let rejected =
+            p.json(&Event::Rejected { id: 4, reason: client_core::NackReason::NoSuchUser, detail: "nobody".into() });
+        assert_eq!(rejected["reason"].as_str(), Some("no_such_user"));
+        let talking = p.json(&Event::Talking { room: "dev".into(), user: "ann".into(), talking: true });
+        assert_eq!(talking["room"].as_str(), Some("dev"));
+    }
+
     /// Text with every kind of character a terminal or a line splitter
     /// would obey.
     const HOSTILE: &str = "a\u{1b}[2J\u{2028}fake line\u{2029}\u{202E}rev\u{200B}\u{2060}\u{FEFF}\u{85}z\nnext";
@@ -306,10 +536,19 @@ mod tests {
     fn plain_and_json_lines_never_carry_line_breaks_or_invisibles_raw() {
         let p = Printer::new(Style::Plain, "h:1".into());
         let events = [
-            Event::Message { from: "bob\u{2028}x".into(), text: HOSTILE.into(), time: SystemTime::now() },
-            Event::Joined(HOSTILE.into()),
+            message(Some("general"), HOSTILE, false),
+            Event::Joined { user: HOSTILE.into(), room: Some(HOSTILE.into()) },
             Event::Notice(HOSTILE.into()),
-            Event::Users(vec![HOSTILE.into()]),
+            Event::Users { room: Some(HOSTILE.into()), users: vec![HOSTILE.into()], total: 1 },
+            Event::Edited { id: 1, room: None, to: Some(HOSTILE.into()), from: HOSTILE.into(), text: HOSTILE.into() },
+            Event::RoomJoined {
+                room: "r".into(),
+                topic: HOSTILE.into(),
+                users: vec![HOSTILE.into()],
+                users_total: 1,
+                voice: false,
+                history: false,
+            },
         ];
         for e in &events {
             let plain = p.plain(e).expect("has a line");

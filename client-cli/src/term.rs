@@ -2,7 +2,7 @@
 //! editor (rustyline) on its own thread, so an incoming message is printed
 //! above the prompt and the half-typed line is redrawn intact; input
 //! history (Up/Down, Ctrl-R) and Tab completion of commands and names.
-//! (There are no rooms yet; when there are, they complete here too.)
+//! Rooms complete after `#`.
 //!
 //! Pipes never come here: as a filter the output is exactly what it is
 //! without the editor ([`crate::line::pump_stdin`]).
@@ -38,31 +38,51 @@ pub enum Typed {
     Eof,
 }
 
-/// The names in the room, for completion; kept current from the events.
+/// The names of people and rooms, for completion; kept current from the
+/// events.
 #[derive(Debug, Clone, Default)]
-pub struct Names(Arc<Mutex<BTreeSet<String>>>);
+pub struct Names(Arc<Mutex<Known>>);
+
+/// What completes.
+#[derive(Debug, Default)]
+struct Known {
+    users: BTreeSet<String>,
+    /// Rooms as shown: `#general`.
+    rooms: BTreeSet<String>,
+}
 
 impl Names {
-    /// Follows the roster in `event`.
+    /// Follows the roster and our rooms in `event`.
     pub fn apply(&self, event: &Event) {
-        let Ok(mut names) = self.0.lock() else { return };
+        let Ok(mut known) = self.0.lock() else { return };
         match event {
-            Event::Connected { users, .. } | Event::Users(users) => *names = users.iter().cloned().collect(),
-            Event::Joined(u) => {
-                names.insert(u.clone());
+            Event::Connected { users, .. } | Event::Users { room: None, users, .. } => {
+                known.users = users.iter().cloned().collect();
             }
-            Event::Left(u) => {
-                names.remove(u);
+            Event::Joined { user, .. } => {
+                known.users.insert(user.clone());
             }
+            Event::Left { user, room: None } => {
+                known.users.remove(user);
+            }
+            Event::RoomJoined { room, users, .. } => {
+                known.rooms.insert(format!("#{room}"));
+                known.users.extend(users.iter().cloned());
+            }
+            Event::RoomLeft { room } => {
+                known.rooms.remove(&format!("#{room}"));
+            }
+            Event::Rooms(rooms) => known.rooms.extend(rooms.iter().map(|r| format!("#{}", r.name))),
             _ => {}
         }
     }
 
     /// Names starting with `prefix`, ignoring case, sorted.
     fn starting_with(&self, prefix: &str) -> Vec<String> {
-        let prefix = prefix.to_lowercase();
-        let Ok(names) = self.0.lock() else { return Vec::new() };
-        names.iter().filter(|n| n.to_lowercase().starts_with(&prefix)).cloned().collect()
+        let lower = prefix.to_lowercase();
+        let Ok(known) = self.0.lock() else { return Vec::new() };
+        let names = if prefix.starts_with('#') { &known.rooms } else { &known.users };
+        names.iter().filter(|n| n.to_lowercase().starts_with(&lower)).cloned().collect()
     }
 }
 
@@ -215,7 +235,8 @@ mod tests {
 
     fn completion(names: &[&str]) -> Completion {
         let n = Names::default();
-        n.apply(&Event::Users(names.iter().map(|s| (*s).to_owned()).collect()));
+        let users: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+        n.apply(&Event::Users { room: None, total: users.len() as u32, users });
         Completion { names: n }
     }
 
@@ -239,9 +260,21 @@ mod tests {
     #[test]
     fn names_follow_the_roster() {
         let c = completion(&["alice"]);
-        c.names.apply(&Event::Joined("carol".into()));
+        c.names.apply(&Event::Joined { user: "carol".into(), room: Some("general".into()) });
         assert_eq!(replacements(&c, "ca").1, ["carol: "]);
-        c.names.apply(&Event::Left("carol".into()));
+        c.names.apply(&Event::Left { user: "carol".into(), room: None });
         assert!(replacements(&c, "ca").1.is_empty());
+        c.names.apply(&Event::RoomJoined {
+            room: "dev".into(),
+            topic: String::new(),
+            users: vec!["dora".into()],
+            users_total: 1,
+            voice: false,
+            history: false,
+        });
+        assert_eq!(replacements(&c, "/join #d").1, ["#dev "]);
+        assert_eq!(replacements(&c, "do").1, ["dora: "]);
+        c.names.apply(&Event::RoomLeft { room: "dev".into() });
+        assert!(replacements(&c, "/join #d").1.is_empty());
     }
 }

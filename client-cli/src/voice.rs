@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use client_core::audio::device::{Input, Output};
+use client_core::rooms::{Applied, Rooms};
 use client_core::voice::VoiceOptions;
 use client_core::{Client, DisconnectReason, Event, Events};
 
@@ -14,15 +15,23 @@ use crate::output::{Printer, exit_code};
 /// How long to keep listening after a WAV input has been played.
 const TAIL: Duration = Duration::from_secs(1);
 
+/// What the voice client does.
+#[derive(Debug)]
+pub struct Voice {
+    /// Devices and settings.
+    pub options: VoiceOptions,
+    /// The room to talk in (`None`: the server's choice, the first room we
+    /// are in that has voice).
+    pub room: Option<String>,
+    /// Leave after this long in voice.
+    pub duration: Option<Duration>,
+    /// The input is a WAV file (leave once it has played, without a duration).
+    pub wav_input: bool,
+}
+
 /// Runs the voice client until it is done; returns the exit code.
-pub async fn run(
-    client: Client,
-    mut events: Events,
-    printer: std::sync::Arc<Printer>,
-    options: VoiceOptions,
-    duration: Option<Duration>,
-    wav_input: bool,
-) -> u8 {
+pub async fn run(client: Client, mut events: Events, printer: std::sync::Arc<Printer>, voice: Voice) -> u8 {
+    let Voice { options, room, duration, wav_input } = voice;
     let mut signals = Signals::new();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut leaving = false;
@@ -30,6 +39,7 @@ pub async fn run(
     let mut reconnected = false;
     let uses_device = matches!(options.input, Input::Device(_)) || matches!(options.output, Output::Device(_));
     let mut pending_options = Some(options);
+    let mut rooms = Rooms::new(None);
     loop {
         let sleep = async {
             match deadline {
@@ -56,14 +66,42 @@ pub async fn run(
             }
         };
         let Some(event) = event else { return 5 };
-        printer.print(&event);
+        // A message delivered again by a catch-up is shown once.
+        if rooms.apply(&event) != Applied::Duplicate {
+            printer.print(&event);
+        }
         match &event {
-            Event::Connected { .. } => {
+            // Into voice once in the room (at once for the server's choice).
+            Event::Connected { .. } if room.is_none() => {
                 if let Some(opts) = pending_options.take() {
                     let _ = client.join_voice(opts).await;
                 }
             }
-            Event::VoiceJoined => {
+            Event::RoomJoined { room: joined, .. }
+                if room
+                    .as_deref()
+                    .is_some_and(|r| client_core::rooms::name_key(r) == client_core::rooms::name_key(joined)) =>
+            {
+                if let Some(opts) = pending_options.take() {
+                    let _ = client.join_voice_in(opts, Some(joined.clone())).await;
+                }
+            }
+            Event::JoinRefused { room: refused, detail, .. }
+                if pending_options.is_some()
+                    && room
+                        .as_deref()
+                        .is_some_and(|r| client_core::rooms::name_key(r) == client_core::rooms::name_key(refused)) =>
+            {
+                eprintln!(
+                    "client-cli: cannot talk in #{}: {}",
+                    client_core::display::escape_line(refused),
+                    client_core::display::escape_line(detail)
+                );
+                voice_failed = true;
+                leaving = true;
+                let _ = client.quit().await;
+            }
+            Event::VoiceJoined { .. } => {
                 // Counted from the first join: a rejoin after reconnecting
                 // does not start it over.
                 if let Some(d) = duration

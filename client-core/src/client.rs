@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use protocol::crypto::{Fingerprint, Psk};
-use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};
+use protocol::message::{
+    ClientMessage, DisconnectCause, Limits, MessageId, NackReason, RefusalCode, RoomInfo, ServerId,
+};
 use tokio::sync::mpsc;
 
 use crate::error::ClientError;
@@ -45,6 +47,13 @@ pub struct ConnectOptions {
     pub first_use: FirstUse,
     /// Reconnecting after a lost connection or a server shutdown.
     pub reconnect: Reconnect,
+    /// Rooms to join after the first login, besides the server's default
+    /// rooms (bare names; a leading `#` is dropped).
+    pub rooms: Vec<String>,
+    /// Stored messages each room delivers on joining (`None`: the
+    /// server's default; `Some(0)`: none). Catching up after a
+    /// reconnection is not affected.
+    pub history: Option<u32>,
 }
 
 /// When to reconnect after a lost connection or a server shutdown (never
@@ -111,6 +120,8 @@ impl ConnectOptions {
             queue_limit: 256,
             first_use: FirstUse::Trust,
             reconnect: Reconnect::default(),
+            rooms: Vec::new(),
+            history: None,
         }
     }
 }
@@ -225,6 +236,69 @@ impl std::fmt::Display for DisconnectReason {
     }
 }
 
+/// Where a chat line goes: a room, or privately to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A room we are in (its bare name, without `#`).
+    Room(String),
+    /// A private message to this user.
+    User(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Room(r) => write!(f, "#{r}"),
+            Self::User(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// Something we sent that takes an id from the chat sequence and gets an
+/// `ack` or `nack`: a chat line, an edit or a deletion. Kept until it is
+/// acknowledged, resent with its id after a lost connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A chat line.
+    Chat {
+        /// The text.
+        text: String,
+        /// Where it goes (`None`: the server's choice, the first room we
+        /// are in).
+        target: Option<Target>,
+    },
+    /// A new text for one of our messages.
+    Edit {
+        /// The message's server id.
+        target: ServerId,
+        /// The new text.
+        text: String,
+    },
+    /// The deletion of one of our messages.
+    Delete {
+        /// The message's server id.
+        target: ServerId,
+    },
+}
+
+impl Outgoing {
+    /// The protocol message that carries it under `id`.
+    pub(crate) fn message(&self, id: MessageId) -> ClientMessage {
+        match self {
+            Self::Chat { text, target } => {
+                let (room, to) = match target {
+                    None => (None, None),
+                    Some(Target::Room(r)) => (Some(r.clone()), None),
+                    Some(Target::User(u)) => (None, Some(u.clone())),
+                };
+                ClientMessage::Chat { id, text: text.clone(), room, to }
+            }
+            Self::Edit { target, text } => ClientMessage::Edit { id, target: *target, text: text.clone() },
+            Self::Delete { target } => ClientMessage::Delete { id, target: *target },
+        }
+    }
+}
+
 /// What happens, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -232,8 +306,12 @@ pub enum Event {
     Connected {
         /// Our name.
         me: String,
-        /// Everyone here, us included.
+        /// Everyone connected, us included (the first 1,000).
         users: Vec<String>,
+        /// How many users are connected.
+        users_total: u32,
+        /// The rooms we are in; a [`Event::RoomJoined`] follows for each.
+        rooms: Vec<String>,
         /// The server's identity.
         fingerprint: Fingerprint,
         /// How it was trusted.
@@ -241,26 +319,129 @@ pub enum Event {
         /// The server's limits.
         limits: Limits,
     },
-    /// A chat message from someone else.
+    /// A chat message from someone else, or a stored one (ours too) from
+    /// history.
     Message {
+        /// Its server id (unique, increasing in time).
+        id: ServerId,
         /// Sender.
         from: String,
         /// Text (not sanitised: see [`crate::display`]).
         text: String,
         /// Server receive time.
         time: SystemTime,
+        /// The room; `None` for a private message.
+        room: Option<String>,
+        /// For a private message: its recipient (us, unless it is our own
+        /// from history).
+        to: Option<String>,
+        /// A stored message (on joining, catching up or paging), never a
+        /// new one.
+        history: bool,
+        /// Its text was edited after it was sent.
+        edited: bool,
     },
-    /// Someone joined.
-    Joined(String),
-    /// Someone left.
-    Left(String),
-    /// The user list (answer to [`Client::who`]).
-    Users(Vec<String>),
+    /// Someone joined a room we are in.
+    Joined {
+        /// Who.
+        user: String,
+        /// The room.
+        room: Option<String>,
+    },
+    /// Someone left a room we are in (or disconnected).
+    Left {
+        /// Who.
+        user: String,
+        /// The room.
+        room: Option<String>,
+    },
+    /// A user list (answer to [`Client::who`] or [`Client::who_in`]).
+    Users {
+        /// The room asked about; `None`: everyone connected.
+        room: Option<String>,
+        /// The names (the first 1,000).
+        users: Vec<String>,
+        /// How many there are in all.
+        total: u32,
+    },
+    /// We are in a room now (after login, [`Client::join`], or a reconnection).
+    RoomJoined {
+        /// Its name.
+        room: String,
+        /// Its topic (may be empty).
+        topic: String,
+        /// Its first 1,000 members, us included.
+        users: Vec<String>,
+        /// How many members it has.
+        users_total: u32,
+        /// Whether it has voice.
+        voice: bool,
+        /// Whether its messages are stored.
+        history: bool,
+    },
+    /// A room could not be joined.
+    JoinRefused {
+        /// The room.
+        room: String,
+        /// Why.
+        reason: NackReason,
+        /// The server's words.
+        detail: String,
+    },
+    /// We left a room (asked to, or it went away).
+    RoomLeft {
+        /// The room.
+        room: String,
+    },
+    /// Every room (answer to [`Client::rooms`]).
+    Rooms(Vec<RoomInfo>),
+    /// The end of a delivery of stored messages for `room`.
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// Older messages remain (or, catching up, newer ones).
+        more: bool,
+        /// It delivered older messages (on joining, or a page asked for),
+        /// not a catch-up after a reconnection: `more` says whether older
+        /// ones remain.
+        older: bool,
+    },
+    /// A message was edited by its sender.
+    Edited {
+        /// Its server id.
+        id: ServerId,
+        /// Its room; `None` for a private message.
+        room: Option<String>,
+        /// For a private message: its recipient.
+        to: Option<String>,
+        /// Its sender.
+        from: String,
+        /// The new text.
+        text: String,
+    },
+    /// A message was deleted by its sender.
+    Deleted {
+        /// Its server id.
+        id: ServerId,
+        /// Its room; `None` for a private message.
+        room: Option<String>,
+        /// For a private message: its recipient.
+        to: Option<String>,
+    },
     /// Something to tell the user.
     Notice(String),
-    /// The server took our message and handed it to everyone.
-    Acked(MessageId),
-    /// The server refused our message (not for the rate: those are resent).
+    /// The server took our message (a chat line, edit or deletion).
+    Acked {
+        /// Our id for it.
+        id: MessageId,
+        /// The server id it got (for an edit or deletion: its target's).
+        server_id: Option<ServerId>,
+        /// What it was (`None` when the server acknowledged it again, after
+        /// a resend).
+        sent: Option<Outgoing>,
+    },
+    /// The server refused our message for good (not for the rate or a
+    /// storage failure: those are resent).
     Rejected {
         /// Which message.
         id: MessageId,
@@ -269,12 +450,22 @@ pub enum Event {
         /// The server's words.
         detail: String,
     },
-    /// We are in voice.
-    VoiceJoined,
-    /// Who is in voice (names, sorted).
-    VoiceUsers(Vec<String>),
+    /// We are in the voice of `room`.
+    VoiceJoined {
+        /// The room.
+        room: String,
+    },
+    /// Who is in a room's voice (names, sorted).
+    VoiceUsers {
+        /// The room.
+        room: String,
+        /// The names.
+        users: Vec<String>,
+    },
     /// A speaker started or stopped talking.
     Talking {
+        /// The room whose voice we are in.
+        room: String,
         /// Who.
         user: String,
         /// Started (`true`) or stopped.
@@ -294,7 +485,8 @@ pub enum Event {
     /// The connection dropped; trying again after `delay`. Chat messages
     /// not yet acknowledged, and those sent meanwhile, are resent with the
     /// same ids once [`Event::Connected`] comes again (the server delivers
-    /// each once); voice is rejoined.
+    /// each once); voice is rejoined, and each room delivers what was said
+    /// in it meanwhile (marked history).
     Reconnecting {
         /// Why the connection ended.
         reason: DisconnectReason,
@@ -314,10 +506,14 @@ pub enum Event {
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Send { id: MessageId, text: String },
-    Who,
+    Send { id: MessageId, out: Outgoing },
+    Who { room: Option<String> },
+    Join { room: String },
+    Part { room: String },
+    Rooms,
+    History { room: String, before: Option<ServerId>, limit: u32 },
     Quit,
-    JoinVoice(Box<crate::voice::VoiceOptions>),
+    JoinVoice { options: Box<crate::voice::VoiceOptions>, room: Option<String> },
     LeaveVoice,
     SetGain { user: String, gain: f32 },
     ReconnectNow,
@@ -363,8 +559,9 @@ impl Client {
         (client, Events { rx: ev_rx })
     }
 
-    /// Queues a chat message; returns its id. Waits while too many messages
-    /// are unacknowledged; paces itself to the server's rate (never drops).
+    /// Queues a chat message to the server's choice of room (the first we
+    /// are in); returns its id. Waits while too many messages are
+    /// unacknowledged; paces itself to the server's rate (never drops).
     ///
     /// # Errors
     ///
@@ -372,7 +569,44 @@ impl Client {
     /// (nothing is sent), [`ClientError::Invalid`] for empty or control
     /// characters, [`ClientError::NotConnected`] after the end.
     pub async fn send(&self, text: impl Into<String>) -> Result<MessageId, ClientError> {
-        let text = text.into();
+        let text = self.check(text.into())?;
+        self.queue(Outgoing::Chat { text, target: None }).await
+    }
+
+    /// Queues a chat message to a room or, privately, to one user; returns
+    /// its id. As [`Client::send`] otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send`].
+    pub async fn say(&self, target: Target, text: impl Into<String>) -> Result<MessageId, ClientError> {
+        let text = self.check(text.into())?;
+        self.queue(Outgoing::Chat { text, target: Some(target) }).await
+    }
+
+    /// Replaces the text of our message `target` (a server id); returns
+    /// the id of the request, acknowledged like a chat message. Everyone
+    /// who got it (we too) sees [`Event::Edited`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::send`].
+    pub async fn edit(&self, target: ServerId, text: impl Into<String>) -> Result<MessageId, ClientError> {
+        let text = self.check(text.into())?;
+        self.queue(Outgoing::Edit { target, text }).await
+    }
+
+    /// Deletes our message `target` (a server id); returns the id of the
+    /// request. Everyone who got it sees [`Event::Deleted`].
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn delete(&self, target: ServerId) -> Result<MessageId, ClientError> {
+        self.queue(Outgoing::Delete { target }).await
+    }
+
+    fn check(&self, text: String) -> Result<String, ClientError> {
         let max = self.max_message.load(Ordering::Relaxed);
         if text.len() as u64 > max {
             return Err(ClientError::TooLarge { len: text.len(), max: max as usize });
@@ -380,28 +614,108 @@ impl Client {
         if let Err(e) = protocol::message::validate_text(&text, usize::MAX) {
             return Err(ClientError::Invalid(e.to_string()));
         }
+        Ok(text)
+    }
+
+    async fn queue(&self, out: Outgoing) -> Result<MessageId, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tx.send(Command::Send { id, text }).await.map_err(|_| ClientError::NotConnected)?;
+        self.command(Command::Send { id, out }).await?;
         Ok(id)
     }
 
-    /// Asks for the user list ([`Event::Users`]).
+    async fn command(&self, cmd: Command) -> Result<(), ClientError> {
+        self.tx.send(cmd).await.map_err(|_| ClientError::NotConnected)
+    }
+
+    /// Asks for the list of everyone connected ([`Event::Users`]).
     ///
     /// # Errors
     ///
     /// [`ClientError::NotConnected`] after the end.
     pub async fn who(&self) -> Result<(), ClientError> {
-        self.tx.send(Command::Who).await.map_err(|_| ClientError::NotConnected)
+        self.command(Command::Who { room: None }).await
     }
 
-    /// Enters voice with these devices and settings ([`Event::VoiceJoined`]
-    /// or [`Event::VoiceError`] follows).
+    /// Asks for a room's members ([`Event::Users`]; we must be in it), or
+    /// with `None` everyone connected.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn who_in(&self, room: Option<String>) -> Result<(), ClientError> {
+        self.command(Command::Who { room }).await
+    }
+
+    /// Joins a room, creating it where the server lets users create rooms
+    /// ([`Event::RoomJoined`] and its history, or [`Event::JoinRefused`]).
+    /// Rooms joined are joined again after a reconnection.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn join(&self, room: impl Into<String>) -> Result<(), ClientError> {
+        self.command(Command::Join { room: room.into() }).await
+    }
+
+    /// Leaves a room (and its voice; [`Event::RoomLeft`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn part(&self, room: impl Into<String>) -> Result<(), ClientError> {
+        self.command(Command::Part { room: room.into() }).await
+    }
+
+    /// Asks for every room ([`Event::Rooms`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn rooms(&self) -> Result<(), ClientError> {
+        self.command(Command::Rooms).await
+    }
+
+    /// Asks for a page of a room's stored messages: the newest `limit`
+    /// older than `before` (`None`: the newest). They arrive as
+    /// [`Event::Message`]s marked history, then [`Event::HistoryEnd`]; see
+    /// [`crate::rooms::Room::oldest`] for where the next page starts.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn history(
+        &self,
+        room: impl Into<String>,
+        before: Option<ServerId>,
+        limit: u32,
+    ) -> Result<(), ClientError> {
+        let limit = limit.clamp(1, protocol::message::MAX_HISTORY_PAGE);
+        self.command(Command::History { room: room.into(), before, limit }).await
+    }
+
+    /// Enters voice with these devices and settings, in the first room we
+    /// are in that has voice ([`Event::VoiceJoined`] or
+    /// [`Event::VoiceError`] follows).
     ///
     /// # Errors
     ///
     /// [`ClientError::NotConnected`] after the end.
     pub async fn join_voice(&self, options: crate::voice::VoiceOptions) -> Result<(), ClientError> {
-        self.tx.send(Command::JoinVoice(Box::new(options))).await.map_err(|_| ClientError::NotConnected)
+        self.join_voice_in(options, None).await
+    }
+
+    /// Enters the voice of `room` (we must be in it; `None`: the first
+    /// room we are in that has voice), leaving voice elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn join_voice_in(
+        &self,
+        options: crate::voice::VoiceOptions,
+        room: Option<String>,
+    ) -> Result<(), ClientError> {
+        self.command(Command::JoinVoice { options: Box::new(options), room }).await
     }
 
     /// Sets how loud `user` plays for us (1.0 as sent, 0.0 mutes them; at

@@ -8,31 +8,85 @@
 //! `hi` as the rest of the line. [`arguments`] applies that rule for the
 //! commands that take arguments.
 
+use protocol::message::ServerId;
 use thiserror::Error;
 
 /// What one input line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input<'a> {
-    /// Send this text.
+    /// Send this text (to the current room or conversation).
     Say(&'a str),
     /// Leave (`/quit`, `/exit`, `!DISCONNECT`).
     Quit,
-    /// List users (`/who`).
-    Who,
+    /// List users (`/who`: everyone connected; `/who ROOM`: a room's members).
+    Who(Option<String>),
+    /// Join a room, creating it where allowed (`/join ROOM`).
+    Join(String),
+    /// Leave a room (`/part ROOM`).
+    Part(String),
+    /// Make a room where lines go (`/room ROOM`).
+    Room(String),
+    /// List every room (`/rooms`).
+    Rooms,
+    /// A private message (`/msg NAME TEXT`).
+    Msg {
+        /// To whom.
+        to: String,
+        /// The text.
+        text: &'a str,
+    },
+    /// Page older messages of the current room (`/history [N]`).
+    History(Option<u32>),
+    /// Replace the text of one of our messages (`/edit ID TEXT`).
+    Edit {
+        /// The message's server id.
+        id: ServerId,
+        /// The new text.
+        text: &'a str,
+    },
+    /// Delete one of our messages (`/delete ID`).
+    Delete(ServerId),
     /// Show the commands (`/help`).
     Help,
     /// Nothing to do (an empty or blank line).
     Nothing,
+    /// A known command with arguments it does not take.
+    Usage {
+        /// What was wrong.
+        problem: String,
+        /// How the command is written.
+        usage: &'static str,
+    },
     /// A `/command` nobody knows (the whole line).
     Unknown(&'a str),
 }
 
 /// The commands, for help and completion.
-pub const COMMANDS: [&str; 4] = ["/who", "/quit", "/help", "!DISCONNECT"];
+pub const COMMANDS: [&str; 13] = [
+    "/join",
+    "/part",
+    "/room",
+    "/rooms",
+    "/msg",
+    "/history",
+    "/who",
+    "/edit",
+    "/delete",
+    "/quit",
+    "/help",
+    "!DISCONNECT",
+    "/exit",
+];
 
 /// One line of help for the commands.
-pub const HELP: &str =
-    "commands: /who (list users), /quit or !DISCONNECT (leave), /help; start a line with // to send a leading /";
+pub const HELP: &str = "commands: /join ROOM, /part ROOM, /room ROOM (where your lines go), /rooms, /msg NAME TEXT, \
+/history [N] (older messages), /who [ROOM], /edit ID TEXT, /delete ID, /quit or !DISCONNECT (leave), /help; \
+quote names with spaces (\"Bart F\"); start a line with // to send a leading /";
+
+/// A room name as typed: one leading `#` dropped.
+pub fn room_name(typed: &str) -> String {
+    typed.strip_prefix('#').unwrap_or(typed).to_owned()
+}
 
 /// Parses one line (line endings already trimmed).
 pub fn parse(line: &str) -> Input<'_> {
@@ -47,10 +101,42 @@ pub fn parse(line: &str) -> Input<'_> {
     }
     let Some(command) = line.strip_prefix('/') else { return Input::Say(line) };
     let name = command.split_whitespace().next().unwrap_or("");
+    let rest = command[name.len()..].trim_start();
+    let usage = |usage: &'static str, problem: String| Input::Usage { problem, usage };
+    // One argument (a room or a name), nothing after it.
+    let one = |usage_text: &'static str| match arguments(rest, 1) {
+        Ok((mut args, "")) => Ok(args.remove(0)),
+        Ok((_, extra)) => Err(usage(usage_text, format!("unexpected {extra:?}"))),
+        Err(e) => Err(usage(usage_text, e.to_string())),
+    };
+    let id = |text: &str, usage_text: &'static str| {
+        text.parse::<ServerId>().map_err(|_| usage(usage_text, format!("{text:?} is not a message id")))
+    };
     match name.to_ascii_lowercase().as_str() {
         "quit" | "exit" => Input::Quit,
-        "who" => Input::Who,
         "help" => Input::Help,
+        "rooms" => Input::Rooms,
+        "who" if rest.is_empty() => Input::Who(None),
+        "who" => one("/who [ROOM]").map_or_else(|e| e, |r| Input::Who(Some(room_name(&r)))),
+        "join" => one("/join ROOM").map_or_else(|e| e, |r| Input::Join(room_name(&r))),
+        "part" | "leave" => one("/part ROOM").map_or_else(|e| e, |r| Input::Part(room_name(&r))),
+        "room" => one("/room ROOM").map_or_else(|e| e, |r| Input::Room(room_name(&r))),
+        "history" if rest.is_empty() => Input::History(None),
+        "history" => match rest.parse::<u32>() {
+            Ok(n) if n > 0 => Input::History(Some(n)),
+            _ => usage("/history [N]", format!("{rest:?} is not a positive number")),
+        },
+        "msg" => match arguments(rest, 1) {
+            Ok((_, "")) => usage("/msg NAME TEXT", "no text".into()),
+            Ok((mut args, text)) => Input::Msg { to: args.remove(0), text },
+            Err(e) => usage("/msg NAME TEXT", e.to_string()),
+        },
+        "edit" => match arguments(rest, 1) {
+            Ok((_, "")) => usage("/edit ID TEXT", "no text".into()),
+            Ok((args, text)) => id(&args[0], "/edit ID TEXT").map_or_else(|e| e, |id| Input::Edit { id, text }),
+            Err(e) => usage("/edit ID TEXT", e.to_string()),
+        },
+        "delete" => one("/delete ID").and_then(|a| id(&a, "/delete ID")).map_or_else(|e| e, Input::Delete),
         _ => Input::Unknown(line),
     }
 }
@@ -134,10 +220,40 @@ mod tests {
         assert_eq!(parse("/QUIT "), Input::Quit);
         assert_eq!(parse("/exit"), Input::Quit);
         assert_eq!(parse(" !DISCONNECT "), Input::Quit);
-        assert_eq!(parse("/who"), Input::Who);
+        assert_eq!(parse("/who"), Input::Who(None));
         assert_eq!(parse("/help"), Input::Help);
         assert_eq!(parse("/frobnicate now"), Input::Unknown("/frobnicate now"));
         assert_eq!(parse("not /a command"), Input::Say("not /a command"));
+    }
+
+    #[test]
+    fn room_commands_take_a_room_with_or_without_its_hash() {
+        assert_eq!(parse("/join #dev"), Input::Join("dev".into()));
+        assert_eq!(parse("/join dev"), Input::Join("dev".into()));
+        assert_eq!(parse("/JOIN ##x"), Input::Join("#x".into()), "one # only");
+        assert_eq!(parse("/part #dev"), Input::Part("dev".into()));
+        assert_eq!(parse("/room general"), Input::Room("general".into()));
+        assert_eq!(parse("/rooms"), Input::Rooms);
+        assert_eq!(parse("/who #dev"), Input::Who(Some("dev".into())));
+        assert!(matches!(parse("/join"), Input::Usage { usage: "/join ROOM", .. }));
+        assert!(matches!(parse("/join a b"), Input::Usage { usage: "/join ROOM", .. }));
+    }
+
+    #[test]
+    fn messages_history_edits_and_deletes() {
+        assert_eq!(parse("/msg bob hi there"), Input::Msg { to: "bob".into(), text: "hi there" });
+        assert_eq!(parse(r#"/msg "Bart F" psst"#), Input::Msg { to: "Bart F".into(), text: "psst" });
+        assert!(matches!(parse("/msg bob"), Input::Usage { usage: "/msg NAME TEXT", .. }));
+        assert_eq!(parse("/history"), Input::History(None));
+        assert_eq!(parse("/history 20"), Input::History(Some(20)));
+        assert!(matches!(parse("/history lots"), Input::Usage { .. }));
+        assert!(matches!(parse("/history 0"), Input::Usage { .. }));
+        assert_eq!(parse("/edit 42 better words"), Input::Edit { id: 42, text: "better words" });
+        assert!(matches!(parse("/edit x y"), Input::Usage { usage: "/edit ID TEXT", .. }));
+        assert!(matches!(parse("/edit 42"), Input::Usage { .. }));
+        assert_eq!(parse("/delete 42"), Input::Delete(42));
+        assert!(matches!(parse("/delete"), Input::Usage { usage: "/delete ID", .. }));
+        assert!(matches!(parse("/delete 4 2"), Input::Usage { .. }));
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! what a failed link means to the user (`From<LinkError> for
 //! DisconnectReason`, the one place where that is decided).
 //!
-//! What happens once logged in is [`crate::session`]; trying again after a
-//! lost connection is [`crate::reconnect`].
+//! What happens once logged in is `session`; trying again after a
+//! lost connection is `reconnect`.
 
 use protocol::crypto::Fingerprint;
-use protocol::message::{ClientMessage, Limits};
+use protocol::message::{ClientMessage, Limits, RoomJoin};
 use protocol::{HandshakeError, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 
@@ -23,20 +23,31 @@ pub(crate) struct Established {
     pub(crate) conn: Link,
     pub(crate) me: String,
     pub(crate) users: Vec<String>,
+    pub(crate) users_total: u32,
+    pub(crate) rooms: Vec<String>,
     pub(crate) limits: Limits,
     pub(crate) fingerprint: Fingerprint,
     pub(crate) trust: Trust,
     pub(crate) resume: Option<String>,
 }
 
-/// Connects and logs in (presenting `resume`, the previous session's
-/// token, and `first_id`, the lowest chat id still to be sent).
-pub(crate) async fn establish(
-    opts: &ConnectOptions,
-    resume: Option<String>,
-    restored: bool,
-    first_id: u64,
-) -> Outcome<Established> {
+/// What a login asks for besides the name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoginParts {
+    /// The previous session's token.
+    pub(crate) resume: Option<String>,
+    /// The token was kept on disk by an earlier run.
+    pub(crate) restored: bool,
+    /// The lowest chat id still to be sent.
+    pub(crate) first_id: u64,
+    /// The rooms to be in (`None`: the server's defaults).
+    pub(crate) rooms: Option<Vec<RoomJoin>>,
+    /// Stored messages per room joined.
+    pub(crate) history: Option<u32>,
+}
+
+/// Connects and logs in with `parts`.
+pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outcome<Established> {
     let stream = TcpStream::connect(&opts.server)
         .await
         .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
@@ -48,17 +59,19 @@ pub(crate) async fn establish(
         version: PROTOCOL_VERSION,
         username: opts.username.clone(),
         password: opts.password.clone(),
-        resume,
-        first_id: Some(first_id),
-        restored,
-        rooms: None,
-        history: None,
+        resume: parts.resume,
+        first_id: Some(parts.first_id),
+        restored: parts.restored,
+        rooms: parts.rooms,
+        history: parts.history,
     };
     let welcome = conn.login(&login).await?;
     Ok(Established {
         conn,
         me: welcome.me,
         users: welcome.users,
+        users_total: welcome.users_total,
+        rooms: welcome.rooms,
         limits: welcome.limits,
         fingerprint,
         trust,

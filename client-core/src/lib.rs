@@ -17,7 +17,12 @@
 //! - `session`: one logged-in connection, a handler per event source
 //!   (server message, command, voice engine, timers): pacing, acks,
 //!   keepalive, voice control.
-//! - `unacked`: the chat messages not acknowledged yet.
+//! - `unacked`: the chat messages (and edits and deletions) not
+//!   acknowledged yet.
+//! - `roombook`: the rooms a connection is in, where each one's history
+//!   resumes after a reconnection, catching up.
+//! - [`rooms`]: the per-room state a front end keeps (logs merged from
+//!   history and live messages, unread counts, mentions, conversations).
 //! - `reconnect`: the connection task: waiting and trying again after a
 //!   lost connection, taking commands meanwhile.
 //! - [`link`]: one encrypted connection (handshake, sealed messages both
@@ -46,11 +51,15 @@ pub mod known_servers;
 pub mod link;
 mod reconnect;
 pub mod resume_store;
+mod roombook;
+pub mod rooms;
 mod session;
 mod unacked;
 pub mod voice;
 
-pub use client::{Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Reconnect, Trust};
+pub use client::{
+    Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Outgoing, Reconnect, Target, Trust,
+};
 pub use error::ClientError;
 pub use protocol::crypto::{Fingerprint, Psk};
-pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode};
+pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode, RoomInfo, ServerId};

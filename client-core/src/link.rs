@@ -79,8 +79,12 @@ type Outcome<T> = Result<T, LinkError>;
 pub struct Welcome {
     /// Our name as the server knows it.
     pub me: String,
-    /// Everyone connected, us included.
+    /// Everyone connected, us included (the first 1,000).
     pub users: Vec<String>,
+    /// How many users are connected.
+    pub users_total: u32,
+    /// The rooms we are in.
+    pub rooms: Vec<String>,
     /// The limits to stay inside.
     pub limits: Limits,
     /// The token that takes this name back after a lost connection.
@@ -95,7 +99,9 @@ pub struct Welcome {
 /// [`LinkError::NotWelcome`] for anything but a welcome.
 pub fn welcome(answer: ServerMessage) -> Outcome<Welcome> {
     match answer {
-        ServerMessage::Welcome { you, users, limits, resume, .. } => Ok(Welcome { me: you, users, limits, resume }),
+        ServerMessage::Welcome { you, users, users_total, rooms, limits, resume, .. } => {
+            Ok(Welcome { me: you, users, users_total, rooms, limits, resume })
+        }
         ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms } => {
             let ms = retry_after_ms.unwrap_or(1000).min(MAX_RETRY_AFTER.as_millis() as u64);
             Err(LinkError::Busy { retry_after: Duration::from_millis(ms), detail: reason })

@@ -11,8 +11,9 @@ use protocol::message::RefusalCode;
 use tokio::sync::mpsc;
 
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event};
-use crate::connection::establish;
+use crate::connection::{LoginParts, establish};
 use crate::resume_store::{self, ResumeStore, StoreError};
+use crate::roombook::RoomBook;
 use crate::session::{self, Carry};
 
 /// Whether a connection that ended this way is worth trying again (after a
@@ -51,7 +52,7 @@ pub(crate) async fn run(
     events: mpsc::Sender<Event>,
     max_message: Arc<AtomicU64>,
 ) {
-    let mut carry = Carry::default();
+    let mut carry = Carry { rooms: RoomBook::new(opts.history, &opts.rooms), ..Carry::default() };
     // The token an earlier run left takes a held name back; the lock keeps
     // a second process of the same user out.
     let store = match opts.state_dir.clone().or_else(resume_store::default_dir) {
@@ -82,9 +83,10 @@ pub(crate) async fn run(
         }
         // The token is kept until a welcome brings the next one: a failed
         // try must not lose it.
-        let first_id = carry.unacked.settled.floor();
-        let attempt_result =
-            tokio::time::timeout(opts.connect_timeout, establish(&opts, resume.clone(), restored, first_id)).await;
+        let (rooms, history) = carry.rooms.login();
+        let parts =
+            LoginParts { resume: resume.clone(), restored, first_id: carry.unacked.settled.floor(), rooms, history };
+        let attempt_result = tokio::time::timeout(opts.connect_timeout, establish(&opts, parts)).await;
         let reason = match attempt_result {
             Err(_) => {
                 DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
@@ -105,15 +107,18 @@ pub(crate) async fn run(
                 }
                 max_message.store(u64::from(est.limits.max_message_bytes), Ordering::Relaxed);
                 carry.unacked.resend_inflight();
+                carry.me.clone_from(&est.me);
                 let connected = Event::Connected {
                     me: est.me,
                     users: est.users,
+                    users_total: est.users_total,
+                    rooms: est.rooms.clone(),
                     fingerprint: est.fingerprint,
                     trust: est.trust,
                     limits: est.limits,
                 };
                 let _ = events.send(connected).await;
-                session::run(est.conn, est.limits, opts.queue_limit, &mut cmds, &events, &mut carry).await
+                session::run(est.conn, est.limits, &est.rooms, opts.queue_limit, &mut cmds, &events, &mut carry).await
             }
         };
         // The server said when to come back: wait that long (and a little
@@ -183,13 +188,24 @@ async fn wait_offline(
             cmd = cmds.recv(), if carry.unacked.len() < queue_limit => {
                 let Some(cmd) = cmd else { return Offline::Abandoned };
                 match carry.command(cmd) {
-                    Some(Command::Who) => {
+                    Some(Command::Who { .. } | Command::Rooms | Command::History { .. }) => {
                         let _ = events.send(Event::Notice("not connected; reconnecting".into())).await;
                     }
-                    Some(Command::JoinVoice(options)) => carry.voice = Some(*options),
+                    Some(Command::JoinVoice { options, room }) => carry.voice = Some((*options, room)),
+                    // Joined once connected.
+                    Some(Command::Join { room }) => {
+                        let _ = carry.rooms.join(&room);
+                    }
                     Some(Command::ReconnectNow) => return Offline::Retry,
                     // Recorded for the next connection.
-                    Some(Command::Send { .. } | Command::Quit | Command::LeaveVoice | Command::SetGain { .. }) | None => {}
+                    Some(
+                        Command::Send { .. }
+                        | Command::Quit
+                        | Command::LeaveVoice
+                        | Command::SetGain { .. }
+                        | Command::Part { .. },
+                    )
+                    | None => {}
                 }
                 if carry.quitting && carry.unacked.len() == 0 {
                     return Offline::Quit;
@@ -202,6 +218,7 @@ async fn wait_offline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::Outgoing;
 
     #[test]
     fn lost_shutdown_connect_and_held_name_are_worth_retrying() {
@@ -219,14 +236,17 @@ mod tests {
         let (cmd_tx, mut cmds) = mpsc::channel(8);
         let (events, mut ev_rx) = mpsc::channel(8);
         let mut carry = Carry::default();
-        cmd_tx.send(Command::Who).await.expect("open");
-        cmd_tx.send(Command::Send { id: 1, text: "later".into() }).await.expect("open");
+        cmd_tx.send(Command::Who { room: None }).await.expect("open");
+        cmd_tx
+            .send(Command::Send { id: 1, out: Outgoing::Chat { text: "later".into(), target: None } })
+            .await
+            .expect("open");
         cmd_tx.send(Command::SetGain { user: "ann".into(), gain: 0.5 }).await.expect("open");
         cmd_tx.send(Command::ReconnectNow).await.expect("open");
         let outcome = wait_offline(Duration::from_secs(3600), 16, &mut cmds, &events, &mut carry).await;
         assert!(matches!(outcome, Offline::Retry));
         assert_eq!(ev_rx.try_recv().ok(), Some(Event::Notice("not connected; reconnecting".into())));
-        assert_eq!(carry.unacked.pending.get(&1).map(String::as_str), Some("later"));
+        assert_eq!(carry.unacked.pending.get(&1), Some(&Outgoing::Chat { text: "later".into(), target: None }));
         assert_eq!(carry.gains.get("ann"), Some(&0.5));
     }
 
@@ -240,7 +260,7 @@ mod tests {
         assert!(matches!(outcome, Offline::Quit));
 
         let mut carry = Carry::default();
-        carry.unacked.queue(1, "still to deliver".into());
+        carry.unacked.queue(1, Outgoing::Chat { text: "still to deliver".into(), target: None });
         cmd_tx.send(Command::Quit).await.expect("open");
         drop(cmd_tx);
         let outcome = wait_offline(Duration::from_secs(3600), 16, &mut cmds, &events, &mut carry).await;

@@ -8,18 +8,19 @@
 //! asked for) is the [`Carry`], whose [`Carry::command`] is the part of
 //! every command shared with the offline loop in [`crate::reconnect`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use protocol::crypto::SessionKeys;
-use protocol::message::{ClientMessage, DisconnectCause, Limits, NackReason, ServerMessage};
+use protocol::message::{ClientMessage, DisconnectCause, Limits, NackReason, ServerMessage, name_key};
 use protocol::rate::TokenBucket;
 use tokio::sync::mpsc;
 
 use crate::audio::device::{Input, Output};
-use crate::client::{Command, DisconnectReason, Event};
+use crate::client::{Command, DisconnectReason, Event, Outgoing, Target};
 use crate::link::{Link, Outbound};
+use crate::roombook::{Delivery, Next, RoomBook, bare};
 use crate::unacked::Unacked;
 use crate::voice::{EngineEvent, Voice, VoiceOptions};
 
@@ -30,29 +31,36 @@ pub(crate) type Step = Result<(), DisconnectReason>;
 /// round-trip time) while in voice.
 const STATS_EVERY: Duration = Duration::from_secs(2);
 
-/// What outlives one connection: the messages still unacknowledged and the
-/// user's intent and settings.
+/// The voice join in force: its options and the room asked for (`None`:
+/// the server's choice).
+pub(crate) type VoiceIntent = (VoiceOptions, Option<String>);
+
+/// What outlives one connection: the messages still unacknowledged, the
+/// rooms we are in, and the user's intent and settings.
 #[derive(Debug, Default)]
 pub(crate) struct Carry {
-    /// Chat messages not acknowledged yet.
+    /// Chat messages, edits and deletions not acknowledged yet.
     pub(crate) unacked: Unacked,
-    /// Voice options of the join in force, to rejoin after reconnecting.
-    pub(crate) voice: Option<VoiceOptions>,
+    /// The rooms we are in or joining, and where each one's history resumes.
+    pub(crate) rooms: RoomBook,
+    /// Voice options and room of the join in force, to rejoin after reconnecting.
+    pub(crate) voice: Option<VoiceIntent>,
     /// Per-user playback gains.
     pub(crate) gains: HashMap<String, f32>,
     /// The user asked to leave (once the messages are acknowledged).
     pub(crate) quitting: bool,
+    /// Our name as the server knows it (the last welcome's).
+    pub(crate) me: String,
 }
 
 impl Carry {
-    /// Does what a command means whatever the connection: queues a message,
-    /// notes a quit, a gain, a leave. Returns the command when a connection
-    /// (or the lack of one) has a part in it too: `Who`, `JoinVoice`,
-    /// `ReconnectNow`, and `SetGain` and `LeaveVoice` for a running voice.
+    /// Does what a command means whatever the connection: queues a
+    /// message, notes a quit, a gain, a leave, a part. Returns the command
+    /// when a connection (or the lack of one) has a part in it too.
     pub(crate) fn command(&mut self, cmd: Command) -> Option<Command> {
         match cmd {
-            Command::Send { id, text } => {
-                self.unacked.queue(id, text);
+            Command::Send { id, out } => {
+                self.unacked.queue(id, out);
                 None
             }
             Command::Quit => {
@@ -67,7 +75,16 @@ impl Carry {
                 self.voice = None;
                 Some(Command::LeaveVoice)
             }
-            other @ (Command::Who | Command::JoinVoice(_) | Command::ReconnectNow) => Some(other),
+            Command::Part { room } => {
+                self.rooms.part(&room);
+                Some(Command::Part { room })
+            }
+            other @ (Command::Who { .. }
+            | Command::Join { .. }
+            | Command::Rooms
+            | Command::History { .. }
+            | Command::JoinVoice { .. }
+            | Command::ReconnectNow) => Some(other),
         }
     }
 }
@@ -82,8 +99,18 @@ pub(crate) struct Session<'a> {
     idle: Duration,
     last_tx: Instant,
     last_rx: Instant,
-    /// `who` requests not answered yet (a quit waits for them).
-    who_pending: usize,
+    /// Requests not answered yet (`who`, `rooms`, joins, history pages): a
+    /// quit waits for them.
+    awaiting: usize,
+    /// Requests waiting for a token of the rate, in order: the server
+    /// counts them as it counts chat lines, and they go first (a join
+    /// before the lines to its room).
+    requests: VecDeque<ClientMessage>,
+    /// The room whose voice we are in (or asked for).
+    voice_room: Option<String>,
+    /// Each room's voice members, by room key (voice ids name speakers
+    /// only from the list of our voice room).
+    voice_lists: HashMap<String, Vec<protocol::message::VoiceUser>>,
     ping_nonce: u64,
     voice: Voice,
     engine_tx: mpsc::UnboundedSender<EngineEvent>,
@@ -111,7 +138,10 @@ impl<'a> Session<'a> {
             idle: Duration::from_secs(u64::from(limits.idle_timeout_secs.max(2))),
             last_tx: now,
             last_rx: now,
-            who_pending: 0,
+            awaiting: 0,
+            requests: VecDeque::new(),
+            voice_room: None,
+            voice_lists: HashMap::new(),
             ping_nonce: 0,
             voice,
             engine_tx,
@@ -137,7 +167,7 @@ impl<'a> Session<'a> {
     /// Back after a lost connection: into voice again, unless a WAV file is
     /// involved (a recording would start over; so would a file played).
     pub(crate) async fn rejoin_voice(&mut self, out: &mut impl Outbound) -> Step {
-        let Some(options) = self.carry.voice.clone() else { return Ok(()) };
+        let Some((options, room)) = self.carry.voice.clone() else { return Ok(()) };
         if matches!(options.input, Input::Wav(_)) || matches!(options.output, Output::Wav(_)) {
             self.carry.voice = None;
             self.emit(Event::VoiceError(
@@ -146,14 +176,35 @@ impl<'a> Session<'a> {
             .await;
             return Ok(());
         }
-        self.join_voice(out, options).await
+        self.join_voice(out, options, room).await
     }
 
-    async fn join_voice(&mut self, out: &mut impl Outbound, options: VoiceOptions) -> Step {
-        if !self.voice.join(out, options, self.events).await? {
+    async fn join_voice(&mut self, out: &mut impl Outbound, options: VoiceOptions, room: Option<String>) -> Step {
+        let room = room.map(|r| bare(&r).to_owned());
+        if !self.voice.join(out, options, room.clone(), self.events).await? {
             self.carry.voice = None;
         }
         Ok(())
+    }
+
+    /// Logged in, in `rooms` (the welcome's): asks for the rooms still to
+    /// join, then voice again.
+    pub(crate) async fn start(&mut self, rooms: &[String], out: &mut impl Outbound) -> Step {
+        for join in self.carry.rooms.on_welcome(rooms) {
+            self.request(join);
+        }
+        self.rejoin_voice(out).await
+    }
+
+    /// Queues a request the server answers (a quit waits for the answer);
+    /// [`Session::send_due`] sends it as the rate allows.
+    fn request(&mut self, msg: ClientMessage) {
+        self.requests.push_back(msg);
+        self.awaiting += 1;
+    }
+
+    fn answered(&mut self) {
+        self.awaiting = self.awaiting.saturating_sub(1);
     }
 
     /// Sends the pending messages the rate (and a rate-limit pause) allows;
@@ -164,6 +215,19 @@ impl<'a> Session<'a> {
         if unacked.paused_until.is_some_and(|t| t <= now) {
             unacked.paused_until = None;
         }
+        // Requests first, under the same rate and pause.
+        while let Some(msg) = self.requests.front() {
+            if let Some(t) = unacked.paused_until {
+                return Ok(Some(t));
+            }
+            if let Err(wait) = self.bucket.take(now) {
+                return Ok(Some(now + wait));
+            }
+            out.send(msg).await?;
+            self.requests.pop_front();
+            now = Instant::now();
+            self.last_tx = now;
+        }
         while let Some(entry) = unacked.pending.first_entry() {
             if let Some(t) = unacked.paused_until {
                 return Ok(Some(t));
@@ -171,12 +235,12 @@ impl<'a> Session<'a> {
             if let Err(wait) = self.bucket.take(now) {
                 return Ok(Some(now + wait));
             }
-            let (id, text) = entry.remove_entry();
-            if let Err(e) = out.send(&ClientMessage::Chat { id, text: text.clone(), room: None, to: None }).await {
-                unacked.pending.insert(id, text);
+            let (id, msg) = entry.remove_entry();
+            if let Err(e) = out.send(&msg.message(id)).await {
+                unacked.pending.insert(id, msg);
                 return Err(e.into());
             }
-            unacked.inflight.insert(id, text);
+            unacked.inflight.insert(id, msg);
             now = Instant::now();
             self.last_tx = now;
         }
@@ -184,9 +248,9 @@ impl<'a> Session<'a> {
     }
 
     /// Whether a quit asked for may happen now: every message acknowledged
-    /// and every `who` answered.
+    /// and every request answered.
     pub(crate) fn quit_due(&self) -> bool {
-        self.carry.quitting && self.carry.unacked.len() == 0 && self.who_pending == 0
+        self.carry.quitting && self.carry.unacked.len() == 0 && self.awaiting == 0
     }
 
     /// Whether the session takes another command now (not after a quit,
@@ -214,29 +278,92 @@ impl<'a> Session<'a> {
     pub(crate) async fn on_server(&mut self, msg: ServerMessage, out: &mut impl Outbound) -> Step {
         self.last_rx = Instant::now();
         let event = match msg {
-            ServerMessage::Message { from, text, ts_ms, .. } => {
-                Some(Event::Message { from, text, time: UNIX_EPOCH + Duration::from_millis(ts_ms) })
+            ServerMessage::Message { id, from, text, ts_ms, room, to, history, edited } => {
+                if let Some(r) = &room {
+                    self.carry.rooms.on_message(r, id, history);
+                }
+                let time = UNIX_EPOCH + Duration::from_millis(ts_ms);
+                Some(Event::Message { id, from, text, time, room, to, history, edited })
             }
-            ServerMessage::Joined { user, .. } => Some(Event::Joined(user)),
-            ServerMessage::Left { user, .. } => Some(Event::Left(user)),
-            ServerMessage::Users { users, .. } => {
-                self.who_pending = self.who_pending.saturating_sub(1);
-                Some(Event::Users(users))
+            // We know when we join or leave (`room_joined`, `room_left`).
+            ServerMessage::Joined { user, .. } | ServerMessage::Left { user, .. } if self.is_me(&user) => None,
+            ServerMessage::Joined { user, room } => Some(Event::Joined { user, room }),
+            ServerMessage::Left { user, room } => Some(Event::Left { user, room }),
+            ServerMessage::Users { room, users, users_total } => {
+                self.answered();
+                Some(Event::Users { room, users, total: users_total })
             }
+            ServerMessage::RoomJoined { room, topic, users, users_total, voice, history } => {
+                if self.carry.rooms.on_room_joined(&room) {
+                    self.answered();
+                }
+                Some(Event::RoomJoined { room, topic, users, users_total, voice, history })
+            }
+            ServerMessage::JoinRefused { room, reason, detail } => {
+                if self.carry.rooms.on_gone(&room) {
+                    self.answered();
+                }
+                Some(Event::JoinRefused { room, reason, detail })
+            }
+            ServerMessage::RoomLeft { room } => {
+                self.carry.rooms.on_gone(&room);
+                if self.voice_room.as_deref().is_some_and(|v| name_key(v) == name_key(&room)) {
+                    // Leaving a room leaves its voice (the server has taken
+                    // us out): stop sending, and do not rejoin it later.
+                    self.voice_room = None;
+                    self.carry.voice = None;
+                    if let Some(stats) = self.voice.stop() {
+                        self.emit(Event::VoiceLeft(stats)).await;
+                    }
+                }
+                self.voice_lists.remove(&name_key(&room));
+                Some(Event::RoomLeft { room })
+            }
+            ServerMessage::Rooms { rooms } => {
+                self.answered();
+                Some(Event::Rooms(rooms))
+            }
+            ServerMessage::HistoryEnd { room, more } => {
+                let (ended, next) = self.carry.rooms.on_history_end(&room, more);
+                if ended == Some(Delivery::Page) {
+                    self.answered();
+                }
+                match next {
+                    Next::Done => {}
+                    // The next page; the client's own doing, not awaited by a quit.
+                    Next::Ask(ask) => self.requests.push_back(ask),
+                    Next::GaveUp(why) => self.emit(Event::Notice(why)).await,
+                }
+                Some(Event::HistoryEnd { room, more, older: ended != Some(Delivery::CatchUp) })
+            }
+            ServerMessage::Edited { id, room, to, from, text } => Some(Event::Edited { id, room, to, from, text }),
+            ServerMessage::Deleted { id, room, to } => Some(Event::Deleted { id, room, to }),
             ServerMessage::Notice { text } => Some(Event::Notice(text)),
             ServerMessage::Error { detail } => {
                 // A refused request (e.g. `who` over the rate) gets no answer.
-                self.who_pending = self.who_pending.saturating_sub(1);
+                self.answered();
                 Some(Event::Notice(format!("server: {detail}")))
             }
-            ServerMessage::Ack { id, .. } => self.carry.unacked.settle(id).then_some(Event::Acked(id)),
-            ServerMessage::Nack { id, reason: NackReason::RateLimited, retry_after_ms, .. } => {
+            ServerMessage::Ack { id, server_id } => {
+                let sent = self.carry.unacked.settle(id);
+                if let (Some(Outgoing::Chat { target: Some(Target::Room(room)), .. }), Some(sid)) = (&sent, server_id) {
+                    // Our own line: the server does not echo it.
+                    self.carry.rooms.on_message(room, sid, false);
+                }
+                sent.is_some().then_some(Event::Acked { id, server_id, sent })
+            }
+            ServerMessage::Nack {
+                id,
+                reason: NackReason::RateLimited | NackReason::StorageUnavailable,
+                retry_after_ms,
+                ..
+            } => {
                 let wait = Duration::from_millis(retry_after_ms.unwrap_or(100).min(60_000));
                 self.carry.unacked.retry_later(id, wait, Instant::now());
                 None
             }
             ServerMessage::Nack { id, reason, detail, .. } => {
-                self.carry.unacked.settle(id).then_some(Event::Rejected { id, reason, detail })
+                self.carry.unacked.settle(id).map(|_| Event::Rejected { id, reason, detail })
             }
             ServerMessage::Ping { nonce } => {
                 self.send(out, &ClientMessage::Pong { nonce }).await?;
@@ -260,20 +387,27 @@ impl<'a> Session<'a> {
             ServerMessage::Disconnect { cause, detail } => return Err(DisconnectReason::Kicked { cause, detail }),
             // Batches come apart in the link reader.
             ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
-            ServerMessage::VoiceJoined { voice_id, udp_port, epoch, .. } => {
+            ServerMessage::VoiceJoined { voice_id, udp_port, epoch, room } => {
+                self.set_voice_names(&room);
+                self.voice_room = Some(room.clone());
                 let server = SocketAddr::new(self.server, udp_port);
-                let ev = self.voice.on_joined(server, &self.keys, voice_id, epoch, &self.engine_tx);
+                let ev = self.voice.on_joined(server, &self.keys, voice_id, epoch, room, &self.engine_tx);
                 if matches!(ev, Some(Event::VoiceError(_))) {
                     self.carry.voice = None;
+                    self.voice_room = None;
                     self.send(out, &ClientMessage::VoiceLeave).await?;
                 }
                 ev
             }
             ServerMessage::VoiceLeft => None,
-            ServerMessage::VoiceUsers { users, .. } => {
-                self.voice.names = users.iter().map(|u| (u.voice_id, u.name.clone())).collect();
-                self.voice.apply_gains();
-                Some(Event::VoiceUsers(users.into_iter().map(|u| u.name).collect()))
+            ServerMessage::VoiceUsers { room, users } => {
+                let names = users.iter().map(|u| u.name.clone()).collect();
+                self.voice_lists.insert(name_key(&room), users);
+                // Before the join is answered the room may not be known yet.
+                if self.voice_room.as_deref().is_none_or(|v| name_key(v) == name_key(&room)) {
+                    self.set_voice_names(&room);
+                }
+                Some(Event::VoiceUsers { room, users: names })
             }
             ServerMessage::VoiceFeedback { loss_permille, burst_x10 } => {
                 if let Some(e) = &self.voice.engine {
@@ -281,14 +415,6 @@ impl<'a> Session<'a> {
                 }
                 None
             }
-            // Rooms come to the clients in their own change.
-            ServerMessage::RoomJoined { .. }
-            | ServerMessage::JoinRefused { .. }
-            | ServerMessage::RoomLeft { .. }
-            | ServerMessage::Rooms { .. }
-            | ServerMessage::HistoryEnd { .. }
-            | ServerMessage::Edited { .. }
-            | ServerMessage::Deleted { .. } => None,
         };
         if let Some(ev) = event {
             self.emit(ev).await;
@@ -296,21 +422,45 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    fn is_me(&self, name: &str) -> bool {
+        !self.carry.me.is_empty() && (name == self.carry.me || name_key(name) == name_key(&self.carry.me))
+    }
+
+    /// Speakers' names from the voice list of `room`.
+    fn set_voice_names(&mut self, room: &str) {
+        let list = self.voice_lists.get(&name_key(room));
+        self.voice.names = list.into_iter().flatten().map(|u| (u.voice_id, u.name.clone())).collect();
+        self.voice.apply_gains();
+    }
+
     /// A command from the front end (the end of the command channel is a
     /// quit).
     pub(crate) async fn on_command(&mut self, cmd: Command, out: &mut impl Outbound) -> Step {
         match self.carry.command(cmd) {
-            Some(Command::Who) => {
-                self.send(out, &ClientMessage::Who { room: None, offset: None }).await?;
-                self.who_pending += 1;
-                self.last_tx = Instant::now();
+            Some(Command::Who { room }) => {
+                let room = room.map(|r| bare(&r).to_owned());
+                self.request(ClientMessage::Who { room, offset: None });
             }
-            Some(Command::JoinVoice(options)) => {
+            Some(Command::Join { room }) => match self.carry.rooms.join(&room) {
+                Some(join) => self.request(join),
+                None => self.emit(Event::Notice(format!("already in #{}", bare(&room)))).await,
+            },
+            // `room_left` answers it, but a quit need not wait for that.
+            Some(Command::Part { room }) => {
+                self.requests.push_back(ClientMessage::Part { room: bare(&room).to_owned() })
+            }
+            Some(Command::Rooms) => self.request(ClientMessage::Rooms),
+            Some(Command::History { room, before, limit }) => {
+                let room = bare(&room).to_owned();
+                self.carry.rooms.on_history_asked(&room);
+                self.request(ClientMessage::History { room, before, after: None, limit });
+            }
+            Some(Command::JoinVoice { options, room }) => {
                 if self.voice.engine.is_some() || self.voice.pending.is_some() {
                     self.emit(Event::Notice("already in voice".into())).await;
                 } else {
-                    self.carry.voice = Some((*options).clone());
-                    self.join_voice(out, *options).await?;
+                    self.carry.voice = Some(((*options).clone(), room.clone()));
+                    self.join_voice(out, *options, room).await?;
                 }
             }
             Some(Command::SetGain { user, gain }) => self.voice.set_gain(user, gain),
@@ -318,6 +468,7 @@ impl<'a> Session<'a> {
                 if let Some(stats) = self.voice.stop() {
                     self.emit(Event::VoiceLeft(stats)).await;
                 }
+                self.voice_room = None;
                 self.send(out, &ClientMessage::VoiceLeave).await?;
             }
             // Connected already; sends and quits are in the carry.
@@ -330,7 +481,8 @@ impl<'a> Session<'a> {
     pub(crate) async fn on_engine(&mut self, ev: EngineEvent, out: &mut impl Outbound) -> Step {
         let event = match ev {
             EngineEvent::Talking(id, talking) => {
-                self.voice.names.get(&id).map(|user| Event::Talking { user: user.clone(), talking })
+                let room = self.voice_room.clone().unwrap_or_default();
+                self.voice.names.get(&id).map(|user| Event::Talking { room, user: user.clone(), talking })
             }
             EngineEvent::InputEnded => Some(Event::VoiceInputEnded),
             EngineEvent::Report { speaker, loss_permille, burst_x10 } => {
@@ -375,11 +527,12 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Runs one logged-in connection until it ends (a quit once everything is
+/// Runs one logged-in connection (in the welcome's `rooms`) until it ends (a quit once everything is
 /// acknowledged, or why not).
 pub(crate) async fn run(
     link: Link,
     limits: Limits,
+    rooms: &[String],
     queue_limit: usize,
     cmds: &mut mpsc::Receiver<Command>,
     events: &mpsc::Sender<Event>,
@@ -389,7 +542,7 @@ pub(crate) async fn run(
     let (mut rx, mut tx) = link.split();
     let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
     let mut session = Session::new(limits, server, keys, carry, events, engine_tx);
-    if let Err(reason) = session.rejoin_voice(&mut tx).await {
+    if let Err(reason) = session.start(rooms, &mut tx).await {
         return reason;
     }
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
@@ -425,7 +578,7 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::message::DisconnectCause;
+    use protocol::message::{DisconnectCause, RoomJoin};
 
     /// Keeps what the session sends.
     impl Outbound for Vec<ClientMessage> {
@@ -468,6 +621,18 @@ mod tests {
         }
     }
 
+    fn chat(text: &str) -> Outgoing {
+        Outgoing::Chat { text: text.into(), target: None }
+    }
+
+    fn send(id: u64, text: &str) -> Command {
+        Command::Send { id, out: chat(text) }
+    }
+
+    fn wire(id: u64, text: &str) -> ClientMessage {
+        ClientMessage::Chat { id, text: text.into(), room: None, to: None }
+    }
+
     fn drain(rx: &mut mpsc::Receiver<Event>) -> Vec<Event> {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
@@ -477,16 +642,16 @@ mod tests {
         let mut h = Harness::new();
         {
             let (mut s, out) = h.session();
-            s.on_command(Command::Send { id: 1, text: "hello".into() }, out).await.expect("on");
+            s.on_command(send(1, "hello"), out).await.expect("on");
             assert_eq!(s.send_due(out).await.expect("sent"), None);
             assert!(s.carry.unacked.inflight.contains_key(&1));
-            s.on_server(ServerMessage::Ack { id: 1 }, out).await.expect("on");
+            s.on_server(ServerMessage::Ack { id: 1, server_id: None }, out).await.expect("on");
             assert_eq!(s.carry.unacked.len(), 0);
             // A second ack for the same id tells nothing new.
-            s.on_server(ServerMessage::Ack { id: 1 }, out).await.expect("on");
+            s.on_server(ServerMessage::Ack { id: 1, server_id: None }, out).await.expect("on");
         }
-        assert_eq!(h.out, vec![ClientMessage::Chat { id: 1, text: "hello".into() }]);
-        assert_eq!(drain(&mut h.seen), vec![Event::Acked(1)]);
+        assert_eq!(h.out, vec![wire(1, "hello")]);
+        assert_eq!(drain(&mut h.seen), vec![Event::Acked { id: 1, server_id: None, sent: Some(chat("hello")) }]);
         assert_eq!(h.carry.unacked.settled.floor(), 2);
     }
 
@@ -495,7 +660,7 @@ mod tests {
         let mut h = Harness::new();
         {
             let (mut s, out) = h.session();
-            s.on_command(Command::Send { id: 1, text: "one".into() }, out).await.expect("on");
+            s.on_command(send(1, "one"), out).await.expect("on");
             s.send_due(out).await.expect("sent");
             let nack = ServerMessage::Nack {
                 id: 1,
@@ -504,7 +669,7 @@ mod tests {
                 retry_after_ms: Some(30_000),
             };
             s.on_server(nack, out).await.expect("on");
-            assert_eq!(s.carry.unacked.pending.get(&1).map(String::as_str), Some("one"));
+            assert_eq!(s.carry.unacked.pending.get(&1), Some(&chat("one")));
             assert!(s.carry.unacked.inflight.is_empty());
             // Paused: nothing goes, and the loop is told when it may.
             let next = s.send_due(out).await.expect("no failure").expect("a time to try again");
@@ -519,7 +684,7 @@ mod tests {
         let mut h = Harness::new();
         {
             let (mut s, out) = h.session();
-            s.on_command(Command::Send { id: 4, text: "x".into() }, out).await.expect("on");
+            s.on_command(send(4, "x"), out).await.expect("on");
             s.send_due(out).await.expect("sent");
             let nack =
                 ServerMessage::Nack { id: 4, reason: NackReason::Invalid, detail: "no".into(), retry_after_ms: None };
@@ -538,7 +703,7 @@ mod tests {
         {
             let (mut s, out) = h.session();
             for id in 1..=8 {
-                s.on_command(Command::Send { id, text: format!("m{id}") }, out).await.expect("on");
+                s.on_command(send(id, &format!("m{id}")), out).await.expect("on");
             }
             let next = s.send_due(out).await.expect("sent");
             assert!(next.is_some(), "past the burst, the rest waits");
@@ -562,15 +727,17 @@ mod tests {
     async fn quit_waits_for_the_unacknowledged_messages_and_who() {
         let mut h = Harness::new();
         let (mut s, out) = h.session();
-        s.on_command(Command::Send { id: 1, text: "last words".into() }, out).await.expect("on");
-        s.on_command(Command::Who, out).await.expect("on");
+        s.on_command(send(1, "last words"), out).await.expect("on");
+        s.on_command(Command::Who { room: None }, out).await.expect("on");
         s.on_command(Command::Quit, out).await.expect("on");
         assert!(!s.takes_commands(256), "no commands after a quit");
         s.send_due(out).await.expect("sent");
         assert!(!s.quit_due(), "a message is unacknowledged");
-        s.on_server(ServerMessage::Ack { id: 1 }, out).await.expect("on");
+        s.on_server(ServerMessage::Ack { id: 1, server_id: None }, out).await.expect("on");
         assert!(!s.quit_due(), "the who is unanswered");
-        s.on_server(ServerMessage::Users { users: vec!["me".into()] }, out).await.expect("on");
+        s.on_server(ServerMessage::Users { room: None, users: vec!["me".into()], users_total: 1 }, out)
+            .await
+            .expect("on");
         assert!(s.quit_due());
     }
 
@@ -614,21 +781,237 @@ mod tests {
     #[tokio::test]
     async fn server_traffic_becomes_events() {
         let mut h = Harness::new();
+        h.carry.me = "Me".into();
         {
             let (mut s, out) = h.session();
-            s.on_server(ServerMessage::Joined { user: "ann".into() }, out).await.expect("on");
-            s.on_server(ServerMessage::Message { from: "ann".into(), text: "hi".into(), ts_ms: 1000 }, out)
+            s.on_server(ServerMessage::Joined { user: "me".into(), room: Some("general".into()) }, out)
                 .await
                 .expect("on");
+            s.on_server(ServerMessage::Joined { user: "ann".into(), room: Some("general".into()) }, out)
+                .await
+                .expect("on");
+            s.on_server(live(3, "ann", "hi", "general"), out).await.expect("on");
             s.on_server(ServerMessage::Error { detail: "over the rate".into() }, out).await.expect("on");
         }
         assert_eq!(
             drain(&mut h.seen),
             vec![
-                Event::Joined("ann".into()),
-                Event::Message { from: "ann".into(), text: "hi".into(), time: UNIX_EPOCH + Duration::from_secs(1) },
+                Event::Joined { user: "ann".into(), room: Some("general".into()) },
+                Event::Message {
+                    id: 3,
+                    from: "ann".into(),
+                    text: "hi".into(),
+                    time: UNIX_EPOCH + Duration::from_secs(1),
+                    room: Some("general".into()),
+                    to: None,
+                    history: false,
+                    edited: false,
+                },
                 Event::Notice("server: over the rate".into()),
             ]
+        );
+    }
+
+    fn live(id: u64, from: &str, text: &str, room: &str) -> ServerMessage {
+        ServerMessage::Message {
+            id,
+            from: from.into(),
+            text: text.into(),
+            ts_ms: 1000,
+            room: Some(room.into()),
+            to: None,
+            history: false,
+            edited: false,
+        }
+    }
+
+    fn stored(id: u64, room: &str) -> ServerMessage {
+        ServerMessage::Message {
+            id,
+            from: "ann".into(),
+            text: format!("stored {id}"),
+            ts_ms: 1000,
+            room: Some(room.into()),
+            to: None,
+            history: true,
+            edited: false,
+        }
+    }
+
+    fn room_joined(room: &str) -> ServerMessage {
+        ServerMessage::RoomJoined {
+            room: room.into(),
+            topic: String::new(),
+            users: vec!["me".into()],
+            users_total: 1,
+            voice: true,
+            history: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn rooms_asked_for_are_joined_after_the_welcome_and_a_quit_waits_for_them() {
+        let mut h = Harness::new();
+        h.carry.rooms = RoomBook::new(Some(0), &["#dev".into()]);
+        let _ = h.carry.rooms.login();
+        {
+            let (mut s, out) = h.session();
+            s.start(&["general".into()], out).await.expect("on");
+            s.send_due(out).await.expect("sent");
+            s.on_command(Command::Quit, out).await.expect("on");
+            assert!(!s.quit_due(), "the join is unanswered");
+            s.on_server(room_joined("general"), out).await.expect("on");
+            assert!(!s.quit_due(), "a login room is not the join asked for");
+            s.on_server(room_joined("dev"), out).await.expect("on");
+            assert!(s.quit_due());
+        }
+        assert_eq!(
+            h.out,
+            vec![ClientMessage::Join { join: RoomJoin { room: "dev".into(), after: None }, history: Some(0) }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reconnection_catches_up_from_the_newest_id_and_pages_on() {
+        let mut h = Harness::new();
+        let _ = h.carry.rooms.login();
+        {
+            let (mut s, out) = h.session();
+            s.start(&["general".into()], out).await.expect("on");
+            s.on_server(room_joined("general"), out).await.expect("on");
+            s.on_server(stored(4, "general"), out).await.expect("on");
+            s.on_server(ServerMessage::HistoryEnd { room: "general".into(), more: true }, out).await.expect("on");
+            s.on_server(live(6, "ann", "live", "general"), out).await.expect("on");
+            // Our own line, acknowledged with its server id, counts too.
+            let mine = Outgoing::Chat { text: "mine".into(), target: Some(Target::Room("general".into())) };
+            s.on_command(Command::Send { id: 1, out: mine }, out).await.expect("on");
+            s.send_due(out).await.expect("sent");
+            s.on_server(ServerMessage::Ack { id: 1, server_id: Some(7) }, out).await.expect("on");
+        }
+        // The link drops; the next login names the room with id 7.
+        let (rooms, _) = h.carry.rooms.login();
+        assert_eq!(rooms, Some(vec![RoomJoin { room: "general".into(), after: Some(7) }]));
+        h.out.clear();
+        {
+            let (mut s, out) = h.session();
+            s.start(&["general".into()], out).await.expect("on");
+            s.on_server(room_joined("general"), out).await.expect("on");
+            s.on_server(stored(8, "general"), out).await.expect("on");
+            s.on_server(live(20, "ann", "meanwhile", "general"), out).await.expect("on");
+            s.on_server(stored(9, "general"), out).await.expect("on");
+            s.on_server(ServerMessage::HistoryEnd { room: "general".into(), more: true }, out).await.expect("on");
+            s.send_due(out).await.expect("sent");
+        }
+        assert_eq!(
+            h.out,
+            vec![ClientMessage::History {
+                room: "general".into(),
+                before: None,
+                after: Some(9),
+                limit: protocol::message::MAX_HISTORY_PAGE
+            }],
+            "the next page starts after the last stored message, not the live one"
+        );
+        let events = drain(&mut h.seen);
+        assert!(events.contains(&Event::HistoryEnd { room: "general".into(), more: true, older: false }), "{events:?}");
+        assert!(events.contains(&Event::HistoryEnd { room: "general".into(), more: true, older: true }));
+    }
+
+    #[tokio::test]
+    async fn edits_and_deletes_share_the_queue_and_a_storage_nack_is_resent() {
+        let mut h = Harness::new();
+        {
+            let (mut s, out) = h.session();
+            s.on_command(Command::Send { id: 1, out: Outgoing::Edit { target: 40, text: "new".into() } }, out)
+                .await
+                .expect("on");
+            s.on_command(Command::Send { id: 2, out: Outgoing::Delete { target: 41 } }, out).await.expect("on");
+            s.send_due(out).await.expect("sent");
+            let nack = ServerMessage::Nack {
+                id: 1,
+                reason: NackReason::StorageUnavailable,
+                detail: "disk full".into(),
+                retry_after_ms: Some(30_000),
+            };
+            s.on_server(nack, out).await.expect("on");
+            assert!(s.carry.unacked.pending.contains_key(&1), "kept to be resent");
+            let nack = ServerMessage::Nack {
+                id: 2,
+                reason: NackReason::NotYours,
+                detail: "not yours".into(),
+                retry_after_ms: None,
+            };
+            s.on_server(nack, out).await.expect("on");
+        }
+        assert_eq!(
+            h.out,
+            vec![
+                ClientMessage::Edit { id: 1, target: 40, text: "new".into() },
+                ClientMessage::Delete { id: 2, target: 41 }
+            ]
+        );
+        assert_eq!(
+            drain(&mut h.seen),
+            vec![Event::Rejected { id: 2, reason: NackReason::NotYours, detail: "not yours".into() }]
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_carry_bare_room_names_and_private_messages_their_recipient() {
+        let mut h = Harness::new();
+        {
+            let (mut s, out) = h.session();
+            s.on_command(Command::Join { room: "#dev".into() }, out).await.expect("on");
+            s.on_command(Command::Join { room: "dev".into() }, out).await.expect("on");
+            s.on_command(Command::Who { room: Some("#dev".into()) }, out).await.expect("on");
+            s.on_command(Command::History { room: "#dev".into(), before: Some(5), limit: 20 }, out).await.expect("on");
+            s.on_command(Command::Part { room: "#dev".into() }, out).await.expect("on");
+            s.on_command(Command::Rooms, out).await.expect("on");
+            let dm = Outgoing::Chat { text: "psst".into(), target: Some(Target::User("Bart F".into())) };
+            s.on_command(Command::Send { id: 1, out: dm }, out).await.expect("on");
+            let next = s.send_due(out).await.expect("sent");
+            // Requests and lines share the rate (a burst of 5 here): the
+            // line waits for the next token.
+            assert!(next.is_some() && s.carry.unacked.pending.contains_key(&1));
+        }
+        assert_eq!(
+            h.out,
+            vec![
+                ClientMessage::Join { join: RoomJoin { room: "dev".into(), after: None }, history: None },
+                ClientMessage::Who { room: Some("dev".into()), offset: None },
+                ClientMessage::History { room: "dev".into(), before: Some(5), after: None, limit: 20 },
+                ClientMessage::Part { room: "dev".into() },
+                ClientMessage::Rooms,
+            ]
+        );
+        assert_eq!(drain(&mut h.seen), vec![Event::Notice("already in #dev".into())]);
+    }
+
+    #[tokio::test]
+    async fn voice_lists_are_per_room_and_talking_names_the_voice_room() {
+        let mut h = Harness::new();
+        {
+            let (mut s, out) = h.session();
+            let list = |room: &str, name: &str, id: u32| ServerMessage::VoiceUsers {
+                room: room.into(),
+                users: vec![protocol::message::VoiceUser { name: name.into(), voice_id: id }],
+            };
+            s.voice_room = Some("general".into());
+            s.on_server(list("general", "ann", 1), out).await.expect("on");
+            s.on_server(list("dev", "bob", 2), out).await.expect("on");
+            assert_eq!(s.voice.names.get(&1).map(String::as_str), Some("ann"));
+            assert!(!s.voice.names.contains_key(&2), "another room's voice names nobody here");
+            s.on_engine(EngineEvent::Talking(1, true), out).await.expect("on");
+            s.carry.voice = Some((VoiceOptions::default(), Some("general".into())));
+            s.on_server(ServerMessage::RoomLeft { room: "general".into() }, out).await.expect("on");
+            assert_eq!(s.voice_room, None);
+            assert!(s.carry.voice.is_none(), "not rejoined after a reconnection");
+        }
+        let events = drain(&mut h.seen);
+        assert!(events.contains(&Event::VoiceUsers { room: "dev".into(), users: vec!["bob".into()] }));
+        assert!(
+            events.contains(&Event::Talking { room: "general".into(), user: "ann".into(), talking: true }),
+            "{events:?}"
         );
     }
 }

@@ -1,7 +1,8 @@
-//! Chat messages the server has not acknowledged yet: the client's half of
-//! the delivery promise. They are paced out, resent with the same ids after
-//! a lost connection or a rate-limit nack, and count as `unacked` if the
-//! connection ends for good.
+//! Chat messages (and edits and deletions, which share their ids) the
+//! server has not acknowledged yet: the client's half of the delivery
+//! promise. They are paced out, resent with the same ids after a lost
+//! connection or a rate-limit or storage nack, and count as `unacked` if
+//! the connection ends for good.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,13 +10,15 @@ use std::time::{Duration, Instant};
 use protocol::delivery::Ledger;
 use protocol::message::MessageId;
 
+use crate::client::Outgoing;
+
 /// Chat messages not yet acknowledged, in id order.
 #[derive(Debug, Default)]
 pub(crate) struct Unacked {
     /// Not sent yet (or to be resent after a rate-limit nack).
-    pub(crate) pending: BTreeMap<MessageId, String>,
+    pub(crate) pending: BTreeMap<MessageId, Outgoing>,
     /// Sent, awaiting an ack.
-    pub(crate) inflight: BTreeMap<MessageId, String>,
+    pub(crate) inflight: BTreeMap<MessageId, Outgoing>,
     /// Do not send before this (server said "retry after").
     pub(crate) paused_until: Option<Instant>,
     /// Ids the server has answered for good (acked or finally refused):
@@ -30,8 +33,8 @@ impl Unacked {
     }
 
     /// Queues a message to be sent.
-    pub(crate) fn queue(&mut self, id: MessageId, text: String) {
-        self.pending.insert(id, text);
+    pub(crate) fn queue(&mut self, id: MessageId, out: Outgoing) {
+        self.pending.insert(id, out);
     }
 
     /// A new connection: whatever was in flight when the last one died
@@ -42,17 +45,17 @@ impl Unacked {
     }
 
     /// The server settled `id` for good (an ack, or a final refusal):
-    /// whether it was ours and in flight.
-    pub(crate) fn settle(&mut self, id: MessageId) -> bool {
+    /// what it was, if it was ours and in flight.
+    pub(crate) fn settle(&mut self, id: MessageId) -> Option<Outgoing> {
         let _ = self.settled.settle(id);
-        self.inflight.remove(&id).is_some()
+        self.inflight.remove(&id)
     }
 
-    /// The server refused `id` for the rate: it goes back to the pending
+    /// The server refused `id` for the rate (or could not store it): it goes back to the pending
     /// messages, and nothing is sent for `wait` from `now`.
     pub(crate) fn retry_later(&mut self, id: MessageId, wait: Duration, now: Instant) {
-        if let Some(text) = self.inflight.remove(&id) {
-            self.pending.insert(id, text);
+        if let Some(out) = self.inflight.remove(&id) {
+            self.pending.insert(id, out);
         }
         self.paused_until = Some(now + wait);
     }
@@ -62,13 +65,17 @@ impl Unacked {
 mod tests {
     use super::*;
 
+    fn chat(text: &str) -> Outgoing {
+        Outgoing::Chat { text: text.into(), target: None }
+    }
+
     #[test]
     fn a_rate_nack_moves_the_message_back_and_pauses() {
         let mut u = Unacked::default();
-        u.inflight.insert(3, "hi".into());
+        u.inflight.insert(3, chat("hi"));
         let now = Instant::now();
         u.retry_later(3, Duration::from_millis(250), now);
-        assert_eq!(u.pending.get(&3).map(String::as_str), Some("hi"));
+        assert_eq!(u.pending.get(&3), Some(&chat("hi")));
         assert!(u.inflight.is_empty());
         assert_eq!(u.paused_until, Some(now + Duration::from_millis(250)));
         assert_eq!(u.len(), 1);
@@ -77,13 +84,13 @@ mod tests {
     #[test]
     fn settling_raises_the_floor_and_forgets_the_message() {
         let mut u = Unacked::default();
-        u.queue(1, "a".into());
-        u.queue(2, "b".into());
+        u.queue(1, chat("a"));
+        u.queue(2, chat("b"));
         u.resend_inflight();
         let first = u.pending.pop_first().expect("queued");
         u.inflight.insert(first.0, first.1);
-        assert!(u.settle(1));
-        assert!(!u.settle(1), "a second ack for the same id is not ours any more");
+        assert_eq!(u.settle(1), Some(chat("a")));
+        assert_eq!(u.settle(1), None, "a second ack for the same id is not ours any more");
         assert_eq!(u.settled.floor(), 2);
         assert_eq!(u.len(), 1);
     }
@@ -91,8 +98,8 @@ mod tests {
     #[test]
     fn a_new_connection_resends_what_was_in_flight() {
         let mut u = Unacked::default();
-        u.inflight.insert(5, "x".into());
-        u.queue(6, "y".into());
+        u.inflight.insert(5, chat("x"));
+        u.queue(6, chat("y"));
         u.resend_inflight();
         assert!(u.inflight.is_empty());
         assert_eq!(u.pending.keys().copied().collect::<Vec<_>>(), vec![5, 6]);

@@ -748,12 +748,14 @@ pub(crate) struct Voice {
 }
 
 impl Voice {
-    /// Opens the devices and asks the server to join (a device failure is
-    /// reported as [`Event::VoiceError`]; only a dead connection is an error).
+    /// Opens the devices and asks the server to join the voice of `room`
+    /// (`None`: the server's choice; a device failure is reported as
+    /// [`Event::VoiceError`]; only a dead connection is an error).
     pub(crate) async fn join(
         &mut self,
         out: &mut impl Outbound,
         options: VoiceOptions,
+        room: Option<String>,
         events: &mpsc::Sender<Event>,
     ) -> Result<bool, LinkError> {
         // Opening devices reads files and talks to the sound system: off
@@ -768,7 +770,7 @@ impl Voice {
                     let _ = events.send(Event::VoiceFallback(note)).await;
                 }
                 self.pending = Some((options, devices));
-                out.send(&ClientMessage::VoiceJoin { room: None }).await.map(|()| true)
+                out.send(&ClientMessage::VoiceJoin { room }).await.map(|()| true)
             }
             Err(e) => {
                 let _ = events.send(Event::VoiceError(e.to_string())).await;
@@ -777,15 +779,16 @@ impl Voice {
         }
     }
 
-    /// The server took us into voice: starts the engine towards `server`
-    /// (its address, the UDP port it named) with the keys of this `epoch`.
-    /// `None` if no join was asked for.
+    /// The server took us into the voice of `room`: starts the engine
+    /// towards `server` (its address, the UDP port it named) with the keys
+    /// of this `epoch`. `None` if no join was asked for.
     pub(crate) fn on_joined(
         &mut self,
         server: SocketAddr,
         keys: &SessionKeys,
         voice_id: u32,
         epoch: u32,
+        room: String,
         engine_tx: &mpsc::UnboundedSender<EngineEvent>,
     ) -> Option<Event> {
         let (options, devices) = self.pending.take()?;
@@ -795,7 +798,7 @@ impl Voice {
             Ok(engine) => {
                 self.engine = Some(engine);
                 self.apply_gains();
-                Some(Event::VoiceJoined)
+                Some(Event::VoiceJoined { room })
             }
             Err(e) => Some(Event::VoiceError(e.to_string())),
         }

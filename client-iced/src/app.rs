@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceControls;
-use client_core::{Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect};
+use client_core::{
+    Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect, Target,
+};
 use iced::keyboard::{self, key::Named};
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme};
@@ -368,20 +370,24 @@ impl App {
 
     fn event(&mut self, event: Event) -> Task<Message> {
         match event {
-            Event::Connected { me, users, fingerprint, limits, trust } => {
+            Event::Connected { ref me, ref users, fingerprint, limits, trust, .. } => {
+                let (me, users) = (me.clone(), users.clone());
                 info!(self.log, "connected"; "me" => &me, "users" => users.len(), "trust" => format!("{trust:?}"));
                 if let Some(chat) = &mut self.chat {
                     // Back after a lost connection (client-core resends what
                     // was not acknowledged and rejoins voice).
                     chat.banner = None;
                     chat.max_message = limits.max_message_bytes as usize;
-                    chat.apply(Event::Users(users));
+                    let total = users.len() as u32;
+                    chat.apply(event);
+                    chat.apply(Event::Users { room: None, users, total });
                     chat.notice("Reconnected.");
                     return Task::none();
                 }
                 self.connect.status = connect::Status::Idle;
                 let server = self.request.as_ref().map(|(r, _)| r.server.clone()).unwrap_or_default();
                 let mut chat = Chat::new(me, server, fingerprint, users, limits.max_message_bytes as usize);
+                chat.apply(event);
                 if let Err(e) = self.remember() {
                     chat.error(format!("Could not save your settings: {e}"));
                 }
@@ -462,12 +468,17 @@ impl App {
         let Some(chat) = &mut self.chat else { return Task::none() };
         match chat.update(m) {
             chat::Action::None => Task::none(),
-            chat::Action::Send { local, text } => match (self.client.clone(), attempt_id) {
-                (Some(client), Some(attempt)) => {
-                    Task::perform(async move { client.send(text).await.map_err(|e| e.to_string()) }, move |result| {
-                        Message::Sent { attempt, local, result }
-                    })
-                }
+            chat::Action::Send { local, text, target } => match (self.client.clone(), attempt_id) {
+                (Some(client), Some(attempt)) => Task::perform(
+                    async move {
+                        match target {
+                            Some(target) => client.say(target, text).await,
+                            None => client.send(text).await,
+                        }
+                        .map_err(|e| e.to_string())
+                    },
+                    move |result| Message::Sent { attempt, local, result },
+                ),
                 _ => {
                     chat.unsent(local, text);
                     Task::none()
@@ -493,6 +504,25 @@ impl App {
                 Some(client) => {
                     Task::perform(async move { client.who().await.map_err(|e| e.to_string()) }, Message::Done)
                 }
+                None => Task::none(),
+            },
+            chat::Action::Request(request) => match self.client.clone() {
+                Some(client) => Task::perform(
+                    async move {
+                        match request {
+                            chat::Request::Join(room) => client.join(room).await,
+                            chat::Request::Part(room) => client.part(room).await,
+                            chat::Request::Rooms => client.rooms().await,
+                            chat::Request::Who(room) => client.who_in(Some(room)).await,
+                            chat::Request::Msg { to, text } => client.say(Target::User(to), text).await.map(|_| ()),
+                            chat::Request::History { room, before, limit } => client.history(room, before, limit).await,
+                            chat::Request::Edit(id, text) => client.edit(id, text).await.map(|_| ()),
+                            chat::Request::Delete(id) => client.delete(id).await.map(|_| ()),
+                        }
+                        .map_err(|e| e.to_string())
+                    },
+                    Message::Done,
+                ),
                 None => Task::none(),
             },
             chat::Action::FocusInput => operation::focus(chat::INPUT),
@@ -540,7 +570,15 @@ impl App {
         options.push_to_talk = self.push_to_talk.as_ref().map(push_to_talk::Binding::switch);
         chat.push_to_talk = self.push_to_talk.as_ref().and(self.voice.push_to_talk.clone());
         chat.voice = Voice::Joining;
-        Task::perform(async move { client.join_voice(options).await.map_err(|e| e.to_string()) }, Message::Done)
+        // The voice of the room shown (a conversation: the first room with voice).
+        let room = match chat.rooms.current() {
+            Some(Target::Room(r)) => Some(r.clone()),
+            _ => None,
+        };
+        Task::perform(
+            async move { client.join_voice_in(options, room).await.map_err(|e| e.to_string()) },
+            Message::Done,
+        )
     }
 
     fn open_settings(&mut self) -> Task<Message> {

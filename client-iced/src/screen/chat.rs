@@ -1,13 +1,16 @@
-//! The chat screen: the log, the input, the user and voice lists, the voice
-//! bar, and the connection-lost banner.
+//! The chat screen: the room list (rooms and private conversations, with
+//! unread counts and each room's voice members), the log of the current
+//! room, the input, the user and voice lists, the voice bar, and the
+//! connection-lost banner.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
 use client_core::command;
 use client_core::display::escape_line;
+use client_core::rooms::{Applied, Rooms, name_key};
 use client_core::voice::VoiceStats;
-use client_core::{Event, Fingerprint, MessageId};
+use client_core::{Event, Fingerprint, MessageId, Target};
 use iced::widget::{
     button, column, container, progress_bar, row, scrollable, slider, text, text_input, toggler, tooltip,
 };
@@ -29,6 +32,8 @@ pub struct Entry {
     pub time: String,
     /// What it is.
     pub kind: Kind,
+    /// The room or conversation it belongs to (`None`: shown everywhere).
+    pub place: Option<Target>,
 }
 
 /// Kinds of log lines.
@@ -116,6 +121,11 @@ pub struct Chat {
     /// A voice list has come since we connected (later ones are logged as
     /// joins and leaves).
     voice_known: bool,
+    /// Rooms, conversations and their logs (client-core's state); this
+    /// screen shows one log, with the room of a message from elsewhere.
+    pub rooms: Rooms,
+    /// The room whose voice we are in.
+    voice_room: Option<String>,
     /// The connection-lost banner.
     pub banner: Option<String>,
     /// Longest message the server takes, bytes.
@@ -180,6 +190,8 @@ pub enum Message {
     Volume(String, f32),
     /// A voice user muted (`true`) or unmuted for us only.
     MuteUser(String, bool),
+    /// A room or conversation picked in the room list.
+    Show(Target),
 }
 
 /// What the application does after the screen took a [`Message`].
@@ -194,7 +206,11 @@ pub enum Action {
         local: u64,
         /// The line.
         text: String,
+        /// Where it goes (`None`: the server's first room for us).
+        target: Option<Target>,
     },
+    /// A room, history or private-message request typed as a command.
+    Request(Request),
     /// Leave politely (Disconnect, `/quit`, `!DISCONNECT`).
     Quit,
     /// Ask for the user list (`/who`).
@@ -222,6 +238,40 @@ pub enum Action {
     GiveUp,
 }
 
+/// What a typed command asks of the connection (the same commands as
+/// client-cli's, parsed in client-core).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `/join ROOM`.
+    Join(String),
+    /// `/part ROOM`.
+    Part(String),
+    /// `/rooms`.
+    Rooms,
+    /// `/who ROOM`.
+    Who(String),
+    /// `/msg NAME TEXT`.
+    Msg {
+        /// To whom.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// `/history [N]` in the current room, before the oldest message held.
+    History {
+        /// The room.
+        room: String,
+        /// The oldest server id held there.
+        before: Option<client_core::ServerId>,
+        /// How many.
+        limit: u32,
+    },
+    /// `/edit ID TEXT`.
+    Edit(client_core::ServerId, String),
+    /// `/delete ID`.
+    Delete(client_core::ServerId),
+}
+
 /// Local time as `HH:MM`.
 pub fn clock(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Local>::from(t).format("%H:%M").to_string()
@@ -247,6 +297,8 @@ impl Chat {
             stats: None,
             gains: HashMap::new(),
             voice_known: false,
+            rooms: Rooms::new(None),
+            voice_room: None,
             banner: None,
             max_message,
             early: HashMap::new(),
@@ -254,6 +306,7 @@ impl Chat {
             who_asked: false,
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
+        chat.rooms.set_me(chat.me.clone());
         let n = chat.users.len();
         chat.notice(format!("Connected to {} as {} — {n} here.", chat.server, chat.me));
         chat
@@ -276,18 +329,49 @@ impl Chat {
                         self.input.clear();
                         return match other {
                             command::Input::Quit => Action::Quit,
-                            command::Input::Who => {
+                            command::Input::Who(None) => {
                                 self.who_asked = true;
                                 Action::Who
                             }
+                            command::Input::Who(Some(room)) => Action::Request(Request::Who(room)),
+                            command::Input::Join(room) => Action::Request(Request::Join(room)),
+                            command::Input::Part(room) => Action::Request(Request::Part(room)),
+                            command::Input::Rooms => Action::Request(Request::Rooms),
+                            command::Input::Msg { to, text } => {
+                                Action::Request(Request::Msg { to, text: text.to_owned() })
+                            }
+                            command::Input::Edit { id, text } => Action::Request(Request::Edit(id, text.to_owned())),
+                            command::Input::Delete(id) => Action::Request(Request::Delete(id)),
+                            command::Input::Room(room) => {
+                                let name = self.rooms.room(&room).map_or(room, |r| r.name.clone());
+                                self.notice(format!("Your lines go to #{}.", escape_line(&name)));
+                                self.rooms.set_current(Target::Room(name));
+                                Action::None
+                            }
+                            command::Input::History(n) => match self.rooms.current() {
+                                Some(Target::Room(room)) => {
+                                    let before = self.rooms.room(room).and_then(|r| r.oldest());
+                                    let (room, limit) = (room.clone(), n.unwrap_or(50));
+                                    Action::Request(Request::History { room, before, limit })
+                                }
+                                _ => {
+                                    self.error("/history pages the current room: /room ROOM first.");
+                                    Action::None
+                                }
+                            },
                             command::Input::Help => {
                                 self.notice(command::HELP);
                                 Action::None
                             }
-                            _ => {
+                            command::Input::Unknown(_) => {
                                 self.error(format!("Unknown command {:?}. {}", escape_line(&line), command::HELP));
                                 Action::None
                             }
+                            command::Input::Usage { problem, usage } => {
+                                self.error(format!("Usage: {usage} ({})", escape_line(&problem)));
+                                Action::None
+                            }
+                            command::Input::Say(_) | command::Input::Nothing => Action::None,
                         };
                     }
                 };
@@ -299,7 +383,7 @@ impl Chat {
                 self.input.clear();
                 self.last_local += 1;
                 self.sending(self.last_local, &text);
-                Action::Send { local: self.last_local, text }
+                Action::Send { local: self.last_local, text, target: self.rooms.current().cloned() }
             }
             Message::Resend(text) => {
                 if self.input.is_empty() {
@@ -308,6 +392,10 @@ impl Chat {
                 Action::FocusInput
             }
             Message::Disconnect => Action::Quit,
+            Message::Show(target) => {
+                self.rooms.set_current(target);
+                Action::FocusInput
+            }
             Message::Voice(true) => Action::JoinVoice,
             Message::Voice(false) => {
                 if self.voice == Voice::Joining {
@@ -353,10 +441,27 @@ impl Chat {
     }
 
     fn push_at(&mut self, t: SystemTime, kind: Kind) {
+        self.push_in(None, t, kind);
+    }
+
+    /// Adds a line that belongs to one room or conversation.
+    fn push_in(&mut self, place: Option<Target>, t: SystemTime, kind: Kind) {
         if self.log.len() >= LOG_LIMIT {
             self.log.pop_front();
         }
-        self.log.push_back(Entry { time: clock(t), kind });
+        self.log.push_back(Entry { time: clock(t), kind, place });
+    }
+
+    /// Whether a line of `place` shows with the current room or
+    /// conversation.
+    pub fn shows(&self, place: Option<&Target>) -> bool {
+        match (place, self.rooms.current()) {
+            (None, _) | (_, None) => true,
+            (Some(Target::Room(a)), Some(Target::Room(b))) | (Some(Target::User(a)), Some(Target::User(b))) => {
+                same(a, b)
+            }
+            _ => false,
+        }
     }
 
     /// Adds a notice.
@@ -373,7 +478,8 @@ impl Chat {
     /// [`Chat::queued`] gives its id.
     pub fn sending(&mut self, local: u64, text: &str) {
         let own = Some((Own::Local(local), Delivery::Pending));
-        self.push(Kind::Chat { from: self.me.clone(), text: text.to_owned(), own });
+        let place = self.rooms.current().cloned();
+        self.push_in(place, SystemTime::now(), Kind::Chat { from: self.me.clone(), text: text.to_owned(), own });
     }
 
     /// Our message `local` was queued as `id` (or refused before sending).
@@ -430,27 +536,46 @@ impl Chat {
         self.meter = (0.0, false);
     }
 
+    /// Whether `room` is where our lines go (the first room we are in).
+    fn is_current(&self, room: &str) -> bool {
+        matches!(self.rooms.current(), Some(Target::Room(r)) if same(r, room))
+    }
+
     /// Applies a client-core event (all but connect and disconnect).
     pub fn apply(&mut self, event: Event) {
+        // A message delivered again (a catch-up after a lost connection) is shown once.
+        if self.rooms.apply(&event) == Applied::Duplicate {
+            return;
+        }
         match event {
-            Event::Message { from, text, time } => {
+            Event::Message { from, text, time, room, to, history, .. } => {
+                let place = match room {
+                    Some(r) => Target::Room(r),
+                    None if from == self.me => Target::User(to.unwrap_or_default()),
+                    None => Target::User(from.clone()),
+                };
                 let text = escape_line(&text).into_owned();
-                let from = escape_line(&from).into_owned();
-                self.push_at(time, Kind::Chat { from, text, own: None });
+                let mut from = escape_line(&from).into_owned();
+                if history {
+                    from = format!("~ {from}");
+                }
+                self.push_in(Some(place), time, Kind::Chat { from, text, own: None });
             }
-            Event::Joined(u) => {
-                self.notice(format!("{} joined", escape_line(&u)));
+            Event::Joined { user: u, room } => {
+                let line = Kind::Notice(format!("{} joined{}", escape_line(&u), in_room(room.as_deref())));
+                self.push_in(room.map(Target::Room), SystemTime::now(), line);
                 if !self.users.contains(&u) {
                     self.users.push(u);
                     self.users.sort_by_key(|u| u.to_lowercase());
                 }
             }
-            Event::Left(u) => {
-                self.notice(format!("{} left", escape_line(&u)));
+            Event::Left { user: u, room } => {
+                let line = Kind::Notice(format!("{} left{}", escape_line(&u), in_room(room.as_deref())));
+                self.push_in(room.map(Target::Room), SystemTime::now(), line);
                 self.users.retain(|x| *x != u);
                 self.talking.remove(&u);
             }
-            Event::Users(mut users) => {
+            Event::Users { room: None, mut users, .. } => {
                 users.sort_by_key(|u| u.to_lowercase());
                 if std::mem::take(&mut self.who_asked) {
                     let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
@@ -458,16 +583,39 @@ impl Chat {
                 }
                 self.users = users;
             }
+            Event::Users { room: Some(room), users, total } => {
+                let names: Vec<_> = users.iter().map(|u| escape_line(u).into_owned()).collect();
+                self.notice(format!("{total} in #{}: {}", escape_line(&room), names.join(", ")));
+            }
+            Event::Rooms(rooms) => {
+                let names: Vec<_> =
+                    rooms.iter().map(|r| format!("#{} ({})", escape_line(&r.name), r.members)).collect();
+                self.notice(format!("Rooms: {}", names.join(", ")));
+            }
+            Event::HistoryEnd { .. } => {}
+            Event::RoomJoined { room, .. } => self.notice(format!("You are in #{}.", escape_line(&room))),
+            Event::JoinRefused { room, detail, .. } => {
+                self.error(format!("Cannot join #{}: {}", escape_line(&room), escape_line(&detail)));
+            }
+            Event::RoomLeft { room } => self.notice(format!("You left #{}.", escape_line(&room))),
+            Event::Edited { from, text, .. } => {
+                self.notice(format!("{} edited a message: {}", escape_line(&from), escape_line(&text)));
+            }
+            Event::Deleted { .. } => self.notice("A message was deleted."),
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
-            Event::Acked(id) => self.set_delivery(id, Delivery::Delivered),
+            Event::Acked { id, .. } => self.set_delivery(id, Delivery::Delivered),
             Event::Rejected { id, detail, .. } => {
                 self.set_delivery(id, Delivery::Failed(escape_line(&detail).into_owned()));
             }
-            Event::VoiceJoined => {
+            Event::VoiceJoined { room } => {
+                self.voice_room = Some(room);
                 self.voice = Voice::On;
                 self.notice("You joined voice.");
             }
-            Event::VoiceUsers(users) => {
+            // The voice of our voice room (before joining: the room we are in).
+            Event::VoiceUsers { room, .. }
+                if !self.voice_room.as_deref().map_or_else(|| self.is_current(&room), |v| same(v, &room)) => {}
+            Event::VoiceUsers { users, .. } => {
                 // The first list after connecting is who was there already.
                 if self.voice_known {
                     let others = |list: &[String], not_in: &[String]| -> Vec<String> {
@@ -488,7 +636,7 @@ impl Chat {
                 self.talking.retain(|u| users.contains(u));
                 self.voice_users = users;
             }
-            Event::Talking { user, talking } => {
+            Event::Talking { user, talking, .. } => {
                 if talking {
                     self.talking.insert(user);
                 } else {
@@ -497,6 +645,7 @@ impl Chat {
             }
             Event::VoiceStats(s) => self.stats = Some(s),
             Event::VoiceLeft(_) => {
+                self.voice_room = None;
                 self.voice = Voice::Off;
                 self.talking.clear();
                 self.meter = (0.0, false);
@@ -532,7 +681,8 @@ impl Chat {
         .spacing(8)
         .align_y(Alignment::Center);
 
-        let log = scrollable(column(self.log.iter().map(entry)).spacing(4).padding([4, 12]))
+        let shown = self.log.iter().filter(|e| self.shows(e.place.as_ref()));
+        let log = scrollable(column(shown.map(entry)).spacing(4).padding([4, 12]))
             .id(LOG)
             .anchor_bottom()
             .height(Fill)
@@ -571,11 +721,61 @@ impl Chat {
                 .style(style::warning_box),
             );
         }
-        page.push(row![main, side].spacing(8).height(Fill)).into()
+        page.push(row![self.rooms_panel(), main, side].spacing(8).height(Fill)).into()
+    }
+
+    /// The rooms we are in (with unread counts, mentions, and who is in
+    /// each one's voice beneath it) and the private conversations; a click
+    /// shows one.
+    fn rooms_panel(&self) -> Element<'_, Message> {
+        let current = self.rooms.current();
+        let place = |target: Target, label: String, unread: u32, mentions: u32| -> Element<'_, Message> {
+            let mut line = row![text(label).size(14).wrapping(text::Wrapping::None).width(Fill)].spacing(4);
+            if mentions > 0 {
+                line = line.push(text(format!("@{mentions}")).size(12).style(style::error_text));
+            }
+            if unread > 0 {
+                line = line.push(text(unread.to_string()).size(12).style(style::own));
+            }
+            let style = if current == Some(&target) { button::primary } else { button::text };
+            button(line).padding([3, 6]).width(Fill).style(style).on_press(Message::Show(target)).into()
+        };
+        let mut list = column![text("Rooms").size(15)].spacing(2);
+        for r in self.rooms.rooms() {
+            let label = format!("#{}", escape_line(&r.name));
+            list = list.push(place(Target::Room(r.name.clone()), label, r.unread, r.mentions));
+            for u in &r.voice_users {
+                let who = text(format!("· {}", escape_line(u))).size(12).wrapping(text::Wrapping::None);
+                let who = if self.talking.contains(u) { who.style(style::talking) } else { who.style(style::muted) };
+                list = list.push(container(who).padding([0, 18]));
+            }
+        }
+        if !self.rooms.conversations().is_empty() {
+            list = list.push(text("Private").size(15));
+            for c in self.rooms.conversations() {
+                list = list.push(place(Target::User(c.peer.clone()), escape_line(&c.peer).into_owned(), c.unread, 0));
+            }
+        }
+        list = list.push(text("/join ROOM, /msg NAME TEXT").size(11).style(style::muted));
+        container(scrollable(list).height(Fill).width(Fill))
+            .padding(8)
+            .height(Fill)
+            .width(180)
+            .style(style::panel)
+            .into()
     }
 
     fn users_panel(&self) -> Element<'_, Message> {
-        let names = column(self.users.iter().map(|u| {
+        // The current room's members; everyone connected otherwise.
+        let room = match self.rooms.current() {
+            Some(Target::Room(r)) => self.rooms.room(r),
+            _ => None,
+        };
+        let (users, title) = match room {
+            Some(r) => (&r.members, format!("#{} ({})", escape_line(&r.name), r.members_total)),
+            None => (&self.users, format!("Users ({})", self.users.len())),
+        };
+        let names = column(users.iter().map(|u| {
             let shown = escape_line(u).into_owned();
             let label = text(shown.clone()).size(14).wrapping(text::Wrapping::None);
             let label = if *u == self.me { label.style(style::own) } else { label };
@@ -588,18 +788,12 @@ impl Chat {
             .into()
         }))
         .spacing(2);
-        container(
-            column![
-                text(format!("Users ({})", self.users.len())).size(15),
-                scrollable(names).height(Fill).width(Fill),
-            ]
-            .spacing(6),
-        )
-        .padding(8)
-        .height(Fill)
-        .width(Fill)
-        .style(style::panel)
-        .into()
+        container(column![text(title).size(15), scrollable(names).height(Fill).width(Fill),].spacing(6))
+            .padding(8)
+            .height(Fill)
+            .width(Fill)
+            .style(style::panel)
+            .into()
     }
 
     fn voice_panel(&self) -> Element<'_, Message> {
@@ -737,6 +931,16 @@ fn entry(e: &Entry) -> Element<'_, Message> {
     row![time, body].spacing(8).align_y(Alignment::Start).into()
 }
 
+/// Whether two room names are the same room.
+fn same(a: &str, b: &str) -> bool {
+    name_key(a) == name_key(b)
+}
+
+/// ` in #room` after a presence notice, if it names one.
+fn in_room(room: Option<&str>) -> String {
+    room.map(|r| format!(" in #{}", escape_line(r))).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,10 +959,10 @@ mod tests {
         assert_eq!(c.update(Message::Send), Action::None, "too long");
         assert_eq!(c.input.len(), 101, "a too long message stays in the input");
         c.update(Message::Input("hello  ".into()));
-        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "hello".into() });
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "hello".into(), target: None });
         assert!(c.input.is_empty());
         c.update(Message::Input("again".into()));
-        assert_eq!(c.update(Message::Send), Action::Send { local: 2, text: "again".into() });
+        assert_eq!(c.update(Message::Send), Action::Send { local: 2, text: "again".into(), target: None });
         // No connection to take it: back into the input, out of the log.
         c.unsent(2, "again".into());
         assert_eq!(c.input, "again");
@@ -781,7 +985,47 @@ mod tests {
         assert_eq!(c.update(Message::Send), Action::None);
         assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("Unknown command")));
         c.update(Message::Input("//who is there".into()));
-        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into() });
+        assert_eq!(c.update(Message::Send), Action::Send { local: 1, text: "/who is there".into(), target: None });
+    }
+
+    #[test]
+    fn room_commands_become_requests_and_lines_go_to_the_current_room() {
+        let mut c = chat();
+        let typed = |c: &mut Chat, line: &str| {
+            c.update(Message::Input(line.into()));
+            c.update(Message::Send)
+        };
+        c.apply(Event::RoomJoined {
+            room: "general".into(),
+            topic: String::new(),
+            users: vec!["me".into()],
+            users_total: 1,
+            voice: true,
+            history: true,
+        });
+        assert_eq!(
+            typed(&mut c, "hi"),
+            Action::Send { local: 1, text: "hi".into(), target: Some(Target::Room("general".into())) }
+        );
+        assert_eq!(typed(&mut c, "/join #dev"), Action::Request(Request::Join("dev".into())));
+        assert_eq!(typed(&mut c, "/room dev"), Action::None);
+        assert_eq!(
+            typed(&mut c, "there"),
+            Action::Send { local: 2, text: "there".into(), target: Some(Target::Room("dev".into())) }
+        );
+        assert_eq!(
+            typed(&mut c, "/history 5"),
+            Action::Request(Request::History { room: "dev".into(), before: None, limit: 5 })
+        );
+        assert_eq!(
+            typed(&mut c, r#"/msg "Bart F" psst"#),
+            Action::Request(Request::Msg { to: "Bart F".into(), text: "psst".into() })
+        );
+        assert_eq!(typed(&mut c, "/edit 7 better"), Action::Request(Request::Edit(7, "better".into())));
+        assert_eq!(typed(&mut c, "/delete 7"), Action::Request(Request::Delete(7)));
+        assert_eq!(typed(&mut c, "/part dev"), Action::Request(Request::Part("dev".into())));
+        assert_eq!(typed(&mut c, "/edit x"), Action::None);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("/edit ID TEXT")));
     }
 
     #[test]
@@ -807,10 +1051,10 @@ mod tests {
     fn roster_changes_keep_the_list_sorted_and_logged() {
         let mut c = chat();
         assert_eq!(c.users, ["Amy", "me", "zed"]);
-        c.apply(Event::Joined("bob".into()));
-        c.apply(Event::Left("zed".into()));
+        c.apply(Event::Joined { user: "bob".into(), room: Some("general".into()) });
+        c.apply(Event::Left { user: "zed".into(), room: Some("general".into()) });
         assert_eq!(c.users, ["Amy", "bob", "me"]);
-        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "zed left"));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "zed left in #general"));
     }
 
     #[test]
@@ -819,7 +1063,7 @@ mod tests {
         c.sending(1, "hi");
         c.sending(2, "there");
         c.sending(3, "too long");
-        c.apply(Event::Acked(7));
+        c.apply(Event::Acked { id: 7, server_id: Some(70), sent: None });
         c.queued(1, Ok(7));
         c.queued(2, Ok(8));
         c.queued(3, Err("too long".into()));
@@ -837,7 +1081,16 @@ mod tests {
     #[test]
     fn others_text_is_escaped_and_the_log_is_bounded() {
         let mut c = chat();
-        c.apply(Event::Message { from: "e\u{202e}ve".into(), text: "a\u{1b}[2Jb".into(), time: SystemTime::now() });
+        c.apply(Event::Message {
+            id: 1,
+            from: "e\u{202e}ve".into(),
+            text: "a\u{1b}[2Jb".into(),
+            time: SystemTime::now(),
+            room: None,
+            to: Some("me".into()),
+            history: false,
+            edited: false,
+        });
         let Kind::Chat { from, text, .. } = &c.log.back().expect("line").kind else { panic!("chat line") };
         assert!(!from.contains('\u{202e}') && !text.contains('\u{1b}'), "{from:?} {text:?}");
         for i in 0..LOG_LIMIT + 10 {
@@ -849,11 +1102,11 @@ mod tests {
     #[test]
     fn who_answers_in_the_log_once_asked() {
         let mut c = chat();
-        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        c.apply(Event::Users { room: None, users: vec!["b".into(), "a".into()], total: 2 });
         assert!(!c.log.iter().any(|e| matches!(&e.kind, Kind::Notice(n) if n.contains("here:"))));
         c.update(Message::Input("/who".into()));
         assert_eq!(c.update(Message::Send), Action::Who);
-        c.apply(Event::Users(vec!["b".into(), "a".into()]));
+        c.apply(Event::Users { room: None, users: vec!["b".into(), "a".into()], total: 2 });
         assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "2 here: a, b"));
     }
 }
