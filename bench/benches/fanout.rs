@@ -64,6 +64,8 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
                         keepalive_secs: 20,
                         idle_timeout_secs: 60,
                     },
+                    rooms: None,
+                    history: Some(0),
                 };
                 roster.send(join).await.expect("roster").expect("joined");
             }
@@ -86,9 +88,11 @@ fn fanout(c: &mut Criterion) {
             let base = sealed.load(Ordering::SeqCst);
             let t = Instant::now();
             for k in 1..=iters {
-                roster.do_send(Broadcast { from: 0, text: "x".repeat(80), ts_ms: 1 });
-                // One message at a time, as in the headline load.
-                while sealed.load(Ordering::Relaxed) < base + k * RECIPIENTS {
+                let text = "x".repeat(80);
+                roster.do_send(Broadcast { from: 0, client_id: k, text, ts_ms: 1, room: None, to: None });
+                // One message at a time, as in the headline load: its
+                // copies and the sender's ack.
+                while sealed.load(Ordering::Relaxed) < base + k * (RECIPIENTS + 1) {
                     std::hint::spin_loop();
                 }
             }

@@ -32,7 +32,7 @@ fn relay(c: &mut Criterion) {
         let mut speakers: Vec<(u32, SocketAddr, VoiceSealer)> = Vec::new();
         let (mut pkt, mut body, mut buf) = (Vec::new(), Vec::new(), [0u8; 2048]);
         for id in 0..=LISTENERS {
-            relay.add_member(id, &key(id, 1), &key(id, 2));
+            relay.add_member(id, 1, &key(id, 1), &key(id, 2));
             let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
             s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
             let addr: SocketAddr = s.local_addr().expect("addr");
