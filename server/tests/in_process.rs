@@ -147,6 +147,17 @@ fn chat(id: u64, text: &str) -> ClientMessage {
     ClientMessage::Chat { id, text: text.into(), room: Some("general".into()), to: None }
 }
 
+fn stored(id: u64, ts_ms: u64, text: &str) -> server::archive::StoredMessage {
+    server::archive::StoredMessage {
+        id,
+        room: "general".into(),
+        sender: "old".into(),
+        text: text.into(),
+        ts_ms,
+        edited: false,
+    }
+}
+
 fn is_text(m: &ServerMessage, want: &str) -> bool {
     matches!(m, ServerMessage::Message { text, .. } if text == want)
 }
@@ -206,5 +217,48 @@ fn a_message_the_store_cannot_take_is_nacked_and_taken_when_resent() {
     alice.send(&chat(3, "end"));
     bob.until(|m| is_text(m, "end"), |m| is_text(m, "while the disk is full"));
     drop((alice, bob));
+    assert!(server.stop().is_ok());
+}
+
+/// Retention: messages older than the room's `history_days` (30 by
+/// default) are pruned in the background from the start; newer ones stay.
+#[test]
+fn messages_past_their_room_s_retention_are_pruned() {
+    use server::archive::{Archive as _, RoomRecord, Write};
+    let archive = Arc::new(MemoryArchive::new());
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let day = 86_400_000;
+    let general = RoomRecord {
+        name: "general".into(),
+        topic: String::new(),
+        history: true,
+        voice: true,
+        owner: None,
+        history_days: 30,
+        created_ms: 0,
+        empty_since_ms: None,
+        from_config: true,
+    };
+    for w in [
+        Write::UpsertRoom(general),
+        Write::Append(stored(1, now_ms - 40 * day, "forty days old")),
+        Write::Append(stored(2, now_ms - 29 * day, "twenty-nine days old")),
+        Write::Append(stored(3, now_ms, "today")),
+    ] {
+        archive.write(w, Box::new(|r| assert!(r.is_ok(), "{r:?}")));
+    }
+    let server = InProcess::start(archive.clone());
+    let mut alice = Client::login(&server, "alice");
+    alice.send(&ClientMessage::History { room: "general".into(), before: None, after: None, limit: 50 });
+    let mut texts = Vec::new();
+    loop {
+        match alice.recv() {
+            ServerMessage::Message { text, history: true, .. } => texts.push(text),
+            ServerMessage::HistoryEnd { more: false, .. } if !texts.is_empty() => break,
+            _ => {}
+        }
+    }
+    assert_eq!(texts, ["twenty-nine days old", "today"]);
+    drop(alice);
     assert!(server.stop().is_ok());
 }

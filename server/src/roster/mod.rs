@@ -468,7 +468,9 @@ impl Actor for Roster {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
         ctx.run_interval(PRESENCE_WINDOW, |act, _| act.send_presence());
-        ctx.run_later(Duration::from_secs(10), |act, _| act.sweep());
+        // Expired rooms and old messages go at start too (in the
+        // background: the store's writer prunes in chunks between writes).
+        ctx.run_later(Duration::ZERO, |act, _| act.sweep());
         ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep());
     }
 }
