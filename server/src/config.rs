@@ -486,6 +486,19 @@ mod tests {
         Config::load(Some(&p), None, false)
     }
 
+    /// The `config.toml` the project ships (the README's first command
+    /// runs the server on it) and the packaged one load, and say what the
+    /// defaults say.
+    #[test]
+    fn the_shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["config.toml", "packaging/server/config.toml"] {
+            let c = Config::load(Some(&root.join(file)), None, false).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(c.default_rooms, ["general"], "{file}");
+            assert!(c.rooms.iter().any(|r| r.name == "general" && r.history), "{file}");
+        }
+    }
+
     #[test]
     fn defaults_and_relative_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
