@@ -76,6 +76,10 @@ fn rooms_keep_their_lines_apart_and_members_join_and_part() {
     let joined = expect_event(&mut bob, "room_joined", |v| v["room"] == "a");
     assert_eq!((&joined["users"], &joined["users_total"]), (&json!(["alice", "bob", "carol"]), &json!(3)));
     expect_event(&mut alice, "joined", |v| v["user"] == "bob" && v["room"] == "a");
+    // After a /join, lines go to the room joined.
+    bob.send("bob writes in a");
+    let m = expect_message(&mut alice, "bob writes in a");
+    assert_eq!(m["room"], "a", "{m}");
     alice.send("bob is here");
     expect_message(&mut bob, "bob is here");
     // ...and leaves again: nothing of #a reaches him after that.

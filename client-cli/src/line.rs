@@ -116,7 +116,17 @@ pub async fn handle(input: &Input, line: &str) -> Flow {
         Line::Edit { id, text } => client.edit(id, text).await.map(|_| ()),
         Line::Delete(id) => client.delete(id).await.map(|_| ()),
         Line::Who(room) => client.who_in(room).await,
-        Line::Join(room) => client.join(room).await,
+        // Lines go to the room joined from now on (as on IRC); a refusal
+        // gives the current room back (`Rooms` handles `join_refused`).
+        Line::Join(room) => {
+            let joined = client.join(room.clone()).await;
+            if joined.is_ok()
+                && let Ok(mut s) = state.lock()
+            {
+                s.set_current(Target::Room(room));
+            }
+            joined
+        }
         Line::Part(room) => client.part(room).await,
         Line::Rooms => client.rooms().await,
         Line::Room(room) => {
