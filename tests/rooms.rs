@@ -289,10 +289,19 @@ fn edits_and_deletes_are_seen_by_everyone_and_only_for_your_own() {
     assert_eq!(expect_event(&mut alice, "rejected", |v| v["id"] == 5)["reason"], "not_yours");
     alice.send("/delete 987654321");
     assert_eq!(expect_event(&mut alice, "rejected", |v| v["id"] == 6)["reason"], "no_such_message");
+    // Without an id, /edit and /delete mean your latest message here.
+    alice.send("second try");
+    let latest = expect_ack(&mut alice, 7);
+    alice.send("/edit second try, edited");
+    let edited = expect_event(&mut bob, "edited", |v| v["id"] == latest);
+    assert_eq!(edited["text"], "second try, edited", "{edited}");
+    alice.send("/delete");
+    expect_event(&mut bob, "deleted", |v| v["id"] == latest);
+    // Nothing of hers left here: said so, nothing sent.
     alice.send("/edit nine words");
     alice.send("done");
     expect_message(&mut bob, "done");
-    assert!(alice.stderr().contains("usage: /edit ID TEXT"), "{}", alice.stderr());
+    assert!(alice.stderr().contains("nothing of yours to edit"), "{}", alice.stderr());
     assert!(seen(&bob, "edited").iter().all(|e| e["text"] != "hijacked"), "{:?}", bob.seen());
 }
 

@@ -103,6 +103,12 @@ pub enum Flow {
     Ended,
 }
 
+/// Our latest message where our lines go.
+fn last_own(state: &Mutex<Rooms>) -> Option<u64> {
+    let s = state.lock().ok()?;
+    s.last_own(s.current()?)
+}
+
 /// Acts on one input line (line endings already trimmed).
 pub async fn handle(input: &Input, line: &str) -> Flow {
     let Input { client, printer, state } = input;
@@ -113,8 +119,20 @@ pub async fn handle(input: &Input, line: &str) -> Flow {
             None => client.send(text).await.map(|_| ()),
         },
         Line::Msg { to, text } => client.say(Target::User(to), text).await.map(|_| ()),
-        Line::Edit { id, text } => client.edit(id, text).await.map(|_| ()),
-        Line::Delete(id) => client.delete(id).await.map(|_| ()),
+        Line::Edit { id, text } => match id.or_else(|| last_own(state)) {
+            Some(id) => client.edit(id, text).await.map(|_| ()),
+            None => {
+                printer.note("client-cli: nothing of yours to edit here; /edit ID TEXT names one");
+                Ok(())
+            }
+        },
+        Line::Delete(id) => match id.or_else(|| last_own(state)) {
+            Some(id) => client.delete(id).await.map(|_| ()),
+            None => {
+                printer.note("client-cli: nothing of yours to delete here; /delete ID names one");
+                Ok(())
+            }
+        },
         Line::Who(room) => client.who_in(room).await,
         // Lines go to the room joined from now on (as on IRC); a refusal
         // gives the current room back (`Rooms` handles `join_refused`).

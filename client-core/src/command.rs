@@ -37,15 +37,17 @@ pub enum Input<'a> {
     },
     /// Page older messages of the current room (`/history [N]`).
     History(Option<u32>),
-    /// Replace the text of one of our messages (`/edit ID TEXT`).
+    /// Replace the text of one of our messages (`/edit [ID] TEXT`).
     Edit {
-        /// The message's server id.
-        id: ServerId,
+        /// The message's server id; `None`: our latest message where our
+        /// lines go ([`crate::rooms::Rooms::last_own`]).
+        id: Option<ServerId>,
         /// The new text.
         text: &'a str,
     },
-    /// Delete one of our messages (`/delete ID`).
-    Delete(ServerId),
+    /// Delete one of our messages (`/delete [ID]`; `None`: our latest
+    /// where our lines go).
+    Delete(Option<ServerId>),
     /// Show the commands (`/help`).
     Help,
     /// Nothing to do (an empty or blank line).
@@ -80,7 +82,7 @@ pub const COMMANDS: [&str; 13] = [
 
 /// One line of help for the commands.
 pub const HELP: &str = "commands: /join ROOM, /part ROOM, /room ROOM (where your lines go), /rooms, /msg NAME TEXT, \
-/history [N] (older messages), /who [ROOM], /edit ID TEXT, /delete ID, /quit or !DISCONNECT (leave), /help; \
+/history [N] (older messages), /who [ROOM], /edit [ID] TEXT (your latest, or message ID), /delete [ID], /quit or !DISCONNECT (leave), /help; \
 quote names with spaces (\"Bart F\"); start a line with // to send a leading /";
 
 /// A room name as typed: one leading `#` dropped.
@@ -131,12 +133,19 @@ pub fn parse(line: &str) -> Input<'_> {
             Ok((mut args, text)) => Input::Msg { to: args.remove(0), text },
             Err(e) => usage("/msg NAME TEXT", e.to_string()),
         },
-        "edit" => match arguments(rest, 1) {
-            Ok((_, "")) => usage("/edit ID TEXT", "no text".into()),
-            Ok((args, text)) => id(&args[0], "/edit ID TEXT").map_or_else(|e| e, |id| Input::Edit { id, text }),
-            Err(e) => usage("/edit ID TEXT", e.to_string()),
+        // `/edit 42 new text` edits message 42; `/edit new text` our latest.
+        "edit" => match rest.split_once(char::is_whitespace) {
+            _ if rest.is_empty() => usage("/edit [ID] TEXT", "no text".into()),
+            Some((n, text)) if n.parse::<ServerId>().is_ok() && !text.trim().is_empty() => {
+                Input::Edit { id: n.parse().ok(), text: text.trim_start() }
+            }
+            None if rest.parse::<ServerId>().is_ok() => usage("/edit [ID] TEXT", "no text".into()),
+            _ => Input::Edit { id: None, text: rest },
         },
-        "delete" => one("/delete ID").and_then(|a| id(&a, "/delete ID")).map_or_else(|e| e, Input::Delete),
+        "delete" if rest.is_empty() => Input::Delete(None),
+        "delete" => {
+            one("/delete [ID]").and_then(|a| id(&a, "/delete [ID]")).map_or_else(|e| e, |n| Input::Delete(Some(n)))
+        }
         _ => Input::Unknown(line),
     }
 }
@@ -248,12 +257,15 @@ mod tests {
         assert_eq!(parse("/history 20"), Input::History(Some(20)));
         assert!(matches!(parse("/history lots"), Input::Usage { .. }));
         assert!(matches!(parse("/history 0"), Input::Usage { .. }));
-        assert_eq!(parse("/edit 42 better words"), Input::Edit { id: 42, text: "better words" });
-        assert!(matches!(parse("/edit x y"), Input::Usage { usage: "/edit ID TEXT", .. }));
+        assert_eq!(parse("/edit 42 better words"), Input::Edit { id: Some(42), text: "better words" });
+        assert_eq!(parse("/edit better words"), Input::Edit { id: None, text: "better words" }, "our latest");
+        assert_eq!(parse("/edit 2 words"), Input::Edit { id: Some(2), text: "words" });
         assert!(matches!(parse("/edit 42"), Input::Usage { .. }));
-        assert_eq!(parse("/delete 42"), Input::Delete(42));
-        assert!(matches!(parse("/delete"), Input::Usage { usage: "/delete ID", .. }));
+        assert!(matches!(parse("/edit"), Input::Usage { .. }));
+        assert_eq!(parse("/delete 42"), Input::Delete(Some(42)));
+        assert_eq!(parse("/delete"), Input::Delete(None), "our latest");
         assert!(matches!(parse("/delete 4 2"), Input::Usage { .. }));
+        assert!(matches!(parse("/delete x"), Input::Usage { usage: "/delete [ID]", .. }));
     }
 
     #[test]

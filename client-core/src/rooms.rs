@@ -312,6 +312,16 @@ impl Rooms {
         }
     }
 
+    /// Our latest message (not deleted) in `target`'s log, for `/edit
+    /// TEXT` and `/delete` without an id.
+    pub fn last_own(&self, target: &Target) -> Option<ServerId> {
+        let log = match target {
+            Target::Room(name) => &self.room(name)?.log,
+            Target::User(peer) => &self.conversation(peer)?.log,
+        };
+        log.iter().rev().find(|l| l.own && !l.deleted).map(|l| l.id)
+    }
+
     /// Whether `text` mentions us.
     pub fn mentions_me(&self, text: &str) -> bool {
         mentions(text, &self.me)

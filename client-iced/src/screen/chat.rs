@@ -340,8 +340,18 @@ impl Chat {
                             command::Input::Msg { to, text } => {
                                 Action::Request(Request::Msg { to, text: text.to_owned() })
                             }
-                            command::Input::Edit { id, text } => Action::Request(Request::Edit(id, text.to_owned())),
-                            command::Input::Delete(id) => Action::Request(Request::Delete(id)),
+                            command::Input::Edit { id, text } => {
+                                match id.or_else(|| self.rooms.current().and_then(|t| self.rooms.last_own(t))) {
+                                    Some(id) => Action::Request(Request::Edit(id, text.to_owned())),
+                                    None => Action::None,
+                                }
+                            }
+                            command::Input::Delete(id) => {
+                                match id.or_else(|| self.rooms.current().and_then(|t| self.rooms.last_own(t))) {
+                                    Some(id) => Action::Request(Request::Delete(id)),
+                                    None => Action::None,
+                                }
+                            }
                             command::Input::Room(room) => {
                                 let name = self.rooms.room(&room).map_or(room, |r| r.name.clone());
                                 self.notice(format!("Your lines go to #{}.", escape_line(&name)));
