@@ -343,13 +343,19 @@ impl Chat {
                             command::Input::Edit { id, text } => {
                                 match id.or_else(|| self.rooms.current().and_then(|t| self.rooms.last_own(t))) {
                                     Some(id) => Action::Request(Request::Edit(id, text.to_owned())),
-                                    None => Action::None,
+                                    None => {
+                                        self.error("Nothing of yours to edit here (/edit ID TEXT names one)");
+                                        Action::None
+                                    }
                                 }
                             }
                             command::Input::Delete(id) => {
                                 match id.or_else(|| self.rooms.current().and_then(|t| self.rooms.last_own(t))) {
                                     Some(id) => Action::Request(Request::Delete(id)),
-                                    None => Action::None,
+                                    None => {
+                                        self.error("Nothing of yours to delete here (/delete ID names one)");
+                                        Action::None
+                                    }
                                 }
                             }
                             command::Input::Room(room) => {
@@ -1035,7 +1041,7 @@ mod tests {
         assert_eq!(typed(&mut c, "/delete 7"), Action::Request(Request::Delete(7)));
         assert_eq!(typed(&mut c, "/part dev"), Action::Request(Request::Part("dev".into())));
         assert_eq!(typed(&mut c, "/edit x"), Action::None);
-        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("/edit ID TEXT")));
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.contains("Nothing of yours to edit")));
     }
 
     #[test]
