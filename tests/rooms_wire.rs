@@ -256,10 +256,20 @@ fn edits_and_deletes_reach_everyone_and_only_the_sender_may() {
     let gone = say(&mut alice, 3, Some("general"), None, "oops").expect("taken");
     alice.send(&ClientMessage::Delete { id: 4, target: gone });
     bob.recv_until("deleted", |m| matches!(m, ServerMessage::Deleted { id: i, .. } if *i == gone));
+    // A name changes hands: the next `alice` cannot touch the first one's
+    // messages.
+    let kept = say(&mut alice, 5, Some("general"), None, "mine for good").expect("taken");
+    alice.send(&ClientMessage::Quit);
+    alice.expect_closed();
+    let mut mallory = server.raw("alice");
+    mallory.send(&ClientMessage::Delete { id: 1, target: kept });
+    let m = mallory
+        .recv_until("answer", |m| matches!(m, ServerMessage::Nack { id: 1, .. } | ServerMessage::Ack { id: 1, .. }));
+    assert!(matches!(m, ServerMessage::Nack { reason: NackReason::NoSuchMessage, .. }), "{m:?}");
     // History shows the edit, and not what was deleted.
     let mut carol = server.raw("carol");
     let (got, _) = collect_history(&mut carol, "general");
-    assert_eq!(texts(&got), ["typo here"]);
+    assert_eq!(texts(&got), ["typo here", "mine for good"]);
     assert!(matches!(got[0], ServerMessage::Message { edited: true, .. }));
 }
 

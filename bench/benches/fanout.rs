@@ -37,7 +37,7 @@ async fn writer(mut rx: mpsc::Receiver<Outbound>, sealed: Arc<AtomicU64>) {
 }
 
 /// A roster with a sender and `RECIPIENTS` others, on its own actix system.
-fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
+fn start() -> (Addr<Roster>, Arc<AtomicU64>, SharedLedger) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let system = actix_rt::System::new();
@@ -45,6 +45,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
             let log = slog::Logger::root(slog::Discard, slog::o!());
             let roster = Roster::new(log, 1000, 1000, None).start();
             let sealed = Arc::new(AtomicU64::new(0));
+            let sender_ledger = SharedLedger::default();
             for id in 0..=RECIPIENTS {
                 let (otx, orx) = mpsc::channel(4096);
                 actix_rt::spawn(writer(orx, sealed.clone()));
@@ -54,7 +55,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
                     resume: None,
                     restored: false,
                     ip: None,
-                    ledger: SharedLedger::default(),
+                    ledger: if id == 0 { sender_ledger.clone() } else { SharedLedger::default() },
                     mailbox: Ignore.start().recipient(),
                     outbox: Outbox(otx),
                     limits: Limits {
@@ -72,7 +73,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
             // Let the join notices drain before anything is measured.
             tokio::time::sleep(Duration::from_millis(200)).await;
             sealed.store(0, Ordering::SeqCst);
-            let _ = tx.send((roster, sealed));
+            let _ = tx.send((roster, sealed, sender_ledger));
             std::future::pending::<()>().await;
         });
     });
@@ -80,7 +81,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>) {
 }
 
 fn fanout(c: &mut Criterion) {
-    let (roster, sealed) = start();
+    let (roster, sealed, ledger) = start();
     let mut g = c.benchmark_group("fan-out");
     g.throughput(Throughput::Elements(RECIPIENTS));
     g.bench_function("one 80-byte message to 100 sessions", |b| {
@@ -89,7 +90,8 @@ fn fanout(c: &mut Criterion) {
             let t = Instant::now();
             for k in 1..=iters {
                 let text = "x".repeat(80);
-                roster.do_send(Broadcast { from: 0, client_id: k, text, ts_ms: 1, room: None, to: None });
+                let ledger = ledger.clone();
+                roster.do_send(Broadcast { from: 0, ledger, client_id: k, text, ts_ms: 1, room: None, to: None });
                 // One message at a time, as in the headline load: its
                 // copies and the sender's ack.
                 while sealed.load(Ordering::Relaxed) < base + k * (RECIPIENTS + 1) {

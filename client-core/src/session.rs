@@ -277,6 +277,8 @@ impl<'a> Session<'a> {
     /// A message from the server.
     pub(crate) async fn on_server(&mut self, msg: ServerMessage, out: &mut impl Outbound) -> Step {
         self.last_rx = Instant::now();
+        // Talkers heard before their names came (voice can overtake the list).
+        let mut named_late = Vec::new();
         let event = match msg {
             ServerMessage::Message { id, from, text, ts_ms, room, to, history, edited } => {
                 if let Some(r) = &room {
@@ -406,6 +408,19 @@ impl<'a> Session<'a> {
                 // Before the join is answered the room may not be known yet.
                 if self.voice_room.as_deref().is_none_or(|v| name_key(v) == name_key(&room)) {
                     self.set_voice_names(&room);
+                    let unnamed = std::mem::take(&mut self.voice.unnamed_talkers);
+                    for id in unnamed {
+                        match self.voice.names.get(&id) {
+                            Some(user) => named_late.push(Event::Talking {
+                                room: room.clone(),
+                                user: user.clone(),
+                                talking: true,
+                            }),
+                            None => {
+                                self.voice.unnamed_talkers.insert(id);
+                            }
+                        }
+                    }
                 }
                 Some(Event::VoiceUsers { room, users: names })
             }
@@ -417,6 +432,9 @@ impl<'a> Session<'a> {
             }
         };
         if let Some(ev) = event {
+            self.emit(ev).await;
+        }
+        for ev in named_late {
             self.emit(ev).await;
         }
         Ok(())
@@ -482,7 +500,14 @@ impl<'a> Session<'a> {
         let event = match ev {
             EngineEvent::Talking(id, talking) => {
                 let room = self.voice_room.clone().unwrap_or_default();
-                self.voice.names.get(&id).map(|user| Event::Talking { room, user: user.clone(), talking })
+                let named = self.voice.names.get(&id).map(|user| Event::Talking { room, user: user.clone(), talking });
+                // Named once the room's voice list names them.
+                if named.is_none() && talking {
+                    self.voice.unnamed_talkers.insert(id);
+                } else {
+                    self.voice.unnamed_talkers.remove(&id);
+                }
+                named
             }
             EngineEvent::InputEnded => Some(Event::VoiceInputEnded),
             EngineEvent::Report { speaker, loss_permille, burst_x10 } => {
@@ -997,7 +1022,10 @@ mod tests {
                 users: vec![protocol::message::VoiceUser { name: name.into(), voice_id: id }],
             };
             s.voice_room = Some("general".into());
+            // Voice can overtake the list naming its speaker: named when it comes.
+            s.on_engine(EngineEvent::Talking(1, true), out).await.expect("on");
             s.on_server(list("general", "ann", 1), out).await.expect("on");
+            s.on_engine(EngineEvent::Talking(1, false), out).await.expect("on");
             s.on_server(list("dev", "bob", 2), out).await.expect("on");
             assert_eq!(s.voice.names.get(&1).map(String::as_str), Some("ann"));
             assert!(!s.voice.names.contains_key(&2), "another room's voice names nobody here");
@@ -1008,6 +1036,16 @@ mod tests {
             assert!(s.carry.voice.is_none(), "not rejoined after a reconnection");
         }
         let events = drain(&mut h.seen);
+        let ann = |talking| Event::Talking { room: "general".into(), user: "ann".into(), talking };
+        let (started, stopped) = (
+            events.iter().position(|e| *e == ann(true)).expect("named late"),
+            events.iter().position(|e| *e == ann(false)).expect("stopped"),
+        );
+        let listed = events
+            .iter()
+            .position(|e| *e == Event::VoiceUsers { room: "general".into(), users: vec!["ann".into()] })
+            .expect("list");
+        assert!(listed < started && started < stopped, "talking named once the list came: {events:?}");
         assert!(events.contains(&Event::VoiceUsers { room: "dev".into(), users: vec!["bob".into()] }));
         assert!(
             events.contains(&Event::Talking { room: "general".into(), user: "ann".into(), talking: true }),

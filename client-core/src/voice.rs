@@ -739,6 +739,8 @@ pub(crate) struct Voice {
     pub(crate) engine: Option<Engine>,
     /// Voice ids to names.
     pub(crate) names: HashMap<u32, String>,
+    /// Voice ids heard talking before any list named them.
+    pub(crate) unnamed_talkers: std::collections::HashSet<u32>,
     /// Playback gains by name.
     pub(crate) gains: HashMap<String, f32>,
     /// When the last ping went (for the round-trip time).

@@ -175,12 +175,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })
 }
 
-/// Creates `dir` (mode 0700) and locks it for this process: a second server
-/// on the same data would hand out the same message ids.
+/// Creates `dir` (mode 0700: the history is for this server's user alone,
+/// whatever mode the files inside get, and an existing directory is made
+/// so too) and locks it for this process: a second server on the same data
+/// would hand out the same message ids.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File, Failure> {
-    use std::os::unix::fs::DirBuilderExt as _;
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let fail = |e: std::io::Error| Failure::Runtime(format!("data directory {}: {e}", dir.display()));
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
     let path = dir.join("server.lock");
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
     match file.try_lock() {

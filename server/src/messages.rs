@@ -139,6 +139,9 @@ pub struct Leave {
 pub struct Broadcast {
     /// The sending session (not delivered back to it).
     pub from: SessionId,
+    /// The ledger the session marked the id pending in: the roster settles
+    /// it there (or leaves it open), whatever became of the session.
+    pub ledger: SharedLedger,
     /// The client's id for it.
     pub client_id: u64,
     /// The text.
@@ -158,6 +161,8 @@ pub struct Broadcast {
 pub struct Amend {
     /// The sending session.
     pub from: SessionId,
+    /// The ledger the session marked the id pending in.
+    pub ledger: SharedLedger,
     /// The client's id for this edit or delete.
     pub client_id: u64,
     /// The server id of the message.

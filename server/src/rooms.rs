@@ -18,6 +18,9 @@ pub type RoomId = u32;
 /// Rooms one user may create per [`CREATION_WINDOW`].
 pub const CREATIONS_PER_WINDOW: usize = 10;
 
+/// Rooms the users of one address may create per [`CREATION_WINDOW`].
+pub const CREATIONS_PER_ADDRESS: usize = 30;
+
 /// The window of [`CREATIONS_PER_WINDOW`].
 pub const CREATION_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -130,6 +133,8 @@ pub struct Rooms {
     next_id: RoomId,
     /// Rooms with presence to send.
     dirty: BTreeSet<RoomId>,
+    /// Rooms whose voice list changed since it was last sent.
+    voice_dirty: BTreeSet<RoomId>,
     /// Rooms each user created lately (by caseless name key).
     creations: HashMap<String, VecDeque<Instant>>,
     max_rooms: usize,
@@ -144,6 +149,7 @@ impl Rooms {
             by_caseless: HashMap::new(),
             next_id: 1,
             dirty: BTreeSet::new(),
+            voice_dirty: BTreeSet::new(),
             creations: HashMap::new(),
             max_rooms,
         }
@@ -180,26 +186,34 @@ impl Rooms {
         self.rooms.values()
     }
 
-    /// Whether `user` may create a room now (`Err`: why not). Counts the
-    /// creation when it may.
+    /// Whether `user` (from `ip`) may create a room now (`Err`: why not).
+    /// Counts the creation when it may. Names are free, so an address has
+    /// a budget too ([`CREATIONS_PER_ADDRESS`]).
     ///
     /// # Errors
     ///
     /// [`NackReason::TooManyRooms`] at `max_rooms`; [`NackReason::RateLimited`]
-    /// past [`CREATIONS_PER_WINDOW`] in the window.
-    pub fn may_create(&mut self, user: &str, now: Instant) -> Result<(), NackReason> {
+    /// past [`CREATIONS_PER_WINDOW`] (or the address's) in the window.
+    pub fn may_create(&mut self, user: &str, ip: Option<std::net::IpAddr>, now: Instant) -> Result<(), NackReason> {
         if self.rooms.len() >= self.max_rooms {
             return Err(NackReason::TooManyRooms);
         }
-        let key = name_keys(user).caseless;
-        let made = self.creations.entry(key).or_default();
-        while made.front().is_some_and(|t| now.duration_since(*t) >= CREATION_WINDOW) {
-            made.pop_front();
+        let mut keys = vec![(format!("user {}", name_keys(user).caseless), CREATIONS_PER_WINDOW)];
+        if let Some(ip) = ip {
+            keys.push((format!("addr {ip}"), CREATIONS_PER_ADDRESS));
         }
-        if made.len() >= CREATIONS_PER_WINDOW {
-            return Err(NackReason::RateLimited);
+        for (key, limit) in &keys {
+            let made = self.creations.entry(key.clone()).or_default();
+            while made.front().is_some_and(|t| now.duration_since(*t) >= CREATION_WINDOW) {
+                made.pop_front();
+            }
+            if made.len() >= *limit {
+                return Err(NackReason::RateLimited);
+            }
         }
-        made.push_back(now);
+        for (key, _) in keys {
+            self.creations.entry(key).or_default().push_back(now);
+        }
         // Forget users with nothing in the window (bounded memory).
         if self.creations.len() > 10_000 {
             self.creations.retain(|_, m| m.back().is_some_and(|t| now.duration_since(*t) < CREATION_WINDOW));
@@ -243,6 +257,7 @@ impl Rooms {
         self.by_visual.remove(&room.keys.visual);
         self.by_caseless.remove(&room.keys.caseless);
         self.dirty.remove(&id);
+        self.voice_dirty.remove(&id);
         Some(room)
     }
 
@@ -252,6 +267,18 @@ impl Rooms {
             room.presence.push(encoded);
             self.dirty.insert(id);
         }
+    }
+
+    /// Notes that room `id`'s voice list changed (sent once per window).
+    pub fn voice_changed(&mut self, id: RoomId) {
+        if self.rooms.contains_key(&id) {
+            self.voice_dirty.insert(id);
+        }
+    }
+
+    /// The rooms whose voice list changed (and forgets that they had).
+    pub fn take_voice_changed(&mut self) -> Vec<RoomId> {
+        std::mem::take(&mut self.voice_dirty).into_iter().collect()
     }
 
     /// The rooms with presence to send (and forgets that they had).
@@ -328,15 +355,23 @@ mod tests {
         let now = Instant::now();
         let mut rooms = Rooms::new(CREATIONS_PER_WINDOW + 2);
         for _ in 0..CREATIONS_PER_WINDOW {
-            assert_eq!(rooms.may_create("alice", now), Ok(()));
+            assert_eq!(rooms.may_create("alice", None, now), Ok(()));
         }
-        assert_eq!(rooms.may_create("ALICE", now), Err(NackReason::RateLimited), "names compare caselessly");
-        assert_eq!(rooms.may_create("bob", now), Ok(()), "others are not held back");
-        assert_eq!(rooms.may_create("alice", now + CREATION_WINDOW), Ok(()), "the window moves on");
+        assert_eq!(rooms.may_create("ALICE", None, now), Err(NackReason::RateLimited), "names compare caselessly");
+        assert_eq!(rooms.may_create("bob", None, now), Ok(()), "others are not held back");
+        assert_eq!(rooms.may_create("alice", None, now + CREATION_WINDOW), Ok(()), "the window moves on");
+        // New names from one address do not get round it.
+        let ip = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        let mut refused = 0;
+        for i in 0..CREATIONS_PER_ADDRESS + 5 {
+            refused += usize::from(rooms.may_create(&format!("name{i}"), ip, now).is_err());
+        }
+        assert_eq!(refused, 5, "an address has a budget of its own");
+        let mut small = Rooms::new(CREATIONS_PER_WINDOW + 2);
         for i in 0..CREATIONS_PER_WINDOW + 2 {
-            rooms.insert(room(&format!("r{i}"), false, None));
+            small.insert(room(&format!("r{i}"), false, None));
         }
-        assert_eq!(rooms.may_create("carol", now), Err(NackReason::TooManyRooms));
+        assert_eq!(small.may_create("carol", None, now), Err(NackReason::TooManyRooms));
     }
 
     #[test]

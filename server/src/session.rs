@@ -76,6 +76,15 @@ pub struct SessionConfig {
     pub metrics: Arc<Metrics>,
 }
 
+/// A room's name as people may write it (`#general`) made bare (`general`):
+/// one leading `#` goes.
+fn bare(room: String) -> String {
+    match room.strip_prefix('#') {
+        Some(rest) => rest.to_owned(),
+        None => room,
+    }
+}
+
 /// What a login asks for, carried through the password check.
 struct LoginRequest {
     username: String,
@@ -461,16 +470,16 @@ impl Session {
             }
             ClientMessage::Delete { id, target } => self.on_chat(ctx, id, Ok(()), Take::Amend { target, text: None }),
             ClientMessage::Join { join, history } => {
-                let join = RoomJoin { room: join.room.trim_start_matches('#').to_owned(), after: join.after };
+                let join = RoomJoin { room: bare(join.room), after: join.after };
                 self.roster.do_send(JoinRoom { id: self.id, join, history });
             }
-            ClientMessage::Part { room } => self.roster.do_send(PartRoom { id: self.id, room }),
+            ClientMessage::Part { room } => self.roster.do_send(PartRoom { id: self.id, room: bare(room) }),
             ClientMessage::Rooms => self.roster.do_send(ListRooms { id: self.id }),
             ClientMessage::History { room, before, after, limit } => {
-                self.roster.do_send(HistoryPage { id: self.id, room, before, after, limit });
+                self.roster.do_send(HistoryPage { id: self.id, room: bare(room), before, after, limit });
             }
             ClientMessage::Who { room, offset } => {
-                self.roster.do_send(Who { id: self.id, room, offset: offset.unwrap_or(0) });
+                self.roster.do_send(Who { id: self.id, room: room.map(bare), offset: offset.unwrap_or(0) });
             }
             ClientMessage::Ping { nonce } => self.send(ctx, &ServerMessage::Pong { nonce }),
             ClientMessage::Pong { .. } => {}
@@ -482,7 +491,7 @@ impl Session {
             ClientMessage::Login { .. } => {
                 self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
-            ClientMessage::VoiceJoin { room } => self.on_voice_join(ctx, room),
+            ClientMessage::VoiceJoin { room } => self.on_voice_join(ctx, room.map(bare)),
             // The roster tells the relay to stop, then answers `voice_left`.
             ClientMessage::VoiceLeave => self.roster.do_send(VoiceLeave { id: self.id }),
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
@@ -536,11 +545,13 @@ impl Session {
             ChatVerdict::Take => match take {
                 Take::Chat { text, room, to } => {
                     let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                    let room = room.map(|r| r.trim_start_matches('#').to_owned());
-                    self.roster.do_send(Broadcast { from: self.id, client_id: id, text, ts_ms, room, to });
+                    let room = room.map(bare);
+                    let ledger = self.rules.ledger().clone();
+                    self.roster.do_send(Broadcast { from: self.id, ledger, client_id: id, text, ts_ms, room, to });
                 }
                 Take::Amend { target, text } => {
-                    self.roster.do_send(Amend { from: self.id, client_id: id, target, text });
+                    let ledger = self.rules.ledger().clone();
+                    self.roster.do_send(Amend { from: self.id, ledger, client_id: id, target, text });
                 }
             },
             ChatVerdict::Refuse(reason, detail) => {

@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 use protocol::message::{NackReason, ServerMessage, name_keys};
-use slog::warn;
+use slog::debug;
 
 use super::{Place, RECENT_CAP, Recent, Roster};
 use crate::archive::{StoreError, StoredMessage, Write, WriteOutcome};
@@ -18,7 +18,7 @@ const STORE_RETRY_MS: u64 = 1000;
 #[derive(Debug)]
 enum Pending {
     /// A chat message to a room, delivered once stored.
-    Chat { sender: String, ledger: SharedLedger, client_id: u64, room: RoomId, out: ServerMessage },
+    Chat { recent: Recent, ledger: SharedLedger, client_id: u64, room: RoomId, id: u64, out: ServerMessage },
     /// An edit (`text`) or delete of message `target`.
     Amend { sender: String, ledger: SharedLedger, client_id: u64, target: u64, text: Option<String> },
 }
@@ -49,9 +49,10 @@ impl Roster {
         id
     }
 
-    /// Remembers where message `id` went, for its edits and deletes.
-    fn remember(&mut self, id: u64, sender: String, place: Place) {
-        self.recent.insert(id, Recent { sender, place });
+    /// Remembers where message `id` went and who wrote it, for its edits
+    /// and deletes.
+    fn remember(&mut self, id: u64, recent: Recent) {
+        self.recent.insert(id, recent);
         self.recent_order.push_back(id);
         while self.recent_order.len() > RECENT_CAP {
             if let Some(old) = self.recent_order.pop_front() {
@@ -143,14 +144,17 @@ impl Roster {
 impl Handler<Broadcast> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
-        if self.shutting_down {
-            return;
-        }
+        let ledger = msg.ledger;
         // A session replaced by its user's new one may still have taken a
         // message: it is the new one's.
         let sid = self.replaced.get(&msg.from).copied().unwrap_or(msg.from);
-        let Some(m) = self.members.get(&sid) else { return };
-        let (sender, ledger) = (m.name.clone(), m.ledger.clone());
+        let member = self.members.get(&sid).filter(|_| !self.shutting_down);
+        let Some(m) = member else {
+            // Nobody to send it as (or the server is going down): the id
+            // stays open, so the resend is taken.
+            return abandon(&ledger, msg.client_id);
+        };
+        let (sender, author) = (m.name.clone(), m.author);
         if let Some(to) = msg.to {
             let Some(&rsid) = self.holders(&name_keys(&to)).first() else {
                 let detail = format!("nobody called {} is here", protocol::escape::Escaped(&to));
@@ -173,7 +177,7 @@ impl Handler<Broadcast> for Roster {
             }
             self.metrics.messages.inc();
             self.metrics.deliveries.inc();
-            self.remember(id, sender.clone(), Place::Dm(recipient));
+            self.remember(id, Recent { author, place: Place::Dm(recipient) });
             return self.answer(&ledger, msg.client_id, Answer::Taken(id));
         }
         let rid = match self.chat_room(sid, msg.room.as_deref()) {
@@ -182,7 +186,7 @@ impl Handler<Broadcast> for Roster {
                 return self.answer(&ledger, msg.client_id, Answer::Refused(reason, detail));
             }
         };
-        let Some(room) = self.rooms.get(rid) else { return };
+        let Some(room) = self.rooms.get(rid) else { return abandon(&ledger, msg.client_id) };
         let (room_name, stored) = (room.name.clone(), room.history);
         let id = self.next_id();
         let out = ServerMessage::Message {
@@ -195,55 +199,56 @@ impl Handler<Broadcast> for Roster {
             history: false,
             edited: false,
         };
+        let recent = Recent { author, place: Place::Room(rid) };
         if let (true, Some(archive), Some(me)) = (stored, &self.archive, &self.me) {
             let me = me.clone();
-            let record = StoredMessage {
-                id,
-                room: room_name,
-                sender: sender.clone(),
-                text: msg.text,
-                ts_ms: msg.ts_ms,
-                edited: false,
-            };
-            let what = Pending::Chat { sender, ledger, client_id: msg.client_id, room: rid, out };
+            let record = StoredMessage { id, room: room_name, sender, text: msg.text, ts_ms: msg.ts_ms, edited: false };
+            let what = Pending::Chat { recent, ledger, client_id: msg.client_id, room: rid, id, out };
             archive.write(Write::Append(record), Box::new(move |result| me.do_send(Stored { what, result })));
             return;
         }
         let delivered = self.fan_out_room(rid, &out, Some(sid));
         self.metrics.messages.inc();
         self.metrics.deliveries.inc_by(delivered);
-        self.remember(id, sender.clone(), Place::Room(rid));
+        self.remember(id, recent);
         self.answer(&ledger, msg.client_id, Answer::Taken(id));
+    }
+}
+
+/// Leaves chat id `id` open in `ledger` (neither pending nor settled): the
+/// client's resend is taken.
+fn abandon(ledger: &SharedLedger, id: u64) {
+    if let Ok(mut l) = ledger.lock() {
+        l.abandon(id);
     }
 }
 
 impl Handler<Amend> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Amend, _: &mut Context<Self>) {
-        if self.shutting_down {
-            return;
-        }
+        let ledger = msg.ledger;
         let sid = self.replaced.get(&msg.from).copied().unwrap_or(msg.from);
-        let Some(m) = self.members.get(&sid) else { return };
-        let (sender, ledger) = (m.name.clone(), m.ledger.clone());
-        let recent = self.recent.get(&msg.target).cloned();
-        if let Some(r) = &recent {
-            if r.sender != sender {
-                let why = Answer::Refused(NackReason::NotYours, "that message is someone else's".into());
-                return self.answer(&ledger, msg.client_id, why);
-            }
-            let stored = match r.place {
-                Place::Room(rid) => self.rooms.get(rid).is_some_and(|room| room.history),
-                Place::Dm(_) => false,
-            };
-            if !stored || self.archive.is_none() {
-                self.apply_amend(msg.target, &r.place, &sender, msg.text);
-                return self.answer(&ledger, msg.client_id, Answer::Taken(msg.target));
-            }
-        }
-        let (Some(archive), Some(me)) = (&self.archive, &self.me) else {
-            let why = Answer::Refused(NackReason::NoSuchMessage, "there is no such message".into());
+        let member = self.members.get(&sid).filter(|_| !self.shutting_down);
+        let Some(m) = member else { return abandon(&ledger, msg.client_id) };
+        let (sender, author) = (m.name.clone(), m.author);
+        // Only messages of this login (and the sessions that resumed it)
+        // that the roster still remembers: a name can change hands, so the
+        // store's sender name alone proves nothing.
+        let Some(r) = self.recent.get(&msg.target).cloned() else {
+            let detail = "no message of yours with that id can be changed (only this login's recent ones)".into();
+            return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::NoSuchMessage, detail));
+        };
+        if r.author != author {
+            let why = Answer::Refused(NackReason::NotYours, "that message is someone else's".into());
             return self.answer(&ledger, msg.client_id, why);
+        }
+        let stored = match r.place {
+            Place::Room(rid) => self.rooms.get(rid).is_some_and(|room| room.history),
+            Place::Dm(_) => false,
+        };
+        let (true, Some(archive), Some(me)) = (stored, &self.archive, &self.me) else {
+            self.apply_amend(msg.target, &r.place, &sender, msg.text);
+            return self.answer(&ledger, msg.client_id, Answer::Taken(msg.target));
         };
         let write = match &msg.text {
             Some(text) => Write::Edit { id: msg.target, sender: sender.clone(), text: text.clone() },
@@ -259,30 +264,33 @@ impl Handler<Stored> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Stored, _: &mut Context<Self>) {
         match (msg.what, msg.result) {
+            // Refused for good by the store (a constraint, too big): final.
+            (Pending::Chat { ledger, client_id, .. }, Err(StoreError::Rejected(why)))
+            | (Pending::Amend { ledger, client_id, .. }, Err(StoreError::Rejected(why))) => {
+                self.answer(&ledger, client_id, Answer::Refused(NackReason::Invalid, why));
+            }
+            // The writer logs its failures once per window; each message
+            // gets its nack.
             (Pending::Chat { ledger, client_id, .. }, Err(e)) | (Pending::Amend { ledger, client_id, .. }, Err(e)) => {
-                warn!(self.log, "message not stored"; "error" => %e);
+                debug!(self.log, "message not stored"; "error" => %e);
                 self.answer(&ledger, client_id, Answer::Unstored);
             }
             (Pending::Chat { ledger, client_id, room, .. }, Ok(outcome)) if outcome != WriteOutcome::Done => {
                 // The store does not know the room (never true while rooms
                 // are written before their messages): nothing was stored.
                 // Write the room again; the resend goes after it.
-                warn!(self.log, "message not stored: the store lacks its room"; "outcome" => ?outcome);
+                debug!(self.log, "message not stored: the store lacks its room"; "outcome" => ?outcome);
                 if let Some(r) = self.rooms.get(room) {
                     self.store_quietly(Write::UpsertRoom(r.record()));
                 }
                 self.answer(&ledger, client_id, Answer::Unstored);
             }
-            (Pending::Chat { sender, ledger, client_id, room, out }, Ok(_)) => {
+            (Pending::Chat { recent, ledger, client_id, room, id, out }, Ok(_)) => {
                 let except = self.holder_of(&ledger);
                 let delivered = self.fan_out_room(room, &out, except);
                 self.metrics.messages.inc();
                 self.metrics.deliveries.inc_by(delivered);
-                let id = match out {
-                    ServerMessage::Message { id, .. } => id,
-                    _ => 0,
-                };
-                self.remember(id, sender.clone(), Place::Room(room));
+                self.remember(id, recent);
                 self.answer(&ledger, client_id, Answer::Taken(id));
             }
             (Pending::Amend { sender, ledger, client_id, target, text }, Ok(outcome)) => {

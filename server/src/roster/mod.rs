@@ -18,7 +18,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use protocol::escape::Escaped;
 use protocol::message::{
-    self, DisconnectCause, MAX_LISTED_USERS, NameKeys, RoomJoin, ServerMessage, name_key, name_keys,
+    self, DisconnectCause, MAX_LISTED_USERS, NackReason, NameKeys, RoomJoin, ServerMessage, name_key, name_keys,
 };
 use slog::{Logger, debug, info, warn};
 
@@ -50,6 +50,10 @@ struct Member {
     rooms: Vec<RoomId>,
     /// The room whose voice it is in.
     voice_room: Option<RoomId>,
+    /// Who wrote this session's messages, for their edits and deletes: a
+    /// random number per login, kept by sessions that resume it (a name
+    /// can change hands; this does not).
+    author: u64,
 }
 
 /// A session that ended without quitting, kept for a while so its user can
@@ -62,10 +66,15 @@ struct Gone {
     at: Instant,
     /// Where it was logged in from (held names are capped per address).
     ip: Option<std::net::IpAddr>,
+    /// Its author number ([`Member::author`]).
+    author: u64,
 }
 
 /// How long an ended session can be resumed (its name is held that long).
 const RESUME_TTL: Duration = Duration::from_secs(600);
+
+/// Most rooms one login brings ([`Join::rooms`]).
+pub const MAX_LOGIN_ROOMS: usize = 50;
 
 /// How often presence is sent: what happened in a window goes at once.
 const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
@@ -103,11 +112,13 @@ enum Place {
 /// ones are found in the store too).
 #[derive(Debug, Clone)]
 struct Recent {
-    sender: String,
+    /// The login that sent it ([`Member::author`]): only it may edit.
+    author: u64,
     place: Place,
 }
 
-/// Most messages remembered for edits and deletes without a store.
+/// Most messages remembered for edits and deletes (older ones, and those
+/// from before a restart, are read-only).
 const RECENT_CAP: usize = 100_000;
 
 /// Room settings that are the roster's business.
@@ -285,8 +296,14 @@ impl Roster {
         let mut writes = Vec::new();
         for c in configured {
             let kept = stored.iter().find(|r| name_keys(&r.name).collides(&name_keys(&c.name)));
+            // A configured room keeps the spelling its history is stored
+            // under (`General` renamed `general` is the same room).
+            let mut settings = c.clone();
+            if let Some(k) = kept {
+                settings.name = k.name.clone();
+            }
             let new = NewRoom {
-                settings: c.clone(),
+                settings,
                 owner: None,
                 from_config: true,
                 created_ms: kept.map_or(now, |r| r.created_ms),
@@ -295,11 +312,6 @@ impl Roster {
             let id = rooms.insert(new);
             if let Some(room) = rooms.get(id) {
                 let record = room.record();
-                // A configured room renamed in case only keeps its history
-                // under the stored name.
-                if kept.is_some_and(|k| k.name != room.name) {
-                    writes.push(Write::RemoveRoom { name: kept.map(|k| k.name.clone()).unwrap_or_default() });
-                }
                 if kept != Some(&record) {
                     writes.push(Write::UpsertRoom(record));
                 }
@@ -335,7 +347,11 @@ impl Roster {
         self.rooms = rooms;
         self.settings = settings;
         self.archive = archive;
-        self.next_id = max_id.saturating_add(1);
+        // Ids go to messages that are not stored too (private ones, rooms
+        // without history): after a restart they must not come again, or a
+        // client that stayed up would take new messages for ones it has.
+        // 64 ids per millisecond of the clock is more than a server makes.
+        self.next_id = max_id.saturating_add(1).max(now.saturating_mul(64));
         for w in writes {
             self.store_quietly(w);
         }
@@ -521,11 +537,15 @@ impl Handler<Join> for Roster {
                 return Err(JoinRefusal::AddressFull);
             }
         }
-        let wanted: Vec<RoomJoin> = msg.rooms.clone().unwrap_or_else(|| {
+        let mut wanted: Vec<RoomJoin> = msg.rooms.clone().unwrap_or_else(|| {
             self.settings.default_rooms.iter().map(|r| RoomJoin { room: r.clone(), after: None }).collect()
         });
+        // Each room joined costs a history read: a login brings a bounded
+        // number (the rest are refused, to be joined one by one).
+        let over: Vec<RoomJoin> = wanted.drain(wanted.len().min(MAX_LOGIN_ROOMS)..).collect();
         let mut ledger = msg.ledger;
         let mut resumed = false;
+        let mut author = u64::from_be_bytes(protocol::crypto::random_bytes::<8>());
         // Rooms the user stays in through a takeover: nobody sees it leave
         // and come back.
         let mut stays: HashSet<RoomId> = HashSet::new();
@@ -542,6 +562,7 @@ impl Handler<Join> for Roster {
             }
             if let Some(m) = self.remove_member(old) {
                 m.mailbox.do_send(ToSession::Replaced);
+                author = m.author;
                 // A new process does not continue the old one's ids.
                 if !msg.restored {
                     ledger = m.ledger;
@@ -558,6 +579,7 @@ impl Handler<Join> for Roster {
             if !msg.restored {
                 ledger = g.ledger;
             }
+            author = g.author;
             resumed = true;
         }
         let resume = protocol::crypto::resume_token();
@@ -580,6 +602,7 @@ impl Handler<Join> for Roster {
             ip: msg.ip,
             rooms: Vec::new(),
             voice_room: None,
+            author,
         };
         self.members.insert(msg.id, member);
         // Into the rooms (as joins: a user room that went while its member
@@ -612,6 +635,13 @@ impl Handler<Join> for Roster {
         for r in refused {
             self.deliver_to(msg.id, &r);
         }
+        for w in over {
+            let detail = format!("a login brings at most {MAX_LOGIN_ROOMS} rooms; join this one again");
+            self.deliver_to(
+                msg.id,
+                &ServerMessage::JoinRefused { room: w.room, reason: NackReason::RateLimited, detail },
+            );
+        }
         debug!(self.log, "roster join"; "session" => msg.id, "users" => self.members.len(), "resumed" => resumed);
         Ok(Joined { users: self.members.len(), ledger, resumed })
     }
@@ -632,8 +662,14 @@ impl Handler<Leave> for Roster {
                 // One resumable session per name: logging in and out cannot
                 // push everyone else's out.
                 self.gone.retain(|_, g| !g.key.collides(&m.key));
-                let gone =
-                    Gone { name: m.name.clone(), key: m.key.clone(), ledger: m.ledger.clone(), at: now, ip: m.ip };
+                let gone = Gone {
+                    name: m.name.clone(),
+                    key: m.key.clone(),
+                    ledger: m.ledger.clone(),
+                    at: now,
+                    ip: m.ip,
+                    author: m.author,
+                };
                 self.gone.insert(m.resume.clone(), gone);
                 self.prune_gone(now);
             }

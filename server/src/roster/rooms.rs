@@ -39,7 +39,8 @@ impl Roster {
                 if !(may_create && self.settings.allow_user_rooms) {
                     return Err((NackReason::NoSuchRoom, format!("there is no room #{}", Escaped(name))));
                 }
-                match self.rooms.may_create(&user, Instant::now()) {
+                let ip = self.members.get(&sid).and_then(|m| m.ip);
+                match self.rooms.may_create(&user, ip, Instant::now()) {
                     Ok(()) => {}
                     Err(NackReason::TooManyRooms) => {
                         return Err((NackReason::TooManyRooms, "the server has as many rooms as it may".into()));
@@ -107,7 +108,8 @@ impl Roster {
         if now_empty {
             room.empty_since_ms = Some(now_ms());
             let record = room.record();
-            let goes = !room.from_config && self.settings.empty_room_days == 0;
+            // A takeover (quiet) leaves for a moment only.
+            let goes = !room.from_config && self.settings.empty_room_days == 0 && !quiet;
             if goes {
                 self.remove_room(rid);
                 return;
@@ -191,7 +193,8 @@ impl Roster {
                     Err(e) => {
                         warn!(log, "history read failed"; "room" => %Escaped(&name), "error" => %e);
                         send(&ServerMessage::Notice { text: format!("the history of #{name} cannot be read now") });
-                        false
+                        // Not "that was all": a catching-up client asks again.
+                        true
                     }
                 };
                 send(&ServerMessage::HistoryEnd { room: name, more });
@@ -205,6 +208,9 @@ impl Roster {
     /// demand, through `who`): there, presence would cost every member
     /// every join.
     pub(super) fn send_presence(&mut self) {
+        for rid in self.rooms.take_voice_changed() {
+            self.fan_out_room(rid, &self.voice_users(rid), None);
+        }
         for rid in self.rooms.take_dirty() {
             let Some(room) = self.rooms.get_mut(rid) else { continue };
             let payloads = room.take_presence();
@@ -302,7 +308,10 @@ impl Handler<ListRooms> for Roster {
 impl Handler<HistoryPage> for Roster {
     type Result = ();
     fn handle(&mut self, msg: HistoryPage, _: &mut Context<Self>) {
-        let Some(rid) = self.room_of_or_tell(msg.id, &msg.room) else { return };
+        let Some(rid) = self.room_of_or_tell(msg.id, &msg.room) else {
+            // Every history request ends with its `history_end`.
+            return self.deliver_to(msg.id, &ServerMessage::HistoryEnd { room: msg.room, more: false });
+        };
         let Some(room) = self.rooms.get(rid) else { return };
         if !room.history || self.archive.is_none() {
             let end = ServerMessage::HistoryEnd { room: room.name.clone(), more: false };

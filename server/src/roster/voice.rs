@@ -1,5 +1,6 @@
 //! Voice in the roster: each room has its own voice, and a user is in the
-//! voice of at most one room; the relay forwards only within a room.
+//! voice of at most one room; the relay forwards only within a room. A
+//! room's voice list goes to its members once per presence window.
 
 use std::time::Instant;
 
@@ -44,7 +45,7 @@ impl Roster {
             if let Some(r) = self.rooms.get_mut(rid) {
                 r.voice_members.remove(&id);
             }
-            self.fan_out_room(rid, &self.voice_users(rid), Some(id));
+            self.rooms.voice_changed(rid);
         }
         true
     }
@@ -87,12 +88,14 @@ impl Handler<VoiceJoin> for Roster {
         }
         info!(self.log, "voice joined"; "session" => msg.id, "voice_id" => vid, "room" => %Escaped(&room_name),
             "in_voice" => self.voice.len());
-        // The answer first, then the room's new voice list.
+        // The answer now; the room's new voice list with the next window's
+        // presence (joining and leaving voice in a loop costs the room one
+        // list per window, not one per toggle).
         self.deliver_to(
             msg.id,
             &ServerMessage::VoiceJoined { voice_id: vid, udp_port: msg.udp_port, epoch: msg.epoch, room: room_name },
         );
-        self.fan_out_room(rid, &self.voice_users(rid), None);
+        self.rooms.voice_changed(rid);
         Ok(vid)
     }
 }
