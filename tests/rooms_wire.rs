@@ -265,7 +265,7 @@ fn edits_and_deletes_reach_everyone_and_only_the_sender_may() {
     mallory.send(&ClientMessage::Delete { id: 1, target: kept });
     let m = mallory
         .recv_until("answer", |m| matches!(m, ServerMessage::Nack { id: 1, .. } | ServerMessage::Ack { id: 1, .. }));
-    assert!(matches!(m, ServerMessage::Nack { reason: NackReason::NoSuchMessage, .. }), "{m:?}");
+    assert!(matches!(m, ServerMessage::Nack { reason: NackReason::NotYours, .. }), "{m:?}");
     // History shows the edit, and not what was deleted.
     let mut carol = server.raw("carol");
     let (got, _) = collect_history(&mut carol, "general");
