@@ -1204,7 +1204,7 @@ impl Chat {
                 } else {
                     text(body.clone()).size(14)
                 };
-                let mut line = row![name, shown.width(Fill)].spacing(6).align_y(Alignment::Center);
+                let mut line = row![name, shown.width(Fill)].spacing(6);
                 if *edited && !*deleted {
                     line = line.push(text("(edited)").size(11).style(style::muted));
                 }
