@@ -218,6 +218,51 @@ fn connect_trust_chat_voice_and_quit() {
 }
 
 #[test]
+fn history_pages_in_and_own_lines_are_edited_and_deleted_through_the_server() {
+    // A join delivers the last 3 stored lines; older ones page in.
+    let server = TestServer::with_config("history_on_join = 3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!("fingerprint = \"{}\"\n", server.fingerprint);
+    let config = client_config(dir.path(), &server, "gui", &extra);
+    let mut bob = server.listener("bob");
+    let mut alice = server.spawn_cli("alice", &[]);
+    alice.expect_contains("connected to");
+    for i in 1..=5 {
+        alice.send(&format!("old line {i}"));
+        wait_line(&mut bob, &format!("old line {i}"));
+    }
+
+    let mut g = gui(&config);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
+    g.click("Connect");
+    g.wait_for_text("old line 5");
+    assert!(g.text_containing("old line 1").is_none(), "only the last 3 on joining:\n{}", g.texts());
+    g.click("Load older messages");
+    g.wait_for_text("old line 1");
+    g.wait_for_text("Start of #general's history");
+    assert!(g.text_containing("Load older messages").is_none(), "{}", g.texts());
+
+    // Our line, once stored, has Edit and Delete.
+    g.type_into(client_iced::screen::chat::INPUT, "helo");
+    g.press(Key::Enter);
+    wait_line(&mut bob, "<gui> helo");
+    g.wait_for_text("Delete");
+    g.click("Edit");
+    g.wait_for_text("Editing message");
+    g.type_into(client_iced::screen::chat::INPUT, "!");
+    g.press(Key::Enter);
+    let edited = bob.expect_contains("* gui edited #general");
+    assert!(edited.contains("helo!"), "{edited}");
+    g.wait_for_text("(edited)");
+    assert!(g.text_containing("Editing message").is_none(), "{}", g.texts());
+
+    g.click("Delete");
+    wait_line(&mut bob, "was deleted");
+    g.wait_for_text("message deleted");
+    assert!(g.text_containing("helo!").is_none(), "{}", g.texts());
+}
+
+#[test]
 fn refusals_are_shown_in_place() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
