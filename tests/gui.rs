@@ -218,6 +218,51 @@ fn connect_trust_chat_voice_and_quit() {
 }
 
 #[test]
+fn history_pages_in_and_own_lines_are_edited_and_deleted_through_the_server() {
+    // A join delivers the last 3 stored lines; older ones page in.
+    let server = TestServer::with_config("history_on_join = 3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!("fingerprint = \"{}\"\n", server.fingerprint);
+    let config = client_config(dir.path(), &server, "gui", &extra);
+    let mut bob = server.listener("bob");
+    let mut alice = server.spawn_cli("alice", &[]);
+    alice.expect_contains("connected to");
+    for i in 1..=5 {
+        alice.send(&format!("old line {i}"));
+        wait_line(&mut bob, &format!("old line {i}"));
+    }
+
+    let mut g = gui(&config);
+    g.type_into(client_iced::screen::connect::ids::KEY, &server.key);
+    g.click("Connect");
+    g.wait_for_text("old line 5");
+    assert!(g.text_containing("old line 1").is_none(), "only the last 3 on joining:\n{}", g.texts());
+    g.click("Load older messages");
+    g.wait_for_text("old line 1");
+    g.wait_for_text("Start of #general's history");
+    assert!(g.text_containing("Load older messages").is_none(), "{}", g.texts());
+
+    // Our line, once stored, has Edit and Delete.
+    g.type_into(client_iced::screen::chat::INPUT, "helo");
+    g.press(Key::Enter);
+    wait_line(&mut bob, "<gui> helo");
+    g.wait_for_text("Delete");
+    g.click("Edit");
+    g.wait_for_text("Editing message");
+    g.type_into(client_iced::screen::chat::INPUT, "!");
+    g.press(Key::Enter);
+    let edited = bob.expect_contains("* gui edited #general");
+    assert!(edited.contains("helo!"), "{edited}");
+    g.wait_for_text("(edited)");
+    assert!(g.text_containing("Editing message").is_none(), "{}", g.texts());
+
+    g.click("Delete");
+    wait_line(&mut bob, "was deleted");
+    g.wait_for_text("message deleted");
+    assert!(g.text_containing("helo!").is_none(), "{}", g.texts());
+}
+
+#[test]
 fn refusals_are_shown_in_place() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -613,4 +658,203 @@ fn the_room_list_counts_unread_lines_and_shows_one_room_at_a_time() {
     let mut sim = simulator(WINDOW, chat.view());
     assert_in_window(&mut sim, WINDOW, "psst dana");
     assert!(text_at(&mut sim, "for dev").is_none());
+}
+
+/// A chat in #general with history on, amy's live lines 10 and 11, and more
+/// stored on the server.
+fn chat_with_history() -> chat::Chat {
+    let mut chat = chat::Chat::new("dana".into(), "h:1".into(), fingerprint('A', 'A'), vec!["dana".into()], 4096);
+    chat.apply(Event::RoomJoined {
+        room: "general".into(),
+        topic: String::new(),
+        users: vec!["amy".into(), "dana".into()],
+        users_total: 2,
+        voice: false,
+        history: true,
+    });
+    for (id, text, history) in [(8, "stored eight", true), (10, "live ten", false), (11, "live eleven", false)] {
+        chat.apply(Event::Message {
+            id,
+            from: "amy".into(),
+            text: text.into(),
+            time: std::time::SystemTime::now(),
+            room: Some("general".into()),
+            to: None,
+            history,
+            edited: false,
+        });
+    }
+    chat.apply(Event::HistoryEnd { room: "general".into(), more: true, older: true });
+    chat
+}
+
+/// Clicks the first widget showing `label` in `chat`'s view; returns the
+/// messages it produced.
+fn click_in(chat: &chat::Chat, label: &str) -> Vec<chat::Message> {
+    let mut sim = simulator(WINDOW, chat.view());
+    sim.click(label).unwrap_or_else(|e| panic!("no {label:?}: {e}"));
+    sim.into_messages().collect()
+}
+
+#[test]
+fn load_older_messages_asks_for_the_page_before_the_oldest_line() {
+    let mut chat = chat_with_history();
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "Load older messages");
+    assert_in_window(&mut sim, WINDOW, "stored eight");
+    drop(sim);
+    let messages = click_in(&chat, "Load older messages");
+    assert_eq!(messages, [chat::Message::LoadOlder]);
+    let action = chat.update(chat::Message::LoadOlder);
+    assert_eq!(
+        action,
+        chat::Action::Request(chat::Request::History { room: "general".into(), before: Some(8), limit: chat::PAGE })
+    );
+    // While it is fetched the button waits; the page goes above, unread stays 0.
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(text_at(&mut sim, "Loading older messages").is_some());
+    let _ = sim.click("Loading older messages");
+    assert_eq!(sim.into_messages().count(), 0, "disabled while loading");
+    chat.apply(Event::Message {
+        id: 3,
+        from: "amy".into(),
+        text: "stored three".into(),
+        time: std::time::SystemTime::now(),
+        room: Some("general".into()),
+        to: None,
+        history: true,
+        edited: false,
+    });
+    chat.apply(Event::HistoryEnd { room: "general".into(), more: false, older: true });
+    let mut sim = simulator(WINDOW, chat.view());
+    let three = text_at(&mut sim, "stored three").expect("the page").0;
+    let ten = text_at(&mut sim, "live ten").expect("live").0;
+    assert!(three.y < ten.y, "older above newer");
+    assert_in_window(&mut sim, WINDOW, "Start of #general's history");
+    assert!(text_at(&mut sim, "Load older messages").is_none());
+    assert_eq!(chat.rooms.room("general").map(|r| r.unread), Some(0), "history is never news");
+}
+
+/// Our line "helo" in #general, acknowledged as server id 42.
+fn chat_with_own_line() -> chat::Chat {
+    let mut chat = chat_with_history();
+    chat.update(chat::Message::Input("helo".into()));
+    let chat::Action::Send { local, text, target } = chat.update(chat::Message::Send) else { panic!("sends") };
+    chat.queued(local, Ok(5));
+    let sent = client_core::Outgoing::Chat { text, target };
+    chat.apply(Event::Acked { id: 5, server_id: Some(42), sent: Some(sent) });
+    chat
+}
+
+#[test]
+fn edit_on_an_own_line_enters_edit_mode_and_sends_the_edit() {
+    let mut chat = chat_with_own_line();
+    // Only our own line has actions.
+    let mut sim = simulator(WINDOW, chat.view());
+    let edits = {
+        let mut n = 0;
+        let _ = sim.find(|c: Candidate<'_>| {
+            if matches!(c, Candidate::Text { content: "Edit", .. }) {
+                n += 1;
+            }
+            None::<()>
+        });
+        n
+    };
+    assert_eq!(edits, 1, "one Edit, on our line");
+    drop(sim);
+    let messages = click_in(&chat, "Edit");
+    assert_eq!(messages, [chat::Message::Edit(42)]);
+    assert_eq!(chat.update(chat::Message::Edit(42)), chat::Action::FocusInput);
+    assert_eq!(chat.input, "helo", "the text to fix is in the input");
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "Editing message");
+    assert_in_window(&mut sim, WINDOW, "Save");
+    // Typing goes into the input; Enter saves.
+    let field = sim.find(widget::Id::new(chat::INPUT)).expect("the input").bounds();
+    sim.point_at(Point::new(field.x + field.width / 2.0, field.y + field.height / 2.0));
+    sim.simulate(iced_test::simulator::click());
+    sim.typewrite("!");
+    sim.tap_key(iced_test::core::keyboard::key::Named::Enter);
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert!(typed.contains(&chat::Message::Input("helo!".into())), "{typed:?}");
+    assert_eq!(typed.last(), Some(&chat::Message::Send), "{typed:?}");
+    for m in typed {
+        let action = chat.update(m);
+        if action != chat::Action::None {
+            assert_eq!(action, chat::Action::Request(chat::Request::Edit(42, "helo!".into())));
+        }
+    }
+    assert_eq!(chat.editing, None);
+    chat.apply(Event::Edited {
+        id: 42,
+        room: Some("general".into()),
+        to: None,
+        from: "dana".into(),
+        text: "helo!".into(),
+    });
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "helo!");
+    assert_in_window(&mut sim, WINDOW, "(edited)");
+    assert!(text_at(&mut sim, "Editing message").is_none());
+    drop(sim);
+
+    // Cancel leaves edit mode and the line as it was.
+    chat.update(chat::Message::Edit(42));
+    assert_eq!(click_in(&chat, "Cancel"), [chat::Message::CancelEdit]);
+    chat.update(chat::Message::CancelEdit);
+    assert_eq!((chat.editing, chat.input.as_str()), (None, ""));
+}
+
+#[test]
+fn delete_on_an_own_line_sends_a_delete() {
+    let mut chat = chat_with_own_line();
+    let messages = click_in(&chat, "Delete");
+    assert_eq!(messages, [chat::Message::Delete(42)]);
+    assert_eq!(chat.update(chat::Message::Delete(42)), chat::Action::Request(chat::Request::Delete(42)));
+    chat.apply(Event::Deleted { id: 42, room: Some("general".into()), to: None });
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "message deleted");
+    assert!(text_at(&mut sim, "helo").is_none());
+    assert!(sim.find("Delete").is_err(), "a deleted line has no actions");
+}
+
+#[test]
+fn rooms_are_joined_from_the_list_and_a_member_click_opens_a_conversation() {
+    use client_core::Target;
+    let mut chat = chat_with_history();
+    // Typing a name in the room list's field and pressing + Join.
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "+ Join");
+    let field = sim.find(widget::Id::new(chat::JOIN)).expect("the join field").bounds();
+    sim.point_at(Point::new(field.x + field.width / 2.0, field.y + field.height / 2.0));
+    sim.simulate(iced_test::simulator::click());
+    sim.typewrite("#dev");
+    sim.tap_key(iced_test::core::keyboard::key::Named::Enter);
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(typed.last(), Some(&chat::Message::JoinRoom), "{typed:?}");
+    let actions: Vec<_> = typed.into_iter().map(|m| chat.update(m)).collect();
+    assert_eq!(actions.last(), Some(&chat::Action::Request(chat::Request::Join("dev".into()))));
+    chat.apply(Event::RoomJoined {
+        room: "dev".into(),
+        topic: String::new(),
+        users: vec!["dana".into()],
+        users_total: 1,
+        voice: false,
+        history: true,
+    });
+    assert_eq!(chat.rooms.current(), Some(&Target::Room("dev".into())), "shown once joined");
+
+    // amy, in #general's member list: a click opens a conversation.
+    chat.update(chat::Message::Show(Target::Room("general".into())));
+    let messages = click_in(&chat, "amy");
+    assert!(messages.contains(&chat::Message::Show(Target::User("amy".into()))), "{messages:?}");
+    chat.update(chat::Message::Show(Target::User("amy".into())));
+    let mut sim = simulator(WINDOW, chat.view());
+    assert_in_window(&mut sim, WINDOW, "Private");
+    assert!(text_at(&mut sim, "live ten").is_none(), "the room's lines are not the conversation's");
+    drop(sim);
+    chat.update(chat::Message::Input("hi amy".into()));
+    let action = chat.update(chat::Message::Send);
+    assert!(matches!(&action, chat::Action::Send { target: Some(Target::User(u)), .. } if u == "amy"), "{action:?}");
 }

@@ -302,6 +302,9 @@ impl App {
                         Task::none()
                     }
                     Named::Escape if self.chat.is_none() => self.update(Message::Connect(connect::Message::Cancel)),
+                    Named::Escape if self.chat.as_ref().is_some_and(|c| c.editing.is_some()) => {
+                        self.chat_message(chat::Message::CancelEdit)
+                    }
                     _ => Task::none(),
                 }
             }

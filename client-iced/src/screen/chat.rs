@@ -8,9 +8,9 @@ use std::time::SystemTime;
 
 use client_core::command;
 use client_core::display::escape_line;
-use client_core::rooms::{Applied, Rooms, name_key};
+use client_core::rooms::{Applied, Rooms, name_key, validate_room_name};
 use client_core::voice::VoiceStats;
-use client_core::{Event, Fingerprint, MessageId, Target};
+use client_core::{Event, Fingerprint, MessageId, ServerId, Target};
 use iced::widget::{
     button, column, container, progress_bar, row, scrollable, slider, text, text_input, toggler, tooltip,
 };
@@ -22,6 +22,13 @@ use crate::style;
 pub const INPUT: &str = "message";
 /// Id of the log's scrollable.
 pub const LOG: &str = "log";
+/// Id of the room-name field of the room list ("+ Join room").
+pub const JOIN: &str = "join-room";
+/// Messages asked for per page of history.
+pub const PAGE: u32 = 50;
+/// Scrolled to within this many pixels of the log's top, the next page of
+/// history is asked for.
+pub const NEAR_TOP: f32 = 24.0;
 /// Entries kept in the log; older ones are dropped.
 pub const LOG_LIMIT: usize = 2000;
 
@@ -45,8 +52,20 @@ pub enum Kind {
         from: String,
         /// Text, made safe to show.
         text: String,
-        /// Ours, with its delivery state.
+        /// Ours, typed here, with its delivery state.
         own: Option<(Own, Delivery)>,
+        /// Its server id, once known (ours: when acknowledged).
+        id: Option<ServerId>,
+        /// We sent it (typed here or, from history, earlier): it can be
+        /// edited and deleted once it has a server id.
+        mine: bool,
+        /// It came from history (joining, catching up, paging): shown muted,
+        /// never counted as new.
+        history: bool,
+        /// Its sender edited it.
+        edited: bool,
+        /// Its sender deleted it: shown as "message deleted".
+        deleted: bool,
     },
     /// Join, leave, voice changes and server notices.
     Notice(String),
@@ -130,8 +149,18 @@ pub struct Chat {
     pub banner: Option<String>,
     /// Longest message the server takes, bytes.
     pub max_message: usize,
-    /// Answers for ids not yet known to the log.
-    early: HashMap<MessageId, Delivery>,
+    /// Answers (and server ids) for ids not yet known to the log.
+    early: HashMap<MessageId, (Delivery, Option<ServerId>)>,
+    /// The message being edited (its server id): Enter saves the input as
+    /// its new text, Escape cancels.
+    pub editing: Option<ServerId>,
+    /// The room name typed in the room list's join field.
+    pub join_input: String,
+    /// A room joined from the room list: shown once we are in it.
+    pending_join: Option<String>,
+    /// Rooms (name keys) with a page of history asked for and not yet
+    /// delivered: at most one page in flight per room.
+    paging: HashSet<String>,
     /// The local number of our last message.
     last_local: u64,
     /// `/who` was asked: the next user list is shown in the log.
@@ -190,8 +219,23 @@ pub enum Message {
     Volume(String, f32),
     /// A voice user muted (`true`) or unmuted for us only.
     MuteUser(String, bool),
-    /// A room or conversation picked in the room list.
+    /// A room or conversation picked in the room list, or a member
+    /// clicked for a private conversation.
     Show(Target),
+    /// The log scrolled; this far (pixels) from its top.
+    Scrolled(f32),
+    /// "Load older messages" pressed.
+    LoadOlder,
+    /// "Edit" on one of our lines (its server id).
+    Edit(ServerId),
+    /// Editing cancelled (Escape or Cancel).
+    CancelEdit,
+    /// "Delete" on one of our lines (its server id).
+    Delete(ServerId),
+    /// The room list's join field edited.
+    JoinInput(String),
+    /// "+ Join" pressed (or Enter in the join field).
+    JoinRoom,
 }
 
 /// What the application does after the screen took a [`Message`].
@@ -302,6 +346,10 @@ impl Chat {
             banner: None,
             max_message,
             early: HashMap::new(),
+            editing: None,
+            join_input: String::new(),
+            pending_join: None,
+            paging: HashSet::new(),
             last_local: 0,
             who_asked: false,
         };
@@ -318,6 +366,18 @@ impl Chat {
             Message::Input(s) => {
                 self.input = s;
                 Action::None
+            }
+            Message::Send if self.editing.is_some() => {
+                let text = self.input.trim();
+                if text.is_empty() || text.len() > self.max_message {
+                    // Nothing to save (Delete removes a line), or too long: the
+                    // counter says so; keep the text.
+                    return Action::None;
+                }
+                let Some(id) = self.editing.take() else { return Action::None };
+                let text = text.to_owned();
+                self.input.clear();
+                Action::Request(Request::Edit(id, text))
             }
             Message::Send => {
                 let line = self.input.trim_end().to_owned();
@@ -435,6 +495,52 @@ impl Chat {
                 let gain = self.set_gain(&user, |g| g.muted = muted);
                 Action::Gain(user, gain)
             }
+            Message::Scrolled(top) if top <= NEAR_TOP => self.page_back(),
+            Message::Scrolled(_) => Action::None,
+            Message::LoadOlder => self.page_back(),
+            Message::Edit(id) => {
+                let Some(shown) = self.entry_text(id) else { return Action::None };
+                // The text as sent (the log shows it made safe).
+                let raw = self.rooms_line(id).map(|l| l.text.clone());
+                self.input = raw.unwrap_or(shown);
+                self.editing = Some(id);
+                Action::FocusInput
+            }
+            Message::CancelEdit => {
+                if self.editing.take().is_some() {
+                    self.input.clear();
+                }
+                Action::None
+            }
+            Message::Delete(id) => {
+                if self.editing == Some(id) {
+                    self.editing = None;
+                    self.input.clear();
+                }
+                Action::Request(Request::Delete(id))
+            }
+            Message::JoinInput(s) => {
+                self.join_input = s;
+                Action::None
+            }
+            Message::JoinRoom => {
+                let typed = self.join_input.trim();
+                let name = typed.strip_prefix('#').unwrap_or(typed).to_owned();
+                if name.is_empty() {
+                    return Action::None;
+                }
+                if let Err(e) = validate_room_name(&name) {
+                    self.error(format!("Cannot join #{}: {e}.", escape_line(&name)));
+                    return Action::None;
+                }
+                self.join_input.clear();
+                if self.rooms.room(&name).is_some() {
+                    self.rooms.set_current(Target::Room(name));
+                    return Action::FocusInput;
+                }
+                self.pending_join = Some(name.clone());
+                Action::Request(Request::Join(name))
+            }
             Message::Settings => Action::OpenSettings,
             Message::ReconnectNow => Action::ReconnectNow,
             Message::GiveUp => Action::GiveUp,
@@ -468,6 +574,69 @@ impl Chat {
         self.log.push_back(Entry { time: clock(t), kind, place });
     }
 
+    /// Adds a message in server id order within its room or conversation:
+    /// a page of older messages goes above what is shown, not below.
+    fn insert_message(&mut self, place: Target, t: SystemTime, kind: Kind) {
+        let id = match &kind {
+            Kind::Chat { id: Some(id), .. } => *id,
+            _ => return self.push_in(Some(place), t, kind),
+        };
+        let newer = self.log.iter().position(|e| {
+            matches!(&e.kind, Kind::Chat { id: Some(other), .. } if *other > id)
+                && e.place.as_ref().is_some_and(|p| same_place(p, &place))
+        });
+        let Some(mut at) = newer else { return self.push_in(Some(place), t, kind) };
+        if self.log.len() >= LOG_LIMIT {
+            if at == 0 {
+                // Older than everything kept: nowhere to show it.
+                return;
+            }
+            self.log.pop_front();
+            at -= 1;
+        }
+        self.log.insert(at, Entry { time: clock(t), kind, place: Some(place) });
+    }
+
+    /// The next page of history for the room shown, if it has more and
+    /// none is being fetched.
+    fn page_back(&mut self) -> Action {
+        let Some(Target::Room(name)) = self.rooms.current() else { return Action::None };
+        let Some(room) = self.rooms.room(name) else { return Action::None };
+        if !room.more_history || !self.paging.insert(name_key(&room.name)) {
+            return Action::None;
+        }
+        Action::Request(Request::History { room: room.name.clone(), before: room.oldest(), limit: PAGE })
+    }
+
+    /// Whether a page of history is being fetched for `room`.
+    pub fn is_paging(&self, room: &str) -> bool {
+        self.paging.contains(&name_key(room))
+    }
+
+    /// The shown text of the message with server id `id`.
+    fn entry_text(&self, id: ServerId) -> Option<String> {
+        self.log.iter().find_map(|e| match &e.kind {
+            Kind::Chat { id: Some(i), text, deleted: false, .. } if *i == id => Some(text.clone()),
+            _ => None,
+        })
+    }
+
+    /// client-core's copy of the message with server id `id` (its text
+    /// as sent).
+    fn rooms_line(&self, id: ServerId) -> Option<&client_core::rooms::Line> {
+        self.rooms
+            .rooms()
+            .iter()
+            .map(|r| &r.log)
+            .chain(self.rooms.conversations().iter().map(|c| &c.log))
+            .find_map(|log| log.get(id))
+    }
+
+    /// The log line of the message with server id `id`.
+    fn message_mut(&mut self, id: ServerId) -> Option<&mut Kind> {
+        self.log.iter_mut().rev().map(|e| &mut e.kind).find(|k| matches!(k, Kind::Chat { id: Some(i), .. } if *i == id))
+    }
+
     /// Whether a line of `place` shows with the current room or
     /// conversation.
     pub fn shows(&self, place: Option<&Target>) -> bool {
@@ -495,20 +664,31 @@ impl Chat {
     pub fn sending(&mut self, local: u64, text: &str) {
         let own = Some((Own::Local(local), Delivery::Pending));
         let place = self.rooms.current().cloned();
-        self.push_in(place, SystemTime::now(), Kind::Chat { from: self.me.clone(), text: text.to_owned(), own });
+        let kind = Kind::Chat {
+            from: self.me.clone(),
+            text: text.to_owned(),
+            own,
+            id: None,
+            mine: true,
+            history: false,
+            edited: false,
+            deleted: false,
+        };
+        self.push_in(place, SystemTime::now(), kind);
     }
 
     /// Our message `local` was queued as `id` (or refused before sending).
     pub fn queued(&mut self, local: u64, result: Result<MessageId, String>) {
         for e in self.log.iter_mut().rev() {
-            if let Kind::Chat { own: Some((who, state)), .. } = &mut e.kind
+            if let Kind::Chat { own: Some((who, state)), id: server_id, .. } = &mut e.kind
                 && *who == Own::Local(local)
             {
                 match result {
                     Ok(id) => {
                         *who = Own::Id(id);
-                        if let Some(d) = self.early.remove(&id) {
+                        if let Some((d, sid)) = self.early.remove(&id) {
                             *state = d;
+                            *server_id = sid;
                         }
                     }
                     Err(why) => *state = Delivery::Failed(why),
@@ -518,18 +698,21 @@ impl Chat {
         }
     }
 
-    fn set_delivery(&mut self, id: MessageId, d: Delivery) {
+    fn set_delivery(&mut self, id: MessageId, d: Delivery, sid: Option<ServerId>) {
         for e in self.log.iter_mut().rev() {
-            if let Kind::Chat { own: Some((who, state)), .. } = &mut e.kind
+            if let Kind::Chat { own: Some((who, state)), id: server_id, .. } = &mut e.kind
                 && *who == Own::Id(id)
             {
                 *state = d;
+                if sid.is_some() {
+                    *server_id = sid;
+                }
                 return;
             }
         }
         // The answer came before we learnt the id (bounded: ids we sent).
         if self.early.len() < 4096 {
-            self.early.insert(id, d);
+            self.early.insert(id, (d, sid));
         }
     }
 
@@ -564,18 +747,17 @@ impl Chat {
             return;
         }
         match event {
-            Event::Message { from, text, time, room, to, history, .. } => {
+            Event::Message { id, from, text, time, room, to, history, edited } => {
+                let mine = same(&from, &self.me);
                 let place = match room {
                     Some(r) => Target::Room(r),
-                    None if from == self.me => Target::User(to.unwrap_or_default()),
+                    None if mine => Target::User(to.unwrap_or_default()),
                     None => Target::User(from.clone()),
                 };
                 let text = escape_line(&text).into_owned();
-                let mut from = escape_line(&from).into_owned();
-                if history {
-                    from = format!("~ {from}");
-                }
-                self.push_in(Some(place), time, Kind::Chat { from, text, own: None });
+                let from = escape_line(&from).into_owned();
+                let kind = Kind::Chat { from, text, own: None, id: Some(id), mine, history, edited, deleted: false };
+                self.insert_message(place, time, kind);
             }
             Event::Joined { user: u, room } => {
                 let line = Kind::Notice(format!("{} joined{}", escape_line(&u), in_room(room.as_deref())));
@@ -608,20 +790,45 @@ impl Chat {
                     rooms.iter().map(|r| format!("#{} ({})", escape_line(&r.name), r.members)).collect();
                 self.notice(format!("Rooms: {}", names.join(", ")));
             }
+            Event::HistoryEnd { room, older: true, .. } => {
+                self.paging.remove(&name_key(&room));
+            }
             Event::HistoryEnd { .. } => {}
-            Event::RoomJoined { room, .. } => self.notice(format!("You are in #{}.", escape_line(&room))),
+            Event::RoomJoined { room, .. } => {
+                // Joined from the room list: show it.
+                if self.pending_join.as_deref().is_some_and(|p| same(p, &room)) {
+                    self.pending_join = None;
+                    self.rooms.set_current(Target::Room(room.clone()));
+                }
+                self.notice(format!("You are in #{}.", escape_line(&room)));
+            }
             Event::JoinRefused { room, detail, .. } => {
+                if self.pending_join.as_deref().is_some_and(|p| same(p, &room)) {
+                    self.pending_join = None;
+                }
                 self.error(format!("Cannot join #{}: {}", escape_line(&room), escape_line(&detail)));
             }
             Event::RoomLeft { room } => self.notice(format!("You left #{}.", escape_line(&room))),
-            Event::Edited { from, text, .. } => {
-                self.notice(format!("{} edited a message: {}", escape_line(&from), escape_line(&text)));
+            Event::Edited { id, text: new, .. } => {
+                if let Some(Kind::Chat { text, edited, .. }) = self.message_mut(id) {
+                    *text = escape_line(&new).into_owned();
+                    *edited = true;
+                }
             }
-            Event::Deleted { .. } => self.notice("A message was deleted."),
+            Event::Deleted { id, .. } => {
+                if let Some(Kind::Chat { text, deleted, .. }) = self.message_mut(id) {
+                    text.clear();
+                    *deleted = true;
+                }
+                if self.editing == Some(id) {
+                    self.editing = None;
+                    self.input.clear();
+                }
+            }
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
-            Event::Acked { id, .. } => self.set_delivery(id, Delivery::Delivered),
+            Event::Acked { id, server_id, .. } => self.set_delivery(id, Delivery::Delivered, server_id),
             Event::Rejected { id, detail, .. } => {
-                self.set_delivery(id, Delivery::Failed(escape_line(&detail).into_owned()));
+                self.set_delivery(id, Delivery::Failed(escape_line(&detail).into_owned()), None);
             }
             Event::VoiceJoined { room } => {
                 self.voice_room = Some(room);
@@ -697,28 +904,54 @@ impl Chat {
         .spacing(8)
         .align_y(Alignment::Center);
 
+        let mut lines = column![].spacing(4).padding([4, 12]);
+        if let Some(top) = self.history_top() {
+            lines = lines.push(top);
+        }
         let shown = self.log.iter().filter(|e| self.shows(e.place.as_ref()));
-        let log = scrollable(column(shown.map(entry)).spacing(4).padding([4, 12]))
+        let lines = lines.extend(shown.map(|e| self.entry(e)));
+        // Anchored at the bottom: new lines keep it there, and a page of
+        // older lines added above leaves what is being read in place.
+        let log = scrollable(lines)
             .id(LOG)
             .anchor_bottom()
+            .on_scroll(|v| Message::Scrolled(v.absolute_offset_reversed().y))
             .height(Fill)
             .width(Fill);
         let too_long = self.input.len() > self.max_message;
-        let input = text_input("Type a message — Enter sends; !DISCONNECT or /quit leaves", &self.input)
-            .id(INPUT)
-            .padding(8)
-            .on_input(Message::Input)
-            .on_submit(Message::Send);
+        let placeholder = if self.editing.is_some() {
+            "Edit the message — Enter saves, Esc cancels"
+        } else {
+            "Type a message — Enter sends; !DISCONNECT or /quit leaves"
+        };
+        let input =
+            text_input(placeholder, &self.input).id(INPUT).padding(8).on_input(Message::Input).on_submit(Message::Send);
+        let send = if self.editing.is_some() { "Save" } else { "Send" };
         let mut compose =
-            row![input, button("Send").padding([8, 18]).on_press_maybe((!too_long).then_some(Message::Send))]
+            row![input, button(send).padding([8, 18]).on_press_maybe((!too_long).then_some(Message::Send))]
                 .spacing(8)
                 .align_y(Alignment::Center);
         if too_long {
             compose =
                 compose.push(text(format!("{}/{} bytes", self.input.len(), self.max_message)).style(style::error_text));
         }
+        let mut bottom = column![].spacing(4);
+        if self.editing.is_some() {
+            bottom = bottom.push(
+                row![
+                    text("Editing message").size(12).style(style::own),
+                    button(text("Cancel").size(11))
+                        .padding([1, 6])
+                        .style(button::secondary)
+                        .on_press(Message::CancelEdit),
+                ]
+                .spacing(8)
+                .align_y(Alignment::Center),
+            );
+        }
+        let bottom = bottom.push(compose);
 
-        let main = column![container(log).height(Fill).style(style::panel), compose].spacing(8).width(Fill);
+        let main = column![container(log).height(Fill).style(style::panel), bottom].spacing(8).width(Fill);
         let side = column![self.users_panel(), self.voice_panel()].spacing(8).width(240);
         let mut page = column![header].spacing(8).padding(12);
         if let Some(b) = &self.banner {
@@ -772,7 +1005,30 @@ impl Chat {
                 list = list.push(place(Target::User(c.peer.clone()), escape_line(&c.peer).into_owned(), c.unread, 0));
             }
         }
-        list = list.push(text("/join ROOM, /msg NAME TEXT").size(11).style(style::muted));
+        // A private conversation just opened (a member clicked) shows
+        // before its first message.
+        if let Some(Target::User(peer)) = current
+            && self.rooms.conversation(peer).is_none()
+        {
+            if self.rooms.conversations().is_empty() {
+                list = list.push(text("Private").size(15));
+            }
+            list = list.push(place(Target::User(peer.clone()), escape_line(peer).into_owned(), 0, 0));
+        }
+        let join = row![
+            text_input("room", &self.join_input)
+                .id(JOIN)
+                .size(13)
+                .padding(4)
+                .on_input(Message::JoinInput)
+                .on_submit(Message::JoinRoom),
+            button(text("+ Join").size(12)).padding([4, 6]).on_press(Message::JoinRoom),
+        ]
+        .spacing(4)
+        .align_y(Alignment::Center);
+        list = list.push(container(join).padding([6, 0]));
+        list =
+            list.push(text("Join or create a room; click a member for a private chat.").size(11).style(style::muted));
         container(scrollable(list).height(Fill).width(Fill))
             .padding(8)
             .height(Fill)
@@ -794,7 +1050,12 @@ impl Chat {
         let names = column(users.iter().map(|u| {
             let shown = escape_line(u).into_owned();
             let label = text(shown.clone()).size(14).wrapping(text::Wrapping::None);
-            let label = if *u == self.me { label.style(style::own) } else { label };
+            let label: Element<'_, Message> = if same(u, &self.me) {
+                label.style(style::own).into()
+            } else {
+                // A click opens a private conversation with them.
+                button(label).padding(0).style(button::text).on_press(Message::Show(Target::User(u.clone()))).into()
+            };
             // Long names are clipped; hovering shows them whole.
             tooltip(
                 container(label).clip(true).width(Fill),
@@ -919,37 +1180,92 @@ impl Chat {
     }
 }
 
-fn entry(e: &Entry) -> Element<'_, Message> {
-    let time = text(e.time.clone()).size(12).style(style::muted);
-    let body: Element<'_, Message> = match &e.kind {
-        Kind::Chat { from, text: body, own } => {
-            let name = text(format!("{from}:")).size(14);
-            let name = if own.is_some() { name.style(style::own) } else { name.style(style::name) };
-            let mut line = row![name, text(body.clone()).size(14).width(Fill)].spacing(6);
-            match own {
-                Some((_, Delivery::Pending)) => line = line.push(text("sending…").size(11).style(style::muted)),
-                Some((_, Delivery::Failed(why))) => {
-                    line = line.push(text(format!("not delivered: {why}")).size(11).style(style::error_text));
-                    line = line.push(
-                        button(text("edit & resend").size(11))
-                            .padding([1, 6])
-                            .style(button::secondary)
-                            .on_press(Message::Resend(body.clone())),
-                    );
-                }
-                _ => {}
-            }
-            line.into()
+impl Chat {
+    /// The top of the room's log: "Load older messages" while the server
+    /// holds older ones, or where its history begins.
+    fn history_top(&self) -> Option<Element<'_, Message>> {
+        let Some(Target::Room(name)) = self.rooms.current() else { return None };
+        let room = self.rooms.room(name)?;
+        if room.more_history {
+            let paging = self.is_paging(&room.name);
+            let label = if paging { "Loading older messages…" } else { "Load older messages" };
+            let b = button(text(label).size(12)).padding([2, 8]).style(button::secondary);
+            let b = b.on_press_maybe((!paging).then_some(Message::LoadOlder));
+            return Some(container(b).center_x(Fill).into());
         }
-        Kind::Notice(n) => text(n.clone()).size(13).style(style::muted).width(Fill).into(),
-        Kind::Error(m) => text(m.clone()).size(13).style(style::error_text).width(Fill).into(),
-    };
-    row![time, body].spacing(8).align_y(Alignment::Start).into()
+        (room.history && !room.log.is_empty()).then(|| {
+            let start = format!("Start of #{}'s history", escape_line(&room.name));
+            container(text(start).size(11).style(style::muted)).center_x(Fill).into()
+        })
+    }
+
+    /// One line of the log; our own sent lines carry Edit and Delete.
+    fn entry<'a>(&'a self, e: &'a Entry) -> Element<'a, Message> {
+        let time = text(e.time.clone()).size(12).style(style::muted);
+        let body: Element<'a, Message> = match &e.kind {
+            Kind::Chat { from, text: body, own, id, mine, history, edited, deleted } => {
+                let name = text(format!("{from}:")).size(14);
+                // History is muted: read before, never news.
+                let name = if *history {
+                    name.style(style::muted)
+                } else if *mine {
+                    name.style(style::own)
+                } else {
+                    name.style(style::name)
+                };
+                let shown = if *deleted {
+                    text("message deleted").size(13).style(style::muted)
+                } else if *history {
+                    text(body.clone()).size(14).style(style::muted)
+                } else {
+                    text(body.clone()).size(14)
+                };
+                let mut line = row![name, shown.width(Fill)].spacing(6);
+                if *edited && !*deleted {
+                    line = line.push(text("(edited)").size(11).style(style::muted));
+                }
+                match own {
+                    Some((_, Delivery::Pending)) => line = line.push(text("sending…").size(11).style(style::muted)),
+                    Some((_, Delivery::Failed(why))) => {
+                        line = line.push(text(format!("not delivered: {why}")).size(11).style(style::error_text));
+                        line = line.push(
+                            button(text("edit & resend").size(11))
+                                .padding([1, 6])
+                                .style(button::secondary)
+                                .on_press(Message::Resend(body.clone())),
+                        );
+                    }
+                    _ => {}
+                }
+                if let (true, false, Some(id)) = (*mine, *deleted, *id) {
+                    let small = |label, m| button(text(label).size(11)).padding([0, 4]).style(button::text).on_press(m);
+                    if self.editing == Some(id) {
+                        line = line.push(text("editing…").size(11).style(style::own));
+                    } else {
+                        line = line.push(small("Edit", Message::Edit(id)));
+                    }
+                    line = line.push(small("Delete", Message::Delete(id)));
+                }
+                line.into()
+            }
+            Kind::Notice(n) => text(n.clone()).size(13).style(style::muted).width(Fill).into(),
+            Kind::Error(m) => text(m.clone()).size(13).style(style::error_text).width(Fill).into(),
+        };
+        row![time, body].spacing(8).align_y(Alignment::Start).into()
+    }
 }
 
 /// Whether two room names are the same room.
 fn same(a: &str, b: &str) -> bool {
     name_key(a) == name_key(b)
+}
+
+/// Whether two targets are the same room or conversation.
+fn same_place(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Room(a), Target::Room(b)) | (Target::User(a), Target::User(b)) => same(a, b),
+        _ => false,
+    }
 }
 
 /// ` in #room` after a presence notice, if it names one.
@@ -1124,5 +1440,117 @@ mod tests {
         assert_eq!(c.update(Message::Send), Action::Who);
         c.apply(Event::Users { room: None, users: vec!["b".into(), "a".into()], total: 2 });
         assert!(matches!(&c.log.back().expect("line").kind, Kind::Notice(n) if n == "2 here: a, b"));
+    }
+
+    fn in_room(c: &mut Chat, room: &str) {
+        c.apply(Event::RoomJoined {
+            room: room.into(),
+            topic: String::new(),
+            users: vec!["me".into(), "amy".into()],
+            users_total: 2,
+            voice: false,
+            history: true,
+        });
+    }
+
+    fn said(id: ServerId, from: &str, text: &str, history: bool) -> Event {
+        Event::Message {
+            id,
+            from: from.into(),
+            text: text.into(),
+            time: SystemTime::now(),
+            room: Some("general".into()),
+            to: None,
+            history,
+            edited: false,
+        }
+    }
+
+    fn chat_ids(c: &Chat) -> Vec<ServerId> {
+        c.log
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Chat { id, .. } => *id,
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn older_messages_page_in_above_once_at_a_time_and_are_not_news() {
+        let mut c = chat();
+        in_room(&mut c, "general");
+        c.apply(said(10, "amy", "live one", false));
+        c.apply(said(11, "amy", "live two", false));
+        assert_eq!(c.update(Message::LoadOlder), Action::None, "nothing older known yet");
+        c.apply(Event::HistoryEnd { room: "general".into(), more: true, older: true });
+        let page = Action::Request(Request::History { room: "general".into(), before: Some(10), limit: PAGE });
+        assert_eq!(c.update(Message::Scrolled(300.0)), Action::None, "not at the top");
+        assert_eq!(c.update(Message::Scrolled(0.0)), page);
+        assert!(c.is_paging("GENERAL"));
+        assert_eq!(c.update(Message::LoadOlder), Action::None, "one page at a time");
+        c.apply(said(4, "amy", "old four", true));
+        c.apply(said(5, "me", "old mine", true));
+        c.apply(Event::HistoryEnd { room: "general".into(), more: false, older: true });
+        assert!(!c.is_paging("general"));
+        assert_eq!(chat_ids(&c), [4, 5, 10, 11], "older lines go above");
+        assert_eq!(c.rooms.room("general").map(|r| r.unread), Some(0));
+        let Some(Kind::Chat { history, mine, .. }) =
+            c.log.iter().map(|e| &e.kind).find(|k| matches!(k, Kind::Chat { id: Some(5), .. }))
+        else {
+            panic!("line 5")
+        };
+        assert!(*history && *mine, "marked history; ours, so editable");
+        assert_eq!(c.update(Message::LoadOlder), Action::None, "no more");
+    }
+
+    #[test]
+    fn own_lines_are_edited_and_deleted_by_server_id() {
+        let mut c = chat();
+        in_room(&mut c, "general");
+        c.update(Message::Input("helo".into()));
+        let Action::Send { local, text, target } = c.update(Message::Send) else { panic!("sends") };
+        c.queued(local, Ok(3));
+        let sent = client_core::Outgoing::Chat { text, target };
+        c.apply(Event::Acked { id: 3, server_id: Some(30), sent: Some(sent) });
+        assert_eq!(chat_ids(&c), [30]);
+        assert_eq!(c.update(Message::Edit(30)), Action::FocusInput);
+        assert_eq!((c.editing, c.input.as_str()), (Some(30), "helo"));
+        c.update(Message::Input("hello ".into()));
+        assert_eq!(c.update(Message::Send), Action::Request(Request::Edit(30, "hello".into())));
+        assert_eq!((c.editing, c.input.as_str()), (None, ""));
+        c.apply(Event::Edited {
+            id: 30,
+            room: Some("general".into()),
+            to: None,
+            from: "me".into(),
+            text: "hello".into(),
+        });
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Chat { text, edited: true, .. } if text == "hello"));
+        // Escape (or Cancel) leaves the line as it was.
+        c.update(Message::Edit(30));
+        c.update(Message::CancelEdit);
+        assert_eq!((c.editing, c.input.as_str()), (None, ""));
+        assert_eq!(c.update(Message::Delete(30)), Action::Request(Request::Delete(30)));
+        c.apply(Event::Deleted { id: 30, room: Some("general".into()), to: None });
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Chat { text, deleted: true, .. } if text.is_empty()));
+        assert_eq!(c.update(Message::Edit(30)), Action::None, "a deleted line is not edited");
+    }
+
+    #[test]
+    fn rooms_are_joined_from_the_list_and_shown_once_joined() {
+        let mut c = chat();
+        in_room(&mut c, "general");
+        c.update(Message::JoinInput("bad name".into()));
+        assert_eq!(c.update(Message::JoinRoom), Action::None);
+        assert!(matches!(&c.log.back().expect("line").kind, Kind::Error(e) if e.starts_with("Cannot join")));
+        c.update(Message::JoinInput(" #dev ".into()));
+        assert_eq!(c.update(Message::JoinRoom), Action::Request(Request::Join("dev".into())));
+        assert!(c.join_input.is_empty());
+        in_room(&mut c, "Dev");
+        assert_eq!(c.rooms.current(), Some(&Target::Room("Dev".into())));
+        c.update(Message::JoinInput("general".into()));
+        assert_eq!(c.update(Message::JoinRoom), Action::FocusInput, "already in it: shown");
+        assert_eq!(c.rooms.current(), Some(&Target::Room("general".into())));
     }
 }
