@@ -88,6 +88,7 @@ fn a_connection_past_the_key_check_is_not_pushed_out_by_idle_ones() {
         restored: false,
         rooms: None,
         history: None,
+        account_password: None,
     });
     let got = early.recv(DEADLINE);
     assert!(matches!(got, Ok(ServerMessage::Welcome { .. })), "{got:?}");
@@ -224,6 +225,7 @@ fn pongs_and_repeated_logins_count_against_the_rate() {
                 restored: false,
                 rooms: None,
                 history: None,
+                account_password: None,
             },
         ),
     ] {
@@ -247,7 +249,7 @@ fn a_frame_that_fails_authentication_is_a_broken_connection_not_a_kick() {
     // Closed without a word (no disconnect for cause) ...
     loop {
         match alice.recv(DEADLINE) {
-            Ok(ServerMessage::Disconnect { cause, detail }) => panic!("kicked: {cause:?} {detail}"),
+            Ok(ServerMessage::Disconnect { cause, detail, .. }) => panic!("kicked: {cause:?} {detail}"),
             Ok(_) => {}
             Err(RecvError::Timeout) => panic!("the connection stayed open"),
             Err(_) => break,

@@ -98,7 +98,7 @@ fn a_dropped_users_name_is_held_for_them_and_says_for_how_long() {
     // Look-alikes too (issue 13 item 4): the held name's keys, not its spelling.
     for taker in ["alice", "ALICE", "aIice", "a1ice"] {
         match RawClient::login(server.addr, &server.key, taker, None) {
-            Err(ServerMessage::Refused { code: RefusalCode::NameTaken, reason, retry_after_ms }) => {
+            Err(ServerMessage::Refused { code: RefusalCode::NameTaken, reason, retry_after_ms, .. }) => {
                 assert!(reason.contains("held"), "{reason}");
                 assert!(retry_after_ms.is_some_and(|ms| ms > 0 && ms <= 600_000), "{retry_after_ms:?}");
             }

@@ -193,7 +193,13 @@ fn history_is_delivered_on_join_marked_paged_and_caught_up() {
     assert_eq!(texts(&got), ["m3", "m4", "m5", "m6"]);
     assert!(more);
     // Older ones page in.
-    bob.send(&ClientMessage::History { room: "general".into(), before: Some(ids[2]), after: None, limit: 10 });
+    bob.send(&ClientMessage::History {
+        room: Some("general".into()),
+        with: None,
+        before: Some(ids[2]),
+        after: None,
+        limit: 10,
+    });
     let (older, more) = collect_history(&mut bob, "general");
     assert_eq!(texts(&older), ["m1", "m2"]);
     assert!(!more);
@@ -208,6 +214,7 @@ fn history_is_delivered_on_join_marked_paged_and_caught_up() {
         restored: false,
         rooms: Some(vec![RoomJoin { room: "general".into(), after: Some(ids[3]) }]),
         history: None,
+        account_password: None,
     };
     let mut carol = carol.finish_login_as(&server.key, &login).expect("login");
     let (missed, more) = collect_history(&mut carol, "general");

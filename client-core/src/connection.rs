@@ -64,6 +64,7 @@ pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outco
         restored: parts.restored,
         rooms: parts.rooms,
         history: parts.history,
+        account_password: None,
     };
     let welcome = conn.login(&login).await?;
     Ok(Established {

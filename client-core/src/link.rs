@@ -102,7 +102,7 @@ pub fn welcome(answer: ServerMessage) -> Outcome<Welcome> {
         ServerMessage::Welcome { you, users, users_total, rooms, limits, resume, .. } => {
             Ok(Welcome { me: you, users, users_total, rooms, limits, resume })
         }
-        ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms } => {
+        ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms, .. } => {
             let ms = retry_after_ms.unwrap_or(1000).min(MAX_RETRY_AFTER.as_millis() as u64);
             Err(LinkError::Busy { retry_after: Duration::from_millis(ms), detail: reason })
         }

@@ -247,8 +247,13 @@ impl RoomBook {
         r.pages += 1;
         r.live_max = live;
         r.deliveries.push_front(Delivery::CatchUp);
-        let ask =
-            ClientMessage::History { room: r.name.clone(), before: None, after: r.newest, limit: MAX_HISTORY_PAGE };
+        let ask = ClientMessage::History {
+            room: Some(r.name.clone()),
+            with: None,
+            before: None,
+            after: r.newest,
+            limit: MAX_HISTORY_PAGE,
+        };
         (ended, Next::Ask(ask))
     }
 
@@ -329,7 +334,8 @@ mod tests {
         assert_eq!(
             next,
             Next::Ask(ClientMessage::History {
-                room: "general".into(),
+                room: Some("general".into()),
+                with: None,
                 before: None,
                 after: Some(20),
                 limit: MAX_HISTORY_PAGE

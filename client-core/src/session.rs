@@ -325,7 +325,7 @@ impl<'a> Session<'a> {
                 self.answered();
                 Some(Event::Rooms(rooms))
             }
-            ServerMessage::HistoryEnd { room, more } => {
+            ServerMessage::HistoryEnd { room, more, .. } => {
                 let (ended, next) = self.carry.rooms.on_history_end(&room, more);
                 if ended == Some(Delivery::Page) {
                     self.answered();
@@ -341,6 +341,14 @@ impl<'a> Session<'a> {
             ServerMessage::Edited { id, room, to, from, text } => Some(Event::Edited { id, room, to, from, text }),
             ServerMessage::Deleted { id, room, to } => Some(Event::Deleted { id, room, to }),
             ServerMessage::Notice { text } => Some(Event::Notice(text)),
+            // Accounts and moderation (v5): typed events come with the clients' support.
+            ServerMessage::Done { detail, .. } => Some(Event::Notice(detail)),
+            ServerMessage::Denied { action, detail, .. } => Some(Event::Notice(format!("{action}: {detail}"))),
+            ServerMessage::Bans { bans } => Some(Event::Notice(format!("{} bans", bans.len()))),
+            ServerMessage::Audit { entries, .. } => Some(Event::Notice(format!("{} audit entries", entries.len()))),
+            ServerMessage::Topic { room, topic, by } => {
+                Some(Event::Notice(format!("{by} set the topic of #{room}: {topic}")))
+            }
             ServerMessage::Error { detail } => {
                 // A refused request (e.g. `who` over the rate) gets no answer.
                 self.answered();
@@ -383,10 +391,10 @@ impl<'a> Session<'a> {
             // An idle timeout is what a connection that died quietly looks
             // like (a laptop waking up): the server keeps the session
             // resumable, so this is a lost connection, not a kick.
-            ServerMessage::Disconnect { cause: DisconnectCause::IdleTimeout, detail } => {
+            ServerMessage::Disconnect { cause: DisconnectCause::IdleTimeout, detail, .. } => {
                 return Err(DisconnectReason::Lost(format!("the server closed an idle session: {detail}")));
             }
-            ServerMessage::Disconnect { cause, detail } => return Err(DisconnectReason::Kicked { cause, detail }),
+            ServerMessage::Disconnect { cause, detail, .. } => return Err(DisconnectReason::Kicked { cause, detail }),
             // Batches come apart in the link reader.
             ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
             ServerMessage::VoiceJoined { voice_id, udp_port, epoch, room } => {
@@ -471,7 +479,7 @@ impl<'a> Session<'a> {
             Some(Command::History { room, before, limit }) => {
                 let room = bare(&room).to_owned();
                 self.carry.rooms.on_history_asked(&room);
-                self.request(ClientMessage::History { room, before, after: None, limit });
+                self.request(ClientMessage::History { room: Some(room), with: None, before, after: None, limit });
             }
             Some(Command::JoinVoice { options, room }) => {
                 if self.voice.engine.is_some() || self.voice.pending.is_some() {
@@ -772,7 +780,8 @@ mod tests {
         let (mut s, out) = h.session();
         let end = s.on_server(ServerMessage::Shutdown { reason: "bye".into() }, out).await;
         assert_eq!(end, Err(DisconnectReason::ServerShutdown("bye".into())));
-        let kick = ServerMessage::Disconnect { cause: DisconnectCause::Flooding, detail: "too fast".into() };
+        let kick =
+            ServerMessage::Disconnect { cause: DisconnectCause::Flooding, detail: "too fast".into(), until_ms: None };
         let end = s.on_server(kick, out).await;
         assert_eq!(end, Err(DisconnectReason::Kicked { cause: DisconnectCause::Flooding, detail: "too fast".into() }));
     }
@@ -905,7 +914,9 @@ mod tests {
             s.start(&["general".into()], out).await.expect("on");
             s.on_server(room_joined("general"), out).await.expect("on");
             s.on_server(stored(4, "general"), out).await.expect("on");
-            s.on_server(ServerMessage::HistoryEnd { room: "general".into(), more: true }, out).await.expect("on");
+            s.on_server(ServerMessage::HistoryEnd { room: "general".into(), with: None, more: true }, out)
+                .await
+                .expect("on");
             s.on_server(live(6, "ann", "live", "general"), out).await.expect("on");
             // Our own line, acknowledged with its server id, counts too.
             let mine = Outgoing::Chat { text: "mine".into(), target: Some(Target::Room("general".into())) };
@@ -924,13 +935,16 @@ mod tests {
             s.on_server(stored(8, "general"), out).await.expect("on");
             s.on_server(live(20, "ann", "meanwhile", "general"), out).await.expect("on");
             s.on_server(stored(9, "general"), out).await.expect("on");
-            s.on_server(ServerMessage::HistoryEnd { room: "general".into(), more: true }, out).await.expect("on");
+            s.on_server(ServerMessage::HistoryEnd { room: "general".into(), with: None, more: true }, out)
+                .await
+                .expect("on");
             s.send_due(out).await.expect("sent");
         }
         assert_eq!(
             h.out,
             vec![ClientMessage::History {
-                room: "general".into(),
+                room: Some("general".into()),
+                with: None,
                 before: None,
                 after: Some(9),
                 limit: protocol::message::MAX_HISTORY_PAGE
@@ -1004,7 +1018,13 @@ mod tests {
             vec![
                 ClientMessage::Join { join: RoomJoin { room: "dev".into(), after: None }, history: None },
                 ClientMessage::Who { room: Some("dev".into()), offset: None },
-                ClientMessage::History { room: "dev".into(), before: Some(5), after: None, limit: 20 },
+                ClientMessage::History {
+                    room: Some("dev".into()),
+                    with: None,
+                    before: Some(5),
+                    after: None,
+                    limit: 20
+                },
                 ClientMessage::Part { room: "dev".into() },
                 ClientMessage::Rooms,
             ]

@@ -89,6 +89,7 @@ pub async fn connect_one(target: &Target, source: IpAddr, name: &str, index: usi
             rooms: target.room_size.map(|k| vec![RoomJoin { room: format!("lg{}", index / k.max(1)), after: None }]),
             // Figures of live traffic: no history on joining.
             history: Some(0),
+            account_password: None,
         };
         let welcome = link.login(&login).await.map_err(|e| e.to_string())?;
         Ok(Connected { link, limits: welcome.limits })

@@ -14,6 +14,8 @@
 //!   rules for usernames (UTS #39 profile, look-alike keys) and message text.
 //! - [`escape`]: making a peer's text safe for a terminal, a log line or a
 //!   JSON line (control, bidi, line-separator and invisible characters).
+//! - [`moderation`]: accounts, roles, moderation actions, bans and the
+//!   audit log.
 //! - [`delivery`]: which message ids a sender has had settled (resends).
 //! - [`rate`]: the token bucket both ends use for the message rate.
 //! - [`voice`]: encrypted UDP voice packets, the replay window, and the
@@ -30,6 +32,7 @@ pub mod escape;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+pub mod moderation;
 pub mod rate;
 pub mod token;
 pub mod voice;
@@ -37,4 +40,4 @@ pub mod voice;
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
 /// The protocol version this build speaks. Both handshake hellos carry it.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

@@ -53,7 +53,39 @@ pub enum ClientMessage {
         /// `after` delivers what followed that id instead.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         history: Option<u32>,
+        /// The account password of a registered name (not the server
+        /// password), or a one-time reset code from the operator. Also
+        /// takes the name back from a session held for resumption.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account_password: Option<String>,
     },
+    /// Register the name we are logged in under: from now on it needs this
+    /// account password. Answered with [`ServerMessage::Done`] or
+    /// [`ServerMessage::Denied`] (`action` `register`).
+    Register {
+        /// The account password (see
+        /// [`crate::moderation::validate_account_password`]).
+        password: String,
+    },
+    /// Change our account's password (`action` `password`).
+    ChangePassword {
+        /// The current one (absent only in a session logged in with a
+        /// reset code).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old: Option<String>,
+        /// The new one.
+        new: String,
+    },
+    /// Give our registered name back (`action` `unregister`): it is first
+    /// come, first served again; its stored private messages go.
+    Unregister {
+        /// The account password, to confirm.
+        password: String,
+    },
+    /// A moderation request; answered with [`ServerMessage::Done`],
+    /// [`ServerMessage::Denied`], [`ServerMessage::Bans`] or
+    /// [`ServerMessage::Audit`].
+    Moderate(crate::moderation::Action),
     /// A chat message to a room, or privately to one user.
     Chat {
         /// Client-chosen id, echoed in the ack or nack.
@@ -106,7 +138,12 @@ pub enum ClientMessage {
     /// (marked `history`) and [`ServerMessage::HistoryEnd`].
     History {
         /// The room (the client must be in it).
-        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Instead of a room: our stored private conversation with this
+        /// account (both names registered). The messages come with `to`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         /// The newest messages older than this id (absent with `after`
         /// absent too: the newest).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +224,12 @@ pub enum ServerMessage {
         /// ([`ClientMessage::Login::resume`]); a new one every login.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// Our name is a registered account (we logged in with its password).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        registered: bool,
+        /// The roles our account holds.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<crate::moderation::RoleGrant>,
     },
     /// Login refused; the server closes the connection after this.
     Refused {
@@ -198,6 +241,10 @@ pub enum ServerMessage {
         /// [`RefusalCode::NameTaken`]): how long until trying again may work.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// For [`RefusalCode::Banned`]: when the ban ends, ms since the
+        /// Unix epoch (absent: it does not end by itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<u64>,
     },
     /// A chat message from someone else (or, in history, from us).
     Message {
@@ -313,8 +360,13 @@ pub enum ServerMessage {
     },
     /// The end of a history delivery (on join, or a request).
     HistoryEnd {
-        /// The room.
+        /// The room (empty for a private conversation).
+        #[serde(default)]
         room: String,
+        /// The private conversation's other account, for a history
+        /// request with `with`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         /// Older (or, catching up, newer) stored messages remain.
         more: bool,
     },
@@ -378,12 +430,56 @@ pub enum ServerMessage {
         /// Human-readable reason.
         reason: String,
     },
-    /// The server ends this session for cause; final.
+    /// The server ends this session for cause; final (a kicked or banned
+    /// client does not reconnect by itself).
     Disconnect {
         /// Why.
         cause: DisconnectCause,
+        /// Human-readable detail (for a kick or ban: by whom and why).
+        detail: String,
+        /// For [`DisconnectCause::Banned`]: when the ban ends, ms since the
+        /// Unix epoch (absent: it does not end by itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<u64>,
+    },
+    /// An account or moderation request was carried out.
+    Done {
+        /// The request ([`crate::moderation::Action::name`], or `register`,
+        /// `password`, `unregister`).
+        action: String,
+        /// What was done, in words.
+        detail: String,
+    },
+    /// An account or moderation request was refused; nothing changed.
+    Denied {
+        /// The request, as in [`ServerMessage::Done`].
+        action: String,
+        /// Why.
+        reason: crate::moderation::DenyReason,
         /// Human-readable detail.
         detail: String,
+    },
+    /// Answer to [`crate::moderation::Action::Bans`]: the bans in force,
+    /// newest first.
+    Bans {
+        /// The bans (at most [`crate::moderation::MAX_LISTED_RECORDS`]).
+        bans: Vec<crate::moderation::BanEntry>,
+    },
+    /// Answer to [`crate::moderation::Action::Audit`]: entries newest first.
+    Audit {
+        /// The entries.
+        entries: Vec<crate::moderation::AuditEntry>,
+        /// Older entries remain (page with `before`).
+        more: bool,
+    },
+    /// A room's topic changed (sent to its members).
+    Topic {
+        /// The room.
+        room: String,
+        /// The new topic (empty: none).
+        topic: String,
+        /// Who set it.
+        by: String,
     },
     /// Voice entered: where to send and under which keys.
     VoiceJoined {
@@ -503,6 +599,12 @@ pub enum RefusalCode {
     /// Too many failed passwords from the client's address: wait
     /// `retry_after_ms`, then try again (the password was not checked).
     RetryLater,
+    /// The name is a registered account and the account password was
+    /// missing or wrong.
+    AccountPassword,
+    /// The name or the address is banned (the reason says why and until
+    /// when; `until_ms` too).
+    Banned,
 }
 
 /// Why a chat message was not taken.
@@ -531,6 +633,10 @@ pub enum NackReason {
     TooManyRooms,
     /// That room has no voice.
     NoVoice,
+    /// A moderator muted us (in that room, or everywhere).
+    Muted,
+    /// That room is invite-only and we are not on its list.
+    InviteOnly,
 }
 
 /// Why the server ended a session for cause.
@@ -545,6 +651,10 @@ pub enum DisconnectCause {
     IdleTimeout,
     /// Broke the protocol.
     ProtocolViolation,
+    /// A moderator or the operator kicked us.
+    Kicked,
+    /// A moderator or the operator banned our name or address.
+    Banned,
 }
 
 /// How every batch frame starts ([`encode_batch`]).

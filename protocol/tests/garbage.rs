@@ -70,9 +70,16 @@ fn message_decoders_never_panic() {
             restored: false,
             rooms: Some(vec![message::RoomJoin { room: "dev".into(), after: Some(3) }]),
             history: Some(50),
+            account_password: None,
         }),
         message::encode(&ServerMessage::VoiceJoined { voice_id: 9, udp_port: 7878, epoch: 1, room: "general".into() }),
-        message::encode(&ClientMessage::History { room: "dev".into(), before: Some(9), after: None, limit: 50 }),
+        message::encode(&ClientMessage::History {
+            room: Some("dev".into()),
+            with: None,
+            before: Some(9),
+            after: None,
+            limit: 50,
+        }),
     ];
     for i in 0..20_000 {
         let input = if i % 2 == 0 { rng.bytes(80) } else { rng.mutate(&valid[i % valid.len()]) };

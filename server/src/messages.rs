@@ -209,14 +209,23 @@ pub struct ListRooms {
 pub struct HistoryPage {
     /// The session.
     pub id: SessionId,
-    /// The room.
-    pub room: String,
+    /// The room, or the private conversation.
+    pub place: Conversation,
     /// Older than this id.
     pub before: Option<u64>,
     /// Newer than this id.
     pub after: Option<u64>,
     /// At most this many.
     pub limit: u32,
+}
+
+/// Where a history page is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conversation {
+    /// A room, by its bare name.
+    Room(String),
+    /// The asker's private conversation with this account.
+    Direct(String),
 }
 
 /// Session → roster: a user list (answered on the session's queue).

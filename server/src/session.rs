@@ -34,9 +34,9 @@ use tokio_util::codec::FramedRead;
 use crate::gate::Hold;
 use crate::listener::CountGuard;
 use crate::messages::{
-    Amend, Authorize, Broadcast, GateHandle, HistoryPage, Join, JoinRefusal, JoinRoom, Joined, Leave, ListRooms,
-    Outbound as Out, Outbox, PartRoom, PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin, VoiceLeave,
-    VoiceReport, Who,
+    Amend, Authorize, Broadcast, Conversation, GateHandle, HistoryPage, Join, JoinRefusal, JoinRoom, Joined, Leave,
+    ListRooms, Outbound as Out, Outbox, PartRoom, PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin,
+    VoiceLeave, VoiceReport, Who,
 };
 use crate::metrics::{Metrics, Outcome};
 use crate::roster::Roster;
@@ -233,7 +233,7 @@ impl Session {
             _ => Outcome::Refused,
         });
         let retry_after_ms = retry.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
-        self.send(ctx, &ServerMessage::Refused { code, reason, retry_after_ms });
+        self.send(ctx, &ServerMessage::Refused { code, reason, retry_after_ms, until_ms: None });
         self.close(ctx);
     }
 
@@ -250,7 +250,7 @@ impl Session {
             self.roster.do_send(Leave { id: self.id, resumable: false });
         }
         if let Some(tx) = self.last_word.take() {
-            let msg = ServerMessage::Disconnect { cause, detail: detail.to_owned() };
+            let msg = ServerMessage::Disconnect { cause, detail: detail.to_owned(), until_ms: None };
             let _ = tx.send(Bytes::from(message::encode(&msg)));
         }
         self.close(ctx);
@@ -331,7 +331,17 @@ impl Session {
     }
 
     fn on_login(&mut self, ctx: &mut Context<Self>, msg: ClientMessage) {
-        let ClientMessage::Login { version, username, password, resume, first_id, restored, rooms, history } = msg
+        let ClientMessage::Login {
+            version,
+            username,
+            password,
+            resume,
+            first_id,
+            restored,
+            rooms,
+            history,
+            account_password: _,
+        } = msg
         else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
         };
@@ -475,8 +485,16 @@ impl Session {
             }
             ClientMessage::Part { room } => self.roster.do_send(PartRoom { id: self.id, room: bare(room) }),
             ClientMessage::Rooms => self.roster.do_send(ListRooms { id: self.id }),
-            ClientMessage::History { room, before, after, limit } => {
-                self.roster.do_send(HistoryPage { id: self.id, room: bare(room), before, after, limit });
+            ClientMessage::History { room, with, before, after, limit } => {
+                let place = match (room, with) {
+                    (Some(room), None) => Conversation::Room(bare(room)),
+                    (None, Some(with)) => Conversation::Direct(with),
+                    _ => {
+                        let detail = "a history request names a room or a user (with), not both".to_owned();
+                        return self.send(ctx, &ServerMessage::Error { detail });
+                    }
+                };
+                self.roster.do_send(HistoryPage { id: self.id, place, before, after, limit });
             }
             ClientMessage::Who { room, offset } => {
                 self.roster.do_send(Who { id: self.id, room: room.map(bare), offset: offset.unwrap_or(0) });
@@ -492,6 +510,12 @@ impl Session {
                 self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
             ClientMessage::VoiceJoin { room } => self.on_voice_join(ctx, room.map(bare)),
+            ClientMessage::Register { .. }
+            | ClientMessage::ChangePassword { .. }
+            | ClientMessage::Unregister { .. }
+            | ClientMessage::Moderate(_) => {
+                self.send(ctx, &ServerMessage::Error { detail: "accounts are not enabled on this server".into() });
+            }
             // The roster tells the relay to stop, then answers `voice_left`.
             ClientMessage::VoiceLeave => self.roster.do_send(VoiceLeave { id: self.id }),
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {

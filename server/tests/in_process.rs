@@ -92,6 +92,7 @@ impl Client {
             restored: false,
             rooms: None,
             history: Some(0),
+            account_password: None,
         });
         c
     }
@@ -249,7 +250,13 @@ fn messages_past_their_room_s_retention_are_pruned() {
     }
     let server = InProcess::start(archive.clone());
     let mut alice = Client::login(&server, "alice");
-    alice.send(&ClientMessage::History { room: "general".into(), before: None, after: None, limit: 50 });
+    alice.send(&ClientMessage::History {
+        room: Some("general".into()),
+        with: None,
+        before: None,
+        after: None,
+        limit: 50,
+    });
     let mut texts = Vec::new();
     loop {
         match alice.recv() {

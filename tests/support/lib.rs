@@ -358,6 +358,7 @@ impl TestServer {
             restored: false,
             rooms,
             history,
+            account_password: None,
         };
         let end = Instant::now() + DEADLINE;
         loop {
@@ -532,6 +533,7 @@ impl RawClient {
             restored: false,
             rooms: None,
             history: None,
+            account_password: None,
         };
         self.finish_login_as(key, &login)
     }

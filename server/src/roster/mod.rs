@@ -627,6 +627,8 @@ impl Handler<Join> for Roster {
             rooms: entered.iter().filter_map(|(rid, _)| self.rooms.get(*rid)).map(|r| r.name.clone()).collect(),
             limits: msg.limits,
             resume: Some(resume),
+            registered: false,
+            roles: Vec::new(),
         };
         self.deliver_to(msg.id, &welcome);
         for (rid, after) in entered {

@@ -12,7 +12,7 @@ use slog::{info, warn};
 use super::{Roster, deliver, deliver_raw, now_ms};
 use crate::archive::{HistoryQuery, Write};
 use crate::config::RoomConfig;
-use crate::messages::{HistoryPage, JoinRoom, ListRooms, PartRoom, SessionId, Who};
+use crate::messages::{Conversation, HistoryPage, JoinRoom, ListRooms, PartRoom, SessionId, Who};
 use crate::rooms::{NewRoom, RoomId};
 
 impl Roster {
@@ -147,14 +147,17 @@ impl Roster {
         }
         let stored = room.history && self.archive.is_some();
         if !stored {
-            return self.deliver_to(sid, &ServerMessage::HistoryEnd { room: room.name.clone(), more: false });
+            return self
+                .deliver_to(sid, &ServerMessage::HistoryEnd { room: room.name.clone(), with: None, more: false });
         }
         let limit = history.unwrap_or(self.settings.history_on_join).min(MAX_HISTORY_PAGE);
         match after {
             Some(after) => self.send_history(sid, rid, None, Some(after), MAX_HISTORY_PAGE),
             None if limit > 0 => self.send_history(sid, rid, None, None, limit),
             // Asked for none: there may be some to page through.
-            None => self.deliver_to(sid, &ServerMessage::HistoryEnd { room: room.name.clone(), more: true }),
+            None => {
+                self.deliver_to(sid, &ServerMessage::HistoryEnd { room: room.name.clone(), with: None, more: true })
+            }
         }
     }
 
@@ -197,9 +200,22 @@ impl Roster {
                         true
                     }
                 };
-                send(&ServerMessage::HistoryEnd { room: name, more });
+                send(&ServerMessage::HistoryEnd { room: name, with: None, more });
             }),
         );
+    }
+
+    /// A page of the private conversation between `sid`'s account and
+    /// account `with`.
+    pub(super) fn send_direct_history(
+        &self,
+        sid: SessionId,
+        with: String,
+        _before: Option<u64>,
+        _after: Option<u64>,
+        _limit: u32,
+    ) {
+        self.deliver_to(sid, &ServerMessage::HistoryEnd { room: String::new(), with: Some(with), more: false });
     }
 
     /// Sends each room's presence of the last window to its members: one
@@ -308,13 +324,19 @@ impl Handler<ListRooms> for Roster {
 impl Handler<HistoryPage> for Roster {
     type Result = ();
     fn handle(&mut self, msg: HistoryPage, _: &mut Context<Self>) {
-        let Some(rid) = self.room_of_or_tell(msg.id, &msg.room) else {
+        let name = match msg.place {
+            Conversation::Room(name) => name,
+            Conversation::Direct(with) => {
+                return self.send_direct_history(msg.id, with, msg.before, msg.after, msg.limit);
+            }
+        };
+        let Some(rid) = self.room_of_or_tell(msg.id, &name) else {
             // Every history request ends with its `history_end`.
-            return self.deliver_to(msg.id, &ServerMessage::HistoryEnd { room: msg.room, more: false });
+            return self.deliver_to(msg.id, &ServerMessage::HistoryEnd { room: name, with: None, more: false });
         };
         let Some(room) = self.rooms.get(rid) else { return };
         if !room.history || self.archive.is_none() {
-            let end = ServerMessage::HistoryEnd { room: room.name.clone(), more: false };
+            let end = ServerMessage::HistoryEnd { room: room.name.clone(), with: None, more: false };
             return self.deliver_to(msg.id, &end);
         }
         self.send_history(msg.id, rid, msg.before, msg.after, msg.limit);
