@@ -317,6 +317,7 @@ fn main() -> anyhow::Result<()> {
             created_ms: now_ms(),
             empty_since_ms: None,
             from_config: true,
+            invite_only: false,
         };
         timed_write(&a, Write::UpsertRoom(room))?;
     }

@@ -17,7 +17,11 @@
 //! - [`messages`]: messages between actors.
 //! - [`metrics`]: Prometheus counters and the opt-in scrape listener.
 //! - [`archive`]: history and rooms kept across restarts (SQLite).
+//! - [`accounts`]: accounts, roles, bans and mutes (sans-IO), and the
+//!   password hashing pool.
+//! - [`admin`]: the operator's Unix socket (`server admin …`).
 
+pub mod accounts;
 pub mod archive;
 pub mod batch_send;
 pub mod config;

@@ -57,6 +57,10 @@ pub struct Room {
     pub voice_members: BTreeMap<SessionId, u32>,
     /// Encoded presence (`joined`/`left`) not sent yet, oldest first.
     presence: Vec<Bytes>,
+    /// Only names on its invite list (and its moderators) may join.
+    pub invite_only: bool,
+    /// Its invite list: name key ([`protocol::message::NameKeys::caseless`]) → name as invited.
+    pub invited: BTreeMap<String, String>,
 }
 
 impl Room {
@@ -72,6 +76,7 @@ impl Room {
             created_ms: self.created_ms,
             empty_since_ms: self.empty_since_ms,
             from_config: self.from_config,
+            invite_only: self.invite_only,
         }
     }
 
@@ -246,6 +251,8 @@ impl Rooms {
                 members: BTreeSet::new(),
                 voice_members: BTreeMap::new(),
                 presence: Vec::new(),
+                invite_only: false,
+                invited: BTreeMap::new(),
             },
         );
         id

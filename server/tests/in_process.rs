@@ -239,6 +239,7 @@ fn messages_past_their_room_s_retention_are_pruned() {
         created_ms: 0,
         empty_since_ms: None,
         from_config: true,
+        invite_only: false,
     };
     for w in [
         Write::UpsertRoom(general),

@@ -6,7 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Archive, Completion, HistoryQuery, Page, RoomRecord, StoreError, StoredMessage, Write, WriteOutcome};
+use protocol::moderation::AuditEntry;
+
+use super::{
+    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord,
+    ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage, Write,
+    WriteOutcome,
+};
 
 /// Messages and rooms in memory.
 #[derive(Debug, Default)]
@@ -19,6 +25,12 @@ pub struct MemoryArchive {
 struct State {
     messages: BTreeMap<u64, StoredMessage>,
     rooms: BTreeMap<String, RoomRecord>,
+    direct: BTreeMap<u64, StoredDirect>,
+    accounts: BTreeMap<String, AccountRecord>,
+    moderators: BTreeMap<(String, String), ModeratorRecord>,
+    sanctions: BTreeMap<u64, SanctionRecord>,
+    invites: BTreeMap<(String, String), InviteRecord>,
+    audit: Vec<AuditEntry>,
 }
 
 impl MemoryArchive {
@@ -42,6 +54,23 @@ impl MemoryArchive {
                 s.messages.insert(m.id, m);
                 WriteOutcome::Done
             }
+            Write::Edit { id, sender, text } if !s.messages.contains_key(&id) => match s.direct.get_mut(&id) {
+                None => WriteOutcome::NotFound,
+                Some(d) if d.sender != sender => WriteOutcome::NotYours,
+                Some(d) => {
+                    d.text = text;
+                    d.edited = true;
+                    WriteOutcome::ChangedDirect
+                }
+            },
+            Write::Delete { id, sender } if !s.messages.contains_key(&id) => match s.direct.get(&id) {
+                None => WriteOutcome::NotFound,
+                Some(d) if d.sender != sender => WriteOutcome::NotYours,
+                Some(_) => {
+                    s.direct.remove(&id);
+                    WriteOutcome::ChangedDirect
+                }
+            },
             Write::Edit { id, sender, text } => match s.messages.get_mut(&id) {
                 None => WriteOutcome::NotFound,
                 Some(m) if m.sender != sender => WriteOutcome::NotYours,
@@ -74,8 +103,46 @@ impl MemoryArchive {
                 s.messages.retain(|_, m| m.room != room || m.ts_ms >= before_ms);
                 WriteOutcome::Pruned((before - s.messages.len()) as u64)
             }
+            Write::AppendDirect(d) => {
+                s.direct.insert(d.id, d);
+                WriteOutcome::Done
+            }
+            Write::PutAccount(a) => {
+                s.accounts.insert(a.key.clone(), a);
+                WriteOutcome::Done
+            }
+            Write::RemoveAccount { key } => {
+                s.direct.retain(|_, d| d.a != key && d.b != key);
+                s.moderators.retain(|(a, _), _| *a != key);
+                found(s.accounts.remove(&key).is_some())
+            }
+            Write::PutModerator(m) => {
+                s.moderators.insert((m.account.clone(), m.room.clone()), m);
+                WriteOutcome::Done
+            }
+            Write::RemoveModerator { account, room } => found(s.moderators.remove(&(account, room)).is_some()),
+            Write::PutSanction(r) => {
+                s.sanctions.insert(r.id, r);
+                WriteOutcome::Done
+            }
+            Write::RemoveSanction { id } => found(s.sanctions.remove(&id).is_some()),
+            Write::PutInvite(i) => {
+                s.invites.insert((i.room.clone(), i.key.clone()), i);
+                WriteOutcome::Done
+            }
+            Write::RemoveInvite { room, key } => found(s.invites.remove(&(room, key)).is_some()),
+            Write::Audit(mut e) => {
+                e.id = s.audit.len() as u64 + 1;
+                s.audit.push(e);
+                WriteOutcome::Done
+            }
         })
     }
+}
+
+/// `Done` when something was there, else `NotFound`.
+fn found(was: bool) -> WriteOutcome {
+    if was { WriteOutcome::Done } else { WriteOutcome::NotFound }
 }
 
 impl Archive for MemoryArchive {
@@ -111,6 +178,62 @@ impl Archive for MemoryArchive {
 
     fn max_id(&self) -> Result<u64, StoreError> {
         let s = self.state.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
-        Ok(s.messages.keys().next_back().copied().unwrap_or(0))
+        let rooms = s.messages.keys().next_back().copied().unwrap_or(0);
+        Ok(rooms.max(s.direct.keys().next_back().copied().unwrap_or(0)))
+    }
+
+    fn standing(&self) -> Result<Standing, StoreError> {
+        let s = self.state.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+        Ok(Standing {
+            accounts: s.accounts.values().cloned().collect(),
+            moderators: s.moderators.values().cloned().collect(),
+            sanctions: s.sanctions.values().cloned().collect(),
+            invites: s.invites.values().cloned().collect(),
+        })
+    }
+
+    fn direct_history(&self, q: DirectQuery, done: Completion<Result<DirectPage, StoreError>>) {
+        let Ok(s) = self.state.lock() else {
+            return done(Err(StoreError::Unavailable("poisoned".into())));
+        };
+        let (a, b) = if q.a <= q.b { (q.a, q.b) } else { (q.b, q.a) };
+        let pair: Vec<StoredDirect> = s
+            .direct
+            .values()
+            .filter(|d| {
+                let (x, y) = if d.a <= d.b { (&d.a, &d.b) } else { (&d.b, &d.a) };
+                *x == a && *y == b
+            })
+            .filter(|d| q.after.is_none_or(|v| d.id > v) && q.before.is_none_or(|v| d.id < v))
+            .cloned()
+            .collect();
+        drop(s);
+        let limit = q.limit as usize;
+        let more = pair.len() > limit;
+        let messages = if q.after.is_some() {
+            pair.into_iter().take(limit).collect()
+        } else {
+            pair[pair.len().saturating_sub(limit)..].to_vec()
+        };
+        done(Ok(DirectPage { messages, more }));
+    }
+
+    fn audit(&self, q: AuditQuery, done: Completion<Result<(Vec<AuditEntry>, bool), StoreError>>) {
+        let Ok(s) = self.state.lock() else {
+            return done(Err(StoreError::Unavailable("poisoned".into())));
+        };
+        let mut entries: Vec<AuditEntry> = s
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| q.before.is_none_or(|b| e.id < b))
+            .filter(|e| q.rooms.as_ref().is_none_or(|rooms| e.room.as_ref().is_some_and(|r| rooms.contains(r))))
+            .take(q.limit as usize + 1)
+            .cloned()
+            .collect();
+        drop(s);
+        let more = entries.len() > q.limit as usize;
+        entries.truncate(q.limit as usize);
+        done(Ok((entries, more)));
     }
 }

@@ -84,6 +84,147 @@ pub struct RoomRecord {
     pub empty_since_ms: Option<u64>,
     /// Whether it comes from `config.toml` (never expires).
     pub from_config: bool,
+    /// Only its invite list (and its moderators) may join.
+    pub invite_only: bool,
+}
+
+/// A registered account as stored (issue 16).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Its key: the name's caseless look-alike key (`name_keys(name).caseless`).
+    pub key: String,
+    /// The name as registered.
+    pub name: String,
+    /// The password's argon2id PHC string (`None` after a reset).
+    pub phc: Option<String>,
+    /// A one-time reset code's PHC string.
+    pub reset_phc: Option<String>,
+    /// When the reset code stops working, Unix ms.
+    pub reset_until_ms: Option<u64>,
+    /// Granted admin on the server's machine.
+    pub admin: bool,
+    /// When it was registered, Unix ms.
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRecord").field("name", &self.name).field("admin", &self.admin).finish_non_exhaustive()
+    }
+}
+
+/// A moderator role as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeratorRecord {
+    /// The account's key.
+    pub account: String,
+    /// The room's key (`""`: server-wide).
+    pub room: String,
+    /// Who granted it.
+    pub by: String,
+    /// When, Unix ms.
+    pub at_ms: u64,
+}
+
+/// A ban or mute as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanctionRecord {
+    /// Its id (the caller's).
+    pub id: u64,
+    /// `ban_name`, `ban_address` or `mute`.
+    pub kind: String,
+    /// The name or the range.
+    pub target: String,
+    /// A mute's room.
+    pub room: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub by: String,
+    /// Since when, Unix ms.
+    pub since_ms: u64,
+    /// Until when (`None`: until lifted).
+    pub until_ms: Option<u64>,
+}
+
+/// A name on an invite-only room's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// The room's bare name.
+    pub room: String,
+    /// The name's caseless look-alike key.
+    pub key: String,
+    /// The name as invited.
+    pub name: String,
+}
+
+/// Everything about people the roster loads at start.
+#[derive(Debug, Default)]
+pub struct Standing {
+    /// Every account.
+    pub accounts: Vec<AccountRecord>,
+    /// Every moderator role.
+    pub moderators: Vec<ModeratorRecord>,
+    /// Every ban and mute (expired ones too, until swept).
+    pub sanctions: Vec<SanctionRecord>,
+    /// Every invite list entry.
+    pub invites: Vec<InviteRecord>,
+}
+
+/// A private message between two registered accounts, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDirect {
+    /// The server id (same sequence as rooms' messages).
+    pub id: u64,
+    /// The pair's account keys, sorted (`a < b`).
+    pub a: String,
+    /// The other key.
+    pub b: String,
+    /// Its sender's name.
+    pub sender: String,
+    /// Its recipient's name.
+    pub recipient: String,
+    /// The text.
+    pub text: String,
+    /// When the server took it, Unix ms.
+    pub ts_ms: u64,
+    /// Edited since.
+    pub edited: bool,
+}
+
+/// A page of a private conversation ([`Archive::direct_history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectQuery {
+    /// One account's key.
+    pub a: String,
+    /// The other's (order does not matter).
+    pub b: String,
+    /// Page backwards from this id (exclusive).
+    pub before: Option<u64>,
+    /// Page forwards from this id (exclusive).
+    pub after: Option<u64>,
+    /// How many at most.
+    pub limit: u32,
+}
+
+/// A page of a private conversation, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirectPage {
+    /// The messages.
+    pub messages: Vec<StoredDirect>,
+    /// More beyond the page in the paging direction.
+    pub more: bool,
+}
+
+/// A page of the audit log ([`Archive::audit`]), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Entries older than this id.
+    pub before: Option<u64>,
+    /// How many at most.
+    pub limit: u32,
+    /// Only entries about these rooms (bare names; `None`: all entries).
+    pub rooms: Option<Vec<String>>,
 }
 
 /// A change to the store, applied by [`Archive::write`].
@@ -133,6 +274,42 @@ pub enum Write {
         /// Messages with `ts_ms < before_ms` go.
         before_ms: u64,
     },
+    /// Store a private message between two accounts.
+    AppendDirect(StoredDirect),
+    /// Create or replace an account.
+    PutAccount(AccountRecord),
+    /// Remove an account, its roles and its private conversations.
+    RemoveAccount {
+        /// Its key.
+        key: String,
+    },
+    /// Grant a moderator role.
+    PutModerator(ModeratorRecord),
+    /// Take a moderator role back.
+    RemoveModerator {
+        /// The account's key.
+        account: String,
+        /// The room's key (`""`: server-wide).
+        room: String,
+    },
+    /// Add (or replace) a ban or mute.
+    PutSanction(SanctionRecord),
+    /// Lift a ban or mute.
+    RemoveSanction {
+        /// Its id.
+        id: u64,
+    },
+    /// Add a name to a room's invite list.
+    PutInvite(InviteRecord),
+    /// Take a name off a room's invite list.
+    RemoveInvite {
+        /// The room's bare name.
+        room: String,
+        /// The name's key.
+        key: String,
+    },
+    /// Append an entry to the audit log (its id is the store's).
+    Audit(protocol::moderation::AuditEntry),
 }
 
 /// What a [`Write`] did, once durable.
@@ -151,6 +328,8 @@ pub enum WriteOutcome {
     NotYours,
     /// Prune: how many messages were removed.
     Pruned(u64),
+    /// An edit or delete of a stored private message was made.
+    ChangedDirect,
 }
 
 /// A request for one page of a room's history.
@@ -260,4 +439,16 @@ pub trait Archive: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// [`StoreError::Unavailable`] when the file cannot be read.
     fn max_id(&self) -> Result<u64, StoreError>;
+    /// Accounts, roles, bans, mutes and invite lists (at start, blocking is
+    /// fine).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be read.
+    fn standing(&self) -> Result<Standing, StoreError>;
+    /// Reads a page of a private conversation off the caller's thread.
+    fn direct_history(&self, q: DirectQuery, done: Completion<Result<DirectPage, StoreError>>);
+    /// Reads a page of the audit log off the caller's thread: the entries
+    /// and whether older ones remain.
+    fn audit(&self, q: AuditQuery, done: Completion<Result<(Vec<protocol::moderation::AuditEntry>, bool), StoreError>>);
 }

@@ -42,6 +42,64 @@ const MIGRATIONS: &[&str] = &[
         max_id INTEGER NOT NULL
     );
     INSERT INTO high_water (only, max_id) VALUES (1, 0);",
+    // 2: accounts, roles, bans and mutes, invite lists, the audit log,
+    // private messages between accounts (issue 16).
+    "ALTER TABLE rooms ADD COLUMN invite_only INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE accounts (
+        key            TEXT PRIMARY KEY,
+        name           TEXT NOT NULL,
+        phc            TEXT,
+        reset_phc      TEXT,
+        reset_until_ms INTEGER,
+        admin          INTEGER NOT NULL DEFAULT 0,
+        created_ms     INTEGER NOT NULL
+    );
+    CREATE TABLE moderators (
+        account    TEXT NOT NULL REFERENCES accounts(key) ON DELETE CASCADE,
+        room       TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        at_ms      INTEGER NOT NULL,
+        PRIMARY KEY (account, room)
+    );
+    CREATE TABLE sanctions (
+        id       INTEGER PRIMARY KEY,
+        kind     TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        room     TEXT,
+        reason   TEXT NOT NULL,
+        by       TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        until_ms INTEGER
+    );
+    CREATE TABLE invites (
+        room TEXT NOT NULL,
+        key  TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (room, key)
+    );
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY,
+        ts_ms  INTEGER NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        room   TEXT,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_room ON audit(room, id);
+    -- a < b: the pair's account keys, so one index serves both directions.
+    CREATE TABLE direct_messages (
+        id        INTEGER PRIMARY KEY,
+        a         TEXT NOT NULL,
+        b         TEXT NOT NULL,
+        sender    TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text      TEXT NOT NULL,
+        ts_ms     INTEGER NOT NULL,
+        edited    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX direct_pair ON direct_messages(a, b, id);",
 ];
 
 /// The schema version this server writes (and the newest it opens).

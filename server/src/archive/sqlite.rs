@@ -31,8 +31,11 @@ use slog::{Logger, error, info, o, warn};
 
 use super::schema::{self, SCHEMA_VERSION};
 use super::{
-    Archive, Completion, HistoryQuery, MAX_PAGE, Page, RoomRecord, StoreError, StoredMessage, Write, WriteOutcome,
+    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, MAX_PAGE,
+    ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage, Write,
+    WriteOutcome,
 };
+use protocol::moderation::AuditEntry;
 
 /// The writer thread's name.
 const WRITER: &str = "archive-writer";
@@ -116,14 +119,40 @@ fn weight(w: &Write) -> usize {
         Write::UpsertRoom(r) => r.name.len() + r.topic.len() + r.owner.as_ref().map_or(0, String::len),
         Write::RemoveRoom { name } => name.len(),
         Write::Prune { room, .. } => room.len(),
+        Write::AppendDirect(d) => d.a.len() + d.b.len() + d.sender.len() + d.recipient.len() + d.text.len(),
+        Write::PutAccount(a) => a.name.len() * 2 + 256,
+        Write::RemoveAccount { key } => key.len(),
+        Write::PutModerator(m) => m.account.len() + m.room.len() + m.by.len(),
+        Write::RemoveModerator { account, room } => account.len() + room.len(),
+        Write::PutSanction(r) => r.target.len() + r.reason.len() + r.by.len(),
+        Write::RemoveSanction { .. } => 0,
+        Write::PutInvite(i) => i.room.len() + i.key.len() + i.name.len(),
+        Write::RemoveInvite { room, key } => room.len() + key.len(),
+        Write::Audit(e) => e.actor.len() + e.action.len() + e.target.len() + e.reason.len() + e.detail.len(),
     };
     std::mem::size_of::<WriteJob>() + 64 + strings
 }
 
-/// A history query waiting for a reader.
-struct ReadJob {
-    q: HistoryQuery,
-    done: Completion<Result<Page, StoreError>>,
+/// A read waiting for a reader.
+enum ReadJob {
+    /// A page of a room's history.
+    History { q: HistoryQuery, done: Completion<Result<Page, StoreError>> },
+    /// A page of a private conversation.
+    Direct { q: DirectQuery, done: Completion<Result<DirectPage, StoreError>> },
+    /// A page of the audit log.
+    Audit { q: AuditQuery, done: Completion<Result<(Vec<AuditEntry>, bool), StoreError>> },
+}
+
+impl ReadJob {
+    /// Fails the read without running it.
+    fn fail(self, why: &str) {
+        let e = || StoreError::Unavailable(why.to_owned());
+        match self {
+            ReadJob::History { done, .. } => done(Err(e())),
+            ReadJob::Direct { done, .. } => done(Err(e())),
+            ReadJob::Audit { done, .. } => done(Err(e())),
+        }
+    }
 }
 
 /// Knobs that tests turn; the server uses the defaults.
@@ -257,6 +286,16 @@ impl SqliteArchive {
         &self.path
     }
 
+    /// Queues a read for the reader threads (a full queue fails it at once).
+    fn read(&self, job: ReadJob) {
+        let Some(reads) = &self.reads else { return job.fail("the store is shutting down") };
+        match reads.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => job.fail("history queue full"),
+            Err(TrySendError::Disconnected(job)) => job.fail("the reader threads have stopped"),
+        }
+    }
+
     /// A short-lived read-only connection for the blocking start-up reads.
     fn reader(&self) -> Result<Connection, StoreError> {
         open_reader(&self.path).map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -285,16 +324,19 @@ impl Archive for SqliteArchive {
     }
 
     fn history(&self, q: HistoryQuery, done: Completion<Result<Page, StoreError>>) {
-        let Some(reads) = &self.reads else {
-            return done(Err(StoreError::Unavailable("the store is shutting down".into())));
-        };
-        match reads.try_send(ReadJob { q, done }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => (job.done)(Err(StoreError::Unavailable("history queue full".into()))),
-            Err(TrySendError::Disconnected(job)) => {
-                (job.done)(Err(StoreError::Unavailable("the reader threads have stopped".into())));
-            }
-        }
+        self.read(ReadJob::History { q, done });
+    }
+
+    fn direct_history(&self, q: DirectQuery, done: Completion<Result<DirectPage, StoreError>>) {
+        self.read(ReadJob::Direct { q, done });
+    }
+
+    fn audit(&self, q: AuditQuery, done: Completion<Result<(Vec<AuditEntry>, bool), StoreError>>) {
+        self.read(ReadJob::Audit { q, done });
+    }
+
+    fn standing(&self) -> Result<Standing, StoreError> {
+        read_standing(&self.reader()?).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
@@ -642,12 +684,13 @@ impl Sql {
             Self::Edit => "UPDATE messages SET text = ?2, edited = 1 WHERE id = ?1",
             Self::Delete => "DELETE FROM messages WHERE id = ?1",
             Self::Upsert => {
-                "INSERT INTO rooms (name, topic, history, voice, owner, history_days, created_ms, empty_since_ms, from_config)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO rooms (name, topic, history, voice, owner, history_days, created_ms, empty_since_ms, from_config,
+                   invite_only)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, history = excluded.history,
                    voice = excluded.voice, owner = excluded.owner, history_days = excluded.history_days,
                    created_ms = excluded.created_ms, empty_since_ms = excluded.empty_since_ms,
-                   from_config = excluded.from_config"
+                   from_config = excluded.from_config, invite_only = excluded.invite_only"
             }
             // Nameless: gone for every lookup; its messages follow in chunks.
             Self::RemoveRoom => "UPDATE rooms SET name = NULL WHERE name = ?1 RETURNING id",
@@ -665,7 +708,8 @@ impl Sql {
             Self::DropRoom => "DELETE FROM rooms WHERE id = ?1",
             // Before anything is deleted: ids are never handed out twice.
             Self::HighWater => {
-                "UPDATE high_water SET max_id = max(max_id, coalesce((SELECT max(id) FROM messages), 0)) WHERE only = 1"
+                "UPDATE high_water SET max_id = max(max_id, coalesce((SELECT max(id) FROM messages), 0),
+                   coalesce((SELECT max(id) FROM direct_messages), 0)) WHERE only = 1"
             }
         }
     }
@@ -750,6 +794,10 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write) -> rusqlite::Result<Step> {
             let outcome = sender_check(st, id, sender)?;
             if matches!(outcome, WriteOutcome::Changed { .. }) {
                 st.get(Sql::Edit)?.execute(params![id, text])?;
+            } else if outcome == WriteOutcome::ChangedDirect {
+                st.conn
+                    .prepare_cached("UPDATE direct_messages SET text = ?2, edited = 1 WHERE id = ?1")?
+                    .execute(params![id, text])?;
             }
             done(outcome)
         }
@@ -759,6 +807,9 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write) -> rusqlite::Result<Step> {
             if matches!(outcome, WriteOutcome::Changed { .. }) {
                 st.get(Sql::HighWater)?.execute([])?;
                 st.get(Sql::Delete)?.execute([id])?;
+            } else if outcome == WriteOutcome::ChangedDirect {
+                st.get(Sql::HighWater)?.execute([])?;
+                st.conn.prepare_cached("DELETE FROM direct_messages WHERE id = ?1")?.execute([id])?;
             }
             done(outcome)
         }
@@ -773,6 +824,7 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write) -> rusqlite::Result<Step> {
                 to_sql(r.created_ms)?,
                 r.empty_since_ms.map(to_sql).transpose()?,
                 r.from_config,
+                r.invite_only,
             ])?;
             done(WriteOutcome::Done)
         }
@@ -790,6 +842,94 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write) -> rusqlite::Result<Step> {
                 Some(room_id) => Step::Prune { room_id, before: i64::try_from(*before_ms).unwrap_or(i64::MAX) },
             }
         }
+        other => done(apply_standing(st.conn, other)?),
+    })
+}
+
+/// The writes about people and private messages: few, each its own
+/// statement (cached by the connection).
+fn apply_standing(conn: &Connection, w: &Write) -> rusqlite::Result<WriteOutcome> {
+    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| conn.prepare_cached(sql)?.execute(p);
+    let changed = |n: usize| if n == 0 { WriteOutcome::NotFound } else { WriteOutcome::Done };
+    Ok(match w {
+        Write::AppendDirect(d) => {
+            let (a, b) = if d.a <= d.b { (&d.a, &d.b) } else { (&d.b, &d.a) };
+            run(
+                "INSERT INTO direct_messages (id, a, b, sender, recipient, text, ts_ms, edited)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![to_sql(d.id)?, a, b, d.sender, d.recipient, d.text, to_sql(d.ts_ms)?, d.edited],
+            )?;
+            WriteOutcome::Done
+        }
+        Write::PutAccount(r) => {
+            run(
+                "INSERT INTO accounts (key, name, phc, reset_phc, reset_until_ms, admin, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, phc = excluded.phc,
+                   reset_phc = excluded.reset_phc, reset_until_ms = excluded.reset_until_ms,
+                   admin = excluded.admin, created_ms = excluded.created_ms",
+                params![
+                    r.key,
+                    r.name,
+                    r.phc,
+                    r.reset_phc,
+                    r.reset_until_ms.map(to_sql).transpose()?,
+                    r.admin,
+                    to_sql(r.created_ms)?
+                ],
+            )?;
+            WriteOutcome::Done
+        }
+        Write::RemoveAccount { key } => {
+            // Ids of removed private messages are never handed out again.
+            conn.prepare_cached(Sql::HighWater.text())?.execute([])?;
+            run("DELETE FROM direct_messages WHERE a = ?1 OR b = ?1", params![key])?;
+            changed(run("DELETE FROM accounts WHERE key = ?1", params![key])?)
+        }
+        Write::PutModerator(m) => {
+            run(
+                "INSERT OR REPLACE INTO moderators (account, room, granted_by, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![m.account, m.room, m.by, to_sql(m.at_ms)?],
+            )?;
+            WriteOutcome::Done
+        }
+        Write::RemoveModerator { account, room } => {
+            changed(run("DELETE FROM moderators WHERE account = ?1 AND room = ?2", params![account, room])?)
+        }
+        Write::PutSanction(r) => {
+            run(
+                "INSERT OR REPLACE INTO sanctions (id, kind, target, room, reason, by, since_ms, until_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    to_sql(r.id)?,
+                    r.kind,
+                    r.target,
+                    r.room,
+                    r.reason,
+                    r.by,
+                    to_sql(r.since_ms)?,
+                    r.until_ms.map(to_sql).transpose()?
+                ],
+            )?;
+            WriteOutcome::Done
+        }
+        Write::RemoveSanction { id } => changed(run("DELETE FROM sanctions WHERE id = ?1", params![to_sql(*id)?])?),
+        Write::PutInvite(i) => {
+            run("INSERT OR REPLACE INTO invites (room, key, name) VALUES (?1, ?2, ?3)", params![i.room, i.key, i.name])?;
+            WriteOutcome::Done
+        }
+        Write::RemoveInvite { room, key } => {
+            changed(run("DELETE FROM invites WHERE room = ?1 AND key = ?2", params![room, key])?)
+        }
+        Write::Audit(e) => {
+            run(
+                "INSERT INTO audit (ts_ms, actor, action, target, room, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![to_sql(e.ts_ms)?, e.actor, e.action, e.target, e.room, e.reason, e.detail],
+            )?;
+            WriteOutcome::Done
+        }
+        // The others have their own statements (`apply_one`).
+        _ => WriteOutcome::NotFound,
     })
 }
 
@@ -798,9 +938,17 @@ fn apply_one(st: &mut Prepared<'_>, w: &Write) -> rusqlite::Result<Step> {
 fn sender_check(st: &mut Prepared<'_>, id: i64, sender: &str) -> rusqlite::Result<WriteOutcome> {
     let stored: Option<(String, String)> =
         st.get(Sql::SenderOf)?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-    Ok(match stored {
+    if let Some((s, room)) = stored {
+        return Ok(if s == sender { WriteOutcome::Changed { room } } else { WriteOutcome::NotYours });
+    }
+    let direct: Option<String> = st
+        .conn
+        .prepare_cached("SELECT sender FROM direct_messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(match direct {
         None => WriteOutcome::NotFound,
-        Some((s, room)) if s == sender => WriteOutcome::Changed { room },
+        Some(s) if s == sender => WriteOutcome::ChangedDirect,
         Some(_) => WriteOutcome::NotYours,
     })
 }
@@ -812,8 +960,12 @@ fn reader_loop(conn: &Connection, rx: &Mutex<Receiver<ReadJob>>, log: &Logger) {
         // under it, but a poisoned one is as good as any.
         let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        let page = read_page(conn, &job.q).map_err(|e| StoreError::Unavailable(e.to_string()));
-        complete(job.done, page, log);
+        let unavailable = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
+        match job {
+            ReadJob::History { q, done } => complete(done, read_page(conn, &q).map_err(unavailable), log),
+            ReadJob::Direct { q, done } => complete(done, read_direct(conn, &q).map_err(unavailable), log),
+            ReadJob::Audit { q, done } => complete(done, read_audit(conn, &q).map_err(unavailable), log),
+        }
     }
 }
 
@@ -855,10 +1007,121 @@ pub(crate) fn read_page(conn: &Connection, q: &HistoryQuery) -> rusqlite::Result
     Ok(Page { messages, more })
 }
 
+/// One page of a private conversation (see [`DirectQuery`]).
+fn read_direct(conn: &Connection, q: &DirectQuery) -> rusqlite::Result<DirectPage> {
+    let (a, b) = if q.a <= q.b { (&q.a, &q.b) } else { (&q.b, &q.a) };
+    let limit = q.limit.min(MAX_PAGE) as usize;
+    let bound = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    let before = bound(q.before).unwrap_or(i64::MAX);
+    let after = bound(q.after).unwrap_or(-1);
+    let forward = q.after.is_some();
+    let sql = if forward {
+        "SELECT id, sender, recipient, text, ts_ms, edited FROM direct_messages
+         WHERE a = ?1 AND b = ?2 AND id > ?3 AND id < ?4 ORDER BY id ASC LIMIT ?5"
+    } else {
+        "SELECT id, sender, recipient, text, ts_ms, edited FROM direct_messages
+         WHERE a = ?1 AND b = ?2 AND id > ?3 AND id < ?4 ORDER BY id DESC LIMIT ?5"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![a, b, after, before, limit as i64 + 1], |r| {
+        Ok(StoredDirect {
+            id: from_sql(r.get(0)?, 0)?,
+            a: a.clone(),
+            b: b.clone(),
+            sender: r.get(1)?,
+            recipient: r.get(2)?,
+            text: r.get(3)?,
+            ts_ms: from_sql(r.get(4)?, 4)?,
+            edited: r.get(5)?,
+        })
+    })?;
+    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = messages.len() > limit;
+    messages.truncate(limit);
+    if !forward {
+        messages.reverse();
+    }
+    Ok(DirectPage { messages, more })
+}
+
+/// A page of the audit log, newest first (see [`AuditQuery`]).
+fn read_audit(conn: &Connection, q: &AuditQuery) -> rusqlite::Result<(Vec<AuditEntry>, bool)> {
+    let limit = q.limit.min(MAX_PAGE) as usize;
+    let before = q.before.map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
+    // The room filter as a JSON array, so one statement serves any number.
+    let rooms = q.rooms.as_ref().map(|r| serde_json::to_string(r).unwrap_or_else(|_| "[]".into()));
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, ts_ms, actor, action, target, room, reason, detail FROM audit
+         WHERE id < ?1 AND (?2 IS NULL OR room IN (SELECT value FROM json_each(?2)))
+         ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![before, rooms, limit as i64 + 1], |r| {
+        Ok(AuditEntry {
+            id: from_sql(r.get(0)?, 0)?,
+            ts_ms: from_sql(r.get(1)?, 1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            room: r.get(5)?,
+            reason: r.get(6)?,
+            detail: r.get(7)?,
+        })
+    })?;
+    let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    Ok((entries, more))
+}
+
+/// Accounts, roles, sanctions and invite lists.
+fn read_standing(conn: &Connection) -> rusqlite::Result<Standing> {
+    let opt_u64 = |v: Option<i64>, c: usize| v.map(|v| from_sql(v, c)).transpose();
+    let accounts = conn
+        .prepare("SELECT key, name, phc, reset_phc, reset_until_ms, admin, created_ms FROM accounts")?
+        .query_map([], |r| {
+            Ok(AccountRecord {
+                key: r.get(0)?,
+                name: r.get(1)?,
+                phc: r.get(2)?,
+                reset_phc: r.get(3)?,
+                reset_until_ms: opt_u64(r.get(4)?, 4)?,
+                admin: r.get(5)?,
+                created_ms: from_sql(r.get(6)?, 6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let moderators = conn
+        .prepare("SELECT account, room, granted_by, at_ms FROM moderators")?
+        .query_map([], |r| {
+            Ok(ModeratorRecord { account: r.get(0)?, room: r.get(1)?, by: r.get(2)?, at_ms: from_sql(r.get(3)?, 3)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let sanctions = conn
+        .prepare("SELECT id, kind, target, room, reason, by, since_ms, until_ms FROM sanctions ORDER BY id")?
+        .query_map([], |r| {
+            Ok(SanctionRecord {
+                id: from_sql(r.get(0)?, 0)?,
+                kind: r.get(1)?,
+                target: r.get(2)?,
+                room: r.get(3)?,
+                reason: r.get(4)?,
+                by: r.get(5)?,
+                since_ms: from_sql(r.get(6)?, 6)?,
+                until_ms: opt_u64(r.get(7)?, 7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let invites = conn
+        .prepare("SELECT room, key, name FROM invites")?
+        .query_map([], |r| Ok(InviteRecord { room: r.get(0)?, key: r.get(1)?, name: r.get(2)? }))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Standing { accounts, moderators, sanctions, invites })
+}
+
 /// Every stored room, by name.
 fn read_rooms(conn: &Connection) -> rusqlite::Result<Vec<RoomRecord>> {
     let mut stmt = conn.prepare(
-        "SELECT name, topic, history, voice, owner, history_days, created_ms, empty_since_ms, from_config
+        "SELECT name, topic, history, voice, owner, history_days, created_ms, empty_since_ms, from_config, invite_only
          FROM rooms WHERE name IS NOT NULL ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -872,6 +1135,7 @@ fn read_rooms(conn: &Connection) -> rusqlite::Result<Vec<RoomRecord>> {
             created_ms: from_sql(r.get(6)?, 6)?,
             empty_since_ms: r.get::<_, Option<i64>>(7)?.map(|v| from_sql(v, 7)).transpose()?,
             from_config: r.get(8)?,
+            invite_only: r.get(9)?,
         })
     })?;
     rows.collect()
@@ -881,7 +1145,8 @@ fn read_rooms(conn: &Connection) -> rusqlite::Result<Vec<RoomRecord>> {
 /// (none should be).
 fn read_max_id(conn: &Connection) -> rusqlite::Result<u64> {
     let v: i64 =
-        conn.query_row("SELECT max(max_id, coalesce((SELECT max(id) FROM messages), 0)) FROM high_water", [], |r| {
+        conn.query_row("SELECT max(max_id, coalesce((SELECT max(id) FROM messages), 0),
+                coalesce((SELECT max(id) FROM direct_messages), 0)) FROM high_water", [], |r| {
             r.get(0)
         })?;
     from_sql(v, 0)

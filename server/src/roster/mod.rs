@@ -310,6 +310,9 @@ impl Roster {
                 empty_since_ms: None,
             };
             let id = rooms.insert(new);
+            if let Some(room) = rooms.get_mut(id) {
+                room.invite_only = kept.is_some_and(|k| k.invite_only);
+            }
             if let Some(room) = rooms.get(id) {
                 let record = room.record();
                 if kept != Some(&record) {
@@ -338,6 +341,9 @@ impl Roster {
                 empty_since_ms: Some(r.empty_since_ms.unwrap_or(now)),
             };
             let id = rooms.insert(new);
+            if let Some(room) = rooms.get_mut(id) {
+                room.invite_only = r.invite_only;
+            }
             if let Some(room) = rooms.get(id)
                 && (was_configured || r.empty_since_ms.is_none())
             {

@@ -71,6 +71,7 @@ fn room(name: &str) -> RoomRecord {
         created_ms: 1_000,
         empty_since_ms: None,
         from_config: true,
+        invite_only: false,
     }
 }
 
