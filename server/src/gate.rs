@@ -20,6 +20,12 @@
 //! Per address, a token bucket paces RSA signatures, and failed passwords
 //! back off exponentially (a few free tries for typos). Passwords being
 //! checked count as in flight: beyond the free tries only one at a time.
+//!
+//! Account passwords (issue 16) back off per address (with the server
+//! password's failures) and per account and address: guessing one
+//! account's password from many addresses is slowed at each, and nobody
+//! can lock an owner out from elsewhere (the owner's address keeps its own
+//! count). Every wait is capped at [`MAX_BACKOFF`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -108,6 +114,48 @@ struct AddressState {
     touched: Instant,
 }
 
+/// Account password tries from one address for one account.
+#[derive(Debug, Default)]
+struct Tries {
+    failures: u32,
+    pending: u32,
+    blocked_until: Option<Instant>,
+    last_failure: Option<Instant>,
+}
+
+impl Tries {
+    fn forget_stale(&mut self, now: Instant) {
+        if self.last_failure.is_some_and(|t| now.duration_since(t) > FORGET_FAILURES) {
+            *self = Tries { pending: self.pending, ..Tries::default() };
+        }
+    }
+
+    fn may_try(&self, now: Instant) -> Result<(), Duration> {
+        if let Some(until) = self.blocked_until
+            && until > now
+        {
+            return Err(until - now);
+        }
+        if self.pending > 0 && self.failures + self.pending > FREE_PASSWORD_FAILURES {
+            return Err(ONE_AT_A_TIME);
+        }
+        Ok(())
+    }
+
+    fn checked(&mut self, right: bool, now: Instant) {
+        self.pending = self.pending.saturating_sub(1);
+        if right {
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.last_failure = Some(now);
+        if self.failures > FREE_PASSWORD_FAILURES {
+            let doublings = (self.failures - FREE_PASSWORD_FAILURES - 1).min(16);
+            self.blocked_until = Some(now + FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF));
+        }
+    }
+}
+
 /// The gate's state. See the module docs.
 #[derive(Debug)]
 pub struct Gate {
@@ -120,6 +168,8 @@ pub struct Gate {
     logging_in: HashMap<IpAddr, VecDeque<ConnId>>,
     logging_in_total: usize,
     addresses: HashMap<IpAddr, AddressState>,
+    /// Account password tries per (address, account key).
+    accounts: HashMap<(IpAddr, String), Tries>,
 }
 
 impl Gate {
@@ -128,6 +178,7 @@ impl Gate {
         Self {
             cfg,
             entries: HashMap::new(),
+            accounts: HashMap::new(),
             waiting: HashMap::new(),
             waiting_total: 0,
             logging_in: HashMap::new(),
@@ -361,6 +412,46 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// An account password is about to be checked for a login from
+    /// `group` to account `account`; say [`Gate::account_checked`] with the
+    /// outcome. Both the address and the (address, account) pair must be
+    /// past their waits.
+    ///
+    /// # Errors
+    ///
+    /// How long to wait; the password is then not checked at all.
+    pub fn account_attempt(&mut self, group: IpAddr, account: &str, now: Instant) -> Result<(), Duration> {
+        if self.accounts.len() >= MAX_ADDRESSES {
+            self.accounts.retain(|_, t| {
+                t.forget_stale(now);
+                t.pending > 0 || t.failures > 0
+            });
+        }
+        let key = (group, account.to_owned());
+        let tries = self.accounts.entry(key.clone()).or_default();
+        tries.forget_stale(now);
+        if let Err(wait) = tries.may_try(now) {
+            return Err(wait);
+        }
+        self.password_attempt(group, now)?;
+        self.accounts.entry(key).or_default().pending += 1;
+        Ok(())
+    }
+
+    /// The outcome of an [`Gate::account_attempt`] let through.
+    pub fn account_checked(&mut self, group: IpAddr, account: &str, right: bool, now: Instant) -> Backoff {
+        let key = (group, account.to_owned());
+        if let Some(t) = self.accounts.get_mut(&key) {
+            t.checked(right, now);
+            if right && t.failures == 0 && t.pending == 0 {
+                self.accounts.remove(&key);
+            }
+        }
+        self.password_checked(group, right, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +626,38 @@ mod tests {
     fn guess(g: &mut Gate, from: IpAddr, now: Instant) -> Result<Backoff, Duration> {
         g.password_attempt(from, now)?;
         Ok(g.password_checked(from, false, now))
+    }
+
+    #[test]
+    fn account_guesses_wait_per_account_and_address_and_never_lock_the_owner_out() {
+        let mut g = Gate::new(cfg());
+        let t0 = Instant::now();
+        let (attacker, owner) = (ip(66), ip(7));
+        // Guesses against alice from one address: a few free, then waits
+        // that grow but stay capped.
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..40 {
+            match g.account_attempt(attacker, "alice", now) {
+                Ok(()) => {
+                    g.account_checked(attacker, "alice", false, now);
+                }
+                Err(wait) => {
+                    assert!(wait <= MAX_BACKOFF, "{wait:?}");
+                    waits.push(wait);
+                    now += wait;
+                }
+            }
+        }
+        assert!(!waits.is_empty(), "guesses were never slowed");
+        assert!(waits.windows(2).any(|w| w[1] > w[0]), "waits grow: {waits:?}");
+        // The owner, from home, is not held up by any of it.
+        assert_eq!(g.account_attempt(owner, "alice", now), Ok(()));
+        g.account_checked(owner, "alice", true, now);
+        // Nor is another account from the attacker's address held up by
+        // more than the address's own wait.
+        let other = g.account_attempt(attacker, "bob", now);
+        assert!(other.is_ok() || other.is_err_and(|w| w <= MAX_BACKOFF));
     }
 
     #[test]

@@ -16,7 +16,9 @@ use slog::{Logger, debug, info, warn};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::gate::{Backoff, ConnId, Gate, GateConfig, Hold};
-use crate::messages::{Authorize, GateHandle, PasswordAttempt, PasswordChecked, Release, ToSession};
+use crate::messages::{
+    AccountAttempt, AccountChecked, Authorize, GateHandle, PasswordAttempt, PasswordChecked, Release, ToSession,
+};
 use crate::roster::Roster;
 use crate::session::{Session, SessionConfig};
 use crate::signer::Signer;
@@ -183,6 +185,8 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             authorize: me.clone().recipient(),
             password: me.clone().recipient(),
             password_checked: me.clone().recipient(),
+            account: me.clone().recipient(),
+            account_checked: me.clone().recipient(),
             release: me.recipient(),
         };
         let (log, cfg, roster, signer) = (self.log.clone(), self.cfg.clone(), self.roster.clone(), self.signer.clone());
@@ -258,6 +262,23 @@ impl Handler<PasswordChecked> for Listener {
                 debug!(self.log, "wrong passwords: longer wait"; "address" => %msg.group, "wait_ms" => wait.as_millis());
             }
             Backoff::None => {}
+        }
+    }
+}
+
+impl Handler<AccountAttempt> for Listener {
+    type Result = MessageResult<AccountAttempt>;
+    fn handle(&mut self, msg: AccountAttempt, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.gate.account_attempt(msg.group, &msg.account, Instant::now()))
+    }
+}
+
+impl Handler<AccountChecked> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: AccountChecked, _: &mut Context<Self>) {
+        if let Backoff::Started(wait) = self.gate.account_checked(msg.group, &msg.account, msg.right, Instant::now()) {
+            info!(self.log, "wrong account passwords from one address; it now waits between tries";
+                "address" => %msg.group, "wait_ms" => wait.as_millis());
         }
     }
 }

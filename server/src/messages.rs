@@ -58,6 +58,16 @@ pub enum ToSession {
     /// The same user logged in again with this session's resume token (its
     /// connection is presumably dead): close without a word.
     Replaced,
+    /// A moderator or the operator removes the user: tell them why (and
+    /// until when, for a ban) and close; final.
+    Removed {
+        /// Kicked or banned.
+        cause: DisconnectCause,
+        /// By whom and why.
+        detail: String,
+        /// A ban's end, Unix ms.
+        until_ms: Option<u64>,
+    },
 }
 
 /// The chat ids a user's sessions have settled, handed from a session to the
@@ -66,8 +76,13 @@ pub enum ToSession {
 pub type SharedLedger = std::sync::Arc<std::sync::Mutex<protocol::delivery::Ledger>>;
 
 /// Why the roster refused a join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinRefusal {
+    /// The name or the address is banned.
+    Banned(BanNotice),
+    /// The name is a registered account and the session did not prove
+    /// its password.
+    AccountPassword,
     /// The name is taken (case-insensitively).
     NameTaken,
     /// The name is held this long more for a user whose connection dropped
@@ -108,6 +123,254 @@ pub struct Join {
     pub rooms: Option<Vec<protocol::message::RoomJoin>>,
     /// Stored messages per room joined (`None`: `history_on_join`).
     pub history: Option<u32>,
+    /// The client's full address (for address bans; `ip` is its group).
+    pub addr: Option<std::net::IpAddr>,
+    /// The account whose password the session proved, if the name is one.
+    pub account: Option<AccountLogin>,
+}
+
+/// A login proven by an account password (or a one-time reset code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLogin {
+    /// The account's key.
+    pub key: String,
+    /// The reset code was used (it is spent now; the user is asked to set
+    /// a new password).
+    pub by_reset: bool,
+}
+
+/// A ban that stops a login: its words for the user, and its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanNotice {
+    /// Why and until when, for the user.
+    pub text: String,
+    /// When it ends, Unix ms (`None`: until lifted).
+    pub until_ms: Option<u64>,
+}
+
+/// What a login to a registered name must prove.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The account's key.
+    pub key: String,
+    /// The password's PHC string (`None`: only a reset code works).
+    pub phc: Option<String>,
+    /// A reset code's PHC string, still valid.
+    pub reset_phc: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// Session → roster, before a login: is the name banned or registered?
+/// (Answered before any password is hashed.)
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Credentials>, BanNotice>")]
+pub struct LoginCheck {
+    /// The name asked for.
+    pub name: String,
+    /// The client's full address.
+    pub addr: Option<std::net::IpAddr>,
+}
+
+/// Session → roster: the credentials of this session's account (for
+/// checking the current password before a change or an unregistration).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Credentials>")]
+pub struct AccountOf {
+    /// The session.
+    pub id: SessionId,
+}
+
+/// What a logged-in user does to their account (the password work is
+/// done: hashes come hashed, current passwords checked).
+#[derive(Debug)]
+pub enum AccountOp {
+    /// Register the session's name with this PHC string.
+    Register(String),
+    /// Set the account's password to this PHC string.
+    SetPassword(String),
+    /// Give the name back.
+    Unregister,
+}
+
+/// Session → roster: an account change; the roster answers the session
+/// with `done` or `denied` once it is stored.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AccountChange {
+    /// The session.
+    pub id: SessionId,
+    /// What.
+    pub op: AccountOp,
+}
+
+/// Session → listener: may an account password be checked now?
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), std::time::Duration>")]
+pub struct AccountAttempt {
+    /// The address group it comes from.
+    pub group: std::net::IpAddr,
+    /// The account's key.
+    pub account: String,
+}
+
+/// Session → listener: how an account password turned out.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AccountChecked {
+    /// The address group it came from.
+    pub group: std::net::IpAddr,
+    /// The account's key.
+    pub account: String,
+    /// Whether it was right.
+    pub right: bool,
+}
+
+/// Who asks for a moderation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// The operator, on the server's machine (admin socket): may do
+    /// everything.
+    Operator,
+    /// A logged-in user: their account's roles decide.
+    Session(SessionId),
+}
+
+/// Requests only the operator makes (`server admin …`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum OperatorQuery {
+    /// Everyone connected.
+    Who,
+    /// Every room.
+    Rooms,
+    /// Counts.
+    Stats,
+    /// Replace an account's password with a one-time code (hashed by the
+    /// caller): its old password stops working.
+    ResetPassword {
+        /// The account.
+        name: String,
+        /// The code's PHC string.
+        #[serde(skip)]
+        code_phc: String,
+        /// When the code stops working, Unix ms.
+        #[serde(skip)]
+        until_ms: u64,
+    },
+}
+
+/// A moderation or operator request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModRequest {
+    /// An action users with roles may ask for too.
+    Act(protocol::moderation::Action),
+    /// The operator's own.
+    Operator(OperatorQuery),
+}
+
+/// One connected user, for `server admin who`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserSummary {
+    /// The name.
+    pub name: String,
+    /// Logged in with an account password.
+    pub registered: bool,
+    /// The roles its account holds.
+    pub roles: Vec<protocol::moderation::RoleGrant>,
+    /// Where from.
+    pub address: Option<String>,
+    /// Its rooms.
+    pub rooms: Vec<String>,
+    /// The room whose voice it is in.
+    pub voice: Option<String>,
+}
+
+/// Counts for `server admin stats`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerStats {
+    /// Users connected.
+    pub users: usize,
+    /// Of them, in voice.
+    pub voice_users: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Registered accounts.
+    pub accounts: usize,
+    /// Bans in force.
+    pub bans: usize,
+    /// Sessions held for resumption.
+    pub held: usize,
+}
+
+/// What a moderation request returns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum ModReply {
+    /// Done, in words.
+    Done {
+        /// What was done.
+        detail: String,
+    },
+    /// The bans in force.
+    Bans {
+        /// Newest first.
+        bans: Vec<protocol::moderation::BanEntry>,
+    },
+    /// A page of the audit log.
+    Audit {
+        /// Newest first.
+        entries: Vec<protocol::moderation::AuditEntry>,
+        /// Older entries remain.
+        more: bool,
+    },
+    /// Everyone connected.
+    Who {
+        /// Sorted by name.
+        users: Vec<UserSummary>,
+    },
+    /// Every room.
+    Rooms {
+        /// Sorted by name.
+        rooms: Vec<protocol::message::RoomInfo>,
+    },
+    /// Counts.
+    Stats(ServerStats),
+}
+
+/// A refused moderation request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Denial {
+    /// Why.
+    pub reason: protocol::moderation::DenyReason,
+    /// In words.
+    pub detail: String,
+}
+
+/// Where a moderation request's answer goes.
+#[derive(Debug)]
+pub enum ModReplyTo {
+    /// To the asking session, as a `done`/`denied`/`bans`/`audit` message.
+    Session(SessionId),
+    /// To the admin socket.
+    Operator(tokio::sync::oneshot::Sender<Result<ModReply, Denial>>),
+}
+
+/// A moderation or operator request, answered through `reply` (after the
+/// store has taken what it changed).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Moderate {
+    /// Who asks.
+    pub by: Asker,
+    /// What.
+    pub request: ModRequest,
+    /// Where the answer goes.
+    pub reply: ModReplyTo,
 }
 
 /// The roster's answer to a successful [`Join`].
@@ -369,6 +632,10 @@ pub struct GateHandle {
     pub password: Recipient<PasswordAttempt>,
     /// Says how the password turned out.
     pub password_checked: Recipient<PasswordChecked>,
+    /// Asks to check an account password.
+    pub account: Recipient<AccountAttempt>,
+    /// Says how the account password turned out.
+    pub account_checked: Recipient<AccountChecked>,
     /// Says the session logged in or closed.
     pub release: Recipient<Release>,
 }

@@ -75,6 +75,8 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let stored_rooms = archive.rooms()?;
     let max_id = archive.max_id()?;
+    let standing = archive.standing()?;
+    let hasher = crate::accounts::hasher::Hasher::start_pool();
     let Sockets { tcp, udp, metrics: metrics_listener } = sockets;
     let metrics = Arc::new(Metrics::new());
     let udp = tokio::net::UdpSocket::from_std(udp)?;
@@ -103,6 +105,7 @@ pub async fn run(
         shutdown: shutdown_rx,
         voice_port: Some(voice_port),
         metrics: metrics.clone(),
+        hasher: hasher.clone(),
     });
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
@@ -122,6 +125,7 @@ pub async fn run(
     let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay))
         .with_metrics(metrics.clone())
         .with_rooms(settings, &cfg.rooms, stored_rooms, Some(archive), max_id)
+        .with_standing(standing)
         .start();
     // Sessions get the cores the roster (this thread) leaves: a broadcast
     // wakes fewer threads, and the roster is never preempted by its own

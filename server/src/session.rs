@@ -24,6 +24,7 @@ use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, S
 use protocol::message::{
     self, ClientMessage, DisconnectCause, Limits, NackReason, RefusalCode, RoomJoin, ServerMessage,
 };
+use protocol::moderation::DenyReason;
 use sha2::{Digest, Sha256};
 use slog::{Logger, debug, info, o, warn};
 use subtle::ConstantTimeEq;
@@ -31,12 +32,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
+use crate::accounts::hasher::{self, Hasher};
 use crate::gate::Hold;
 use crate::listener::CountGuard;
 use crate::messages::{
-    Amend, Authorize, Broadcast, Conversation, GateHandle, HistoryPage, Join, JoinRefusal, JoinRoom, Joined, Leave,
-    ListRooms, Outbound as Out, Outbox, PartRoom, PasswordAttempt, PasswordChecked, SessionId, ToSession, VoiceJoin,
-    VoiceLeave, VoiceReport, Who,
+    AccountAttempt, AccountChange, AccountChecked, AccountLogin, AccountOf, AccountOp, Amend, Asker, Authorize,
+    BanNotice, Broadcast, Conversation, GateHandle, HistoryPage, Join, JoinRefusal, JoinRoom, Joined, Leave, ListRooms,
+    LoginCheck, ModReplyTo, ModRequest, Moderate, Outbound as Out, Outbox, PartRoom, PasswordAttempt, PasswordChecked,
+    SessionId, ToSession, VoiceJoin, VoiceLeave, VoiceReport, Who,
 };
 use crate::metrics::{Metrics, Outcome};
 use crate::roster::Roster;
@@ -74,6 +77,8 @@ pub struct SessionConfig {
     pub voice_port: Option<u16>,
     /// What the sessions count.
     pub metrics: Arc<Metrics>,
+    /// The account password hashing pool.
+    pub hasher: Addr<Hasher>,
 }
 
 /// A room's name as people may write it (`#general`) made bare (`general`):
@@ -88,6 +93,7 @@ fn bare(room: String) -> String {
 /// What a login asks for, carried through the password check.
 struct LoginRequest {
     username: String,
+    account_password: Option<String>,
     resume: Option<String>,
     restored: bool,
     first_id: Option<u64>,
@@ -137,6 +143,10 @@ pub struct Session {
     /// The user may take this session over again (no quit, no kick).
     resumable: bool,
     peer_ip: Option<std::net::IpAddr>,
+    /// The peer's full address (address bans).
+    peer_full: Option<std::net::IpAddr>,
+    /// An account request (its password work) is under way: one at a time.
+    account_busy: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -182,6 +192,8 @@ impl Session {
             open: Some(open),
             resumable: true,
             peer_ip,
+            peer_full: peer_addr.map(|a| a.ip()),
+            account_busy: false,
         }
     }
 
@@ -241,7 +253,12 @@ impl Session {
     /// Final (not resumable) except for an idle timeout, which is what a
     /// silently dead connection looks like.
     fn kick(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: &str) {
-        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => %Escaped(detail));
+        self.remove(ctx, cause, detail.to_owned(), None);
+    }
+
+    /// [`Session::kick`] with the words (and a ban's end) made at run time.
+    fn remove(&mut self, ctx: &mut Context<Self>, cause: DisconnectCause, detail: String, until_ms: Option<u64>) {
+        info!(self.log, "disconnecting for cause"; "cause" => ?cause, "detail" => %Escaped(&detail));
         self.cfg.metrics.kick(cause);
         if cause != DisconnectCause::IdleTimeout {
             self.resumable = false;
@@ -250,7 +267,7 @@ impl Session {
             self.roster.do_send(Leave { id: self.id, resumable: false });
         }
         if let Some(tx) = self.last_word.take() {
-            let msg = ServerMessage::Disconnect { cause, detail: detail.to_owned(), until_ms: None };
+            let msg = ServerMessage::Disconnect { cause, detail, until_ms };
             let _ = tx.send(Bytes::from(message::encode(&msg)));
         }
         self.close(ctx);
@@ -340,7 +357,7 @@ impl Session {
             restored,
             rooms,
             history,
-            account_password: _,
+            account_password,
         } = msg
         else {
             return self.refuse(ctx, RefusalCode::ProtocolError, "the first message must be a login".into());
@@ -352,9 +369,9 @@ impl Session {
         if let Err(e) = message::validate_username(&username) {
             return self.refuse(ctx, RefusalCode::InvalidName, format!("invalid username: {e}"));
         }
-        let login = LoginRequest { username, resume, restored, first_id, rooms, history };
+        let login = LoginRequest { username, account_password, resume, restored, first_id, rooms, history };
         if self.cfg.password_hash.is_none() {
-            return self.join(ctx, login);
+            return self.check_account(ctx, login);
         }
         // The gate lets a password be checked (beyond the free failures one
         // at a time per address) and hears how it turned out.
@@ -385,14 +402,95 @@ impl Session {
                     let reason = if password.is_none() { "this server requires a password" } else { "wrong password" };
                     return act.refuse(ctx, RefusalCode::WrongPassword, reason.into());
                 }
-                act.join(ctx, login);
+                act.check_account(ctx, login);
+            })
+            .wait(ctx);
+    }
+
+    /// Refuses a banned login with the ban's words and end.
+    fn refuse_banned(&mut self, ctx: &mut Context<Self>, ban: BanNotice) {
+        info!(self.log, "login refused: banned"; "reason" => %Escaped(&ban.text));
+        self.cfg.metrics.handshake(Outcome::Refused);
+        let refusal = ServerMessage::Refused {
+            code: RefusalCode::Banned,
+            reason: ban.text,
+            retry_after_ms: None,
+            until_ms: ban.until_ms,
+        };
+        self.send(ctx, &refusal);
+        self.close(ctx);
+    }
+
+    /// Before the join: is the name or address banned, and is the name a
+    /// registered account whose password must be proven? The password is
+    /// checked on the hashing pool, paced by the gate per address and per
+    /// account and address.
+    fn check_account(&mut self, ctx: &mut Context<Self>, mut login: LoginRequest) {
+        let check = LoginCheck { name: login.username.clone(), addr: self.peer_full };
+        self.roster
+            .send(check)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let creds = match res {
+                    Ok(Ok(None)) => return act.join(ctx, login, None),
+                    Ok(Ok(Some(creds))) => creds,
+                    Ok(Err(ban)) => return act.refuse_banned(ctx, ban),
+                    Err(_) => return act.close(ctx),
+                };
+                let Some(password) = login.account_password.take() else {
+                    let reason = format!(
+                        "the name {:?} is registered: log in with its account password (not the server password)",
+                        login.username
+                    );
+                    return act.refuse(ctx, RefusalCode::AccountPassword, reason);
+                };
+                let Some(gate) = &act.gate else { return act.close(ctx) };
+                let (group, checked) = (gate.group, gate.account_checked.clone());
+                let attempt = gate.account.send(AccountAttempt { group, account: creds.key.clone() });
+                let hasher = act.cfg.hasher.clone();
+                let key = creds.key.clone();
+                let verified = async move {
+                    match attempt.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(wait)) => return Err(Some(wait)),
+                        Err(_) => return Err(None),
+                    }
+                    let mut by = None;
+                    if let Some(phc) = creds.phc
+                        && hasher.send(hasher::Verify { password: password.clone(), phc }).await == Ok(true)
+                    {
+                        by = Some(false);
+                    }
+                    if by.is_none()
+                        && let Some(phc) = creds.reset_phc
+                        && hasher.send(hasher::Verify { password, phc }).await == Ok(true)
+                    {
+                        by = Some(true);
+                    }
+                    checked.do_send(AccountChecked { group, account: key, right: by.is_some() });
+                    Ok(by)
+                };
+                ctx.wait(verified.into_actor(act).map(move |res, act, ctx| match res {
+                    Ok(Some(by_reset)) => act.join(ctx, login, Some(AccountLogin { key: creds.key, by_reset })),
+                    Ok(None) => {
+                        act.refuse(ctx, RefusalCode::AccountPassword, "wrong account password".into());
+                    }
+                    Err(Some(wait)) => {
+                        let reason = format!(
+                            "too many wrong account passwords from your address; try again in {} s",
+                            wait.as_secs().max(1)
+                        );
+                        act.refuse_for(ctx, RefusalCode::RetryLater, reason, Some(wait));
+                    }
+                    Err(None) => act.close(ctx),
+                }));
             })
             .wait(ctx);
     }
 
     /// Asks the roster to let the (authenticated) user in.
-    fn join(&mut self, ctx: &mut Context<Self>, login: LoginRequest) {
-        let LoginRequest { username, resume, restored, first_id, rooms, history } = login;
+    fn join(&mut self, ctx: &mut Context<Self>, login: LoginRequest, account: Option<AccountLogin>) {
+        let LoginRequest { username, resume, restored, first_id, rooms, history, .. } = login;
         if let Some(first) = first_id {
             self.rules.start_ledger_at(first);
         }
@@ -409,6 +507,8 @@ impl Session {
             limits: self.cfg.limits,
             rooms,
             history,
+            addr: self.peer_full,
+            account,
         };
         self.roster
             .send(join)
@@ -439,6 +539,11 @@ impl Session {
                 }
                 Ok(Err(JoinRefusal::ServerFull)) => {
                     act.refuse(ctx, RefusalCode::ServerFull, "the server is full; try again later".into());
+                }
+                Ok(Err(JoinRefusal::Banned(ban))) => act.refuse_banned(ctx, ban),
+                Ok(Err(JoinRefusal::AccountPassword)) => {
+                    let reason = format!("the name {username:?} is registered: log in with its account password");
+                    act.refuse(ctx, RefusalCode::AccountPassword, reason);
                 }
                 Ok(Err(JoinRefusal::ShuttingDown)) => {
                     act.send(ctx, &ServerMessage::Shutdown { reason: "the server is shutting down".into() });
@@ -510,12 +615,14 @@ impl Session {
                 self.send(ctx, &ServerMessage::Error { detail: "already logged in".into() });
             }
             ClientMessage::VoiceJoin { room } => self.on_voice_join(ctx, room.map(bare)),
-            ClientMessage::Register { .. }
-            | ClientMessage::ChangePassword { .. }
-            | ClientMessage::Unregister { .. }
-            | ClientMessage::Moderate(_) => {
-                self.send(ctx, &ServerMessage::Error { detail: "accounts are not enabled on this server".into() });
-            }
+            ClientMessage::Register { password } => self.on_account(ctx, "register", None, Some(password)),
+            ClientMessage::ChangePassword { old, new } => self.on_account(ctx, "password", Some(old), Some(new)),
+            ClientMessage::Unregister { password } => self.on_account(ctx, "unregister", Some(Some(password)), None),
+            ClientMessage::Moderate(action) => self.roster.do_send(Moderate {
+                by: Asker::Session(self.id),
+                request: ModRequest::Act(action),
+                reply: ModReplyTo::Session(self.id),
+            }),
             // The roster tells the relay to stop, then answers `voice_left`.
             ClientMessage::VoiceLeave => self.roster.do_send(VoiceLeave { id: self.id }),
             ClientMessage::VoiceReport { speaker, loss_permille, burst_x10 } => {
@@ -528,6 +635,66 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `register` (a new password), `password` (the current one, then a
+    /// new one) or `unregister` (the current one): the current password is
+    /// checked and the new one hashed on the hashing pool, one request at
+    /// a time per session; the roster stores the change and answers.
+    fn on_account(
+        &mut self,
+        ctx: &mut Context<Self>,
+        action: &'static str,
+        current: Option<Option<String>>,
+        new: Option<String>,
+    ) {
+        let denied =
+            move |reason, detail: &str| ServerMessage::Denied { action: action.into(), reason, detail: detail.into() };
+        if self.account_busy {
+            return self
+                .send(ctx, &denied(DenyReason::RetryLater, "an account request is under way; wait for its answer"));
+        }
+        if let Some(new) = &new
+            && let Err(e) = protocol::moderation::validate_account_password(new)
+        {
+            return self.send(ctx, &denied(DenyReason::WeakPassword, &e.to_string()));
+        }
+        self.account_busy = true;
+        let (roster, hasher, id) = (self.roster.clone(), self.cfg.hasher.clone(), self.id);
+        let work = async move {
+            // The current password, where the request needs one.
+            if let Some(given) = current {
+                let Ok(Some(creds)) = roster.send(AccountOf { id }).await else {
+                    return Err(denied(DenyReason::NotRegistered, "you are not logged in to a registered name"));
+                };
+                // No password set: this session came in with a reset code.
+                if let Some(phc) = creds.phc {
+                    let Some(password) = given else {
+                        return Err(denied(DenyReason::WrongPassword, "give your current account password"));
+                    };
+                    if hasher.send(hasher::Verify { password, phc }).await != Ok(true) {
+                        return Err(denied(DenyReason::WrongPassword, "wrong account password"));
+                    }
+                }
+            }
+            let op = match (action, new) {
+                ("unregister", _) => AccountOp::Unregister,
+                (_, Some(new)) => match hasher.send(hasher::Hash(new)).await {
+                    Ok(Ok(phc)) if action == "register" => AccountOp::Register(phc),
+                    Ok(Ok(phc)) => AccountOp::SetPassword(phc),
+                    _ => return Err(denied(DenyReason::StorageUnavailable, "the password could not be hashed")),
+                },
+                _ => return Err(denied(DenyReason::Invalid, "nothing to do")),
+            };
+            roster.do_send(AccountChange { id, op });
+            Ok(())
+        };
+        ctx.spawn(work.into_actor(self).map(|res, act, ctx| {
+            act.account_busy = false;
+            if let Err(msg) = res {
+                act.send(ctx, &msg);
+            }
+        }));
     }
 
     fn on_voice_join(&mut self, ctx: &mut Context<Self>, room: Option<String>) {
@@ -760,6 +927,7 @@ impl Handler<ToSession> for Session {
                 self.close(ctx);
             }
             ToSession::Kick(cause, detail) => self.kick(ctx, cause, detail),
+            ToSession::Removed { cause, detail, until_ms } => self.remove(ctx, cause, detail, until_ms),
             ToSession::Replaced => {
                 info!(self.log, "replaced by the same user's new connection");
                 self.resumable = false;

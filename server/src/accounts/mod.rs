@@ -119,9 +119,7 @@ impl Accounts {
 
     /// The account a name counts as (either look-alike key).
     pub fn find(&self, keys: &NameKeys) -> Option<&Account> {
-        self.by_key
-            .get(&keys.caseless)
-            .or_else(|| self.by_visual.get(&keys.visual).and_then(|k| self.by_key.get(k)))
+        self.by_key.get(&keys.caseless).or_else(|| self.by_visual.get(&keys.visual).and_then(|k| self.by_key.get(k)))
     }
 
     /// [`Accounts::find`] by name.
@@ -217,8 +215,32 @@ impl Accounts {
     }
 }
 
+/// A Unix time in ms as people read it in a message: `2026-12-08 14:05 UTC`.
+pub fn format_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_times_read_right() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_utc(1_796_738_700_000), "2026-12-08 14:05 UTC");
+        assert_eq!(super::format_utc(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+
     use super::*;
 
     fn account(name: &str) -> Account {

@@ -242,9 +242,7 @@ impl Sanctions {
 
     /// The ban in force on a name that counts as the same as `keys`.
     pub fn name_ban(&self, keys: &NameKeys, now_ms: u64) -> Option<&Sanction> {
-        self.by_id
-            .values()
-            .find(|s| s.in_force(now_ms) && matches!(&s.kind, Kind::BanName(k) if k.collides(keys)))
+        self.by_id.values().find(|s| s.in_force(now_ms) && matches!(&s.kind, Kind::BanName(k) if k.collides(keys)))
     }
 
     /// The ban in force on a range holding `ip`.
@@ -368,7 +366,9 @@ mod tests {
         assert!(s.mute(&name_keys("eve"), Some("general"), 0).is_none());
         assert!(s.mute(&name_keys("eve"), None, 0).is_none(), "private messages stay open");
         sanction(&mut s, Kind::Mute(name_keys("eve"), None), "eve", None);
-        assert!(s.mute(&name_keys("eve"), Some("general"), 0).is_some() && s.mute(&name_keys("eve"), None, 0).is_some());
+        assert!(
+            s.mute(&name_keys("eve"), Some("general"), 0).is_some() && s.mute(&name_keys("eve"), None, 0).is_some()
+        );
         // The same target again replaces, not duplicates.
         let old = s.find_mute(&name_keys("eve"), None).map(|m| m.id);
         let id = s.next_id();

@@ -915,7 +915,10 @@ fn apply_standing(conn: &Connection, w: &Write) -> rusqlite::Result<WriteOutcome
         }
         Write::RemoveSanction { id } => changed(run("DELETE FROM sanctions WHERE id = ?1", params![to_sql(*id)?])?),
         Write::PutInvite(i) => {
-            run("INSERT OR REPLACE INTO invites (room, key, name) VALUES (?1, ?2, ?3)", params![i.room, i.key, i.name])?;
+            run(
+                "INSERT OR REPLACE INTO invites (room, key, name) VALUES (?1, ?2, ?3)",
+                params![i.room, i.key, i.name],
+            )?;
             WriteOutcome::Done
         }
         Write::RemoveInvite { room, key } => {
@@ -1144,11 +1147,12 @@ fn read_rooms(conn: &Connection) -> rusqlite::Result<Vec<RoomRecord>> {
 /// The highest id ever stored: the high-water mark, or a message above it
 /// (none should be).
 fn read_max_id(conn: &Connection) -> rusqlite::Result<u64> {
-    let v: i64 =
-        conn.query_row("SELECT max(max_id, coalesce((SELECT max(id) FROM messages), 0),
-                coalesce((SELECT max(id) FROM direct_messages), 0)) FROM high_water", [], |r| {
-            r.get(0)
-        })?;
+    let v: i64 = conn.query_row(
+        "SELECT max(max_id, coalesce((SELECT max(id) FROM messages), 0),
+                coalesce((SELECT max(id) FROM direct_messages), 0)) FROM high_water",
+        [],
+        |r| r.get(0),
+    )?;
     from_sql(v, 0)
 }
 

@@ -7,7 +7,7 @@ use protocol::message::{NackReason, ServerMessage, name_keys};
 use slog::debug;
 
 use super::{Place, RECENT_CAP, Recent, Roster};
-use crate::archive::{StoreError, StoredMessage, Write, WriteOutcome};
+use crate::archive::{StoreError, StoredDirect, StoredMessage, Write, WriteOutcome};
 use crate::messages::{Amend, Broadcast, SessionId, SharedLedger, ToSession};
 use crate::rooms::RoomId;
 
@@ -19,6 +19,8 @@ const STORE_RETRY_MS: u64 = 1000;
 enum Pending {
     /// A chat message to a room, delivered once stored.
     Chat { recent: Recent, ledger: SharedLedger, client_id: u64, room: RoomId, id: u64, out: ServerMessage },
+    /// A private message between two accounts, delivered once stored.
+    Direct { recent: Recent, ledger: SharedLedger, client_id: u64, to: SessionId, id: u64, out: ServerMessage },
     /// An edit (`text`) or delete of message `target`.
     Amend { sender: String, ledger: SharedLedger, client_id: u64, target: u64, text: Option<String> },
 }
@@ -154,30 +156,54 @@ impl Handler<Broadcast> for Roster {
             // stays open, so the resend is taken.
             return abandon(&ledger, msg.client_id);
         };
-        let (sender, author) = (m.name.clone(), m.author);
+        let (sender, author, keys, account) = (m.name.clone(), m.author, m.key.clone(), m.account.clone());
+        let now = super::now_ms();
         if let Some(to) = msg.to {
+            if self.sanctions.mute(&keys, None, now).is_some() {
+                let detail = "a moderator muted you everywhere".to_owned();
+                return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::Muted, detail));
+            }
             let Some(&rsid) = self.holders(&name_keys(&to)).first() else {
                 let detail = format!("nobody called {} is here", protocol::escape::Escaped(&to));
                 return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::NoSuchUser, detail));
             };
-            let recipient = self.members.get(&rsid).map(|m| m.name.clone()).unwrap_or_default();
+            let (recipient, their_account) =
+                self.members.get(&rsid).map(|m| (m.name.clone(), m.account.clone())).unwrap_or_default();
             let id = self.next_id();
             let out = ServerMessage::Message {
                 id,
                 from: sender.clone(),
-                text: msg.text,
+                text: msg.text.clone(),
                 ts_ms: msg.ts_ms,
                 room: None,
                 to: Some(recipient.clone()),
                 history: false,
                 edited: false,
             };
+            // Between two accounts: stored first, then delivered.
+            if let (Some(a), Some(b), Some(archive), Some(me)) = (account, their_account, &self.archive, &self.me) {
+                let record = StoredDirect {
+                    id,
+                    a,
+                    b,
+                    sender,
+                    recipient: recipient.clone(),
+                    text: msg.text,
+                    ts_ms: msg.ts_ms,
+                    edited: false,
+                };
+                let recent = Recent { author, place: Place::Dm(recipient), stored: true };
+                let what = Pending::Direct { recent, ledger, client_id: msg.client_id, to: rsid, id, out };
+                let me = me.clone();
+                archive.write(Write::AppendDirect(record), Box::new(move |result| me.do_send(Stored { what, result })));
+                return;
+            }
             if rsid != sid {
                 self.deliver_to(rsid, &out);
             }
             self.metrics.messages.inc();
             self.metrics.deliveries.inc();
-            self.remember(id, Recent { author, place: Place::Dm(recipient) });
+            self.remember(id, Recent { author, place: Place::Dm(recipient), stored: false });
             return self.answer(&ledger, msg.client_id, Answer::Taken(id));
         }
         let rid = match self.chat_room(sid, msg.room.as_deref()) {
@@ -187,6 +213,10 @@ impl Handler<Broadcast> for Roster {
             }
         };
         let Some(room) = self.rooms.get(rid) else { return abandon(&ledger, msg.client_id) };
+        if self.sanctions.mute(&keys, Some(&crate::accounts::room_key(&room.name)), now).is_some() {
+            let detail = format!("a moderator muted you in #{}", room.name);
+            return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::Muted, detail));
+        }
         let (room_name, stored) = (room.name.clone(), room.history);
         let id = self.next_id();
         let out = ServerMessage::Message {
@@ -199,7 +229,7 @@ impl Handler<Broadcast> for Roster {
             history: false,
             edited: false,
         };
-        let recent = Recent { author, place: Place::Room(rid) };
+        let recent = Recent { author, place: Place::Room(rid), stored };
         if let (true, Some(archive), Some(me)) = (stored, &self.archive, &self.me) {
             let me = me.clone();
             let record = StoredMessage { id, room: room_name, sender, text: msg.text, ts_ms: msg.ts_ms, edited: false };
@@ -244,7 +274,7 @@ impl Handler<Amend> for Roster {
         }
         let stored = match r.place {
             Place::Room(rid) => self.rooms.get(rid).is_some_and(|room| room.history),
-            Place::Dm(_) => false,
+            Place::Dm(_) => r.stored,
         };
         let (true, Some(archive), Some(me)) = (stored, &self.archive, &self.me) else {
             self.apply_amend(msg.target, &r.place, &sender, msg.text);
@@ -266,12 +296,15 @@ impl Handler<Stored> for Roster {
         match (msg.what, msg.result) {
             // Refused for good by the store (a constraint, too big): final.
             (Pending::Chat { ledger, client_id, .. }, Err(StoreError::Rejected(why)))
+            | (Pending::Direct { ledger, client_id, .. }, Err(StoreError::Rejected(why)))
             | (Pending::Amend { ledger, client_id, .. }, Err(StoreError::Rejected(why))) => {
                 self.answer(&ledger, client_id, Answer::Refused(NackReason::Invalid, why));
             }
             // The writer logs its failures once per window; each message
             // gets its nack.
-            (Pending::Chat { ledger, client_id, .. }, Err(e)) | (Pending::Amend { ledger, client_id, .. }, Err(e)) => {
+            (Pending::Chat { ledger, client_id, .. }, Err(e))
+            | (Pending::Direct { ledger, client_id, .. }, Err(e))
+            | (Pending::Amend { ledger, client_id, .. }, Err(e)) => {
                 debug!(self.log, "message not stored"; "error" => %e);
                 self.answer(&ledger, client_id, Answer::Unstored);
             }
@@ -293,6 +326,15 @@ impl Handler<Stored> for Roster {
                 self.remember(id, recent);
                 self.answer(&ledger, client_id, Answer::Taken(id));
             }
+            (Pending::Direct { recent, ledger, client_id, to, id, out }, Ok(_)) => {
+                if self.holder_of(&ledger) != Some(to) {
+                    self.deliver_to(to, &out);
+                }
+                self.metrics.messages.inc();
+                self.metrics.deliveries.inc();
+                self.remember(id, recent);
+                self.answer(&ledger, client_id, Answer::Taken(id));
+            }
             (Pending::Amend { sender, ledger, client_id, target, text }, Ok(outcome)) => {
                 let answer = match outcome {
                     WriteOutcome::NotFound => {
@@ -304,6 +346,12 @@ impl Handler<Stored> for Roster {
                     WriteOutcome::Changed { room } => {
                         if let Some(rid) = self.rooms.find(&room) {
                             self.apply_amend(target, &Place::Room(rid), &sender, text);
+                        }
+                        Answer::Taken(target)
+                    }
+                    WriteOutcome::ChangedDirect => {
+                        if let Some(r) = self.recent.get(&target).cloned() {
+                            self.apply_amend(target, &r.place, &sender, text);
                         }
                         Answer::Taken(target)
                     }

@@ -3,10 +3,14 @@
 //!
 //! Its handlers live in submodules named after what they handle: logins
 //! and leaving here, [`chat`] (messages, edits, deletes and what the store
-//! answers), [`rooms`] (joining, parting, lists, history, presence, expiry)
-//! and [`voice`].
+//! answers), [`rooms`] (joining, parting, lists, history, presence, expiry),
+//! [`voice`], [`accounts`] (registering, passwords, what a login must
+//! prove) and [`moderation`] (kicks, bans, mutes, roles, room settings,
+//! the audit log, the operator's queries).
 
+mod accounts;
 mod chat;
+mod moderation;
 mod rooms;
 mod voice;
 
@@ -22,7 +26,9 @@ use protocol::message::{
 };
 use slog::{Logger, debug, info, warn};
 
-use crate::archive::{Archive, RoomRecord, Write};
+use crate::accounts::Accounts;
+use crate::accounts::sanctions::Sanctions;
+use crate::archive::{Archive, RoomRecord, Standing, StoreError, Write, WriteOutcome};
 use crate::config::RoomConfig;
 use crate::messages::{
     Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, SessionId, SharedLedger, ShutdownAll, ToSession,
@@ -54,6 +60,10 @@ struct Member {
     /// random number per login, kept by sessions that resume it (a name
     /// can change hands; this does not).
     author: u64,
+    /// The account this login proved (its key), if any.
+    account: Option<String>,
+    /// The full address (for address bans; `ip` is its group).
+    addr: Option<std::net::IpAddr>,
 }
 
 /// A session that ended without quitting, kept for a while so its user can
@@ -115,6 +125,8 @@ struct Recent {
     /// The login that sent it ([`Member::author`]): only it may edit.
     author: u64,
     place: Place,
+    /// It is in the store (edits and deletes go there too).
+    stored: bool,
 }
 
 /// Most messages remembered for edits and deletes (older ones, and those
@@ -194,6 +206,32 @@ pub struct Roster {
     recent_order: VecDeque<u64>,
     /// This actor's address (for the store's answers).
     me: Option<Addr<Roster>>,
+    /// Registered names and roles.
+    accounts: Accounts,
+    /// Bans and mutes.
+    sanctions: Sanctions,
+}
+
+/// A store write's outcome, back on the roster's thread with what to do
+/// with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Committed {
+    result: Result<WriteOutcome, StoreError>,
+    then: Box<dyn FnOnce(&mut Roster, Result<WriteOutcome, StoreError>) + Send>,
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed").field("result", &self.result).finish_non_exhaustive()
+    }
+}
+
+impl Handler<Committed> for Roster {
+    type Result = ();
+    fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
+        (msg.then)(self, msg.result);
+    }
 }
 
 /// Reports older than this no longer count towards a speaker's protection.
@@ -271,6 +309,8 @@ impl Roster {
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
             me: None,
+            accounts: Accounts::default(),
+            sanctions: Sanctions::load(Vec::new()),
         }
     }
 
@@ -362,6 +402,37 @@ impl Roster {
             self.store_quietly(w);
         }
         self
+    }
+
+    /// Sets up accounts, roles, bans, mutes and invite lists from the store.
+    pub fn with_standing(mut self, standing: Standing) -> Self {
+        self.accounts = Accounts::load(standing.accounts, standing.moderators);
+        self.sanctions = Sanctions::load(standing.sanctions);
+        for i in standing.invites {
+            if let Some(rid) = self.rooms.find(&i.room)
+                && let Some(room) = self.rooms.get_mut(rid)
+            {
+                room.invited.insert(i.key, i.name);
+            }
+        }
+        self
+    }
+
+    /// Writes `w`, then runs `then` on the roster's thread with the
+    /// outcome (at once, as done, when there is no store).
+    fn store_then(
+        &mut self,
+        w: Write,
+        then: impl FnOnce(&mut Roster, Result<WriteOutcome, StoreError>) + Send + 'static,
+    ) {
+        match (&self.archive, &self.me) {
+            (Some(archive), Some(me)) => {
+                let me = me.clone();
+                let then = Box::new(then);
+                archive.write(w, Box::new(move |result| me.do_send(Committed { result, then })));
+            }
+            _ => then(self, Ok(WriteOutcome::Done)),
+        }
     }
 
     /// Writes to the store without an answer to anyone (room records,
@@ -506,6 +577,28 @@ impl Handler<Join> for Roster {
         let now = Instant::now();
         self.prune_gone(now);
         let key = name_keys(&msg.name);
+        if let Err(ban) = self.ban_check(&key, msg.addr) {
+            return Err(JoinRefusal::Banned(ban));
+        }
+        // A registered name needs its password (proven by the session,
+        // for this very account: registered or changed meanwhile is a
+        // refusal the client can retry).
+        let account = self.accounts.find(&key).map(|a| a.key().to_owned());
+        if account.as_deref() != msg.account.as_ref().map(|a| a.key.as_str()) {
+            return Err(JoinRefusal::AccountPassword);
+        }
+        if account.is_some() {
+            // The owner takes the name back from a session held for
+            // resumption: its token stops working.
+            let held: Vec<String> =
+                self.gone.iter().filter(|(_, g)| g.key.collides(&key)).map(|(t, _)| t.clone()).collect();
+            for token in held {
+                if msg.resume.as_deref().is_none_or(|t| !same_token(&token, t)) {
+                    self.gone.remove(&token);
+                    info!(self.log, "held session revoked by its account's owner"; "user" => %Escaped(&msg.name));
+                }
+            }
+        }
         let holders = self.holders(&key);
         // Decide everything first; change nothing until every check passed.
         let takeover = match holders.first() {
@@ -609,8 +702,11 @@ impl Handler<Join> for Roster {
             rooms: Vec::new(),
             voice_room: None,
             author,
+            account: account.clone(),
+            addr: msg.addr,
         };
         self.members.insert(msg.id, member);
+        let by_reset = msg.account.as_ref().is_some_and(|a| a.by_reset);
         // Into the rooms (as joins: a user room that went while its member
         // was away comes back where users may create rooms), then the
         // welcome first into the new session's queue: nothing the roster
@@ -633,10 +729,13 @@ impl Handler<Join> for Roster {
             rooms: entered.iter().filter_map(|(rid, _)| self.rooms.get(*rid)).map(|r| r.name.clone()).collect(),
             limits: msg.limits,
             resume: Some(resume),
-            registered: false,
-            roles: Vec::new(),
+            registered: account.is_some(),
+            roles: account.as_deref().map(|k| self.accounts.roles(k)).unwrap_or_default(),
         };
         self.deliver_to(msg.id, &welcome);
+        if by_reset && let Some(k) = &account {
+            self.spend_reset_code(msg.id, k);
+        }
         for (rid, after) in entered {
             self.greet_room(msg.id, rid, msg.history, after);
         }

@@ -69,6 +69,19 @@ impl Roster {
                 rid
             }
         };
+        if let Some(room) = self.rooms.get(rid)
+            && room.invite_only
+            && !room.members.iter().any(|(_, s)| *s == sid)
+        {
+            let (key, account) = self.members.get(&sid).map(|m| (m.key.caseless.clone(), m.account.clone())).unzip();
+            let invited = key.is_some_and(|k| room.invited.contains_key(&k));
+            let moderates = account.flatten().is_some_and(|a| self.accounts.moderates(&a, &room.name));
+            if !invited && !moderates {
+                let detail =
+                    format!("#{} is invite-only: ask one of its moderators to /invite you", Escaped(&room.name));
+                return Err((NackReason::InviteOnly, detail));
+            }
+        }
         let Some(room) = self.rooms.get_mut(rid) else {
             return Err((NackReason::NoSuchRoom, "no such room".into()));
         };
@@ -205,19 +218,6 @@ impl Roster {
         );
     }
 
-    /// A page of the private conversation between `sid`'s account and
-    /// account `with`.
-    pub(super) fn send_direct_history(
-        &self,
-        sid: SessionId,
-        with: String,
-        _before: Option<u64>,
-        _after: Option<u64>,
-        _limit: u32,
-    ) {
-        self.deliver_to(sid, &ServerMessage::HistoryEnd { room: String::new(), with: Some(with), more: false });
-    }
-
     /// Sends each room's presence of the last window to its members: one
     /// shared batch per room, however many came and went. A room of more
     /// than [`MAX_LISTED_USERS`] gets none (its member list pages on
@@ -248,6 +248,9 @@ impl Roster {
     /// past each room's retention.
     pub(super) fn sweep(&mut self) {
         let now = now_ms();
+        for id in self.sanctions.expire(now) {
+            self.store_quietly(Write::RemoveSanction { id });
+        }
         for rid in self.rooms.expired(now, self.settings.empty_room_days) {
             self.remove_room(rid);
         }
