@@ -22,6 +22,7 @@
 //! - [`admin`]: the operator's Unix socket (`server admin …`).
 
 pub mod accounts;
+pub mod admin;
 pub mod archive;
 pub mod batch_send;
 pub mod config;

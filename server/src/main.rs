@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod admin_cli;
+
 use clap::{Parser, Subcommand};
 use slog::{Drain, Logger, info, o};
 
@@ -43,6 +45,15 @@ enum Command {
         /// Where to write the copy (must not exist).
         file: PathBuf,
     },
+    /// Administer the server running on this machine's data directory,
+    /// over its admin socket (root or the server's own user only).
+    Admin {
+        /// Print the server's answer as one JSON line.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: admin_cli::AdminCommand,
+    },
 }
 
 /// How `main` ends.
@@ -51,6 +62,8 @@ enum Failure {
     Config(String),
     /// Anything at run time: exit 1.
     Runtime(String),
+    /// `server admin`: refused or failed, already said: exit 1.
+    Refused,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +78,7 @@ fn main() -> ExitCode {
             eprintln!("server: {e}");
             ExitCode::from(1)
         }
+        Err(Failure::Refused) => ExitCode::from(1),
     }
 }
 
@@ -110,6 +124,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", id.fingerprint());
             return Ok(());
         }
+        Some(Command::Admin { json, command }) => {
+            return match admin_cli::run(&cfg.data_dir, command, json) {
+                0 => Ok(()),
+                _ => Err(Failure::Refused),
+            };
+        }
         Some(Command::Backup { file }) => {
             if file.exists() {
                 return Err(Failure::Config(format!("{} exists; choose a new file", file.display())));
@@ -151,6 +171,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // runs); a corrupt or newer database stops the server here, before it
     // accepts anyone, with one line naming the file.
     let _data_lock = lock_data_dir(&cfg.data_dir)?;
+    let admin = server::admin::bind(&cfg.data_dir).map_err(|e| Failure::Runtime(e.to_string()))?;
     let archive: std::sync::Arc<dyn server::archive::Archive> = std::sync::Arc::new(
         server::archive::SqliteArchive::open(&cfg.data_dir, log.new(o!("actor" => "archive")))
             .map_err(|e| Failure::Runtime(e.to_string()))?,
@@ -168,7 +189,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         info!(log, "listening"; "addr" => %local, "fingerprint" => %identity.fingerprint(), "verbose" => cfg.verbose);
         let (tx, control) = tokio::sync::mpsc::channel(4);
         actix_rt::spawn(signals.forward(log.clone(), tx));
-        let sockets = Sockets { tcp: std_listener, udp, metrics: metrics_listener };
+        let sockets = Sockets { tcp: std_listener, udp, metrics: metrics_listener, admin: Some(admin) };
         server::run::run(log, cfg, psk, identity, sockets, archive, control)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))

@@ -47,7 +47,7 @@ impl InProcess {
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let log = slog::Logger::root(slog::Discard, slog::o!());
-                run(log, cfg, psk, identity, Sockets { tcp, udp, metrics: None }, archive, rx).await
+                run(log, cfg, psk, identity, Sockets { tcp, udp, metrics: None, admin: None }, archive, rx).await
             })
         });
         Self { addr, key, control, thread, _dir: dir }

@@ -1,0 +1,296 @@
+//! The operator's admin interface: a Unix socket in `data_dir`
+//! (`admin.sock`, mode 0600) that `server admin <command>` talks to on the
+//! server's machine. There is no network admin port.
+//!
+//! Who may connect: the kernel says who the peer is (`SO_PEERCRED`); only
+//! root and the server's own user are served, anyone else gets one refusal
+//! line. The mode keeps other users from even connecting; the check holds
+//! where the mode does not (a directory opened up by mistake).
+//!
+//! The exchange is JSON lines: one [`AdminRequest`] per line, one
+//! [`AdminResponse`] per line back, on the same connection.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix::prelude::*;
+use protocol::moderation::{Action, DenyReason};
+use serde::{Deserialize, Serialize};
+use slog::{Logger, debug, info, warn};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::accounts::hasher::{self, Hasher};
+use crate::messages::{Asker, Denial, ModReply, ModReplyTo, ModRequest, Moderate, OperatorQuery};
+use crate::roster::Roster;
+
+/// The socket's file name inside the data directory.
+pub const SOCKET_FILE: &str = "admin.sock";
+
+/// Longest request line.
+const MAX_LINE: usize = 64 * 1024;
+
+/// How long a reset code works.
+pub const RESET_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a quiet admin connection stays open.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// One request to the running server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    /// A moderation action, with every power.
+    Act {
+        /// The action.
+        action: Action,
+    },
+    /// Everyone connected.
+    Who,
+    /// Every room.
+    Rooms,
+    /// Counts.
+    Stats,
+    /// A one-time reset code for an account (its password stops working).
+    ResetPassword {
+        /// The account.
+        name: String,
+    },
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminResponse {
+    /// Whether it was done.
+    pub ok: bool,
+    /// What came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ModReply>,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Denial>,
+    /// A reset code (for `reset_password`), shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl AdminResponse {
+    fn failed(reason: DenyReason, detail: impl Into<String>) -> Self {
+        Self { ok: false, reply: None, error: Some(Denial { reason, detail: detail.into() }), code: None }
+    }
+}
+
+/// Why the admin socket could not be set up, or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Binding the socket failed.
+    #[error("admin socket {path}: {source}")]
+    Bind {
+        /// The socket's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No server listens there.
+    #[error("no server is running on the data directory {dir} (no admin socket at {socket}): {source}")]
+    NoServer {
+        /// The data directory.
+        dir: PathBuf,
+        /// The socket's path.
+        socket: PathBuf,
+        /// Why the connection failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Talking to the server failed.
+    #[error("admin socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server's answer was not understood.
+    #[error("admin socket: unexpected answer: {0}")]
+    Answer(String),
+}
+
+/// Binds the admin socket in `dir` (a stale one from an earlier run is
+/// replaced: the caller holds the data directory's lock), mode 0600.
+///
+/// # Errors
+///
+/// [`AdminError::Bind`].
+pub fn bind(dir: &Path) -> Result<std::os::unix::net::UnixListener, AdminError> {
+    let path = dir.join(SOCKET_FILE);
+    let fail = |source| AdminError::Bind { path: path.clone(), source };
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(&path).map_err(fail)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
+    Ok(listener)
+}
+
+/// Serves the admin socket until the listener fails or `shutdown` flips.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    roster: Addr<Roster>,
+    hasher: Addr<Hasher>,
+    log: Logger,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let own = nix::unistd::geteuid().as_raw();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|down| *down) => return,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(log, "admin socket accept failed"; "error" => %e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (roster, hasher, log) = (roster.clone(), hasher.clone(), log.clone());
+        actix_rt::spawn(async move {
+            if let Err(e) = connection(stream, own, roster, hasher, &log).await {
+                debug!(log, "admin connection ended"; "error" => %e);
+            }
+        });
+    }
+}
+
+/// One admin connection: the peer's uid checked, then requests in turn.
+async fn connection(
+    stream: tokio::net::UnixStream,
+    own: u32,
+    roster: Addr<Roster>,
+    hasher: Addr<Hasher>,
+    log: &Logger,
+) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (read, mut write) = stream.into_split();
+    let line = |r: &AdminResponse| {
+        let mut v = serde_json::to_vec(r).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+        v.push(b'\n');
+        v
+    };
+    if cred.uid() != 0 && cred.uid() != own {
+        warn!(log, "admin socket: refused a user that is neither root nor the server's"; "uid" => cred.uid());
+        let no = AdminResponse::failed(
+            DenyReason::NotAllowed,
+            format!("uid {} may not administer this server (only root and uid {own})", cred.uid()),
+        );
+        write.write_all(&line(&no)).await?;
+        return Ok(());
+    }
+    let mut lines = tokio::io::BufReader::new(read);
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = match tokio::time::timeout(IDLE, (&mut lines).take(MAX_LINE as u64 + 1).read_line(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        if buf.len() > MAX_LINE || !buf.ends_with('\n') {
+            let no = AdminResponse::failed(DenyReason::Invalid, "request line too long");
+            write.write_all(&line(&no)).await?;
+            return Ok(());
+        }
+        let response = match serde_json::from_str::<AdminRequest>(buf.trim_end()) {
+            Ok(req) => {
+                info!(log, "admin request"; "uid" => cred.uid(), "request" => ?req);
+                handle(req, &roster, &hasher).await
+            }
+            Err(e) => AdminResponse::failed(DenyReason::Invalid, format!("not a request: {e}")),
+        };
+        write.write_all(&line(&response)).await?;
+    }
+}
+
+/// Carries out one request through the roster.
+async fn handle(req: AdminRequest, roster: &Addr<Roster>, hasher: &Addr<Hasher>) -> AdminResponse {
+    let mut code = None;
+    let request = match req {
+        AdminRequest::Act { action } => ModRequest::Act(action),
+        AdminRequest::Who => ModRequest::Operator(OperatorQuery::Who),
+        AdminRequest::Rooms => ModRequest::Operator(OperatorQuery::Rooms),
+        AdminRequest::Stats => ModRequest::Operator(OperatorQuery::Stats),
+        AdminRequest::ResetPassword { name } => {
+            let fresh = reset_code();
+            let Ok(Ok(code_phc)) = hasher.send(hasher::Hash(fresh.clone())).await else {
+                return AdminResponse::failed(DenyReason::StorageUnavailable, "the code could not be hashed");
+            };
+            code = Some(fresh);
+            let until_ms = crate::roster::now_ms().saturating_add(RESET_CODE_TTL.as_millis() as u64);
+            ModRequest::Operator(OperatorQuery::ResetPassword { name, code_phc, until_ms })
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    roster.do_send(Moderate { by: Asker::Operator, request, reply: ModReplyTo::Operator(tx) });
+    match rx.await {
+        Ok(Ok(reply)) => AdminResponse { ok: true, reply: Some(reply), error: None, code },
+        Ok(Err(denial)) => AdminResponse { ok: false, reply: None, error: Some(denial), code: None },
+        Err(_) => AdminResponse::failed(DenyReason::StorageUnavailable, "the server is shutting down"),
+    }
+}
+
+/// A one-time reset code: 20 characters of an alphabet without look-alikes
+/// (about 100 bits).
+fn reset_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    protocol::crypto::random_bytes::<20>().iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+}
+
+/// Sends one request to the server running on `dir` and returns its
+/// answer (the client side of `server admin`).
+///
+/// # Errors
+///
+/// [`AdminError::NoServer`] when nothing listens there; [`AdminError::Io`]
+/// or [`AdminError::Answer`] when the exchange fails.
+pub fn request(dir: &Path, req: &AdminRequest) -> Result<AdminResponse, AdminError> {
+    let socket = dir.join(SOCKET_FILE);
+    let stream = std::os::unix::net::UnixStream::connect(&socket).map_err(|source| AdminError::NoServer {
+        dir: dir.to_path_buf(),
+        socket: socket.clone(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = stream.try_clone()?;
+    let mut line = serde_json::to_vec(req).map_err(|e| AdminError::Answer(e.to_string()))?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(stream).take(MAX_LINE as u64 * 64).read_line(&mut answer)?;
+    serde_json::from_str(answer.trim_end()).map_err(|e| AdminError::Answer(format!("{e}: {answer:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_written() {
+        let req = AdminRequest::Act { action: Action::Kick { name: "bob".into(), reason: None } };
+        let line = serde_json::to_string(&req).unwrap_or_default();
+        assert_eq!(line, r#"{"op":"act","action":{"action":"kick","name":"bob"}}"#);
+        assert_eq!(serde_json::from_str::<AdminRequest>(&line).ok(), Some(req));
+        assert_eq!(serde_json::from_str::<AdminRequest>(r#"{"op":"who"}"#).ok(), Some(AdminRequest::Who));
+    }
+
+    #[test]
+    fn reset_codes_are_long_and_unambiguous() {
+        let c = reset_code();
+        assert_eq!(c.len(), 20);
+        assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit()));
+        assert!(!c.contains(['l', 'o', 'i', '0', '1']));
+        assert_ne!(c, reset_code());
+    }
+}

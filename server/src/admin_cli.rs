@@ -1,0 +1,284 @@
+//! `server admin <command>`: the operator's commands, sent to the running
+//! server over its admin socket ([`server::admin`]), answers printed as
+//! text or, with `--json`, as the server's JSON line.
+
+use std::path::Path;
+
+use clap::Subcommand;
+use protocol::moderation::{Action, Role, format_duration, parse_duration};
+use server::accounts::format_utc;
+use server::admin::{AdminRequest, AdminResponse};
+use server::messages::ModReply;
+
+/// An operator's command.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Everyone connected: name, account and roles, address, rooms, voice.
+    Who,
+    /// Every room: members, voice, history, topic.
+    Rooms,
+    /// Counts: users, voice, rooms, accounts, bans.
+    Stats,
+    /// Disconnect a user (their client does not reconnect).
+    Kick {
+        /// The user.
+        name: String,
+        /// Why (shown to them).
+        reason: Vec<String>,
+    },
+    /// Ban a name (an account or a bare name), disconnecting whoever holds it.
+    Ban {
+        /// The name.
+        name: String,
+        /// How long (`30m`, `12h`, `7d`; a leading word that is not a
+        /// duration starts the reason, and the ban lasts until lifted).
+        rest: Vec<String>,
+    },
+    /// Ban an address or range (`203.0.113.7`, `203.0.113.0/24`; an IPv6
+    /// address alone is its /64).
+    Banip {
+        /// The address or range.
+        address: String,
+        /// How long, then why (as for `ban`).
+        rest: Vec<String>,
+    },
+    /// Lift a ban: a name, an address range as banned, or `#ID` from `bans`.
+    Unban {
+        /// What to lift.
+        target: String,
+    },
+    /// The bans in force.
+    Bans,
+    /// Silence a user's text and voice, in one room or everywhere.
+    Mute {
+        /// The user.
+        name: String,
+        /// Only in this room.
+        #[arg(long)]
+        room: Option<String>,
+        /// How long, then why (as for `ban`).
+        rest: Vec<String>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// The user.
+        name: String,
+        /// The room of the mute (without: the mute everywhere).
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Make a registered account an admin (or, with --moderator, a
+    /// moderator of the server or of --room).
+    Grant {
+        /// The account.
+        name: String,
+        /// A moderator instead of an admin.
+        #[arg(long)]
+        moderator: bool,
+        /// The room a moderator moderates (without: the whole server).
+        #[arg(long, requires = "moderator")]
+        room: Option<String>,
+    },
+    /// Take a role back (admin, or with --moderator a moderator role).
+    Revoke {
+        /// The account.
+        name: String,
+        /// A moderator role instead of admin.
+        #[arg(long)]
+        moderator: bool,
+        /// The room of that moderator role.
+        #[arg(long, requires = "moderator")]
+        room: Option<String>,
+    },
+    /// Give an account a one-time reset code (valid 24 h) in place of its
+    /// password, which stops working; the owner logs in with the code and
+    /// sets a new password with /password.
+    ResetPassword {
+        /// The account.
+        name: String,
+    },
+    /// The audit log, newest first.
+    Audit {
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Entries older than this id (paging).
+        #[arg(long)]
+        before: Option<u64>,
+    },
+}
+
+/// `rest` as an optional duration, then a reason.
+fn duration_and_reason(rest: Vec<String>) -> (Option<u64>, Option<String>) {
+    let mut words = rest.into_iter();
+    let first = words.next();
+    let (secs, first) = match first.as_deref().map(parse_duration) {
+        Some(Ok(s)) => (Some(s), None),
+        _ => (None, first),
+    };
+    let reason: Vec<String> = first.into_iter().chain(words).collect();
+    (secs, (!reason.is_empty()).then(|| reason.join(" ")))
+}
+
+/// The request a command sends.
+pub fn request(cmd: AdminCommand) -> AdminRequest {
+    let act = |action| AdminRequest::Act { action };
+    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(" "));
+    match cmd {
+        AdminCommand::Who => AdminRequest::Who,
+        AdminCommand::Rooms => AdminRequest::Rooms,
+        AdminCommand::Stats => AdminRequest::Stats,
+        AdminCommand::Kick { name, reason } => act(Action::Kick { name, reason: join(reason) }),
+        AdminCommand::Ban { name, rest } => {
+            let (duration_secs, reason) = duration_and_reason(rest);
+            act(Action::Ban { name, duration_secs, reason })
+        }
+        AdminCommand::Banip { address, rest } => {
+            let (duration_secs, reason) = duration_and_reason(rest);
+            act(Action::BanIp { address, duration_secs, reason })
+        }
+        AdminCommand::Unban { target } => act(Action::Unban { target }),
+        AdminCommand::Bans => act(Action::Bans),
+        AdminCommand::Mute { name, room, rest } => {
+            let (duration_secs, reason) = duration_and_reason(rest);
+            act(Action::Mute { name, room, duration_secs, reason })
+        }
+        AdminCommand::Unmute { name, room } => act(Action::Unmute { name, room }),
+        AdminCommand::Grant { name, moderator, room } => {
+            let role = if moderator { Role::Moderator } else { Role::Admin };
+            act(Action::Grant { name, role, room })
+        }
+        AdminCommand::Revoke { name, moderator, room } => {
+            let role = if moderator { Role::Moderator } else { Role::Admin };
+            act(Action::Revoke { name, role, room })
+        }
+        AdminCommand::ResetPassword { name } => AdminRequest::ResetPassword { name },
+        AdminCommand::Audit { limit, before } => act(Action::Audit { limit: Some(limit), before }),
+    }
+}
+
+/// Sends `cmd` to the server on `data_dir` and prints the answer; the
+/// process's exit code (0 done, 1 refused or failed).
+pub fn run(data_dir: &Path, cmd: AdminCommand, json: bool) -> u8 {
+    let response = match server::admin::request(data_dir, &request(cmd)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("server admin: {e}");
+            return 1;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&response).unwrap_or_default());
+    } else {
+        print_text(&response);
+    }
+    u8::from(!response.ok)
+}
+
+fn print_text(r: &AdminResponse) {
+    if let Some(e) = &r.error {
+        eprintln!("server admin: refused ({:?}): {}", e.reason, e.detail);
+        return;
+    }
+    match &r.reply {
+        Some(ModReply::Done { detail }) => println!("{detail}"),
+        Some(ModReply::Bans { bans }) => {
+            if bans.is_empty() {
+                println!("no bans");
+            }
+            for b in bans {
+                let until =
+                    b.until_ms.map_or_else(|| "until lifted".to_owned(), |u| format!("until {}", format_utc(u)));
+                println!(
+                    "#{} {:?} {} {until} by {} since {}: {}",
+                    b.id,
+                    b.kind,
+                    b.target,
+                    b.by,
+                    format_utc(b.since_ms),
+                    b.reason
+                );
+            }
+        }
+        Some(ModReply::Audit { entries, more }) => {
+            for e in entries {
+                let room = e.room.as_deref().map(|r| format!(" #{r}")).unwrap_or_default();
+                let reason = if e.reason.is_empty() { String::new() } else { format!(" ({})", e.reason) };
+                let detail = if e.detail.is_empty() { String::new() } else { format!(" [{}]", e.detail) };
+                println!(
+                    "{} {} {} {} {}{room}{reason}{detail}",
+                    e.id,
+                    format_utc(e.ts_ms),
+                    e.actor,
+                    e.action,
+                    e.target
+                );
+            }
+            if *more {
+                println!("(older entries: --before {})", entries.last().map_or(0, |e| e.id));
+            }
+        }
+        Some(ModReply::Who { users }) => {
+            for u in users {
+                let roles: Vec<String> = u
+                    .roles
+                    .iter()
+                    .map(|g| match (&g.role, &g.room) {
+                        (Role::Admin, _) => "admin".to_owned(),
+                        (Role::Moderator, None) => "moderator".to_owned(),
+                        (Role::Moderator, Some(r)) => format!("moderator of #{r}"),
+                    })
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}\trooms: {}\tvoice: {}",
+                    u.name,
+                    if u.registered { "registered" } else { "guest" },
+                    if roles.is_empty() { "-".to_owned() } else { roles.join(", ") },
+                    u.address.as_deref().unwrap_or("?"),
+                    u.rooms.join(" "),
+                    u.voice.as_deref().unwrap_or("-"),
+                );
+            }
+            println!("{} connected", users.len());
+        }
+        Some(ModReply::Rooms { rooms }) => {
+            for room in rooms {
+                println!(
+                    "#{}\t{} members\tvoice {}\thistory {}\t{}",
+                    room.name,
+                    room.members,
+                    if room.voice { "on" } else { "off" },
+                    if room.history { "on" } else { "off" },
+                    room.topic
+                );
+            }
+        }
+        Some(ModReply::Stats(s)) => {
+            println!(
+                "users: {}\nin voice: {}\nrooms: {}\naccounts: {}\nbans: {}\nheld for resumption: {}",
+                s.users, s.voice_users, s.rooms, s.accounts, s.bans, s.held
+            );
+        }
+        None => {}
+    }
+    if let Some(code) = &r.code {
+        println!(
+            "one-time reset code (valid {}): {code}\nthe owner logs in with it as the account password, then sets a new one with /password",
+            format_duration(server::admin::RESET_CODE_TTL.as_secs())
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_duration_is_the_duration_and_the_rest_the_reason() {
+        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(duration_and_reason(words("2h spam and more")), (Some(7200), Some("spam and more".into())));
+        assert_eq!(duration_and_reason(words("spam")), (None, Some("spam".into())));
+        assert_eq!(duration_and_reason(words("7d")), (Some(604_800), None));
+        assert_eq!(duration_and_reason(Vec::new()), (None, None));
+    }
+}
