@@ -104,6 +104,12 @@ pub enum AdminError {
         #[source]
         source: std::io::Error,
     },
+    /// The socket is there but this user may not open it.
+    #[error("{socket}: permission denied: only root and the server's own user may administer it")]
+    NotAllowed {
+        /// The socket's path.
+        socket: PathBuf,
+    },
     /// Talking to the server failed.
     #[error("admin socket: {0}")]
     Io(#[from] std::io::Error),
@@ -257,18 +263,26 @@ fn reset_code() -> String {
 /// or [`AdminError::Answer`] when the exchange fails.
 pub fn request(dir: &Path, req: &AdminRequest) -> Result<AdminResponse, AdminError> {
     let socket = dir.join(SOCKET_FILE);
-    let stream = std::os::unix::net::UnixStream::connect(&socket).map_err(|source| AdminError::NoServer {
-        dir: dir.to_path_buf(),
-        socket: socket.clone(),
-        source,
+    let stream = std::os::unix::net::UnixStream::connect(&socket).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            AdminError::NotAllowed { socket: socket.clone() }
+        } else {
+            AdminError::NoServer { dir: dir.to_path_buf(), socket: socket.clone(), source }
+        }
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = stream.try_clone()?;
     let mut line = serde_json::to_vec(req).map_err(|e| AdminError::Answer(e.to_string()))?;
     line.push(b'\n');
-    out.write_all(&line)?;
+    // A refused caller's request may not be read at all: the server
+    // answers and closes first, so a failed write may still have an answer.
+    let written = out.write_all(&line);
     let mut answer = String::new();
-    BufReader::new(stream).take(MAX_LINE as u64 * 64).read_line(&mut answer)?;
+    let read = BufReader::new(stream).take(MAX_LINE as u64 * 64).read_line(&mut answer);
+    if answer.is_empty() {
+        written?;
+        read?;
+    }
     serde_json::from_str(answer.trim_end()).map_err(|e| AdminError::Answer(format!("{e}: {answer:?}")))
 }
 

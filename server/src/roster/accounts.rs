@@ -58,7 +58,8 @@ impl Roster {
         self.deliver_to(sid, &ServerMessage::Denied { action: action.to_owned(), reason, detail });
     }
 
-    /// Appends an entry to the audit log (a failure is logged).
+    /// Adds an entry for the audit log; it is written with the answer to
+    /// the request ([`Roster::flush_audit`], or a moderation answer).
     pub(super) fn audit(
         &mut self,
         actor: &str,
@@ -70,7 +71,7 @@ impl Roster {
     ) {
         info!(self.log, "audit"; "actor" => %Escaped(actor), "action" => action, "target" => %Escaped(target),
             "room" => room.map(|r| Escaped(r).to_string()), "reason" => %Escaped(reason), "detail" => %Escaped(detail));
-        self.store_quietly(Write::Audit(AuditEntry {
+        self.unlogged.push(AuditEntry {
             id: 0,
             ts_ms: now_ms(),
             actor: actor.to_owned(),
@@ -79,7 +80,14 @@ impl Roster {
             room: room.map(str::to_owned),
             reason: reason.to_owned(),
             detail: detail.to_owned(),
-        }));
+        });
+    }
+
+    /// Writes the audit entries made so far (a failure is logged).
+    pub(super) fn flush_audit(&mut self) {
+        for e in std::mem::take(&mut self.unlogged) {
+            self.store_quietly(Write::Audit(e));
+        }
     }
 
     fn register(&mut self, sid: SessionId, phc: String) {
@@ -111,6 +119,7 @@ impl Roster {
             }
             roster.audit(&name, ACTION, &name, None, "", "");
             let detail = format!("{} is registered: from now on it needs its account password", Escaped(&name));
+            roster.flush_audit();
             roster.tell_done(sid, ACTION, detail);
         });
     }
@@ -131,6 +140,7 @@ impl Roster {
             let name = account.name.clone();
             roster.accounts.insert(account);
             roster.audit(&name, ACTION, &name, None, "", "");
+            roster.flush_audit();
             roster.tell_done(sid, ACTION, "your account password is changed".into());
         });
     }
@@ -159,6 +169,7 @@ impl Roster {
                  messages are gone",
                 Escaped(&account.name)
             );
+            roster.flush_audit();
             roster.tell_done(sid, ACTION, detail);
         });
     }

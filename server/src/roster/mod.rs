@@ -210,6 +210,8 @@ pub struct Roster {
     accounts: Accounts,
     /// Bans and mutes.
     sanctions: Sanctions,
+    /// Audit entries not written yet (they go with the request's answer).
+    unlogged: Vec<protocol::moderation::AuditEntry>,
 }
 
 /// A store write's outcome, back on the roster's thread with what to do
@@ -311,6 +313,7 @@ impl Roster {
             me: None,
             accounts: Accounts::default(),
             sanctions: Sanctions::load(Vec::new()),
+            unlogged: Vec::new(),
         }
     }
 

@@ -131,6 +131,22 @@ impl Roster {
         }
     }
 
+    /// Sends the answer once the audit entries the request made are
+    /// stored (whoever reads the log next finds them).
+    fn answer_after_audit(&mut self, to: ModReplyTo, action: &'static str, outcome: Outcome) {
+        let mut entries = std::mem::take(&mut self.unlogged);
+        let Some(last) = entries.pop() else { return self.reply(to, action, outcome) };
+        for e in entries {
+            self.store_quietly(Write::Audit(e));
+        }
+        self.store_then(Write::Audit(last), move |roster, result| {
+            if let Err(e) = result {
+                warn!(roster.log, "audit entry not stored"; "error" => %e);
+            }
+            roster.reply(to, action, outcome);
+        });
+    }
+
     /// Sends the answer where it goes.
     fn reply(&self, to: ModReplyTo, action: &str, outcome: Outcome) {
         match to {
@@ -172,7 +188,7 @@ impl Roster {
                     Err(deny(DenyReason::StorageUnavailable, "the server could not store the change; nothing changed"))
                 }
             };
-            roster.reply(reply, action, outcome);
+            roster.answer_after_audit(reply, action, outcome);
         });
     }
 
@@ -215,7 +231,7 @@ impl Roster {
                     self.remove_session(sid, DisconnectCause::Kicked, format!("kicked by {actor}{why}"), None);
                 }
                 self.audit(&actor, "kick", &name, None, &reason, "");
-                self.reply(reply, "kick", done(format!("kicked {}", Escaped(&name))));
+                self.answer_after_audit(reply, "kick", done(format!("kicked {}", Escaped(&name))));
             }
             Action::Ban { name, duration_secs, reason } => {
                 check!(if self.may(by, Scope::Server) { Ok(()) } else { Err(Self::not_allowed("ban")) });
