@@ -354,7 +354,7 @@ pub fn parse_duration(s: &str) -> Result<u64, DurationError> {
 /// its largest whole unit (`90s`, `2h`, `7d`).
 pub fn format_duration(secs: u64) -> String {
     for (unit, scale) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= scale && secs % scale == 0 {
+        if secs >= scale && secs.is_multiple_of(scale) {
             return format!("{}{unit}", secs / scale);
         }
     }

@@ -431,9 +431,7 @@ impl Gate {
         let key = (group, account.to_owned());
         let tries = self.accounts.entry(key.clone()).or_default();
         tries.forget_stale(now);
-        if let Err(wait) = tries.may_try(now) {
-            return Err(wait);
-        }
+        tries.may_try(now)?;
         self.password_attempt(group, now)?;
         self.accounts.entry(key).or_default().pending += 1;
         Ok(())

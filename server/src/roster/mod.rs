@@ -220,8 +220,11 @@ pub struct Roster {
 #[rtype(result = "()")]
 pub struct Committed {
     result: Result<WriteOutcome, StoreError>,
-    then: Box<dyn FnOnce(&mut Roster, Result<WriteOutcome, StoreError>) + Send>,
+    then: AfterWrite,
 }
+
+/// What the roster does once a write is stored (or failed).
+type AfterWrite = Box<dyn FnOnce(&mut Roster, Result<WriteOutcome, StoreError>) + Send>;
 
 impl std::fmt::Debug for Committed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
