@@ -177,7 +177,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(|e| Failure::Runtime(e.to_string()))?,
     );
     let system = actix_rt::System::new();
-    system.block_on(async move {
+    let admin_socket = cfg.data_dir.join(server::admin::SOCKET_FILE);
+    let ran = system.block_on(async move {
         // Watch the signals before announcing readiness, so a prompt SIGTERM
         // is a clean shutdown and not a kill.
         let signals = Signals::install()?;
@@ -193,7 +194,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         server::run::run(log, cfg, psk, identity, sockets, archive, control)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))
-    })
+    });
+    // Gone with the server: `server admin` then says no server runs.
+    let _ = std::fs::remove_file(admin_socket);
+    ran
 }
 
 /// Creates `dir` (mode 0700: the history is for this server's user alone,
