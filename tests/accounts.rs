@@ -426,3 +426,74 @@ fn the_admin_socket_serves_the_owner_only_and_says_when_no_server_runs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no server is running on the data directory"), "{err}");
 }
+
+#[test]
+fn a_reset_code_replaces_the_password_once_and_every_change_is_audited() {
+    let s = TestServer::with_config(CONFIG);
+    let mut alice = user(&s, "alice", None);
+    register(&mut alice, PASSWORD);
+    alice.send(&ClientMessage::Quit);
+    alice.expect_closed();
+    let (code, out, err) = admin(&s, &["reset-password", "nobody-here"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("not a registered name"), "{err}");
+    let out = admin_ok(&s, &["reset-password", "alice"]);
+    let code = out
+        .lines()
+        .find(|l| l.starts_with("one-time reset code"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no code in {out}"))
+        .to_owned();
+    assert_eq!(code.len(), 20, "{out}");
+    // The old password stops working at once.
+    assert_eq!(refusal(login(&s, "alice", Some(PASSWORD), None)).0, RefusalCode::AccountPassword);
+    let mut alice = user(&s, "alice", Some(&code));
+    alice.recv_until("the reset notice", |m| matches!(m, ServerMessage::Notice { text } if text.contains("/password")));
+    let set = ask(&mut alice, ClientMessage::ChangePassword { old: None, new: "a brand new one".into() });
+    assert!(matches!(set, ServerMessage::Done { .. }), "{set:?}");
+    alice.send(&ClientMessage::Quit);
+    alice.expect_closed();
+    assert_eq!(refusal(login(&s, "alice", Some(&code), None)).0, RefusalCode::AccountPassword, "the code worked once");
+    let mut alice = user(&s, "alice", Some("a brand new one"));
+    // Without a reset, the current password is needed again.
+    let bare = ask(&mut alice, ClientMessage::ChangePassword { old: None, new: "yet another one".into() });
+    assert!(matches!(bare, ServerMessage::Denied { reason: DenyReason::WrongPassword, .. }), "{bare:?}");
+
+    let mut mo = user(&s, "mo", None);
+    register(&mut mo, PASSWORD);
+    admin_ok(&s, &["grant", "mo", "--moderator", "--room", "dev"]);
+    let invited = act(&mut mo, Action::Invite { room: "dev".into(), name: "eve".into(), remove: false });
+    assert!(matches!(invited, ServerMessage::Done { .. }), "{invited:?}");
+    let audit = admin_ok(&s, &["audit", "--limit", "100"]);
+    for needle in
+        ["alice register alice", "reset_password alice", "alice password alice", "grant mo", "invite eve #dev"]
+    {
+        assert!(audit.contains(needle), "no {needle:?} in\n{audit}");
+    }
+}
+
+#[test]
+fn an_invite_only_room_admits_its_list_and_moderators() {
+    let s = TestServer::with_config(CONFIG);
+    let mut mo = user(&s, "mo", None);
+    register(&mut mo, PASSWORD);
+    admin_ok(&s, &["grant", "mo", "--moderator", "--room", "dev"]);
+    let set = act(&mut mo, Action::RoomSet { room: "dev".into(), setting: RoomSetting::InviteOnly(true) });
+    assert!(matches!(set, ServerMessage::Done { .. }), "{set:?}");
+    let join = |c: &mut RawClient| {
+        c.send(&ClientMessage::Join {
+            join: protocol::message::RoomJoin { room: "dev".into(), after: None },
+            history: Some(0),
+        });
+        c.recv_until("an answer", |m| {
+            matches!(m, ServerMessage::RoomJoined { room, .. } | ServerMessage::JoinRefused { room, .. } if room == "dev")
+        })
+    };
+    let mut eve = user(&s, "eve", None);
+    let refused = join(&mut eve);
+    assert!(matches!(refused, ServerMessage::JoinRefused { reason: NackReason::InviteOnly, .. }), "{refused:?}");
+    assert!(matches!(join(&mut mo), ServerMessage::RoomJoined { .. }), "its moderator gets in");
+    let invited = act(&mut mo, Action::Invite { room: "dev".into(), name: "Eve".into(), remove: false });
+    assert!(matches!(invited, ServerMessage::Done { .. }), "{invited:?}");
+    assert!(matches!(join(&mut eve), ServerMessage::RoomJoined { .. }), "invited");
+}
