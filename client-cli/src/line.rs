@@ -10,6 +10,7 @@ use client_core::{Client, ClientError, Target};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::output::Printer;
+use crate::password::{self, AccountChange};
 use crate::term::Typed;
 
 /// Messages a `/history` without a number asks for.
@@ -81,6 +82,11 @@ pub async fn pump_typed(
                 Flow::Quit => break,
                 Flow::Ended => return,
             },
+            Typed::Account(Ok(change)) => match outcome(printer, account(client, change).await) {
+                Flow::Ended => return,
+                Flow::Go | Flow::Quit => continue,
+            },
+            Typed::Account(Err(why)) => printer.note(&format!("client-cli: {why}")),
             Typed::Interrupted => {
                 printer.note("client-cli: leaving (press Ctrl-C again to exit at once)");
                 break;
@@ -109,11 +115,31 @@ fn last_own(state: &Mutex<Rooms>) -> Option<u64> {
     s.last_own(s.current()?)
 }
 
+/// Sends an account request with its passwords.
+async fn account(client: &Client, change: AccountChange) -> Result<(), ClientError> {
+    match change {
+        AccountChange::Register(password) => client.register(password).await,
+        AccountChange::Password { old, new } => client.change_password(old, new).await,
+        AccountChange::Unregister(password) => client.unregister(password).await,
+    }
+}
+
 /// Acts on one input line (line endings already trimmed).
 pub async fn handle(input: &Input, line: &str) -> Flow {
     let Input { client, printer, state } = input;
     let current = || state.lock().ok().and_then(|s| s.current().cloned());
-    let result = match parse(line) {
+    let parsed = parse(line);
+    // Piped: the passwords come from the environment.
+    if let Some(change) = password::ask(&parsed, false) {
+        return match change {
+            Ok(change) => outcome(printer, account(client, change).await),
+            Err(e) => {
+                printer.note(&format!("client-cli: {e:#}"));
+                Flow::Go
+            }
+        };
+    }
+    let result = match parsed {
         Line::Say(text) => match current() {
             Some(target) => client.say(target, text).await.map(|_| ()),
             None => client.send(text).await.map(|_| ()),
@@ -158,6 +184,11 @@ pub async fn handle(input: &Input, line: &str) -> Flow {
             s.set_current(Target::Room(name));
             Ok(())
         }
+        Line::History(n) if matches!(current(), Some(Target::User(_))) => {
+            let Some(Target::User(with)) = current() else { return Flow::Go };
+            let before = state.lock().ok().and_then(|s| s.conversation(&with).and_then(|c| c.log.oldest()));
+            client.private_history(with, before, n.unwrap_or(HISTORY_PAGE)).await
+        }
         Line::History(n) => {
             let page = match current() {
                 Some(Target::Room(room)) => {
@@ -174,6 +205,24 @@ pub async fn handle(input: &Input, line: &str) -> Flow {
                 }
             }
         }
+        // Each further page starts before the oldest message held.
+        Line::PrivateHistory { with, count } => {
+            let before = state.lock().ok().and_then(|s| s.conversation(&with).and_then(|c| c.log.oldest()));
+            client.private_history(with, before, count.unwrap_or(HISTORY_PAGE)).await
+        }
+        Line::Moderate(action) => client.moderate(action).await,
+        Line::ModerateRoom { room, request } => match room.or_else(|| match current() {
+            Some(Target::Room(r)) => Some(r),
+            _ => None,
+        }) {
+            Some(room) => client.moderate(request.into_action(room)).await,
+            None => {
+                printer.note("client-cli: which room? name it (#ROOM) or /room ROOM first");
+                Ok(())
+            }
+        },
+        // Asked for above.
+        Line::Register | Line::Password | Line::Unregister => Ok(()),
         Line::Quit => return Flow::Quit,
         Line::Help => {
             printer.note(HELP);
@@ -189,6 +238,11 @@ pub async fn handle(input: &Input, line: &str) -> Flow {
             Ok(())
         }
     };
+    outcome(printer, result)
+}
+
+/// What a command's result means for reading on.
+fn outcome(printer: &Printer, result: Result<(), ClientError>) -> Flow {
     match result {
         Ok(()) => Flow::Go,
         Err(ClientError::NotConnected) => Flow::Ended,

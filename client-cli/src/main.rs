@@ -3,11 +3,14 @@
 //! - `main.rs`: flags, configuration, exit codes.
 //! - [`line`]: stdin lines to messages and commands.
 //! - [`output`]: events to plain or JSON lines.
+//! - [`password`]: account passwords from the environment or a prompt
+//!   without echo.
 //! - [`term`]: the line editor, when stdin and stdout are a terminal.
 //! - [`voice`]: the headless voice client (`--voice`).
 
 mod line;
 mod output;
+mod password;
 mod term;
 mod voice;
 
@@ -23,7 +26,7 @@ use client_core::command::room_name;
 use client_core::config::ClientConfig;
 use client_core::display::escape_line;
 use client_core::rooms::{Applied, Rooms, validate_room_name as protocol_room_check};
-use client_core::{Client, ConnectOptions, Event, Fingerprint, Target, Trust};
+use client_core::{Client, ConnectOptions, Event, Fingerprint, RefusalCode, Secret, Target, Trust};
 use slog::{Drain, Logger, debug, o};
 
 use crate::output::{Printer, Style, exit_code};
@@ -106,10 +109,17 @@ struct Cli {
     /// Deliver no stored messages when joining a room (what was missed during a lost connection still is).
     #[arg(long)]
     no_history: bool,
+    /// After logging in, register the name: from then on it needs its account password, taken from CHATROOM_ACCOUNT_PASSWORD or, on a terminal, asked for twice without echo (never a flag). Refused: exit 3.
+    #[arg(long)]
+    register: bool,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, name, full, version, still busy); \
-4 server identity mismatch; 5 cannot connect or connection lost (server shutdown included); 6 disconnected by the server for cause";
+const EXIT_CODES: &str = "Account password (registered names; not the server password): CHATROOM_ACCOUNT_PASSWORD, or asked for on a terminal \
+when the server wants it; /password reads the new one from CHATROOM_NEW_ACCOUNT_PASSWORD when stdin is not a terminal.
+
+Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, account password, banned, name, full, version, still busy; \
+--register denied); 4 server identity mismatch; 5 cannot connect or connection lost (server shutdown included); \
+6 disconnected by the server for cause (kicked or banned included)";
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -123,12 +133,29 @@ fn main() -> ExitCode {
     if cli.list_devices {
         return list_devices();
     }
-    let (opts, voice_cfg) = match options(&cli) {
+    let (mut opts, voice_cfg) = match options(&cli) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("client-cli: {e:#}");
             return ExitCode::from(2);
         }
+    };
+    // `--register`: the password to register with, also sent at login (the
+    // name may be ours already).
+    let register = if cli.register {
+        let prompt = format!("New account password for {}: ", escape_line(&opts.username));
+        match password::new_password(password::ACCOUNT_PASSWORD_ENV, std::io::stdin().is_terminal(), &prompt) {
+            Ok(p) => {
+                opts.account_password = Some(p.clone());
+                Some(p)
+            }
+            Err(e) => {
+                eprintln!("client-cli: --register: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -137,7 +164,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(run(cli, opts, voice_cfg));
+    let code = runtime.block_on(run(cli, opts, voice_cfg, register));
     // The stdin reader may be blocked in read(2) forever (`tail -f | client-cli`):
     // do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -191,6 +218,7 @@ fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
         .context("--fingerprint")?;
     let mut opts = ConnectOptions::new(server, user, key);
     opts.password = cli.password.clone().or(cfg.password);
+    opts.account_password = password::from_env(password::ACCOUNT_PASSWORD_ENV);
     opts.fingerprint = fingerprint;
     opts.known_servers = cfg.known_servers;
     opts.key_file = key_file;
@@ -214,7 +242,7 @@ impl Drop for RestoreTerminal {
     }
 }
 
-async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
+async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig, mut register: Option<Secret>) -> u8 {
     let log = logger(cli.verbose);
     let mut printer = Printer::new(if cli.json { Style::Json } else { Style::Plain }, opts.server.clone());
     // A person at a terminal gets the line editor; a pipe never does.
@@ -236,7 +264,10 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
     // The first --room is where lines go (and the voice room).
     let first_room = opts.rooms.first().cloned();
     let state = std::sync::Arc::new(std::sync::Mutex::new(Rooms::new(first_room.clone().map(Target::Room))));
-    let (client, mut events) = Client::connect(opts);
+    // A registered name refused for want of its account password: asked
+    // for once on a terminal, then one more try.
+    let mut retry = (opts.account_password.is_none() && std::io::stdin().is_terminal()).then(|| opts.clone());
+    let (mut client, mut events) = Client::connect(opts);
     if cli.voice {
         // Flags beat the file; the file's table maps to options in client-core.
         let mut cfg = voice_cfg;
@@ -258,6 +289,8 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
     // Lines are read once we are in the room they go to (or it was refused).
     let mut connected = false;
     let mut room_answered = first_room.is_none();
+    // `--register` asked for and not answered yet; or refused.
+    let (mut register_asked, mut register_denied) = (false, false);
     let mut signals = Signals::new();
     let quitting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
@@ -277,6 +310,26 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
             }
         };
         let Some(event) = event else { return 5 };
+        if let Event::Disconnected { reason: client_core::DisconnectReason::Refused { code, reason, .. }, .. } = &event
+            && *code == RefusalCode::AccountPassword
+            && !connected
+            && let Some(mut again) = retry.take()
+        {
+            printer.note(&format!("client-cli: {}", escape_line(reason)));
+            let prompt = format!("Account password for {}: ", escape_line(&again.username));
+            match tokio::task::spawn_blocking(move || password::read_hidden(&prompt)).await {
+                Ok(Ok(p)) => {
+                    // The first try's task ends (its resume store unlocked)
+                    // before the second starts.
+                    while events.recv().await.is_some() {}
+                    again.account_password = Some(p);
+                    (client, events) = Client::connect(again);
+                    continue;
+                }
+                Ok(Err(e)) => printer.note(&format!("client-cli: {e:#}")),
+                Err(e) => printer.note(&format!("client-cli: {e}")),
+            }
+        }
         names.apply(&event);
         let applied = state.lock().map_or(Applied::Other, |mut s| s.apply(&event));
         if let Event::Connected { fingerprint, trust, .. } = &event {
@@ -301,7 +354,35 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
             printer.print(&event);
         }
         match &event {
-            Event::Connected { .. } => connected = true,
+            Event::Connected { registered, .. } => {
+                connected = true;
+                if let Some(p) = register.take() {
+                    if *registered {
+                        printer.note(
+                            "client-cli: --register: this name is registered already (logged in with its password)",
+                        );
+                    } else {
+                        let c = client.clone();
+                        let notes = printer.clone();
+                        register_asked = true;
+                        tokio::spawn(async move {
+                            if let Err(e) = c.register(p).await {
+                                notes.note(&format!("client-cli: --register: {e}"));
+                            }
+                        });
+                    }
+                }
+            }
+            Event::Done { action, .. } if action == "register" => register_asked = false,
+            // `--register` refused: leave, and say so in the exit code.
+            Event::Denied { action, .. } if action == "register" && register_asked => {
+                register_asked = false;
+                register_denied = true;
+                let c = client.clone();
+                tokio::spawn(async move {
+                    let _ = c.quit().await;
+                });
+            }
             Event::RoomJoined { room, .. } | Event::JoinRefused { room, .. }
                 if first_room.as_deref().is_some_and(|f| same_room(f, room)) =>
             {
@@ -327,6 +408,9 @@ async fn run(cli: Cli, opts: ConnectOptions, voice_cfg: ClientConfig) -> u8 {
             }
             // Give stdout a moment to drain on a slow pipe before exiting.
             tokio::time::sleep(Duration::from_millis(1)).await;
+            if register_denied && matches!(reason, client_core::DisconnectReason::Quit) {
+                return 3;
+            }
             return exit_code(reason);
         }
     }

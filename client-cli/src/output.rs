@@ -7,12 +7,12 @@
 
 use std::io::{IsTerminal as _, Write};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
 use client_core::display::{escape_json, escape_line};
 use client_core::rooms::name_key as protocol_name_key;
-use client_core::{DisconnectReason, Event, Trust};
+use client_core::{AuditEntry, BanEntry, BanKind, DisconnectCause, DisconnectReason, Event, RefusalCode, Trust};
 use serde_json::{Value, json};
 
 /// Output style.
@@ -57,6 +57,58 @@ fn reason_tag(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::ServerShutdown(_) => "server_shutdown",
         DisconnectReason::Kicked { .. } => "kicked",
     }
+}
+
+/// For a ban (a refusal or a disconnect): when it ends, in local time.
+pub fn ban_end(reason: &DisconnectReason) -> Option<String> {
+    match reason {
+        DisconnectReason::Refused { code: RefusalCode::Banned, until_ms, .. }
+        | DisconnectReason::Kicked { cause: DisconnectCause::Banned, until_ms, .. } => Some(match until_ms {
+            Some(ms) => format!("the ban ends {}", local_time(*ms)),
+            None => "the ban does not end by itself".to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// Milliseconds since the Unix epoch as a local date and time.
+fn local_time(ms: u64) -> String {
+    DateTime::<Local>::from(UNIX_EPOCH + Duration::from_millis(ms)).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// One ban, in plain text.
+fn ban_line(b: &BanEntry) -> String {
+    format!(
+        "#{} {} {} by {} since {}{}{}",
+        b.id,
+        match b.kind {
+            BanKind::Name => "name",
+            BanKind::Address => "address",
+        },
+        escape_line(&b.target),
+        escape_line(&b.by),
+        local_time(b.since_ms),
+        b.until_ms.map(|u| format!(" until {}", local_time(u))).unwrap_or_else(|| ", no end".to_owned()),
+        if b.reason.is_empty() { String::new() } else { format!(": {}", escape_line(&b.reason)) }
+    )
+}
+
+/// One audit entry, in plain text.
+fn audit_line(e: &AuditEntry) -> String {
+    let mut line = format!("#{} {} {} {}", e.id, local_time(e.ts_ms), escape_line(&e.actor), escape_line(&e.action));
+    for (sep, part) in [(" ", &e.target), (" ", &e.detail)] {
+        if !part.is_empty() {
+            line.push_str(sep);
+            line.push_str(&escape_line(part));
+        }
+    }
+    if let Some(room) = &e.room {
+        line.push_str(&format!(" in #{}", escape_line(room)));
+    }
+    if !e.reason.is_empty() {
+        line.push_str(&format!(": {}", escape_line(&e.reason)));
+    }
+    line
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -143,13 +195,30 @@ impl Printer {
     pub fn json(&self, event: &Event) -> Value {
         let now = rfc3339(SystemTime::now());
         let mut v = match event {
-            Event::Connected { me, users, users_total, rooms, fingerprint, trust, limits } => json!({
-                "event": "connected", "time": now, "server": self.server, "me": me, "users": users,
-                "users_total": users_total, "rooms": rooms,
-                "fingerprint": fingerprint.to_string(),
-                "trust": match trust { Trust::Explicit => "explicit", Trust::Known => "known", Trust::FirstUse => "first_use" },
-                "max_message_bytes": limits.max_message_bytes,
+            Event::Connected { me, users, users_total, rooms, fingerprint, trust, limits, registered, roles } => {
+                json!({
+                    "event": "connected", "time": now, "server": self.server, "me": me, "users": users,
+                    "users_total": users_total, "rooms": rooms,
+                    "fingerprint": fingerprint.to_string(),
+                    "trust": match trust { Trust::Explicit => "explicit", Trust::Known => "known", Trust::FirstUse => "first_use" },
+                    "max_message_bytes": limits.max_message_bytes,
+                    "registered": registered, "roles": enum_str(roles),
+                })
+            }
+            Event::Done { action, detail } => json!({"event": "done", "time": now, "action": action, "detail": detail}),
+            Event::Denied { action, reason, detail } => json!({
+                "event": "denied", "time": now, "action": action, "reason": enum_str(reason), "detail": detail,
             }),
+            Event::Bans(bans) => json!({"event": "bans", "time": now, "bans": enum_str(bans)}),
+            Event::Audit { entries, more } => {
+                json!({"event": "audit", "time": now, "entries": enum_str(entries), "more": more})
+            }
+            Event::Topic { room, topic, by } => {
+                json!({"event": "topic", "time": now, "room": room, "topic": topic, "by": by})
+            }
+            Event::PrivateHistoryEnd { with, more } => {
+                json!({"event": "history_end", "time": now, "with": with, "more": more})
+            }
             Event::Message { id, from, text, time, room, to, history, edited } => {
                 let mut v = json!({"event": "message", "time": rfc3339(*time), "id": id, "from": from, "text": text});
                 match room {
@@ -230,10 +299,29 @@ impl Printer {
                 "event": "reconnecting", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
                 "attempt": attempt, "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             }),
-            Event::Disconnected { reason, unacked } => json!({
-                "event": "disconnected", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
-                "unacked": unacked, "exit_code": exit_code(reason),
-            }),
+            Event::Disconnected { reason, unacked } => {
+                let mut v = json!({
+                    "event": "disconnected", "time": now, "reason": reason_tag(reason), "detail": reason.to_string(),
+                    "unacked": unacked, "exit_code": exit_code(reason),
+                });
+                // Why a refusal or an end for cause, and until when a ban lasts.
+                let until = match reason {
+                    DisconnectReason::Refused { code, until_ms, .. } => {
+                        v["code"] = enum_str(code);
+                        *until_ms
+                    }
+                    DisconnectReason::Kicked { cause, until_ms, .. } => {
+                        v["cause"] = enum_str(cause);
+                        *until_ms
+                    }
+                    _ => None,
+                };
+                if let Some(ms) = until {
+                    v["until_ms"] = json!(ms);
+                    v["until"] = json!(rfc3339(UNIX_EPOCH + Duration::from_millis(ms)));
+                }
+                v
+            }
         };
         // A room absent on the wire is absent here too (not `null`).
         if let Some(o) = v.as_object_mut()
@@ -329,6 +417,32 @@ impl Printer {
                 room.as_deref().map(|r| format!(" in #{}", escape_line(r))).unwrap_or_default()
             ),
             Event::Notice(text) => format!("* notice: {}", escape_line(text)),
+            Event::Done { action, detail } => format!("* done ({}): {}", escape_line(action), escape_line(detail)),
+            Event::Denied { action, detail, .. } => {
+                format!("* denied ({}): {}", escape_line(action), escape_line(detail))
+            }
+            Event::Bans(bans) if bans.is_empty() => "* no bans".to_owned(),
+            // One line per event, as for rooms.
+            Event::Bans(bans) => {
+                format!("* {} bans: {}", bans.len(), bans.iter().map(ban_line).collect::<Vec<_>>().join("; "))
+            }
+            Event::Audit { entries, more } => format!(
+                "* audit log, newest first ({} entries{}): {}",
+                entries.len(),
+                if *more { "; older ones remain" } else { "" },
+                entries.iter().map(audit_line).collect::<Vec<_>>().join("; ")
+            ),
+            Event::Topic { room, topic, by } if topic.is_empty() => {
+                format!("* {} cleared the topic of #{}", escape_line(by), escape_line(room))
+            }
+            Event::Topic { room, topic, by } => {
+                format!("* {} set the topic of #{}: {}", escape_line(by), escape_line(room), escape_line(topic))
+            }
+            Event::PrivateHistoryEnd { with, more } => format!(
+                "~ {}: end of stored private messages{}",
+                escape_line(with),
+                if *more { format!(" (older: /history @{})", escape_line(with)) } else { String::new() }
+            ),
             Event::VoiceJoined { room } => format!("* you joined voice in #{}", escape_line(room)),
             Event::VoiceUsers { room, users } => {
                 format!("* voice in #{} ({}): {}", escape_line(room), users.len(), list(users))
@@ -408,6 +522,9 @@ impl Printer {
             Event::Disconnected { reason, unacked } => {
                 if !matches!(reason, DisconnectReason::Quit) {
                     self.note(&format!("client-cli: {}", escape_line(&reason.to_string())));
+                }
+                if let Some(end) = ban_end(reason) {
+                    self.note(&format!("client-cli: {end}"));
                 }
                 if *unacked > 0 {
                     self.note(&format!("client-cli: {unacked} of your messages were not acknowledged by the server"));
@@ -566,5 +683,119 @@ mod tests {
         }
         let line = p.json_line(&events[0]);
         assert!(line.contains("\\u2028fake line\\u2029\\u202e"), "{line}");
+    }
+
+    #[test]
+    fn account_and_moderation_events_in_either_style() {
+        use client_core::{DenyReason, Role, RoleGrant};
+        let p = Printer::new(Style::Json, "h:1".into());
+        let done = p.json(&Event::Done { action: "register".into(), detail: "bob is registered".into() });
+        assert_eq!(
+            done,
+            json!({"event": "done", "time": done["time"], "action": "register", "detail": "bob is registered"})
+        );
+        let denied = p.json(&Event::Denied {
+            action: "kick".into(),
+            reason: DenyReason::NotAllowed,
+            detail: "not a moderator".into(),
+        });
+        assert_eq!((denied["event"].as_str(), denied["reason"].as_str()), (Some("denied"), Some("not_allowed")));
+        let ban = BanEntry {
+            id: 3,
+            kind: BanKind::Address,
+            target: "203.0.113.0/24".into(),
+            reason: "spam".into(),
+            by: "mod".into(),
+            since_ms: 1000,
+            until_ms: None,
+        };
+        let bans = p.json(&Event::Bans(vec![ban.clone()]));
+        assert_eq!(
+            bans["bans"],
+            json!([{"id": 3, "kind": "address", "target": "203.0.113.0/24", "reason": "spam", "by": "mod", "since_ms": 1000}])
+        );
+        let entry = AuditEntry {
+            id: 9,
+            ts_ms: 1000,
+            actor: "mod".into(),
+            action: "mute".into(),
+            target: "bob".into(),
+            room: Some("dev".into()),
+            reason: "shouting".into(),
+            detail: "30m".into(),
+        };
+        let audit = p.json(&Event::Audit { entries: vec![entry.clone()], more: true });
+        assert_eq!((audit["entries"][0]["action"].as_str(), audit["more"].as_bool()), (Some("mute"), Some(true)));
+        let topic = p.json(&Event::Topic { room: "dev".into(), topic: "ship".into(), by: "mod".into() });
+        assert_eq!((topic["event"].as_str(), topic["by"].as_str()), (Some("topic"), Some("mod")));
+        let end = p.json(&Event::PrivateHistoryEnd { with: "ann".into(), more: false });
+        assert_eq!(
+            (end["event"].as_str(), end["with"].as_str(), end.get("room")),
+            (Some("history_end"), Some("ann"), None)
+        );
+        let connected = p.json(&Event::Connected {
+            me: "me".into(),
+            users: vec![],
+            users_total: 1,
+            rooms: vec![],
+            fingerprint: client_core::Fingerprint::of_der(b"x"),
+            trust: Trust::Known,
+            limits: client_core::Limits {
+                max_message_bytes: 4096,
+                rate_per_sec: 10,
+                burst: 5,
+                keepalive_secs: 30,
+                idle_timeout_secs: 90,
+            },
+            registered: true,
+            roles: vec![RoleGrant { role: Role::Moderator, room: Some("dev".into()) }],
+        });
+        assert_eq!(
+            (&connected["registered"], &connected["roles"]),
+            (&json!(true), &json!([{"role": "moderator", "room": "dev"}]))
+        );
+
+        let plain = Printer::new(Style::Plain, "h:1".into());
+        let line = plain.plain(&Event::Bans(vec![ban])).expect("a line");
+        assert!(
+            line.starts_with("* 1 bans: #3 address 203.0.113.0/24 by mod since ") && line.ends_with(", no end: spam"),
+            "{line}"
+        );
+        let line = plain.plain(&Event::Audit { entries: vec![entry], more: false }).expect("a line");
+        assert!(line.contains(" mod mute bob 30m in #dev: shouting"), "{line}");
+        assert_eq!(
+            plain.plain(&Event::Topic { room: "dev".into(), topic: String::new(), by: "mod".into() }).as_deref(),
+            Some("* mod cleared the topic of #dev")
+        );
+    }
+
+    #[test]
+    fn kicks_and_bans_end_with_the_kicked_code_and_refusals_with_three() {
+        let p = Printer::new(Style::Json, "h:1".into());
+        let banned = DisconnectReason::Kicked {
+            cause: DisconnectCause::Banned,
+            detail: "banned by mod: spam".into(),
+            until_ms: Some(86_400_000),
+        };
+        let v = p.json(&Event::Disconnected { reason: banned.clone(), unacked: 0 });
+        assert_eq!(
+            (v["reason"].as_str(), v["cause"].as_str(), v["exit_code"].as_u64(), v["until_ms"].as_u64()),
+            (Some("kicked"), Some("banned"), Some(6), Some(86_400_000))
+        );
+        assert_eq!(v["until"].as_str(), Some("1970-01-02T00:00:00.000Z"));
+        assert!(ban_end(&banned).is_some_and(|t| t.starts_with("the ban ends 1970-01-0")));
+        let kicked =
+            DisconnectReason::Kicked { cause: DisconnectCause::Kicked, detail: "by mod".into(), until_ms: None };
+        assert_eq!((exit_code(&kicked), ban_end(&kicked)), (6, None));
+        assert_eq!(kicked.to_string(), "kicked: by mod");
+        for code in [RefusalCode::AccountPassword, RefusalCode::Banned] {
+            let refused = DisconnectReason::Refused { code, reason: "no".into(), until_ms: None };
+            assert_eq!(exit_code(&refused), 3);
+            let v = p.json(&Event::Disconnected { reason: refused, unacked: 0 });
+            assert_eq!(v["code"], enum_str(&code));
+            assert!(v.get("until").is_none());
+        }
+        let forever = DisconnectReason::Refused { code: RefusalCode::Banned, reason: "banned".into(), until_ms: None };
+        assert_eq!(ban_end(&forever).as_deref(), Some("the ban does not end by itself"));
     }
 }

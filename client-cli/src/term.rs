@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 
 use client_core::command::{COMMANDS, Input, parse};
 
+use crate::password::{self, AccountChange};
+
 /// Lines kept in the input history (this session only: nothing typed is
 /// written to disk).
 const HISTORY: usize = 1000;
@@ -32,6 +34,10 @@ const HISTORY: usize = 1000;
 pub enum Typed {
     /// A line (Enter).
     Line(String),
+    /// `/register`, `/password` or `/unregister`, with the passwords asked
+    /// for at the terminal with echo off (never through the editor, so
+    /// never in its history), or why they are missing.
+    Account(Result<AccountChange, String>),
     /// Ctrl-C: leave politely (a second Ctrl-C, now a signal, exits at once).
     Interrupted,
     /// Ctrl-D on an empty line: leave politely, as at the end of a pipe.
@@ -192,7 +198,12 @@ fn read_lines(
         let read = rl.readline(prompt);
         reading.store(false, Ordering::SeqCst);
         let typed = match read {
-            Ok(line) => Typed::Line(line),
+            // The editor has let go of the terminal: ask here, before it
+            // reads again.
+            Ok(line) => match password::ask(&parse(&line), true) {
+                Some(change) => Typed::Account(change.map_err(|e| format!("{e:#}"))),
+                None => Typed::Line(line),
+            },
             Err(ReadlineError::Interrupted) => Typed::Interrupted,
             Err(ReadlineError::Eof) => Typed::Eof,
             Err(e) => {
@@ -202,7 +213,7 @@ fn read_lines(
         };
         // After a quit the editor stops reading, so the terminal is back
         // to normal while the client waits for its acknowledgements.
-        let last = !matches!(&typed, Typed::Line(l) if parse(l) != Input::Quit);
+        let last = !matches!(&typed, Typed::Account(_)) && !matches!(&typed, Typed::Line(l) if parse(l) != Input::Quit);
         if lines.blocking_send(typed).is_err() || last {
             return;
         }

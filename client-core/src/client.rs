@@ -11,9 +11,11 @@ use protocol::crypto::{Fingerprint, Psk};
 use protocol::message::{
     ClientMessage, DisconnectCause, Limits, MessageId, NackReason, RefusalCode, RoomInfo, ServerId,
 };
+use protocol::moderation::{Action, AuditEntry, BanEntry, DenyReason, RoleGrant};
 use tokio::sync::mpsc;
 
 use crate::error::ClientError;
+use crate::secret::Secret;
 
 /// How to reach and join a server.
 #[derive(Debug, Clone)]
@@ -25,6 +27,11 @@ pub struct ConnectOptions {
     pub username: String,
     /// Server password, if it has one.
     pub password: Option<String>,
+    /// The account password of a registered name (not the server
+    /// password), or a one-time reset code. Sent at every login; never
+    /// logged nor stored. A successful `/register` or `/password` in the
+    /// session replaces it for the reconnections that follow.
+    pub account_password: Option<Secret>,
     /// The server's pre-shared key.
     pub key: Psk,
     /// The file `key` came from, if any: read again before each
@@ -111,6 +118,7 @@ impl ConnectOptions {
             server: server.into(),
             username: username.into(),
             password: None,
+            account_password: None,
             key,
             key_file: None,
             fingerprint: None,
@@ -142,12 +150,17 @@ pub enum Trust {
 pub enum DisconnectReason {
     /// We quit, after every message was acknowledged.
     Quit,
-    /// The server refused the login.
+    /// The server refused the login (final: never tried again by itself;
+    /// [`RefusalCode::AccountPassword`] asks for the account password,
+    /// [`RefusalCode::Banned`] says why and until when).
     Refused {
         /// Machine-readable reason.
         code: RefusalCode,
         /// The server's words, to show verbatim.
         reason: String,
+        /// For a ban: when it ends, ms since the Unix epoch (`None`: not by
+        /// itself, or not a ban).
+        until_ms: Option<u64>,
     },
     /// The server holds our key but asks us to come back later: too many
     /// handshakes or wrong passwords from our address, or too many logins
@@ -192,12 +205,17 @@ pub enum DisconnectReason {
     Lost(String),
     /// The server shut down (not a kick: reconnecting is fine).
     ServerShutdown(String),
-    /// The server ended the session for cause; final.
+    /// The server ended the session for cause ([`DisconnectCause::Kicked`]
+    /// and [`DisconnectCause::Banned`] by a moderator); final: never
+    /// reconnected by itself.
     Kicked {
         /// Why.
         cause: DisconnectCause,
-        /// The server's words.
+        /// The server's words (for a kick or ban: by whom and why).
         detail: String,
+        /// For a ban: when it ends, ms since the Unix epoch (`None`: not by
+        /// itself, or not a ban).
+        until_ms: Option<u64>,
     },
 }
 
@@ -231,6 +249,8 @@ impl std::fmt::Display for DisconnectReason {
             Self::Local(m) => write!(f, "{m}"),
             Self::Lost(m) => write!(f, "connection lost: {m}"),
             Self::ServerShutdown(m) => write!(f, "server shut down: {m}"),
+            Self::Kicked { cause: DisconnectCause::Kicked, detail, .. } => write!(f, "kicked: {detail}"),
+            Self::Kicked { cause: DisconnectCause::Banned, detail, .. } => write!(f, "banned: {detail}"),
             Self::Kicked { detail, .. } => write!(f, "disconnected by the server: {detail}"),
         }
     }
@@ -318,6 +338,10 @@ pub enum Event {
         trust: Trust,
         /// The server's limits.
         limits: Limits,
+        /// Our name is a registered account (we logged in with its password).
+        registered: bool,
+        /// The roles our account holds (moderator, admin).
+        roles: Vec<RoleGrant>,
     },
     /// A chat message from someone else, or a stored one (ours too) from
     /// history.
@@ -430,6 +454,50 @@ pub enum Event {
     },
     /// Something to tell the user.
     Notice(String),
+    /// An account or moderation request was carried out.
+    Done {
+        /// The request: `register`, `password`, `unregister`, or a
+        /// moderation action's name ([`Action::name`]: `kick`, `ban_ip`, …).
+        action: String,
+        /// What was done, in the server's words.
+        detail: String,
+    },
+    /// An account or moderation request was refused; nothing changed.
+    Denied {
+        /// The request, as in [`Event::Done`].
+        action: String,
+        /// Why.
+        reason: DenyReason,
+        /// The server's words.
+        detail: String,
+    },
+    /// The bans in force, newest first (answer to [`Action::Bans`]).
+    Bans(Vec<BanEntry>),
+    /// Audit log entries, newest first (answer to [`Action::Audit`]).
+    Audit {
+        /// The entries.
+        entries: Vec<AuditEntry>,
+        /// Older entries remain (ask with `before`: the last entry's id).
+        more: bool,
+    },
+    /// A room's topic changed.
+    Topic {
+        /// The room.
+        room: String,
+        /// The new topic (empty: none).
+        topic: String,
+        /// Who set it.
+        by: String,
+    },
+    /// The end of a page of our stored private conversation with `with`
+    /// (answer to [`Client::private_history`]; its messages came before
+    /// as [`Event::Message`]s marked history, with `to`).
+    PrivateHistoryEnd {
+        /// The other account.
+        with: String,
+        /// Older messages remain.
+        more: bool,
+    },
     /// The server took our message (a chat line, edit or deletion).
     Acked {
         /// Our id for it.
@@ -512,11 +580,66 @@ pub(crate) enum Command {
     Part { room: String },
     Rooms,
     History { room: String, before: Option<ServerId>, limit: u32 },
+    PrivateHistory { with: String, before: Option<ServerId>, limit: u32 },
+    Account(AccountRequest),
+    Moderate(Action),
     Quit,
     JoinVoice { options: Box<crate::voice::VoiceOptions>, room: Option<String> },
     LeaveVoice,
     SetGain { user: String, gain: f32 },
     ReconnectNow,
+}
+
+/// A request about our own account (answered with [`Event::Done`] or
+/// [`Event::Denied`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AccountRequest {
+    Register { password: Secret },
+    ChangePassword { old: Option<Secret>, new: Secret },
+    Unregister { password: Secret },
+}
+
+impl AccountRequest {
+    /// The protocol message that carries it.
+    pub(crate) fn message(&self) -> ClientMessage {
+        match self {
+            Self::Register { password } => ClientMessage::Register { password: password.expose().to_owned() },
+            Self::ChangePassword { old, new } => ClientMessage::ChangePassword {
+                old: old.as_ref().map(|o| o.expose().to_owned()),
+                new: new.expose().to_owned(),
+            },
+            Self::Unregister { password } => ClientMessage::Unregister { password: password.expose().to_owned() },
+        }
+    }
+
+    /// The `action` the server's answer names.
+    pub(crate) fn action(&self) -> &'static str {
+        match self {
+            Self::Register { .. } => "register",
+            Self::ChangePassword { .. } => "password",
+            Self::Unregister { .. } => "unregister",
+        }
+    }
+
+    /// The account password for later logins once it is done (`None`:
+    /// the name is not registered any more).
+    pub(crate) fn password_after(&self) -> Option<Secret> {
+        match self {
+            Self::Register { password } => Some(password.clone()),
+            Self::ChangePassword { new, .. } => Some(new.clone()),
+            Self::Unregister { .. } => None,
+        }
+    }
+}
+
+/// Checks a new account password against the server's rules, so a front
+/// end can say what is wrong before anything is sent.
+///
+/// # Errors
+///
+/// [`ClientError::Invalid`] with the rule broken.
+pub fn check_account_password(password: &Secret) -> Result<(), ClientError> {
+    protocol::moderation::validate_account_password(password.expose()).map_err(|e| ClientError::Invalid(e.to_string()))
 }
 
 /// Commands in. Cheap to clone; every clone drives the same connection.
@@ -691,6 +814,68 @@ impl Client {
     ) -> Result<(), ClientError> {
         let limit = limit.clamp(1, protocol::message::MAX_HISTORY_PAGE);
         self.command(Command::History { room: room.into(), before, limit }).await
+    }
+
+    /// Asks for a page of our stored private conversation with the
+    /// registered account `with` (both names registered): the newest
+    /// `limit` older than `before`. They arrive as [`Event::Message`]s
+    /// marked history (with `to`), then [`Event::PrivateHistoryEnd`].
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn private_history(
+        &self,
+        with: impl Into<String>,
+        before: Option<ServerId>,
+        limit: u32,
+    ) -> Result<(), ClientError> {
+        let limit = limit.clamp(1, protocol::message::MAX_HISTORY_PAGE);
+        self.command(Command::PrivateHistory { with: with.into(), before, limit }).await
+    }
+
+    /// Registers the name we are logged in under with this account
+    /// password ([`Event::Done`] or [`Event::Denied`], action `register`).
+    /// Once done, reconnections log in with it.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Invalid`] for a password the server would refuse
+    /// (nothing is sent); [`ClientError::NotConnected`] after the end.
+    pub async fn register(&self, password: Secret) -> Result<(), ClientError> {
+        check_account_password(&password)?;
+        self.command(Command::Account(AccountRequest::Register { password })).await
+    }
+
+    /// Changes our account's password (action `password`); `old` is `None`
+    /// only in a session logged in with a one-time reset code.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::register`], for `new`.
+    pub async fn change_password(&self, old: Option<Secret>, new: Secret) -> Result<(), ClientError> {
+        check_account_password(&new)?;
+        self.command(Command::Account(AccountRequest::ChangePassword { old, new })).await
+    }
+
+    /// Gives our registered name back (action `unregister`), confirmed
+    /// with its password.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn unregister(&self, password: Secret) -> Result<(), ClientError> {
+        self.command(Command::Account(AccountRequest::Unregister { password })).await
+    }
+
+    /// Sends a moderation request ([`Event::Done`], [`Event::Denied`],
+    /// [`Event::Bans`] or [`Event::Audit`] answers it).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotConnected`] after the end.
+    pub async fn moderate(&self, action: Action) -> Result<(), ClientError> {
+        self.command(Command::Moderate(action)).await
     }
 
     /// Enters voice with these devices and settings, in the first room we

@@ -29,6 +29,8 @@ pub(crate) struct Established {
     pub(crate) fingerprint: Fingerprint,
     pub(crate) trust: Trust,
     pub(crate) resume: Option<String>,
+    pub(crate) registered: bool,
+    pub(crate) roles: Vec<protocol::moderation::RoleGrant>,
 }
 
 /// What a login asks for besides the name.
@@ -44,6 +46,8 @@ pub(crate) struct LoginParts {
     pub(crate) rooms: Option<Vec<RoomJoin>>,
     /// Stored messages per room joined.
     pub(crate) history: Option<u32>,
+    /// The account password (the options', or the one set since).
+    pub(crate) account_password: Option<crate::secret::Secret>,
 }
 
 /// Connects and logs in with `parts`.
@@ -64,7 +68,7 @@ pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outco
         restored: parts.restored,
         rooms: parts.rooms,
         history: parts.history,
-        account_password: None,
+        account_password: parts.account_password.map(|p| p.expose().to_owned()),
     };
     let welcome = conn.login(&login).await?;
     Ok(Established {
@@ -77,6 +81,8 @@ pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outco
         fingerprint,
         trust,
         resume: welcome.resume,
+        registered: welcome.registered,
+        roles: welcome.roles,
     })
 }
 
@@ -94,7 +100,7 @@ impl From<LinkError> for DisconnectReason {
             e @ LinkError::NotWelcome(_) => Self::BadServer(e.to_string()),
             LinkError::PeerAddress(e) => Self::ConnectFailed(e.to_string()),
             LinkError::Busy { retry_after, detail } => Self::Busy { retry_after, detail },
-            LinkError::Refused { code, reason } => Self::Refused { code, reason },
+            LinkError::Refused { code, reason, until_ms } => Self::Refused { code, reason, until_ms },
             LinkError::Shutdown(reason) => Self::ServerShutdown(reason),
             e @ (LinkError::Stream(_) | LinkError::Closed | LinkError::Corrupt(_) | LinkError::Malformed(_)) => {
                 Self::Lost(e.to_string())
@@ -168,8 +174,16 @@ mod tests {
         let lost = DisconnectReason::from(LinkError::Stream(io.into()));
         assert!(matches!(lost, DisconnectReason::Lost(m) if m.contains("reset")));
         assert_eq!(
-            DisconnectReason::from(LinkError::Refused { code: RefusalCode::NameTaken, reason: "taken".into() }),
-            DisconnectReason::Refused { code: RefusalCode::NameTaken, reason: "taken".into() }
+            DisconnectReason::from(LinkError::Refused {
+                code: RefusalCode::Banned,
+                reason: "banned until tomorrow".into(),
+                until_ms: Some(86_400_000)
+            }),
+            DisconnectReason::Refused {
+                code: RefusalCode::Banned,
+                reason: "banned until tomorrow".into(),
+                until_ms: Some(86_400_000)
+            }
         );
         assert_eq!(
             DisconnectReason::from(LinkError::Shutdown("restart".into())),

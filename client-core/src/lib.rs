@@ -36,6 +36,7 @@
 //! - [`config`]: the `[client]` table of a configuration file.
 //! - [`display`]: making other people's text safe to print.
 //! - [`error`]: the error type of commands and configuration.
+//! - [`secret`]: an account password that never shows in `Debug`.
 //!
 //! No terminal or GUI types live here.
 
@@ -53,13 +54,19 @@ mod reconnect;
 pub mod resume_store;
 mod roombook;
 pub mod rooms;
+pub mod secret;
 mod session;
 mod unacked;
 pub mod voice;
 
 pub use client::{
     Client, ConnectOptions, DisconnectReason, Event, Events, FirstUse, Outgoing, Reconnect, Target, Trust,
+    check_account_password,
 };
 pub use error::ClientError;
 pub use protocol::crypto::{Fingerprint, Psk};
 pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode, RoomInfo, ServerId};
+pub use protocol::moderation::{
+    Action, AuditEntry, BanEntry, BanKind, DenyReason, Role, RoleGrant, RoomSetting, format_duration, parse_duration,
+};
+pub use secret::Secret;

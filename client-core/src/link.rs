@@ -63,6 +63,8 @@ pub enum LinkError {
         code: RefusalCode,
         /// The server's words.
         reason: String,
+        /// For a ban: when it ends, ms since the Unix epoch.
+        until_ms: Option<u64>,
     },
     /// The server is shutting down.
     #[error("server shut down: {0}")]
@@ -89,6 +91,10 @@ pub struct Welcome {
     pub limits: Limits,
     /// The token that takes this name back after a lost connection.
     pub resume: Option<String>,
+    /// Our name is a registered account.
+    pub registered: bool,
+    /// The roles our account holds.
+    pub roles: Vec<protocol::moderation::RoleGrant>,
 }
 
 /// What a login's answer means: a welcome, or why not.
@@ -99,14 +105,14 @@ pub struct Welcome {
 /// [`LinkError::NotWelcome`] for anything but a welcome.
 pub fn welcome(answer: ServerMessage) -> Outcome<Welcome> {
     match answer {
-        ServerMessage::Welcome { you, users, users_total, rooms, limits, resume, .. } => {
-            Ok(Welcome { me: you, users, users_total, rooms, limits, resume })
+        ServerMessage::Welcome { you, users, users_total, rooms, limits, resume, registered, roles, .. } => {
+            Ok(Welcome { me: you, users, users_total, rooms, limits, resume, registered, roles })
         }
         ServerMessage::Refused { code: RefusalCode::RetryLater, reason, retry_after_ms, .. } => {
             let ms = retry_after_ms.unwrap_or(1000).min(MAX_RETRY_AFTER.as_millis() as u64);
             Err(LinkError::Busy { retry_after: Duration::from_millis(ms), detail: reason })
         }
-        ServerMessage::Refused { code, reason, .. } => Err(LinkError::Refused { code, reason }),
+        ServerMessage::Refused { code, reason, until_ms, .. } => Err(LinkError::Refused { code, reason, until_ms }),
         ServerMessage::Shutdown { reason } => Err(LinkError::Shutdown(reason)),
         other => Err(LinkError::NotWelcome(Box::new(other))),
     }

@@ -18,7 +18,9 @@ use crate::session::{self, Carry};
 
 /// Whether a connection that ended this way is worth trying again (after a
 /// first login). `name_taken` is: the server may hold our old session
-/// until it notices it is dead, if it could not be resumed.
+/// until it notices it is dead, if it could not be resumed. Every other
+/// refusal (a wrong account password, a ban) and every end for cause (a
+/// kick, a ban) is final.
 fn retryable(reason: &DisconnectReason) -> bool {
     matches!(
         reason,
@@ -52,14 +54,19 @@ pub(crate) async fn run(
     events: mpsc::Sender<Event>,
     max_message: Arc<AtomicU64>,
 ) {
-    let mut carry = Carry { rooms: RoomBook::new(opts.history, &opts.rooms), ..Carry::default() };
+    let mut carry = Carry {
+        rooms: RoomBook::new(opts.history, &opts.rooms),
+        account_password: opts.account_password.take(),
+        ..Carry::default()
+    };
     // The token an earlier run left takes a held name back; the lock keeps
     // a second process of the same user out.
     let store = match opts.state_dir.clone().or_else(resume_store::default_dir) {
         Some(dir) => match ResumeStore::open(&dir, &opts.server, &opts.username) {
             Ok(s) => Some(s),
             Err(e @ StoreError::InUse { .. }) => {
-                let reason = DisconnectReason::Refused { code: RefusalCode::NameTaken, reason: e.to_string() };
+                let reason =
+                    DisconnectReason::Refused { code: RefusalCode::NameTaken, reason: e.to_string(), until_ms: None };
                 let _ = events.send(Event::Disconnected { reason, unacked: 0 }).await;
                 return;
             }
@@ -84,8 +91,14 @@ pub(crate) async fn run(
         // The token is kept until a welcome brings the next one: a failed
         // try must not lose it.
         let (rooms, history) = carry.rooms.login();
-        let parts =
-            LoginParts { resume: resume.clone(), restored, first_id: carry.unacked.settled.floor(), rooms, history };
+        let parts = LoginParts {
+            resume: resume.clone(),
+            restored,
+            first_id: carry.unacked.settled.floor(),
+            rooms,
+            history,
+            account_password: carry.account_password.clone(),
+        };
         let attempt_result = tokio::time::timeout(opts.connect_timeout, establish(&opts, parts)).await;
         let reason = match attempt_result {
             Err(_) => {
@@ -116,6 +129,8 @@ pub(crate) async fn run(
                     fingerprint: est.fingerprint,
                     trust: est.trust,
                     limits: est.limits,
+                    registered: est.registered,
+                    roles: est.roles,
                 };
                 let _ = events.send(connected).await;
                 session::run(est.conn, est.limits, &est.rooms, opts.queue_limit, &mut cmds, &events, &mut carry).await
@@ -188,7 +203,14 @@ async fn wait_offline(
             cmd = cmds.recv(), if carry.unacked.len() < queue_limit => {
                 let Some(cmd) = cmd else { return Offline::Abandoned };
                 match carry.command(cmd) {
-                    Some(Command::Who { .. } | Command::Rooms | Command::History { .. }) => {
+                    Some(
+                        Command::Who { .. }
+                        | Command::Rooms
+                        | Command::History { .. }
+                        | Command::PrivateHistory { .. }
+                        | Command::Account(_)
+                        | Command::Moderate(_),
+                    ) => {
                         let _ = events.send(Event::Notice("not connected; reconnecting".into())).await;
                     }
                     Some(Command::JoinVoice { options, room }) => carry.voice = Some((*options, room)),
@@ -217,6 +239,8 @@ async fn wait_offline(
 
 #[cfg(test)]
 mod tests {
+    use protocol::message::DisconnectCause;
+
     use super::*;
     use crate::client::Outgoing;
 
@@ -225,8 +249,19 @@ mod tests {
         assert!(retryable(&DisconnectReason::Lost("x".into())));
         assert!(retryable(&DisconnectReason::ServerShutdown("x".into())));
         assert!(retryable(&DisconnectReason::ConnectFailed("x".into())));
-        assert!(retryable(&DisconnectReason::Refused { code: RefusalCode::NameTaken, reason: String::new() }));
-        assert!(!retryable(&DisconnectReason::Refused { code: RefusalCode::InvalidName, reason: String::new() }));
+        let refused = |code| DisconnectReason::Refused { code, reason: String::new(), until_ms: None };
+        assert!(retryable(&refused(RefusalCode::NameTaken)));
+        assert!(!retryable(&refused(RefusalCode::InvalidName)));
+        assert!(!retryable(&refused(RefusalCode::AccountPassword)), "the same password would fail again");
+        assert!(!retryable(&DisconnectReason::Refused {
+            code: RefusalCode::Banned,
+            reason: "banned".into(),
+            until_ms: Some(1)
+        }));
+        for cause in [DisconnectCause::Kicked, DisconnectCause::Banned] {
+            let end = DisconnectReason::Kicked { cause, detail: "by mod".into(), until_ms: None };
+            assert!(!retryable(&end), "a kicked or banned client does not come back by itself");
+        }
         assert!(!retryable(&DisconnectReason::WrongKey));
         assert!(!retryable(&DisconnectReason::Quit));
     }

@@ -25,6 +25,7 @@ pub use protocol::message::name_key;
 /// Checks a room name (the username rules, no spaces).
 pub use protocol::message::validate_room_name;
 use protocol::message::{MAX_LISTED_USERS, ServerId};
+use protocol::moderation::{Role, RoleGrant};
 
 use crate::client::{Event, Outgoing, Target};
 
@@ -204,6 +205,9 @@ pub struct Conversation {
     pub log: Log,
     /// Messages from them since it was last read.
     pub unread: u32,
+    /// The server holds older stored messages of this conversation (as
+    /// the last page said; only between two registered accounts).
+    pub more_history: bool,
 }
 
 /// What [`Rooms::apply`] made of an event.
@@ -225,6 +229,8 @@ pub struct Rooms {
     rooms: Vec<Room>,
     conversations: Vec<Conversation>,
     current: Option<Target>,
+    registered: bool,
+    roles: Vec<RoleGrant>,
 }
 
 /// Whether `text` mentions `me`: `@` followed by the name, compared as
@@ -250,6 +256,28 @@ impl Rooms {
     /// first `--room`; `None`: the first room joined).
     pub fn new(current: Option<Target>) -> Self {
         Self { current, ..Self::default() }
+    }
+
+    /// Our name is a registered account (as the last welcome said, and
+    /// since a `register` or `unregister` was done).
+    pub fn registered(&self) -> bool {
+        self.registered
+    }
+
+    /// The roles our account holds (the last welcome's).
+    pub fn roles(&self) -> &[RoleGrant] {
+        &self.roles
+    }
+
+    /// Whether our roles let us moderate `room` (`None`: server-wide): an
+    /// admin, a server-wide moderator, or that room's moderator. The server
+    /// decides; this only says which actions to offer.
+    pub fn may_moderate(&self, room: Option<&str>) -> bool {
+        self.roles.iter().any(|g| match (g.role, &g.room, room) {
+            (Role::Admin, ..) | (Role::Moderator, None, _) => true,
+            (Role::Moderator, Some(own), Some(room)) => name_key(own) == name_key(room),
+            (Role::Moderator, Some(_), None) => false,
+        })
     }
 
     /// Our name (empty before the first [`Event::Connected`]).
@@ -350,7 +378,12 @@ impl Rooms {
         match self.conversations.iter().position(|c| name_key(&c.peer) == key) {
             Some(i) => Some(&mut self.conversations[i]),
             None if create => {
-                self.conversations.push(Conversation { peer: peer.to_owned(), log: Log::default(), unread: 0 });
+                self.conversations.push(Conversation {
+                    peer: peer.to_owned(),
+                    log: Log::default(),
+                    unread: 0,
+                    more_history: false,
+                });
                 self.conversations.last_mut()
             }
             None => None,
@@ -392,8 +425,10 @@ impl Rooms {
     /// Applies an event; says whether a message is new.
     pub fn apply(&mut self, event: &Event) -> Applied {
         match event {
-            Event::Connected { me, rooms, .. } => {
+            Event::Connected { me, rooms, registered, roles, .. } => {
                 self.me.clone_from(me);
+                self.registered = *registered;
+                self.roles.clone_from(roles);
                 // After a reconnection: rooms gone meanwhile are left.
                 let keys: Vec<String> = rooms.iter().map(|r| name_key(r)).collect();
                 let gone: Vec<String> =
@@ -446,6 +481,18 @@ impl Rooms {
             Event::VoiceUsers { room, users } => {
                 if let Some(i) = self.index(room) {
                     self.rooms[i].voice_users.clone_from(users);
+                }
+            }
+            Event::Topic { room, topic, .. } => {
+                if let Some(i) = self.index(room) {
+                    self.rooms[i].topic.clone_from(topic);
+                }
+            }
+            Event::Done { action, .. } if action == "register" => self.registered = true,
+            Event::Done { action, .. } if action == "unregister" => self.registered = false,
+            Event::PrivateHistoryEnd { with, more } => {
+                if let Some(c) = self.conversation_mut(with, false) {
+                    c.more_history = *more;
                 }
             }
             Event::HistoryEnd { room, more, older: true } => {
@@ -560,6 +607,8 @@ mod tests {
                 keepalive_secs: 30,
                 idle_timeout_secs: 90,
             },
+            registered: false,
+            roles: Vec::new(),
         }
     }
 
@@ -728,5 +777,40 @@ mod tests {
         assert!(s.room("general").expect("in it").more_history);
         s.apply(&Event::HistoryEnd { room: "general".into(), more: false, older: false });
         assert!(s.room("general").expect("in it").more_history, "a catch-up says nothing of older ones");
+    }
+
+    #[test]
+    fn roles_say_where_we_moderate_and_topics_and_registration_follow_events() {
+        let mut s = Rooms::new(None);
+        s.apply(&connected("me", &["general", "dev"]));
+        s.apply(&joined("dev", &["me"]));
+        assert!(!s.registered() && !s.may_moderate(Some("dev")) && !s.may_moderate(None));
+        s.apply(&Event::Done { action: "register".into(), detail: "ok".into() });
+        assert!(s.registered());
+        s.apply(&Event::Topic { room: "DEV".into(), topic: "ship it".into(), by: "ann".into() });
+        assert_eq!(s.room("dev").map(|r| r.topic.as_str()), Some("ship it"));
+        let Event::Connected { me, users, users_total, rooms, fingerprint, trust, limits, .. } =
+            connected("me", &["general", "dev"])
+        else {
+            unreachable!("built above")
+        };
+        let with_roles = |roles| Event::Connected {
+            me: me.clone(),
+            users: users.clone(),
+            users_total,
+            rooms: rooms.clone(),
+            fingerprint,
+            trust,
+            limits,
+            registered: true,
+            roles,
+        };
+        s.apply(&with_roles(vec![RoleGrant { role: Role::Moderator, room: Some("Dev".into()) }]));
+        assert!(s.may_moderate(Some("dev")));
+        assert!(!s.may_moderate(Some("general")) && !s.may_moderate(None), "a room moderator's reach is the room");
+        s.apply(&with_roles(vec![RoleGrant { role: Role::Admin, room: None }]));
+        assert!(s.may_moderate(Some("general")) && s.may_moderate(None));
+        s.apply(&Event::Done { action: "unregister".into(), detail: "ok".into() });
+        assert!(!s.registered());
     }
 }

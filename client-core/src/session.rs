@@ -18,7 +18,7 @@ use protocol::rate::TokenBucket;
 use tokio::sync::mpsc;
 
 use crate::audio::device::{Input, Output};
-use crate::client::{Command, DisconnectReason, Event, Outgoing, Target};
+use crate::client::{AccountRequest, Command, DisconnectReason, Event, Outgoing, Target};
 use crate::link::{Link, Outbound};
 use crate::roombook::{Delivery, Next, RoomBook, bare};
 use crate::unacked::Unacked;
@@ -51,6 +51,11 @@ pub(crate) struct Carry {
     pub(crate) quitting: bool,
     /// Our name as the server knows it (the last welcome's).
     pub(crate) me: String,
+    /// The account password the next login sends.
+    pub(crate) account_password: Option<crate::secret::Secret>,
+    /// An account request sent and not answered yet: once done, it sets
+    /// [`Carry::account_password`].
+    pub(crate) account_pending: Option<AccountRequest>,
 }
 
 impl Carry {
@@ -83,6 +88,9 @@ impl Carry {
             | Command::Join { .. }
             | Command::Rooms
             | Command::History { .. }
+            | Command::PrivateHistory { .. }
+            | Command::Account(_)
+            | Command::Moderate(_)
             | Command::JoinVoice { .. }
             | Command::ReconnectNow) => Some(other),
         }
@@ -325,6 +333,10 @@ impl<'a> Session<'a> {
                 self.answered();
                 Some(Event::Rooms(rooms))
             }
+            ServerMessage::HistoryEnd { with: Some(with), more, .. } => {
+                self.answered();
+                Some(Event::PrivateHistoryEnd { with, more })
+            }
             ServerMessage::HistoryEnd { room, more, .. } => {
                 let (ended, next) = self.carry.rooms.on_history_end(&room, more);
                 if ended == Some(Delivery::Page) {
@@ -341,14 +353,27 @@ impl<'a> Session<'a> {
             ServerMessage::Edited { id, room, to, from, text } => Some(Event::Edited { id, room, to, from, text }),
             ServerMessage::Deleted { id, room, to } => Some(Event::Deleted { id, room, to }),
             ServerMessage::Notice { text } => Some(Event::Notice(text)),
-            // Accounts and moderation (v5): typed events come with the clients' support.
-            ServerMessage::Done { detail, .. } => Some(Event::Notice(detail)),
-            ServerMessage::Denied { action, detail, .. } => Some(Event::Notice(format!("{action}: {detail}"))),
-            ServerMessage::Bans { bans } => Some(Event::Notice(format!("{} bans", bans.len()))),
-            ServerMessage::Audit { entries, .. } => Some(Event::Notice(format!("{} audit entries", entries.len()))),
-            ServerMessage::Topic { room, topic, by } => {
-                Some(Event::Notice(format!("{by} set the topic of #{room}: {topic}")))
+            ServerMessage::Done { action, detail } => {
+                self.answered();
+                if let Some(req) = self.account_answered(&action) {
+                    self.carry.account_password = req.password_after();
+                }
+                Some(Event::Done { action, detail })
             }
+            ServerMessage::Denied { action, reason, detail } => {
+                self.answered();
+                let _ = self.account_answered(&action);
+                Some(Event::Denied { action, reason, detail })
+            }
+            ServerMessage::Bans { bans } => {
+                self.answered();
+                Some(Event::Bans(bans))
+            }
+            ServerMessage::Audit { entries, more } => {
+                self.answered();
+                Some(Event::Audit { entries, more })
+            }
+            ServerMessage::Topic { room, topic, by } => Some(Event::Topic { room, topic, by }),
             ServerMessage::Error { detail } => {
                 // A refused request (e.g. `who` over the rate) gets no answer.
                 self.answered();
@@ -394,7 +419,10 @@ impl<'a> Session<'a> {
             ServerMessage::Disconnect { cause: DisconnectCause::IdleTimeout, detail, .. } => {
                 return Err(DisconnectReason::Lost(format!("the server closed an idle session: {detail}")));
             }
-            ServerMessage::Disconnect { cause, detail, .. } => return Err(DisconnectReason::Kicked { cause, detail }),
+            // Kicked and banned included: final, never reconnected.
+            ServerMessage::Disconnect { cause, detail, until_ms } => {
+                return Err(DisconnectReason::Kicked { cause, detail, until_ms });
+            }
             // Batches come apart in the link reader.
             ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
             ServerMessage::VoiceJoined { voice_id, udp_port, epoch, room } => {
@@ -448,6 +476,15 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// The account request pending, if `action` answers it.
+    fn account_answered(&mut self, action: &str) -> Option<AccountRequest> {
+        if self.carry.account_pending.as_ref().is_some_and(|r| r.action() == action) {
+            self.carry.account_pending.take()
+        } else {
+            None
+        }
+    }
+
     fn is_me(&self, name: &str) -> bool {
         !self.carry.me.is_empty() && (name == self.carry.me || name_key(name) == name_key(&self.carry.me))
     }
@@ -481,6 +518,14 @@ impl<'a> Session<'a> {
                 self.carry.rooms.on_history_asked(&room);
                 self.request(ClientMessage::History { room: Some(room), with: None, before, after: None, limit });
             }
+            Some(Command::PrivateHistory { with, before, limit }) => {
+                self.request(ClientMessage::History { room: None, with: Some(with), before, after: None, limit });
+            }
+            Some(Command::Account(req)) => {
+                self.request(req.message());
+                self.carry.account_pending = Some(req);
+            }
+            Some(Command::Moderate(action)) => self.request(ClientMessage::Moderate(action)),
             Some(Command::JoinVoice { options, room }) => {
                 if self.voice.engine.is_some() || self.voice.pending.is_some() {
                     self.emit(Event::Notice("already in voice".into())).await;
@@ -783,7 +828,28 @@ mod tests {
         let kick =
             ServerMessage::Disconnect { cause: DisconnectCause::Flooding, detail: "too fast".into(), until_ms: None };
         let end = s.on_server(kick, out).await;
-        assert_eq!(end, Err(DisconnectReason::Kicked { cause: DisconnectCause::Flooding, detail: "too fast".into() }));
+        assert_eq!(
+            end,
+            Err(DisconnectReason::Kicked {
+                cause: DisconnectCause::Flooding,
+                detail: "too fast".into(),
+                until_ms: None
+            })
+        );
+        let ban = ServerMessage::Disconnect {
+            cause: DisconnectCause::Banned,
+            detail: "banned by mod: spam".into(),
+            until_ms: Some(5_000),
+        };
+        let end = s.on_server(ban, out).await;
+        assert_eq!(
+            end,
+            Err(DisconnectReason::Kicked {
+                cause: DisconnectCause::Banned,
+                detail: "banned by mod: spam".into(),
+                until_ms: Some(5_000)
+            })
+        );
     }
 
     #[tokio::test]
@@ -1070,6 +1136,124 @@ mod tests {
         assert!(
             events.contains(&Event::Talking { room: "general".into(), user: "ann".into(), talking: true }),
             "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_registration_done_sets_the_password_of_later_logins_and_a_denial_does_not() {
+        use crate::secret::Secret;
+        use protocol::moderation::DenyReason;
+        let mut h = Harness::new();
+        {
+            let (mut s, out) = h.session();
+            let req = AccountRequest::Register { password: Secret::new("correct horse") };
+            s.on_command(Command::Account(req), out).await.expect("on");
+            s.send_due(out).await.expect("sent");
+            s.on_command(Command::Quit, out).await.expect("on");
+            assert!(!s.quit_due(), "a quit waits for the answer");
+            let done = ServerMessage::Done { action: "register".into(), detail: "registered".into() };
+            s.on_server(done, out).await.expect("on");
+            assert!(s.quit_due());
+        }
+        assert_eq!(h.out, vec![ClientMessage::Register { password: "correct horse".into() }]);
+        assert_eq!(h.carry.account_password, Some(Secret::new("correct horse")));
+        let mut h = Harness {
+            carry: Carry { account_password: Some(Secret::new("old one!")), ..Carry::default() },
+            ..Harness::new()
+        };
+        {
+            let (mut s, out) = h.session();
+            let req =
+                AccountRequest::ChangePassword { old: Some(Secret::new("wrong one")), new: Secret::new("new one!") };
+            s.on_command(Command::Account(req), out).await.expect("on");
+            let denied = ServerMessage::Denied {
+                action: "password".into(),
+                reason: DenyReason::WrongPassword,
+                detail: "wrong password".into(),
+            };
+            s.on_server(denied, out).await.expect("on");
+            let req = AccountRequest::Unregister { password: Secret::new("old one!") };
+            s.on_command(Command::Account(req), out).await.expect("on");
+            s.on_server(ServerMessage::Done { action: "unregister".into(), detail: "gone".into() }, out)
+                .await
+                .expect("on");
+        }
+        assert_eq!(h.carry.account_password, None, "unregistered: no password any more");
+        assert_eq!(
+            drain(&mut h.seen),
+            vec![
+                Event::Denied {
+                    action: "password".into(),
+                    reason: DenyReason::WrongPassword,
+                    detail: "wrong password".into()
+                },
+                Event::Done { action: "unregister".into(), detail: "gone".into() },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn moderation_answers_topics_and_private_history_become_typed_events() {
+        use protocol::moderation::{Action, AuditEntry, BanEntry, BanKind};
+        let mut h = Harness::new();
+        let ban = BanEntry {
+            id: 3,
+            kind: BanKind::Name,
+            target: "spammer".into(),
+            reason: "spam".into(),
+            by: "mod".into(),
+            since_ms: 1,
+            until_ms: Some(2),
+        };
+        let entry = AuditEntry {
+            id: 9,
+            ts_ms: 5,
+            actor: "mod".into(),
+            action: "ban".into(),
+            target: "spammer".into(),
+            room: None,
+            reason: "spam".into(),
+            detail: "1h".into(),
+        };
+        {
+            let (mut s, out) = h.session();
+            s.on_command(Command::Moderate(Action::Bans), out).await.expect("on");
+            s.on_command(Command::Moderate(Action::Audit { limit: Some(5), before: None }), out).await.expect("on");
+            let page = Command::PrivateHistory { with: "bob".into(), before: Some(40), limit: 20 };
+            s.on_command(page, out).await.expect("on");
+            s.send_due(out).await.expect("sent");
+            s.on_command(Command::Quit, out).await.expect("on");
+            s.on_server(ServerMessage::Bans { bans: vec![ban.clone()] }, out).await.expect("on");
+            s.on_server(ServerMessage::Audit { entries: vec![entry.clone()], more: true }, out).await.expect("on");
+            assert!(!s.quit_due(), "the history page is unanswered");
+            let end = ServerMessage::HistoryEnd { room: String::new(), with: Some("bob".into()), more: false };
+            s.on_server(end, out).await.expect("on");
+            assert!(s.quit_due());
+            let topic = ServerMessage::Topic { room: "dev".into(), topic: "release".into(), by: "mod".into() };
+            s.on_server(topic, out).await.expect("on");
+        }
+        assert_eq!(
+            h.out,
+            vec![
+                ClientMessage::Moderate(Action::Bans),
+                ClientMessage::Moderate(Action::Audit { limit: Some(5), before: None }),
+                ClientMessage::History {
+                    room: None,
+                    with: Some("bob".into()),
+                    before: Some(40),
+                    after: None,
+                    limit: 20
+                },
+            ]
+        );
+        assert_eq!(
+            drain(&mut h.seen),
+            vec![
+                Event::Bans(vec![ban]),
+                Event::Audit { entries: vec![entry], more: true },
+                Event::PrivateHistoryEnd { with: "bob".into(), more: false },
+                Event::Topic { room: "dev".into(), topic: "release".into(), by: "mod".into() },
+            ]
         );
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use client_core::config::ClientConfig;
 use client_core::voice::VoiceControls;
 use client_core::{
-    Client, ConnectOptions, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect, Target,
+    Client, ConnectOptions, DisconnectCause, DisconnectReason, Event, Fingerprint, FirstUse, MessageId, Reconnect,
+    Target,
 };
 use iced::keyboard::{self, key::Named};
 use iced::widget::operation;
@@ -328,6 +329,7 @@ impl App {
     fn start(&mut self, request: connect::Request, fingerprint: Option<Fingerprint>) -> Task<Message> {
         let mut options = ConnectOptions::new(request.server.clone(), request.username.clone(), request.key.clone());
         options.password = request.password.clone();
+        options.account_password = request.account_password.clone();
         options.fingerprint = fingerprint;
         options.known_servers = self.config.known_servers.clone();
         options.first_use = FirstUse::Ask;
@@ -442,7 +444,8 @@ impl App {
         self.push_to_talk_release();
         self.push_to_talk = None;
         let quitting = std::mem::take(&mut self.quitting);
-        if self.chat.take().is_none() && reason != DisconnectReason::Quit {
+        let ended = self.chat.take();
+        if ended.is_none() && reason != DisconnectReason::Quit {
             self.connect.failed(&reason);
             // The trust question is answered with the buttons, not by typing on;
             // a changed identity only by pasting the admin's fingerprint.
@@ -451,6 +454,16 @@ impl App {
                 connect::Status::Changed { .. } => return operation::focus(connect::ids::NEW_FINGERPRINT),
                 _ => {}
             }
+            return Task::none();
+        }
+        // Kicked or banned: the chat stays, with why (and until when) in
+        // its banner and a way back to the form; nothing reconnects.
+        if let DisconnectReason::Kicked { cause: DisconnectCause::Kicked | DisconnectCause::Banned, .. } = &reason
+            && let Some(mut chat) = ended
+        {
+            chat.ended(connect::describe(&reason));
+            self.connect.failed(&reason);
+            self.chat = Some(chat);
             return Task::none();
         }
         // The end of a session: back to the form, saying why unless the
@@ -521,6 +534,11 @@ impl App {
                             chat::Request::History { room, before, limit } => client.history(room, before, limit).await,
                             chat::Request::Edit(id, text) => client.edit(id, text).await.map(|_| ()),
                             chat::Request::Delete(id) => client.delete(id).await.map(|_| ()),
+                            chat::Request::PrivateHistory { with, before, limit } => {
+                                client.private_history(with, before, limit).await
+                            }
+                            chat::Request::Register(password) => client.register(password).await,
+                            chat::Request::Moderate(action) => client.moderate(action).await,
                         }
                         .map_err(|e| e.to_string())
                     },
@@ -529,6 +547,7 @@ impl App {
                 None => Task::none(),
             },
             chat::Action::FocusInput => operation::focus(chat::INPUT),
+            chat::Action::Focus(id) => operation::focus(id),
             chat::Action::JoinVoice => self.join_voice(),
             chat::Action::LeaveVoice => match self.client.clone() {
                 Some(client) => {

@@ -10,9 +10,12 @@ use client_core::command;
 use client_core::display::escape_line;
 use client_core::rooms::{Applied, Rooms, name_key, validate_room_name};
 use client_core::voice::VoiceStats;
-use client_core::{Event, Fingerprint, MessageId, ServerId, Target};
+use client_core::{
+    Action as Moderation, AuditEntry, BanEntry, BanKind, Event, Fingerprint, MessageId, Secret, ServerId, Target,
+    check_account_password,
+};
 use iced::widget::{
-    button, column, container, progress_bar, row, scrollable, slider, text, text_input, toggler, tooltip,
+    button, column, container, progress_bar, row, scrollable, slider, space, text, text_input, toggler, tooltip,
 };
 use iced::{Alignment, Element, Fill};
 
@@ -31,6 +34,51 @@ pub const PAGE: u32 = 50;
 pub const NEAR_TOP: f32 = 24.0;
 /// Entries kept in the log; older ones are dropped.
 pub const LOG_LIMIT: usize = 2000;
+/// Id of the register form's first password field.
+pub const REGISTER_PASSWORD: &str = "register-password";
+/// Id of the register form's confirmation field.
+pub const REGISTER_CONFIRM: &str = "register-confirm";
+/// Id of the reason field of a member's moderation actions.
+pub const MOD_REASON: &str = "moderation-reason";
+
+/// The "Register this name" form: the account password, twice.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Register {
+    /// The password.
+    pub password: String,
+    /// The same again.
+    pub confirm: String,
+    /// Why the last try did not work (ours or the server's words).
+    pub error: Option<String>,
+    /// Sent; waiting for the server's answer.
+    pub waiting: bool,
+}
+
+impl std::fmt::Debug for Register {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Register").field("error", &self.error).field("waiting", &self.waiting).finish_non_exhaustive()
+    }
+}
+
+/// A member's moderation actions, open: whom, and the reason typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moderating {
+    /// The member.
+    pub name: String,
+    /// The reason (optional).
+    pub reason: String,
+}
+
+/// What a moderator does to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sanction {
+    /// Disconnect them.
+    Kick,
+    /// Ban their name until unbanned.
+    Ban,
+    /// Mute them in the current room (everywhere outside a room).
+    Mute,
+}
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +213,13 @@ pub struct Chat {
     last_local: u64,
     /// `/who` was asked: the next user list is shown in the log.
     who_asked: bool,
+    /// The "Register this name" form, when open.
+    pub register: Option<Register>,
+    /// A member's moderation actions, when open.
+    pub moderating: Option<Moderating>,
+    /// Kicked or banned: the session is over; the banner says why and
+    /// offers only the way back.
+    pub over: bool,
 }
 
 /// How one voice user plays for us (set locally; nobody else sees it).
@@ -236,6 +291,24 @@ pub enum Message {
     JoinInput(String),
     /// "+ Join" pressed (or Enter in the join field).
     JoinRoom,
+    /// "Register this name" pressed (or `/register` typed).
+    OpenRegister,
+    /// The register form's password edited.
+    RegisterPassword(String),
+    /// The register form's confirmation edited.
+    RegisterConfirm(String),
+    /// "Register" pressed in the form.
+    SubmitRegister,
+    /// The register form closed.
+    CloseRegister,
+    /// A member's moderation actions opened (moderators and admins).
+    Moderate(String),
+    /// The reason for a moderation action edited.
+    ModerationReason(String),
+    /// Kick, ban or mute the member whose actions are open.
+    Sanction(Sanction),
+    /// The moderation actions closed.
+    CloseModerate,
 }
 
 /// What the application does after the screen took a [`Message`].
@@ -261,6 +334,8 @@ pub enum Action {
     Who,
     /// Put the keyboard focus on the input.
     FocusInput,
+    /// Put the keyboard focus on this field.
+    Focus(&'static str),
     /// Join voice.
     JoinVoice,
     /// Leave voice (or stop joining).
@@ -314,6 +389,20 @@ pub enum Request {
     Edit(client_core::ServerId, String),
     /// `/delete ID`.
     Delete(client_core::ServerId),
+    /// `/history @NAME [N]`, or `/history` in a private conversation: a
+    /// page of the stored conversation, before the oldest message held.
+    PrivateHistory {
+        /// The other account.
+        with: String,
+        /// The oldest server id held.
+        before: Option<client_core::ServerId>,
+        /// How many.
+        limit: u32,
+    },
+    /// Register the name we use with this account password.
+    Register(Secret),
+    /// A moderation request (typed, or a member's actions).
+    Moderate(Moderation),
 }
 
 /// Local time as `HH:MM`.
@@ -352,6 +441,9 @@ impl Chat {
             paging: HashSet::new(),
             last_local: 0,
             who_asked: false,
+            register: None,
+            moderating: None,
+            over: false,
         };
         chat.users.sort_by_key(|u| u.to_lowercase());
         chat.rooms.set_me(chat.me.clone());
@@ -427,14 +519,40 @@ impl Chat {
                             command::Input::History(n) => match self.rooms.current() {
                                 Some(Target::Room(room)) => {
                                     let before = self.rooms.room(room).and_then(|r| r.oldest());
-                                    let (room, limit) = (room.clone(), n.unwrap_or(50));
+                                    let (room, limit) = (room.clone(), n.unwrap_or(PAGE));
                                     Action::Request(Request::History { room, before, limit })
                                 }
-                                _ => {
+                                Some(Target::User(with)) => {
+                                    let with = with.clone();
+                                    self.private_page(with, n)
+                                }
+                                None => {
                                     self.error("/history pages the current room: /room ROOM first.");
                                     Action::None
                                 }
                             },
+                            command::Input::PrivateHistory { with, count } => self.private_page(with, count),
+                            command::Input::Register => self.update(Message::OpenRegister),
+                            command::Input::Password | command::Input::Unregister => {
+                                self.error(
+                                    "Changing or giving back the account password is done with client-cli \
+                                     (/password, /unregister) for now.",
+                                );
+                                Action::None
+                            }
+                            command::Input::Moderate(action) => Action::Request(Request::Moderate(action)),
+                            command::Input::ModerateRoom { room, request } => {
+                                match room.or_else(|| match self.rooms.current() {
+                                    Some(Target::Room(r)) => Some(r.clone()),
+                                    _ => None,
+                                }) {
+                                    Some(room) => Action::Request(Request::Moderate(request.into_action(room))),
+                                    None => {
+                                        self.error("Which room? Name it (#ROOM) or show the room first.");
+                                        Action::None
+                                    }
+                                }
+                            }
                             command::Input::Help => {
                                 self.notice(command::HELP);
                                 Action::None
@@ -468,6 +586,72 @@ impl Chat {
                 Action::FocusInput
             }
             Message::Disconnect => Action::Quit,
+            Message::OpenRegister => {
+                self.register = Some(Register::default());
+                Action::Focus(REGISTER_PASSWORD)
+            }
+            Message::RegisterPassword(p) => {
+                if let Some(r) = &mut self.register {
+                    r.password = p;
+                    r.error = None;
+                }
+                Action::None
+            }
+            Message::RegisterConfirm(p) => {
+                if let Some(r) = &mut self.register {
+                    r.confirm = p;
+                    r.error = None;
+                }
+                Action::None
+            }
+            Message::SubmitRegister => {
+                let Some(r) = &mut self.register else { return Action::None };
+                if r.waiting {
+                    return Action::None;
+                }
+                let password = Secret::new(r.password.clone());
+                if let Err(e) = check_account_password(&password) {
+                    r.error = Some(format!("{}.", capitalised(&e.to_string())));
+                    return Action::None;
+                }
+                if r.password != r.confirm {
+                    r.error = Some("The two passwords differ.".into());
+                    return Action::None;
+                }
+                r.waiting = true;
+                Action::Request(Request::Register(password))
+            }
+            Message::CloseRegister => {
+                self.register = None;
+                Action::FocusInput
+            }
+            Message::Moderate(name) => {
+                self.moderating = Some(Moderating { name, reason: String::new() });
+                Action::Focus(MOD_REASON)
+            }
+            Message::ModerationReason(reason) => {
+                if let Some(m) = &mut self.moderating {
+                    m.reason = reason;
+                }
+                Action::None
+            }
+            Message::Sanction(sanction) => {
+                let Some(Moderating { name, reason }) = self.moderating.take() else { return Action::None };
+                let reason = Some(reason.trim().to_owned()).filter(|r| !r.is_empty());
+                let room = match self.rooms.current() {
+                    Some(Target::Room(r)) => Some(r.clone()),
+                    _ => None,
+                };
+                Action::Request(Request::Moderate(match sanction {
+                    Sanction::Kick => Moderation::Kick { name, reason },
+                    Sanction::Ban => Moderation::Ban { name, duration_secs: None, reason },
+                    Sanction::Mute => Moderation::Mute { name, room, duration_secs: None, reason },
+                }))
+            }
+            Message::CloseModerate => {
+                self.moderating = None;
+                Action::None
+            }
             Message::Show(target) => {
                 self.rooms.set_current(target);
                 Action::FocusInput
@@ -826,6 +1010,47 @@ impl Chat {
                 }
             }
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
+            Event::Done { action, detail } => {
+                if action == "register" && self.register.take().is_some() {
+                    self.notice("This name is registered: from now on it needs its account password.");
+                }
+                self.notice(escape_line(&detail).into_owned());
+            }
+            Event::Denied { action, detail, .. } => {
+                let detail = escape_line(&detail).into_owned();
+                match &mut self.register {
+                    Some(r) if action == "register" => {
+                        r.waiting = false;
+                        r.error = Some(detail);
+                    }
+                    _ => self.error(format!("{}: {detail}", escape_line(&action))),
+                }
+            }
+            Event::Bans(bans) => {
+                self.notice(format!("{} bans in force.", bans.len()));
+                for b in &bans {
+                    self.notice(ban_line(b));
+                }
+            }
+            Event::Audit { entries, more } => {
+                let older = if more { "; older entries remain" } else { "" };
+                self.notice(format!("Audit log, newest first ({} entries{older}):", entries.len()));
+                for e in &entries {
+                    self.notice(audit_line(e));
+                }
+            }
+            Event::Topic { room, topic, by } => {
+                let (by, shown) = (escape_line(&by), escape_line(&room));
+                let line = if topic.is_empty() {
+                    format!("{by} cleared the topic of #{shown}.")
+                } else {
+                    format!("{by} set the topic of #{shown}: {}", escape_line(&topic))
+                };
+                self.push_in(Some(Target::Room(room)), SystemTime::now(), Kind::Notice(line));
+            }
+            Event::PrivateHistoryEnd { with, .. } => {
+                self.paging.remove(&format!("@{}", name_key(&with)));
+            }
             Event::Acked { id, server_id, .. } => self.set_delivery(id, Delivery::Delivered, server_id),
             Event::Rejected { id, detail, .. } => {
                 self.set_delivery(id, Delivery::Failed(escape_line(&detail).into_owned()), None);
@@ -890,14 +1115,52 @@ impl Chat {
         }
     }
 
-    /// The screen.
+    /// A page of the stored private conversation with `with`.
+    fn private_page(&mut self, with: String, count: Option<u32>) -> Action {
+        // One page in flight per conversation.
+        if !self.paging.insert(format!("@{}", name_key(&with))) {
+            return Action::None;
+        }
+        let before = self.rooms.conversation(&with).and_then(|c| c.log.oldest());
+        Action::Request(Request::PrivateHistory { with, before, limit: count.unwrap_or(PAGE) })
+    }
+
+    /// Kicked or banned: the session is over; `why` goes in the banner.
+    pub fn ended(&mut self, why: String) {
+        self.offline();
+        self.over = true;
+        self.register = None;
+        self.moderating = None;
+        self.error(why.clone());
+        self.banner = Some(why);
+    }
+
+    /// The screen, with the register form or a member's moderation
+    /// actions on top when open.
     pub fn view(&self) -> Element<'_, Message> {
+        let page = self.page();
+        if let Some(r) = &self.register {
+            return style::modal(page, register_form(r));
+        }
+        if let Some(m) = &self.moderating {
+            return style::modal(page, moderation_card(m, self.rooms.current()));
+        }
+        page
+    }
+
+    fn page(&self) -> Element<'_, Message> {
+        let mut account = row![].spacing(8);
+        if !self.rooms.registered() && !self.over {
+            account =
+                account.push(button("Register this name").on_press(Message::OpenRegister).style(button::secondary));
+        }
         let header = row![
             column![
                 text(format!("{} @ {}", self.me, self.server)).size(18),
                 text(self.fingerprint.to_string()).size(11).style(style::muted),
             ]
             .width(Fill),
+            account,
             button("Settings").on_press(Message::Settings).style(button::secondary),
             button("Disconnect").on_press(Message::Disconnect).style(button::danger),
         ]
@@ -955,19 +1218,21 @@ impl Chat {
         let side = column![self.users_panel(), self.voice_panel()].spacing(8).width(240);
         let mut page = column![header].spacing(8).padding(12);
         if let Some(b) = &self.banner {
+            let buttons = if self.over {
+                row![button("Back").on_press(Message::GiveUp)]
+            } else {
+                row![
+                    button("Reconnect now").on_press(Message::ReconnectNow),
+                    button("Cancel").on_press(Message::GiveUp).style(button::secondary),
+                ]
+                .spacing(8)
+            };
+            let style = if self.over { style::error_box } else { style::warning_box };
             page = page.push(
-                container(
-                    row![
-                        text(b.clone()).width(Fill),
-                        button("Reconnect now").on_press(Message::ReconnectNow),
-                        button("Cancel").on_press(Message::GiveUp).style(button::secondary),
-                    ]
-                    .spacing(8)
-                    .align_y(Alignment::Center),
-                )
-                .padding(8)
-                .width(Fill)
-                .style(style::warning_box),
+                container(row![text(b.clone()).width(Fill), buttons].spacing(8).align_y(Alignment::Center))
+                    .padding(8)
+                    .width(Fill)
+                    .style(style),
             );
         }
         page.push(row![self.rooms_panel(), main, side].spacing(8).height(Fill)).into()
@@ -1047,6 +1312,8 @@ impl Chat {
             Some(r) => (&r.members, format!("#{} ({})", escape_line(&r.name), r.members_total)),
             None => (&self.users, format!("Users ({})", self.users.len())),
         };
+        // Moderators and admins get a member's actions (the server decides).
+        let moderates = !self.over && self.rooms.may_moderate(room.map(|r| r.name.as_str()));
         let names = column(users.iter().map(|u| {
             let shown = escape_line(u).into_owned();
             let label = text(shown.clone()).size(14).wrapping(text::Wrapping::None);
@@ -1057,15 +1324,33 @@ impl Chat {
                 button(label).padding(0).style(button::text).on_press(Message::Show(Target::User(u.clone()))).into()
             };
             // Long names are clipped; hovering shows them whole.
-            tooltip(
+            let name = tooltip(
                 container(label).clip(true).width(Fill),
-                container(text(shown)).padding(4).style(style::card),
+                container(text(shown.clone())).padding(4).style(style::card),
                 tooltip::Position::Left,
-            )
-            .into()
+            );
+            if moderates && !same(u, &self.me) {
+                let actions = button(text("mod").size(11))
+                    .padding([0, 6])
+                    .style(button::text)
+                    .on_press(Message::Moderate(u.clone()));
+                let actions = tooltip(
+                    actions,
+                    container(text(format!("Moderate {shown}"))).padding(4).style(style::card),
+                    tooltip::Position::Left,
+                );
+                row![name, actions].align_y(Alignment::Center).into()
+            } else {
+                name.into()
+            }
         }))
         .spacing(2);
-        container(column![text(title).size(15), scrollable(names).height(Fill).width(Fill),].spacing(6))
+        let mut head = column![text(title).size(15)].spacing(2);
+        // The topic, kept current as moderators change it.
+        if let Some(r) = room.filter(|r| !r.topic.is_empty()) {
+            head = head.push(text(escape_line(&r.topic).into_owned()).size(12).style(style::muted));
+        }
+        container(column![head, scrollable(names).height(Fill).width(Fill),].spacing(6))
             .padding(8)
             .height(Fill)
             .width(Fill)
@@ -1271,6 +1556,118 @@ fn same_place(a: &Target, b: &Target) -> bool {
 /// ` in #room` after a presence notice, if it names one.
 fn in_room(room: Option<&str>) -> String {
     room.map(|r| format!(" in #{}", escape_line(r))).unwrap_or_default()
+}
+
+/// The "Register this name" form.
+fn register_form(r: &Register) -> Element<'_, Message> {
+    let field = |placeholder, value: &str, id, on_input: fn(String) -> Message| {
+        text_input(placeholder, value)
+            .id(id)
+            .secure(true)
+            .padding(8)
+            .on_input(on_input)
+            .on_submit(Message::SubmitRegister)
+    };
+    let mut body = column![
+        text("Register this name").size(20),
+        text(
+            "From now on this name needs its account password to log in (not the server password). \
+             At least 8 characters."
+        )
+        .size(13)
+        .style(style::muted),
+        text("Account password").size(14),
+        field("account password", &r.password, REGISTER_PASSWORD, Message::RegisterPassword),
+        text("Again, to confirm").size(14),
+        field("the same again", &r.confirm, REGISTER_CONFIRM, Message::RegisterConfirm),
+    ]
+    .spacing(8);
+    if let Some(e) = &r.error {
+        body = body.push(container(text(e.clone()).size(13)).padding(6).width(Fill).style(style::error_box));
+    }
+    let submit = if r.waiting { "Registering…" } else { "Register" };
+    body = body.push(
+        row![
+            space::horizontal(),
+            button("Cancel").on_press(Message::CloseRegister).style(button::secondary),
+            button(submit).on_press_maybe((!r.waiting).then_some(Message::SubmitRegister)),
+        ]
+        .spacing(10),
+    );
+    container(body).padding(20).max_width(440).style(style::card).into()
+}
+
+/// A member's moderation actions: an optional reason, then kick, ban or
+/// mute (in the room shown, if one).
+fn moderation_card<'a>(m: &'a Moderating, current: Option<&Target>) -> Element<'a, Message> {
+    let name = escape_line(&m.name).into_owned();
+    let mute = match current {
+        Some(Target::Room(r)) => format!("Mute in #{}", escape_line(r)),
+        _ => "Mute everywhere".to_owned(),
+    };
+    let body = column![
+        text(format!("Moderate {name}")).size(20),
+        text("Reason (optional; shown to them and in the audit log)").size(14),
+        text_input("reason", &m.reason).id(MOD_REASON).padding(8).on_input(Message::ModerationReason),
+        row![
+            button("Cancel").on_press(Message::CloseModerate).style(button::secondary),
+            space::horizontal(),
+            button(text(mute)).on_press(Message::Sanction(Sanction::Mute)).style(button::secondary),
+            button("Kick").on_press(Message::Sanction(Sanction::Kick)),
+            button("Ban").on_press(Message::Sanction(Sanction::Ban)).style(button::danger),
+        ]
+        .spacing(8)
+        .align_y(Alignment::Center),
+    ]
+    .spacing(8);
+    container(body).padding(20).max_width(480).style(style::card).into()
+}
+
+/// `text` with its first letter in upper case.
+fn capitalised(text: &str) -> String {
+    let mut c = text.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// Milliseconds since the Unix epoch as a local date and time.
+fn local_time(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    chrono::DateTime::<chrono::Local>::from(t).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// One ban, in words.
+fn ban_line(b: &BanEntry) -> String {
+    let kind = match b.kind {
+        BanKind::Name => "name",
+        BanKind::Address => "address",
+    };
+    let until = b.until_ms.map_or_else(|| "no end".to_owned(), |u| format!("until {}", local_time(u)));
+    let reason = if b.reason.is_empty() { String::new() } else { format!(": {}", escape_line(&b.reason)) };
+    format!(
+        "#{} {kind} {} by {} since {}, {until}{reason}",
+        b.id,
+        escape_line(&b.target),
+        escape_line(&b.by),
+        local_time(b.since_ms)
+    )
+}
+
+/// One audit entry, in words.
+fn audit_line(e: &AuditEntry) -> String {
+    let mut line = format!("#{} {} {} {}", e.id, local_time(e.ts_ms), escape_line(&e.actor), escape_line(&e.action));
+    for part in [&e.target, &e.detail] {
+        if !part.is_empty() {
+            line.push(' ');
+            line.push_str(&escape_line(part));
+        }
+    }
+    if let Some(room) = &e.room {
+        line.push_str(&format!(" in #{}", escape_line(room)));
+    }
+    if !e.reason.is_empty() {
+        line.push_str(&format!(": {}", escape_line(&e.reason)));
+    }
+    line
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! refusal.
 
 use client_core::display::escape_line;
-use client_core::{DisconnectReason, Fingerprint, Psk, RefusalCode};
+use client_core::{DisconnectCause, DisconnectReason, Fingerprint, Psk, RefusalCode, Secret};
 use iced::widget::{button, center, checkbox, column, container, row, scrollable, space, text, text_input};
 use iced::{Alignment, Element, Fill, Length};
 
@@ -16,8 +16,10 @@ pub mod ids {
     pub const SERVER: &str = "server";
     /// Username field.
     pub const USERNAME: &str = "username";
-    /// Password field.
+    /// Server password field.
     pub const PASSWORD: &str = "password";
+    /// Account password field (registered names).
+    pub const ACCOUNT_PASSWORD: &str = "account-password";
     /// Server key field.
     pub const KEY: &str = "key";
     /// Where the admin's new fingerprint is pasted (identity changed).
@@ -39,6 +41,9 @@ pub struct Connect {
     pub username: String,
     /// Server password (may be empty).
     pub password: String,
+    /// Account password of a registered name (may be empty); never
+    /// remembered.
+    pub account_password: String,
     /// The server's pre-shared key.
     pub key: String,
     /// Store password and key in the config file.
@@ -67,8 +72,10 @@ pub enum Field {
     Server,
     /// The username.
     Username,
-    /// The password.
+    /// The server password.
     Password,
+    /// The account password.
+    AccountPassword,
     /// The server key.
     Key,
 }
@@ -124,8 +131,10 @@ pub enum Message {
     Server(String),
     /// Username edited.
     Username(String),
-    /// Password edited.
+    /// Server password edited.
     Password(String),
+    /// Account password edited.
+    AccountPassword(String),
     /// Key edited or pasted.
     Key(String),
     /// Remember-me toggled.
@@ -169,6 +178,8 @@ pub struct Request {
     pub username: String,
     /// Password, if any.
     pub password: Option<String>,
+    /// Account password, if any.
+    pub account_password: Option<Secret>,
     /// The parsed key.
     pub key: Psk,
 }
@@ -197,6 +208,7 @@ impl Connect {
             Message::Server(s) => self.edit(Field::Server, |c| c.server = s),
             Message::Username(s) => self.edit(Field::Username, |c| c.username = s),
             Message::Password(s) => self.edit(Field::Password, |c| c.password = s),
+            Message::AccountPassword(s) => self.edit(Field::AccountPassword, |c| c.account_password = s),
             Message::Key(s) => self.edit(Field::Key, |c| c.key = s),
             Message::Remember(r) => self.remember = r,
             Message::Settings => return Action::Settings,
@@ -298,7 +310,8 @@ impl Connect {
             (format!("That server key is not valid: {}.", e.to_string().trim_end_matches('.')), Field::Key)
         })?;
         let password = (!self.password.is_empty()).then(|| self.password.clone());
-        Ok(Request { server: server.to_owned(), username: username.to_owned(), password, key })
+        let account_password = (!self.account_password.is_empty()).then(|| Secret::new(self.account_password.clone()));
+        Ok(Request { server: server.to_owned(), username: username.to_owned(), password, account_password, key })
     }
 
     /// The field to start typing in: the first empty one, else the key
@@ -348,12 +361,19 @@ impl Connect {
         };
         let (l1, server) = field("Server", ids::SERVER, "host:port, e.g. chat.example.org:7878", &self.server);
         let (l2, user) = field("Username", ids::USERNAME, "your name in the room", &self.username);
-        let (l3, pass) = field("Password", ids::PASSWORD, "only if the server has one", &self.password);
+        let (l3, pass) = field("Server password", ids::PASSWORD, "only if the server has one", &self.password);
+        let (l5, account) = field(
+            "Account password (registered names)",
+            ids::ACCOUNT_PASSWORD,
+            "only if your name is registered",
+            &self.account_password,
+        );
         let (l4, key) = field("Server key", ids::KEY, "paste the key from the server's admin", &self.key);
         let editable = !connecting && !asking;
         let server = server.on_input_maybe(editable.then_some(Message::Server));
         let user = user.on_input_maybe(editable.then_some(Message::Username));
         let pass = pass.secure(true).on_input_maybe(editable.then_some(Message::Password));
+        let account = account.secure(true).on_input_maybe(editable.then_some(Message::AccountPassword));
         let key = key.secure(true).on_input_maybe(editable.then_some(Message::Key));
         let labelled =
             |label, input: text_input::TextInput<'static, Message>| column![text(label).size(14), input].spacing(4);
@@ -385,7 +405,8 @@ impl Connect {
             text("Encrypted text and voice chat").size(14).style(style::muted),
             labelled(l1, server),
             labelled(l2, user),
-            labelled(l3, pass),
+            // Two passwords side by side: which is which stays plain.
+            row![labelled(l3, pass).width(Fill), labelled(l5, account).width(Fill)].spacing(10),
             labelled(l4, key),
             remember,
             buttons,
@@ -498,11 +519,23 @@ fn cause(reason: &DisconnectReason) -> Cause {
     match reason {
         DisconnectReason::WrongKey => Cause::Field(Field::Key),
         DisconnectReason::Refused { code: RefusalCode::WrongPassword, .. } => Cause::Field(Field::Password),
+        DisconnectReason::Refused { code: RefusalCode::AccountPassword, .. } => Cause::Field(Field::AccountPassword),
         DisconnectReason::Refused { code: RefusalCode::NameTaken | RefusalCode::InvalidName, .. } => {
             Cause::Field(Field::Username)
         }
         DisconnectReason::ConnectFailed(_) => Cause::Field(Field::Server),
         _ => Cause::Any,
+    }
+}
+
+/// When a ban ends, in local time.
+pub fn ban_end(until_ms: Option<u64>) -> String {
+    match until_ms {
+        Some(ms) => {
+            let end = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            format!("The ban ends {}.", chrono::DateTime::<chrono::Local>::from(end).format("%Y-%m-%d %H:%M"))
+        }
+        None => "The ban does not end by itself.".into(),
     }
 }
 
@@ -520,6 +553,19 @@ pub fn describe(reason: &DisconnectReason) -> String {
         }
         DisconnectReason::Refused { code: RefusalCode::ServerFull, .. } => {
             "The server is full; try again later.".into()
+        }
+        DisconnectReason::Refused { code: RefusalCode::AccountPassword, reason, .. } => format!(
+            "This name is registered: enter its account password (not the server password). {}",
+            escape_line(reason)
+        ),
+        DisconnectReason::Refused { code: RefusalCode::Banned, reason, until_ms } => {
+            format!("Banned: {}. {}", escape_line(reason).trim_end_matches('.'), ban_end(*until_ms))
+        }
+        DisconnectReason::Kicked { cause: DisconnectCause::Banned, detail, until_ms } => {
+            format!("Banned: {}. {}", escape_line(detail).trim_end_matches('.'), ban_end(*until_ms))
+        }
+        DisconnectReason::Kicked { cause: DisconnectCause::Kicked, detail, .. } => {
+            format!("Kicked: {}. Connect again when you are ready.", escape_line(detail).trim_end_matches('.'))
         }
         DisconnectReason::Refused { reason, .. } => format!("Refused by the server: {}", escape_line(reason)),
         DisconnectReason::ConnectFailed(m) => format!("Cannot reach the server: {m}"),
@@ -579,7 +625,7 @@ mod tests {
         assert!(matches!(&c.status, Status::Error(e) if e.contains("address")));
         c.update(Message::Server("h:1".into()));
         assert_eq!(c.status, Status::Idle);
-        c.failed(&DisconnectReason::Refused { code: RefusalCode::ServerFull, reason: "full".into() });
+        c.failed(&DisconnectReason::Refused { code: RefusalCode::ServerFull, reason: "full".into(), until_ms: None });
         c.update(Message::Password(String::new()));
         assert_eq!(c.status, Status::Idle);
 
@@ -609,8 +655,51 @@ mod tests {
         let mut c = filled();
         let Action::Connect(r) = c.update(Message::Submit) else { panic!("connects: {:?}", c.status) };
         assert_eq!((r.server.as_str(), r.username.as_str(), r.password), ("127.0.0.1:7878", "alice", None));
+        assert_eq!(r.account_password, None);
         assert!(matches!(c.update(Message::Submit), Action::None), "already connecting");
         assert!(matches!(c.update(Message::Cancel), Action::Cancel));
         assert_eq!(c.status, Status::Idle);
+    }
+
+    #[test]
+    fn the_account_password_is_its_own_field_and_a_refusal_for_it_points_there() {
+        let mut c = filled();
+        c.update(Message::AccountPassword("correct horse".into()));
+        let Action::Connect(r) = c.update(Message::Submit) else { panic!("connects: {:?}", c.status) };
+        assert_eq!((&r.password, &r.account_password), (&None, &Some(Secret::new("correct horse"))));
+        assert!(!format!("{c:?} {r:?}").contains("correct horse"), "never in Debug");
+        c.update(Message::Cancel);
+        c.failed(&DisconnectReason::Refused {
+            code: RefusalCode::AccountPassword,
+            reason: "wrong account password".into(),
+            until_ms: None,
+        });
+        assert!(matches!(&c.status, Status::Error(e) if e.contains("account password")), "{:?}", c.status);
+        c.update(Message::Password("server pw".into()));
+        assert!(matches!(c.status, Status::Error(_)), "the server password did not cause it");
+        c.update(Message::AccountPassword("another one".into()));
+        assert_eq!(c.status, Status::Idle);
+    }
+
+    #[test]
+    fn bans_and_kicks_say_why_and_until_when() {
+        let banned = describe(&DisconnectReason::Kicked {
+            cause: DisconnectCause::Banned,
+            detail: "banned by mod: spam".into(),
+            until_ms: None,
+        });
+        assert_eq!(banned, "Banned: banned by mod: spam. The ban does not end by itself.");
+        let refused = describe(&DisconnectReason::Refused {
+            code: RefusalCode::Banned,
+            reason: "banned by mod".into(),
+            until_ms: Some(86_400_000 * 2),
+        });
+        assert!(refused.starts_with("Banned: banned by mod. The ban ends 1970-01-0"), "{refused}");
+        let kicked = describe(&DisconnectReason::Kicked {
+            cause: DisconnectCause::Kicked,
+            detail: "kicked by mod: calm down".into(),
+            until_ms: None,
+        });
+        assert!(kicked.starts_with("Kicked: kicked by mod: calm down."), "{kicked}");
     }
 }
