@@ -67,6 +67,8 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>, SharedLedger) {
                     },
                     rooms: None,
                     history: Some(0),
+                    addr: None,
+                    account: None,
                 };
                 roster.send(join).await.expect("roster").expect("joined");
             }
