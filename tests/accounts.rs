@@ -497,3 +497,38 @@ fn an_invite_only_room_admits_its_list_and_moderators() {
     assert!(matches!(invited, ServerMessage::Done { .. }), "{invited:?}");
     assert!(matches!(join(&mut eve), ServerMessage::RoomJoined { .. }), "invited");
 }
+
+/// `client-cli` as a script uses it: `--register` with the password from
+/// the environment, then logins without it (exit 3), with a wrong one
+/// (exit 3), with it (in), and `/unregister` from a pipe.
+#[test]
+fn client_cli_registers_and_a_registered_name_refuses_logins_without_its_password() {
+    let s = TestServer::with_config(CONFIG);
+    let run = |args: &[&str], password: Option<&str>, stdin: &str| {
+        let mut cmd = s.cli("alice");
+        cmd.args(args).env_remove("CHATROOM_ACCOUNT_PASSWORD").env_remove("CHATROOM_NEW_ACCOUNT_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("CHATROOM_ACCOUNT_PASSWORD", p);
+        }
+        let mut p = socket_chatroom_tests::Proc::spawn("client-cli alice", cmd);
+        for line in stdin.lines() {
+            p.send(line);
+        }
+        p.close_stdin();
+        let code = p.wait();
+        (code, p.seen().join("\n"), p.stderr())
+    };
+    let (code, out, err) = run(&["--register"], Some(PASSWORD), "/quit");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = run(&[], None, "hello");
+    assert_eq!(code, 3, "no account password: {out}\n{err}");
+    assert!(err.contains("registered") || out.contains("registered"), "{out}\n{err}");
+    let (code, out, err) = run(&[], Some("not the password"), "hello");
+    assert_eq!(code, 3, "a wrong one: {out}\n{err}");
+    let (code, out, err) = run(&["--json"], Some(PASSWORD), "in with it\n/unregister");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("\"event\":\"done\"") && out.contains("unregister"), "{out}\n{err}");
+    // Given back: anyone may use the name again.
+    let (code, out, err) = run(&[], None, "hello");
+    assert_eq!(code, 0, "{out}\n{err}");
+}
