@@ -423,6 +423,8 @@ impl<'a> Session<'a> {
             ServerMessage::Disconnect { cause, detail, until_ms } => {
                 return Err(DisconnectReason::Kicked { cause, detail, until_ms });
             }
+            // Issue 17: keeping the issued key comes with the clients' support.
+            ServerMessage::KeyIssued { .. } => None,
             // Batches come apart in the link reader.
             ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
             ServerMessage::VoiceJoined { voice_id, udp_port, epoch, room } => {

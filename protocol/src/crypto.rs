@@ -56,10 +56,37 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
-/// The server's pre-shared Fernet key.
+/// A key's public name: the first 8 bytes of SHA-256 over a label and the
+/// key. A client hello starts with it, so a server holding many keys (the
+/// main key, invites, keys it issued) tries one; it tells nothing of the
+/// key itself.
+pub type KeyId = [u8; 8];
+
+/// A key id as text (16 hex digits).
+pub fn key_id_hex(id: &KeyId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 16 hex digits into a key id.
+pub fn parse_key_id(text: &str) -> Option<KeyId> {
+    let text = text.trim();
+    if text.len() != 16 || !text.is_ascii() {
+        return None;
+    }
+    let mut id = [0u8; 8];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+/// The server's pre-shared Fernet key (the main key, an invite's key, or a
+/// key the server issued to one client).
 #[derive(Clone)]
 pub struct Psk {
     fernet: fernet::Fernet,
+    id: KeyId,
+    text: String,
 }
 
 impl fmt::Debug for Psk {
@@ -84,7 +111,24 @@ impl Psk {
         let text = text.trim();
         let raw = URL_SAFE.decode(text).map_err(|_| KeyError::InvalidPsk)?;
         let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::InvalidPsk)?;
-        Ok(Self { fernet: fernet_from_bytes(&raw) })
+        let mut h = Sha256::new();
+        h.update(b"socket-chatroom key id v1");
+        h.update(raw);
+        let digest: [u8; 32] = h.finalize().into();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        Ok(Self { fernet: fernet_from_bytes(&raw), id, text: URL_SAFE.encode(raw) })
+    }
+
+    /// The key's public id ([`KeyId`]).
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    /// The key's text form (a secret: for key files and the sealed session
+    /// only).
+    pub fn expose_text(&self) -> &str {
+        &self.text
     }
 
     /// Seals `data` into a token under the key.

@@ -3,8 +3,9 @@
 //! ```text
 //! client                                            server
 //!   |  <-- ServerHello: "SCHT" | version | challenge (plaintext)
-//!   |  ClientHello = Fernet_PSK(version | challenge | nonce | client_x25519) -->
-//!   |                        server opens it under the PSK; on failure it
+//!   |  ClientHello = key_id | Fernet_PSK(version | challenge | nonce | client_x25519) -->
+//!   |                        server finds the key by its id (one of many:
+//!   |                        main, invites, issued) and opens it; on failure it
 //!   |                        answers REFUSED (plaintext, 2 bytes) and closes,
 //!   |                        having done no RSA work.
 //!   |  <-- ServerAuth = Fernet_PSK(0 | server_x25519 | identity DER | RSA-PSS sig)
@@ -23,7 +24,7 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{EphemeralSecret, PublicKey};
 
 use crate::PROTOCOL_VERSION;
-use crate::crypto::{Fingerprint, Psk, SessionKeys, random_bytes, verify_signature};
+use crate::crypto::{Fingerprint, KeyId, Psk, SessionKeys, random_bytes, verify_signature};
 use crate::error::HandshakeError;
 
 /// First bytes of the server hello.
@@ -49,7 +50,21 @@ const fn fernet_token_len(n: usize) -> usize {
 
 /// The exact size of the client hello frame: the only frame a server reads
 /// before the key check, so it needs to buffer no more than this.
-pub const CLIENT_HELLO_FRAME_LEN: usize = fernet_token_len(CLIENT_HELLO_LEN);
+pub const CLIENT_HELLO_FRAME_LEN: usize = 8 + fernet_token_len(CLIENT_HELLO_LEN);
+
+/// Where a server finds the key a client hello names ([`KeyId`]).
+pub trait KeyLookup: Send + Sync {
+    /// The live key with this id, if any (a used-up, expired or revoked
+    /// one is none).
+    fn lookup(&self, id: &KeyId) -> Option<Psk>;
+}
+
+/// A single key is a key ring of one.
+impl KeyLookup for Psk {
+    fn lookup(&self, id: &KeyId) -> Option<Psk> {
+        (self.id() == *id).then(|| self.clone())
+    }
+}
 
 /// Longest wait a server may ask for in a retry-after reply.
 pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
@@ -186,9 +201,10 @@ impl ClientHandshake {
                 body.extend_from_slice(&challenge);
                 body.extend_from_slice(&nonce);
                 body.extend_from_slice(&client_pub);
-                let token = psk.seal(&body).into_bytes();
+                let mut hello = psk.id().to_vec();
+                hello.extend_from_slice(psk.seal(&body).as_bytes());
                 self.state = ClientState::AwaitAuth { psk, secret, client_pub, challenge, nonce };
-                Ok(ClientStep::Send(token))
+                Ok(ClientStep::Send(hello))
             }
             ClientState::AwaitAuth { psk, secret, client_pub, challenge, nonce } => {
                 if frame == REFUSED_WRONG_KEY {
@@ -247,7 +263,9 @@ enum ServerState {
 
 /// The server's handshake for one connection.
 pub struct ServerHandshake {
-    psk: Psk,
+    keys: std::sync::Arc<dyn KeyLookup>,
+    /// The key the client hello named, once found.
+    psk: Option<Psk>,
     identity_der: std::sync::Arc<[u8]>,
     state: ServerState,
     server_pub: [u8; 32],
@@ -289,15 +307,27 @@ pub enum ServerStep {
 }
 
 impl ServerHandshake {
-    /// Starts a handshake; returns the machine and the hello frame to send.
+    /// Starts a handshake with one key; returns the machine and the hello
+    /// frame to send.
     pub fn new(psk: Psk, identity_der: std::sync::Arc<[u8]>) -> (Self, Vec<u8>) {
+        Self::with_keys(std::sync::Arc::new(psk), identity_der)
+    }
+
+    /// The key the client proved it holds (after a passed key check).
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.psk.as_ref().map(Psk::id)
+    }
+
+    /// Starts a handshake that accepts any key `keys` finds by the client
+    /// hello's key id; returns the machine and the hello frame to send.
+    pub fn with_keys(keys: std::sync::Arc<dyn KeyLookup>, identity_der: std::sync::Arc<[u8]>) -> (Self, Vec<u8>) {
         let challenge = random_bytes::<32>();
         let mut hello = Vec::with_capacity(SERVER_HELLO_LEN);
         hello.extend_from_slice(MAGIC);
         hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
         hello.extend_from_slice(&challenge);
         let state = ServerState::AwaitClientHello { challenge };
-        (Self { psk, identity_der, state, server_pub: [0; 32], challenge }, hello)
+        (Self { keys, psk: None, identity_der, state, server_pub: [0; 32], challenge }, hello)
     }
 
     /// Feeds the client hello in. Only the PSK check and an X25519 key
@@ -311,7 +341,14 @@ impl ServerHandshake {
             return Err(HandshakeError::Unexpected("client hello already received"));
         };
         let reject = |reason| Ok(ServerStep::Reject { reply: REFUSED_WRONG_KEY.to_vec(), reason });
-        let Ok(body) = self.psk.open(frame) else {
+        // The key id, then the token: one key is tried, however many live.
+        let Some((id, token)) = frame.split_first_chunk::<8>() else {
+            return reject(HandshakeError::PskCheckFailed);
+        };
+        let Some(psk) = self.keys.lookup(id) else {
+            return reject(HandshakeError::PskCheckFailed);
+        };
+        let Ok(body) = psk.open(token) else {
             return reject(HandshakeError::PskCheckFailed);
         };
         let parsed = (|| {
@@ -335,7 +372,7 @@ impl ServerHandshake {
             let mut body = vec![AUTH_VERSION_MISMATCH];
             body.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
             return Ok(ServerStep::Reject {
-                reply: self.psk.seal(&body).into_bytes(),
+                reply: psk.seal(&body).into_bytes(),
                 reason: HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: version },
             });
         }
@@ -348,6 +385,7 @@ impl ServerHandshake {
             Err(e) => return reject(e),
         };
         self.server_pub = server_pub;
+        self.psk = Some(psk);
         self.state = ServerState::AwaitSignature { keys };
         Ok(ServerStep::Sign(SignRequest { transcript }))
     }
@@ -367,7 +405,8 @@ impl ServerHandshake {
         let mut body = vec![AUTH_RETRY_AFTER];
         body.extend_from_slice(&ms.to_be_bytes());
         body.extend_from_slice(&self.challenge);
-        Ok(self.psk.seal(&body).into_bytes())
+        let psk = self.psk.as_ref().ok_or(HandshakeError::Unexpected("no key check passed"))?;
+        Ok(psk.seal(&body).into_bytes())
     }
 
     /// Completes the handshake with the signature over the transcript;
@@ -389,6 +428,7 @@ impl ServerHandshake {
         body.extend_from_slice(der);
         body.extend_from_slice(&(signature.len() as u16).to_be_bytes());
         body.extend_from_slice(signature);
-        Ok((self.psk.seal(&body).into_bytes(), Established { keys, fingerprint: Fingerprint::of_der(der) }))
+        let psk = self.psk.as_ref().ok_or(HandshakeError::Unexpected("no key check passed"))?;
+        Ok((psk.seal(&body).into_bytes(), Established { keys, fingerprint: Fingerprint::of_der(der) }))
     }
 }

@@ -10,6 +10,8 @@
 //! - [`crypto`]: the pre-shared Fernet key, the server's RSA identity and its
 //!   fingerprint, session key derivation and the sealed, sequenced frames.
 //! - [`handshake`]: the client and server handshake state machines.
+//! - [`invite`]: invite links (`chatroom://…`): address, key, fingerprint,
+//!   room.
 //! - [`message`]: the typed messages exchanged after the handshake, and the
 //!   rules for usernames (UTS #39 profile, look-alike keys) and message text.
 //! - [`escape`]: making a peer's text safe for a terminal, a log line or a
@@ -31,6 +33,7 @@ pub mod error;
 pub mod escape;
 pub mod frame;
 pub mod handshake;
+pub mod invite;
 pub mod message;
 pub mod moderation;
 pub mod rate;
@@ -40,4 +43,4 @@ pub mod voice;
 pub use error::{CryptoError, FrameError, HandshakeError, KeyError};
 
 /// The protocol version this build speaks. Both handshake hellos carry it.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;

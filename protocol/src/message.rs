@@ -472,6 +472,15 @@ pub enum ServerMessage {
         /// Older entries remain (page with `before`).
         more: bool,
     },
+    /// A key of our own, issued after a login through an invite (or with
+    /// a main key past a rotation): use it for every later connection to
+    /// this server. Sent over the sealed session only.
+    KeyIssued {
+        /// The key's text form (a secret).
+        key: String,
+        /// Its public id (16 hex digits), as `server admin keys` lists it.
+        id: String,
+    },
     /// A room's topic changed (sent to its members).
     Topic {
         /// The room.
@@ -655,6 +664,9 @@ pub enum DisconnectCause {
     Kicked,
     /// A moderator or the operator banned our name or address.
     Banned,
+    /// The key we connected with was revoked (its invite, or the key
+    /// itself): reconnecting with it is refused.
+    KeyRevoked,
 }
 
 /// How every batch frame starts ([`encode_batch`]).

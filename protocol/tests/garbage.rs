@@ -100,8 +100,10 @@ fn handshake_machines_never_panic_on_garbage() {
         let input = if i % 2 == 0 {
             rng.bytes(200)
         } else {
-            let sealed = psk.seal(&rng.bytes(120));
-            rng.mutate(sealed.as_bytes())
+            // Named by the right key id, so the mutations reach the token.
+            let mut sealed = psk.id().to_vec();
+            sealed.extend_from_slice(psk.seal(&rng.bytes(120)).as_bytes());
+            rng.mutate(&sealed)
         };
         let _ = server.receive(&input);
         let mut client = ClientHandshake::new(psk.clone());

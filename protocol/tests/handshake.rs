@@ -242,7 +242,9 @@ fn weak_client_key_is_refused_before_any_rsa_work() {
     body.extend_from_slice(&hello[6..38]);
     body.extend_from_slice(&[9; 32]);
     body.extend_from_slice(&[0; 32]);
-    let (_, est) = server.on_client_hello(psk.seal(&body).as_bytes());
+    let mut client_hello = psk.id().to_vec();
+    client_hello.extend_from_slice(psk.seal(&body).as_bytes());
+    let (_, est) = server.on_client_hello(&client_hello);
     assert_eq!(est.err(), Some(HandshakeError::WeakKey));
     assert_eq!(server.signs.get(), 0);
 }
@@ -283,4 +285,42 @@ fn a_retry_after_is_sealed_under_the_key_and_costs_no_signature() {
     let first = client_hello(&mut other, &other_hello);
     let ServerStep::Sign(_) = other_server.hs.receive(&first).expect("hello") else { panic!("key check failed") };
     assert!(matches!(other.receive(&reply), Err(HandshakeError::Malformed(_))), "replayed retry-after accepted");
+}
+
+#[test]
+fn a_server_with_many_keys_tries_the_one_the_hello_names() {
+    use chatroom_protocol::handshake::{KeyLookup, ServerHandshake, ServerStep};
+    struct Ring(Vec<Psk>);
+    impl KeyLookup for Ring {
+        fn lookup(&self, id: &chatroom_protocol::crypto::KeyId) -> Option<Psk> {
+            self.0.iter().find(|k| k.id() == *id).cloned()
+        }
+    }
+    let keys: Vec<Psk> = (0..50).map(|_| Psk::parse(&Psk::generate()).expect("key")).collect();
+    let der: std::sync::Arc<[u8]> = identity(TEST_IDENTITY).public_der().into();
+    let ring = std::sync::Arc::new(Ring(keys.clone()));
+    // Any of the ring's keys passes the key check, and the server says which.
+    for k in [&keys[0], &keys[31], &keys[49]] {
+        let (mut server, hello) = ServerHandshake::with_keys(ring.clone(), der.clone());
+        let mut client = ClientHandshake::new(k.clone());
+        let ClientStep::Send(ch) = client.receive(&hello).expect("hello") else { panic!("no client hello") };
+        assert_eq!(&ch[..8], &k.id()[..], "the hello names its key");
+        assert!(matches!(server.receive(&ch), Ok(ServerStep::Sign(_))));
+        assert_eq!(server.key_id(), Some(k.id()));
+    }
+    // A key outside the ring, and a hello naming a ring key but sealed under
+    // another, are refused at the key check.
+    let stranger = Psk::parse(&Psk::generate()).expect("key");
+    let (mut server, hello) = ServerHandshake::with_keys(ring.clone(), der.clone());
+    let ClientStep::Send(ch) = ClientHandshake::new(stranger.clone()).receive(&hello).expect("hello") else {
+        panic!("no client hello")
+    };
+    assert!(matches!(server.receive(&ch), Ok(ServerStep::Reject { .. })));
+    let (mut server, hello) = ServerHandshake::with_keys(ring, der);
+    let ClientStep::Send(mut ch) = ClientHandshake::new(stranger).receive(&hello).expect("hello") else {
+        panic!("no client hello")
+    };
+    ch[..8].copy_from_slice(&keys[3].id());
+    assert!(matches!(server.receive(&ch), Ok(ServerStep::Reject { .. })));
+    assert_eq!(server.key_id(), None);
 }
