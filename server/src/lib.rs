@@ -3,6 +3,8 @@
 //!
 //! - [`config`]: the `[server]` table of `config.toml`.
 //! - [`keys`]: the key files (pre-shared key, RSA identity).
+//! - [`keyring`]: every key a client may connect with (main, invites,
+//!   issued keys; sans-IO).
 //! - [`gate`]: who may wait, cost a signature or try a password (sans-IO).
 //! - [`listener`]: accepts connections, starts sessions, keeps the gate.
 //! - [`session`]: one actor per connection.
@@ -27,6 +29,7 @@ pub mod archive;
 pub mod batch_send;
 pub mod config;
 pub mod gate;
+pub mod keyring;
 pub mod keys;
 pub mod listener;
 pub mod messages;

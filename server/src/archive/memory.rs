@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use protocol::moderation::AuditEntry;
 
 use super::{
-    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord,
+    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, KeyRecord,
     ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage, Write,
     WriteOutcome,
 };
@@ -31,6 +31,7 @@ struct State {
     sanctions: BTreeMap<u64, SanctionRecord>,
     invites: BTreeMap<(String, String), InviteRecord>,
     audit: Vec<AuditEntry>,
+    keys: BTreeMap<(String, u64), KeyRecord>,
 }
 
 impl MemoryArchive {
@@ -131,6 +132,11 @@ impl MemoryArchive {
                 WriteOutcome::Done
             }
             Write::RemoveInvite { room, key } => found(s.invites.remove(&(room, key)).is_some()),
+            Write::PutKey(k) => {
+                s.keys.insert((k.kind.clone(), k.id), k);
+                WriteOutcome::Done
+            }
+            Write::RemoveKey { kind, id } => found(s.keys.remove(&(kind, id)).is_some()),
             Write::Audit(mut e) => {
                 e.id = s.audit.len() as u64 + 1;
                 s.audit.push(e);
@@ -189,6 +195,7 @@ impl Archive for MemoryArchive {
             moderators: s.moderators.values().cloned().collect(),
             sanctions: s.sanctions.values().cloned().collect(),
             invites: s.invites.values().cloned().collect(),
+            keys: s.keys.values().cloned().collect(),
         })
     }
 

@@ -158,6 +158,38 @@ pub struct InviteRecord {
     pub name: String,
 }
 
+/// A key of the key ring as stored (issue 17): an invite's, one issued to a
+/// client, or the previous main key during its grace.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The invite's or issued key's number (0 for the previous main key).
+    pub id: u64,
+    /// `invite`, `issued` or `old_main`.
+    pub kind: String,
+    /// The key's text form (a secret, like the key file).
+    pub secret: String,
+    /// An issued key's invite.
+    pub invite: Option<u64>,
+    /// Whom an issued key went to.
+    pub name: String,
+    /// An invite's room.
+    pub room: Option<String>,
+    /// An invite's uses left (`None`: unlimited).
+    pub uses_left: Option<u32>,
+    /// An invite's uses so far.
+    pub uses: u32,
+    /// When it stops working, Unix ms.
+    pub expires_ms: Option<u64>,
+    /// When it was made, Unix ms.
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord").field("id", &self.id).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
 /// Everything about people the roster loads at start.
 #[derive(Debug, Default)]
 pub struct Standing {
@@ -169,6 +201,8 @@ pub struct Standing {
     pub sanctions: Vec<SanctionRecord>,
     /// Every invite list entry.
     pub invites: Vec<InviteRecord>,
+    /// Invites, issued keys, the previous main key.
+    pub keys: Vec<KeyRecord>,
 }
 
 /// A private message between two registered accounts, as stored.
@@ -310,6 +344,15 @@ pub enum Write {
     },
     /// Append an entry to the audit log (its id is the store's).
     Audit(protocol::moderation::AuditEntry),
+    /// Create or replace a key of the key ring.
+    PutKey(KeyRecord),
+    /// Remove a key of the key ring.
+    RemoveKey {
+        /// Its kind (`invite`, `issued`, `old_main`).
+        kind: String,
+        /// Its number.
+        id: u64,
+    },
 }
 
 /// What a [`Write`] did, once durable.

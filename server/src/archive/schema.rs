@@ -100,6 +100,21 @@ const MIGRATIONS: &[&str] = &[
         edited    INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX direct_pair ON direct_messages(a, b, id);",
+    // 3: the key ring: invites, keys issued to clients, the previous main
+    // key during its grace (issue 17).
+    "CREATE TABLE keyring (
+        kind       TEXT NOT NULL,
+        id         INTEGER NOT NULL,
+        secret     TEXT NOT NULL,
+        invite     INTEGER,
+        name       TEXT NOT NULL,
+        room       TEXT,
+        uses_left  INTEGER,
+        uses       INTEGER NOT NULL,
+        expires_ms INTEGER,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );",
 ];
 
 /// The schema version this server writes (and the newest it opens).

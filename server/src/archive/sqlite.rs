@@ -31,7 +31,7 @@ use slog::{Logger, error, info, o, warn};
 
 use super::schema::{self, SCHEMA_VERSION};
 use super::{
-    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, MAX_PAGE,
+    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, KeyRecord, MAX_PAGE,
     ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage, Write,
     WriteOutcome,
 };
@@ -129,6 +129,8 @@ fn weight(w: &Write) -> usize {
         Write::PutInvite(i) => i.room.len() + i.key.len() + i.name.len(),
         Write::RemoveInvite { room, key } => room.len() + key.len(),
         Write::Audit(e) => e.actor.len() + e.action.len() + e.target.len() + e.reason.len() + e.detail.len(),
+        Write::PutKey(k) => k.secret.len() + k.name.len() + k.kind.len() + 64,
+        Write::RemoveKey { kind, .. } => kind.len(),
     };
     std::mem::size_of::<WriteJob>() + 64 + strings
 }
@@ -931,6 +933,28 @@ fn apply_standing(conn: &Connection, w: &Write) -> rusqlite::Result<WriteOutcome
             )?;
             WriteOutcome::Done
         }
+        Write::PutKey(k) => {
+            run(
+                "INSERT OR REPLACE INTO keyring (kind, id, secret, invite, name, room, uses_left, uses, expires_ms, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    k.kind,
+                    to_sql(k.id)?,
+                    k.secret,
+                    k.invite.map(to_sql).transpose()?,
+                    k.name,
+                    k.room,
+                    k.uses_left,
+                    k.uses,
+                    k.expires_ms.map(to_sql).transpose()?,
+                    to_sql(k.created_ms)?
+                ],
+            )?;
+            WriteOutcome::Done
+        }
+        Write::RemoveKey { kind, id } => {
+            changed(run("DELETE FROM keyring WHERE kind = ?1 AND id = ?2", params![kind, to_sql(*id)?])?)
+        }
         // The others have their own statements (`apply_one`).
         _ => WriteOutcome::NotFound,
     })
@@ -1118,7 +1142,24 @@ fn read_standing(conn: &Connection) -> rusqlite::Result<Standing> {
         .prepare("SELECT room, key, name FROM invites")?
         .query_map([], |r| Ok(InviteRecord { room: r.get(0)?, key: r.get(1)?, name: r.get(2)? }))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Standing { accounts, moderators, sanctions, invites })
+    let keys = conn
+        .prepare("SELECT kind, id, secret, invite, name, room, uses_left, uses, expires_ms, created_ms FROM keyring")?
+        .query_map([], |r| {
+            Ok(KeyRecord {
+                kind: r.get(0)?,
+                id: from_sql(r.get(1)?, 1)?,
+                secret: r.get(2)?,
+                invite: opt_u64(r.get(3)?, 3)?,
+                name: r.get(4)?,
+                room: r.get(5)?,
+                uses_left: r.get(6)?,
+                uses: r.get(7)?,
+                expires_ms: opt_u64(r.get(8)?, 8)?,
+                created_ms: from_sql(r.get(9)?, 9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Standing { accounts, moderators, sanctions, invites, keys })
 }
 
 /// Every stored room, by name.
