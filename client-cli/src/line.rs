@@ -129,12 +129,21 @@ pub async fn handle(input: &Input, line: &str) -> Flow {
     let Input { client, printer, state } = input;
     let current = || state.lock().ok().and_then(|s| s.current().cloned());
     let parsed = parse(line);
-    // Piped: the passwords come from the environment.
-    if let Some(change) = password::ask(&parsed, false) {
-        return match change {
-            Ok(change) => outcome(printer, account(client, change).await),
-            Err(e) => {
+    // Without the editor: asked on the terminal if stdin is one (no read
+    // of stdin is under way while a line is handled), else from the
+    // environment.
+    if matches!(parsed, Line::Register | Line::Password | Line::Unregister) {
+        let (owned, interactive) = (line.to_owned(), std::io::stdin().is_terminal());
+        let asked = tokio::task::spawn_blocking(move || password::ask(&parse(&owned), interactive)).await;
+        return match asked {
+            Ok(Some(Ok(change))) => outcome(printer, account(client, change).await),
+            Ok(Some(Err(e))) => {
                 printer.note(&format!("client-cli: {e:#}"));
+                Flow::Go
+            }
+            Ok(None) => Flow::Go,
+            Err(e) => {
+                printer.note(&format!("client-cli: {e}"));
                 Flow::Go
             }
         };

@@ -62,6 +62,13 @@ fn the_connect_form_asks_for_the_account_password_apart_from_the_server_password
     for m in typed {
         form.update(m);
     }
+    // An error under the form still fits 800×600 with the extra field.
+    form.status = connect::Status::Error("Wrong or missing password for this server.".into());
+    let mut sim = simulator(SMALL, form.view());
+    let error = text_bounds(&mut sim, "Wrong or missing password for this server.").expect("the error");
+    assert!(inside(error, SMALL), "{error:?}");
+    drop(sim);
+    form.status = connect::Status::Idle;
     let connect::Action::Connect(request) = form.update(connect::Message::Submit) else { panic!("connects") };
     assert_eq!((request.password, request.account_password), (None, Some(Secret::new("hunter22"))));
 }
