@@ -614,6 +614,9 @@ pub enum RefusalCode {
     /// The name or the address is banned (the reason says why and until
     /// when; `until_ms` too).
     Banned,
+    /// The invite the client connected with was used up by another login
+    /// meanwhile.
+    InviteSpent,
 }
 
 /// Why a chat message was not taken.

@@ -57,6 +57,55 @@ pub enum AdminRequest {
         /// The account.
         name: String,
     },
+    /// A new invite link.
+    Invite {
+        /// Uses (`None`: unlimited).
+        #[serde(default)]
+        uses: Option<u32>,
+        /// Lifetime in seconds (`None`: until revoked).
+        #[serde(default)]
+        expires_secs: Option<u64>,
+        /// The room the link lands in.
+        #[serde(default)]
+        room: Option<String>,
+        /// `HOST:PORT` for the link instead of `public_address`.
+        #[serde(default)]
+        address: Option<String>,
+    },
+    /// Every invite.
+    Invites,
+    /// End an invite and every key issued through it.
+    RevokeInvite {
+        /// Its number.
+        id: u64,
+    },
+    /// Every issued key.
+    Keys,
+    /// End one issued key.
+    RevokeKey {
+        /// Its number.
+        id: u64,
+    },
+    /// A new main key (written to the key file); the old one works for
+    /// `key_grace_days` unless `now`; answered with a fresh invite link.
+    RotateKey {
+        /// End the old key at once.
+        #[serde(default)]
+        now: bool,
+    },
+}
+
+/// What invite links and rotations need to know about this server.
+#[derive(Debug, Clone)]
+pub struct AdminContext {
+    /// `HOST:PORT`s invite links name.
+    pub addresses: Vec<String>,
+    /// The server identity's fingerprint.
+    pub fingerprint: protocol::crypto::Fingerprint,
+    /// The key file (rotate-key writes it).
+    pub key_file: PathBuf,
+    /// How long the old main key keeps working after a rotation.
+    pub key_grace: Duration,
 }
 
 /// The answer to one request.
@@ -73,11 +122,14 @@ pub struct AdminResponse {
     /// A reset code (for `reset_password`), shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// An invite link (for `invite` and `rotate_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl AdminResponse {
     fn failed(reason: DenyReason, detail: impl Into<String>) -> Self {
-        Self { ok: false, reply: None, error: Some(Denial { reason, detail: detail.into() }), code: None }
+        Self { ok: false, reply: None, error: Some(Denial { reason, detail: detail.into() }), code: None, link: None }
     }
 }
 
@@ -143,6 +195,7 @@ pub async fn serve(
     listener: tokio::net::UnixListener,
     roster: Addr<Roster>,
     hasher: Addr<Hasher>,
+    context: AdminContext,
     log: Logger,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -160,9 +213,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let (roster, hasher, log) = (roster.clone(), hasher.clone(), log.clone());
+        let (roster, hasher, log, context) = (roster.clone(), hasher.clone(), log.clone(), context.clone());
         actix_rt::spawn(async move {
-            if let Err(e) = connection(stream, own, roster, hasher, &log).await {
+            if let Err(e) = connection(stream, own, roster, hasher, &context, &log).await {
                 debug!(log, "admin connection ended"; "error" => %e);
             }
         });
@@ -175,6 +228,7 @@ async fn connection(
     own: u32,
     roster: Addr<Roster>,
     hasher: Addr<Hasher>,
+    context: &AdminContext,
     log: &Logger,
 ) -> std::io::Result<()> {
     let cred = stream.peer_cred()?;
@@ -212,7 +266,7 @@ async fn connection(
         let response = match serde_json::from_str::<AdminRequest>(buf.trim_end()) {
             Ok(req) => {
                 info!(log, "admin request"; "uid" => cred.uid(), "request" => ?req);
-                handle(req, &roster, &hasher).await
+                handle(req, &roster, &hasher, context, log).await
             }
             Err(e) => AdminResponse::failed(DenyReason::Invalid, format!("not a request: {e}")),
         };
@@ -220,10 +274,73 @@ async fn connection(
     }
 }
 
+/// Asks the roster and waits for its answer.
+async fn ask(roster: &Addr<Roster>, request: ModRequest) -> Result<ModReply, Denial> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    roster.do_send(Moderate { by: Asker::Operator, request, reply: ModReplyTo::Operator(tx) });
+    rx.await.unwrap_or_else(|_| {
+        Err(Denial { reason: DenyReason::StorageUnavailable, detail: "the server is shutting down".into() })
+    })
+}
+
+/// An invite's link, from the roster's answer.
+fn link(reply: &ModReply, addresses: &[String], context: &AdminContext) -> Option<String> {
+    let ModReply::Invite { key, room, .. } = reply else { return None };
+    let link = protocol::invite::InviteLink {
+        addresses: addresses.to_vec(),
+        key: key.clone(),
+        fingerprint: context.fingerprint,
+        room: room.clone(),
+    };
+    Some(link.to_string())
+}
+
 /// Carries out one request through the roster.
-async fn handle(req: AdminRequest, roster: &Addr<Roster>, hasher: &Addr<Hasher>) -> AdminResponse {
+async fn handle(
+    req: AdminRequest,
+    roster: &Addr<Roster>,
+    hasher: &Addr<Hasher>,
+    context: &AdminContext,
+    log: &Logger,
+) -> AdminResponse {
+    use crate::roster::KeyQuery;
+    let answer = |r: Result<ModReply, Denial>, link: Option<String>| match r {
+        Ok(reply) => AdminResponse { ok: true, reply: Some(reply), error: None, code: None, link },
+        Err(denial) => AdminResponse { ok: false, reply: None, error: Some(denial), code: None, link: None },
+    };
     let mut code = None;
     let request = match req {
+        AdminRequest::Invite { uses, expires_secs, room, address } => {
+            let addresses =
+                address.map_or_else(|| context.addresses.clone(), |a| a.split(',').map(str::to_owned).collect());
+            let r = ask(roster, ModRequest::Keys(KeyQuery::CreateInvite { uses, expires_secs, room })).await;
+            let l = r.as_ref().ok().and_then(|reply| link(reply, &addresses, context));
+            return answer(r.map(hide_key), l);
+        }
+        AdminRequest::Invites => ModRequest::Keys(KeyQuery::ListInvites),
+        AdminRequest::RevokeInvite { id } => ModRequest::Keys(KeyQuery::RevokeInvite { id }),
+        AdminRequest::Keys => ModRequest::Keys(KeyQuery::ListKeys),
+        AdminRequest::RevokeKey { id } => ModRequest::Keys(KeyQuery::RevokeKey { id }),
+        AdminRequest::RotateKey { now } => {
+            // The key file first: a restart after this keeps the new key.
+            let new_key = protocol::crypto::Psk::generate();
+            if let Err(e) = crate::keys::write_secret(&context.key_file, &format!("{new_key}\n")) {
+                warn!(log, "rotate-key: cannot write the key file"; "error" => %e);
+                return AdminResponse::failed(
+                    DenyReason::StorageUnavailable,
+                    format!("cannot write the key file: {e}"),
+                );
+            }
+            let grace_secs = (!now).then(|| context.key_grace.as_secs());
+            let rotated = ask(roster, ModRequest::Keys(KeyQuery::RotateKey { new_key, grace_secs })).await;
+            let Ok(ModReply::Done { detail }) = rotated else { return answer(rotated, None) };
+            // A fresh invite for everyone who should come in with the new key.
+            let expires_secs = Some(context.key_grace.as_secs().max(86_400));
+            let fresh =
+                ask(roster, ModRequest::Keys(KeyQuery::CreateInvite { uses: None, expires_secs, room: None })).await;
+            let l = fresh.as_ref().ok().and_then(|reply| link(reply, &context.addresses, context));
+            return answer(Ok(ModReply::Done { detail: format!("{detail}; a fresh invite follows") }), l);
+        }
         AdminRequest::Act { action } => ModRequest::Act(action),
         AdminRequest::Who => ModRequest::Operator(OperatorQuery::Who),
         AdminRequest::Rooms => ModRequest::Operator(OperatorQuery::Rooms),
@@ -238,12 +355,18 @@ async fn handle(req: AdminRequest, roster: &Addr<Roster>, hasher: &Addr<Hasher>)
             ModRequest::Operator(OperatorQuery::ResetPassword { name, code_phc, until_ms })
         }
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    roster.do_send(Moderate { by: Asker::Operator, request, reply: ModReplyTo::Operator(tx) });
-    match rx.await {
-        Ok(Ok(reply)) => AdminResponse { ok: true, reply: Some(reply), error: None, code },
-        Ok(Err(denial)) => AdminResponse { ok: false, reply: None, error: Some(denial), code: None },
-        Err(_) => AdminResponse::failed(DenyReason::StorageUnavailable, "the server is shutting down"),
+    let mut response = answer(ask(roster, request).await, None);
+    if response.ok {
+        response.code = code.take();
+    }
+    response
+}
+
+/// An invite's key goes out in its link only.
+fn hide_key(reply: ModReply) -> ModReply {
+    match reply {
+        ModReply::Invite { id, room, detail, .. } => ModReply::Invite { id, key: String::new(), room, detail },
+        other => other,
     }
 }
 

@@ -97,6 +97,45 @@ pub enum AdminCommand {
         /// The account.
         name: String,
     },
+    /// Make an invite link (all a client needs to join: address, key,
+    /// fingerprint, room); or list or revoke invites.
+    Invite {
+        /// How many logins it lets in (default: unlimited).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// How long it works (`30m`, `12h`, `7d`; default: until revoked).
+        #[arg(long, value_parser = parse_duration_arg)]
+        expires: Option<u64>,
+        /// The room the link lands in.
+        #[arg(long)]
+        room: Option<String>,
+        /// `HOST:PORT` the link names (default: `public_address`, else the
+        /// address the server listens on).
+        #[arg(long)]
+        address: Option<String>,
+        /// List the invites instead.
+        #[arg(long, conflicts_with_all = ["uses", "expires", "room", "address", "revoke"])]
+        list: bool,
+        /// Revoke invite ID and every key issued through it (their users
+        /// are disconnected and told).
+        #[arg(long, value_name = "ID")]
+        revoke: Option<u64>,
+    },
+    /// The keys issued to clients (through invites, or after a rotation);
+    /// or revoke one.
+    Keys {
+        /// Revoke issued key ID (its user is disconnected and told).
+        #[arg(long, value_name = "ID")]
+        revoke_key: Option<u64>,
+    },
+    /// A new main key in the key file. Clients on the old one keep working
+    /// for `key_grace_days` and are issued keys of their own at their next
+    /// login; prints a fresh invite link.
+    RotateKey {
+        /// End the old key at once.
+        #[arg(long)]
+        now: bool,
+    },
     /// The audit log, newest first.
     Audit {
         /// How many entries.
@@ -106,6 +145,10 @@ pub enum AdminCommand {
         #[arg(long)]
         before: Option<u64>,
     },
+}
+
+fn parse_duration_arg(s: &str) -> Result<u64, String> {
+    parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// `rest` as an optional duration, then a reason.
@@ -153,6 +196,14 @@ pub fn request(cmd: AdminCommand) -> AdminRequest {
             act(Action::Revoke { name, role, room })
         }
         AdminCommand::ResetPassword { name } => AdminRequest::ResetPassword { name },
+        AdminCommand::Invite { list: true, .. } => AdminRequest::Invites,
+        AdminCommand::Invite { revoke: Some(id), .. } => AdminRequest::RevokeInvite { id },
+        AdminCommand::Invite { uses, expires, room, address, .. } => {
+            AdminRequest::Invite { uses, expires_secs: expires, room, address }
+        }
+        AdminCommand::Keys { revoke_key: Some(id) } => AdminRequest::RevokeKey { id },
+        AdminCommand::Keys { revoke_key: None } => AdminRequest::Keys,
+        AdminCommand::RotateKey { now } => AdminRequest::RotateKey { now },
         AdminCommand::Audit { limit, before } => act(Action::Audit { limit: Some(limit), before }),
     }
 }
@@ -259,7 +310,35 @@ fn print_text(r: &AdminResponse) {
                 s.users, s.voice_users, s.rooms, s.accounts, s.bans, s.held
             );
         }
+        Some(ModReply::Invite { id, room, detail, .. }) => {
+            let room = room.as_deref().map(|r| format!(", lands in #{r}")).unwrap_or_default();
+            println!("invite #{id} ({detail}{room}):");
+        }
+        Some(ModReply::Invites { invites }) => {
+            if invites.is_empty() {
+                println!("no invites");
+            }
+            for i in invites {
+                let left = i.uses_left.map_or_else(|| "unlimited".to_owned(), |u| format!("{u} left"));
+                let until = i.expires_ms.map_or_else(|| "no expiry".to_owned(), |e| format!("until {}", format_utc(e)));
+                let room = i.room.as_deref().map(|r| format!(" #{r}")).unwrap_or_default();
+                let state = if i.live { "live" } else { "spent" };
+                println!("#{} {state} uses {} ({left}) {until}{room}; {} key(s) issued", i.id, i.uses, i.keys);
+            }
+        }
+        Some(ModReply::Keys { keys }) => {
+            if keys.is_empty() {
+                println!("no issued keys");
+            }
+            for k in keys {
+                let via = k.invite.map_or_else(|| "the previous main key".to_owned(), |i| format!("invite #{i}"));
+                println!("#{} {} to {} via {via} at {}", k.id, k.key_id, k.name, format_utc(k.created_ms));
+            }
+        }
         None => {}
+    }
+    if let Some(link) = &r.link {
+        println!("{link}");
     }
     if let Some(code) = &r.code {
         println!(

@@ -96,6 +96,8 @@ struct RawServer {
     max_rooms: Option<u32>,
     history_on_join: Option<u32>,
     history_days: Option<u32>,
+    key_grace_days: Option<u32>,
+    public_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +209,17 @@ pub struct Config {
     pub history_on_join: u32,
     /// Days a new room keeps its messages (0: for ever).
     pub history_days: u32,
+    /// Days the previous main key keeps working after `server admin
+    /// rotate-key` (its holders are issued keys of their own meanwhile).
+    pub key_grace_days: u32,
+    /// `HOST:PORT` (comma-separated: several) that invite links name;
+    /// `None`: the address the server listens on.
+    pub public_address: Option<String>,
+}
+
+/// Whether `a` is `HOST:PORT` with a port other than 0.
+fn host_port(a: &str) -> bool {
+    a.rsplit_once(':').is_some_and(|(host, p)| !host.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0))
 }
 
 /// How the server writes its log (stderr).
@@ -416,6 +429,15 @@ impl Config {
             max_rooms,
             history_on_join: range("history_on_join", s.history_on_join, 50, 0, protocol::message::MAX_HISTORY_PAGE)?,
             history_days,
+            key_grace_days: range("key_grace_days", s.key_grace_days, 7, 0, 3650)?,
+            public_address: match s.public_address {
+                None => None,
+                Some(a) if a.split(',').all(host_port) => Some(a),
+                Some(a) => {
+                    let problem = format!("{a:?} is not HOST:PORT (or several, comma-separated)");
+                    return Err(invalid("public_address", problem));
+                }
+            },
             bind,
             key_file: resolve(s.key_file, "server.key"),
             identity_file: resolve(s.identity_file, "server_identity.pem"),
@@ -629,7 +651,7 @@ mod tests {
                 "idle_timeout_secs", "rate_per_sec", "rate_burst", "flood_limit", "outbound_queue",
                 "session_threads", "write_timeout_secs", "shutdown_grace_secs", "voice_port", "verbose",
                 "metrics_bind", "log_format", "data_dir", "default_rooms", "allow_user_rooms", "empty_room_days",
-                "max_rooms", "history_on_join", "history_days",
+                "max_rooms", "history_on_join", "history_days", "key_grace_days", "public_address",
             ]),
             value in proptest::prop_oneof![
                 proptest::num::i64::ANY.prop_map(|n| n.to_string()),

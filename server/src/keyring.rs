@@ -203,8 +203,7 @@ impl KeyRing {
     /// Makes an invite.
     pub fn invite(&mut self, room: Option<String>, uses: Option<u32>, expires_ms: Option<u64>, now_ms: u64) -> Invite {
         let key = fresh_key();
-        let invite =
-            Invite { id: self.number(), key, room, uses_left: uses, uses: 0, expires_ms, created_ms: now_ms };
+        let invite = Invite { id: self.number(), key, room, uses_left: uses, uses: 0, expires_ms, created_ms: now_ms };
         self.by_id.insert(invite.key.id(), KeyKind::Invite(invite.id));
         self.invites.insert(invite.id, invite.clone());
         invite

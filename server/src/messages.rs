@@ -83,6 +83,9 @@ pub enum JoinRefusal {
     /// The name is a registered account and the session did not prove
     /// its password.
     AccountPassword,
+    /// The invite it connected with has no use left (another login took
+    /// the last one meanwhile).
+    InviteSpent,
     /// The name is taken (case-insensitively).
     NameTaken,
     /// The name is held this long more for a user whose connection dropped
@@ -127,6 +130,9 @@ pub struct Join {
     pub addr: Option<std::net::IpAddr>,
     /// The account whose password the session proved, if the name is one.
     pub account: Option<AccountLogin>,
+    /// The key the client connected with (invites and old main keys get
+    /// a key of their own issued; revoking a key ends its sessions).
+    pub key: Option<protocol::crypto::KeyId>,
 }
 
 /// A login proven by an account password (or a one-time reset code).
@@ -271,6 +277,8 @@ pub enum ModRequest {
     Act(protocol::moderation::Action),
     /// The operator's own.
     Operator(OperatorQuery),
+    /// The operator's, about invites and keys.
+    Keys(crate::roster::KeyQuery),
 }
 
 /// One connected user, for `server admin who`.
@@ -340,6 +348,27 @@ pub enum ModReply {
     },
     /// Counts.
     Stats(ServerStats),
+    /// A new invite (the admin socket makes its link).
+    Invite {
+        /// Its number.
+        id: u64,
+        /// Its key (a secret: it goes into the link).
+        key: String,
+        /// The room its link lands in.
+        room: Option<String>,
+        /// Uses and expiry, in words.
+        detail: String,
+    },
+    /// Every invite.
+    Invites {
+        /// Newest first.
+        invites: Vec<crate::roster::InviteSummary>,
+    },
+    /// Every issued key.
+    Keys {
+        /// Newest first.
+        keys: Vec<crate::roster::KeySummary>,
+    },
 }
 
 /// A refused moderation request.

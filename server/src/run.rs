@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::archive::Archive;
 use crate::config::Config;
 use crate::gate::GateConfig;
+use crate::keyring::{KeyRing, SharedKeyRing};
 use crate::keys;
 use crate::listener::{Listener, OpenConnections, StopAccepting};
 use crate::messages::ShutdownAll;
@@ -77,7 +78,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let stored_rooms = archive.rooms()?;
     let max_id = archive.max_id()?;
-    let standing = archive.standing()?;
+    let mut standing = archive.standing()?;
     let hasher = crate::accounts::hasher::Hasher::start_pool();
     let Sockets { tcp, udp, metrics: metrics_listener, admin } = sockets;
     let metrics = Arc::new(Metrics::new());
@@ -86,9 +87,11 @@ pub async fn run(
     let voice_port = if cfg.voice_public_port == 0 { bound_port } else { cfg.voice_public_port };
     let listener = tokio::net::TcpListener::from_std(tcp)?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let psk = Arc::new(std::sync::RwLock::new(psk));
+    let mut ring = KeyRing::new(psk);
+    ring.load(std::mem::take(&mut standing.keys));
+    let keys = SharedKeyRing::new(ring);
     let session_cfg = Arc::new(SessionConfig {
-        psk: psk.clone(),
+        keys: keys.clone(),
         identity_der: identity.public_der().into(),
         password_hash: cfg.password.as_ref().map(|p| Sha256::digest(p.as_bytes()).into()),
         limits: Limits {
@@ -111,6 +114,19 @@ pub async fn run(
     });
     let admin = admin.map(tokio::net::UnixListener::from_std).transpose()?;
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let context = crate::admin::AdminContext {
+        addresses: match &cfg.public_address {
+            Some(a) => a.split(',').map(str::to_owned).collect(),
+            None => {
+                let local = listener.local_addr()?;
+                let ip = if local.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { local.ip() };
+                vec![std::net::SocketAddr::new(ip, local.port()).to_string()]
+            }
+        },
+        fingerprint: identity.fingerprint(),
+        key_file: cfg.key_file.clone(),
+        key_grace: std::time::Duration::from_secs(u64::from(cfg.key_grace_days) * 86_400),
+    };
     let signer = SyncArbiter::start(cores, move || Signer::new(identity.clone()));
     let roster_log = log.new(o!("actor" => "roster"));
     let relay_log = log.new(o!("actor" => "voice-relay"));
@@ -129,10 +145,11 @@ pub async fn run(
         .with_metrics(metrics.clone())
         .with_rooms(settings, &cfg.rooms, stored_rooms, Some(archive), max_id)
         .with_standing(standing)
+        .with_keys(keys.clone())
         .start();
     if let Some(admin) = admin {
         let log = log.new(o!("actor" => "admin"));
-        actix_rt::spawn(crate::admin::serve(admin, roster.clone(), hasher.clone(), log, shutdown_rx.clone()));
+        actix_rt::spawn(crate::admin::serve(admin, roster.clone(), hasher.clone(), context, log, shutdown_rx.clone()));
     }
     // Sessions get the cores the roster (this thread) leaves: a broadcast
     // wakes fewer threads, and the roster is never preempted by its own
@@ -178,7 +195,7 @@ pub async fn run(
 
     // Until told to shut down (or the channel closes).
     while let Some(Control::ReloadKey) = control.recv().await {
-        reload_key(&log, &cfg.key_file, &psk);
+        reload_key(&log, &cfg.key_file, &keys);
     }
     if let Some(task) = scrapes {
         task.abort();
@@ -204,15 +221,12 @@ pub async fn run(
 /// Reads the key file again (after `server gen-key`); new connections need
 /// the new key, connected users stay. A bad file keeps the old key and
 /// says why.
-fn reload_key(log: &Logger, path: &std::path::Path, psk: &std::sync::RwLock<Psk>) {
+fn reload_key(log: &Logger, path: &std::path::Path, ring: &SharedKeyRing) {
     match keys::load_psk(path) {
-        Ok(new) => match psk.write() {
-            Ok(mut p) => {
-                *p = new;
-                info!(log, "reloaded the pre-shared key; new connections need the new key"; "file" => %path.display());
-            }
-            Err(_) => warn!(log, "cannot reload the pre-shared key: lock poisoned"),
-        },
+        Ok(new) => {
+            ring.write().set_main(new);
+            info!(log, "reloaded the pre-shared key; new connections need the new key"; "file" => %path.display());
+        }
         Err(e) => warn!(log, "key file not reloaded; keeping the current key"; "error" => %e),
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use bytes::Bytes;
 use protocol::PROTOCOL_VERSION;
-use protocol::crypto::{Opener, Psk};
+use protocol::crypto::Opener;
 use protocol::escape::{Escaped, EscapedDisplay};
 use protocol::frame::{CodecError, FrameCodec};
 use protocol::handshake::{CLIENT_HELLO_FRAME_LEN, ServerHandshake, ServerStep, SignRequest};
@@ -34,6 +34,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::accounts::hasher::{self, Hasher};
 use crate::gate::Hold;
+use crate::keyring::SharedKeyRing;
 use crate::listener::CountGuard;
 use crate::messages::{
     AccountAttempt, AccountChange, AccountChecked, AccountLogin, AccountOf, AccountOp, Amend, Asker, Authorize,
@@ -50,9 +51,10 @@ use crate::writer;
 /// Settings every session shares.
 #[derive(Debug)]
 pub struct SessionConfig {
-    /// The pre-shared key; replaced on SIGHUP (new connections use the new
-    /// one, connected users are not affected).
-    pub psk: Arc<std::sync::RwLock<Psk>>,
+    /// Every key a client may connect with: the main key (replaced on
+    /// SIGHUP: new connections use the new one, connected users are not
+    /// affected), invites, issued keys.
+    pub keys: SharedKeyRing,
     /// The identity's public key (DER), sent in the handshake.
     pub identity_der: Arc<[u8]>,
     /// SHA-256 of the server password, if there is one.
@@ -147,6 +149,8 @@ pub struct Session {
     peer_full: Option<std::net::IpAddr>,
     /// An account request (its password work) is under way: one at a time.
     account_busy: bool,
+    /// The key the client connected with (after the key check).
+    key_id: Option<protocol::crypto::KeyId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -194,6 +198,7 @@ impl Session {
             peer_ip,
             peer_full: peer_addr.map(|a| a.ip()),
             account_busy: false,
+            key_id: None,
         }
     }
 
@@ -279,6 +284,7 @@ impl Session {
         };
         match hs.receive(frame) {
             Ok(ServerStep::Sign(req)) => {
+                self.key_id = hs.key_id();
                 // Past the key check: the gate decides whether this may cost
                 // a signature now (its address's budget, password back-off,
                 // the logging-in pool) and moves it out of reach of idle
@@ -509,6 +515,7 @@ impl Session {
             history,
             addr: self.peer_full,
             account,
+            key: self.key_id,
         };
         self.roster
             .send(join)
@@ -544,6 +551,9 @@ impl Session {
                 Ok(Err(JoinRefusal::AccountPassword)) => {
                     let reason = format!("the name {username:?} is registered: log in with its account password");
                     act.refuse(ctx, RefusalCode::AccountPassword, reason);
+                }
+                Ok(Err(JoinRefusal::InviteSpent)) => {
+                    act.refuse(ctx, RefusalCode::InviteSpent, "this invite has been used up; ask for a new one".into());
                 }
                 Ok(Err(JoinRefusal::ShuttingDown)) => {
                     act.send(ctx, &ServerMessage::Shutdown { reason: "the server is shutting down".into() });
@@ -803,11 +813,7 @@ impl Actor for Session {
         let codec = FrameCodec::new(self.cfg.max_frame).with_first_frame_limit(CLIENT_HELLO_FRAME_LEN);
         ctx.add_stream(FramedRead::with_capacity(r, codec, 1024));
 
-        let psk = match self.cfg.psk.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        let (hs, hello) = ServerHandshake::new(psk, self.cfg.identity_der.clone());
+        let (hs, hello) = ServerHandshake::with_keys(Arc::new(self.cfg.keys.clone()), self.cfg.identity_der.clone());
         self.phase = Phase::Handshake(Box::new(hs));
         self.queue(ctx, Out::Raw(Bytes::from(hello)));
 

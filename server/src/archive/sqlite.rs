@@ -31,9 +31,9 @@ use slog::{Logger, error, info, o, warn};
 
 use super::schema::{self, SCHEMA_VERSION};
 use super::{
-    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, KeyRecord, MAX_PAGE,
-    ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage, Write,
-    WriteOutcome,
+    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, KeyRecord,
+    MAX_PAGE, ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage,
+    Write, WriteOutcome,
 };
 use protocol::moderation::AuditEntry;
 

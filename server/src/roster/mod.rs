@@ -10,6 +10,7 @@
 
 mod accounts;
 mod chat;
+mod keys;
 mod moderation;
 mod rooms;
 mod voice;
@@ -39,6 +40,7 @@ use crate::rooms::{NewRoom, RoomId, Rooms};
 use crate::voice_relay::VoiceRelay;
 
 pub use self::chat::Stored;
+pub use self::keys::{InviteSummary, KeyQuery, KeySummary};
 
 struct Member {
     name: String,
@@ -64,6 +66,8 @@ struct Member {
     account: Option<String>,
     /// The full address (for address bans; `ip` is its group).
     addr: Option<std::net::IpAddr>,
+    /// The key it connected with.
+    key_id: Option<protocol::crypto::KeyId>,
 }
 
 /// A session that ended without quitting, kept for a while so its user can
@@ -212,6 +216,8 @@ pub struct Roster {
     sanctions: Sanctions,
     /// Audit entries not written yet (they go with the request's answer).
     unlogged: Vec<protocol::moderation::AuditEntry>,
+    /// The keys clients connect with (shared with the sessions).
+    keys: Option<crate::keyring::SharedKeyRing>,
 }
 
 /// A store write's outcome, back on the roster's thread with what to do
@@ -317,6 +323,7 @@ impl Roster {
             accounts: Accounts::default(),
             sanctions: Sanctions::load(Vec::new()),
             unlogged: Vec::new(),
+            keys: None,
         }
     }
 
@@ -633,6 +640,8 @@ impl Handler<Join> for Roster {
             return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
         }
         let freed_ip = takeover.and_then(|old| self.members.get(&old)).and_then(|m| m.ip);
+        // Checked last but one: nothing may refuse the login after an
+        // invite's use is spent.
         if self.members.len() - usize::from(takeover.is_some()) >= self.max_clients {
             return Err(JoinRefusal::ServerFull);
         }
@@ -642,6 +651,10 @@ impl Handler<Join> for Roster {
                 return Err(JoinRefusal::AddressFull);
             }
         }
+        let issued = match msg.key {
+            Some(key) => self.key_login(&key, &msg.name)?,
+            None => None,
+        };
         let mut wanted: Vec<RoomJoin> = msg.rooms.clone().unwrap_or_else(|| {
             self.settings.default_rooms.iter().map(|r| RoomJoin { room: r.clone(), after: None }).collect()
         });
@@ -710,6 +723,7 @@ impl Handler<Join> for Roster {
             author,
             account: account.clone(),
             addr: msg.addr,
+            key_id: msg.key,
         };
         self.members.insert(msg.id, member);
         let by_reset = msg.account.as_ref().is_some_and(|a| a.by_reset);
@@ -741,6 +755,9 @@ impl Handler<Join> for Roster {
         self.deliver_to(msg.id, &welcome);
         if by_reset && let Some(k) = &account {
             self.spend_reset_code(msg.id, k);
+        }
+        if let Some(issued) = issued {
+            self.deliver_issued(msg.id, issued);
         }
         for (rid, after) in entered {
             self.greet_room(msg.id, rid, msg.history, after);

@@ -44,7 +44,7 @@ enum Scope {
     Admins,
 }
 
-type Outcome = Result<ModReply, Denial>;
+pub(super) type Outcome = Result<ModReply, Denial>;
 
 fn deny(reason: DenyReason, detail: impl Into<String>) -> Denial {
     Denial { reason, detail: detail.into() }
@@ -148,7 +148,7 @@ impl Roster {
     }
 
     /// Sends the answer where it goes.
-    fn reply(&self, to: ModReplyTo, action: &str, outcome: Outcome) {
+    pub(super) fn reply(&self, to: ModReplyTo, action: &str, outcome: Outcome) {
         match to {
             ModReplyTo::Operator(tx) => {
                 let _ = tx.send(outcome);
@@ -173,7 +173,7 @@ impl Roster {
     /// Stores `w`; once stored runs `apply` (which makes the change take
     /// effect and says what was done) and answers; a failed write is a
     /// `storage_unavailable` denial and nothing changes.
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         w: Write,
         reply: ModReplyTo,
@@ -746,7 +746,8 @@ impl Handler<Moderate> for Roster {
         match msg.request {
             ModRequest::Act(action) => self.act(msg.by, action, msg.reply),
             ModRequest::Operator(q) if msg.by == Asker::Operator => self.operator_query(q, msg.reply),
-            ModRequest::Operator(_) => {
+            ModRequest::Keys(q) if msg.by == Asker::Operator => self.key_query(q, msg.reply),
+            ModRequest::Operator(_) | ModRequest::Keys(_) => {
                 self.reply(msg.reply, "operator", Err(deny(DenyReason::NotAllowed, "only the operator asks that")));
             }
         }
