@@ -723,7 +723,8 @@ impl Handler<Join> for Roster {
             author,
             account: account.clone(),
             addr: msg.addr,
-            key_id: msg.key,
+            // A key issued now is this session's from here on.
+            key_id: issued.as_ref().map(|i| i.key.id()).or(msg.key),
         };
         self.members.insert(msg.id, member);
         let by_reset = msg.account.as_ref().is_some_and(|a| a.by_reset);
