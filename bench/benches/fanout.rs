@@ -69,6 +69,7 @@ fn start() -> (Addr<Roster>, Arc<AtomicU64>, SharedLedger) {
                     history: Some(0),
                     addr: None,
                     account: None,
+                    key: None,
                 };
                 roster.send(join).await.expect("roster").expect("joined");
             }

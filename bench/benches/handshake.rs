@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use protocol::crypto::{Identity, Psk};
-use protocol::handshake::{ClientHandshake, ClientStep, ServerHandshake, ServerStep};
+use protocol::handshake::{ClientHandshake, ClientStep, KeyLookup, ServerHandshake, ServerStep};
 
 /// A fresh server handshake and the first frame of a client holding `key`
 /// (the client's part is set-up, not measured).
@@ -47,6 +47,48 @@ fn handshake(c: &mut Criterion) {
         let wrong = Psk::parse(&Psk::generate()).expect("key");
         b.iter_batched(
             || server_with_client_frame(&psk, &der, &wrong),
+            |(mut server, frame)| black_box(server.receive(&frame)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    // Issue 17: with 100 live invites and 1,000 issued keys the hello names
+    // its key, so a wrong key still costs one lookup and at most one token
+    // check, never an RSA signature.
+    let mut ring = server::keyring::KeyRing::new(psk.clone());
+    let invites: Vec<_> = (0..100).map(|_| ring.invite(None, None, None, 0)).collect();
+    for i in 0..1000 {
+        ring.issue(&format!("user{i}"), Some(invites[i % 100].id), 0);
+    }
+    let ring: Arc<dyn KeyLookup> = Arc::new(server::keyring::SharedKeyRing::new(ring));
+    let with_ring = |key: &Psk, named: Option<&Psk>| {
+        let (server, hello) = ServerHandshake::with_keys(ring.clone(), der.clone());
+        let mut client = ClientHandshake::new(key.clone());
+        let ClientStep::Send(mut frame) = client.receive(&hello).expect("hello") else {
+            unreachable!("the client answers the hello")
+        };
+        if let Some(named) = named {
+            frame[..8].copy_from_slice(&named.id());
+        }
+        (server, frame)
+    };
+    let stranger = Psk::parse(&Psk::generate()).expect("key");
+    g.bench_function("wrong key, 1,100 live keys (unknown key id)", |b| {
+        b.iter_batched(
+            || with_ring(&stranger, None),
+            |(mut server, frame)| black_box(server.receive(&frame)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("wrong key naming a live key's id, 1,100 live keys", |b| {
+        b.iter_batched(
+            || with_ring(&stranger, Some(&invites[42].key)),
+            |(mut server, frame)| black_box(server.receive(&frame)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("an invite's key, 1,100 live keys (to the signature)", |b| {
+        b.iter_batched(
+            || with_ring(&invites[7].key, None),
             |(mut server, frame)| black_box(server.receive(&frame)),
             criterion::BatchSize::SmallInput,
         );
