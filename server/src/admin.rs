@@ -331,7 +331,7 @@ async fn handle(
                     format!("cannot write the key file: {e}"),
                 );
             }
-            let grace_secs = (!now).then(|| context.key_grace.as_secs());
+            let grace_secs = (!now).then_some(context.key_grace.as_secs());
             let rotated = ask(roster, ModRequest::Keys(KeyQuery::RotateKey { new_key, grace_secs })).await;
             let Ok(ModReply::Done { detail }) = rotated else { return answer(rotated, None) };
             // A fresh invite for everyone who should come in with the new key.
