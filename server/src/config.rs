@@ -125,6 +125,37 @@ pub struct RoomConfig {
     pub history_days: u32,
 }
 
+/// The room keys of `[server]`, as the roster takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSettings {
+    /// Rooms every user is in after logging in.
+    pub default_rooms: Vec<String>,
+    /// Users may create rooms by joining a name that does not exist.
+    pub allow_user_rooms: bool,
+    /// A user room with no members for this many days is removed (0: as
+    /// soon as its last member leaves).
+    pub empty_room_days: u32,
+    /// Most rooms at once.
+    pub max_rooms: u32,
+    /// Stored messages delivered when joining a room.
+    pub history_on_join: u32,
+    /// Days a new room keeps its messages (0: for ever).
+    pub history_days: u32,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        Self {
+            default_rooms: vec!["general".to_owned()],
+            allow_user_rooms: true,
+            empty_room_days: 7,
+            max_rooms: 1000,
+            history_on_join: 50,
+            history_days: 30,
+        }
+    }
+}
+
 /// The validated server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -196,19 +227,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The operator's rooms; every default room is among them.
     pub rooms: Vec<RoomConfig>,
-    /// Rooms every user is in after logging in.
-    pub default_rooms: Vec<String>,
-    /// Users may create rooms by joining a name that does not exist.
-    pub allow_user_rooms: bool,
-    /// A user room with no members for this many days is removed (0: as
-    /// soon as its last member leaves).
-    pub empty_room_days: u32,
-    /// Most rooms at once.
-    pub max_rooms: u32,
-    /// Stored messages delivered when joining a room.
-    pub history_on_join: u32,
-    /// Days a new room keeps its messages (0: for ever).
-    pub history_days: u32,
+    /// The other room keys.
+    pub room_settings: RoomSettings,
     /// Days the previous main key keeps working after `server admin
     /// rotate-key` (its holders are issued keys of their own meanwhile).
     pub key_grace_days: u32,
@@ -423,12 +443,20 @@ impl Config {
         Ok(Self {
             data_dir: resolve(s.data_dir, "data"),
             rooms,
-            default_rooms,
-            allow_user_rooms: s.allow_user_rooms.unwrap_or(true),
-            empty_room_days: range("empty_room_days", s.empty_room_days, 7, 0, 36_500)?,
-            max_rooms,
-            history_on_join: range("history_on_join", s.history_on_join, 50, 0, protocol::message::MAX_HISTORY_PAGE)?,
-            history_days,
+            room_settings: RoomSettings {
+                default_rooms,
+                allow_user_rooms: s.allow_user_rooms.unwrap_or(true),
+                empty_room_days: range("empty_room_days", s.empty_room_days, 7, 0, 36_500)?,
+                max_rooms,
+                history_on_join: range(
+                    "history_on_join",
+                    s.history_on_join,
+                    50,
+                    0,
+                    protocol::message::MAX_HISTORY_PAGE,
+                )?,
+                history_days,
+            },
             key_grace_days: range("key_grace_days", s.key_grace_days, 7, 0, 3650)?,
             public_address: match s.public_address {
                 None => None,
@@ -516,7 +544,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         for file in ["config.toml", "packaging/server/config.toml"] {
             let c = Config::load(Some(&root.join(file)), None, false).unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(c.default_rooms, ["general"], "{file}");
+            assert_eq!(c.room_settings.default_rooms, ["general"], "{file}");
             assert!(c.rooms.iter().any(|r| r.name == "general" && r.history), "{file}");
         }
     }
@@ -535,11 +563,9 @@ mod tests {
         assert_eq!(c.metrics_bind, None, "no metrics listener unless asked");
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.data_dir, dir.path().join("data"));
-        assert_eq!(c.default_rooms, ["general"]);
+        assert_eq!(c.room_settings, RoomSettings::default(), "the defaults are the roster's");
         assert_eq!(c.rooms.len(), 1, "the default room exists without being listed");
         assert!(c.rooms[0].history && c.rooms[0].voice && c.rooms[0].history_days == 30);
-        assert!(c.allow_user_rooms);
-        assert_eq!((c.empty_room_days, c.max_rooms, c.history_on_join), (7, 1000, 50));
     }
 
     #[test]

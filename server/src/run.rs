@@ -22,7 +22,7 @@ use crate::keys;
 use crate::listener::{Listener, OpenConnections, StopAccepting};
 use crate::messages::ShutdownAll;
 use crate::metrics::{self, Metrics};
-use crate::roster::{RoomSettings, Roster};
+use crate::roster::Roster;
 use crate::session::SessionConfig;
 use crate::signer::{self, Signer};
 use crate::voice_relay::VoiceRelay;
@@ -133,14 +133,7 @@ pub async fn run(
     let (max_clients, max_per_ip) = (cfg.max_clients as usize, cfg.max_clients_per_address as usize);
     let relay = VoiceRelay::new(relay_log, udp).with_metrics(metrics.clone()).start();
     let relay_addr = Some(relay.clone());
-    let settings = RoomSettings {
-        default_rooms: cfg.default_rooms.clone(),
-        allow_user_rooms: cfg.allow_user_rooms,
-        empty_room_days: cfg.empty_room_days,
-        max_rooms: cfg.max_rooms,
-        history_on_join: cfg.history_on_join,
-        history_days: cfg.history_days,
-    };
+    let settings = cfg.room_settings.clone();
     let roster = Roster::new(roster_log, max_clients, max_per_ip, Some(relay))
         .with_metrics(metrics.clone())
         .with_rooms(settings, &cfg.rooms, stored_rooms, Some(archive), max_id)

@@ -30,7 +30,7 @@ use slog::{Logger, debug, info, warn};
 use crate::accounts::Accounts;
 use crate::accounts::sanctions::Sanctions;
 use crate::archive::{Archive, RoomRecord, Standing, StoreError, Write, WriteOutcome};
-use crate::config::RoomConfig;
+use crate::config::{RoomConfig, RoomSettings};
 use crate::messages::{
     Count, Join, JoinRefusal, Joined, Leave, ListUsers, Outbox, SessionId, SharedLedger, ShutdownAll, ToSession,
     Undelivered,
@@ -136,36 +136,6 @@ struct Recent {
 /// Most messages remembered for edits and deletes (older ones, and those
 /// from before a restart, are read-only).
 const RECENT_CAP: usize = 100_000;
-
-/// Room settings that are the roster's business.
-#[derive(Debug, Clone)]
-pub struct RoomSettings {
-    /// Rooms every user is put in at login.
-    pub default_rooms: Vec<String>,
-    /// Users may create rooms.
-    pub allow_user_rooms: bool,
-    /// Days an empty user room lives (0: it goes with its last member).
-    pub empty_room_days: u32,
-    /// Most rooms.
-    pub max_rooms: u32,
-    /// Stored messages delivered on join.
-    pub history_on_join: u32,
-    /// Days a new room keeps its messages.
-    pub history_days: u32,
-}
-
-impl Default for RoomSettings {
-    fn default() -> Self {
-        Self {
-            default_rooms: vec!["general".to_owned()],
-            allow_user_rooms: true,
-            empty_room_days: 7,
-            max_rooms: 1000,
-            history_on_join: 50,
-            history_days: 30,
-        }
-    }
-}
 
 /// Who is here.
 pub struct Roster {
