@@ -843,6 +843,12 @@ pub fn validate_room_name(name: &str) -> Result<(), NameError> {
     validate_username(name)
 }
 
+/// A room's name as people may write it (`#general`) made bare
+/// (`general`): one leading `#` goes. On the wire a room is its bare name.
+pub fn bare_room(name: &str) -> &str {
+    name.strip_prefix('#').unwrap_or(name)
+}
+
 /// The keys under which two names count as the same: a name is taken when
 /// either key equals the same key of a name in use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -83,12 +83,11 @@ pub struct SessionConfig {
     pub hasher: Addr<Hasher>,
 }
 
-/// A room's name as people may write it (`#general`) made bare (`general`):
-/// one leading `#` goes.
+/// [`message::bare_room`], owned.
 fn bare(room: String) -> String {
-    match room.strip_prefix('#') {
-        Some(rest) => rest.to_owned(),
-        None => room,
+    match message::bare_room(&room) {
+        bare if bare.len() == room.len() => room,
+        bare => bare.to_owned(),
     }
 }
 

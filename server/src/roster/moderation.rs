@@ -113,7 +113,7 @@ impl Roster {
 
     /// The room called `name`, or why not.
     fn room_named(&self, name: &str) -> Result<RoomId, Denial> {
-        let bare = name.strip_prefix('#').unwrap_or(name);
+        let bare = protocol::message::bare_room(name);
         self.rooms
             .find(bare)
             .ok_or_else(|| deny(DenyReason::NoSuchRoom, format!("there is no room #{}", Escaped(bare))))
