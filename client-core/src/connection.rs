@@ -52,9 +52,7 @@ pub(crate) struct LoginParts {
 
 /// Connects and logs in with `parts`.
 pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outcome<Established> {
-    let stream = TcpStream::connect(&opts.server)
-        .await
-        .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
+    let stream = connect_any(opts).await?;
     let _ = stream.set_nodelay(true);
     let mut conn = Link::handshake(stream, &opts.key).await?;
     let fingerprint = conn.fingerprint();
@@ -84,6 +82,20 @@ pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outco
         registered: welcome.registered,
         roles: welcome.roles,
     })
+}
+
+/// Connects to `server`, or else to each alternate in turn (each within
+/// the connect timeout).
+async fn connect_any(opts: &ConnectOptions) -> Outcome<TcpStream> {
+    let mut failures = Vec::new();
+    for address in std::iter::once(&opts.server).chain(&opts.alternates) {
+        match tokio::time::timeout(opts.connect_timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => failures.push(format!("{address}: {e}")),
+            Err(_) => failures.push(format!("{address}: timed out after {:?}", opts.connect_timeout)),
+        }
+    }
+    Err(DisconnectReason::ConnectFailed(failures.join("; ")))
 }
 
 /// What a failed link means to the user: the one place where the
