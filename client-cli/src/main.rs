@@ -200,7 +200,7 @@ fn options(cli: &Cli, env_key: Option<String>) -> anyhow::Result<(ConnectOptions
         cli.fingerprint.as_deref().map(str::parse::<Fingerprint>).transpose().context("--fingerprint")?;
     // An invite gives the server, its identity and a room; flags that
     // disagree with it are a mistake, not a choice.
-    let (server, alternates, fingerprint) = match &invite {
+    let (server, fingerprint) = match &invite {
         Some(link) => {
             if let Some(f) = flag_fingerprint
                 && f != link.fingerprint
@@ -217,8 +217,7 @@ fn options(cli: &Cli, env_key: Option<String>) -> anyhow::Result<(ConnectOptions
                 Some(s) => s.clone(),
                 None => link.addresses.first().cloned().ok_or_else(|| anyhow!("--invite: no address"))?,
             };
-            let others = link.addresses.iter().filter(|a| **a != first).cloned().collect();
-            (first, others, Some(link.fingerprint))
+            (first, Some(link.fingerprint))
         }
         None => {
             let server = cli.server.clone().or(cfg.server).ok_or_else(|| {
@@ -230,7 +229,7 @@ fn options(cli: &Cli, env_key: Option<String>) -> anyhow::Result<(ConnectOptions
                 Some(f) => Some(f),
                 None => cfg.fingerprint.as_deref().map(str::parse::<Fingerprint>).transpose().context("fingerprint")?,
             };
-            (server, Vec::new(), fingerprint)
+            (server, fingerprint)
         }
     };
     let user = cli
@@ -274,14 +273,12 @@ fn options(cli: &Cli, env_key: Option<String>) -> anyhow::Result<(ConnectOptions
     opts.key_file = key_file;
     opts.key_source = source;
     opts.keys_dir = keys_dir;
-    opts.alternates = alternates;
     opts.reconnect = client_core::Reconnect { attempts: cli.reconnect, ..client_core::Reconnect::default() };
     opts.rooms = cli.room.iter().map(|r| room_name(r)).collect();
-    // The invite's room, as if given with --room (after those that were).
-    if let Some(room) = invite.as_ref().and_then(|l| l.room.as_deref()).map(room_name)
-        && !opts.rooms.iter().any(|r| same_room(r, &room))
-    {
-        opts.rooms.push(room);
+    // The other addresses, the pin, the room (as if given with --room,
+    // after those that were).
+    if let Some(link) = &invite {
+        opts.invite(link);
     }
     if let Some(bad) = opts.rooms.iter().find(|r| protocol_room_check(r).is_err()) {
         return Err(anyhow!("--room {bad:?}: not a room name (letters, digits, - _ . ' :, no spaces)"));

@@ -148,6 +148,23 @@ impl ConnectOptions {
     }
 }
 
+impl ConnectOptions {
+    /// Takes what an invite link gives besides its key (the key's place
+    /// in the precedence is the caller's: see [`KeySource`]): `server`,
+    /// which should be one of its addresses, first and its other
+    /// addresses after, its server's identity pinned (no trust question),
+    /// its room joined after the rooms given.
+    pub fn invite(&mut self, link: &protocol::invite::InviteLink) {
+        self.alternates = link.addresses.iter().filter(|a| **a != self.server).cloned().collect();
+        self.fingerprint = Some(link.fingerprint);
+        if let Some(room) = &link.room
+            && !self.rooms.iter().any(|r| protocol::message::name_key(r) == protocol::message::name_key(room))
+        {
+            self.rooms.push(room.clone());
+        }
+    }
+}
+
 /// How the server's identity was trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {

@@ -226,7 +226,7 @@ impl App {
                     // A fingerprint in the config file is the user's explicit
                     // pin for the server in the config file, and only for it.
                     // An invite's pin is the newer word.
-                    let pin = r.pin.or_else(|| {
+                    let pin = r.invite.as_ref().map(|l| l.fingerprint).or_else(|| {
                         (self.config.server.as_deref() == Some(r.server.as_str()))
                             .then(|| self.config.fingerprint.as_deref().and_then(|f| f.parse().ok()))
                             .flatten()
@@ -343,8 +343,9 @@ impl App {
         options.known_servers = self.config.known_servers.clone();
         options.keys_dir = self.config.keys_dir.clone();
         options.key_source = request.key_source;
-        options.alternates = request.alternates.clone();
-        options.rooms = request.rooms.clone();
+        if let Some(link) = &request.invite {
+            options.invite(link);
+        }
         options.first_use = FirstUse::Ask;
         options.reconnect = Reconnect::FOREVER;
         // A key that came from the config's key file is read again from it

@@ -76,17 +76,15 @@ fn pasting_an_invite_fills_the_form_and_pins_the_server() {
     let connect::Action::Connect(request) = form.update(connect::Message::Submit) else {
         panic!("connects: {:?}", form.status)
     };
-    assert_eq!(request.pin, Some(invite.fingerprint), "pinned: no trust question");
+    assert_eq!(request.invite.as_ref(), Some(&invite), "pinned, joining its room");
     assert_eq!(request.key.expose_text(), invite.key);
     assert_eq!(request.key_source, KeySource::Invite);
-    assert_eq!(request.alternates, vec!["10.0.0.2:7878".to_owned()]);
-    assert_eq!(request.rooms, vec!["lobby".to_owned()]);
 
     // Another address typed over it: the invite no longer applies.
     form.update(connect::Message::Cancel);
     form.update(connect::Message::Server("elsewhere:7878".into()));
     let connect::Action::Connect(request) = form.update(connect::Message::Submit) else { panic!("connects") };
-    assert_eq!((request.pin, request.rooms.len(), request.key_source), (None, 0, KeySource::Config));
+    assert_eq!((request.invite, request.key_source), (None, KeySource::Config));
 }
 
 #[test]

@@ -196,12 +196,9 @@ pub struct Request {
     /// Where the key came from (a key the server issued earlier replaces
     /// an invite's or the form's).
     pub key_source: KeySource,
-    /// The identity pinned by an invite link (no trust question).
-    pub pin: Option<Fingerprint>,
-    /// The invite's other addresses, tried after `server`.
-    pub alternates: Vec<String>,
-    /// Rooms to join (an invite's room).
-    pub rooms: Vec<String>,
+    /// The invite link the form came from, while its address is still
+    /// one of the link's (its identity is pinned: no trust question).
+    pub invite: Option<InviteLink>,
 }
 
 impl std::fmt::Debug for Request {
@@ -374,11 +371,7 @@ impl Connect {
             account_password,
             key,
             key_source,
-            pin: invite.map(|l| l.fingerprint),
-            alternates: invite
-                .map(|l| l.addresses.iter().filter(|a| *a != server).cloned().collect())
-                .unwrap_or_default(),
-            rooms: invite.and_then(|l| l.room.clone()).into_iter().collect(),
+            invite: invite.cloned(),
         })
     }
 
