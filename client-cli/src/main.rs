@@ -61,8 +61,8 @@ struct Cli {
     /// Pin the server's identity (SHA256:...), as printed by the server.
     #[arg(long, value_name = "SHA256:...")]
     fingerprint: Option<String>,
-    /// Join with an invite link (chatroom://HOST:PORT/?v=1&key=...): its address(es), tried in order, its key, its server fingerprint (pinned: no trust question) and its room (as --room). After the first login the server issues a key of your own, used from then on (see KEYS below).
-    #[arg(long, value_name = "LINK")]
+    /// Join with an invite link (chatroom://HOST:PORT/?v=1&key=...): its address(es), tried in order, its key, its server fingerprint (pinned: no trust question) and its room (as --room). After the first login the server issues a key of your own, used from then on (see Keys below). The link holds a key: CHATROOM_INVITE keeps it out of `ps`.
+    #[arg(long, env = "CHATROOM_INVITE", hide_env_values = true, value_name = "LINK")]
     invite: Option<String>,
     /// Print events as JSON lines.
     #[arg(long)]
