@@ -203,6 +203,26 @@ mod tests {
         );
     }
 
+    /// An invite's addresses are tried in order: a refused one is passed
+    /// over, and when all fail each is named.
+    #[tokio::test]
+    async fn the_next_address_is_tried_when_one_refuses() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed_addr = closed.local_addr().expect("addr").to_string();
+        drop(closed);
+        let key = protocol::crypto::Psk::parse(&protocol::crypto::Psk::generate()).expect("key");
+        let mut opts = ConnectOptions::new(closed_addr.clone(), "a", key);
+        opts.alternates = vec![live.local_addr().expect("addr").to_string()];
+        let stream = connect_any(&opts).await.expect("the alternate answers");
+        assert_eq!(stream.peer_addr().expect("peer"), live.local_addr().expect("addr"));
+        opts.alternates = vec![closed_addr.clone()];
+        match connect_any(&opts).await {
+            Err(DisconnectReason::ConnectFailed(m)) => assert_eq!(m.matches(&closed_addr).count(), 2, "{m}"),
+            other => panic!("expected a connect failure, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_stream_error_keeps_the_io_error_as_its_source() {
         use std::error::Error as _;

@@ -280,6 +280,10 @@ mod tests {
             assert!(!retryable(&end), "a kicked or banned client does not come back by itself");
         }
         assert!(!retryable(&DisconnectReason::WrongKey));
+        assert!(!retryable(&DisconnectReason::IssuedKeyRefused { file: None }));
+        let revoked =
+            DisconnectReason::Kicked { cause: DisconnectCause::KeyRevoked, detail: String::new(), until_ms: None };
+        assert!(!retryable(&revoked), "a revoked key would be refused again");
         assert!(!retryable(&DisconnectReason::Quit));
     }
 
