@@ -25,8 +25,11 @@ use client_core::audio::device::Input;
 use client_core::command::room_name;
 use client_core::config::ClientConfig;
 use client_core::display::escape_line;
+use client_core::key_store::KeyStore;
 use client_core::rooms::{Applied, Rooms, validate_room_name as protocol_room_check};
-use client_core::{Client, ConnectOptions, Event, Fingerprint, RefusalCode, Secret, Target, Trust};
+use client_core::{
+    Client, ConnectOptions, Event, Fingerprint, InviteLink, KeySource, RefusalCode, Secret, Target, Trust,
+};
 use slog::{Drain, Logger, debug, o};
 
 use crate::output::{Printer, Style, exit_code};
@@ -58,6 +61,9 @@ struct Cli {
     /// Pin the server's identity (SHA256:...), as printed by the server.
     #[arg(long, value_name = "SHA256:...")]
     fingerprint: Option<String>,
+    /// Join with an invite link (chatroom://HOST:PORT/?v=1&key=...): its address(es), tried in order, its key, its server fingerprint (pinned: no trust question) and its room (as --room). After the first login the server issues a key of your own, used from then on (see Keys below). The link holds a key: CHATROOM_INVITE keeps it out of `ps`.
+    #[arg(long, env = "CHATROOM_INVITE", hide_env_values = true, value_name = "LINK")]
+    invite: Option<String>,
     /// Print events as JSON lines.
     #[arg(long)]
     json: bool,
@@ -114,7 +120,12 @@ struct Cli {
     register: bool,
 }
 
-const EXIT_CODES: &str = "Account password (registered names; not the server password): CHATROOM_ACCOUNT_PASSWORD, or asked for on a terminal \
+const EXIT_CODES: &str = "Keys, highest precedence first: --key, --key-file or CHATROOM_KEY; the key this server issued to you \
+(after a login through an invite, or with the server's previous main key), kept in ~/.local/share/socket-chatroom/keys/ \
+(keys_dir in [client]); the --invite link's key; the config file's key or key_file. A revoked invite ends the session \
+(exit 6) and forgets its issued key; a refused issued key exits 3 and names its file.
+
+Account password (registered names; not the server password): CHATROOM_ACCOUNT_PASSWORD, or asked for on a terminal \
 when the server wants it; /password reads the new one from CHATROOM_NEW_ACCOUNT_PASSWORD when stdin is not a terminal.
 
 Exit codes: 0 ok; 2 usage or config; 3 refused by the server (key, password, account password, banned, name, full, version, still busy; \
@@ -133,7 +144,8 @@ fn main() -> ExitCode {
     if cli.list_devices {
         return list_devices();
     }
-    let (mut opts, voice_cfg) = match options(&cli) {
+    let env_key = std::env::var("CHATROOM_KEY").ok();
+    let (mut opts, voice_cfg) = match options(&cli, env_key) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("client-cli: {e:#}");
@@ -178,52 +190,96 @@ fn logger(verbose: bool) -> Logger {
     Logger::root(drain.filter_level(level).fuse(), o!())
 }
 
-/// Merges defaults < config file < environment < flags; also returns the
-/// file's table for the voice settings.
-fn options(cli: &Cli) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
+/// Merges defaults < config file < environment < flags (`env_key`:
+/// `CHATROOM_KEY`); also returns the file's table for the voice settings.
+fn options(cli: &Cli, env_key: Option<String>) -> anyhow::Result<(ConnectOptions, ClientConfig)> {
     let cfg = ClientConfig::load(cli.config.as_deref())?;
     let voice_cfg = cfg.clone();
-    let server = cli.server.clone().or(cfg.server).ok_or_else(|| {
-        anyhow!("no server given: pass --server HOST:PORT or set `server` in the [client] table of a config file")
-    })?;
+    let invite = cli.invite.as_deref().map(InviteLink::parse).transpose().context("--invite")?;
+    let flag_fingerprint =
+        cli.fingerprint.as_deref().map(str::parse::<Fingerprint>).transpose().context("--fingerprint")?;
+    // An invite gives the server, its identity and a room; flags that
+    // disagree with it are a mistake, not a choice.
+    let (server, fingerprint) = match &invite {
+        Some(link) => {
+            if let Some(f) = flag_fingerprint
+                && f != link.fingerprint
+            {
+                return Err(anyhow!("--fingerprint {f} disagrees with the --invite link's {}", link.fingerprint));
+            }
+            let first = match &cli.server {
+                Some(s) if !link.addresses.contains(s) => {
+                    return Err(anyhow!(
+                        "--server {s} is not one of the --invite link's addresses ({})",
+                        link.addresses.join(", ")
+                    ));
+                }
+                Some(s) => s.clone(),
+                None => link.addresses.first().cloned().ok_or_else(|| anyhow!("--invite: no address"))?,
+            };
+            (first, Some(link.fingerprint))
+        }
+        None => {
+            let server = cli.server.clone().or(cfg.server).ok_or_else(|| {
+                anyhow!(
+                    "no server given: pass --server HOST:PORT or --invite LINK, or set `server` in the [client] table of a config file"
+                )
+            })?;
+            let fingerprint = match flag_fingerprint {
+                Some(f) => Some(f),
+                None => cfg.fingerprint.as_deref().map(str::parse::<Fingerprint>).transpose().context("fingerprint")?,
+            };
+            (server, fingerprint)
+        }
+    };
     let user = cli
         .user
         .clone()
         .or(cfg.user)
         .or_else(|| std::env::var("USER").ok())
         .ok_or_else(|| anyhow!("no username given: pass --user NAME"))?;
-    // Flags beat the environment, which beats the file.
-    let env_key = std::env::var("CHATROOM_KEY").ok().filter(|k| !k.trim().is_empty());
+    // Flags beat the environment, which beats a key issued by this server,
+    // which beats the invite's, which beats the file (the issued key is
+    // put in place by client-core; see `KeySource`).
+    let env_key = env_key.filter(|k| !k.trim().is_empty());
     let read =
         |f: &PathBuf| std::fs::read_to_string(f).with_context(|| format!("cannot read key file {}", f.display()));
-    let (key_text, key_file) = match (&cli.key, &cli.key_file, env_key, cfg.key, cfg.key_file) {
-        (Some(k), ..) => (k.clone(), None),
-        (None, Some(f), ..) => (read(f)?, Some(f.clone())),
-        (None, None, Some(k), ..) => (k, None),
-        (None, None, None, Some(k), _) => (k, None),
-        (None, None, None, None, Some(f)) => (read(&f)?, Some(f)),
-        (None, None, None, None, None) => {
-            return Err(anyhow!(
-                "no server key given: pass --key-file FILE, set CHATROOM_KEY, or set key_file in [client]"
-            ));
-        }
+    let keys_dir = cfg.keys_dir.clone().or_else(client_core::key_store::default_dir);
+    let (key_text, key_file, source) = match (&cli.key, &cli.key_file, env_key, &invite) {
+        (Some(k), ..) => (k.clone(), None, KeySource::Explicit),
+        (None, Some(f), ..) => (read(f)?, Some(f.clone()), KeySource::Explicit),
+        (None, None, Some(k), _) => (k, None, KeySource::Explicit),
+        (None, None, None, Some(link)) => (link.key.clone(), None, KeySource::Invite),
+        (None, None, None, None) => match (cfg.key, cfg.key_file) {
+            (Some(k), _) => (k, None, KeySource::Config),
+            (None, Some(f)) => (read(&f)?, Some(f), KeySource::Config),
+            // No key given, but this server issued us one.
+            (None, None) => match keys_dir.as_deref().map(|d| KeyStore::new(d, &server).load()).transpose()? {
+                Some(Some(kept)) => (kept.key.expose_text().to_owned(), None, KeySource::Config),
+                _ => {
+                    return Err(anyhow!(
+                        "no server key given: pass --key-file FILE or --invite LINK, set CHATROOM_KEY, or set key_file in [client]"
+                    ));
+                }
+            },
+        },
     };
     let key = client_core::Psk::parse(&key_text).context("the server key")?;
-    let fingerprint = cli
-        .fingerprint
-        .clone()
-        .or(cfg.fingerprint)
-        .map(|f| f.parse::<Fingerprint>())
-        .transpose()
-        .context("--fingerprint")?;
     let mut opts = ConnectOptions::new(server, user, key);
     opts.password = cli.password.clone().or(cfg.password);
     opts.account_password = password::from_env(password::ACCOUNT_PASSWORD_ENV);
     opts.fingerprint = fingerprint;
     opts.known_servers = cfg.known_servers;
     opts.key_file = key_file;
+    opts.key_source = source;
+    opts.keys_dir = keys_dir;
     opts.reconnect = client_core::Reconnect { attempts: cli.reconnect, ..client_core::Reconnect::default() };
     opts.rooms = cli.room.iter().map(|r| room_name(r)).collect();
+    // The other addresses, the pin, the room (as if given with --room,
+    // after those that were).
+    if let Some(link) = &invite {
+        opts.invite(link);
+    }
     if let Some(bad) = opts.rooms.iter().find(|r| protocol_room_check(r).is_err()) {
         return Err(anyhow!("--room {bad:?}: not a room name (letters, digits, - _ . ' :, no spaces)"));
     }
@@ -490,5 +546,94 @@ mod tests {
         assert_eq!((cli.room, cli.no_history), (vec!["#dev".to_owned(), "ops".to_owned()], true));
         // Unknown flags are still refused.
         assert!(Cli::try_parse_from(["client-cli", "--frobnicate"]).is_err());
+    }
+
+    /// A config file with `body` as its [client] table, the keys
+    /// directory inside the same temporary directory.
+    fn config(dir: &std::path::Path, body: &str) -> PathBuf {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, format!("[client]\nkeys_dir = \"keys\"\n{body}")).expect("write");
+        path
+    }
+
+    fn link(room: Option<&str>) -> InviteLink {
+        InviteLink {
+            addresses: vec!["a.example:7878".into(), "[2001:db8::1]:7878".into()],
+            key: client_core::Psk::generate(),
+            fingerprint: Fingerprint::of_der(b"server"),
+            room: room.map(str::to_owned),
+        }
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["client-cli", "--user", "alice"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses")
+    }
+
+    #[test]
+    fn an_invite_fills_server_key_pin_and_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), "server = \"elsewhere:1\"\nfingerprint = \"SHA256:nope\"\n");
+        let invite = link(Some("lobby"));
+        let text = invite.to_string();
+        let cli = parse(&["-c", cfg.to_str().unwrap_or_default(), "--invite", &text, "--room", "dev"]);
+        let (opts, _) = options(&cli, None).expect("options");
+        assert_eq!(opts.server, "a.example:7878");
+        assert_eq!(opts.alternates, vec!["[2001:db8::1]:7878".to_owned()]);
+        assert_eq!(opts.fingerprint, Some(invite.fingerprint), "pinned: no trust question");
+        assert_eq!((opts.key.expose_text(), opts.key_source), (invite.key.as_str(), KeySource::Invite));
+        assert_eq!(opts.rooms, vec!["dev".to_owned(), "lobby".to_owned()]);
+        assert_eq!(opts.keys_dir, Some(dir.path().join("keys")));
+        // --server naming the second address: tried first.
+        let cli = parse(&["-c", cfg.to_str().unwrap_or_default(), "--invite", &text, "-s", "[2001:db8::1]:7878"]);
+        let (opts, _) = options(&cli, None).expect("options");
+        assert_eq!((opts.server.as_str(), opts.alternates), ("[2001:db8::1]:7878", vec!["a.example:7878".to_owned()]));
+    }
+
+    #[test]
+    fn flags_that_disagree_with_an_invite_are_usage_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), "");
+        let cfg = cfg.to_str().unwrap_or_default();
+        let text = link(None).to_string();
+        let other = Fingerprint::of_der(b"impostor").to_string();
+        let e = options(&parse(&["-c", cfg, "--invite", &text, "--server", "b.example:7878"]), None)
+            .expect_err("another server");
+        assert!(e.to_string().contains("not one of the --invite link's addresses"), "{e}");
+        let e = options(&parse(&["-c", cfg, "--invite", &text, "--fingerprint", &other]), None)
+            .expect_err("another fingerprint");
+        assert!(e.to_string().contains("disagrees with the --invite link"), "{e}");
+        let e = options(&parse(&["-c", cfg, "--invite", "https://a.example:7878/"]), None).expect_err("not a link");
+        assert!(format!("{e:#}").contains("chatroom://"), "{e:#}");
+    }
+
+    #[test]
+    fn a_named_key_beats_the_invite_and_a_kept_key_needs_no_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), &format!("key = \"{}\"\n", client_core::Psk::generate()));
+        let cfg = cfg.to_str().unwrap_or_default();
+        let invite = link(None);
+        let text = invite.to_string();
+        let named = client_core::Psk::generate();
+        let (opts, _) = options(&parse(&["-c", cfg, "--invite", &text, "--key", &named]), None).expect("options");
+        assert_eq!((opts.key.expose_text(), opts.key_source), (named.as_str(), KeySource::Explicit));
+        let (opts, _) = options(&parse(&["-c", cfg, "--invite", &text]), Some(named.clone())).expect("options");
+        assert_eq!((opts.key.expose_text(), opts.key_source), (named.as_str(), KeySource::Explicit), "CHATROOM_KEY");
+        // The invite's key beats the file's.
+        let (opts, _) = options(&parse(&["-c", cfg, "--invite", &text]), None).expect("options");
+        assert_eq!(opts.key_source, KeySource::Invite);
+        let (opts, _) = options(&parse(&["-c", cfg, "-s", "a.example:7878"]), None).expect("options");
+        assert_eq!(opts.key_source, KeySource::Config);
+
+        // No key anywhere: refused, unless this server issued one.
+        let bare = config(dir.path(), "");
+        let bare = bare.to_str().unwrap_or_default();
+        let e = options(&parse(&["-c", bare, "-s", "a.example:7878"]), None).expect_err("no key");
+        assert!(e.to_string().contains("no server key given"), "{e}");
+        let issued = client_core::Psk::parse(&client_core::Psk::generate()).expect("key");
+        KeyStore::new(&dir.path().join("keys"), "a.example:7878").save(&issued, None).expect("kept");
+        let (opts, _) = options(&parse(&["-c", bare, "-s", "a.example:7878"]), None).expect("the kept key");
+        assert_eq!((opts.key.id(), opts.key_source), (issued.id(), KeySource::Config));
     }
 }

@@ -31,6 +31,7 @@ pub fn exit_code(reason: &DisconnectReason) -> u8 {
         DisconnectReason::Refused { .. }
         | DisconnectReason::Busy { .. }
         | DisconnectReason::WrongKey
+        | DisconnectReason::IssuedKeyRefused { .. }
         | DisconnectReason::VersionMismatch(_) => 3,
         DisconnectReason::IdentityMismatch { .. }
         | DisconnectReason::UnknownServer { .. }
@@ -47,6 +48,7 @@ fn reason_tag(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::Refused { .. } => "refused",
         DisconnectReason::Busy { .. } => "busy",
         DisconnectReason::WrongKey => "wrong_key",
+        DisconnectReason::IssuedKeyRefused { .. } => "issued_key_refused",
         DisconnectReason::VersionMismatch(_) => "version_mismatch",
         DisconnectReason::IdentityMismatch { .. } => "identity_mismatch",
         DisconnectReason::UnknownServer { .. } => "unknown_server",
@@ -273,6 +275,12 @@ impl Printer {
                 v
             }
             Event::Notice(text) => json!({"event": "notice", "time": now, "text": text}),
+            Event::KeyIssued { id, stored: Ok(file) } => {
+                json!({"event": "key_issued", "time": now, "id": id, "file": file.display().to_string()})
+            }
+            Event::KeyIssued { id, stored: Err(e) } => {
+                json!({"event": "key_issued", "time": now, "id": id, "error": e})
+            }
             Event::Acked { id, server_id, .. } => {
                 let mut v = json!({"event": "acked", "time": now, "id": id});
                 if let Some(s) = server_id {
@@ -313,6 +321,10 @@ impl Printer {
                     DisconnectReason::Kicked { cause, until_ms, .. } => {
                         v["cause"] = enum_str(cause);
                         *until_ms
+                    }
+                    DisconnectReason::IssuedKeyRefused { file } => {
+                        v["file"] = json!(file.as_ref().map(|f| f.display().to_string()));
+                        None
                     }
                     _ => None,
                 };
@@ -417,6 +429,15 @@ impl Printer {
                 room.as_deref().map(|r| format!(" in #{}", escape_line(r))).unwrap_or_default()
             ),
             Event::Notice(text) => format!("* notice: {}", escape_line(text)),
+            Event::KeyIssued { id, stored: Ok(file) } => format!(
+                "* the server issued you a key of your own ({id}), kept in {}: later connections use it",
+                escape_line(&file.display().to_string())
+            ),
+            Event::KeyIssued { id, stored: Err(e) } => format!(
+                "* the server issued you a key of your own ({id}), but it cannot be kept ({}): \
+                 only this run's reconnections use it",
+                escape_line(e)
+            ),
             Event::Done { action, detail } => format!("* done ({}): {}", escape_line(action), escape_line(detail)),
             Event::Denied { action, detail, .. } => {
                 format!("* denied ({}): {}", escape_line(action), escape_line(detail))
@@ -797,5 +818,43 @@ mod tests {
         }
         let forever = DisconnectReason::Refused { code: RefusalCode::Banned, reason: "banned".into(), until_ms: None };
         assert_eq!(ban_end(&forever).as_deref(), Some("the ban does not end by itself"));
+    }
+
+    #[test]
+    fn issued_keys_and_revoked_invites_show_in_both_styles() {
+        let json = Printer::new(Style::Json, "h:1".into());
+        let plain = Printer::new(Style::Plain, "h:1".into());
+        let kept = Event::KeyIssued { id: "0123456789abcdef".into(), stored: Ok("/d/keys/h_1-00000000.key".into()) };
+        let v = json.json(&kept);
+        assert_eq!(
+            (v["event"].as_str(), v["id"].as_str(), v["file"].as_str(), v.get("error")),
+            (Some("key_issued"), Some("0123456789abcdef"), Some("/d/keys/h_1-00000000.key"), None)
+        );
+        let line = plain.plain(&kept).expect("a line");
+        assert!(line.contains("(0123456789abcdef), kept in /d/keys/h_1-00000000.key"), "{line}");
+        let lost = Event::KeyIssued { id: "0123456789abcdef".into(), stored: Err("no room".into()) };
+        let v = json.json(&lost);
+        assert_eq!((v["error"].as_str(), v.get("file")), (Some("no room"), None));
+        assert!(plain.plain(&lost).is_some_and(|l| l.contains("cannot be kept (no room)")));
+
+        let revoked = DisconnectReason::Kicked {
+            cause: DisconnectCause::KeyRevoked,
+            detail: "invite 3 revoked".into(),
+            until_ms: None,
+        };
+        let v = json.json(&Event::Disconnected { reason: revoked.clone(), unacked: 0 });
+        assert_eq!(
+            (v["reason"].as_str(), v["cause"].as_str(), v["exit_code"].as_u64()),
+            (Some("kicked"), Some("key_revoked"), Some(6))
+        );
+        assert!(revoked.to_string().starts_with("your invite was revoked; ask for a new one"), "{revoked}");
+
+        let refused = DisconnectReason::IssuedKeyRefused { file: Some("/d/keys/h_1-00000000.key".into()) };
+        let v = json.json(&Event::Disconnected { reason: refused.clone(), unacked: 0 });
+        assert_eq!(
+            (v["reason"].as_str(), v["file"].as_str(), v["exit_code"].as_u64()),
+            (Some("issued_key_refused"), Some("/d/keys/h_1-00000000.key"), Some(3))
+        );
+        assert!(refused.to_string().contains("kept in /d/keys/h_1-00000000.key, was refused (probably revoked)"));
     }
 }

@@ -15,6 +15,7 @@ use protocol::moderation::{Action, AuditEntry, BanEntry, DenyReason, RoleGrant};
 use tokio::sync::mpsc;
 
 use crate::error::ClientError;
+use crate::key_choice::KeySource;
 use crate::secret::Secret;
 
 /// How to reach and join a server.
@@ -32,8 +33,18 @@ pub struct ConnectOptions {
     /// logged nor stored. A successful `/register` or `/password` in the
     /// session replaces it for the reconnections that follow.
     pub account_password: Option<Secret>,
-    /// The server's pre-shared key.
+    /// The server's pre-shared key (or an invite's).
     pub key: Psk,
+    /// Where `key` came from: whether a key this server issued to this
+    /// client earlier replaces it (see [`KeySource`]).
+    pub key_source: KeySource,
+    /// Directory of the keys servers issued to this client (`None`:
+    /// [`crate::key_store::default_dir`]).
+    pub keys_dir: Option<PathBuf>,
+    /// Other addresses of the same server (an invite link's), tried in
+    /// order when `server` cannot be connected to. The pin and the issued
+    /// key are kept under `server` whichever answers.
+    pub alternates: Vec<String>,
     /// The file `key` came from, if any: read again before each
     /// reconnection, so a key rotated on the server (`gen-key` + SIGHUP)
     /// and handed out in the same file is picked up.
@@ -120,6 +131,9 @@ impl ConnectOptions {
             password: None,
             account_password: None,
             key,
+            key_source: KeySource::Explicit,
+            keys_dir: None,
+            alternates: Vec::new(),
             key_file: None,
             fingerprint: None,
             known_servers: None,
@@ -130,6 +144,23 @@ impl ConnectOptions {
             reconnect: Reconnect::default(),
             rooms: Vec::new(),
             history: None,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Takes what an invite link gives besides its key (the key's place
+    /// in the precedence is the caller's: see [`KeySource`]): `server`,
+    /// which should be one of its addresses, first and its other
+    /// addresses after, its server's identity pinned (no trust question),
+    /// its room joined after the rooms given.
+    pub fn invite(&mut self, link: &protocol::invite::InviteLink) {
+        self.alternates = link.addresses.iter().filter(|a| **a != self.server).cloned().collect();
+        self.fingerprint = Some(link.fingerprint);
+        if let Some(room) = &link.room
+            && !self.rooms.iter().any(|r| protocol::message::name_key(r) == protocol::message::name_key(room))
+        {
+            self.rooms.push(room.clone());
         }
     }
 }
@@ -173,6 +204,12 @@ pub enum DisconnectReason {
     },
     /// The server refused our pre-shared key.
     WrongKey,
+    /// The server refused the key it had issued to this client (kept from
+    /// an earlier run, or issued in this one): probably revoked. Final.
+    IssuedKeyRefused {
+        /// The file that holds it (`None`: it was never kept on disk).
+        file: Option<PathBuf>,
+    },
     /// The server speaks another protocol version.
     VersionMismatch(String),
     /// The server's identity is not the one pinned for this address.
@@ -228,6 +265,15 @@ impl std::fmt::Display for DisconnectReason {
                 write!(f, "the server asks us to wait {:.1} s: {detail}", retry_after.as_secs_f64())
             }
             Self::WrongKey => write!(f, "refused by the server: wrong server key"),
+            Self::IssuedKeyRefused { file: Some(file) } => write!(
+                f,
+                "refused by the server: the key it issued to this client, kept in {}, was refused (probably revoked); \
+                 delete that file to connect with another key or a new invite link",
+                file.display()
+            ),
+            Self::IssuedKeyRefused { file: None } => {
+                write!(f, "refused by the server: the key it issued to this client was refused (probably revoked)")
+            }
             Self::VersionMismatch(m) => write!(f, "refused: {m}"),
             Self::IdentityMismatch { server, expected, actual, known_servers } => {
                 write!(f, "SERVER IDENTITY CHANGED for {server}: expected {expected}, got {actual}. ")?;
@@ -251,6 +297,9 @@ impl std::fmt::Display for DisconnectReason {
             Self::ServerShutdown(m) => write!(f, "server shut down: {m}"),
             Self::Kicked { cause: DisconnectCause::Kicked, detail, .. } => write!(f, "kicked: {detail}"),
             Self::Kicked { cause: DisconnectCause::Banned, detail, .. } => write!(f, "banned: {detail}"),
+            Self::Kicked { cause: DisconnectCause::KeyRevoked, detail, .. } => {
+                write!(f, "your invite was revoked; ask for a new one (server: {detail})")
+            }
             Self::Kicked { detail, .. } => write!(f, "disconnected by the server: {detail}"),
         }
     }
@@ -454,6 +503,17 @@ pub enum Event {
     },
     /// Something to tell the user.
     Notice(String),
+    /// The server issued this client a key of its own (after a login
+    /// through an invite, or with its previous main key): later
+    /// connections to this server use it.
+    KeyIssued {
+        /// The key's public id (16 hex digits, as `server admin keys`
+        /// lists it).
+        id: String,
+        /// Where it is kept, or why it could not be (then only this run's
+        /// reconnections use it).
+        stored: Result<PathBuf, String>,
+    },
     /// An account or moderation request was carried out.
     Done {
         /// The request: `register`, `password`, `unregister`, or a

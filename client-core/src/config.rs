@@ -10,6 +10,7 @@
 //! fingerprint = "SHA256:..."
 //! password = "..."
 //! known_servers = "/path/to/known_servers"
+//! keys_dir = "/path/to/keys"     # keys servers issued to this client
 //! input = "default"              # voice: device name, FILE.wav or "null"
 //! output = "default"
 //! aec = true                     # echo cancellation (microphone and speakers only)
@@ -48,6 +49,9 @@ pub struct ClientConfig {
     pub fingerprint: Option<String>,
     /// Where to keep known server identities.
     pub known_servers: Option<PathBuf>,
+    /// Where to keep the keys servers issue to this client (default:
+    /// [`crate::key_store::default_dir`]).
+    pub keys_dir: Option<PathBuf>,
     /// Voice input: a device name, `default`, `FILE.wav` or `null`.
     pub input: Option<String>,
     /// Voice output: a device name, `default`, `FILE.wav` or `null`.
@@ -121,7 +125,7 @@ impl ClientConfig {
         };
         let mut cfg = file.client;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        for p in [&mut cfg.key_file, &mut cfg.known_servers].into_iter().flatten() {
+        for p in [&mut cfg.key_file, &mut cfg.known_servers, &mut cfg.keys_dir].into_iter().flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -176,6 +180,7 @@ const KEYS: &[&str] = &[
     "key_file",
     "fingerprint",
     "known_servers",
+    "keys_dir",
     "input",
     "output",
     "aec",
@@ -257,6 +262,7 @@ mod tests {
             key_file: Some("/f".into()),
             fingerprint: Some("f".into()),
             known_servers: Some("/k".into()),
+            keys_dir: Some("/kd".into()),
             input: Some("i".into()),
             output: Some("o".into()),
             bitrate: Some(1),

@@ -52,9 +52,7 @@ pub(crate) struct LoginParts {
 
 /// Connects and logs in with `parts`.
 pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outcome<Established> {
-    let stream = TcpStream::connect(&opts.server)
-        .await
-        .map_err(|e| DisconnectReason::ConnectFailed(format!("{}: {e}", opts.server)))?;
+    let stream = connect_any(opts).await?;
     let _ = stream.set_nodelay(true);
     let mut conn = Link::handshake(stream, &opts.key).await?;
     let fingerprint = conn.fingerprint();
@@ -84,6 +82,20 @@ pub(crate) async fn establish(opts: &ConnectOptions, parts: LoginParts) -> Outco
         registered: welcome.registered,
         roles: welcome.roles,
     })
+}
+
+/// Connects to `server`, or else to each alternate in turn (each within
+/// the connect timeout).
+async fn connect_any(opts: &ConnectOptions) -> Outcome<TcpStream> {
+    let mut failures = Vec::new();
+    for address in std::iter::once(&opts.server).chain(&opts.alternates) {
+        match tokio::time::timeout(opts.connect_timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => failures.push(format!("{address}: {e}")),
+            Err(_) => failures.push(format!("{address}: timed out after {:?}", opts.connect_timeout)),
+        }
+    }
+    Err(DisconnectReason::ConnectFailed(failures.join("; ")))
 }
 
 /// What a failed link means to the user: the one place where the
@@ -189,6 +201,26 @@ mod tests {
             DisconnectReason::from(LinkError::Shutdown("restart".into())),
             DisconnectReason::ServerShutdown("restart".into())
         );
+    }
+
+    /// An invite's addresses are tried in order: a refused one is passed
+    /// over, and when all fail each is named.
+    #[tokio::test]
+    async fn the_next_address_is_tried_when_one_refuses() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed_addr = closed.local_addr().expect("addr").to_string();
+        drop(closed);
+        let key = protocol::crypto::Psk::parse(&protocol::crypto::Psk::generate()).expect("key");
+        let mut opts = ConnectOptions::new(closed_addr.clone(), "a", key);
+        opts.alternates = vec![live.local_addr().expect("addr").to_string()];
+        let stream = connect_any(&opts).await.expect("the alternate answers");
+        assert_eq!(stream.peer_addr().expect("peer"), live.local_addr().expect("addr"));
+        opts.alternates = vec![closed_addr.clone()];
+        match connect_any(&opts).await {
+            Err(DisconnectReason::ConnectFailed(m)) => assert_eq!(m.matches(&closed_addr).count(), 2, "{m}"),
+            other => panic!("expected a connect failure, got {other:?}"),
+        }
     }
 
     #[test]

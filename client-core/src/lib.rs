@@ -33,6 +33,11 @@
 //!   decoder, the jitter buffer, the mixer.
 //! - [`known_servers`]: trust-on-first-use pinning of server identities.
 //! - [`resume_store`]: the resume token kept between runs.
+//! - [`key_store`]: the keys servers issued to this client, kept between
+//!   runs.
+//! - `key_choice`: which key a connection uses (flag, issued key, invite,
+//!   configuration; see [`KeySource`]) and what becomes of an issued or
+//!   revoked key.
 //! - [`config`]: the `[client]` table of a configuration file.
 //! - [`display`]: making other people's text safe to print.
 //! - [`error`]: the error type of commands and configuration.
@@ -48,6 +53,8 @@ pub mod connection;
 pub mod display;
 pub mod error;
 mod files;
+mod key_choice;
+pub mod key_store;
 pub mod known_servers;
 pub mod link;
 mod reconnect;
@@ -64,7 +71,9 @@ pub use client::{
     check_account_password,
 };
 pub use error::ClientError;
+pub use key_choice::KeySource;
 pub use protocol::crypto::{Fingerprint, Psk};
+pub use protocol::invite::{InviteError, InviteLink};
 pub use protocol::message::{DisconnectCause, Limits, MessageId, NackReason, RefusalCode, RoomInfo, ServerId};
 pub use protocol::moderation::{
     Action, AuditEntry, BanEntry, BanKind, DenyReason, Role, RoleGrant, RoomSetting, format_duration, parse_duration,

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use protocol::crypto::Psk;
-use protocol::message::RefusalCode;
+use protocol::message::{DisconnectCause, RefusalCode};
 use tokio::sync::mpsc;
 
 use crate::client::{Command, ConnectOptions, DisconnectReason, Event};
 use crate::connection::{LoginParts, establish};
+use crate::key_choice::KeyChoice;
 use crate::resume_store::{self, ResumeStore, StoreError};
 use crate::roombook::RoomBook;
 use crate::session::{self, Carry};
@@ -76,18 +77,29 @@ pub(crate) async fn run(
         },
         None => None,
     };
+    // The key: a flag's, or the one this server issued us, or the invite's
+    // or configuration's.
+    let (keys, note) = KeyChoice::start(&mut opts);
+    carry.key = keys;
+    if let Some(note) = note {
+        let _ = events.send(Event::Notice(note)).await;
+    }
     let mut resume = store.as_ref().and_then(ResumeStore::load);
     let mut restored = resume.is_some();
     let mut logged_in = false;
     let mut attempt = 0u32;
     let mut busy_waits = 0u32;
     let reason = loop {
-        if logged_in
+        if let Some(k) = carry.key.fresh() {
+            // Issued in this run: the server's word beats the key we came with.
+            opts.key = k.clone();
+        } else if logged_in
             && let Some(f) = &opts.key_file
             && let Some(k) = std::fs::read_to_string(f).ok().and_then(|t| Psk::parse(&t).ok())
         {
             opts.key = k;
         }
+        carry.key.set_using(&opts.key);
         // The token is kept until a welcome brings the next one: a failed
         // try must not lose it.
         let (rooms, history) = carry.rooms.login();
@@ -99,11 +111,11 @@ pub(crate) async fn run(
             history,
             account_password: carry.account_password.clone(),
         };
-        let attempt_result = tokio::time::timeout(opts.connect_timeout, establish(&opts, parts)).await;
+        // Each address gets the whole timeout.
+        let timeout = opts.connect_timeout.saturating_mul(u32::try_from(opts.alternates.len()).unwrap_or(0) + 1);
+        let attempt_result = tokio::time::timeout(timeout, establish(&opts, parts)).await;
         let reason = match attempt_result {
-            Err(_) => {
-                DisconnectReason::ConnectFailed(format!("{}: timed out after {:?}", opts.server, opts.connect_timeout))
-            }
+            Err(_) => DisconnectReason::ConnectFailed(format!("{}: timed out after {timeout:?}", opts.server)),
             Ok(Err(reason)) => reason,
             Ok(Ok(est)) => {
                 attempt = 0;
@@ -136,6 +148,7 @@ pub(crate) async fn run(
                 session::run(est.conn, est.limits, &est.rooms, opts.queue_limit, &mut cmds, &events, &mut carry).await
             }
         };
+        let reason = carry.key.refused(reason);
         // The server said when to come back: wait that long (and a little
         // more, so a crowd told the same does not return at once), even
         // before the first login; a few times, then give up.
@@ -169,6 +182,12 @@ pub(crate) async fn run(
             Offline::Abandoned => break reason,
         }
     };
+    // A revoked key is of no use any more.
+    if let DisconnectReason::Kicked { cause: DisconnectCause::KeyRevoked, .. } = &reason
+        && let Some(note) = carry.key.revoked()
+    {
+        let _ = events.send(Event::Notice(note)).await;
+    }
     // A quit or a kick leaves nothing to resume.
     if matches!(reason, DisconnectReason::Quit | DisconnectReason::Kicked { .. })
         && let Some(s) = &store
@@ -239,8 +258,6 @@ async fn wait_offline(
 
 #[cfg(test)]
 mod tests {
-    use protocol::message::DisconnectCause;
-
     use super::*;
     use crate::client::Outgoing;
 
@@ -263,6 +280,10 @@ mod tests {
             assert!(!retryable(&end), "a kicked or banned client does not come back by itself");
         }
         assert!(!retryable(&DisconnectReason::WrongKey));
+        assert!(!retryable(&DisconnectReason::IssuedKeyRefused { file: None }));
+        let revoked =
+            DisconnectReason::Kicked { cause: DisconnectCause::KeyRevoked, detail: String::new(), until_ms: None };
+        assert!(!retryable(&revoked), "a revoked key would be refused again");
         assert!(!retryable(&DisconnectReason::Quit));
     }
 

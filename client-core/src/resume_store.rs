@@ -63,7 +63,7 @@ impl ResumeStore {
     /// [`StoreError::InUse`] when another process holds it;
     /// [`StoreError::Io`] when the directory or lock file cannot be made.
     pub fn open(dir: &Path, server: &str, name: &str) -> Result<Self, StoreError> {
-        create_private_dir(dir).map_err(io_err(dir))?;
+        crate::files::create_private_dir(dir).map_err(io_err(dir))?;
         let digest = Sha256::digest(format!("{server}\n{}", protocol::message::name_key(name)).as_bytes());
         let id: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
         let lock_path = dir.join(format!("{id}.lock"));
@@ -116,28 +116,6 @@ fn private_options() -> OpenOptions {
         o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     o
-}
-
-/// Creates the directory 0700, or makes an existing one 0700; refuses one
-/// that is not a directory (a symlink planted there, say).
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let meta = std::fs::symlink_metadata(dir)?;
-        if !meta.is_dir() {
-            return Err(io::Error::other("not a directory"));
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir)
-    }
 }
 
 #[cfg(test)]

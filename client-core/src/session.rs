@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::audio::device::{Input, Output};
 use crate::client::{AccountRequest, Command, DisconnectReason, Event, Outgoing, Target};
+use crate::key_choice::KeyChoice;
 use crate::link::{Link, Outbound};
 use crate::roombook::{Delivery, Next, RoomBook, bare};
 use crate::unacked::Unacked;
@@ -56,6 +57,8 @@ pub(crate) struct Carry {
     /// An account request sent and not answered yet: once done, it sets
     /// [`Carry::account_password`].
     pub(crate) account_pending: Option<AccountRequest>,
+    /// The key in use, and a key the server issues.
+    pub(crate) key: KeyChoice,
 }
 
 impl Carry {
@@ -423,8 +426,8 @@ impl<'a> Session<'a> {
             ServerMessage::Disconnect { cause, detail, until_ms } => {
                 return Err(DisconnectReason::Kicked { cause, detail, until_ms });
             }
-            // Issue 17: keeping the issued key comes with the clients' support.
-            ServerMessage::KeyIssued { .. } => None,
+            // Kept on disk, and used from the next connection on.
+            ServerMessage::KeyIssued { key, .. } => Some(self.carry.key.issued(&key)),
             // Batches come apart in the link reader.
             ServerMessage::Welcome { .. } | ServerMessage::Refused { .. } | ServerMessage::Batch { .. } => None,
             ServerMessage::VoiceJoined { voice_id, udp_port, epoch, room } => {
@@ -852,6 +855,38 @@ mod tests {
                 until_ms: Some(5_000)
             })
         );
+    }
+
+    #[tokio::test]
+    async fn an_issued_key_is_reported_and_used_next_and_a_revoked_key_ends_it() {
+        let mut h = Harness::new();
+        let key = protocol::crypto::Psk::generate();
+        let id = {
+            let (mut s, out) = h.session();
+            let issued = ServerMessage::KeyIssued { key: key.clone(), id: "ignored".into() };
+            s.on_server(issued, out).await.expect("goes on");
+            let revoked = ServerMessage::Disconnect {
+                cause: DisconnectCause::KeyRevoked,
+                detail: "invite revoked".into(),
+                until_ms: None,
+            };
+            let end = s.on_server(revoked, out).await;
+            assert_eq!(
+                end,
+                Err(DisconnectReason::Kicked {
+                    cause: DisconnectCause::KeyRevoked,
+                    detail: "invite revoked".into(),
+                    until_ms: None
+                })
+            );
+            protocol::crypto::key_id_hex(&protocol::crypto::Psk::parse(&key).expect("a key").id())
+        };
+        // No keys directory in the harness: reported, used for this run.
+        assert_eq!(
+            drain(&mut h.seen),
+            vec![Event::KeyIssued { id, stored: Err("no data directory to keep it in".into()) }]
+        );
+        assert_eq!(h.carry.key.fresh().map(protocol::crypto::Psk::expose_text), Some(key.as_str()));
     }
 
     #[tokio::test]

@@ -195,6 +195,12 @@ impl App {
         &self.connect
     }
 
+    /// The options of the connection being made or in force (tests check
+    /// what a form turned into).
+    pub fn connecting_with(&self) -> Option<&ConnectOptions> {
+        self.attempt.as_ref().map(|a| a.options.as_ref())
+    }
+
     fn attempt_id(&self) -> Option<u64> {
         self.attempt.as_ref().map(|a| a.id)
     }
@@ -219,9 +225,12 @@ impl App {
                 connect::Action::Connect(r) => {
                     // A fingerprint in the config file is the user's explicit
                     // pin for the server in the config file, and only for it.
-                    let pin = (self.config.server.as_deref() == Some(r.server.as_str()))
-                        .then(|| self.config.fingerprint.as_deref().and_then(|f| f.parse().ok()))
-                        .flatten();
+                    // An invite's pin is the newer word.
+                    let pin = r.invite.as_ref().map(|l| l.fingerprint).or_else(|| {
+                        (self.config.server.as_deref() == Some(r.server.as_str()))
+                            .then(|| self.config.fingerprint.as_deref().and_then(|f| f.parse().ok()))
+                            .flatten()
+                    });
                     self.start(r, pin)
                 }
                 connect::Action::Trust(r, fp) => {
@@ -332,6 +341,11 @@ impl App {
         options.account_password = request.account_password.clone();
         options.fingerprint = fingerprint;
         options.known_servers = self.config.known_servers.clone();
+        options.keys_dir = self.config.keys_dir.clone();
+        options.key_source = request.key_source;
+        if let Some(link) = &request.invite {
+            options.invite(link);
+        }
         options.first_use = FirstUse::Ask;
         options.reconnect = Reconnect::FOREVER;
         // A key that came from the config's key file is read again from it

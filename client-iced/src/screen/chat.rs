@@ -1010,6 +1010,14 @@ impl Chat {
                 }
             }
             Event::Notice(n) => self.notice(escape_line(&n).into_owned()),
+            Event::KeyIssued { stored: Ok(file), .. } => self.notice(format!(
+                "The server issued you a key of your own, kept in {}: later connections use it.",
+                escape_line(&file.display().to_string())
+            )),
+            Event::KeyIssued { stored: Err(e), .. } => self.error(format!(
+                "The server issued you a key of your own, but it cannot be kept ({}); only this session uses it.",
+                escape_line(&e)
+            )),
             Event::Done { action, detail } => {
                 if action == "register" && self.register.take().is_some() {
                     self.notice("This name is registered: from now on it needs its account password.");

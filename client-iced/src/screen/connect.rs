@@ -1,10 +1,11 @@
-//! The connect screen: address, name, password, key, remember-me; errors
+//! The connect screen: an invite link that fills the form, address, name,
+//! password, key, remember-me; errors
 //! in place (in a slot that is always there, so nothing moves when one
 //! appears); the first-contact trust prompt and the changed-identity
 //! refusal.
 
 use client_core::display::escape_line;
-use client_core::{DisconnectCause, DisconnectReason, Fingerprint, Psk, RefusalCode, Secret};
+use client_core::{DisconnectCause, DisconnectReason, Fingerprint, InviteLink, KeySource, Psk, RefusalCode, Secret};
 use iced::widget::{button, center, checkbox, column, container, row, scrollable, space, text, text_input};
 use iced::{Alignment, Element, Fill, Length};
 
@@ -12,6 +13,8 @@ use crate::style;
 
 /// Ids of the form's fields (tests and focus use them).
 pub mod ids {
+    /// Invite link field (pasting one fills the form).
+    pub const INVITE: &str = "invite";
     /// Server address field.
     pub const SERVER: &str = "server";
     /// Username field.
@@ -35,6 +38,10 @@ const BUTTON_ROW: f32 = 40.0;
 /// The form and what happened to the last attempt.
 #[derive(Clone, Default)]
 pub struct Connect {
+    /// What was pasted in the invite field (a secret: it holds a key).
+    pub invite: String,
+    /// The invite link last pasted, while the form still matches it.
+    pub from_invite: Option<InviteLink>,
     /// `HOST:PORT`.
     pub server: String,
     /// Username.
@@ -68,6 +75,8 @@ impl std::fmt::Debug for Connect {
 /// A field of the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
+    /// The invite link.
+    Invite,
     /// The address.
     Server,
     /// The username.
@@ -127,6 +136,8 @@ pub enum Status {
 /// What the user did on this screen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// An invite link pasted (or typed): a valid one fills the form.
+    Invite(String),
     /// Address edited.
     Server(String),
     /// Username edited.
@@ -182,6 +193,12 @@ pub struct Request {
     pub account_password: Option<Secret>,
     /// The parsed key.
     pub key: Psk,
+    /// Where the key came from (a key the server issued earlier replaces
+    /// an invite's or the form's).
+    pub key_source: KeySource,
+    /// The invite link the form came from, while its address is still
+    /// one of the link's (its identity is pinned: no trust question).
+    pub invite: Option<InviteLink>,
 }
 
 impl std::fmt::Debug for Request {
@@ -205,6 +222,7 @@ impl Connect {
     /// Applies a message.
     pub fn update(&mut self, message: Message) -> Action {
         match message {
+            Message::Invite(s) => self.paste_invite(s),
             Message::Server(s) => self.edit(Field::Server, |c| c.server = s),
             Message::Username(s) => self.edit(Field::Username, |c| c.username = s),
             Message::Password(s) => self.edit(Field::Password, |c| c.password = s),
@@ -270,6 +288,35 @@ impl Connect {
         }
     }
 
+    /// Takes a pasted invite link: a valid one fills the server, the key,
+    /// the identity to pin and the room; anything else is said to be wrong.
+    fn paste_invite(&mut self, pasted: String) {
+        let parsed = InviteLink::parse(&pasted);
+        let empty = pasted.trim().is_empty();
+        self.edit(Field::Invite, |c| c.invite = pasted);
+        match parsed {
+            Ok(link) => {
+                self.server = link.addresses.first().cloned().unwrap_or_default();
+                self.key.clone_from(&link.key);
+                self.from_invite = Some(link);
+                if matches!(self.status, Status::Error(_)) {
+                    self.status = Status::Idle;
+                }
+            }
+            Err(_) if empty => {}
+            Err(e) => self.fail(
+                format!("That is not an invite link: {}.", e.to_string().trim_end_matches('.')),
+                Cause::Field(Field::Invite),
+            ),
+        }
+    }
+
+    /// The pasted invite, if the address in the form is still one of its.
+    pub fn invite_in_force(&self) -> Option<&InviteLink> {
+        let server = self.server.trim();
+        self.from_invite.as_ref().filter(|l| l.addresses.iter().any(|a| a == server))
+    }
+
     fn fail(&mut self, error: String, cause: Cause) {
         self.status = Status::Error(error);
         self.cause = cause;
@@ -311,7 +358,21 @@ impl Connect {
         })?;
         let password = (!self.password.is_empty()).then(|| self.password.clone());
         let account_password = (!self.account_password.is_empty()).then(|| Secret::new(self.account_password.clone()));
-        Ok(Request { server: server.to_owned(), username: username.to_owned(), password, account_password, key })
+        let invite = self.invite_in_force();
+        // The invite's key, or one the user put there instead.
+        let key_source = match invite {
+            Some(l) if l.key.trim() == self.key.trim() => KeySource::Invite,
+            _ => KeySource::Config,
+        };
+        Ok(Request {
+            server: server.to_owned(),
+            username: username.to_owned(),
+            password,
+            account_password,
+            key,
+            key_source,
+            invite: invite.cloned(),
+        })
     }
 
     /// The field to start typing in: the first empty one, else the key
@@ -359,7 +420,20 @@ impl Connect {
             let input = text_input(placeholder, value).id(id).padding(8).on_submit(Message::Submit);
             (label, input)
         };
-        let (l1, server) = field("Server", ids::SERVER, "host:port, e.g. chat.example.org:7878", &self.server);
+        let invite = text_input("Paste invite link (chatroom://…) to fill the form", &self.invite)
+            .id(ids::INVITE)
+            .padding(8)
+            .secure(true)
+            .on_input_maybe((!connecting && !asking).then_some(Message::Invite));
+        let (_, server) = field("Server", ids::SERVER, "host:port, e.g. chat.example.org:7878", &self.server);
+        // What the invite settled, where the address is.
+        let l1 = match self.invite_in_force() {
+            Some(InviteLink { room: Some(room), .. }) => {
+                format!("Server (from the invite: identity pinned, joining #{})", escape_line(room))
+            }
+            Some(_) => "Server (from the invite: identity pinned)".to_owned(),
+            None => "Server".to_owned(),
+        };
         let (l2, user) = field("Username", ids::USERNAME, "your name in the room", &self.username);
         let (l3, pass) = field("Server password", ids::PASSWORD, "only if the server has one", &self.password);
         let (l5, account) = field(
@@ -375,8 +449,9 @@ impl Connect {
         let pass = pass.secure(true).on_input_maybe(editable.then_some(Message::Password));
         let account = account.secure(true).on_input_maybe(editable.then_some(Message::AccountPassword));
         let key = key.secure(true).on_input_maybe(editable.then_some(Message::Key));
-        let labelled =
-            |label, input: text_input::TextInput<'static, Message>| column![text(label).size(14), input].spacing(4);
+        let labelled = |label: &'static str, input: text_input::TextInput<'static, Message>| {
+            column![text(label).size(14), input].spacing(4)
+        };
         let remember = checkbox(self.remember)
             .label("Remember password and key on this computer")
             .on_toggle_maybe(editable.then_some(Message::Remember));
@@ -403,7 +478,8 @@ impl Connect {
         let form = column![
             text("Socket Chatroom").size(24),
             text("Encrypted text and voice chat").size(14).style(style::muted),
-            labelled(l1, server),
+            invite,
+            column![text(l1).size(14), server].spacing(4),
             labelled(l2, user),
             // Two passwords side by side: which is which stays plain.
             row![labelled(l3, pass).width(Fill), labelled(l5, account).width(Fill)].spacing(10),
