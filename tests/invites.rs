@@ -189,3 +189,44 @@ fn rotate_key_keeps_the_old_key_for_its_grace_issuing_keys_and_now_ends_it() {
     login(&s, &carol_key, "carol3");
     login(&s, &newest, "nora2");
 }
+
+/// `client-cli --invite LINK` as a newcomer runs it: the link is all it
+/// needs (no key, no fingerprint, no trust question); its issued key is
+/// kept and used by the next run after the one-use invite is gone;
+/// revoking the invite cuts that key off.
+#[test]
+fn client_cli_joins_with_an_invite_and_keeps_its_issued_key() {
+    let s = TestServer::with_config(CONFIG);
+    let link = invite(&s, &["--uses", "1", "--room", "dev"]);
+    let run = |args: &[&str], stdin: &str| {
+        let mut cmd = Command::new(bin("client-cli"));
+        cmd.args(["--user", "newcomer", "--json"]).args(args).env("HOME", s.home());
+        for v in ["CHATROOM_KEY", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CHATROOM_PASSWORD", "CHATROOM_INVITE"] {
+            cmd.env_remove(v);
+        }
+        let mut p = socket_chatroom_tests::Proc::spawn("client-cli newcomer", cmd);
+        for line in stdin.lines() {
+            p.send(line);
+        }
+        p.close_stdin();
+        let code = p.wait();
+        (code, p.seen().join("\n"), p.stderr())
+    };
+    let (code, out, err) = run(&["--invite", &link.to_string()], "/join dev\nhello from the invite");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("\"event\":\"key_issued\""), "{out}");
+    assert!(out.contains("\"room\":\"dev\""), "landed in #dev: {out}");
+    // The invite is used up; the next run needs nothing but the server.
+    let (code, out, err) = run(&["--server", &s.addr.to_string()], "hello with my own key");
+    assert_eq!(code, 0, "the issued key: {out}\n{err}");
+    assert!(!out.contains("key_issued"), "{out}");
+    // Revoked: the kept key is refused at the key check, and said so.
+    let id = admin_ok(&s, &["invite", "--list"])
+        .lines()
+        .find_map(|l| l.split_whitespace().next().map(|w| w.trim_start_matches('#').to_owned()))
+        .unwrap_or_default();
+    admin_ok(&s, &["invite", "--revoke", &id]);
+    let (code, out, err) = run(&["--server", &s.addr.to_string()], "anyone there?");
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("issued_key_refused") || err.contains("refused"), "{out}\n{err}");
+}
