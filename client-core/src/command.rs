@@ -164,7 +164,7 @@ quote names with spaces (\"Bart F\"); start a line with // to send a leading /";
 
 /// A room name as typed: one leading `#` dropped.
 pub fn room_name(typed: &str) -> String {
-    typed.strip_prefix('#').unwrap_or(typed).to_owned()
+    protocol::message::bare_room(typed).to_owned()
 }
 
 /// Parses one line (line endings already trimmed).

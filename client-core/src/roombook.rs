@@ -82,9 +82,7 @@ pub(crate) struct RoomBook {
 }
 
 /// A room name as typed or shown: one leading `#` dropped.
-pub(crate) fn bare(room: &str) -> &str {
-    room.strip_prefix('#').unwrap_or(room)
-}
+pub(crate) use protocol::message::bare_room as bare;
 
 impl RoomBook {
     /// A book whose joins ask for `history` stored messages, with `rooms`

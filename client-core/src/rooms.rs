@@ -356,7 +356,7 @@ impl Rooms {
     }
 
     fn index(&self, name: &str) -> Option<usize> {
-        let name = name.strip_prefix('#').unwrap_or(name);
+        let name = protocol::message::bare_room(name);
         let key = name_key(name);
         self.rooms.iter().position(|r| r.name == name || name_key(&r.name) == key)
     }

@@ -709,7 +709,7 @@ impl Chat {
             }
             Message::JoinRoom => {
                 let typed = self.join_input.trim();
-                let name = typed.strip_prefix('#').unwrap_or(typed).to_owned();
+                let name = command::room_name(typed);
                 if name.is_empty() {
                     return Action::None;
                 }
