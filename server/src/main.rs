@@ -244,6 +244,11 @@ fn print_banner(local: SocketAddr, voice: SocketAddr, cfg: &Config, config_path:
     for line in join_commands(cli.as_deref(), gui.as_deref(), shown, &key_file, fingerprint) {
         println!("  {line}");
     }
+    // One link instead of a key and a fingerprint (and revocable).
+    let me = std::env::current_exe().ok().map_or_else(|| "server".to_owned(), |p| p.display().to_string());
+    let config_flag =
+        config_path.map(|p| format!(" --config {}", shell_quote(&p.display().to_string()))).unwrap_or_default();
+    println!("Or hand out an invite link: {}{config_flag} admin invite --uses 1", shell_quote(&me));
     if let Some(p) = config_path {
         println!("Configuration: {}", p.display());
     }
