@@ -617,6 +617,9 @@ pub enum RefusalCode {
     /// The invite the client connected with was used up by another login
     /// meanwhile.
     InviteSpent,
+    /// The key the client connected with was revoked between its key check
+    /// and its login.
+    KeyRevoked,
 }
 
 /// Why a chat message was not taken.

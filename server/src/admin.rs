@@ -322,18 +322,22 @@ async fn handle(
         AdminRequest::Keys => ModRequest::Keys(KeyQuery::ListKeys),
         AdminRequest::RevokeKey { id } => ModRequest::Keys(KeyQuery::RevokeKey { id }),
         AdminRequest::RotateKey { now } => {
-            // The key file first: a restart after this keeps the new key.
+            // The store keeps the old key for its grace and the ring
+            // switches; then the key file takes the new key, so a restart
+            // keeps it.
             let new_key = protocol::crypto::Psk::generate();
+            let grace_secs = (!now).then_some(context.key_grace.as_secs());
+            let request = KeyQuery::RotateKey { new_key: new_key.clone(), grace_secs };
+            let rotated = ask(roster, ModRequest::Keys(request)).await;
+            let Ok(ModReply::Done { detail }) = rotated else { return answer(rotated, None) };
             if let Err(e) = crate::keys::write_secret(&context.key_file, &format!("{new_key}\n")) {
                 warn!(log, "rotate-key: cannot write the key file"; "error" => %e);
-                return AdminResponse::failed(
-                    DenyReason::StorageUnavailable,
-                    format!("cannot write the key file: {e}"),
+                let detail = format!(
+                    "the running server uses the new key, but the key file could not be written ({e}): \
+                     fix it and run rotate-key again, or a restart goes back to the old key"
                 );
+                return AdminResponse::failed(DenyReason::StorageUnavailable, detail);
             }
-            let grace_secs = (!now).then_some(context.key_grace.as_secs());
-            let rotated = ask(roster, ModRequest::Keys(KeyQuery::RotateKey { new_key, grace_secs })).await;
-            let Ok(ModReply::Done { detail }) = rotated else { return answer(rotated, None) };
             // A fresh invite for everyone who should come in with the new key.
             let expires_secs = Some(context.key_grace.as_secs().max(86_400));
             let fresh =

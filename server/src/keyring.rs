@@ -251,32 +251,44 @@ impl KeyRing {
         Some(issued.key.id())
     }
 
-    /// Makes `new` the main key; the old one keeps working until
-    /// `grace_until_ms` (`None`: not at all). Returns the old key's record
-    /// to store (or `None`: remove the stored one).
-    pub fn rotate(&mut self, new: Psk, grace_until_ms: Option<u64>) -> Option<KeyRecord> {
-        let old = std::mem::replace(&mut self.main, new);
-        if let Some((previous, _)) = self.old_main.take() {
-            self.by_id.remove(&previous.id());
-        }
-        self.by_id.remove(&old.id());
-        self.by_id.insert(self.main.id(), KeyKind::Main);
-        let until = grace_until_ms?;
-        self.by_id.insert(old.id(), KeyKind::OldMain);
-        let record = KeyRecord {
+    /// The stored form of the main key as the previous main key, working
+    /// until `until_ms` (what [`KeyRing::rotate`] will keep).
+    pub fn old_main_record(&self, until_ms: u64) -> KeyRecord {
+        KeyRecord {
             id: OLD_MAIN_RECORD,
             kind: "old_main".into(),
-            secret: old.expose_text().to_owned(),
+            secret: self.main.expose_text().to_owned(),
             invite: None,
             name: String::new(),
             room: None,
             uses_left: None,
             uses: 0,
-            expires_ms: Some(until),
+            expires_ms: Some(until_ms),
             created_ms: 0,
-        };
-        self.old_main = Some((old, until));
-        Some(record)
+        }
+    }
+
+    /// Makes `new` the main key; the old one keeps working until
+    /// `grace_until_ms` (`None`: not at all). Returns the ids of the keys
+    /// that stopped working (the previous old key; with no grace, the old
+    /// main key too).
+    pub fn rotate(&mut self, new: Psk, grace_until_ms: Option<u64>) -> Vec<KeyId> {
+        let old = std::mem::replace(&mut self.main, new);
+        let mut ended = Vec::new();
+        if let Some((previous, _)) = self.old_main.take() {
+            self.by_id.remove(&previous.id());
+            ended.push(previous.id());
+        }
+        self.by_id.remove(&old.id());
+        self.by_id.insert(self.main.id(), KeyKind::Main);
+        match grace_until_ms {
+            Some(until) => {
+                self.by_id.insert(old.id(), KeyKind::OldMain);
+                self.old_main = Some((old, until));
+            }
+            None => ended.push(old.id()),
+        }
+        ended
     }
 
     /// Replaces the main key without grace (SIGHUP after `gen-key`: the
@@ -397,15 +409,15 @@ mod tests {
         let (old, new) = (key(), key());
         let mut ring = KeyRing::new(old.clone());
         let issued = ring.issue("carol", None, 0);
-        let record = ring.rotate(new.clone(), Some(5000));
-        assert_eq!(record.as_ref().map(|r| r.kind.as_str()), Some("old_main"));
+        assert_eq!(ring.old_main_record(5000).kind, "old_main");
+        assert!(ring.rotate(new.clone(), Some(5000)).is_empty());
         assert_eq!(ring.find(&old.id(), 4999).map(|(_, k)| k), Some(KeyKind::OldMain));
         assert!(ring.find(&old.id(), 5000).is_none(), "grace over");
         assert_eq!(ring.find(&new.id(), 0).map(|(_, k)| k), Some(KeyKind::Main));
         assert!(ring.find(&issued.key.id(), 0).is_some(), "issued keys are untouched");
         // --now: no grace.
         let newer = key();
-        assert!(ring.rotate(newer.clone(), None).is_none());
+        assert_eq!(ring.rotate(newer.clone(), None), vec![old.id(), new.id()], "both ended");
         assert!(ring.find(&new.id(), 0).is_none() && ring.find(&old.id(), 0).is_none());
         // Loaded back from records, the same.
         let mut records: Vec<KeyRecord> = ring.invites().map(Invite::record).collect();

@@ -86,6 +86,8 @@ pub enum JoinRefusal {
     /// The invite it connected with has no use left (another login took
     /// the last one meanwhile).
     InviteSpent,
+    /// The key it connected with was revoked (or ended) after the key check.
+    KeyRevoked,
     /// The name is taken (case-insensitively).
     NameTaken,
     /// The name is held this long more for a user whose connection dropped

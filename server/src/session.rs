@@ -551,6 +551,9 @@ impl Session {
                     let reason = format!("the name {username:?} is registered: log in with its account password");
                     act.refuse(ctx, RefusalCode::AccountPassword, reason);
                 }
+                Ok(Err(JoinRefusal::KeyRevoked)) => {
+                    act.refuse(ctx, RefusalCode::KeyRevoked, "the key you connected with was revoked".into());
+                }
                 Ok(Err(JoinRefusal::InviteSpent)) => {
                     act.refuse(ctx, RefusalCode::InviteSpent, "this invite has been used up; ask for a new one".into());
                 }

@@ -136,7 +136,12 @@ impl MemoryArchive {
                 s.keys.insert((k.kind.clone(), k.id), k);
                 WriteOutcome::Done
             }
-            Write::RemoveKey { kind, id } => found(s.keys.remove(&(kind, id)).is_some()),
+            Write::RemoveKey { kind, id } => {
+                if kind == "invite" {
+                    s.keys.retain(|_, k| !(k.kind == "issued" && k.invite == Some(id)));
+                }
+                found(s.keys.remove(&(kind, id)).is_some())
+            }
             Write::Audit(mut e) => {
                 e.id = s.audit.len() as u64 + 1;
                 s.audit.push(e);

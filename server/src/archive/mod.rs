@@ -346,7 +346,8 @@ pub enum Write {
     Audit(protocol::moderation::AuditEntry),
     /// Create or replace a key of the key ring.
     PutKey(KeyRecord),
-    /// Remove a key of the key ring.
+    /// Remove a key of the key ring (an invite with the keys issued
+    /// through it).
     RemoveKey {
         /// Its kind (`invite`, `issued`, `old_main`).
         kind: String,

@@ -953,6 +953,10 @@ fn apply_standing(conn: &Connection, w: &Write) -> rusqlite::Result<WriteOutcome
             WriteOutcome::Done
         }
         Write::RemoveKey { kind, id } => {
+            // An invite goes with the keys issued through it.
+            if kind == "invite" {
+                run("DELETE FROM keyring WHERE kind = 'issued' AND invite = ?1", params![to_sql(*id)?])?;
+            }
             changed(run("DELETE FROM keyring WHERE kind = ?1 AND id = ?2", params![kind, to_sql(*id)?])?)
         }
         // The others have their own statements (`apply_one`).

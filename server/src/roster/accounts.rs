@@ -139,6 +139,9 @@ impl Roster {
             }
             let name = account.name.clone();
             roster.accounts.insert(account);
+            if let Some(m) = roster.members.get_mut(&sid) {
+                m.reset_login = false;
+            }
             roster.audit(&name, ACTION, &name, None, "", "");
             roster.flush_audit();
             roster.tell_done(sid, ACTION, "your account password is changed".into());
@@ -267,7 +270,14 @@ impl Handler<LoginCheck> for Roster {
 impl Handler<AccountOf> for Roster {
     type Result = Option<Credentials>;
     fn handle(&mut self, msg: AccountOf, _: &mut Context<Self>) -> Option<Credentials> {
-        self.account_of(msg.id).map(|a| Credentials { key: a.key().to_owned(), phc: a.phc.clone(), reset_phc: None })
+        let reset_login = self.members.get(&msg.id).is_some_and(|m| m.reset_login);
+        self.account_of(msg.id).map(|a| Credentials {
+            key: a.key().to_owned(),
+            // No current password to check only for the session that came
+            // in with the reset code; for any other, one that never matches.
+            phc: if reset_login { None } else { Some(a.phc.clone().unwrap_or_default()) },
+            reset_phc: None,
+        })
     }
 }
 

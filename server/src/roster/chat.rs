@@ -261,6 +261,10 @@ impl Handler<Amend> for Roster {
         let member = self.members.get(&sid).filter(|_| !self.shutting_down);
         let Some(m) = member else { return abandon(&ledger, msg.client_id) };
         let (sender, author) = (m.name.clone(), m.author);
+        if self.sanctions.mute(&m.key, None, super::now_ms()).is_some() {
+            let detail = "a moderator muted you everywhere".to_owned();
+            return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::Muted, detail));
+        }
         // Only messages of this login (and the sessions that resumed it)
         // that the roster still remembers: a name can change hands, so the
         // store's sender name alone proves nothing.

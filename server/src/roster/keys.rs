@@ -68,6 +68,10 @@ impl Roster {
         let Some(ring) = self.keys.clone() else { return Ok(None) };
         let now = now_ms();
         let mut ring = ring.write();
+        // Revoked (or used up, expired, past its grace) since the key check.
+        if ring.find(key, now).is_none() {
+            return Err(JoinRefusal::KeyRevoked);
+        }
         let invite = match ring.kind(key) {
             Some(KeyKind::Invite(n)) => {
                 let spent = ring.spend(n, now).ok_or(JoinRefusal::InviteSpent)?;
@@ -79,7 +83,6 @@ impl Roster {
         };
         let issued = ring.issue(name, invite, now);
         drop(ring);
-        self.store_quietly(Write::PutKey(issued.record()));
         info!(self.log, "key issued"; "key" => issued.id, "invite" => invite, "user" => %protocol::escape::Escaped(name));
         Ok(Some(issued))
     }
@@ -152,17 +155,17 @@ impl Roster {
                 self.reply(reply, "invites", Ok(ModReply::Invites { invites }));
             }
             KeyQuery::RevokeInvite { id } => {
-                let Some((ids, issued)) = ring.write().revoke_invite(id) else {
-                    return self.reply(
-                        reply,
-                        "revoke_invite",
-                        Err(deny(DenyReason::NotFound, format!("no invite #{id}"))),
-                    );
-                };
-                for k in &issued {
-                    self.store_quietly(Write::RemoveKey { kind: "issued".into(), id: *k });
+                if !ring.read().invites().any(|i| i.id == id) {
+                    let d = deny(DenyReason::NotFound, format!("no invite #{id}"));
+                    return self.reply(reply, "revoke_invite", Err(d));
                 }
+                // Stored first (the invite and its issued keys in one
+                // write), then gone from the ring: a failed write changes
+                // nothing, and a restart brings nothing back.
                 self.commit(Write::RemoveKey { kind: "invite".into(), id }, reply, "revoke_invite", move |roster| {
+                    let Some((ids, issued)) = roster.keys.as_ref().and_then(|r| r.write().revoke_invite(id)) else {
+                        return Err(deny(DenyReason::NotFound, format!("no invite #{id}")));
+                    };
                     let ended = roster
                         .end_sessions_with(&ids, "your invite was revoked by the server's operator; ask for a new one");
                     let detail = format!("{} issued key(s) revoked, {ended} session(s) ended", issued.len());
@@ -185,24 +188,18 @@ impl Roster {
                 self.reply(reply, "keys", Ok(ModReply::Keys { keys }));
             }
             KeyQuery::RevokeKey { id } => {
-                let Some(key_id) = ring.write().revoke_issued(id) else {
-                    return self.reply(
-                        reply,
-                        "revoke_key",
-                        Err(deny(DenyReason::NotFound, format!("no issued key #{id}"))),
-                    );
-                };
+                if !ring.read().issued().any(|k| k.id == id) {
+                    let d = deny(DenyReason::NotFound, format!("no issued key #{id}"));
+                    return self.reply(reply, "revoke_key", Err(d));
+                }
                 self.commit(Write::RemoveKey { kind: "issued".into(), id }, reply, "revoke_key", move |roster| {
+                    let Some(key_id) = roster.keys.as_ref().and_then(|r| r.write().revoke_issued(id)) else {
+                        return Err(deny(DenyReason::NotFound, format!("no issued key #{id}")));
+                    };
                     let ended = roster.end_sessions_with(&[key_id], "your key was revoked by the server's operator");
-                    roster.audit(
-                        OPERATOR,
-                        "revoke_key",
-                        &format!("#{id}"),
-                        None,
-                        "",
-                        &format!("{ended} session(s) ended"),
-                    );
-                    Ok(ModReply::Done { detail: format!("key #{id} revoked; {ended} session(s) ended") })
+                    let detail = format!("{ended} session(s) ended");
+                    roster.audit(OPERATOR, "revoke_key", &format!("#{id}"), None, "", &detail);
+                    Ok(ModReply::Done { detail: format!("key #{id} revoked; {detail}") })
                 });
             }
             KeyQuery::RotateKey { new_key, grace_secs } => {
@@ -210,9 +207,10 @@ impl Roster {
                     return self.reply(reply, "rotate_key", Err(deny(DenyReason::Invalid, "not a key")));
                 };
                 let until = grace_secs.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000)));
-                let record = ring.write().rotate(new, until);
-                let w = match record {
-                    Some(r) => Write::PutKey(r),
+                // The old key's record is stored first; only then does the
+                // ring change (the caller writes the key file after).
+                let w = match until {
+                    Some(u) => Write::PutKey(ring.read().old_main_record(u)),
                     None => Write::RemoveKey { kind: "old_main".into(), id: OLD_MAIN_RECORD },
                 };
                 let detail = until.map_or_else(
@@ -220,8 +218,18 @@ impl Roster {
                     |u| format!("the old key works until {} (its users are issued keys of their own)", format_utc(u)),
                 );
                 self.commit(w, reply, "rotate_key", move |roster| {
+                    let Some(ring) = roster.keys.clone() else {
+                        return Err(deny(DenyReason::Invalid, "this server has no key ring"));
+                    };
+                    let ended_ids = ring.write().rotate(new, until);
+                    // --now: the old key's sessions end with it.
+                    let ended = if until.is_none() {
+                        roster.end_sessions_with(&ended_ids, "the server's key was replaced; ask for a new invite")
+                    } else {
+                        0
+                    };
                     roster.audit(OPERATOR, "rotate_key", "main key", None, "", &detail);
-                    Ok(ModReply::Done { detail: format!("new main key in place; {detail}") })
+                    Ok(ModReply::Done { detail: format!("new main key in place; {detail}; {ended} session(s) ended") })
                 });
             }
         }

@@ -68,6 +68,10 @@ struct Member {
     addr: Option<std::net::IpAddr>,
     /// The key it connected with.
     key_id: Option<protocol::crypto::KeyId>,
+    /// It logged in with its account's one-time reset code (and has not set
+    /// a new password yet): the only session that may set one without the
+    /// current password.
+    reset_login: bool,
 }
 
 /// A session that ended without quitting, kept for a while so its user can
@@ -695,6 +699,7 @@ impl Handler<Join> for Roster {
             addr: msg.addr,
             // A key issued now is this session's from here on.
             key_id: issued.as_ref().map(|i| i.key.id()).or(msg.key),
+            reset_login: msg.account.as_ref().is_some_and(|a| a.by_reset),
         };
         self.members.insert(msg.id, member);
         let by_reset = msg.account.as_ref().is_some_and(|a| a.by_reset);
@@ -728,7 +733,12 @@ impl Handler<Join> for Roster {
             self.spend_reset_code(msg.id, k);
         }
         if let Some(issued) = issued {
-            self.deliver_issued(msg.id, issued);
+            // Handed out once stored: a key the server would forget is no key.
+            let sid = msg.id;
+            self.store_then(Write::PutKey(issued.record()), move |roster, result| match result {
+                Ok(_) => roster.deliver_issued(sid, issued),
+                Err(e) => warn!(roster.log, "issued key not stored; not handed out"; "error" => %e),
+            });
         }
         for (rid, after) in entered {
             self.greet_room(msg.id, rid, msg.history, after);

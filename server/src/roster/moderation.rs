@@ -719,6 +719,20 @@ impl Roster {
                 account.reset = Some((code_phc, until_ms));
                 self.commit(Write::PutAccount(account.record()), reply, "reset_password", move |roster| {
                     let shown = account.name.clone();
+                    // Whoever is logged in to it now (perhaps whoever the
+                    // reset is for) goes, and held sessions with it.
+                    let key = account.key().to_owned();
+                    let on_it: Vec<SessionId> = roster
+                        .members
+                        .iter()
+                        .filter(|(_, m)| m.account.as_deref() == Some(key.as_str()))
+                        .map(|(sid, _)| *sid)
+                        .collect();
+                    for sid in on_it {
+                        let detail = "the operator reset this account's password".to_owned();
+                        roster.remove_session(sid, DisconnectCause::Kicked, detail, None);
+                    }
+                    roster.gone.retain(|_, g| !g.key.collides(&account.keys));
                     roster.accounts.insert(account);
                     roster.audit(
                         OPERATOR,
