@@ -62,6 +62,21 @@ fn ask(c: &mut RawClient, msg: ClientMessage) -> ServerMessage {
     })
 }
 
+/// [`ask`] for an account request: after a wrong current password the
+/// session makes the next request wait (1 s, doubling), answering
+/// `retry_later` meanwhile; asks again until the real answer comes.
+fn ask_account(c: &mut RawClient, msg: ClientMessage) -> ServerMessage {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match ask(c, msg.clone()) {
+            ServerMessage::Denied { reason: DenyReason::RetryLater, .. } if std::time::Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn act(c: &mut RawClient, action: Action) -> ServerMessage {
     ask(c, ClientMessage::Moderate(action))
 }
@@ -133,11 +148,15 @@ fn a_registered_name_needs_its_account_password_until_it_is_given_back() {
     let mut alice = user(&s, "alice", Some(PASSWORD));
 
     // Changing the password needs the current one.
-    let wrong =
-        ask(&mut alice, ClientMessage::ChangePassword { old: Some("nope nope".into()), new: "new password!".into() });
+    let wrong = ask_account(
+        &mut alice,
+        ClientMessage::ChangePassword { old: Some("nope nope".into()), new: "new password!".into() },
+    );
     assert!(matches!(wrong, ServerMessage::Denied { reason: DenyReason::WrongPassword, .. }), "{wrong:?}");
-    let changed =
-        ask(&mut alice, ClientMessage::ChangePassword { old: Some(PASSWORD.into()), new: "new password!".into() });
+    let changed = ask_account(
+        &mut alice,
+        ClientMessage::ChangePassword { old: Some(PASSWORD.into()), new: "new password!".into() },
+    );
     assert!(matches!(changed, ServerMessage::Done { .. }), "{changed:?}");
     alice.send(&ClientMessage::Quit);
     alice.expect_closed();
@@ -145,9 +164,9 @@ fn a_registered_name_needs_its_account_password_until_it_is_given_back() {
     let mut alice = user(&s, "alice", Some("new password!"));
 
     // Given back: first come, first served again.
-    let wrong = ask(&mut alice, ClientMessage::Unregister { password: PASSWORD.into() });
+    let wrong = ask_account(&mut alice, ClientMessage::Unregister { password: PASSWORD.into() });
     assert!(matches!(wrong, ServerMessage::Denied { reason: DenyReason::WrongPassword, .. }), "{wrong:?}");
-    let gone = ask(&mut alice, ClientMessage::Unregister { password: "new password!".into() });
+    let gone = ask_account(&mut alice, ClientMessage::Unregister { password: "new password!".into() });
     assert!(matches!(gone, ServerMessage::Done { .. }), "{gone:?}");
     alice.send(&ClientMessage::Quit);
     alice.expect_closed();
@@ -452,24 +471,27 @@ fn a_reset_code_replaces_the_password_once_and_every_change_is_audited() {
     assert_eq!(refusal(login(&s, "alice", Some(PASSWORD), None)).0, RefusalCode::AccountPassword);
     let mut alice = user(&s, "alice", Some(&code));
     alice.recv_until("the reset notice", |m| matches!(m, ServerMessage::Notice { text } if text.contains("/password")));
-    let set = ask(&mut alice, ClientMessage::ChangePassword { old: None, new: "a brand new one".into() });
+    let set = ask_account(&mut alice, ClientMessage::ChangePassword { old: None, new: "a brand new one".into() });
     assert!(matches!(set, ServerMessage::Done { .. }), "{set:?}");
     alice.send(&ClientMessage::Quit);
     alice.expect_closed();
     assert_eq!(refusal(login(&s, "alice", Some(&code), None)).0, RefusalCode::AccountPassword, "the code worked once");
     let mut alice = user(&s, "alice", Some("a brand new one"));
     // Without a reset, the current password is needed again.
-    let bare = ask(&mut alice, ClientMessage::ChangePassword { old: None, new: "yet another one".into() });
+    let bare = ask_account(&mut alice, ClientMessage::ChangePassword { old: None, new: "yet another one".into() });
     assert!(matches!(bare, ServerMessage::Denied { reason: DenyReason::WrongPassword, .. }), "{bare:?}");
 
     let mut mo = user(&s, "mo", None);
     register(&mut mo, PASSWORD);
     admin_ok(&s, &["grant", "mo", "--moderator", "--room", "dev"]);
-    let invited = act(&mut mo, Action::Invite { room: "dev".into(), name: "eve".into(), remove: false });
+    // Only accounts go on invite lists.
+    let bare = act(&mut mo, Action::Invite { room: "dev".into(), name: "eve".into(), remove: false });
+    assert!(matches!(bare, ServerMessage::Denied { reason: DenyReason::NoSuchAccount, .. }), "{bare:?}");
+    let invited = act(&mut mo, Action::Invite { room: "dev".into(), name: "alice".into(), remove: false });
     assert!(matches!(invited, ServerMessage::Done { .. }), "{invited:?}");
     let audit = admin_ok(&s, &["audit", "--limit", "100"]);
     for needle in
-        ["alice register alice", "reset_password alice", "alice password alice", "grant mo", "invite eve #dev"]
+        ["alice register alice", "reset_password alice", "alice password alice", "grant mo", "invite alice #dev"]
     {
         assert!(audit.contains(needle), "no {needle:?} in\n{audit}");
     }
@@ -493,6 +515,7 @@ fn an_invite_only_room_admits_its_list_and_moderators() {
         })
     };
     let mut eve = user(&s, "eve", None);
+    register(&mut eve, PASSWORD);
     let refused = join(&mut eve);
     assert!(matches!(refused, ServerMessage::JoinRefused { reason: NackReason::InviteOnly, .. }), "{refused:?}");
     assert!(matches!(join(&mut mo), ServerMessage::RoomJoined { .. }), "its moderator gets in");

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use clap::Subcommand;
+use protocol::escape::Escaped;
 use protocol::moderation::{Action, Role, format_duration, parse_duration};
 use server::accounts::format_utc;
 use server::admin::{AdminRequest, AdminResponse};
@@ -226,21 +227,30 @@ pub fn run(data_dir: &Path, cmd: AdminCommand, json: bool) -> u8 {
     u8::from(!response.ok)
 }
 
+/// Prints what the server said, escaped: names, reasons and topics come
+/// from users (protocol::escape: no control, bidi or invisible character
+/// reaches the operator's terminal raw).
+fn say(text: &str) {
+    for line in text.lines() {
+        println!("{}", Escaped(line));
+    }
+}
+
 fn print_text(r: &AdminResponse) {
     if let Some(e) = &r.error {
-        eprintln!("server admin: refused ({:?}): {}", e.reason, e.detail);
+        eprintln!("server admin: refused ({:?}): {}", e.reason, Escaped(&e.detail));
         return;
     }
     match &r.reply {
-        Some(ModReply::Done { detail }) => println!("{detail}"),
+        Some(ModReply::Done { detail }) => say(detail),
         Some(ModReply::Bans { bans }) => {
             if bans.is_empty() {
-                println!("no bans");
+                say("no bans");
             }
             for b in bans {
                 let until =
                     b.until_ms.map_or_else(|| "until lifted".to_owned(), |u| format!("until {}", format_utc(u)));
-                println!(
+                say(&format!(
                     "#{} {:?} {} {until} by {} since {}: {}",
                     b.id,
                     b.kind,
@@ -248,7 +258,7 @@ fn print_text(r: &AdminResponse) {
                     b.by,
                     format_utc(b.since_ms),
                     b.reason
-                );
+                ));
             }
         }
         Some(ModReply::Audit { entries, more }) => {
@@ -256,17 +266,17 @@ fn print_text(r: &AdminResponse) {
                 let room = e.room.as_deref().map(|r| format!(" #{r}")).unwrap_or_default();
                 let reason = if e.reason.is_empty() { String::new() } else { format!(" ({})", e.reason) };
                 let detail = if e.detail.is_empty() { String::new() } else { format!(" [{}]", e.detail) };
-                println!(
+                say(&format!(
                     "{} {} {} {} {}{room}{reason}{detail}",
                     e.id,
                     format_utc(e.ts_ms),
                     e.actor,
                     e.action,
                     e.target
-                );
+                ));
             }
             if *more {
-                println!("(older entries: --before {})", entries.last().map_or(0, |e| e.id));
+                say(&format!("(older entries: --before {})", entries.last().map_or(0, |e| e.id)));
             }
         }
         Some(ModReply::Who { users }) => {
@@ -280,7 +290,7 @@ fn print_text(r: &AdminResponse) {
                         (Role::Moderator, Some(r)) => format!("moderator of #{r}"),
                     })
                     .collect();
-                println!(
+                say(&format!(
                     "{}\t{}\t{}\t{}\trooms: {}\tvoice: {}",
                     u.name,
                     if u.registered { "registered" } else { "guest" },
@@ -288,63 +298,63 @@ fn print_text(r: &AdminResponse) {
                     u.address.as_deref().unwrap_or("?"),
                     u.rooms.join(" "),
                     u.voice.as_deref().unwrap_or("-"),
-                );
+                ));
             }
-            println!("{} connected", users.len());
+            say(&format!("{} connected", users.len()));
         }
         Some(ModReply::Rooms { rooms }) => {
             for room in rooms {
-                println!(
+                say(&format!(
                     "#{}\t{} members\tvoice {}\thistory {}\t{}",
                     room.name,
                     room.members,
                     if room.voice { "on" } else { "off" },
                     if room.history { "on" } else { "off" },
                     room.topic
-                );
+                ));
             }
         }
         Some(ModReply::Stats(s)) => {
-            println!(
+            say(&format!(
                 "users: {}\nin voice: {}\nrooms: {}\naccounts: {}\nbans: {}\nheld for resumption: {}",
                 s.users, s.voice_users, s.rooms, s.accounts, s.bans, s.held
-            );
+            ));
         }
         Some(ModReply::Invite { id, room, detail, .. }) => {
             let room = room.as_deref().map(|r| format!(", lands in #{r}")).unwrap_or_default();
-            println!("invite #{id} ({detail}{room}):");
+            say(&format!("invite #{id} ({detail}{room}):"));
         }
         Some(ModReply::Invites { invites }) => {
             if invites.is_empty() {
-                println!("no invites");
+                say("no invites");
             }
             for i in invites {
                 let left = i.uses_left.map_or_else(|| "unlimited".to_owned(), |u| format!("{u} left"));
                 let until = i.expires_ms.map_or_else(|| "no expiry".to_owned(), |e| format!("until {}", format_utc(e)));
                 let room = i.room.as_deref().map(|r| format!(" #{r}")).unwrap_or_default();
                 let state = if i.live { "live" } else { "spent" };
-                println!("#{} {state} uses {} ({left}) {until}{room}; {} key(s) issued", i.id, i.uses, i.keys);
+                say(&format!("#{} {state} uses {} ({left}) {until}{room}; {} key(s) issued", i.id, i.uses, i.keys));
             }
         }
         Some(ModReply::Keys { keys }) => {
             if keys.is_empty() {
-                println!("no issued keys");
+                say("no issued keys");
             }
             for k in keys {
                 let via = k.invite.map_or_else(|| "the previous main key".to_owned(), |i| format!("invite #{i}"));
-                println!("#{} {} to {} via {via} at {}", k.id, k.key_id, k.name, format_utc(k.created_ms));
+                say(&format!("#{} {} to {} via {via} at {}", k.id, k.key_id, k.name, format_utc(k.created_ms)));
             }
         }
         None => {}
     }
     if let Some(link) = &r.link {
-        println!("{link}");
+        say(link);
     }
     if let Some(code) = &r.code {
-        println!(
+        say(&format!(
             "one-time reset code (valid {}): {code}\nthe owner logs in with it as the account password, then sets a new one with /password",
             format_duration(server::admin::RESET_CODE_TTL.as_secs())
-        );
+        ));
     }
 }
 

@@ -148,6 +148,9 @@ pub struct Session {
     peer_full: Option<std::net::IpAddr>,
     /// An account request (its password work) is under way: one at a time.
     account_busy: bool,
+    /// Wrong current passwords in a row (each makes the next request wait
+    /// longer: 1 s, doubling, at most 60 s).
+    account_fails: u32,
     /// The key the client connected with (after the key check).
     key_id: Option<protocol::crypto::KeyId>,
 }
@@ -197,6 +200,7 @@ impl Session {
             peer_ip,
             peer_full: peer_addr.map(|a| a.ip()),
             account_busy: false,
+            account_fails: 0,
             key_id: None,
         }
     }
@@ -674,6 +678,10 @@ impl Session {
         self.account_busy = true;
         let (roster, hasher, id) = (self.roster.clone(), self.cfg.hasher.clone(), self.id);
         let work = async move {
+            // Registering a name that is registered: said before any hashing.
+            if current.is_none() && matches!(roster.send(AccountOf { id }).await, Ok(Some(_))) {
+                return Err(denied(DenyReason::AlreadyRegistered, "this name is registered already"));
+            }
             // The current password, where the request needs one.
             if let Some(given) = current {
                 let Ok(Some(creds)) = roster.send(AccountOf { id }).await else {
@@ -702,10 +710,20 @@ impl Session {
             Ok(())
         };
         ctx.spawn(work.into_actor(self).map(|res, act, ctx| {
-            act.account_busy = false;
+            let wrong = matches!(res, Err(ServerMessage::Denied { reason: DenyReason::WrongPassword, .. }));
             if let Err(msg) = res {
                 act.send(ctx, &msg);
             }
+            if !wrong {
+                act.account_fails = 0;
+                act.account_busy = false;
+                return;
+            }
+            // Guessing the current password from a logged-in session is
+            // slowed like guessing it at login.
+            act.account_fails = act.account_fails.saturating_add(1);
+            let wait = Duration::from_secs(1 << (act.account_fails - 1).min(6)).min(Duration::from_secs(60));
+            ctx.run_later(wait, |act, _| act.account_busy = false);
         }));
     }
 

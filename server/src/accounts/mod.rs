@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use protocol::message::{NameKeys, name_key, name_keys};
 use protocol::moderation::{Role, RoleGrant};
 
-use crate::archive::{AccountRecord, ModeratorRecord};
+use crate::archive::{AccountField, AccountRecord, ModeratorRecord};
 
 /// One registered name.
 #[derive(Clone, PartialEq, Eq)]
@@ -141,6 +141,24 @@ impl Accounts {
     pub fn insert(&mut self, a: Account) {
         self.by_visual.insert(a.keys.visual.clone(), a.keys.caseless.clone());
         self.by_key.insert(a.keys.caseless.clone(), a);
+    }
+
+    /// Applies a stored change to account `key`; whether it is there.
+    pub fn apply(&mut self, key: &str, field: &AccountField) -> bool {
+        let Some(a) = self.by_key.get_mut(key) else { return false };
+        match field {
+            AccountField::Password(phc) => {
+                a.phc = Some(phc.clone());
+                a.reset = None;
+            }
+            AccountField::Reset { phc, until_ms } => {
+                a.phc = None;
+                a.reset = Some((phc.clone(), *until_ms));
+            }
+            AccountField::ResetSpent => a.reset = None,
+            AccountField::Admin(v) => a.admin = *v,
+        }
+        true
     }
 
     /// Removes an account and its roles.

@@ -112,6 +112,24 @@ impl MemoryArchive {
                 s.accounts.insert(a.key.clone(), a);
                 WriteOutcome::Done
             }
+            Write::UpdateAccount { key, field } => match s.accounts.get_mut(&key) {
+                None => WriteOutcome::NotFound,
+                Some(a) => {
+                    match field {
+                        super::AccountField::Password(phc) => {
+                            a.phc = Some(phc);
+                            (a.reset_phc, a.reset_until_ms) = (None, None);
+                        }
+                        super::AccountField::Reset { phc, until_ms } => {
+                            a.phc = None;
+                            (a.reset_phc, a.reset_until_ms) = (Some(phc), Some(until_ms));
+                        }
+                        super::AccountField::ResetSpent => (a.reset_phc, a.reset_until_ms) = (None, None),
+                        super::AccountField::Admin(v) => a.admin = v,
+                    }
+                    WriteOutcome::Done
+                }
+            },
             Write::RemoveAccount { key } => {
                 s.direct.retain(|_, d| d.a != key && d.b != key);
                 s.moderators.retain(|(a, _), _| *a != key);

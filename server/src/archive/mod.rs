@@ -113,6 +113,36 @@ impl std::fmt::Debug for AccountRecord {
     }
 }
 
+/// One change to a stored account ([`Write::UpdateAccount`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum AccountField {
+    /// A new password (PHC string); a reset code goes.
+    Password(String),
+    /// A reset: no password, a one-time code (PHC string) until then.
+    Reset {
+        /// The code's PHC string.
+        phc: String,
+        /// When it stops working, Unix ms.
+        until_ms: u64,
+    },
+    /// The reset code was used.
+    ResetSpent,
+    /// Admin or not.
+    Admin(bool),
+}
+
+impl std::fmt::Debug for AccountField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AccountField::Password(_) => "Password(..)",
+            AccountField::Reset { .. } => "Reset(..)",
+            AccountField::ResetSpent => "ResetSpent",
+            AccountField::Admin(true) => "Admin(true)",
+            AccountField::Admin(false) => "Admin(false)",
+        })
+    }
+}
+
 /// A moderator role as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModeratorRecord {
@@ -312,6 +342,15 @@ pub enum Write {
     AppendDirect(StoredDirect),
     /// Create or replace an account.
     PutAccount(AccountRecord),
+    /// Change one thing of an account (the rest stays as stored: two
+    /// changes in flight do not undo each other). `NotFound` when the
+    /// account is gone.
+    UpdateAccount {
+        /// Its key.
+        key: String,
+        /// What changes.
+        field: AccountField,
+    },
     /// Remove an account, its roles and its private conversations.
     RemoveAccount {
         /// Its key.

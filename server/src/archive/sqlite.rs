@@ -31,9 +31,9 @@ use slog::{Logger, error, info, o, warn};
 
 use super::schema::{self, SCHEMA_VERSION};
 use super::{
-    AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord, KeyRecord,
-    MAX_PAGE, ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect, StoredMessage,
-    Write, WriteOutcome,
+    AccountField, AccountRecord, Archive, AuditQuery, Completion, DirectPage, DirectQuery, HistoryQuery, InviteRecord,
+    KeyRecord, MAX_PAGE, ModeratorRecord, Page, RoomRecord, SanctionRecord, Standing, StoreError, StoredDirect,
+    StoredMessage, Write, WriteOutcome,
 };
 use protocol::moderation::AuditEntry;
 
@@ -121,7 +121,7 @@ fn weight(w: &Write) -> usize {
         Write::Prune { room, .. } => room.len(),
         Write::AppendDirect(d) => d.a.len() + d.b.len() + d.sender.len() + d.recipient.len() + d.text.len(),
         Write::PutAccount(a) => a.name.len() * 2 + 256,
-        Write::RemoveAccount { key } => key.len(),
+        Write::RemoveAccount { key } | Write::UpdateAccount { key, .. } => key.len() + 256,
         Write::PutModerator(m) => m.account.len() + m.room.len() + m.by.len(),
         Write::RemoveModerator { account, room } => account.len() + room.len(),
         Write::PutSanction(r) => r.target.len() + r.reason.len() + r.by.len(),
@@ -882,6 +882,20 @@ fn apply_standing(conn: &Connection, w: &Write) -> rusqlite::Result<WriteOutcome
             )?;
             WriteOutcome::Done
         }
+        Write::UpdateAccount { key, field } => changed(match field {
+            AccountField::Password(phc) => run(
+                "UPDATE accounts SET phc = ?2, reset_phc = NULL, reset_until_ms = NULL WHERE key = ?1",
+                params![key, phc],
+            )?,
+            AccountField::Reset { phc, until_ms } => run(
+                "UPDATE accounts SET phc = NULL, reset_phc = ?2, reset_until_ms = ?3 WHERE key = ?1",
+                params![key, phc, to_sql(*until_ms)?],
+            )?,
+            AccountField::ResetSpent => {
+                run("UPDATE accounts SET reset_phc = NULL, reset_until_ms = NULL WHERE key = ?1", params![key])?
+            }
+            AccountField::Admin(admin) => run("UPDATE accounts SET admin = ?2 WHERE key = ?1", params![key, admin])?,
+        }),
         Write::RemoveAccount { key } => {
             // Ids of removed private messages are never handed out again.
             conn.prepare_cached(Sql::HighWater.text())?.execute([])?;

@@ -13,7 +13,7 @@ use slog::{info, warn};
 
 use super::{Roster, deliver_raw, now_ms};
 use crate::accounts::{Account, format_utc};
-use crate::archive::{DirectQuery, Write};
+use crate::archive::{AccountField, DirectQuery, Write, WriteOutcome};
 use crate::messages::{AccountChange, AccountOf, AccountOp, BanNotice, Credentials, LoginCheck, SessionId};
 
 /// Who the audit log names for the operator's actions.
@@ -38,10 +38,8 @@ impl Roster {
     /// A login used the account's one-time reset code: it is spent (the
     /// store first), and the user is asked for a new password.
     pub(super) fn spend_reset_code(&mut self, sid: SessionId, key: &str) {
-        let Some(account) = self.accounts.get_mut(key) else { return };
-        account.reset = None;
-        let record = account.record();
-        self.store_quietly(Write::PutAccount(record));
+        self.accounts.apply(key, &AccountField::ResetSpent);
+        self.store_quietly(Write::UpdateAccount { key: key.to_owned(), field: AccountField::ResetSpent });
         let text = "you logged in with a one-time reset code, which is now spent: set a new account password \
                     with /password before you leave, or ask the operator for another code"
             .to_owned();
@@ -126,19 +124,24 @@ impl Roster {
 
     fn set_password(&mut self, sid: SessionId, phc: String) {
         const ACTION: &str = "password";
-        let Some(mut account) = self.account_of(sid).cloned() else {
+        let Some((key, name)) = self.account_of(sid).map(|a| (a.key().to_owned(), a.name.clone())) else {
             let detail = "you are not logged in to a registered name".into();
             return self.tell_denied(sid, ACTION, DenyReason::NotRegistered, detail);
         };
-        account.phc = Some(phc);
-        account.reset = None;
-        self.store_then(Write::PutAccount(account.record()), move |roster, result| {
-            if result.is_err() {
-                let detail = "the server could not store the new password; the old one still works".into();
-                return roster.tell_denied(sid, ACTION, DenyReason::StorageUnavailable, detail);
+        let field = AccountField::Password(phc);
+        self.store_then(Write::UpdateAccount { key: key.clone(), field: field.clone() }, move |roster, result| {
+            match result {
+                Ok(WriteOutcome::NotFound) => {
+                    let detail = "the account is gone".into();
+                    return roster.tell_denied(sid, ACTION, DenyReason::NotRegistered, detail);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let detail = "the server could not store the new password; the old one still works".into();
+                    return roster.tell_denied(sid, ACTION, DenyReason::StorageUnavailable, detail);
+                }
             }
-            let name = account.name.clone();
-            roster.accounts.insert(account);
+            roster.accounts.apply(&key, &field);
             if let Some(m) = roster.members.get_mut(&sid) {
                 m.reset_login = false;
             }
@@ -161,6 +164,18 @@ impl Roster {
                 return roster.tell_denied(sid, ACTION, DenyReason::StorageUnavailable, detail);
             }
             roster.accounts.remove(&key);
+            // Off every invite list: whoever registers the name next is
+            // someone else.
+            let lists: Vec<String> =
+                roster.rooms.iter().filter(|r| r.invited.contains_key(&key)).map(|r| r.name.clone()).collect();
+            for room in lists {
+                if let Some(rid) = roster.rooms.find(&room)
+                    && let Some(r) = roster.rooms.get_mut(rid)
+                {
+                    r.invited.remove(&key);
+                }
+                roster.store_quietly(Write::RemoveInvite { room, key: key.clone() });
+            }
             for m in roster.members.values_mut() {
                 if m.account.as_deref() == Some(key.as_str()) {
                     m.account = None;

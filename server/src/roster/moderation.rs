@@ -26,7 +26,7 @@ use super::accounts::{OPERATOR, ban_text};
 use super::{Roster, deliver_raw, now_ms};
 use crate::accounts::sanctions::{IpRange, Kind, Sanction};
 use crate::accounts::{format_utc, room_key};
-use crate::archive::{AuditQuery, InviteRecord, ModeratorRecord, Write};
+use crate::archive::{AccountField, AuditQuery, InviteRecord, ModeratorRecord, Write};
 use crate::messages::{
     Asker, Denial, ModReply, ModReplyTo, ModRequest, Moderate, OperatorQuery, ServerStats, SessionId, ToSession,
     UserSummary,
@@ -60,10 +60,22 @@ fn clean_reason(reason: Option<String>) -> Result<String, Denial> {
     if r.len() > MAX_REASON_BYTES {
         return Err(deny(DenyReason::Invalid, format!("a reason has at most {MAX_REASON_BYTES} bytes")));
     }
-    if r.chars().any(char::is_control) {
-        return Err(deny(DenyReason::Invalid, "a reason holds no control characters"));
+    if r.chars().any(unshowable) {
+        return Err(deny(DenyReason::Invalid, "a reason holds no control, bidi or invisible characters"));
     }
     Ok(r)
+}
+
+/// Characters no reason or topic may hold: controls, bidi overrides and
+/// invisible characters (they would rewrite what a terminal shows).
+fn unshowable(c: char) -> bool {
+    c.is_control() || protocol::escape::is_bidi_control(c) || protocol::escape::is_invisible(c)
+}
+
+/// A name as an action's target: it must be a valid name.
+fn check_name(name: &str) -> Result<(), Denial> {
+    protocol::message::validate_username(name)
+        .map_err(|e| deny(DenyReason::Invalid, format!("{:?} is not a name: {e}", Escaped(name).to_string())))
 }
 
 /// "for 2h (until …)" or "until lifted".
@@ -216,6 +228,18 @@ impl Roster {
         }
         let (actor, _) = self.asker(by);
         let now = now_ms();
+        // Every name an action targets is a valid name (it goes into the
+        // store, the audit log and the operator's terminal).
+        match &action {
+            Action::Kick { name, .. }
+            | Action::Ban { name, .. }
+            | Action::Mute { name, .. }
+            | Action::Unmute { name, .. }
+            | Action::Invite { name, .. }
+            | Action::Grant { name, .. }
+            | Action::Revoke { name, .. } => check!(check_name(name)),
+            _ => {}
+        }
         match action {
             Action::Kick { name, reason } => {
                 check!(if self.may(by, Scope::Server) { Ok(()) } else { Err(Self::not_allowed("kick")) });
@@ -267,6 +291,12 @@ impl Roster {
                 check!(if self.may(by, Scope::Server) { Ok(()) } else { Err(Self::not_allowed("ban addresses")) });
                 let reason = check!(clean_reason(reason));
                 let range = check!(IpRange::parse(&address).map_err(|e| deny(DenyReason::Invalid, e.to_string())));
+                // A moderator bans a network, not the Internet.
+                let widest = if range.addr.is_ipv4() { 16 } else { 32 };
+                if range.prefix < widest && !self.may(by, Scope::Admins) {
+                    let detail = format!("moderators ban ranges of at most /{widest} (admins and the operator wider)");
+                    check!(Err(deny(DenyReason::NotAllowed, detail)));
+                }
                 let until_ms = duration_secs.map(|s| now.saturating_add(s.saturating_mul(1000)));
                 let target = range.to_string();
                 let s = Sanction {
@@ -380,8 +410,10 @@ impl Roster {
                 let rid = check!(self.room_named(&room));
                 check!(if self.may(by, Scope::Room(rid)) { Ok(()) } else { Err(Self::not_allowed("set that topic")) });
                 let topic = topic.trim().to_owned();
-                if topic.len() > MAX_TOPIC_BYTES || topic.chars().any(char::is_control) {
-                    let detail = format!("a topic has at most {MAX_TOPIC_BYTES} bytes and no control characters");
+                if topic.len() > MAX_TOPIC_BYTES || topic.chars().any(unshowable) {
+                    let detail = format!(
+                        "a topic has at most {MAX_TOPIC_BYTES} bytes and no control, bidi or invisible characters"
+                    );
                     check!(Err(deny(DenyReason::Invalid, detail)));
                 }
                 self.change_room(by, rid, reply, "topic", topic.clone(), move |room| room.topic = topic);
@@ -418,7 +450,17 @@ impl Roster {
                 let rid = check!(self.room_named(&room));
                 check!(if self.may(by, Scope::Room(rid)) { Ok(()) } else { Err(Self::not_allowed("invite there")) });
                 let room_name = self.rooms.get(rid).map(|r| r.name.clone()).unwrap_or_default();
-                let key = name_keys(&name).caseless;
+                // Accounts only: a bare name changes hands.
+                let found = self.accounts.find_name(&name).map(|a| (a.key().to_owned(), a.name.clone()));
+                let (key, name) = match (found, remove) {
+                    (Some(k), _) => k,
+                    (None, true) => (name_keys(&name).caseless, name),
+                    (None, false) => {
+                        let detail = format!("{} is not a registered name: only accounts are invited", Escaped(&name));
+                        check!(Err(deny(DenyReason::NoSuchAccount, detail)));
+                        return Ok(());
+                    }
+                };
                 let w = if remove {
                     Write::RemoveInvite { room: room_name.clone(), key: key.clone() }
                 } else {
@@ -549,15 +591,17 @@ impl Roster {
             let d = deny(DenyReason::NotAllowed, "admins are made on the server's machine (server admin grant NAME)");
             return Err(Box::new((reply, d)));
         }
-        let Some(mut account) = self.accounts.find_name(&name).cloned() else {
+        let Some((key, shown)) = self.accounts.find_name(&name).map(|a| (a.key().to_owned(), a.name.clone())) else {
             let d = deny(DenyReason::NoSuchAccount, format!("{} is not a registered name", Escaped(&name)));
             return Err(Box::new((reply, d)));
         };
-        account.admin = grant;
         let action = if grant { "grant" } else { "revoke" };
-        self.commit(Write::PutAccount(account.record()), reply, action, move |roster| {
-            let (key, shown) = (account.key().to_owned(), account.name.clone());
-            roster.accounts.insert(account);
+        let field = AccountField::Admin(grant);
+        let w = Write::UpdateAccount { key: key.clone(), field: field.clone() };
+        self.commit(w, reply, action, move |roster| {
+            if !roster.accounts.apply(&key, &field) {
+                return Err(deny(DenyReason::NoSuchAccount, "the account is gone"));
+            }
             let text = if grant { "you are an admin now" } else { "you are no longer an admin" };
             roster.tell_account(&key, text);
             roster.audit(&actor, action, &shown, None, "", "admin");
@@ -710,18 +754,21 @@ impl Roster {
                 self.reply(reply, "stats", Ok(ModReply::Stats(stats)));
             }
             OperatorQuery::ResetPassword { name, code_phc, until_ms } => {
-                let Some(mut account) = self.accounts.find_name(&name).cloned() else {
+                let Some(account) = self.accounts.find_name(&name).cloned() else {
                     let d = deny(DenyReason::NoSuchAccount, format!("{} is not a registered name", Escaped(&name)));
                     return self.reply(reply, "reset_password", Err(d));
                 };
                 // The old password stops working: whoever knew it is out.
-                account.phc = None;
-                account.reset = Some((code_phc, until_ms));
-                self.commit(Write::PutAccount(account.record()), reply, "reset_password", move |roster| {
+                let key = account.key().to_owned();
+                let field = AccountField::Reset { phc: code_phc, until_ms };
+                let w = Write::UpdateAccount { key: key.clone(), field: field.clone() };
+                self.commit(w, reply, "reset_password", move |roster| {
                     let shown = account.name.clone();
+                    if !roster.accounts.apply(&key, &field) {
+                        return Err(deny(DenyReason::NoSuchAccount, "the account is gone"));
+                    }
                     // Whoever is logged in to it now (perhaps whoever the
                     // reset is for) goes, and held sessions with it.
-                    let key = account.key().to_owned();
                     let on_it: Vec<SessionId> = roster
                         .members
                         .iter()
@@ -733,7 +780,6 @@ impl Roster {
                         roster.remove_session(sid, DisconnectCause::Kicked, detail, None);
                     }
                     roster.gone.retain(|_, g| !g.key.collides(&account.keys));
-                    roster.accounts.insert(account);
                     roster.audit(
                         OPERATOR,
                         "reset_password",

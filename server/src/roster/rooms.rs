@@ -73,9 +73,10 @@ impl Roster {
             && room.invite_only
             && !room.members.iter().any(|(_, s)| *s == sid)
         {
-            let (key, account) = self.members.get(&sid).map(|m| (m.key.caseless.clone(), m.account.clone())).unzip();
-            let invited = key.is_some_and(|k| room.invited.contains_key(&k));
-            let moderates = account.flatten().is_some_and(|a| self.accounts.moderates(&a, &room.name));
+            // The invite list holds accounts: the name's owner, proven.
+            let account = self.members.get(&sid).and_then(|m| m.account.clone());
+            let invited = account.as_ref().is_some_and(|k| room.invited.contains_key(k));
+            let moderates = account.is_some_and(|a| self.accounts.moderates(&a, &room.name));
             if !invited && !moderates {
                 let detail =
                     format!("#{} is invite-only: ask one of its moderators to /invite you", Escaped(&room.name));
