@@ -291,6 +291,19 @@ impl KeyRing {
         ended
     }
 
+    /// Forgets the previous main key once its grace is over; whether it did
+    /// (its stored record is then to be removed).
+    pub fn end_grace(&mut self, now_ms: u64) -> bool {
+        match &self.old_main {
+            Some((old, until)) if now_ms >= *until => {
+                self.by_id.remove(&old.id());
+                self.old_main = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Replaces the main key without grace (SIGHUP after `gen-key`: the
     /// operator's choice, as before).
     pub fn set_main(&mut self, new: Psk) {

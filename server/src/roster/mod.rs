@@ -574,18 +574,19 @@ impl Handler<Join> for Roster {
         if account.as_deref() != msg.account.as_ref().map(|a| a.key.as_str()) {
             return Err(JoinRefusal::AccountPassword);
         }
-        if account.is_some() {
-            // The owner takes the name back from a session held for
-            // resumption: its token stops working.
-            let held: Vec<String> =
-                self.gone.iter().filter(|(_, g)| g.key.collides(&key)).map(|(t, _)| t.clone()).collect();
-            for token in held {
-                if msg.resume.as_deref().is_none_or(|t| !same_token(&token, t)) {
-                    self.gone.remove(&token);
-                    info!(self.log, "held session revoked by its account's owner"; "user" => %Escaped(&msg.name));
-                }
-            }
-        }
+        // The owner takes the name back from a session held for
+        // resumption: its token stops working (once every check passed).
+        let revoked_holds: Vec<String> = if account.is_some() {
+            self.gone
+                .iter()
+                .filter(|(token, g)| {
+                    g.key.collides(&key) && msg.resume.as_deref().is_none_or(|t| !same_token(token, t))
+                })
+                .map(|(t, _)| t.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let holders = self.holders(&key);
         // Decide everything first; change nothing until every check passed.
         let takeover = match holders.first() {
@@ -609,7 +610,9 @@ impl Handler<Join> for Roster {
         // Held for a user whose connection dropped: only their token takes it.
         // Any look-alike of a held name is refused too.
         if let Some((_, g)) = self.gone.iter().find(|(token, g)| {
-            g.key.collides(&key) && !(g.name == msg.name && msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
+            g.key.collides(&key)
+                && !revoked_holds.contains(token)
+                && !(g.name == msg.name && msg.resume.as_deref().is_some_and(|t| same_token(token, t)))
         }) {
             return Err(JoinRefusal::NameHeld(RESUME_TTL.saturating_sub(now.duration_since(g.at))));
         }
@@ -629,6 +632,10 @@ impl Handler<Join> for Roster {
             Some(key) => self.key_login(&key, &msg.name)?,
             None => None,
         };
+        for token in revoked_holds {
+            self.gone.remove(&token);
+            info!(self.log, "held session revoked by its account's owner"; "user" => %Escaped(&msg.name));
+        }
         let mut wanted: Vec<RoomJoin> = msg.rooms.clone().unwrap_or_else(|| {
             self.settings.default_rooms.iter().map(|r| RoomJoin { room: r.clone(), after: None }).collect()
         });

@@ -252,6 +252,10 @@ impl Roster {
         for id in self.sanctions.expire(now) {
             self.store_quietly(Write::RemoveSanction { id });
         }
+        if self.keys.as_ref().is_some_and(|k| k.write().end_grace(now)) {
+            let id = crate::keyring::OLD_MAIN_RECORD;
+            self.store_quietly(Write::RemoveKey { kind: "old_main".into(), id });
+        }
         for rid in self.rooms.expired(now, self.settings.empty_room_days) {
             self.remove_room(rid);
         }
