@@ -220,12 +220,24 @@ impl KeyRing {
         Some(invite.clone())
     }
 
-    /// Issues a key to `name`, through invite `invite`.
-    pub fn issue(&mut self, name: &str, invite: Option<u64>, now_ms: u64) -> Issued {
+    /// Issues a key to `name`, through invite `invite`. One key per name and
+    /// source: an earlier one for the same name through the same invite (a
+    /// client that lost its key file) is replaced, its number returned to be
+    /// removed from the store.
+    pub fn issue(&mut self, name: &str, invite: Option<u64>, now_ms: u64) -> (Issued, Option<u64>) {
+        let same = protocol::message::name_keys(name);
+        let replaced = self
+            .issued
+            .values()
+            .find(|k| k.invite == invite && protocol::message::name_keys(&k.name).collides(&same))
+            .map(|k| k.id);
+        if let Some(old) = replaced {
+            self.revoke_issued(old);
+        }
         let issued = Issued { id: self.number(), key: fresh_key(), invite, name: name.to_owned(), created_ms: now_ms };
         self.by_id.insert(issued.key.id(), KeyKind::Issued { id: issued.id, invite });
         self.issued.insert(issued.id, issued.clone());
-        issued
+        (issued, replaced)
     }
 
     /// Ends invite `n` and every key issued through it; returns the ids of
@@ -405,8 +417,13 @@ mod tests {
         assert!(ring.find(&once.key.id(), 0).is_none(), "used up: not found at the key check");
         assert!(ring.spend(once.id, 0).is_none());
         assert!(ring.find(&timed.key.id(), 999).is_some() && ring.find(&timed.key.id(), 1000).is_none());
-        let mine = ring.issue("alice", Some(once.id), 0);
-        let other = ring.issue("bob", Some(timed.id), 0);
+        let (mine, _) = ring.issue("alice", Some(once.id), 0);
+        let (other, _) = ring.issue("bob", Some(timed.id), 0);
+        // The same name through the same invite again: the older key goes.
+        let (again, replaced) = ring.issue("BOB", Some(timed.id), 0);
+        assert_eq!(replaced, Some(other.id));
+        assert!(ring.find(&other.key.id(), 0).is_none());
+        let other = again;
         assert!(ring.find(&mine.key.id(), u64::MAX - 1).is_some(), "issued keys do not expire with their invite");
         let (ids, numbers) = ring.revoke_invite(once.id).expect("revoked");
         assert_eq!(numbers, vec![mine.id]);
@@ -421,7 +438,7 @@ mod tests {
     fn a_rotation_keeps_the_old_main_key_for_its_grace_and_issued_keys_for_good() {
         let (old, new) = (key(), key());
         let mut ring = KeyRing::new(old.clone());
-        let issued = ring.issue("carol", None, 0);
+        let (issued, _) = ring.issue("carol", None, 0);
         assert_eq!(ring.old_main_record(5000).kind, "old_main");
         assert!(ring.rotate(new.clone(), Some(5000)).is_empty());
         assert_eq!(ring.find(&old.id(), 4999).map(|(_, k)| k), Some(KeyKind::OldMain));
@@ -438,6 +455,6 @@ mod tests {
         let mut back = KeyRing::new(newer.clone());
         back.load(records);
         assert!(back.find(&issued.key.id(), 0).is_some());
-        assert!(back.issue("dave", None, 0).id > issued.id, "numbers continue");
+        assert!(back.issue("dave", None, 0).0.id > issued.id, "numbers continue");
     }
 }

@@ -81,8 +81,11 @@ impl Roster {
             Some(KeyKind::OldMain) => None,
             _ => return Ok(None),
         };
-        let issued = ring.issue(name, invite, now);
+        let (issued, replaced) = ring.issue(name, invite, now);
         drop(ring);
+        if let Some(old) = replaced {
+            self.store_quietly(Write::RemoveKey { kind: "issued".into(), id: old });
+        }
         info!(self.log, "key issued"; "key" => issued.id, "invite" => invite, "user" => %protocol::escape::Escaped(name));
         Ok(Some(issued))
     }
