@@ -105,10 +105,12 @@ fn a_scrape_after_some_chat_shows_the_counts() {
             ("chatroom_handshakes_total{outcome=\"rate_limited\"}", 1.0),
             ("chatroom_handshakes_total{outcome=\"refused\"}", 0.0),
             ("chatroom_kicks_total{cause=\"flooding\"}", 0.0),
+            // #general keeps history: each message was stored first, timed.
+            ("chatroom_store_write_seconds_count", 3.0),
         ],
     );
     assert!(bad_passwords >= 1.0);
-    for k in ["chatroom_received_bytes_total", "chatroom_sent_bytes_total"] {
+    for k in ["chatroom_received_bytes_total", "chatroom_sent_bytes_total", "chatroom_store_write_seconds_sum"] {
         assert!(s[k] > 0.0, "{k}: {s:#?}");
     }
 

@@ -23,6 +23,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use slog::{Logger, debug, warn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -86,6 +87,10 @@ pub struct Metrics {
     /// Voice packets sent to listeners (one per listener and packet).
     pub voice_relayed: Counter,
     voice_dropped: [Counter; 7],
+    /// Seconds from queuing a message's write (a room with history, a
+    /// private message between accounts, an edit or delete) to the store's
+    /// answer: group commit and fdatasync included.
+    pub store_writes: Histogram,
     users: Gauge,
     voice_members: Gauge,
     rooms: Gauge,
@@ -137,10 +142,19 @@ impl Metrics {
         r.register("kicks", "Sessions ended for cause, by cause", kicks.clone());
         {
             use protocol::message::DisconnectCause as C;
-            for cause in [C::Flooding, C::SlowReader, C::IdleTimeout, C::ProtocolViolation] {
+            for cause in
+                [C::Flooding, C::SlowReader, C::IdleTimeout, C::ProtocolViolation, C::Kicked, C::Banned, C::KeyRevoked]
+            {
                 kicks.get_or_create_owned(&[("cause", snake_case(&format!("{cause:?}")))]);
             }
         }
+        // 0.5 ms to 4 s.
+        let store_writes = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        r.register(
+            "store_write_seconds",
+            "Time from queuing a message's write to the store's answer (durable or failed)",
+            store_writes.clone(),
+        );
         let voice_received = counter(&mut r, "voice_received_packets", "Authentic voice packets from speakers");
         let voice_relayed = counter(&mut r, "voice_relayed_packets", "Voice packets sent to listeners");
         let dropped_family = Family::<Label, Counter>::default();
@@ -157,6 +171,7 @@ impl Metrics {
             voice_received,
             voice_relayed,
             voice_dropped,
+            store_writes,
             users,
             voice_members,
             rooms,

@@ -31,6 +31,8 @@ enum Pending {
 pub struct Stored {
     what: Pending,
     result: Result<WriteOutcome, StoreError>,
+    /// When the write was queued (the store's latency, for the metrics).
+    since: std::time::Instant,
 }
 
 /// How a chat id turned out, for [`Roster::answer`].
@@ -195,7 +197,11 @@ impl Handler<Broadcast> for Roster {
                 let recent = Recent { author, place: Place::Dm(recipient), stored: true };
                 let what = Pending::Direct { recent, ledger, client_id: msg.client_id, to: rsid, id, out };
                 let me = me.clone();
-                archive.write(Write::AppendDirect(record), Box::new(move |result| me.do_send(Stored { what, result })));
+                let since = std::time::Instant::now();
+                archive.write(
+                    Write::AppendDirect(record),
+                    Box::new(move |result| me.do_send(Stored { what, result, since })),
+                );
                 return;
             }
             if rsid != sid {
@@ -234,7 +240,8 @@ impl Handler<Broadcast> for Roster {
             let me = me.clone();
             let record = StoredMessage { id, room: room_name, sender, text: msg.text, ts_ms: msg.ts_ms, edited: false };
             let what = Pending::Chat { recent, ledger, client_id: msg.client_id, room: rid, id, out };
-            archive.write(Write::Append(record), Box::new(move |result| me.do_send(Stored { what, result })));
+            let since = std::time::Instant::now();
+            archive.write(Write::Append(record), Box::new(move |result| me.do_send(Stored { what, result, since })));
             return;
         }
         let delivered = self.fan_out_room(rid, &out, Some(sid));
@@ -290,13 +297,15 @@ impl Handler<Amend> for Roster {
         };
         let me = me.clone();
         let what = Pending::Amend { sender, ledger, client_id: msg.client_id, target: msg.target, text: msg.text };
-        archive.write(write, Box::new(move |result| me.do_send(Stored { what, result })));
+        let since = std::time::Instant::now();
+        archive.write(write, Box::new(move |result| me.do_send(Stored { what, result, since })));
     }
 }
 
 impl Handler<Stored> for Roster {
     type Result = ();
     fn handle(&mut self, msg: Stored, _: &mut Context<Self>) {
+        self.metrics.store_writes.observe(msg.since.elapsed().as_secs_f64());
         match (msg.what, msg.result) {
             // Refused for good by the store (a constraint, too big): final.
             (Pending::Chat { ledger, client_id, .. }, Err(StoreError::Rejected(why)))
