@@ -288,7 +288,7 @@ fn link(reply: &ModReply, addresses: &[String], context: &AdminContext) -> Optio
     let ModReply::Invite { key, room, .. } = reply else { return None };
     let link = protocol::invite::InviteLink {
         addresses: addresses.to_vec(),
-        key: key.clone(),
+        key: key.0.clone(),
         fingerprint: context.fingerprint,
         room: room.clone(),
     };
@@ -327,7 +327,7 @@ async fn handle(
             // keeps it.
             let new_key = protocol::crypto::Psk::generate();
             let grace_secs = (!now).then_some(context.key_grace.as_secs());
-            let request = KeyQuery::RotateKey { new_key: new_key.clone(), grace_secs };
+            let request = KeyQuery::RotateKey { new_key: crate::keyring::SecretText(new_key.clone()), grace_secs };
             let rotated = ask(roster, ModRequest::Keys(request)).await;
             let Ok(ModReply::Done { detail }) = rotated else { return answer(rotated, None) };
             if let Err(e) = crate::keys::write_secret(&context.key_file, &format!("{new_key}\n")) {
@@ -369,7 +369,7 @@ async fn handle(
 /// An invite's key goes out in its link only.
 fn hide_key(reply: ModReply) -> ModReply {
     match reply {
-        ModReply::Invite { id, room, detail, .. } => ModReply::Invite { id, key: String::new(), room, detail },
+        ModReply::Invite { id, room, detail, .. } => ModReply::Invite { id, key: Default::default(), room, detail },
         other => other,
     }
 }

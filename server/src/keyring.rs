@@ -392,6 +392,18 @@ impl KeyLookup for SharedKeyRing {
     }
 }
 
+/// A key's text form carried between actors: serialised as the plain
+/// string, never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "SecretText(empty)" } else { "SecretText(..)" })
+    }
+}
+
 /// A key id as people see it.
 pub fn show(id: &KeyId) -> String {
     key_id_hex(id)

@@ -355,7 +355,7 @@ pub enum ModReply {
         /// Its number.
         id: u64,
         /// Its key (a secret: it goes into the link).
-        key: String,
+        key: crate::keyring::SecretText,
         /// The room its link lands in.
         room: Option<String>,
         /// Uses and expiry, in words.

@@ -138,7 +138,7 @@ impl Roster {
                 let (id, key, room) = (invite.id, invite.key.expose_text().to_owned(), invite.room.clone());
                 self.commit(Write::PutKey(invite.record()), reply, "invite", move |roster| {
                     roster.audit(OPERATOR, "invite", &format!("#{id}"), room.as_deref(), "", &detail);
-                    Ok(ModReply::Invite { id, key, room, detail })
+                    Ok(ModReply::Invite { id, key: crate::keyring::SecretText(key), room, detail })
                 });
             }
             KeyQuery::ListInvites => {
@@ -206,7 +206,7 @@ impl Roster {
                 });
             }
             KeyQuery::RotateKey { new_key, grace_secs } => {
-                let Ok(new) = Psk::parse(&new_key) else {
+                let Ok(new) = Psk::parse(&new_key.0) else {
                     return self.reply(reply, "rotate_key", Err(deny(DenyReason::Invalid, "not a key")));
                 };
                 let until = grace_secs.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000)));
@@ -270,7 +270,7 @@ pub enum KeyQuery {
     RotateKey {
         /// The new key's text form.
         #[serde(skip)]
-        new_key: String,
+        new_key: crate::keyring::SecretText,
         /// How long the old key keeps working (`None` or 0: not at all).
         grace_secs: Option<u64>,
     },
