@@ -310,7 +310,7 @@ fn giving_the_name_back_asks_for_the_password_and_a_confirmation() {
     let unregister =
         chat::Action::Request(chat::Request::Account(account::Request::Unregister(Secret::new("hunter22"))));
     let typed: Vec<_> = sim.into_messages().collect();
-    assert_eq!(feed(&mut chat, typed), [unregister.clone()]);
+    assert_eq!(feed(&mut chat, typed), std::slice::from_ref(&unregister));
 
     chat.apply(Event::Denied {
         action: "unregister".into(),
