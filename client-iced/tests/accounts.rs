@@ -396,3 +396,19 @@ fn a_name_that_is_not_registered_has_no_stored_conversations_to_page() {
     drop(sim);
     assert_eq!(chat.update(chat::Message::LoadOlder), chat::Action::None);
 }
+
+#[test]
+fn scrolling_to_the_top_asks_a_conversation_only_once_older_messages_are_known() {
+    let mut chat = connected(true, vec![]);
+    chat.update(chat::Message::Show(Target::User("erin".into())));
+    assert_eq!(chat.update(chat::Message::Scrolled(0.0)), chat::Action::None, "not asked yet: the button asks");
+    assert!(matches!(chat.update(chat::Message::LoadOlder), chat::Action::Request(_)));
+    chat.apply(private(7, "erin", "dana"));
+    chat.apply(Event::PrivateHistoryEnd { with: "erin".into(), more: true });
+    let next = chat::Action::Request(chat::Request::PrivateHistory {
+        with: "erin".into(),
+        before: Some(7),
+        limit: chat::PAGE,
+    });
+    assert_eq!(chat.update(chat::Message::Scrolled(0.0)), next);
+}

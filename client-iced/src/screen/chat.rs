@@ -688,9 +688,9 @@ impl Chat {
                 let gain = self.set_gain(&user, |g| g.muted = muted);
                 Action::Gain(user, gain)
             }
-            Message::Scrolled(top) if top <= NEAR_TOP => self.page_back(),
+            Message::Scrolled(top) if top <= NEAR_TOP => self.page_back(false),
             Message::Scrolled(_) => Action::None,
-            Message::LoadOlder => self.page_back(),
+            Message::LoadOlder => self.page_back(true),
             Message::Edit(id) => {
                 let Some(shown) = self.entry_text(id) else { return Action::None };
                 // The text as sent (the log shows it made safe).
@@ -790,12 +790,15 @@ impl Chat {
         self.log.insert(at, Entry { time: clock(t), kind, place: Some(place) });
     }
 
-    /// The next page of history for the room shown, if it has more and
-    /// none is being fetched.
-    fn page_back(&mut self) -> Action {
+    /// The next page of history for the room or conversation shown, if it
+    /// has more and none is being fetched. Scrolling to the top (`pressed`
+    /// false) asks only where older messages are known to be held; the
+    /// button also asks a conversation's first page.
+    fn page_back(&mut self, pressed: bool) -> Action {
         if let Some(Target::User(peer)) = self.rooms.current() {
             let peer = peer.clone();
-            if !self.private_more(&peer) || self.is_paging_private(&peer) {
+            let known = self.private_paged.contains(&name_key(&peer));
+            if !self.private_more(&peer) || self.is_paging_private(&peer) || !(pressed || known) {
                 return Action::None;
             }
             return self.private_page(peer, None);
