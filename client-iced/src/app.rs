@@ -18,6 +18,7 @@ use iced::{Element, Subscription, Task, Theme};
 use slog::{Logger, debug, info, o, warn};
 
 use crate::push_to_talk;
+use crate::screen::account;
 use crate::screen::chat::{self, Chat, Voice};
 use crate::screen::connect::{self, Connect};
 use crate::screen::settings;
@@ -552,6 +553,12 @@ impl App {
                                 client.private_history(with, before, limit).await
                             }
                             chat::Request::Register(password) => client.register(password).await,
+                            chat::Request::Account(account::Request::ChangePassword { old, new }) => {
+                                client.change_password(old, new).await
+                            }
+                            chat::Request::Account(account::Request::Unregister(password)) => {
+                                client.unregister(password).await
+                            }
                             chat::Request::Moderate(action) => client.moderate(action).await,
                         }
                         .map_err(|e| e.to_string())

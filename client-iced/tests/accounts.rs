@@ -1,10 +1,11 @@
 //! The account and moderation parts of the GUI, driven through its widgets
 //! with `iced_test`'s `Simulator` (no window, no server): the connect
-//! form's two password fields, "Register this name", a moderator's actions
-//! on a member, and the topic kept current.
+//! form's two password fields, "Register this name", "Change password" and
+//! "Give this name back", paging a stored private conversation, a
+//! moderator's actions on a member, and the topic kept current.
 
-use client_core::{Action, DenyReason, Event, Fingerprint, Limits, Role, RoleGrant, Secret, Trust};
-use client_iced::screen::{chat, connect};
+use client_core::{Action, DenyReason, Event, Fingerprint, Limits, Role, RoleGrant, Secret, Target, Trust};
+use client_iced::screen::{account, chat, connect};
 use iced_test::Simulator;
 use iced_test::core::{Point, Rectangle, Size, widget};
 use iced_test::selector::Candidate;
@@ -213,4 +214,201 @@ fn the_topic_changes_live_and_a_ban_ends_the_session_with_why() {
     assert!(inside(back, WINDOW));
     sim.click("Back").expect("Back");
     assert_eq!(sim.into_messages().collect::<Vec<_>>(), [chat::Message::GiveUp]);
+}
+
+/// Feeds what was typed and clicked to `chat`; the actions that are not
+/// `None`.
+fn feed(chat: &mut chat::Chat, messages: Vec<chat::Message>) -> Vec<chat::Action> {
+    messages.into_iter().map(|m| chat.update(m)).filter(|a| *a != chat::Action::None).collect()
+}
+
+#[test]
+fn change_password_sends_no_current_password_when_left_empty_and_shows_the_answer() {
+    let mut chat = connected(true, vec![]);
+    let mut sim = simulator(SMALL, chat.view());
+    assert!(text_bounds(&mut sim, "Register this name").is_none(), "registered already");
+    for label in ["Change password", "Give this name back", "Disconnect"] {
+        let b = text_bounds(&mut sim, label).unwrap_or_else(|| panic!("no {label:?}"));
+        assert!(inside(b, SMALL), "the header still fits 800×600: {label} {b:?}");
+    }
+    sim.click("Change password").expect("the Change password button");
+    let opened: Vec<_> = sim.into_messages().collect();
+    assert_eq!(opened, [chat::Message::Account(account::Message::OpenPassword)]);
+    assert_eq!(feed(&mut chat, opened), [chat::Action::Focus(account::CURRENT_PASSWORD)]);
+
+    // A session logged in with a reset code: the current field left empty.
+    let mut sim = simulator(SMALL, chat.view());
+    type_into(&mut sim, account::NEW_PASSWORD, "correct horse");
+    type_into(&mut sim, account::NEW_CONFIRM, "correct horse");
+    let save = text_bounds(&mut sim, "Save password").expect("the Save password button");
+    assert!(inside(save, SMALL), "the form fits 800×600: {save:?}");
+    sim.click("Save password").expect("Save password");
+    let typed: Vec<_> = sim.into_messages().collect();
+    let sent = feed(&mut chat, typed);
+    let change = |old: Option<&str>| {
+        chat::Action::Request(chat::Request::Account(account::Request::ChangePassword {
+            old: old.map(Secret::new),
+            new: Secret::new("correct horse"),
+        }))
+    };
+    assert_eq!(sent, [change(None)]);
+    assert!(!format!("{chat:?}").contains("correct horse"), "the form's Debug hides the passwords");
+
+    chat.apply(Event::Denied {
+        action: "password".into(),
+        reason: DenyReason::WrongPassword,
+        detail: "the current password is wrong".into(),
+    });
+    let mut sim = simulator(SMALL, chat.view());
+    assert!(text_bounds(&mut sim, "the current password is wrong").is_some(), "the denial shows in the form");
+    type_into(&mut sim, account::CURRENT_PASSWORD, "old horse");
+    sim.click("Save password").expect("Save password");
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(feed(&mut chat, typed), [change(Some("old horse"))], "typed: sent");
+
+    chat.apply(Event::Done { action: "password".into(), detail: "your password is changed".into() });
+    assert_eq!(chat.account, None, "the form closes");
+    let mut sim = simulator(SMALL, chat.view());
+    assert!(text_bounds(&mut sim, "your password is changed").is_some(), "the answer is in the log");
+}
+
+#[test]
+fn a_mismatched_new_password_is_not_sent() {
+    let mut chat = connected(true, vec![]);
+    chat.update(chat::Message::Account(account::Message::OpenPassword));
+    let mut sim = simulator(WINDOW, chat.view());
+    type_into(&mut sim, account::NEW_PASSWORD, "correct horse");
+    type_into(&mut sim, account::NEW_CONFIRM, "correct house");
+    sim.click("Save password").expect("Save password");
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(feed(&mut chat, typed), [], "nothing sent");
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(text_bounds(&mut sim, "The two new passwords differ.").is_some());
+    sim.click("Cancel").expect("Cancel");
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(feed(&mut chat, typed), [chat::Action::FocusInput]);
+    assert_eq!(chat.account, None);
+}
+
+#[test]
+fn giving_the_name_back_asks_for_the_password_and_a_confirmation() {
+    let mut chat = connected(true, vec![]);
+    let opened = click_in(&chat, "Give this name back");
+    assert_eq!(feed(&mut chat, opened), [chat::Action::Focus(account::GIVE_BACK_PASSWORD)]);
+
+    let mut sim = simulator(SMALL, chat.view());
+    type_into(&mut sim, account::GIVE_BACK_PASSWORD, "hunter22");
+    sim.click("Give it back").expect("Give it back");
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(feed(&mut chat, typed), [], "asks to confirm first");
+
+    let mut sim = simulator(SMALL, chat.view());
+    assert!(text_bounds(&mut sim, "Really give dana back? Press again to confirm.").is_some());
+    let yes = text_bounds(&mut sim, "Yes, give it back").expect("the confirmation");
+    assert!(inside(yes, SMALL), "{yes:?}");
+    sim.click("Yes, give it back").expect("Yes, give it back");
+    let unregister =
+        chat::Action::Request(chat::Request::Account(account::Request::Unregister(Secret::new("hunter22"))));
+    let typed: Vec<_> = sim.into_messages().collect();
+    assert_eq!(feed(&mut chat, typed), std::slice::from_ref(&unregister));
+
+    chat.apply(Event::Denied {
+        action: "unregister".into(),
+        reason: DenyReason::RetryLater,
+        detail: "too many wrong passwords; try again in 2 s".into(),
+    });
+    let mut sim = simulator(SMALL, chat.view());
+    assert!(text_bounds(&mut sim, "too many wrong passwords; try again in 2 s").is_some());
+    assert!(text_bounds(&mut sim, "Give it back").is_some(), "confirmed again before the next try");
+    drop(sim);
+    assert_eq!(chat.update(chat::Message::Account(account::Message::Submit)), chat::Action::None);
+    assert_eq!(chat.update(chat::Message::Account(account::Message::Submit)), unregister);
+
+    chat.apply(Event::Done { action: "unregister".into(), detail: "dana is no longer registered".into() });
+    assert_eq!(chat.account, None, "the form closes");
+    let mut sim = simulator(SMALL, chat.view());
+    assert!(text_bounds(&mut sim, "dana is no longer registered").is_some());
+    assert!(text_bounds(&mut sim, "Register this name").is_some(), "free again: it may be registered");
+    assert!(text_bounds(&mut sim, "Change password").is_none());
+}
+
+fn private(id: u64, from: &str, to: &str) -> Event {
+    Event::Message {
+        id,
+        from: from.into(),
+        text: format!("stored {id}"),
+        time: std::time::SystemTime::UNIX_EPOCH,
+        room: None,
+        to: Some(to.into()),
+        history: true,
+        edited: false,
+    }
+}
+
+#[test]
+fn a_private_conversation_of_a_registered_name_pages_its_stored_history() {
+    let mut chat = connected(true, vec![]);
+    chat.update(chat::Message::Show(Target::User("erin".into())));
+    let clicked = click_in(&chat, "Load older messages");
+    assert_eq!(clicked, [chat::Message::LoadOlder]);
+    let first =
+        chat::Action::Request(chat::Request::PrivateHistory { with: "erin".into(), before: None, limit: chat::PAGE });
+    assert_eq!(feed(&mut chat, clicked), [first]);
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(text_bounds(&mut sim, "Loading older messages…").is_some(), "one page at a time");
+    drop(sim);
+    assert_eq!(chat.update(chat::Message::LoadOlder), chat::Action::None);
+
+    chat.apply(private(7, "erin", "dana"));
+    chat.apply(private(8, "dana", "erin"));
+    chat.apply(Event::PrivateHistoryEnd { with: "erin".into(), more: true });
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(text_bounds(&mut sim, "stored 7").is_some() && text_bounds(&mut sim, "stored 8").is_some());
+    drop(sim);
+    let next = chat::Action::Request(chat::Request::PrivateHistory {
+        with: "erin".into(),
+        before: Some(7),
+        limit: chat::PAGE,
+    });
+    let clicked = click_in(&chat, "Load older messages");
+    assert_eq!(feed(&mut chat, clicked), [next]);
+
+    chat.apply(private(3, "erin", "dana"));
+    chat.apply(Event::PrivateHistoryEnd { with: "erin".into(), more: false });
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(text_bounds(&mut sim, "Load older messages").is_none(), "nothing older");
+    assert!(text_bounds(&mut sim, "Start of the stored conversation with erin").is_some());
+    let (old, new) = (
+        text_bounds(&mut sim, "stored 3").expect("the older page"),
+        text_bounds(&mut sim, "stored 7").expect("the first page"),
+    );
+    assert!(old.y < new.y, "older messages go above: {old:?} {new:?}");
+    drop(sim);
+    assert_eq!(chat.update(chat::Message::LoadOlder), chat::Action::None);
+}
+
+#[test]
+fn a_name_that_is_not_registered_has_no_stored_conversations_to_page() {
+    let mut chat = connected(false, vec![]);
+    chat.update(chat::Message::Show(Target::User("erin".into())));
+    let mut sim = simulator(WINDOW, chat.view());
+    assert!(text_bounds(&mut sim, "Load older messages").is_none());
+    drop(sim);
+    assert_eq!(chat.update(chat::Message::LoadOlder), chat::Action::None);
+}
+
+#[test]
+fn scrolling_to_the_top_asks_a_conversation_only_once_older_messages_are_known() {
+    let mut chat = connected(true, vec![]);
+    chat.update(chat::Message::Show(Target::User("erin".into())));
+    assert_eq!(chat.update(chat::Message::Scrolled(0.0)), chat::Action::None, "not asked yet: the button asks");
+    assert!(matches!(chat.update(chat::Message::LoadOlder), chat::Action::Request(_)));
+    chat.apply(private(7, "erin", "dana"));
+    chat.apply(Event::PrivateHistoryEnd { with: "erin".into(), more: true });
+    let next = chat::Action::Request(chat::Request::PrivateHistory {
+        with: "erin".into(),
+        before: Some(7),
+        limit: chat::PAGE,
+    });
+    assert_eq!(chat.update(chat::Message::Scrolled(0.0)), next);
 }

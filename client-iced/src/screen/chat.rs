@@ -19,6 +19,7 @@ use iced::widget::{
 };
 use iced::{Alignment, Element, Fill};
 
+use super::account;
 use crate::style;
 
 /// Id of the message input.
@@ -215,6 +216,12 @@ pub struct Chat {
     who_asked: bool,
     /// The "Register this name" form, when open.
     pub register: Option<Register>,
+    /// "Change password" or "Give this name back", when open.
+    pub account: Option<account::Form>,
+    /// Private conversations (name keys) whose stored history has been
+    /// asked for at least once (before that, whether the server holds any
+    /// is unknown).
+    private_paged: HashSet<String>,
     /// A member's moderation actions, when open.
     pub moderating: Option<Moderating>,
     /// Kicked or banned: the session is over; the banner says why and
@@ -301,6 +308,8 @@ pub enum Message {
     SubmitRegister,
     /// The register form closed.
     CloseRegister,
+    /// "Change password" or "Give this name back" (registered names).
+    Account(account::Message),
     /// A member's moderation actions opened (moderators and admins).
     Moderate(String),
     /// The reason for a moderation action edited.
@@ -401,6 +410,8 @@ pub enum Request {
     },
     /// Register the name we use with this account password.
     Register(Secret),
+    /// Change our account's password, or give our name back.
+    Account(account::Request),
     /// A moderation request (typed, or a member's actions).
     Moderate(Moderation),
 }
@@ -442,6 +453,8 @@ impl Chat {
             last_local: 0,
             who_asked: false,
             register: None,
+            account: None,
+            private_paged: HashSet::new(),
             moderating: None,
             over: false,
         };
@@ -533,13 +546,8 @@ impl Chat {
                             },
                             command::Input::PrivateHistory { with, count } => self.private_page(with, count),
                             command::Input::Register => self.update(Message::OpenRegister),
-                            command::Input::Password | command::Input::Unregister => {
-                                self.error(
-                                    "Changing or giving back the account password is done with client-cli \
-                                     (/password, /unregister) for now.",
-                                );
-                                Action::None
-                            }
+                            command::Input::Password => self.update(Message::Account(account::Message::OpenPassword)),
+                            command::Input::Unregister => self.update(Message::Account(account::Message::OpenGiveBack)),
                             command::Input::Moderate(action) => Action::Request(Request::Moderate(action)),
                             command::Input::ModerateRoom { room, request } => {
                                 match room.or_else(|| match self.rooms.current() {
@@ -625,6 +633,7 @@ impl Chat {
                 self.register = None;
                 Action::FocusInput
             }
+            Message::Account(m) => self.account_form(m),
             Message::Moderate(name) => {
                 self.moderating = Some(Moderating { name, reason: String::new() });
                 Action::Focus(MOD_REASON)
@@ -679,9 +688,9 @@ impl Chat {
                 let gain = self.set_gain(&user, |g| g.muted = muted);
                 Action::Gain(user, gain)
             }
-            Message::Scrolled(top) if top <= NEAR_TOP => self.page_back(),
+            Message::Scrolled(top) if top <= NEAR_TOP => self.page_back(false),
             Message::Scrolled(_) => Action::None,
-            Message::LoadOlder => self.page_back(),
+            Message::LoadOlder => self.page_back(true),
             Message::Edit(id) => {
                 let Some(shown) = self.entry_text(id) else { return Action::None };
                 // The text as sent (the log shows it made safe).
@@ -781,9 +790,19 @@ impl Chat {
         self.log.insert(at, Entry { time: clock(t), kind, place: Some(place) });
     }
 
-    /// The next page of history for the room shown, if it has more and
-    /// none is being fetched.
-    fn page_back(&mut self) -> Action {
+    /// The next page of history for the room or conversation shown, if it
+    /// has more and none is being fetched. Scrolling to the top (`pressed`
+    /// false) asks only where older messages are known to be held; the
+    /// button also asks a conversation's first page.
+    fn page_back(&mut self, pressed: bool) -> Action {
+        if let Some(Target::User(peer)) = self.rooms.current() {
+            let peer = peer.clone();
+            let known = self.private_paged.contains(&name_key(&peer));
+            if !self.private_more(&peer) || self.is_paging_private(&peer) || !(pressed || known) {
+                return Action::None;
+            }
+            return self.private_page(peer, None);
+        }
         let Some(Target::Room(name)) = self.rooms.current() else { return Action::None };
         let Some(room) = self.rooms.room(name) else { return Action::None };
         if !room.more_history || !self.paging.insert(name_key(&room.name)) {
@@ -795,6 +814,46 @@ impl Chat {
     /// Whether a page of history is being fetched for `room`.
     pub fn is_paging(&self, room: &str) -> bool {
         self.paging.contains(&name_key(room))
+    }
+
+    /// Whether a page of our stored conversation with `peer` is being
+    /// fetched.
+    pub fn is_paging_private(&self, peer: &str) -> bool {
+        self.paging.contains(&format!("@{}", name_key(peer)))
+    }
+
+    /// Whether the server may hold older stored messages of our
+    /// conversation with `peer`: we are registered, and either it has not
+    /// been asked yet or its last page said so. (Only conversations
+    /// between two registered accounts are stored; for others the first
+    /// page comes back empty.)
+    fn private_more(&self, peer: &str) -> bool {
+        self.rooms.registered()
+            && (!self.private_paged.contains(&name_key(peer))
+                || self.rooms.conversation(peer).is_some_and(|c| c.more_history))
+    }
+
+    /// An account form's message: opens, closes or edits it, or sends
+    /// what it asks.
+    fn account_form(&mut self, m: account::Message) -> Action {
+        match m {
+            account::Message::OpenPassword => {
+                self.account = Some(account::Form::Password(account::PasswordChange::default()));
+                Action::Focus(account::CURRENT_PASSWORD)
+            }
+            account::Message::OpenGiveBack => {
+                self.account = Some(account::Form::GiveBack(account::GiveBack::default()));
+                Action::Focus(account::GIVE_BACK_PASSWORD)
+            }
+            account::Message::Close => {
+                self.account = None;
+                Action::FocusInput
+            }
+            m => match self.account.as_mut().and_then(|f| f.update(m)) {
+                Some(request) => Action::Request(Request::Account(request)),
+                None => Action::None,
+            },
+        }
     }
 
     /// The shown text of the message with server id `id`.
@@ -1022,15 +1081,19 @@ impl Chat {
                 if action == "register" && self.register.take().is_some() {
                     self.notice("This name is registered: from now on it needs its account password.");
                 }
+                if self.account.as_ref().is_some_and(|f| f.action() == action) {
+                    self.account = None;
+                }
                 self.notice(escape_line(&detail).into_owned());
             }
             Event::Denied { action, detail, .. } => {
                 let detail = escape_line(&detail).into_owned();
-                match &mut self.register {
-                    Some(r) if action == "register" => {
+                match (&mut self.register, &mut self.account) {
+                    (Some(r), _) if action == "register" => {
                         r.waiting = false;
                         r.error = Some(detail);
                     }
+                    (_, Some(f)) if f.action() == action => f.denied(detail),
                     _ => self.error(format!("{}: {detail}", escape_line(&action))),
                 }
             }
@@ -1058,6 +1121,7 @@ impl Chat {
             }
             Event::PrivateHistoryEnd { with, .. } => {
                 self.paging.remove(&format!("@{}", name_key(&with)));
+                self.private_paged.insert(name_key(&with));
             }
             Event::Acked { id, server_id, .. } => self.set_delivery(id, Delivery::Delivered, server_id),
             Event::Rejected { id, detail, .. } => {
@@ -1138,6 +1202,7 @@ impl Chat {
         self.offline();
         self.over = true;
         self.register = None;
+        self.account = None;
         self.moderating = None;
         self.error(why.clone());
         self.banner = Some(why);
@@ -1150,6 +1215,9 @@ impl Chat {
         if let Some(r) = &self.register {
             return style::modal(page, register_form(r));
         }
+        if let Some(f) = &self.account {
+            return style::modal(page, f.view(&self.me).map(Message::Account));
+        }
         if let Some(m) = &self.moderating {
             return style::modal(page, moderation_card(m, self.rooms.current()));
         }
@@ -1161,6 +1229,18 @@ impl Chat {
         if !self.rooms.registered() && !self.over {
             account =
                 account.push(button("Register this name").on_press(Message::OpenRegister).style(button::secondary));
+        } else if !self.over {
+            account = account
+                .push(
+                    button("Change password")
+                        .on_press(Message::Account(account::Message::OpenPassword))
+                        .style(button::secondary),
+                )
+                .push(
+                    button("Give this name back")
+                        .on_press(Message::Account(account::Message::OpenGiveBack))
+                        .style(button::secondary),
+                );
         }
         let header = row![
             column![
@@ -1477,6 +1557,9 @@ impl Chat {
     /// The top of the room's log: "Load older messages" while the server
     /// holds older ones, or where its history begins.
     fn history_top(&self) -> Option<Element<'_, Message>> {
+        if let Some(Target::User(peer)) = self.rooms.current() {
+            return self.private_top(peer);
+        }
         let Some(Target::Room(name)) = self.rooms.current() else { return None };
         let room = self.rooms.room(name)?;
         if room.more_history {
@@ -1488,6 +1571,24 @@ impl Chat {
         }
         (room.history && !room.log.is_empty()).then(|| {
             let start = format!("Start of #{}'s history", escape_line(&room.name));
+            container(text(start).size(11).style(style::muted)).center_x(Fill).into()
+        })
+    }
+
+    /// The top of a private conversation's log, for a registered name:
+    /// "Load older messages" while the server may hold older stored ones,
+    /// or where the stored conversation begins.
+    fn private_top(&self, peer: &str) -> Option<Element<'_, Message>> {
+        if self.private_more(peer) {
+            let paging = self.is_paging_private(peer);
+            let label = if paging { "Loading older messages…" } else { "Load older messages" };
+            let b = button(text(label).size(12)).padding([2, 8]).style(button::secondary);
+            let b = b.on_press_maybe((!paging).then_some(Message::LoadOlder));
+            return Some(container(b).center_x(Fill).into());
+        }
+        let held = self.rooms.conversation(peer).is_some_and(|c| !c.log.is_empty());
+        (self.rooms.registered() && held).then(|| {
+            let start = format!("Start of the stored conversation with {}", escape_line(peer));
             container(text(start).size(11).style(style::muted)).center_x(Fill).into()
         })
     }
