@@ -112,7 +112,7 @@ fn commands_escape_and_who() {
     c.send("/nonsense");
     c.send("!DISCONNECT");
     assert_eq!(c.wait(), 0);
-    assert!(c.stderr().contains("unknown command"), "{}", c.stderr());
+    c.expect_stderr("unknown command");
     listener.expect_contains("* cmd left");
     assert!(!listener.seen().iter().any(|l| l.contains("nonsense") || l.contains("DISCONNECT")));
 }

@@ -55,7 +55,7 @@ fn giving_up_exits_5_and_says_so() {
     alice.expect_contains("(try 1)");
     alice.expect_contains("(try 2)");
     assert_eq!(alice.wait(), 5, "{}", alice.stderr());
-    assert!(alice.stderr().contains("cannot connect"), "{}", alice.stderr());
+    alice.expect_stderr("cannot connect");
 }
 
 #[test]

@@ -189,7 +189,7 @@ fn server_shutdown_exits_5_and_reports_unacknowledged_messages() {
     server.proc.signal("TERM");
     assert_eq!(server.proc.wait(), 0, "graceful shutdown exits 0: {}", server.proc.stderr());
     assert_eq!(listener.wait(), 5);
-    assert!(listener.stderr().contains("server shut down"), "{}", listener.stderr());
+    listener.expect_stderr("server shut down");
     assert_eq!(talker.wait(), 5);
     let err = talker.stderr();
     assert!(err.contains("of your messages were not acknowledged"), "{err}");

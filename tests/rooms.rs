@@ -301,7 +301,7 @@ fn edits_and_deletes_are_seen_by_everyone_and_only_for_your_own() {
     alice.send("/edit nine words");
     alice.send("done");
     expect_message(&mut bob, "done");
-    assert!(alice.stderr().contains("nothing of yours to edit"), "{}", alice.stderr());
+    alice.expect_stderr("nothing of yours to edit");
     assert!(seen(&bob, "edited").iter().all(|e| e["text"] != "hijacked"), "{:?}", bob.seen());
 }
 

@@ -151,6 +151,22 @@ impl Proc {
         self.stderr.lock().expect("stderr lock").clone()
     }
 
+    /// Waits until stderr holds `needle` (its reader thread may lag behind
+    /// stdout); returns all of stderr.
+    pub fn expect_stderr(&self, needle: &str) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let err = self.stderr();
+            if err.contains(needle) {
+                return err;
+            }
+            if Instant::now() > end {
+                panic!("{}", self.report(&format!("no {needle:?} on stderr")));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Every stdout line seen so far.
     pub fn seen(&self) -> &[String] {
         &self.seen
