@@ -84,8 +84,7 @@ fn parse() -> Result<Options, String> {
             "--no-protect" => o.protect = false,
             "--no-denoise" => o.denoise = false,
             "--vad-threshold" => {
-                o.vad_threshold =
-                    value("--vad-threshold")?.parse().map_err(|e| format!("--vad-threshold: {e}"))?;
+                o.vad_threshold = value("--vad-threshold")?.parse().map_err(|e| format!("--vad-threshold: {e}"))?;
             }
             "--talker-clock" => {
                 o.talker_clock = value("--talker-clock")?.parse().map_err(|e| format!("--talker-clock: {e}"))?;
@@ -145,7 +144,13 @@ fn run() -> Result<(), String> {
     };
     let options = SimOptions {
         // WAV to WAV: no echo path, so no echo cancellation (as in the engine).
-        send: SendConfig { aec: false, protect: o.protect, vad_threshold: o.vad_threshold, denoise: o.denoise, ..SendConfig::default() },
+        send: SendConfig {
+            aec: false,
+            protect: o.protect,
+            vad_threshold: o.vad_threshold,
+            denoise: o.denoise,
+            ..SendConfig::default()
+        },
         fixed: o.fixed,
         complexity: o.complexity,
         loss,
@@ -168,9 +173,16 @@ fn run() -> Result<(), String> {
                 (_, d) => char::from_digit(d.min(9), 10).unwrap_or('9'),
             })
             .collect();
-        let probs: String = r.speech_prob.iter().map(|p| char::from_digit(((p * 10.0) as u32).min(9), 10).unwrap_or('9')).collect();
+        let probs: String =
+            r.speech_prob.iter().map(|p| char::from_digit(((p * 10.0) as u32).min(9), 10).unwrap_or('9')).collect();
         for (k, (g, p)) in gate.as_bytes().chunks(100).zip(probs.as_bytes().chunks(100)).enumerate() {
-            eprintln!("{:5} sent    {}\n{:5} prob    {}", k * 100, String::from_utf8_lossy(g), "", String::from_utf8_lossy(p));
+            eprintln!(
+                "{:5} sent    {}\n{:5} prob    {}",
+                k * 100,
+                String::from_utf8_lossy(g),
+                "",
+                String::from_utf8_lossy(p)
+            );
         }
         for (k, (t, p)) in r.packets.as_bytes().chunks(100).zip(r.played.as_bytes().chunks(100)).enumerate() {
             eprintln!(

@@ -182,7 +182,8 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
                     continue;
                 }
                 out.packets.push('.');
-                let jitter = if o.jitter_ms > 0 { (jitter_rng.uniform() * o.jitter_ms as f64 * 1000.0) as u64 } else { 0 };
+                let jitter =
+                    if o.jitter_ms > 0 { (jitter_rng.uniform() * o.jitter_ms as f64 * 1000.0) as u64 } else { 0 };
                 in_flight.entry(t + DELAY_US + jitter).or_default().push(packet);
             }
         }

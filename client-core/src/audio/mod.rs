@@ -11,6 +11,7 @@
 pub mod aec;
 pub mod decoder;
 pub mod device;
+pub mod gate;
 pub mod jitter;
 pub mod mixer;
 pub mod pipeline;
