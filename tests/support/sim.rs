@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use client_core::audio::FRAME;
 use client_core::audio::decoder::{DECODER_COMPLEXITY, Decoder};
-use client_core::audio::jitter::{JitterBuffer, JitterStats, Play};
+use client_core::audio::jitter::{JitterStats, Play};
 use client_core::audio::pipeline::{Outgoing, Protection, SendConfig, SendPipeline};
+use client_core::audio::playout::Playout;
 
 use crate::loss::{Channel, Loss, Rng};
 
@@ -115,7 +116,7 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
     if let Some(p) = o.fixed {
         pipeline.set_protection(p).map_err(|e| e.to_string())?;
     }
-    let mut jb = JitterBuffer::new();
+    let mut playout = Playout::new();
     let mut decoder = Decoder::with_complexity(o.complexity).map_err(|e| e.to_string())?;
     let mut up = Channel::new(if o.one_way { Loss::None } else { o.loss }, o.seed);
     let mut down = Channel::new(o.loss, o.seed.rotate_left(17) ^ 0x9E37_79B9);
@@ -139,7 +140,7 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
     };
     let mut frame = vec![0.0f32; FRAME];
     let t0 = Instant::now();
-    let frame_at = |i: usize| ((i as f64 + 1.0) * 20_000.0 * o.talker_clock).round() as u64;
+    let frame_at = |i: usize| ((i as f64 + 1.0) * 20_000.0 / o.talker_clock).round() as u64;
     let end_us = (frames as u64 + 50) * 20_000;
     let (mut next_frame, mut next_tick) = (0usize, TICK_PHASE_US);
     let mut next_report = (o.report_phase_ms * 1000) % REPORT_EVERY_US;
@@ -190,33 +191,37 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
         if let Some(arrived) = in_flight.remove(&t) {
             for packet in arrived {
                 let frames: Vec<&[u8]> = packet.frames.iter().map(Vec::as_slice).collect();
-                jb.push(packet.seq, false, &frames, now);
+                playout.jb.push(packet.seq, false, &frames, now);
             }
         }
         if next_tick == t {
             next_tick += 20_000;
-            let play = jb.pop(now);
-            out.played.push(match play {
-                Play::Idle => ' ',
-                Play::Frame(_) => 'f',
-                Play::Fec(_) => 'F',
-                Play::Conceal => 'c',
-            });
             frame.fill(0.0);
-            decoder.play(&play, &mut frame);
+            let mut what = String::new();
+            playout.play(now, &mut frame, |play, out| {
+                what.push(match play {
+                    Play::Idle => ' ',
+                    Play::Frame(_) => 'f',
+                    Play::Fec(_) => 'F',
+                    Play::Conceal => 'c',
+                });
+                decoder.play(play, out);
+            });
+            // One mark a tick: the last frame decoded for it.
+            out.played.push(what.chars().last().unwrap_or(' '));
             out.recording.extend_from_slice(&frame);
         }
         if next_report == t {
             next_report += REPORT_EVERY_US;
-            if let Some(report) = jb.take_report() {
+            if let Some(report) = playout.jb.take_report() {
                 reports.insert(t + REPORT_DELAY_US, report);
             }
         }
     }
-    out.stats = jb.stats;
-    out.jitter_ms = jb.jitter_ms();
-    out.delay_ms = jb.delay_ms();
-    out.target = jb.target();
+    out.stats = playout.jb.stats;
+    out.jitter_ms = playout.jb.jitter_ms();
+    out.delay_ms = playout.jb.delay_ms();
+    out.target = playout.jb.target();
     out.protection = pipeline.protection();
     Ok(out)
 }

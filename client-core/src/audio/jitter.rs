@@ -140,6 +140,9 @@ pub struct JitterBuffer {
     delay_ms: f64,
     /// Counters as of the last loss report.
     reported: JitterStats,
+    /// How long after its due time the frame last popped was played, ms
+    /// (`None`: nothing, or a concealed frame inserted to grow the delay).
+    last_wait_ms: Option<f64>,
     /// Counters.
     pub stats: JitterStats,
 }
@@ -171,6 +174,7 @@ impl JitterBuffer {
             anchor: None,
             delay_ms: 40.0,
             reported: JitterStats::default(),
+            last_wait_ms: None,
             stats: JitterStats::default(),
         }
     }
@@ -189,6 +193,13 @@ impl JitterBuffer {
     /// Playout delay after a packet's due time that the buffer aims for, ms.
     pub fn delay_ms(&self) -> f64 {
         self.delay_ms
+    }
+
+    /// How long after its due time the frame the last [`pop`](Self::pop)
+    /// gave is played, ms (`None` after [`Play::Idle`] or a concealed
+    /// frame inserted while the delay grows).
+    pub fn last_wait_ms(&self) -> Option<f64> {
+        self.last_wait_ms
     }
 
     /// Frames buffered now.
@@ -379,6 +390,18 @@ impl JitterBuffer {
 
     /// What to play for this 20 ms tick.
     pub fn pop(&mut self, now: Instant) -> Play {
+        let before = self.next;
+        let play = self.pop_inner(now);
+        self.last_wait_ms = match (&play, before.or(self.next)) {
+            (Play::Idle, _) | (_, None) => None,
+            // An inserted frame: the one due is still awaited.
+            (Play::Conceal, Some(_)) if self.next == before && before.is_some() => None,
+            (_, Some(_)) => self.next.map(|n| self.wait_ms(n - 1, now)),
+        };
+        play
+    }
+
+    fn pop_inner(&mut self, now: Instant) -> Play {
         if !self.playing {
             let Some((&first, _)) = self.frames.first_key_value() else { return Play::Idle };
             // Start once the oldest frame has waited the whole target
