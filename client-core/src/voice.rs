@@ -678,7 +678,11 @@ fn mix_loop(
             let (mut depth, mut delay) = (0, 0.0f64);
             for (id, sp) in map.iter_mut() {
                 let Speaker { playout, decoder, .. } = sp;
+                let recovered = decoder.recovered_dred;
                 let talking = playout.play(now, &mut frame, |play, out| decoder.play(play, out));
+                if decoder.recovered_dred != recovered || decoder.dred_seen {
+                    playout.jb.note_dred();
+                }
                 if talking {
                     let gain = gains.lock().ok().and_then(|g| g.get(id).copied()).unwrap_or(1.0);
                     add(&mut mix, &frame, gain);

@@ -8,7 +8,9 @@
 //! ```text
 //! cargo run --release -p socket-chatroom-tests --bin loss_sim -- IN.wav OUT.wav \
 //!     [--loss 0.1] [--burst 3] [--jitter MS] [--seed N] [--no-protect] [--complexity 0-10]
-//!     [--fixed REPEATS[,BPS]]  (protection fixed instead of following reports)
+//!     [--fixed REPEATS[,BPS[,DRED_10MS]]]  (protection fixed instead of following reports; BPS 0: the
+//!         budget's; up to 7 repeats here, where the wire carries 3)
+//!     [--burst-wait FRAMES]  (the most frames the listener waits for a burst's recovery)
 //!     [--trace]  (per packet: arrived or lost; per tick: what was played)
 //!     [--one-way]  (loss on the way down only)
 //!     [--report-phase MS]  (when in each 500 ms the listener reports; default 7)
@@ -52,6 +54,7 @@ struct Options {
     vad_threshold: f32,
     talker_clock: f64,
     denoise: bool,
+    burst_wait: Option<usize>,
 }
 
 fn parse() -> Result<Options, String> {
@@ -73,6 +76,7 @@ fn parse() -> Result<Options, String> {
         vad_threshold: SendConfig::default().vad_threshold,
         talker_clock: 1.0,
         denoise: true,
+        burst_wait: None,
     };
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -83,6 +87,9 @@ fn parse() -> Result<Options, String> {
             "--seed" => o.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--no-protect" => o.protect = false,
             "--no-denoise" => o.denoise = false,
+            "--burst-wait" => {
+                o.burst_wait = Some(value("--burst-wait")?.parse().map_err(|e| format!("--burst-wait: {e}"))?);
+            }
             "--vad-threshold" => {
                 o.vad_threshold = value("--vad-threshold")?.parse().map_err(|e| format!("--vad-threshold: {e}"))?;
             }
@@ -100,12 +107,13 @@ fn parse() -> Result<Options, String> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--fixed: {e}"))?;
-                let (r, bps) = match v[..] {
-                    [r] => (r, None),
-                    [r, bps] => (r, Some(bps)),
-                    _ => return Err("--fixed REPEATS[,BPS]".into()),
+                let (r, bps, dred) = match v[..] {
+                    [r] => (r, None, 0),
+                    [r, bps] => (r, Some(bps), 0),
+                    [r, bps, dred] => (r, Some(bps).filter(|b| *b > 0), dred),
+                    _ => return Err("--fixed REPEATS[,BPS[,DRED_10MS]]".into()),
                 };
-                o.fixed = Some(Protection { redundancy: r.clamp(0, 3) as usize, primary_bps: bps });
+                o.fixed = Some(Protection { redundancy: r.clamp(0, 7) as usize, primary_bps: bps, dred_10ms: dred });
             }
             "--complexity" => {
                 o.complexity = value("--complexity")?.parse().map_err(|e| format!("--complexity: {e}"))?
@@ -160,6 +168,7 @@ fn run() -> Result<(), String> {
         report_phase_ms: o.report_phase,
         talker_clock: o.talker_clock,
         trace: o.trace,
+        burst_wait: o.burst_wait,
     };
     let r = sim::run(&mono, &options)?;
     wav::write_all(&o.output, &r.recording).map_err(|e| e.to_string())?;
@@ -196,15 +205,16 @@ fn run() -> Result<(), String> {
     }
     let s = r.stats;
     println!(
-        "sent {} dropped {} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} \
+        "sent {} dropped {} received {} lost {} recovered {} (repeat {}, FEC {}, DRED {}) concealed {} late {} \
          skipped {} stretched {} jitter {:.1} ms delay {:.0} ms target {} protection {:?}",
         r.sent,
         r.dropped,
         s.received,
         s.missing,
-        s.recovered_red + s.recovered_fec,
+        s.recovered_red + s.recovered_fec + r.recovered_dred,
         s.recovered_red,
         s.recovered_fec,
+        r.recovered_dred,
         s.concealed,
         s.late,
         s.skipped,

@@ -55,6 +55,9 @@ pub struct SimOptions {
     pub talker_clock: f64,
     /// Print protection changes as they happen.
     pub trace: bool,
+    /// The most frames the listener waits for a burst's recovery (`None`:
+    /// its default).
+    pub burst_wait: Option<usize>,
 }
 
 impl Default for SimOptions {
@@ -70,6 +73,7 @@ impl Default for SimOptions {
             report_phase_ms: TICK_PHASE_US / 1000,
             talker_clock: 1.0,
             trace: false,
+            burst_wait: None,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct SimOutput {
     pub played: String,
     /// The listener's counters.
     pub stats: JitterStats,
+    /// Lost frames the listener recovered from deep redundancy.
+    pub recovered_dred: u64,
     /// The jitter buffer at the end: measured jitter, delay and target.
     pub jitter_ms: f64,
     /// Its playout delay at the end, ms.
@@ -117,6 +123,9 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
         pipeline.set_protection(p).map_err(|e| e.to_string())?;
     }
     let mut playout = Playout::new();
+    if let Some(w) = o.burst_wait {
+        playout.jb.set_burst_wait(w);
+    }
     let mut decoder = Decoder::with_complexity(o.complexity).map_err(|e| e.to_string())?;
     let mut up = Channel::new(if o.one_way { Loss::None } else { o.loss }, o.seed);
     let mut down = Channel::new(o.loss, o.seed.rotate_left(17) ^ 0x9E37_79B9);
@@ -133,6 +142,7 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
         packets: String::new(),
         played: String::new(),
         stats: JitterStats::default(),
+        recovered_dred: 0,
         jitter_ms: 0.0,
         delay_ms: 0.0,
         target: 0,
@@ -198,15 +208,20 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
             next_tick += 20_000;
             frame.fill(0.0);
             let mut what = String::new();
+            let recovered = decoder.recovered_dred;
             playout.play(now, &mut frame, |play, out| {
                 what.push(match play {
                     Play::Idle => ' ',
                     Play::Frame(_) => 'f',
                     Play::Fec(_) => 'F',
                     Play::Conceal => 'c',
+                    Play::Dred(..) => 'd',
                 });
                 decoder.play(play, out);
             });
+            if decoder.recovered_dred != recovered || decoder.dred_seen {
+                playout.jb.note_dred();
+            }
             // One mark a tick: the last frame decoded for it.
             out.played.push(what.chars().last().unwrap_or(' '));
             out.recording.extend_from_slice(&frame);
@@ -219,6 +234,7 @@ pub fn run(mono: &[f32], o: &SimOptions) -> Result<SimOutput, String> {
         }
     }
     out.stats = playout.jb.stats;
+    out.recovered_dred = decoder.recovered_dred;
     out.jitter_ms = playout.jb.jitter_ms();
     out.delay_ms = playout.jb.delay_ms();
     out.target = playout.jb.target();

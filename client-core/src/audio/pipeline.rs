@@ -96,7 +96,20 @@ pub struct Protection {
     /// Bitrate of every frame (`None`: the configured bitrate within the
     /// budget: [`BUDGET_BPS`] shared by the frame and its repeats).
     pub primary_bps: Option<i32>,
+    /// Opus deep redundancy in every frame: how far back it reaches, in
+    /// 10 ms units (0: none). A listener recovers a run of lost frames
+    /// longer than the repeats reach from the first packet after it.
+    pub dred_10ms: i32,
 }
+
+/// How far back deep redundancy reaches when it is sent (120 ms: the
+/// longest wait a listener's buffer allows for bursts). It is not sent by
+/// default: measured (simulator, 10 % bursty loss both ways, 6 patterns),
+/// its bits come out of the frame's (clean speech: PESQ-WB 4.05 → 3.52 at
+/// 32 kb/s; at 16 kb/s with three repeats libopus sends none), and no mix
+/// of repeats and DRED beat three repeats at any allowed delay (see the
+/// README's curve).
+pub const DRED_10MS: i32 = 12;
 
 /// What a frame and its repeats may take together, bits per second.
 pub const BUDGET_BPS: i32 = 64_000;
@@ -122,7 +135,7 @@ impl Protection {
         } else {
             1
         };
-        Self { redundancy, primary_bps: None }
+        Self { redundancy, primary_bps: None, dred_10ms: 0 }
     }
 
     /// The bitrate of each frame when `configured` is the user's.
@@ -304,7 +317,8 @@ impl SendPipeline {
         // Expecting loss makes the encoder lean less on earlier frames, so
         // speech comes back sooner after a frame was concealed (+0.05
         // PESQ-WB on bursty links, measured).
-        self.encoder.set_packet_loss_perc(if p.redundancy > 0 { 10 } else { 0 }).map_err(codec)?;
+        self.encoder.set_packet_loss_perc(if p.redundancy > 0 || p.dred_10ms > 0 { 10 } else { 0 }).map_err(codec)?;
+        self.encoder.set_dred_duration(p.dred_10ms).map_err(codec)?;
         Ok(())
     }
 
@@ -420,8 +434,10 @@ fn clean_share(snr_db: f32) -> f32 {
     ((snr_db - CLEAN_FROM_DB) / (CLEAN_ABOVE_DB - CLEAN_FROM_DB)).clamp(0.0, 1.0)
 }
 
-/// The most earlier frames a packet repeats.
-const MAX_REDUNDANCY: usize = 3;
+/// The most earlier frames a packet repeats. The wire carries three
+/// (`protocol::voice::MAX_FRAMES`); more are for the simulator, to measure
+/// what deeper repeats would buy.
+const MAX_REDUNDANCY: usize = 7;
 
 #[cfg(test)]
 mod tests {
