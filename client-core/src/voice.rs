@@ -679,7 +679,10 @@ fn mix_loop(
             for (id, sp) in map.iter_mut() {
                 let Speaker { playout, decoder, .. } = sp;
                 let recovered = decoder.recovered_dred;
-                let talking = playout.play(now, &mut frame, |play, out| decoder.play(play, out));
+                // Played at the tick's place on the output's timeline, not
+                // when this thread woke (a few ms late on a busy machine):
+                // the delay the playout holds is measured against it.
+                let talking = playout.play(due, &mut frame, |play, out| decoder.play(play, out));
                 if decoder.recovered_dred != recovered || decoder.dred_seen {
                     playout.jb.note_dred();
                 }

@@ -19,6 +19,11 @@ const KP: f64 = 0.2;
 const KI: f64 = 0.01;
 /// Time constant of the error's smoothing, s.
 const SMOOTH_S: f64 = 0.2;
+/// Errors smaller than this are left alone in a speaker's playout
+/// ([`RateControl::with_dead_band`]), s: a packet a little early is not
+/// drift (0.1 % takes 4 s to make this much), and every correction warps
+/// the speech a little.
+pub const PLAYOUT_DEAD_BAND_S: f64 = 0.004;
 
 /// A PI controller from a delay error to a playback speed.
 #[derive(Debug, Clone, Default)]
@@ -26,12 +31,18 @@ pub struct RateControl {
     smoothed: Option<f64>,
     integral: f64,
     speed: f64,
+    dead_band_s: f64,
 }
 
 impl RateControl {
     /// At speed 1, nothing learnt.
     pub fn new() -> Self {
-        Self { smoothed: None, integral: 0.0, speed: 1.0 }
+        Self::with_dead_band(0.0)
+    }
+
+    /// At speed 1, leaving errors under `dead_band_s` (s) alone.
+    pub fn with_dead_band(dead_band_s: f64) -> Self {
+        Self { smoothed: None, integral: 0.0, speed: 1.0, dead_band_s }
     }
 
     /// The speed in force: input consumed per output sample (above 1:
@@ -49,11 +60,13 @@ impl RateControl {
             None => error_s,
         };
         self.smoothed = Some(e);
+        let band = self.dead_band_s;
+        let e = if e.abs() < band { 0.0 } else { e - band.copysign(e) };
         // The integral learns the clocks' ratio; it stops growing while the
         // speed is at its limit (no wind-up).
         let integral = self.integral + e * dt_s;
         let u = KP * e + KI * integral;
-        if u.abs() < MAX_ADJUST || u.signum() != e.signum() {
+        if u.abs() < MAX_ADJUST || u.signum() != e.signum() || e == 0.0 {
             self.integral = integral.clamp(-MAX_ADJUST / KI, MAX_ADJUST / KI);
         }
         self.speed = 1.0 + (KP * e + KI * self.integral).clamp(-MAX_ADJUST, MAX_ADJUST);

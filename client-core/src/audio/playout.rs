@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use super::FRAME;
-use super::drift::{RateControl, Stretch};
+use super::drift::{PLAYOUT_DEAD_BAND_S, RateControl, Stretch};
 use super::jitter::{JitterBuffer, Play};
 
 /// A change of the measured delay larger than this between two frames is
@@ -51,7 +51,7 @@ impl Playout {
         Self {
             jb: JitterBuffer::new(),
             stretch: Stretch::new(),
-            control: RateControl::new(),
+            control: RateControl::with_dead_band(PLAYOUT_DEAD_BAND_S),
             ready: Vec::with_capacity(3 * FRAME),
             decoded: vec![0.0; FRAME],
             kept_ms: None,
