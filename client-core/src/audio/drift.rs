@@ -81,7 +81,8 @@ impl RateControl {
 
 /// A mono resampler at a speed that may change with every call (cubic
 /// Catmull-Rom interpolation; at speed 1 the input comes out unchanged,
-/// two samples later).
+/// two samples later: it starts with two samples of silence, so a frame in
+/// gives a frame out).
 #[derive(Debug, Clone)]
 pub struct Stretch {
     /// Input not consumed yet, with one sample before the read position.
@@ -99,15 +100,16 @@ impl Default for Stretch {
 impl Stretch {
     /// Empty, at the start.
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(2 * super::FRAME);
-        buf.push(0.0);
-        Self { buf, pos: 1.0 }
+        let mut s = Self { buf: Vec::with_capacity(2 * super::FRAME), pos: 1.0 };
+        s.reset();
+        s
     }
 
     /// Forgets what it holds (a new talk spurt).
     pub fn reset(&mut self) {
         self.buf.clear();
-        self.buf.push(0.0);
+        // The sample before the first, and the two it holds back.
+        self.buf.extend_from_slice(&[0.0; 3]);
         self.pos = 1.0;
     }
 
@@ -222,8 +224,9 @@ mod tests {
         for chunk in input.chunks(FRAME) {
             s.process(chunk, 1.0, &mut out);
         }
-        assert_eq!(out.len(), input.len() - 2);
-        assert!(out.iter().zip(&input).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert_eq!(out.len(), input.len(), "a frame in, a frame out");
+        assert_eq!(out[..2], [0.0, 0.0]);
+        assert!(out[2..].iter().zip(&input).all(|(a, b)| (a - b).abs() < 1e-6));
     }
 
     #[test]
@@ -236,13 +239,13 @@ mod tests {
         }
         let expected = 96_000.0 / 1.004;
         assert!((out.len() as f64 - expected).abs() < 3.0, "{} vs {expected}", out.len());
-        // Cubic interpolation is exact on a ramp: output j is input 1.004 j
+        // Cubic interpolation is exact on a ramp: output j is input 1.004 j - 2
         // (to a hundredth of a sample; f32 keeps that below 5).
         let worst = out[..4700]
             .iter()
             .enumerate()
-            .skip(2)
-            .map(|(j, v)| (v * 1000.0 - j as f32 * 1.004).abs())
+            .skip(4)
+            .map(|(j, v)| (v * 1000.0 - (j as f32 * 1.004 - 2.0)).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 0.01, "{worst} samples off");
     }
