@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 use nnnoiseless::DenoiseState;
 
 use super::aec::{EchoCanceller, EchoMetrics};
-use super::gate::{BRIDGE, Gate, PREROLL, level_dbfs};
+use super::gate::{Gate, PREROLL, level_dbfs};
 use super::{AudioError, DENOISE_FRAME, FRAME, codec_error as codec};
 
 /// Send-side settings.
@@ -170,10 +170,8 @@ pub struct SendPipeline {
     gate: Gate,
     /// Whether the last frame was sent.
     open: bool,
-    /// The last frames encoded while the gate was closed, oldest first
-    /// (at most [`BRIDGE`]), and how many frames it has been closed.
+    /// The last frames encoded while the gate was closed, oldest first.
     preroll: VecDeque<Vec<u8>>,
-    closed_for: usize,
     /// Recently sent frames, newest first, for redundancy.
     history: VecDeque<Vec<u8>>,
     seq: u32,
@@ -216,8 +214,7 @@ impl SendPipeline {
             calm: 0,
             gate: Gate::new(),
             open: false,
-            preroll: VecDeque::with_capacity(BRIDGE + 1),
-            closed_for: usize::MAX,
+            preroll: VecDeque::with_capacity(PREROLL + 1),
             history: VecDeque::new(),
             seq: 0,
             input: vec![0.0; FRAME],
@@ -372,7 +369,6 @@ impl SendPipeline {
             self.gate.close();
             self.open = false;
             self.preroll.clear();
-            self.closed_for = usize::MAX;
             self.history.clear();
             return Ok(Vec::new());
         }
@@ -387,27 +383,18 @@ impl SendPipeline {
         let open = self.open;
         if !open {
             self.preroll.push_back(encoded);
-            if self.preroll.len() > BRIDGE {
+            if self.preroll.len() > PREROLL {
                 self.preroll.pop_front();
             }
-            self.closed_for = self.closed_for.saturating_add(1);
+            self.history.clear();
             return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(BRIDGE + 1);
+        let mut out = Vec::with_capacity(PREROLL + 1);
         if !was_open {
-            // A short pause is sent whole (see `super::gate`); after a
-            // longer one, the frames just before this one.
-            if self.closed_for > BRIDGE {
-                self.history.clear();
-                while self.preroll.len() > PREROLL {
-                    self.preroll.pop_front();
-                }
-            }
             while let Some(pre) = self.preroll.pop_front() {
                 out.push(self.packetize(pre));
             }
         }
-        self.closed_for = 0;
         out.push(self.packetize(encoded));
         Ok(out)
     }
@@ -491,20 +478,23 @@ mod tests {
     }
 
     #[test]
-    fn a_short_pause_is_sent_whole_and_a_long_one_starts_with_the_pre_roll() {
+    fn after_a_pause_the_pre_roll_goes_first() {
         let mut p = SendPipeline::new(SendConfig::default()).expect("pipeline");
         let key = PushToTalk::new();
         p.set_push_to_talk(Some(key.clone()));
-        let mut run = |pressed: bool, frames: usize| -> Vec<u32> {
+        let mut run = |pressed: bool, frames: usize| -> Vec<(u32, usize)> {
             key.set(pressed);
-            (0..frames).flat_map(|_| p.process(&tone(FRAME, 0.3)).expect("ok")).map(|o| o.seq).collect()
+            (0..frames)
+                .flat_map(|_| p.process(&tone(FRAME, 0.3)).expect("ok"))
+                .map(|o| (o.seq, o.frames.len()))
+                .collect()
         };
-        assert_eq!(run(true, 3), vec![0, 1, 2], "no pre-roll before the first frame");
-        assert!(run(false, BRIDGE).is_empty());
-        assert_eq!(run(true, 1), vec![3, 4, 5, 6, 7], "the pause, then the frame: numbers match the capture");
-        assert!(run(false, BRIDGE + 1).is_empty());
-        assert_eq!(run(true, 1), vec![8, 9, 10], "after a longer pause, two frames of pre-roll");
-        assert_eq!(PREROLL, 2);
+        // One repeat each (protection before the first report).
+        assert_eq!(run(true, 3), vec![(0, 1), (1, 2), (2, 2)], "no pre-roll before the first frame");
+        assert!(run(false, 1).is_empty());
+        assert_eq!(run(true, 1), vec![(3, 1), (4, 2)], "a pause of one frame: that frame first");
+        assert!(run(false, 5).is_empty());
+        assert_eq!(run(true, 1), vec![(5, 1), (6, 2), (7, 2)], "two frames of pre-roll; nothing from before repeated");
     }
 
     #[test]
