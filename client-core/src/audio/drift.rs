@@ -73,6 +73,14 @@ impl RateControl {
         self.speed
     }
 
+    /// Plays at the clocks' ratio learnt so far, correcting nothing: while
+    /// the error cannot be told from noise.
+    pub fn hold(&mut self) -> f64 {
+        self.smoothed = None;
+        self.speed = 1.0 + (KI * self.integral).clamp(-MAX_ADJUST, MAX_ADJUST);
+        self.speed
+    }
+
     /// Forgets the error (not the clocks' ratio it learnt): a new start.
     pub fn restart(&mut self) {
         self.smoothed = None;
