@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Scores voice quality (PESQ-WB) on a clean, 5 %, 10 % and bursty link; with
-# `gate`, the voice gate against the gate held open on three espeak-ng voices;
+# Scores voice quality (PESQ-WB) on a clean, 5 %, 10 % and bursty link;
 # with `echo`, echo cancellation (ERLE and the double-talk score).
 # Needs espeak-ng and sox (apt) and Python's numpy, scipy and pesq (a venv).
 set -euo pipefail

@@ -12,13 +12,6 @@ patterns and gives the mean. --offline runs the loss_sim simulator
 (tests/bin/loss_sim.rs) instead (simulated network and clock: fast and deterministic, for trying
 choices; the figures in the README come from the real clients).
 
-The voice gate (link "gate"): phrases in three espeak-ng voices and
-speaking rates, 1 s apart, on a clean link, with the default gate and with
-the gate held open (--vad-threshold 0): both scores, the speech frames
-that arrive more than 10 dB below the source (each phrase aligned on its
-own), and what the talker sent in the pauses (audio packets and
-keepalives, counted at the proxy by their clear kind byte).
-
 Echo cancellation (link "echo"): a far-end client plays speech into the
 room; the near-end client (`--echo-room MS`: its input hears its own
 playback through a synthetic room, direct path after MS ms at -6 dB)
@@ -65,8 +58,6 @@ class Proxy:
         self.stop = False
         self.queue = []
         self.lock = threading.Lock()
-        # Upstream packets: (wall-clock time, client address, kind byte).
-        self.up_log = []
 
     def port(self):
         return self.front.getsockname()[1]
@@ -82,9 +73,7 @@ class Proxy:
         self.bad[direction] = (u >= r) if self.bad[direction] else (u < p)
         return self.bad[direction]
 
-    def schedule(self, direction, data, sock, addr, client=None):
-        if direction == "up":
-            self.up_log.append((time.time(), client, data[0]))
+    def schedule(self, direction, data, sock, addr):
         if self.drop(direction):
             self.dropped += 1
             return
@@ -105,7 +94,7 @@ class Proxy:
                             u.bind(("127.0.0.1", 0))
                             u.connect(upstream)
                             ups[addr] = u
-                        self.schedule("up", data, ups[addr], None, addr)
+                        self.schedule("up", data, ups[addr], None)
                     else:
                         client = next(a for a, u in ups.items() if u is s)
                         self.schedule("down", data, self.front, client)
@@ -120,7 +109,7 @@ class Proxy:
         self.thread.start()
 
 
-def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=False, talker_args=None, info=None):
+def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=False):
     proxy = Proxy(loss, burst, jitter_ms, seed, one_way)
     cfg = os.path.join(workdir, f"{name}.toml")
     with open(cfg, "w") as f:
@@ -145,8 +134,7 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=Fa
         if '"voice_joined"' in line:
             t_listener = joined_at(line)
             break
-    extra = os.environ.get("TALKER_ARGS", "").split() if talker_args is None else talker_args
-    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--json", "--input", source48, "--output", "null"] + extra,
+    talker = subprocess.run([cli, "--server", addr, "--user", "talker", "--voice", "--json", "--input", source48, "--output", "null"] + os.environ.get("TALKER_ARGS", "").split(),
                             env=env, capture_output=True, text=True, timeout=120)
     t_talker = next((joined_at(l) for l in talker.stdout.splitlines() if '"voice_joined"' in l), None)
     time.sleep(0.5)
@@ -165,11 +153,6 @@ def run_link(name, loss, burst, source48, workdir, jitter_ms, seed=1, one_way=Fa
     offset = (t_talker - t_listener) if (t_talker and t_listener) else None
     detail = (counters[-1].split("voice: ")[1].split(";")[0] if counters else "?") + \
         f"; talker repeats {repeats}, listener delay {delays} ms"
-    if info is not None:
-        # The talker's packets (the address that sent voice), timed from
-        # its join, for counting what it sent in the pauses.
-        talkers = {a for _, a, k in proxy.up_log if k == 1}
-        info["up"] = [(t - t_talker, k) for t, a, k in proxy.up_log if a in talkers] if t_talker else []
     return rec, detail, proxy.dropped, offset
 
 
@@ -263,123 +246,6 @@ def echo_report(work, src_speech, far, args):
     print(f"real clients: double talk PESQ-WB {scores['aec']:.2f} (without echo cancellation {scores['no-aec']:.2f})")
 
 
-GATE_VOICES = [("en-us+f3", 175), ("en+m3", 130), ("en-gb-scotland+f2", 200)]
-GATE_PHRASES = ["Shall we go?", "Fine, then.", "Peter picked a peck of pickled peppers.",
-                "Sometimes, she said, the sea is calm.", "Thank you, Kate."]
-
-
-def gate_clip(work, voice, rate):
-    """Phrases in one espeak-ng voice, 1 s of silence between them."""
-    parts = []
-    for i, text in enumerate(GATE_PHRASES):
-        raw = os.path.join(work, f"gate-{voice}-{rate}-{i}.wav")
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", raw, text], check=True)
-        parts.append(raw)
-    out = os.path.join(work, f"gate-{voice}-{rate}.wav")
-    joined = os.path.join(work, f"gate-{voice}-{rate}-raw.wav")
-    # Half a second of silence on either side of each phrase.
-    padded = []
-    for p in parts:
-        q = p.replace(".wav", "-pad.wav")
-        subprocess.run(["sox", p, q, "pad", "0.5", "0.5"], check=True)
-        padded.append(q)
-    subprocess.run(["sox"] + padded + [joined], check=True)
-    subprocess.run(["sox", joined, "-r", "48000", "-c", "1", "-b", "16", out, "norm", "-3"], check=True)
-    return out
-
-
-def frame_levels(x):
-    n = len(x) // 960
-    return np.array([10 * np.log10(np.mean(np.square(x[i * 960:(i + 1) * 960])) + 1e-12) for i in range(n)])
-
-
-def onset_check(src, rec):
-    """Per phrase (runs of source frames above -60 dBFS), aligned on its own
-    (within 60 ms of the overall alignment): speech frames (above -40 dBFS)
-    more than 10 dB below the source, and the worst difference."""
-    n = len(src) + len(rec)
-    xc = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(src, n)), n)
-    lag = int(np.argmax(xc[: len(rec) - len(src) // 2]))
-    s = frame_levels(src)
-    loud = s > -60
-    bad, worst, speech, i = 0, 0.0, 0, 0
-    while i < len(s):
-        if not loud[i]:
-            i += 1
-            continue
-        j = i
-        while j < len(s) and (loud[j] or (j + 10 < len(s) and loud[j:j + 10].any())):
-            j += 1
-        seg = src[i * 960:j * 960]
-        best, best_c = lag, -1
-        for l in range(max(0, lag - 2880), lag + 2880, 24):
-            r = rec[i * 960 + l:i * 960 + l + len(seg)]
-            if len(r) < len(seg):
-                break
-            c = float(np.dot(seg, r))
-            if c > best_c:
-                best, best_c = l, c
-        r = rec[i * 960 + best:i * 960 + best + len(seg)]
-        r = np.pad(r, (0, len(seg) - len(r)))
-        rs, ss = frame_levels(r), s[i:j]
-        for a, b in zip(ss, rs):
-            if a > -40:
-                speech += 1
-                worst = min(worst, b - a)
-                bad += b < a - 10
-        i = j
-    return speech, bad, worst
-
-
-def pause_packets(src, up, hang_s=0.45):
-    """Audio packets and keepalives the talker sent in the source's pauses
-    (silence longer than the gate's hangover), from `hang_s` after a phrase
-    ends to 50 ms before the next begins."""
-    s = frame_levels(src) > -60
-    pauses, i = [], 0
-    while i < len(s):
-        if s[i]:
-            i += 1
-            continue
-        j = i
-        while j < len(s) and not s[j]:
-            j += 1
-        if i > 0 and j < len(s):
-            pauses.append((i * 0.02 + hang_s, j * 0.02 - 0.05))
-        i = j
-    voice = sum(1 for t, k in up if k == 1 and any(a <= t < b for a, b in pauses))
-    keep = sum(1 for t, k in up if k == 2 and any(a <= t < b for a, b in pauses))
-    return voice, keep, sum(max(0, b - a) for a, b in pauses)
-
-
-def gate_report(work, args):
-    """The gate against the gate held open, clean link, three voices."""
-    print("voice gate: clean link, defaults against --vad-threshold 0 (gate always open); phrases 1 s apart")
-    print(f"{'voice':<24} {'PESQ-WB':>8} {'open':>6} {'diff':>6}  speech frames >10 dB down (worst)  pauses: audio packets, keepalives")
-    for voice, rate in GATE_VOICES:
-        src_path = gate_clip(work, voice, rate)
-        src, _ = read_wav(src_path)
-        out = {}
-        for tag, extra in [("gate", []), ("open", ["--vad-threshold", "0"])]:
-            if args.offline:
-                sim = os.path.join(os.path.dirname(__file__), "..", "target", "release", "loss_sim")
-                rec = os.path.join(work, f"gate-{voice}-{tag}-sim.wav")
-                subprocess.run([sim, src_path, rec] + extra, check=True, capture_output=True)
-                info = {"up": []}
-            else:
-                info = {}
-                rec, _, _, _ = run_link(f"gate-{tag}", 0.0, 1, src_path, work, 0.0, talker_args=extra, info=info)
-            mos, _ = score(src_path, rec)
-            r, _ = read_wav(rec)
-            out[tag] = (mos, onset_check(src, r), info.get("up", []))
-        (g, (speech, bad, worst), up), (o, _, _) = out["gate"], out["open"]
-        pauses = ""
-        if not args.offline:
-            v, k, secs = pause_packets(src, up)
-            pauses = f"{v} audio, {k} keepalives in {secs:.1f} s of pauses"
-        print(f"{voice + ' ' + str(rate) + ' wpm':<24} {g:8.2f} {o:6.2f} {g - o:+6.2f}  {bad} of {speech} ({worst:.1f} dB)  {pauses}", flush=True)
-
-
 def write_wav(path, x):
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
@@ -422,7 +288,7 @@ def main():
     subprocess.run(["sox", raw, "-r", "48000", "-c", "1", "-b", "16", src, "norm", "-3"], check=True)
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 echo gate (default: all but echo and gate)")
+    ap.add_argument("links", nargs="*", help="clean random-5 random-10 bursty-10 echo (default: all but echo)")
     ap.add_argument("--echo-delay", type=int, default=100, help="echo: the room's delay, ms (default 100)")
     ap.add_argument("--jitter", type=float, default=0.0, help="extra random delay per packet, ms (default 0)")
     ap.add_argument("--one-way", action="store_true",
@@ -433,11 +299,6 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, help="runs per link with different loss patterns (their mean is the figure)")
     args = ap.parse_args()
     links = [("clean", 0.0, 1), ("random-5", 0.05, 1), ("random-10", 0.10, 1), ("bursty-10", 0.10, 3)]
-    if "gate" in args.links:
-        gate_report(work, args)
-        args.links = [l for l in args.links if l != "gate"]
-        if not args.links:
-            return
     if "echo" in args.links:
         far_raw = os.path.join(work, "far-raw.wav")
         far = os.path.join(work, "far.wav")

@@ -32,11 +32,9 @@ use tokio::sync::mpsc;
 use crate::audio::aec::reference::{self, Feed, Tap};
 use crate::audio::decoder::Decoder;
 use crate::audio::device::{Capture, Input, Output, Playback, open_capture_or_fallback, open_playback_or_fallback};
-use crate::audio::drift::{PlaybackSync, Stretch};
-use crate::audio::jitter::JitterStats;
+use crate::audio::jitter::{JitterBuffer, JitterStats, Play};
 use crate::audio::mixer::{Limiter, add};
 use crate::audio::pipeline::{PushToTalk, SendConfig, SendPipeline};
-use crate::audio::playout::Playout;
 use crate::audio::resample::{Resampler, Upsampler};
 use crate::audio::room::{self, Room};
 use crate::audio::{AudioError, FRAME, RATE};
@@ -236,7 +234,7 @@ struct Counters {
 }
 
 struct Speaker {
-    playout: Playout,
+    jb: JitterBuffer,
     decoder: Decoder,
     talking: bool,
     last_heard: Instant,
@@ -471,7 +469,7 @@ impl Engine {
         s.echo_delay_ms = self.counters.echo_delay_ms.load(Ordering::Relaxed);
         if let Ok(speakers) = self.speakers.lock() {
             for sp in speakers.values() {
-                s.add_jitter(&sp.playout.jb.stats);
+                s.add_jitter(&sp.jb.stats);
             }
         }
         s
@@ -631,11 +629,11 @@ fn recv_loop(mut opener: VoiceOpener, shared: &RecvShared<'_>, speakers: &Speake
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 let Ok(decoder) = Decoder::new() else { continue };
-                v.insert(Speaker { playout: Playout::new(), decoder, talking: false, last_heard: now })
+                v.insert(Speaker { jb: JitterBuffer::new(), decoder, talking: false, last_heard: now })
             }
         };
         entry.last_heard = now;
-        entry.playout.jb.push(vb.seq, vb.fec, &vb.frames, now);
+        entry.jb.push(vb.seq, vb.fec, &vb.frames, now);
     }
 }
 
@@ -657,9 +655,6 @@ fn mix_loop(
 ) {
     let Ok(mut up) = Upsampler::new(playback.rate, playback.channels) else { return };
     let mut limiter = Limiter::default();
-    let mut device_clock =
-        playback.clocked.then(|| (PlaybackSync::new(), Stretch::new(), Vec::with_capacity(2 * FRAME)));
-    let (mut underruns_seen, mut speed) = (0, 1.0);
     let (mut mix, mut frame, mut out) = (vec![0.0f32; FRAME], vec![0.0f32; FRAME], Vec::with_capacity(4 * FRAME));
     let start = Instant::now();
     let mut tick: u32 = 0;
@@ -677,15 +672,9 @@ fn mix_loop(
             let Ok(mut map) = speakers.lock() else { return };
             let (mut depth, mut delay) = (0, 0.0f64);
             for (id, sp) in map.iter_mut() {
-                let Speaker { playout, decoder, .. } = sp;
-                let recovered = decoder.recovered_dred;
-                // Played at the tick's place on the output's timeline, not
-                // when this thread woke (a few ms late on a busy machine):
-                // the delay the playout holds is measured against it.
-                let talking = playout.play(due, &mut frame, |play, out| decoder.play(play, out));
-                if decoder.recovered_dred != recovered || decoder.dred_seen {
-                    playout.jb.note_dred();
-                }
+                let play = sp.jb.pop(now);
+                let talking = !matches!(play, Play::Idle);
+                sp.decoder.play(&play, &mut frame);
                 if talking {
                     let gain = gains.lock().ok().and_then(|g| g.get(id).copied()).unwrap_or(1.0);
                     add(&mut mix, &frame, gain);
@@ -694,9 +683,9 @@ fn mix_loop(
                     sp.talking = talking;
                     let _ = events.send(EngineEvent::Talking(*id, talking));
                 }
-                depth = depth.max(sp.playout.jb.depth());
-                delay = delay.max(sp.playout.jb.delay_ms());
-                if report && let Some((loss_permille, burst_x10)) = sp.playout.jb.take_report() {
+                depth = depth.max(sp.jb.depth());
+                delay = delay.max(sp.jb.delay_ms());
+                if report && let Some((loss_permille, burst_x10)) = sp.jb.take_report() {
                     let _ = events.send(EngineEvent::Report { speaker: *id, loss_permille, burst_x10 });
                 }
             }
@@ -705,7 +694,7 @@ fn mix_loop(
             map.retain(|_, sp| {
                 let keep = sp.talking || now.duration_since(sp.last_heard) < FORGET_AFTER;
                 if !keep && let Ok(mut r) = counters.retired.lock() {
-                    r.add_jitter(&sp.playout.jb.stats);
+                    r.add_jitter(&sp.jb.stats);
                 }
                 keep
             });
@@ -718,22 +707,7 @@ fn mix_loop(
         }
         limiter.process(&mut mix);
         out.clear();
-        if let Some((sync, stretch, stretched)) = &mut device_clock {
-            // A device plays on its own clock: keep its queue steady by
-            // playing a little faster or slower (`audio::drift`).
-            let underruns = playback.underruns.load(Ordering::Relaxed);
-            if underruns != underruns_seen {
-                underruns_seen = underruns;
-                sync.underran();
-            }
-            let silence = (sync.take_fill_s() * f64::from(playback.rate)).round() as usize;
-            out.extend(std::iter::repeat_n(0.0, silence * usize::from(playback.channels.max(1))));
-            stretched.clear();
-            stretch.process(&mix, speed, stretched);
-            up.process(stretched, &mut out);
-        } else {
-            up.process(&mix, &mut out);
-        }
+        up.process(&mix, &mut out);
         // What is queued ahead of this frame plays first.
         let queued = playback.ring.buffer().capacity() - playback.ring.slots();
         let starts = Instant::now()
@@ -744,14 +718,6 @@ fn mix_loop(
                 whole = false;
                 break;
             }
-        }
-        if let Some((sync, _, _)) = &mut device_clock {
-            // The queue's depth right after a frame was queued.
-            let queued = playback.ring.buffer().capacity() - playback.ring.slots();
-            speed = sync.update(
-                queued as f64 / f64::from(playback.rate) / f64::from(playback.channels.max(1)),
-                FRAME as f64 / f64::from(RATE),
-            );
         }
         if whole && let Some(tap) = &mut reference {
             // The reference is exactly what was played, at the pipeline's

@@ -93,18 +93,6 @@ impl Encoder {
         self.set("set_packet_loss_perc", ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, percent)
     }
 
-    /// Deep redundancy (DRED): how much of the past each packet also
-    /// carries, in 10 ms units (0: none; up to 100), coarsely and cheaply
-    /// coded by libopus's neural encoder, for a decoder to recover a run of
-    /// lost frames from the packet after it ([`Dred`]).
-    ///
-    /// # Errors
-    ///
-    /// If libopus refuses the value.
-    pub fn set_dred_duration(&mut self, tens_of_ms: i32) -> Result<(), Error> {
-        self.set("set_dred_duration", ffi::OPUS_SET_DRED_DURATION_REQUEST, tens_of_ms)
-    }
-
     /// Encodes one frame (2.5 to 60 ms of samples) into `out`; returns the
     /// packet's length.
     ///
@@ -180,124 +168,6 @@ impl Decoder {
     }
 }
 
-impl Decoder {
-    /// Decodes the frame of `out.len()` samples that starts `offset`
-    /// samples before the audio of the packet `dred` was parsed from (a
-    /// lost frame), from its deep redundancy. Returns the samples written.
-    ///
-    /// # Errors
-    ///
-    /// If the redundancy does not reach that far back.
-    pub fn decode_dred(&mut self, dred: &Dred, offset: i32, out: &mut [f32]) -> Result<usize, Error> {
-        if offset <= 0 || offset > dred.reach {
-            return Err(Error { what: "decode_dred", message: "out of the redundancy's reach".into() });
-        }
-        let frame = c_int::try_from(out.len()).unwrap_or(c_int::MAX);
-        // SAFETY: a live decoder and a live DRED state parsed from a packet;
-        // `out` has room for `frame` samples (mono).
-        let n = unsafe {
-            ffi::opus_decoder_dred_decode_float(self.ptr.as_ptr(), dred.dred.as_ptr(), offset, out.as_mut_ptr(), frame)
-        };
-        check("decode_dred", n).map(|n| n as usize)
-    }
-}
-
-/// The deep redundancy (DRED) of one packet, parsed, ready for
-/// [`Decoder::decode_dred`].
-#[derive(Debug)]
-pub struct Dred {
-    decoder: NonNull<ffi::OpusDREDDecoder>,
-    dred: NonNull<ffi::OpusDRED>,
-    /// How far back (samples) the last parsed packet's redundancy reaches.
-    reach: i32,
-}
-
-// SAFETY: as for `Encoder`: owned state, used through `&mut self` only.
-unsafe impl Send for Dred {}
-
-impl Dred {
-    /// A parser (it holds the neural decoder's state).
-    ///
-    /// # Errors
-    ///
-    /// If libopus cannot create it.
-    pub fn new() -> Result<Self, Error> {
-        let mut err = 0;
-        // SAFETY: `err` outlives the call.
-        let decoder = unsafe { ffi::opus_dred_decoder_create(&mut err) };
-        check("opus_dred_decoder_create", err)?;
-        let decoder =
-            NonNull::new(decoder).ok_or(Error { what: "opus_dred_decoder_create", message: "no memory".into() })?;
-        // SAFETY: `err` outlives the call.
-        let dred = unsafe { ffi::opus_dred_alloc(&mut err) };
-        let dred = match (check("opus_dred_alloc", err), NonNull::new(dred)) {
-            (Ok(_), Some(d)) => d,
-            (r, _) => {
-                // SAFETY: created above, destroyed once.
-                unsafe { ffi::opus_dred_decoder_destroy(decoder.as_ptr()) };
-                r?;
-                return Err(Error { what: "opus_dred_alloc", message: "no memory".into() });
-            }
-        };
-        Ok(Self { decoder, dred, reach: 0 })
-    }
-
-    /// Parses the redundancy in `packet`, up to `max_samples` back; returns
-    /// how far back it reaches (samples; 0: the packet has none).
-    ///
-    /// # Errors
-    ///
-    /// If the packet is corrupt.
-    pub fn parse(&mut self, packet: &[u8], max_samples: i32) -> Result<i32, Error> {
-        self.parse_with(packet, max_samples, false)
-    }
-
-    /// How far back the redundancy in `packet` reaches (samples; 0: none),
-    /// without its costly neural decoding (the state is then not ready for
-    /// [`Decoder::decode_dred`]).
-    ///
-    /// # Errors
-    ///
-    /// If the packet is corrupt.
-    pub fn probe(&mut self, packet: &[u8]) -> Result<i32, Error> {
-        let reach = self.parse_with(packet, RATE as i32, true);
-        self.reach = 0;
-        reach
-    }
-
-    fn parse_with(&mut self, packet: &[u8], max_samples: i32, defer: bool) -> Result<i32, Error> {
-        self.reach = 0;
-        let len =
-            i32::try_from(packet.len()).map_err(|_| Error { what: "dred_parse", message: "packet too long".into() })?;
-        let mut end = 0;
-        // SAFETY: live states; `packet` holds `len` bytes; `end` outlives the call.
-        let n = unsafe {
-            ffi::opus_dred_parse(
-                self.decoder.as_ptr(),
-                self.dred.as_ptr(),
-                packet.as_ptr(),
-                len,
-                max_samples,
-                RATE as i32,
-                &mut end,
-                c_int::from(defer),
-            )
-        };
-        self.reach = check("dred_parse", n)?;
-        Ok(self.reach)
-    }
-}
-
-impl Drop for Dred {
-    fn drop(&mut self) {
-        // SAFETY: created in `new`, each destroyed once.
-        unsafe {
-            ffi::opus_dred_free(self.dred.as_ptr());
-            ffi::opus_dred_decoder_destroy(self.decoder.as_ptr());
-        }
-    }
-}
-
 impl Drop for Decoder {
     fn drop(&mut self) {
         // SAFETY: created by opus_decoder_create, destroyed once.
@@ -329,36 +199,5 @@ mod tests {
         assert_eq!(dec.decode(&[], &mut out, false).expect("conceal"), 960);
         assert!(dec.decode(b"\xff\xff\xff", &mut out, false).is_err(), "garbage is an error");
         assert!(enc.encode(&tone(100), &mut packet).is_err(), "not a frame length");
-    }
-
-    #[test]
-    fn deep_redundancy_recovers_frames_lost_before_a_packet() {
-        let mut enc = Encoder::new().expect("encoder");
-        enc.set_bitrate(32_000).expect("bitrate");
-        enc.set_packet_loss_perc(20).expect("loss");
-        enc.set_dred_duration(20).expect("dred");
-        let mut dec = Decoder::new(7).expect("decoder");
-        let mut dred = Dred::new().expect("dred");
-        let (mut packet, mut out) = (vec![0u8; MAX_PACKET], vec![0.0f32; 960]);
-        let mut packets = Vec::new();
-        for _ in 0..60 {
-            let n = enc.encode(&tone(960), &mut packet).expect("encode");
-            packets.push(packet[..n].to_vec());
-        }
-        for p in &packets[..50] {
-            dec.decode(p, &mut out, false).expect("decode");
-        }
-        // 51, 52, 53 lost; 54 arrives.
-        assert!(dred.probe(&packets[54]).expect("probe") >= 3 * 960);
-        let reach = dred.parse(&packets[54], 48_000).expect("parse");
-        assert!(reach >= 3 * 960, "the redundancy reaches {reach} samples back");
-        dec.decode(&packets[50], &mut out, false).expect("decode");
-        let mut energy = 0.0;
-        for k in (1..=3).rev() {
-            assert_eq!(dec.decode_dred(&dred, k * 960, &mut out).expect("dred decode"), 960);
-            energy = out.iter().map(|s| s * s).sum::<f32>() / 960.0;
-        }
-        assert!(energy > 0.01, "recovered frames hold the tone: {energy}");
-        assert!(dec.decode_dred(&dred, reach + 960, &mut out).is_err(), "beyond the reach");
     }
 }

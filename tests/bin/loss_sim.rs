@@ -1,22 +1,17 @@
 //! Voice over a simulated lossy link, faster than real time and
 //! deterministic: the send pipeline, the jitter buffer, the decoder and the
-//! loss reports of the real engine, with the network and the clocks
-//! simulated ([`socket_chatroom_tests::sim`]). For trying protection and buffering choices
+//! loss reports of the real engine, with the network and the clock
+//! simulated (1 ms steps). For trying protection and buffering choices
 //! before scoring them through the real clients (`scripts/voice-quality.sh`
 //! scores both).
 //!
 //! ```text
 //! cargo run --release -p socket-chatroom-tests --bin loss_sim -- IN.wav OUT.wav \
 //!     [--loss 0.1] [--burst 3] [--jitter MS] [--seed N] [--no-protect] [--complexity 0-10]
-//!     [--fixed REPEATS[,BPS[,DRED_10MS]]]  (protection fixed instead of following reports; BPS 0: the
-//!         budget's; up to 7 repeats here, where the wire carries 3)
-//!     [--burst-wait FRAMES]  (the most frames the listener waits for a burst's recovery)
+//!     [--fixed REPEATS[,BPS]]  (protection fixed instead of following reports)
 //!     [--trace]  (per packet: arrived or lost; per tick: what was played)
 //!     [--one-way]  (loss on the way down only)
 //!     [--report-phase MS]  (when in each 500 ms the listener reports; default 7)
-//!     [--no-denoise]
-//!     [--vad-threshold P]  (the gate's threshold; 0 = always open)
-//!     [--talker-clock F]  (the talker's capture clock against the listener's: 1.001 = 0.1 % fast)
 //! ```
 //!
 //! Loss is applied on the way up (talker → relay) and on the way down
@@ -25,16 +20,24 @@
 //! tests' lossy proxy seeds its two directions. OUT.wav is the listener's
 //! recording from time 0, on the same timeline as IN.wav.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use client_core::audio::decoder::DECODER_COMPLEXITY;
-use client_core::audio::pipeline::{Protection, SendConfig};
+use client_core::audio::decoder::{DECODER_COMPLEXITY, Decoder};
+use client_core::audio::jitter::{JitterBuffer, Play};
+use client_core::audio::pipeline::{Outgoing, Protection, SendConfig, SendPipeline};
 use client_core::audio::resample::Resampler;
-use client_core::audio::{RATE, wav};
-use socket_chatroom_tests::loss::Loss;
-use socket_chatroom_tests::sim::{self, SimOptions};
+use client_core::audio::{FRAME, RATE, wav};
+use socket_chatroom_tests::loss::{Channel, Loss, Rng};
 
+/// One-way delay of the simulated network.
+const DELAY_MS: u64 = 2;
+/// Listener → server → talker delay of a loss report.
+const REPORT_DELAY_MS: u64 = 4;
+/// How often the listener reports (as the engine does).
+const REPORT_EVERY_MS: u64 = 500;
 /// Phase of the listener's 20 ms mix tick against the talker's capture.
 const TICK_PHASE_MS: u64 = 7;
 
@@ -51,10 +54,6 @@ struct Options {
     trace: bool,
     one_way: bool,
     report_phase: u64,
-    vad_threshold: f32,
-    talker_clock: f64,
-    denoise: bool,
-    burst_wait: Option<usize>,
 }
 
 fn parse() -> Result<Options, String> {
@@ -73,10 +72,6 @@ fn parse() -> Result<Options, String> {
         trace: false,
         one_way: false,
         report_phase: TICK_PHASE_MS,
-        vad_threshold: SendConfig::default().vad_threshold,
-        talker_clock: 1.0,
-        denoise: true,
-        burst_wait: None,
     };
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -86,16 +81,6 @@ fn parse() -> Result<Options, String> {
             "--jitter" => o.jitter_ms = value("--jitter")?.parse().map_err(|e| format!("--jitter: {e}"))?,
             "--seed" => o.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--no-protect" => o.protect = false,
-            "--no-denoise" => o.denoise = false,
-            "--burst-wait" => {
-                o.burst_wait = Some(value("--burst-wait")?.parse().map_err(|e| format!("--burst-wait: {e}"))?);
-            }
-            "--vad-threshold" => {
-                o.vad_threshold = value("--vad-threshold")?.parse().map_err(|e| format!("--vad-threshold: {e}"))?;
-            }
-            "--talker-clock" => {
-                o.talker_clock = value("--talker-clock")?.parse().map_err(|e| format!("--talker-clock: {e}"))?;
-            }
             "--trace" => o.trace = true,
             "--one-way" => o.one_way = true,
             "--report-phase" => {
@@ -107,13 +92,12 @@ fn parse() -> Result<Options, String> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--fixed: {e}"))?;
-                let (r, bps, dred) = match v[..] {
-                    [r] => (r, None, 0),
-                    [r, bps] => (r, Some(bps), 0),
-                    [r, bps, dred] => (r, Some(bps).filter(|b| *b > 0), dred),
-                    _ => return Err("--fixed REPEATS[,BPS[,DRED_10MS]]".into()),
+                let (r, bps) = match v[..] {
+                    [r] => (r, None),
+                    [r, bps] => (r, Some(bps)),
+                    _ => return Err("--fixed REPEATS[,BPS]".into()),
                 };
-                o.fixed = Some(Protection { redundancy: r.clamp(0, 7) as usize, primary_bps: bps, dred_10ms: dred });
+                o.fixed = Some(Protection { redundancy: r.clamp(0, 3) as usize, primary_bps: bps });
             }
             "--complexity" => {
                 o.complexity = value("--complexity")?.parse().map_err(|e| format!("--complexity: {e}"))?
@@ -145,55 +129,86 @@ fn run() -> Result<(), String> {
     let (rate, channels, samples) = wav::read_all(&o.input).map_err(|e| e.to_string())?;
     let mut mono = Vec::new();
     Resampler::new(rate, RATE, channels).map_err(|e| e.to_string())?.process(&samples, &mut mono);
+    let frames = mono.len() / FRAME;
+    let mut pipeline =
+        // WAV to WAV: no echo path, so no echo cancellation (as in the engine).
+        SendPipeline::new(SendConfig { aec: false, protect: o.protect, ..SendConfig::default() }).map_err(|e| e.to_string())?;
+    if let Some(p) = o.fixed {
+        pipeline.set_protection(p).map_err(|e| e.to_string())?;
+    }
+    let mut jb = JitterBuffer::new();
+    let mut decoder = Decoder::with_complexity(o.complexity).map_err(|e| e.to_string())?;
     let loss = match (o.loss, o.burst) {
         (l, _) if l <= 0.0 => Loss::None,
         (l, b) if b <= 1.0 => Loss::Random(l),
         (rate, mean_burst) => Loss::Bursty { rate, mean_burst },
     };
-    let options = SimOptions {
-        // WAV to WAV: no echo path, so no echo cancellation (as in the engine).
-        send: SendConfig {
-            aec: false,
-            protect: o.protect,
-            vad_threshold: o.vad_threshold,
-            denoise: o.denoise,
-            ..SendConfig::default()
-        },
-        fixed: o.fixed,
-        complexity: o.complexity,
-        loss,
-        seed: o.seed,
-        jitter_ms: o.jitter_ms,
-        one_way: o.one_way,
-        report_phase_ms: o.report_phase,
-        talker_clock: o.talker_clock,
-        trace: o.trace,
-        burst_wait: o.burst_wait,
-    };
-    let r = sim::run(&mono, &options)?;
-    wav::write_all(&o.output, &r.recording).map_err(|e| e.to_string())?;
-    if o.trace {
-        let gate: String = r
-            .sent_after_frame
-            .iter()
-            .zip(&r.speech_prob)
-            .map(|(n, p)| match (n, (p * 10.0) as u32) {
-                (0, _) => '_',
-                (_, d) => char::from_digit(d.min(9), 10).unwrap_or('9'),
-            })
-            .collect();
-        let probs: String =
-            r.speech_prob.iter().map(|p| char::from_digit(((p * 10.0) as u32).min(9), 10).unwrap_or('9')).collect();
-        for (k, (g, p)) in gate.as_bytes().chunks(100).zip(probs.as_bytes().chunks(100)).enumerate() {
-            eprintln!(
-                "{:5} sent    {}\n{:5} prob    {}",
-                k * 100,
-                String::from_utf8_lossy(g),
-                "",
-                String::from_utf8_lossy(p)
-            );
+    let mut up = Channel::new(if o.one_way { Loss::None } else { loss }, o.seed);
+    let mut down = Channel::new(loss, o.seed.rotate_left(17) ^ 0x9E37_79B9);
+    let mut jitter_rng = Rng::new(o.seed ^ 0xDEAD_BEEF);
+    // Arrival time (ms) → packets (sequence number, frames newest first).
+    let mut in_flight: BTreeMap<u64, Vec<Outgoing>> = BTreeMap::new();
+    let mut reports: BTreeMap<u64, (u16, u16)> = BTreeMap::new();
+    let mut out = Vec::with_capacity(mono.len() + RATE as usize);
+    let mut frame = vec![0.0f32; FRAME];
+    let (mut sent, mut dropped) = (0u64, 0u64);
+    // Per packet: '.' arrived, 'x' lost; per tick: what was played.
+    let (mut trace, mut played) = (String::new(), String::new());
+    let t0 = Instant::now();
+    let end_ms = (frames as u64 + 50) * 20;
+    for ms in 0..end_ms {
+        let now = t0 + Duration::from_millis(ms);
+        if let Some((loss, burst)) = reports.remove(&ms)
+            && o.fixed.is_none()
+        {
+            let before = pipeline.protection();
+            pipeline.set_feedback(loss, burst).map_err(|e| e.to_string())?;
+            if o.trace && pipeline.protection() != before {
+                eprintln!("{ms:6} ms: report {loss}‰ burst {burst}/10 → {:?}", pipeline.protection());
+            }
         }
-        for (k, (t, p)) in r.packets.as_bytes().chunks(100).zip(r.played.as_bytes().chunks(100)).enumerate() {
+        // The talker's frame i is complete at 20 (i + 1) ms.
+        if ms % 20 == 0 && ms > 0 && ((ms / 20 - 1) as usize) < frames {
+            let i = (ms / 20 - 1) as usize;
+            for packet in pipeline.process(&mono[i * FRAME..(i + 1) * FRAME]).map_err(|e| e.to_string())? {
+                sent += 1;
+                if up.drop_next() || down.drop_next() {
+                    dropped += 1;
+                    trace.push('x');
+                    continue;
+                }
+                trace.push('.');
+                let jitter = if o.jitter_ms > 0 { (jitter_rng.uniform() * o.jitter_ms as f64) as u64 } else { 0 };
+                in_flight.entry(ms + DELAY_MS + jitter).or_default().push(packet);
+            }
+        }
+        if let Some(arrived) = in_flight.remove(&ms) {
+            for packet in arrived {
+                let frames: Vec<&[u8]> = packet.frames.iter().map(Vec::as_slice).collect();
+                jb.push(packet.seq, false, &frames, now);
+            }
+        }
+        if ms % 20 == TICK_PHASE_MS {
+            let play = jb.pop(now);
+            played.push(match play {
+                Play::Idle => ' ',
+                Play::Frame(_) => 'f',
+                Play::Fec(_) => 'F',
+                Play::Conceal => 'c',
+            });
+            frame.fill(0.0);
+            decoder.play(&play, &mut frame);
+            out.extend_from_slice(&frame);
+        }
+        if ms % REPORT_EVERY_MS == o.report_phase % REPORT_EVERY_MS
+            && let Some(report) = jb.take_report()
+        {
+            reports.insert(ms + REPORT_DELAY_MS, report);
+        }
+    }
+    wav::write_all(&o.output, &out).map_err(|e| e.to_string())?;
+    if o.trace {
+        for (k, (t, p)) in trace.as_bytes().chunks(100).zip(played.as_bytes().chunks(100)).enumerate() {
             eprintln!(
                 "{:5} packets {}\n{:5} played  {}",
                 k * 100,
@@ -203,26 +218,23 @@ fn run() -> Result<(), String> {
             );
         }
     }
-    let s = r.stats;
+    let s = jb.stats;
     println!(
-        "sent {} dropped {} received {} lost {} recovered {} (repeat {}, FEC {}, DRED {}) concealed {} late {} \
+        "sent {sent} dropped {dropped} received {} lost {} recovered {} (repeat {}, FEC {}) concealed {} late {} \
          skipped {} stretched {} jitter {:.1} ms delay {:.0} ms target {} protection {:?}",
-        r.sent,
-        r.dropped,
         s.received,
         s.missing,
-        s.recovered_red + s.recovered_fec + r.recovered_dred,
+        s.recovered_red + s.recovered_fec,
         s.recovered_red,
         s.recovered_fec,
-        r.recovered_dred,
         s.concealed,
         s.late,
         s.skipped,
         s.stretched,
-        r.jitter_ms,
-        r.delay_ms,
-        r.target,
-        r.protection
+        jb.jitter_ms(),
+        jb.delay_ms(),
+        jb.target(),
+        pipeline.protection()
     );
     Ok(())
 }

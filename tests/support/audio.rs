@@ -258,28 +258,3 @@ pub fn snr_db(clean: &[f32], noisy: &[f32]) -> f64 {
     let noise: f64 = c.iter().zip(y).map(|(a, b)| (f64::from(*b) - g * f64::from(*a)).powi(2)).sum();
     10.0 * (signal / noise.max(1e-12)).log10()
 }
-
-/// Phrases as a voice-activated microphone hears them: each opens with an
-/// unvoiced consonant (90 ms of rising, hissing noise, like "sh" or "f",
-/// about -30 dBFS) straight into voiced syllables in `voice`, and the
-/// phrases are `pause_s` of silence apart. Returns the signal and where
-/// each phrase lies (samples).
-pub fn phrases(count: usize, voice: Voice, phrase_s: f64, pause_s: f64) -> (Vec<f32>, Vec<std::ops::Range<usize>>) {
-    let hiss_len = RATE * 90 / 1000;
-    let mut out = vec![0.0f32; (pause_s * RATE as f64) as usize];
-    let mut spans = Vec::new();
-    for k in 0..count {
-        let start = out.len();
-        let noise = white_noise(hiss_len + 1, 0.05, voice.seed ^ (k as u64 + 1));
-        // First difference: a rising spectrum, as a fricative's.
-        for i in 0..hiss_len {
-            let rise = (i as f32 / hiss_len as f32).powi(2);
-            out.push(rise * (noise[i + 1] - noise[i]));
-        }
-        let v = Voice { seed: voice.seed.wrapping_add(k as u64 * 7919), ..voice };
-        out.extend(speech_like_voice(phrase_s, v));
-        spans.push(start..out.len());
-        out.extend(std::iter::repeat_n(0.0, (pause_s * RATE as f64) as usize));
-    }
-    (out, spans)
-}

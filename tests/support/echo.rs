@@ -76,14 +76,12 @@ pub fn simulate(near: &[f32], far: &[f32], room: Room, config: SendConfig) -> Ru
         if packets.is_empty() {
             run.received.extend(std::iter::repeat_n(0.0, FRAME));
         }
-        let n = packets.len();
         for (k, packet) in packets.iter().enumerate() {
             decoder.frame(&packet.frames[0], &mut decoded);
-            if k + 1 < n {
-                // The pre-roll (or a short pause sent whole): frames before
-                // this one, sent as the gate opened, in their places.
-                let from = run.received.len() - (n - 1 - k) * FRAME;
-                run.received[from..from + FRAME].copy_from_slice(&decoded);
+            if k + 1 < packets.len() {
+                // The pre-roll: the frame before this one, sent as the gate opened.
+                let from = run.received.len() - FRAME;
+                run.received[from..].copy_from_slice(&decoded);
             } else {
                 run.received.extend_from_slice(&decoded);
             }

@@ -13,7 +13,6 @@ pub mod audio;
 pub mod echo;
 pub mod loss;
 pub mod proxy;
-pub mod sim;
 pub mod tcp_proxy;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -117,11 +117,6 @@ pub struct Playback {
     pub channels: u16,
     /// Samples to play.
     pub ring: rtrb::Producer<f32>,
-    /// It plays on its own clock (a sound card), not the mixer's: its
-    /// queue is kept steady by [`super::drift::PlaybackSync`].
-    pub clocked: bool,
-    /// Times it found the ring empty (a sound card; counted, never waited on).
-    pub underruns: Arc<AtomicU64>,
     _guard: Guard,
 }
 
@@ -244,26 +239,12 @@ impl Playback {
         stop: Arc<AtomicBool>,
         thread: JoinHandle<()>,
     ) -> Self {
-        Self {
-            rate,
-            channels,
-            ring,
-            clocked: false,
-            underruns: Arc::new(AtomicU64::new(0)),
-            _guard: Guard { stop, thread: Some(thread) },
-        }
+        Self { rate, channels, ring, _guard: Guard { stop, thread: Some(thread) } }
     }
 
     /// A playback whose thread is owned elsewhere: dropping it only raises `stop`.
     pub(crate) fn detached(rate: u32, channels: u16, ring: rtrb::Producer<f32>, stop: Arc<AtomicBool>) -> Self {
-        Self {
-            rate,
-            channels,
-            ring,
-            clocked: false,
-            underruns: Arc::new(AtomicU64::new(0)),
-            _guard: Guard { stop, thread: None },
-        }
+        Self { rate, channels, ring, _guard: Guard { stop, thread: None } }
     }
 }
 
@@ -394,8 +375,6 @@ fn push(prod: &mut rtrb::Producer<f32>, samples: impl Iterator<Item = f32>) {
 fn cpal_playback(name: Option<&str>) -> Result<Playback, AudioError> {
     let name = name.map(str::to_owned);
     let (prod, cons) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
-    let underruns = Arc::new(AtomicU64::new(0));
-    let (dry_f32, dry_i16) = (underruns.clone(), underruns.clone());
     let open = move || {
         let device = find_device(false, name.as_deref())?;
         let config = device
@@ -408,15 +387,8 @@ fn cpal_playback(name: Option<&str>) -> Result<Playback, AudioError> {
             cpal::SampleFormat::F32 => device.build_output_stream(
                 config.into(),
                 move |data: &mut [f32], _: &_| {
-                    let mut dry = false;
                     for s in data.iter_mut() {
-                        *s = cons.pop().unwrap_or_else(|_| {
-                            dry = true;
-                            0.0
-                        });
-                    }
-                    if dry {
-                        dry_f32.fetch_add(1, Ordering::Relaxed);
+                        *s = cons.pop().unwrap_or(0.0);
                     }
                 },
                 |_| {},
@@ -425,16 +397,8 @@ fn cpal_playback(name: Option<&str>) -> Result<Playback, AudioError> {
             cpal::SampleFormat::I16 => device.build_output_stream(
                 config.into(),
                 move |data: &mut [i16], _: &_| {
-                    let mut dry = false;
                     for s in data.iter_mut() {
-                        let v = cons.pop().unwrap_or_else(|_| {
-                            dry = true;
-                            0.0
-                        });
-                        *s = (v.clamp(-1.0, 1.0) * 32767.0) as i16;
-                    }
-                    if dry {
-                        dry_i16.fetch_add(1, Ordering::Relaxed);
+                        *s = (cons.pop().unwrap_or(0.0).clamp(-1.0, 1.0) * 32767.0) as i16;
                     }
                 },
                 |_| {},
@@ -447,10 +411,7 @@ fn cpal_playback(name: Option<&str>) -> Result<Playback, AudioError> {
         Ok((stream, rate, channels))
     };
     let (rate, channels, stop, thread) = run_stream(open)?;
-    let mut playback = Playback::new(rate, channels, prod, stop, thread);
-    playback.clocked = true;
-    playback.underruns = underruns;
-    Ok(playback)
+    Ok(Playback::new(rate, channels, prod, stop, thread))
 }
 
 #[cfg(test)]

@@ -29,15 +29,8 @@ const MAX_CONCEAL: u32 = 6;
 const MIN_TARGET: usize = 2;
 const MAX_TARGET: usize = 8;
 /// At most this many frames are waited for the repeats of a loss burst
-/// (the 80 ms capture-to-playback budget leaves room for three; the wire
-/// carries three repeats).
+/// (the 80 ms capture-to-playback budget leaves room for three).
 const MAX_LOSS_LOOKAHEAD: usize = 3;
-/// Frames waited for the packet after a loss run longer than the repeats
-/// reach, whose deep redundancy recovers the run, while such runs are
-/// common: the design allows 120 ms from capture to playback then.
-pub const BURST_WAIT: usize = 5;
-/// Lost frames recovered from deep redundancy at most this far back.
-const MAX_DRED_BACK: u64 = 12;
 /// Below this loss rate, the buffer does not wait for repeats.
 const WAIT_FOR_REPEATS_LOSS: f64 = 0.01;
 /// The share of lost frames in runs too long to wait for.
@@ -53,12 +46,8 @@ const MAX_GAP: u64 = 50;
 const REORDER: u32 = 3;
 /// A packet this late against the timeline, behind the play position while
 /// the buffer ran dry, is the speaker talking again after a pause (their
-/// numbers do not advance in pauses); a less late one is just late. 40 ms:
-/// a gate closed for only two or three frames reopens with its pre-roll
-/// 40-60 ms behind (at 80 ms those onsets were dropped as late; measured,
-/// simulator, 6 patterns: clean 3.58 → 4.06, 10 % loss with 20 ms jitter
-/// 3.23 either way, where sending such pauses whole instead cost 0.4).
-const PAUSE_MS: f64 = 40.0;
+/// numbers do not advance in pauses); a less late one is just late.
+const PAUSE_MS: f64 = 80.0;
 
 /// What to play for a speaker this tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +60,6 @@ pub enum Play {
     Fec(Vec<u8>),
     /// The frame is lost; conceal it.
     Conceal,
-    /// The frame is lost; recover it from the deep redundancy (Opus DRED)
-    /// of this later frame, which is this many frames after it.
-    Dred(Vec<u8>, u32),
 }
 
 /// Counters for one speaker.
@@ -85,9 +71,6 @@ pub struct JitterStats {
     pub recovered_red: u64,
     /// Frames recovered by FEC.
     pub recovered_fec: u64,
-    /// Lost frames handed to the decoder to recover from a later frame's
-    /// deep redundancy (it conceals them where there is none).
-    pub offered_dred: u64,
     /// Frames concealed (lost, late, or the speaker paused).
     pub concealed: u64,
     /// Frames that arrived after their play time.
@@ -150,11 +133,6 @@ pub struct JitterBuffer {
     redundancy_age: u32,
     /// Smoothed lateness of packets against the speaker's timeline, ms.
     jitter_ms: f64,
-    /// Frames waited for the recovery of bursts the repeats do not reach.
-    burst_wait: usize,
-    /// The speaker's packets carry deep redundancy (a frame was recovered
-    /// from it).
-    dred: bool,
     /// The speaker's timeline: their 20 ms grid, kept across pauses
     /// (`base`: the earliest any packet came, following slowly upwards).
     anchor: Option<Anchor>,
@@ -162,9 +140,6 @@ pub struct JitterBuffer {
     delay_ms: f64,
     /// Counters as of the last loss report.
     reported: JitterStats,
-    /// How long after its due time the frame last popped was played, ms
-    /// (`None`: nothing, or a concealed frame inserted to grow the delay).
-    last_wait_ms: Option<f64>,
     /// Counters.
     pub stats: JitterStats,
 }
@@ -193,12 +168,9 @@ impl JitterBuffer {
             redundancy: 0,
             redundancy_age: 0,
             jitter_ms: 0.0,
-            burst_wait: BURST_WAIT,
-            dred: false,
             anchor: None,
             delay_ms: 40.0,
             reported: JitterStats::default(),
-            last_wait_ms: None,
             stats: JitterStats::default(),
         }
     }
@@ -217,13 +189,6 @@ impl JitterBuffer {
     /// Playout delay after a packet's due time that the buffer aims for, ms.
     pub fn delay_ms(&self) -> f64 {
         self.delay_ms
-    }
-
-    /// How long after its due time the frame the last [`pop`](Self::pop)
-    /// gave is played, ms (`None` after [`Play::Idle`] or a concealed
-    /// frame inserted while the delay grows).
-    pub fn last_wait_ms(&self) -> Option<f64> {
-        self.last_wait_ms
     }
 
     /// Frames buffered now.
@@ -390,19 +355,13 @@ impl JitterBuffer {
         let mut lookahead = 1;
         if self.loss_avg > WAIT_FOR_REPEATS_LOSS {
             // Wait for as many later packets as it takes to cover all but
-            // a few of the lost frames, as far as recovery reaches: the
-            // repeats, or, from a speaker whose packets carry deep
-            // redundancy, the packet after the run (the design lets the
-            // delay grow to 120 ms for that; it shrinks back within
-            // seconds of the bursts stopping, as the loss rate falls below
-            // 1 %). Waiting beyond the reach gains nothing.
+            // a few of the lost frames, as far as the repeats reach.
             let total: f64 = self.run_weights.iter().sum();
-            let reach = if self.dred { self.burst_wait } else { self.redundancy.min(self.burst_wait) };
             let mut burst = 1;
-            while burst < reach && self.run_weights[burst.min(3)..].iter().sum::<f64>() > UNCOVERED * total {
+            while burst < MAX_LOSS_LOOKAHEAD && self.run_weights[burst..].iter().sum::<f64>() > UNCOVERED * total {
                 burst += 1;
             }
-            lookahead = lookahead.max(burst);
+            lookahead = lookahead.max(burst.min(self.redundancy));
         }
         if self.stats.received < SETTLED {
             // Until the link is known, expect losses in pairs.
@@ -410,19 +369,6 @@ impl JitterBuffer {
         }
         // Twice the mean lateness covers nearly all of it.
         self.delay_ms = (20.0 * lookahead as f64 + 2.0 * self.jitter_ms).min(20.0 * (MAX_TARGET - 1) as f64);
-    }
-
-    /// Tells the buffer that a frame was recovered from the speaker's deep
-    /// redundancy: runs longer than the repeats reach are worth waiting for.
-    pub fn note_dred(&mut self) {
-        self.dred = true;
-    }
-
-    /// Sets the most frames waited for the recovery of loss runs longer
-    /// than the repeats reach ([`BURST_WAIT`] unless set; 3 waits no longer
-    /// than for the repeats). For measuring quality against delay.
-    pub fn set_burst_wait(&mut self, frames: usize) {
-        self.burst_wait = frames.clamp(MAX_LOSS_LOOKAHEAD, MAX_TARGET - 1);
     }
 
     /// How long after its packet was due frame `n` is played `now`, ms.
@@ -433,18 +379,6 @@ impl JitterBuffer {
 
     /// What to play for this 20 ms tick.
     pub fn pop(&mut self, now: Instant) -> Play {
-        let before = self.next;
-        let play = self.pop_inner(now);
-        self.last_wait_ms = match (&play, before.or(self.next)) {
-            (Play::Idle, _) | (_, None) => None,
-            // An inserted frame: the one due is still awaited.
-            (Play::Conceal, Some(_)) if self.next == before && before.is_some() => None,
-            (_, Some(_)) => self.next.map(|n| self.wait_ms(n - 1, now)),
-        };
-        play
-    }
-
-    fn pop_inner(&mut self, now: Instant) -> Play {
         if !self.playing {
             let Some((&first, _)) = self.frames.first_key_value() else { return Play::Idle };
             // Start once the oldest frame has waited the whole target
@@ -504,12 +438,6 @@ impl JitterBuffer {
         if let Some((next, _, true)) = self.frames.get(&(n + 1)) {
             self.stats.recovered_fec += 1;
             return Play::Fec(next.clone());
-        }
-        if let Some((&s, (later, _, _))) = self.frames.range(n + 1..).next()
-            && s - n <= MAX_DRED_BACK
-        {
-            self.stats.offered_dred += 1;
-            return Play::Dred(later.clone(), (s - n) as u32);
         }
         self.stats.concealed += 1;
         Play::Conceal
@@ -659,47 +587,6 @@ mod tests {
         // With one repeat, waiting longer than one frame would not help.
         let (jb, _) = run(400, 1, lost);
         assert_eq!(jb.target(), 2);
-    }
-
-    #[test]
-    fn long_runs_wait_for_deep_redundancy_and_the_wait_shrinks_when_they_stop() {
-        // Runs of 5 lost packets, three repeats each: frames the repeats
-        // do not reach go to the decoder with the packet after the run.
-        let lost = |i: u32| (10..400).contains(&i) && i % 10 < 5;
-        let t0 = Instant::now();
-        let mut jb = JitterBuffer::new();
-        let mut offered = Vec::new();
-        let mut after_bursts = None;
-        for i in 0..1000u32 {
-            if !lost(i) {
-                let frames: Vec<[u8; 4]> = (0..=3.min(i)).map(|k| (i - k).to_le_bytes()).collect();
-                let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-                jb.push(i, false, &refs, tick(t0, i));
-            }
-            if i == 5 {
-                // The decoder found deep redundancy in the speaker's packets.
-                jb.note_dred();
-            }
-            if let Play::Dred(later, back) = jb.pop(tick(t0, i) + Duration::from_millis(7)) {
-                offered.push((u32::from_le_bytes(later.try_into().unwrap_or([0; 4])), back));
-            }
-            if i == 399 {
-                assert_eq!(jb.target(), BURST_WAIT + 1, "waits {BURST_WAIT} frames for the packet after a run");
-            }
-            if i > 400 && after_bursts.is_none() && jb.target() <= 2 {
-                after_bursts = Some(i - 400);
-            }
-        }
-        assert!(offered.len() > 20, "{offered:?}");
-        // The first two of each run, from the oldest repeat that came
-        // (frame 22 repeated in packet 25 for the run 20-24).
-        assert!(offered.iter().all(|(later, back)| (1..=2).contains(back) && later % 10 == 2), "{offered:?}");
-        let back_to_normal = after_bursts.map(|frames| frames * 20);
-        assert!(back_to_normal.is_some_and(|ms| ms <= 6_000), "the wait shrank after {back_to_normal:?} ms");
-        // Without deep redundancy noted, the same runs are waited for only
-        // as far as the repeats reach.
-        let (jb, _) = run(400, 3, lost);
-        assert_eq!(jb.target(), 4);
     }
 
     #[test]

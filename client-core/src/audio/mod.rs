@@ -11,12 +11,9 @@
 pub mod aec;
 pub mod decoder;
 pub mod device;
-pub mod drift;
-pub mod gate;
 pub mod jitter;
 pub mod mixer;
 pub mod pipeline;
-pub mod playout;
 pub mod resample;
 pub mod room;
 pub mod wav;

@@ -1,7 +1,7 @@
 //! The send pipeline for one 20 ms frame: echo cancellation (AEC3, against
 //! what the speakers played: [`super::aec`]), noise suppression (nnnoiseless),
-//! the voice activity gate ([`super::gate`]: the speech probability or a
-//! sound's onset, with hangover and pre-roll), Opus (VOIP mode) with loss protection that follows
+//! the voice activity gate (its speech probability, with hangover and one
+//! frame of pre-roll), Opus (VOIP mode) with loss protection that follows
 //! the listeners' loss reports. (What a listener decodes with is
 //! [`super::decoder`].)
 //!
@@ -33,7 +33,6 @@ use std::collections::VecDeque;
 use nnnoiseless::DenoiseState;
 
 use super::aec::{EchoCanceller, EchoMetrics};
-use super::gate::{Gate, PREROLL, level_dbfs};
 use super::{AudioError, DENOISE_FRAME, FRAME, codec_error as codec};
 
 /// Send-side settings.
@@ -88,6 +87,9 @@ impl PartialEq for PushToTalk {
     }
 }
 
+/// Frames of hangover after speech stops (300 ms).
+const HANGOVER: u32 = 15;
+
 /// The loss protection in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Protection {
@@ -96,20 +98,7 @@ pub struct Protection {
     /// Bitrate of every frame (`None`: the configured bitrate within the
     /// budget: [`BUDGET_BPS`] shared by the frame and its repeats).
     pub primary_bps: Option<i32>,
-    /// Opus deep redundancy in every frame: how far back it reaches, in
-    /// 10 ms units (0: none). A listener recovers a run of lost frames
-    /// longer than the repeats reach from the first packet after it.
-    pub dred_10ms: i32,
 }
-
-/// How far back deep redundancy reaches when it is sent (120 ms: the
-/// longest wait a listener's buffer allows for bursts). It is not sent by
-/// default: measured (simulator, 10 % bursty loss both ways, 6 patterns),
-/// its bits come out of the frame's (clean speech: PESQ-WB 4.08 → 3.53 at
-/// 32 kb/s; at 16 kb/s with three repeats libopus sends none), and no mix
-/// of repeats and DRED beat three repeats at any allowed delay (see the
-/// README's curve).
-pub const DRED_10MS: i32 = 12;
 
 /// What a frame and its repeats may take together, bits per second.
 pub const BUDGET_BPS: i32 = 64_000;
@@ -135,7 +124,7 @@ impl Protection {
         } else {
             1
         };
-        Self { redundancy, primary_bps: None, dred_10ms: 0 }
+        Self { redundancy, primary_bps: None }
     }
 
     /// The bitrate of each frame when `configured` is the user's.
@@ -167,18 +156,15 @@ pub struct SendPipeline {
     provisional: bool,
     /// Reports in a row that called for less protection.
     calm: u32,
-    gate: Gate,
-    /// Whether the last frame was sent.
+    hang: u32,
     open: bool,
-    /// The last frames encoded while the gate was closed, oldest first.
-    preroll: VecDeque<Vec<u8>>,
+    /// Last encoded frame while the gate was closed.
+    preroll: Option<Vec<u8>>,
     /// Recently sent frames, newest first, for redundancy.
     history: VecDeque<Vec<u8>>,
     seq: u32,
     input: Vec<f32>,
     scaled: Vec<f32>,
-    /// The last 10 ms given to the noise suppressor (its output lags by that).
-    dry: Vec<f32>,
     cleaned: Vec<f32>,
     packet: Vec<u8>,
     /// Speech probability of the last frame.
@@ -212,14 +198,13 @@ impl SendPipeline {
             protection: Protection::default(),
             provisional: config.protect,
             calm: 0,
-            gate: Gate::new(),
+            hang: 0,
             open: false,
-            preroll: VecDeque::with_capacity(PREROLL + 1),
+            preroll: None,
             history: VecDeque::new(),
             seq: 0,
             input: vec![0.0; FRAME],
             scaled: vec![0.0; DENOISE_FRAME],
-            dry: vec![0.0; DENOISE_FRAME],
             cleaned: vec![0.0; FRAME],
             packet: vec![0; codec::MAX_PACKET],
             speech_prob: 0.0,
@@ -314,8 +299,7 @@ impl SendPipeline {
         // Expecting loss makes the encoder lean less on earlier frames, so
         // speech comes back sooner after a frame was concealed (+0.05
         // PESQ-WB on bursty links, measured).
-        self.encoder.set_packet_loss_perc(if p.redundancy > 0 || p.dred_10ms > 0 { 10 } else { 0 }).map_err(codec)?;
-        self.encoder.set_dred_duration(p.dred_10ms).map_err(codec)?;
+        self.encoder.set_packet_loss_perc(if p.redundancy > 0 { 10 } else { 0 }).map_err(codec)?;
         Ok(())
     }
 
@@ -333,7 +317,6 @@ impl SendPipeline {
             echo.process(&mut self.input);
         }
         let mut prob = 0.0f32;
-        let floor_db = self.gate.floor_db();
         for (half, out) in self.input.chunks_exact(DENOISE_FRAME).zip(self.cleaned.chunks_exact_mut(DENOISE_FRAME)) {
             for (d, s) in self.scaled.iter_mut().zip(half) {
                 *d = s * 32768.0;
@@ -341,18 +324,9 @@ impl SendPipeline {
             let p = self.denoise.process_frame(out, &self.scaled);
             prob = prob.max(p);
             if self.config.denoise {
-                // What nnnoiseless gives is its input 10 ms later, cleaned.
-                // Where that input stands far above the room's noise, the
-                // cleaning is mostly undone: it takes the unvoiced starts
-                // and ends of words away with the noise (measured on
-                // espeak-ng voices: frames 12-30 dB down, PESQ-WB 0.25-0.45
-                // below no suppression on clean speech).
-                let keep = clean_share(level_dbfs(&self.dry) - floor_db);
-                for (o, d) in out.iter_mut().zip(&self.dry) {
-                    *o /= 32768.0;
-                    *o += keep * (d - *o);
+                for s in out.iter_mut() {
+                    *s /= 32768.0;
                 }
-                self.dry.copy_from_slice(half);
             } else {
                 out.copy_from_slice(half);
             }
@@ -361,39 +335,33 @@ impl SendPipeline {
         self.level = (self.cleaned.iter().map(|s| s * s).sum::<f32>() / FRAME as f32).sqrt();
         let n = self.encoder.encode(&self.cleaned, &mut self.packet).map_err(codec)?;
         let encoded = self.packet[..n].to_vec();
-        // The onset the gate looks for: the louder 10 ms half, before noise
-        // suppression (which takes most of an unvoiced onset away).
-        let level_db = self.input.chunks_exact(DENOISE_FRAME).map(level_dbfs).fold(f32::MIN, f32::max);
 
         if self.muted {
-            self.gate.close();
+            self.hang = 0;
             self.open = false;
-            self.preroll.clear();
+            self.preroll = None;
             self.history.clear();
             return Ok(Vec::new());
         }
-        // The gate keeps track of the room's noise floor whoever decides.
-        let voice_activated = self.gate.decide(level_db, prob >= self.config.vad_threshold);
-        let was_open = self.open;
-        self.open = match &self.push_to_talk {
+        let speech = match &self.push_to_talk {
             Some(key) => key.pressed(),
-            None if self.config.vad_threshold <= 0.0 => true,
-            None => voice_activated,
+            None => self.config.vad_threshold <= 0.0 || prob >= self.config.vad_threshold,
         };
-        let open = self.open;
-        if !open {
-            self.preroll.push_back(encoded);
-            if self.preroll.len() > PREROLL {
-                self.preroll.pop_front();
-            }
+        if speech {
+            self.hang = HANGOVER;
+        } else {
+            self.hang = self.hang.saturating_sub(1);
+        }
+        let was_open = self.open;
+        self.open = self.hang > 0;
+        if !self.open {
+            self.preroll = Some(encoded);
             self.history.clear();
             return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(PREROLL + 1);
-        if !was_open {
-            while let Some(pre) = self.preroll.pop_front() {
-                out.push(self.packetize(pre));
-            }
+        let mut out = Vec::with_capacity(2);
+        if !was_open && let Some(pre) = self.preroll.take() {
+            out.push(self.packetize(pre));
         }
         out.push(self.packetize(encoded));
         Ok(out)
@@ -411,20 +379,8 @@ impl SendPipeline {
     }
 }
 
-/// How far above the noise floor (dB) speech starts to be left alone by
-/// noise suppression, and from where it is left wholly alone.
-const CLEAN_FROM_DB: f32 = 20.0;
-const CLEAN_ABOVE_DB: f32 = 35.0;
-
-/// The share of the uncleaned signal kept at `snr_db` above the noise floor.
-fn clean_share(snr_db: f32) -> f32 {
-    ((snr_db - CLEAN_FROM_DB) / (CLEAN_ABOVE_DB - CLEAN_FROM_DB)).clamp(0.0, 1.0)
-}
-
-/// The most earlier frames a packet repeats. The wire carries three
-/// (`protocol::voice::MAX_FRAMES`); more are for the simulator, to measure
-/// what deeper repeats would buy.
-const MAX_REDUNDANCY: usize = 7;
+/// The most earlier frames a packet repeats.
+const MAX_REDUNDANCY: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -475,26 +431,6 @@ mod tests {
         }
         key.set(true);
         assert!(!p.process(&tone(FRAME, 0.3)).expect("ok").is_empty(), "pressed: open");
-    }
-
-    #[test]
-    fn after_a_pause_the_pre_roll_goes_first() {
-        let mut p = SendPipeline::new(SendConfig::default()).expect("pipeline");
-        let key = PushToTalk::new();
-        p.set_push_to_talk(Some(key.clone()));
-        let mut run = |pressed: bool, frames: usize| -> Vec<(u32, usize)> {
-            key.set(pressed);
-            (0..frames)
-                .flat_map(|_| p.process(&tone(FRAME, 0.3)).expect("ok"))
-                .map(|o| (o.seq, o.frames.len()))
-                .collect()
-        };
-        // One repeat each (protection before the first report).
-        assert_eq!(run(true, 3), vec![(0, 1), (1, 2), (2, 2)], "no pre-roll before the first frame");
-        assert!(run(false, 1).is_empty());
-        assert_eq!(run(true, 1), vec![(3, 1), (4, 2)], "a pause of one frame: that frame first");
-        assert!(run(false, 5).is_empty());
-        assert_eq!(run(true, 1), vec![(5, 1), (6, 2), (7, 2)], "two frames of pre-roll; nothing from before repeated");
     }
 
     #[test]
