@@ -86,25 +86,12 @@ fn register(c: &mut RawClient, password: &str) {
     assert!(matches!(got, ServerMessage::Done { ref action, .. } if action == "register"), "{got:?}");
 }
 
-/// `server admin ARGS…` for the server in `s`, as its own user: exit code,
-/// stdout, stderr.
 fn admin(s: &TestServer, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin("server"))
-        .arg("--config")
-        .arg(s.dir.path().join("config.toml"))
-        .arg("admin")
-        .args(args)
-        .current_dir(s.dir.path())
-        .output()
-        .expect("server admin runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    s.admin(args)
 }
 
 fn admin_ok(s: &TestServer, args: &[&str]) -> String {
-    let (code, out, err) = admin(s, args);
-    assert_eq!(code, 0, "server admin {args:?}: {out} {err}");
-    out
+    s.admin_ok(args)
 }
 
 /// Sends a chat message and waits for its answer.

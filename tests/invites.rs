@@ -14,23 +14,8 @@ use socket_chatroom_tests::{RawClient, TestServer, bin};
 
 const CONFIG: &str = "[[rooms]]\nname = \"dev\"\n";
 
-fn admin(s: &TestServer, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin("server"))
-        .arg("--config")
-        .arg(s.dir.path().join("config.toml"))
-        .arg("admin")
-        .args(args)
-        .current_dir(s.dir.path())
-        .output()
-        .expect("server admin runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-}
-
 fn admin_ok(s: &TestServer, args: &[&str]) -> String {
-    let (code, out, err) = admin(s, args);
-    assert_eq!(code, 0, "server admin {args:?}: {out} {err}");
-    out
+    s.admin_ok(args)
 }
 
 /// `server admin invite ARGS`: the link it prints, parsed.

@@ -312,6 +312,28 @@ impl TestServer {
         Self::launch(dir)
     }
 
+    /// `server admin ARGS…` for this server, as its own user (the
+    /// operator): exit code, stdout, stderr.
+    pub fn admin(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(bin("server"))
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .arg("admin")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("server admin runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// [`TestServer::admin`] that must succeed; its stdout.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.admin(args);
+        assert_eq!(code, 0, "server admin {args:?}: {out} {err}");
+        out
+    }
+
     /// The clients' HOME.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
