@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Local, SecondsFormat, Utc};
 use client_core::display::{escape_json, escape_line};
 use client_core::rooms::name_key as protocol_name_key;
-use client_core::{AuditEntry, BanEntry, BanKind, DisconnectCause, DisconnectReason, Event, RefusalCode, Trust};
+use client_core::{AuditEntry, BanEntry, DisconnectCause, DisconnectReason, Event, RefusalCode, Trust};
 use serde_json::{Value, json};
 
 /// Output style.
@@ -80,37 +80,12 @@ fn local_time(ms: u64) -> String {
 
 /// One ban, in plain text.
 fn ban_line(b: &BanEntry) -> String {
-    format!(
-        "#{} {} {} by {} since {}{}{}",
-        b.id,
-        match b.kind {
-            BanKind::Name => "name",
-            BanKind::Address => "address",
-        },
-        escape_line(&b.target),
-        escape_line(&b.by),
-        local_time(b.since_ms),
-        b.until_ms.map(|u| format!(" until {}", local_time(u))).unwrap_or_else(|| ", no end".to_owned()),
-        if b.reason.is_empty() { String::new() } else { format!(": {}", escape_line(&b.reason)) }
-    )
+    client_core::display::ban_line(b, local_time)
 }
 
 /// One audit entry, in plain text.
 fn audit_line(e: &AuditEntry) -> String {
-    let mut line = format!("#{} {} {} {}", e.id, local_time(e.ts_ms), escape_line(&e.actor), escape_line(&e.action));
-    for (sep, part) in [(" ", &e.target), (" ", &e.detail)] {
-        if !part.is_empty() {
-            line.push_str(sep);
-            line.push_str(&escape_line(part));
-        }
-    }
-    if let Some(room) = &e.room {
-        line.push_str(&format!(" in #{}", escape_line(room)));
-    }
-    if !e.reason.is_empty() {
-        line.push_str(&format!(": {}", escape_line(&e.reason)));
-    }
-    line
+    client_core::display::audit_line(e, local_time)
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -585,6 +560,7 @@ fn place(v: &mut Value, room: Option<&String>, to: Option<&String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use client_core::BanKind;
 
     #[test]
     fn a_voice_fallback_is_one_line_in_either_style() {

@@ -11,7 +11,7 @@ use client_core::display::escape_line;
 use client_core::rooms::{Applied, Rooms, name_key, validate_room_name};
 use client_core::voice::VoiceStats;
 use client_core::{
-    Action as Moderation, AuditEntry, BanEntry, BanKind, Event, Fingerprint, MessageId, Secret, ServerId, Target,
+    Action as Moderation, AuditEntry, BanEntry, Event, Fingerprint, MessageId, Secret, ServerId, Target,
     check_account_password,
 };
 use iced::widget::{
@@ -1746,37 +1746,12 @@ fn local_time(ms: u64) -> String {
 
 /// One ban, in words.
 fn ban_line(b: &BanEntry) -> String {
-    let kind = match b.kind {
-        BanKind::Name => "name",
-        BanKind::Address => "address",
-    };
-    let until = b.until_ms.map_or_else(|| "no end".to_owned(), |u| format!("until {}", local_time(u)));
-    let reason = if b.reason.is_empty() { String::new() } else { format!(": {}", escape_line(&b.reason)) };
-    format!(
-        "#{} {kind} {} by {} since {}, {until}{reason}",
-        b.id,
-        escape_line(&b.target),
-        escape_line(&b.by),
-        local_time(b.since_ms)
-    )
+    client_core::display::ban_line(b, local_time)
 }
 
 /// One audit entry, in words.
 fn audit_line(e: &AuditEntry) -> String {
-    let mut line = format!("#{} {} {} {}", e.id, local_time(e.ts_ms), escape_line(&e.actor), escape_line(&e.action));
-    for part in [&e.target, &e.detail] {
-        if !part.is_empty() {
-            line.push(' ');
-            line.push_str(&escape_line(part));
-        }
-    }
-    if let Some(room) = &e.room {
-        line.push_str(&format!(" in #{}", escape_line(room)));
-    }
-    if !e.reason.is_empty() {
-        line.push_str(&format!(": {}", escape_line(&e.reason)));
-    }
-    line
+    client_core::display::audit_line(e, local_time)
 }
 
 #[cfg(test)]
