@@ -1043,13 +1043,19 @@ pub(crate) fn read_page(conn: &Connection, q: &HistoryQuery) -> rusqlite::Result
             edited: r.get(4)?,
         })
     })?;
-    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = messages.len() > limit;
-    messages.truncate(limit);
-    if !forward {
-        messages.reverse();
-    }
+    let (messages, more) = page_of(rows.collect::<rusqlite::Result<Vec<_>>>()?, limit, forward);
     Ok(Page { messages, more })
+}
+
+/// Rows read `limit + 1` at most, in the paging direction, as a page: the
+/// first `limit` oldest first, and whether more lie beyond.
+fn page_of<T>(mut rows: Vec<T>, limit: usize, forward: bool) -> (Vec<T>, bool) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    if !forward {
+        rows.reverse();
+    }
+    (rows, more)
 }
 
 /// One page of a private conversation (see [`DirectQuery`]).
@@ -1080,12 +1086,7 @@ fn read_direct(conn: &Connection, q: &DirectQuery) -> rusqlite::Result<DirectPag
             edited: r.get(5)?,
         })
     })?;
-    let mut messages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = messages.len() > limit;
-    messages.truncate(limit);
-    if !forward {
-        messages.reverse();
-    }
+    let (messages, more) = page_of(rows.collect::<rusqlite::Result<Vec<_>>>()?, limit, forward);
     Ok(DirectPage { messages, more })
 }
 
