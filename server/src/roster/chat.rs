@@ -131,6 +131,18 @@ impl Roster {
         }
     }
 
+    /// Whether session `sid` is muted in room `rid` (`None`: everywhere,
+    /// which private messages and edits ask). Free while nobody is
+    /// sanctioned: nothing is computed per message then.
+    pub(super) fn muted(&self, sid: SessionId, rid: Option<RoomId>) -> bool {
+        if self.sanctions.is_empty() {
+            return false;
+        }
+        let Some(m) = self.members.get(&sid) else { return false };
+        let room = rid.and_then(|r| self.rooms.get(r)).map(|r| crate::accounts::room_key(&r.name));
+        self.sanctions.mute(&m.key, room.as_deref(), super::now_ms()).is_some()
+    }
+
     /// The room a chat message without `to` is for, or why it cannot go.
     fn chat_room(&self, sid: SessionId, room: Option<&str>) -> Result<RoomId, (NackReason, String)> {
         let rooms = self.members.get(&sid).map(|m| m.rooms.as_slice()).unwrap_or_default();
@@ -158,10 +170,9 @@ impl Handler<Broadcast> for Roster {
             // stays open, so the resend is taken.
             return abandon(&ledger, msg.client_id);
         };
-        let (sender, author, keys, account) = (m.name.clone(), m.author, m.key.clone(), m.account.clone());
-        let now = super::now_ms();
+        let (sender, author) = (m.name.clone(), m.author);
         if let Some(to) = msg.to {
-            if self.sanctions.mute(&keys, None, now).is_some() {
+            if self.muted(sid, None) {
                 let detail = "a moderator muted you everywhere".to_owned();
                 return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::Muted, detail));
             }
@@ -169,6 +180,7 @@ impl Handler<Broadcast> for Roster {
                 let detail = format!("nobody called {} is here", protocol::escape::Escaped(&to));
                 return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::NoSuchUser, detail));
             };
+            let account = self.members.get(&sid).and_then(|m| m.account.clone());
             let (recipient, their_account) =
                 self.members.get(&rsid).map(|m| (m.name.clone(), m.account.clone())).unwrap_or_default();
             let id = self.next_id();
@@ -218,11 +230,11 @@ impl Handler<Broadcast> for Roster {
                 return self.answer(&ledger, msg.client_id, Answer::Refused(reason, detail));
             }
         };
-        let Some(room) = self.rooms.get(rid) else { return abandon(&ledger, msg.client_id) };
-        if self.sanctions.mute(&keys, Some(&crate::accounts::room_key(&room.name)), now).is_some() {
-            let detail = format!("a moderator muted you in #{}", room.name);
+        if self.muted(sid, Some(rid)) {
+            let detail = format!("a moderator muted you in #{}", self.rooms.get(rid).map_or("", |r| r.name.as_str()));
             return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::Muted, detail));
         }
+        let Some(room) = self.rooms.get(rid) else { return abandon(&ledger, msg.client_id) };
         let (room_name, stored) = (room.name.clone(), room.history);
         let id = self.next_id();
         let out = ServerMessage::Message {
@@ -268,7 +280,7 @@ impl Handler<Amend> for Roster {
         let member = self.members.get(&sid).filter(|_| !self.shutting_down);
         let Some(m) = member else { return abandon(&ledger, msg.client_id) };
         let (sender, author) = (m.name.clone(), m.author);
-        if self.sanctions.mute(&m.key, None, super::now_ms()).is_some() {
+        if self.muted(sid, None) {
             let detail = "a moderator muted you everywhere".to_owned();
             return self.answer(&ledger, msg.client_id, Answer::Refused(NackReason::Muted, detail));
         }

@@ -70,7 +70,7 @@ impl Handler<VoiceJoin> for Roster {
             return Err(format!("#{} has no voice", Escaped(&room.name)));
         }
         let room_name = room.name.clone();
-        if self.sanctions.mute(&m.key, Some(&crate::accounts::room_key(&room_name)), super::now_ms()).is_some() {
+        if self.muted(msg.id, Some(rid)) {
             return Err(format!("a moderator muted you in #{}", Escaped(&room_name)));
         }
         self.leave_voice(msg.id);
